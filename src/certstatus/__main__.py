@@ -1,0 +1,3 @@
+from certstatus.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Assemble a responder from settings: store, served CAs, signers, pipeline, HTTP edge.
+
+:func:`prepare` runs once in the supervising process (register issuers,
+import data, validate signers, so configuration errors stop start-up before
+any worker exists); :func:`build_application` runs in every worker and only
+opens and loads what is already checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from certstatus.clock import Clock, SystemClock
+from certstatus.config import CaSettings, Settings
+from certstatus.errors import SignerError
+from certstatus.pipeline.base import Route, compose
+from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
+from certstatus.server.http import OCSPHttpHandler
+from certstatus.signing.keys import load_certificates, load_private_key, read_password
+from certstatus.signing.signer import ResponseSigner, validate_signer
+from certstatus.sources.importer import ImportResult, import_ca
+from certstatus.store.sqlite import SQLiteStore
+from cryptography.hazmat.primitives import serialization
+
+
+@dataclass
+class Application:
+    """Everything one worker needs to answer requests."""
+
+    settings: Settings
+    store: SQLiteStore
+    registry: IssuerRegistry
+    http: OCSPHttpHandler
+
+
+def open_store(settings: Settings) -> SQLiteStore:
+    return SQLiteStore(settings.server.database)
+
+
+def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
+    """Load the CA certificate and its signer, validate the signer, register the issuer.
+
+    Raises :class:`SignerError` with the file names when the signer is unusable.
+    """
+    certificate = load_certificates(ca.certificate)[0]
+    signer_certs = load_certificates(ca.signer_certificate)
+    loaded = load_private_key(ca.signer_key, read_password(ca.signer_password_file))
+    where = f"CA {ca.name} ({ca.signer_certificate}, {ca.signer_key})"
+    validate_signer(loaded.key, signer_certs[0], certificate, clock.now(), where=where)
+    signer = ResponseSigner(
+        loaded.key,
+        signer_certs[0],
+        certificate,
+        responder_id=ca.responder_id,
+        chain=tuple(signer_certs[1:]),
+    )
+    issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
+    return ServedCA(ca, certificate, issuer_id, signer, has_data=bool(store.source_states(issuer_id)))
+
+
+def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
+    """Validate every CA and signer and import all configured data (start-up, once).
+
+    Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
+    served; returns the per-source import results (failures included).
+    """
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    try:
+        results = []
+        for ca in settings.cas:
+            served = load_ca(ca, store, clock)
+            results.extend(import_ca(store, ca, served.issuer_id, served.certificate, clock))
+        return results
+    finally:
+        store.close()
+
+
+def routes_for(settings: Settings) -> dict[str, Route]:
+    """The URL prefixes served: the common path for every CA, each CA's own path for itself."""
+    routes = {}
+    if settings.server.common_path:
+        routes[settings.server.common_path] = Route(settings.server.common_path, None)
+    for ca in settings.cas:
+        if ca.path is not None:
+            routes[ca.path] = Route(ca.path, frozenset({ca.name}))
+    return routes
+
+
+def build_application(settings: Settings, clock: Clock | None = None) -> Application:
+    """Open the store and build the pipeline and HTTP handler for one worker."""
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    try:
+        registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+    except SignerError:
+        store.close()
+        raise
+    pipeline = compose([ResolveIssuers(registry)], LocalStatusSigner(store, clock))
+    http = OCSPHttpHandler(
+        pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
+    )
+    return Application(settings, store, registry, http)

@@ -1,0 +1,215 @@
+"""The ``certstatus`` command: serve, import, demo.
+
+Operator-facing errors are one readable paragraph and exit code 2, never a
+traceback (a traceback means a bug: exit code 1).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from certstatus.config import (
+    DEFAULT_VALIDITY,
+    CaSettings,
+    ServerSettings,
+    Settings,
+    check_settings,
+    check_validity,
+    load_config,
+    normalise_path,
+    parse_duration,
+    parse_listen,
+)
+from certstatus.errors import CertstatusError, ConfigError
+
+console = Console(stderr=True)
+
+CLI = "command line"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CertstatusError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="certstatus")
+def main() -> None:
+    """certstatus: an OCSP responder (RFC 6960, RFC 5019/9919)."""
+
+
+def _single_ca_settings(opts: dict) -> Settings:
+    if not opts["signer_cert"] or not opts["signer_key"]:
+        raise ConfigError(CLI, "--signer-cert/--signer-key", "are required without --config.", "Give the responder certificate and its key.")
+    if not (opts["crl"] or opts["index"] or opts["issued"]):
+        raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
+    validity = parse_duration(opts["validity"], file=CLI, key="--validity")
+    check_validity(validity, opts["force_validity"], file=CLI, key="--validity")
+    host, port = parse_listen(opts["listen"], file=CLI, key="--listen")
+    if opts["unknown_serials"] == "revoked" and not (opts["index"] or opts["issued"]):
+        raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
+    ca = CaSettings(
+        name=opts["name"],
+        certificate=Path(opts["issuer"]),
+        signer_certificate=Path(opts["signer_cert"]),
+        signer_key=Path(opts["signer_key"]),
+        crl=tuple(c if "://" in c else str(Path(c)) for c in opts["crl"]),
+        index=Path(opts["index"]) if opts["index"] else None,
+        issued=Path(opts["issued"]) if opts["issued"] else None,
+        signer_password_file=Path(opts["signer_password_file"]) if opts["signer_password_file"] else None,
+        path=normalise_path(opts["path"], file=CLI, key="--path") if opts["path"] else None,
+        validity=validity,
+        responder_id=opts["responder_id"],
+        unknown_serials=opts["unknown_serials"],
+    )
+    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/")
+    return check_settings(Settings(server, (ca,)), CLI)
+
+
+def _settings(opts: dict) -> Settings:
+    if opts["config"]:
+        if opts["issuer"]:
+            raise ConfigError(CLI, "--issuer", "cannot be combined with --config.", "Put the CA in the config file, or drop --config.")
+        settings = load_config(Path(opts["config"]))
+        if opts["workers"]:
+            settings = Settings(_replace(settings.server, workers=opts["workers"]), settings.cas)
+        return settings
+    if not opts["issuer"]:
+        raise ConfigError(CLI, "--config/--issuer", "nothing to serve.", "Give --config FILE, or --issuer with its sources and signer.")
+    return _single_ca_settings(opts)
+
+
+def _replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+_ca_options = [
+    click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration (any number of CAs)."),
+    click.option("--issuer", type=click.Path(dir_okay=False), help="Single-CA form: the CA certificate."),
+    click.option("--name", default="default", show_default=True, help="Single-CA form: the CA's name."),
+    click.option("--crl", multiple=True, help="CRL file (DER or PEM)."),
+    click.option("--index", type=click.Path(dir_okay=False), help="OpenSSL index.txt."),
+    click.option("--issued", type=click.Path(dir_okay=False), help="File of issued serials (hex, one per line)."),
+    click.option("--signer-cert", type=click.Path(dir_okay=False), help="Responder certificate (CA or delegated)."),
+    click.option("--signer-key", type=click.Path(dir_okay=False), help="Responder key: PEM or PKCS#12."),
+    click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
+    click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
+    click.option("--db", default="certstatus.sqlite3", show_default=True, help="SQLite store file."),
+    click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
+    click.option("--path", help="URL path of this CA (default: served at /)."),
+    click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
+    click.option("--force-validity", is_flag=True, help="Allow a validity outside 1 hour .. 10 days."),
+    click.option("--responder-id", type=click.Choice(["key", "name"]), default="key", show_default=True),
+    click.option("--unknown-serials", type=click.Choice(["unknown", "revoked"]), default="unknown", show_default=True, help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.'),
+]
+
+
+def ca_options(func):
+    for option in reversed(_ca_options):
+        func = option(func)
+    return func
+
+
+def _print_import(results) -> bool:
+    table = Table(title="revocation data", title_justify="left")
+    for column in ("CA", "source", "origin", "entries", "result"):
+        table.add_column(column)
+    ok = True
+    for result in results:
+        if result.error:
+            ok = False
+            table.add_row(result.ca, result.kind, result.origin, "-", f"[red]refused: {result.error}[/]")
+        else:
+            table.add_row(result.ca, result.kind, result.origin, str(result.entries), "[green]imported[/]")
+    console.print(table)
+    return ok
+
+
+@main.command("import")
+@ca_options
+def import_command(**opts) -> None:
+    """Import the configured revocation data into the store, then exit (1 if a source was refused)."""
+    from certstatus.app import prepare
+
+    if not _print_import(prepare(_settings(opts))):
+        sys.exit(1)
+
+
+@main.command()
+@ca_options
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(log_level: str, **opts) -> None:
+    """Import the data, then answer OCSP requests until SIGTERM.
+
+    Either --config FILE (any number of CAs), or the single-CA form:
+    --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
+    --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
+    """
+    from certstatus.app import prepare
+    from certstatus.server.run import serve as run_server
+
+    settings = _settings(opts)
+    _print_import(prepare(settings))
+    console.print(
+        f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
+        f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+        f"for {', '.join(ca.name for ca in settings.cas)}",
+        highlight=False,
+    )
+    run_server(settings, log_level=log_level)
+
+
+@main.command()
+@click.option("--dir", "folder", default="demo-pki", show_default=True, type=click.Path(file_okay=False), help="Where the demo PKI is written.")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True)
+@click.option("--key-type", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True)
+@click.option("--workers", type=int, default=0, help="Worker processes (default: one per core).")
+@click.option("--no-serve", is_flag=True, help="Write the PKI and configuration, print the commands, do not serve.")
+def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) -> None:
+    """Generate a demo PKI (root, issuing CA, delegated responder, leaves, CRL) and serve it."""
+    from certstatus.app import prepare
+    from certstatus.demo_pki import make_demo_pki
+    from certstatus.server.run import serve as run_server
+
+    host, port = parse_listen(listen, file=CLI, key="--listen")
+    pki = make_demo_pki(Path(folder), key_type=key_type)
+    config = pki.folder / "certstatus.toml"
+    config.write_text(
+        "# Written by `certstatus demo`: a configuration for the demo PKI.\n"
+        "[server]\n"
+        f'listen = "{host}:{port}"\n'
+        f"workers = {workers}\n"
+        'database = "certstatus.sqlite3"\n\n'
+        "[ca.demo-issuing-ca]\n"
+        f'certificate = "{pki.ca_cert.name}"\n'
+        f'crl = ["{pki.crl.name}"]\n'
+        f'index = "{pki.index.name}"\n'
+        f'signer_certificate = "{pki.ocsp_cert.name}"\n'
+        f'signer_key = "{pki.ocsp_key.name}"\n'
+        'validity = "1d"\n'
+    )
+    settings = load_config(config)
+    _print_import(prepare(settings))
+    url = f"http://{host}:{port}/"
+    console.print(f"\nDemo PKI in [bold]{pki.folder}[/]; configuration {config}\n", highlight=False)
+    for label, leaf in (("good", "good"), ("revoked", "revoked-keycompromise"), ("unknown (never issued)", "unknown")):
+        console.print(f"# {label}", style="bold", highlight=False)
+        print(
+            f"openssl ocsp -issuer {pki.ca_cert} -cert {pki.leaves[leaf]} -url {url} "
+            f"-CAfile {pki.root_cert} -verify_other {pki.ca_cert} -resp_text",
+            flush=True,
+        )
+    if not no_serve:
+        console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
+        run_server(settings)

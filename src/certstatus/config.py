@@ -1,0 +1,302 @@
+"""Settings: TOML (or the single-CA command line) → typed, validated values.
+
+Every error is a :class:`~certstatus.errors.ConfigError` naming the file, the
+dotted key and what to write instead. Relative paths are resolved against
+the directory of the file that names them.
+
+Layout::
+
+    [server]
+    listen = "127.0.0.1:8080"
+    workers = 2                  # default: number of cores
+    database = "certstatus.sqlite3"
+    common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
+    max_request_bytes = 10000
+    ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
+
+    [ca.issuing-1]
+    certificate = "ca.pem"
+    crl = ["ca.crl"]             # and/or index = "index.txt", issued = "issued.txt"
+    signer_certificate = "ocsp.pem"
+    signer_key = "ocsp.key"      # or a .p12; passphrase: signer_password_file or $CERTSTATUS_SIGNER_PASSWORD
+    path = "/issuing-1"          # optional URL of this CA alone
+    validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
+    responder_id = "key"         # or "name"
+    unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from certstatus.errors import ConfigError
+
+MIN_VALIDITY = 3600
+MAX_VALIDITY = 10 * 86400
+DEFAULT_VALIDITY = 86400
+DEFAULT_MAX_REQUEST_BYTES = 10_000
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class CaSettings:
+    """One CA served (a ``[ca.NAME]`` table). Durations in seconds."""
+
+    name: str
+    certificate: Path
+    signer_certificate: Path
+    signer_key: Path
+    crl: tuple[str, ...] = ()
+    index: Path | None = None
+    issued: Path | None = None
+    signer_password_file: Path | None = None
+    path: str | None = None
+    validity: int = DEFAULT_VALIDITY
+    responder_id: str = "key"
+    unknown_serials: str = "unknown"
+    where: str = "command line"
+
+    @property
+    def knows_issuance(self) -> bool:
+        """True when an index file or an issued list says which serials exist."""
+        return self.index is not None or self.issued is not None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The HTTP listener and the store."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 0  # 0: one per core
+    database: Path = Path("certstatus.sqlite3")
+    common_path: str = "/"
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    cas: tuple[CaSettings, ...]
+
+    def to_json(self) -> str:
+        """Serialise for worker processes (paths as strings, no secrets inside)."""
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        raw = json.loads(text)
+        server = ServerSettings(**{**raw["server"], "database": Path(raw["server"]["database"])})
+        cas = []
+        for ca in raw["cas"]:
+            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file"):
+                if ca[key] is not None:
+                    ca[key] = Path(ca[key])
+            ca["crl"] = tuple(ca["crl"])
+            cas.append(CaSettings(**ca))
+        return cls(server, tuple(cas))
+
+
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir"}
+_CA_KEYS = {
+    "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
+    "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
+}
+
+
+def parse_duration(value: Any, *, file: str, key: str) -> int:
+    """Return seconds from an integer or a string like ``"90m"``, ``"24h"``, ``"1d"``."""
+    if isinstance(value, bool):
+        raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return int(match.group(1)) * _UNITS[match.group(2)]
+    raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
+
+
+def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` too) and check the port."""
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(file, key, f"{value!r} is not HOST:PORT.", 'Write for example "127.0.0.1:8080".')
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def normalise_path(value: str, *, file: str, key: str) -> str:
+    """Return a URL path prefix with a leading and a trailing '/'."""
+    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in "?#% "):
+        raise ConfigError(file, key, f"{value!r} is not a URL path.", 'Write a path such as "/issuing-1".')
+    return value.rstrip("/") + "/"
+
+
+def load_config(path: Path) -> Settings:
+    """Read and validate a TOML configuration file (and its ``ca_dir``).
+
+    Raises :class:`ConfigError` for unreadable files, TOML syntax errors,
+    unknown keys, wrong types or values, duplicate CA names or URL paths,
+    and a configuration without any CA.
+    """
+    path = Path(path)
+    raw = _read_toml(path)
+    where = str(path)
+    base = path.parent
+    unknown = set(raw) - {"server", "ca"}
+    if unknown:
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server] and [ca.NAME] tables.")
+    server_raw = _table(raw.get("server", {}), where, "server")
+    _check_keys(server_raw, _SERVER_KEYS, where, "server")
+    server = _server_settings(server_raw, where, base)
+
+    cas: list[CaSettings] = []
+    for name, table in _table(raw.get("ca", {}), where, "ca").items():
+        cas.append(ca_settings(name, _table(table, where, f"ca.{name}"), where=where, base=base))
+    if "ca_dir" in server_raw:
+        ca_dir = _path(server_raw["ca_dir"], base, where, "server.ca_dir")
+        if not ca_dir.is_dir():
+            raise ConfigError(where, "server.ca_dir", f"{ca_dir} is not a directory.", "Create it or remove the key.")
+        for file in sorted(ca_dir.glob("*.toml")):
+            cas.append(ca_settings(file.stem, _read_toml(file), where=str(file), base=file.parent))
+    if not cas:
+        raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
+    return check_settings(Settings(server, tuple(cas)), where)
+
+
+def check_settings(settings: Settings, where: str) -> Settings:
+    """Refuse duplicate CA names and URL paths; return ``settings`` unchanged."""
+    names: set[str] = set()
+    paths: dict[str, str] = {}
+    for ca in settings.cas:
+        if ca.name in names:
+            raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
+        names.add(ca.name)
+        if ca.path is not None:
+            if ca.path == settings.server.common_path or ca.path in paths:
+                other = paths.get(ca.path, "server.common_path")
+                raise ConfigError(ca.where, f"ca.{ca.name}.path", f"{ca.path} is already used by {other}.", "Give each CA its own path.")
+            paths[ca.path] = f"ca.{ca.name}"
+    if not settings.server.common_path and any(ca.path is None for ca in settings.cas):
+        ca = next(ca for ca in settings.cas if ca.path is None)
+        raise ConfigError(ca.where, f"ca.{ca.name}.path", "server.common_path is off and this CA has no path, so nothing serves it.", "Set a path for it.")
+    return settings
+
+
+def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> CaSettings:
+    """Validate one CA table (from ``[ca.NAME]`` or a ``ca_dir`` file)."""
+    prefix = f"ca.{name}"
+    if not _NAME.match(name):
+        raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
+    _check_keys(table, _CA_KEYS, where, prefix)
+    for required in ("certificate", "signer_certificate", "signer_key"):
+        if required not in table:
+            raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
+    crl = table.get("crl", [])
+    if isinstance(crl, str):
+        crl = [crl]
+    if not isinstance(crl, list) or not all(isinstance(item, str) for item in crl):
+        raise ConfigError(where, f"{prefix}.crl", "must be a path or URL, or a list of them.", 'Write crl = ["ca.crl"].')
+    crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
+    index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
+    issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
+    if not crl and index is None and issued is None:
+        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index or issued.")
+    validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
+    force = table.get("force_validity", False)
+    if not isinstance(force, bool):
+        raise ConfigError(where, f"{prefix}.force_validity", "must be true or false.", "Write true or false.")
+    check_validity(validity, force, file=where, key=f"{prefix}.validity")
+    responder_id = table.get("responder_id", "key")
+    if responder_id not in ("key", "name"):
+        raise ConfigError(where, f"{prefix}.responder_id", f"{responder_id!r} is not key or name.", 'Write "key" (default) or "name".')
+    unknown_serials = table.get("unknown_serials", "unknown")
+    if unknown_serials not in ("unknown", "revoked"):
+        raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
+    if unknown_serials == "revoked" and index is None and issued is None:
+        raise ConfigError(
+            where, f"{prefix}.unknown_serials",
+            '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
+        )
+    password_file = table.get("signer_password_file")
+    return CaSettings(
+        name=name,
+        certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
+        signer_certificate=_path(table["signer_certificate"], base, where, f"{prefix}.signer_certificate"),
+        signer_key=_path(table["signer_key"], base, where, f"{prefix}.signer_key"),
+        crl=crl,
+        index=index,
+        issued=issued,
+        signer_password_file=None if password_file is None else _path(password_file, base, where, f"{prefix}.signer_password_file"),
+        path=normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None,
+        validity=validity,
+        responder_id=responder_id,
+        unknown_serials=unknown_serials,
+        where=where,
+    )
+
+
+def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
+    """Refuse a response validity outside 1 hour .. 10 days unless forced."""
+    if seconds <= 0:
+        raise ConfigError(file, key, "must be positive.", 'Write for example "1d".')
+    if not force and not MIN_VALIDITY <= seconds <= MAX_VALIDITY:
+        raise ConfigError(
+            file, key, f"{seconds} s is outside 1 hour to 10 days.",
+            "Choose a value in that range, or set force_validity = true (--force-validity) if you mean it.",
+        )
+
+
+def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSettings:
+    host, port = parse_listen(raw.get("listen", "127.0.0.1:8080"), file=where, key="server.listen")
+    workers = raw.get("workers", 0)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ConfigError(where, "server.workers", f"{workers!r} is not a number of processes.", "Write a whole number, 0 for one per core.")
+    limit = raw.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 64 <= limit <= 1_000_000:
+        raise ConfigError(where, "server.max_request_bytes", f"{limit!r} is out of range.", "Write a size in bytes from 64 to 1000000.")
+    common = raw.get("common_path", "/")
+    common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
+    database = _path(raw.get("database", "certstatus.sqlite3"), base, where, "server.database")
+    return ServerSettings(host, port, workers, database, common, limit)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read the file: {exc.strerror}.", "Check the path.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "-", f"is not valid TOML: {exc}.", "Fix the syntax at that line.") from None
+
+
+def _table(value: Any, where: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(where, key, "must be a table.", f"Write it as [{key}].")
+    return value
+
+
+def _check_keys(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(where, f"{prefix}.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(known))}.")
+
+
+def _path(value: Any, base: Path, where: str, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(where, key, f"{value!r} is not a file path.", 'Write a path in quotes, e.g. "ca.pem".')
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)

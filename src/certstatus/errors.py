@@ -1,0 +1,48 @@
+"""Exceptions shared across layers.
+
+Operator-facing errors (:class:`ConfigError`, :class:`SourceError`,
+:class:`SignerError`) carry enough context to be printed as one readable
+paragraph: the file, the key or field, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class CertstatusError(Exception):
+    """Base class of every error certstatus raises on purpose."""
+
+
+class ConfigError(CertstatusError):
+    """A configuration value is missing, has the wrong type or an impossible value.
+
+    ``file`` is the configuration file (or ``"command line"``), ``key`` the
+    dotted key (``ca.root.validity``) and ``fix`` one sentence saying what to
+    write instead.
+    """
+
+    def __init__(self, file: str, key: str, problem: str, fix: str = "") -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        text = f"{file}: {key}: {problem}"
+        if fix:
+            text += f" {fix}"
+        super().__init__(text)
+
+
+class SourceError(CertstatusError):
+    """Revocation data (a CRL, an index file, a list of issued serials) was refused.
+
+    ``origin`` names where the data came from (a path or URL). Whatever was
+    imported before stays in the store and keeps serving.
+    """
+
+    def __init__(self, origin: str, problem: str) -> None:
+        self.origin = origin
+        self.problem = problem
+        super().__init__(f"{origin}: {problem}")
+
+
+class SignerError(CertstatusError):
+    """A signing key or responder certificate cannot be used (wrong key, expired, no EKU...)."""

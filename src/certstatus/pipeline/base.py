@@ -1,0 +1,100 @@
+"""The request pipeline's vocabulary: an exchange goes in, an answer comes out.
+
+Each step is a small object with one method, ``handle(exchange, call_next)``:
+it may answer by itself (a cache hit, a refusal), or pass the exchange on and
+look at what comes back. :func:`compose` chains the steps in the order the
+design fixes (authenticate → authorize → cache → forward → local status →
+sign → audit); the order is visible in one place, :mod:`certstatus.pipeline.build`.
+
+Refusals are raised as :class:`OCSPError` carrying the OCSP responseStatus;
+the HTTP edge turns them into the constant unsuccessful responses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.x509.ocsp import OCSPResponseStatus
+
+from certstatus.protocol.request import OCSPQuery
+
+
+class OCSPError(Exception):
+    """Refuse the request with an unsuccessful responseStatus (RFC 6960 §4.2.1).
+
+    ``reason`` is for logs only; clients see the bare status.
+    """
+
+    def __init__(self, status: OCSPResponseStatus, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status.name}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which CAs the URL the request arrived on may answer for (None: every CA)."""
+
+    path: str
+    ca_names: frozenset[str] | None = None
+
+    def allows(self, ca_name: str) -> bool:
+        return self.ca_names is None or ca_name in self.ca_names
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request on its way through the pipeline.
+
+    ``received_at`` is aware UTC. ``ca`` and ``cas`` are filled by the step
+    that resolves issuers: ``cas[i]`` is the served CA of ``query.cert_ids[i]``
+    or None.
+    """
+
+    query: OCSPQuery
+    route: Route
+    received_at: dt.datetime
+    client_address: str | None = None
+    ca: object | None = None
+    cas: list = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OCSPAnswer:
+    """A successful answer: the OCSPResponse DER and what HTTP caching needs.
+
+    ``this_update``/``next_update`` are the earliest of the SingleResponses
+    (aware UTC); ``source`` says where it came from (``live``, ``cache``,
+    ``precomputed``, ``forwarded``); ``statuses`` the certStatus names in
+    request order, for logs.
+    """
+
+    der: bytes
+    this_update: dt.datetime
+    next_update: dt.datetime
+    produced_at: dt.datetime
+    source: str = "live"
+    statuses: tuple[str, ...] = ()
+    has_nonce: bool = False
+
+
+Handler = Callable[[Exchange], OCSPAnswer]
+
+
+class Step(Protocol):
+    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer: ...
+
+
+def compose(steps: Sequence[Step], last: Handler) -> Handler:
+    """Return one handler running ``steps`` in order, then ``last``."""
+    handler = last
+    for step in reversed(steps):
+        handler = _bind(step, handler)
+    return handler
+
+
+def _bind(step: Step, call_next: Handler) -> Handler:
+    return lambda exchange: step.handle(exchange, call_next)

@@ -1,0 +1,59 @@
+"""The issuers served, and the registry that finds one from a CertID.
+
+The registry is a dict from (hash algorithm, issuerNameHash, issuerKeyHash)
+to the :class:`ServedCA`, built once for SHA-1, SHA-256, SHA-384 and
+SHA-512, so a CertID with any of those hashes finds its issuer in one dict
+lookup, and two CAs with the same name but different keys stay apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from certstatus.config import CaSettings
+from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, CertID, issuer_hashes
+from certstatus.signing.signer import ResponseSigner
+
+
+@dataclass(eq=False)
+class ServedCA:
+    """One CA this process answers for.
+
+    ``issuer_id`` is its key in the store; ``has_data`` is False until one
+    source of status has been imported (until then its requests get
+    tryLater rather than a guess).
+    """
+
+    settings: CaSettings
+    certificate: x509.Certificate
+    issuer_id: int
+    signer: ResponseSigner
+    has_data: bool = True
+    hashes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def __post_init__(self) -> None:
+        if not self.hashes:
+            self.hashes = {alg: issuer_hashes(self.certificate, alg) for alg in HASH_ALGORITHM_OIDS}
+
+
+class IssuerRegistry:
+    """Find the :class:`ServedCA` of a CertID (RFC 6960 §4.1.1)."""
+
+    def __init__(self, cas: Iterable[ServedCA]) -> None:
+        self.cas: tuple[ServedCA, ...] = tuple(cas)
+        self._by_hashes: dict[tuple[str, bytes, bytes], ServedCA] = {}
+        for ca in self.cas:
+            for algorithm, (name_hash, key_hash) in ca.hashes.items():
+                self._by_hashes[(algorithm, name_hash, key_hash)] = ca
+        self.by_name = {ca.name: ca for ca in self.cas}
+
+    def find(self, cert_id: CertID) -> ServedCA | None:
+        """Return the CA that issued the certificate named by ``cert_id``, or None."""
+        return self._by_hashes.get(cert_id.issuer_key)

@@ -1,0 +1,201 @@
+"""Parse OCSP requests (RFC 6960 §4.1) from POST bodies and GET paths (RFC 5019 §5).
+
+Bytes in, :class:`OCSPQuery` out, or :class:`MalformedRequest`. Nothing here
+does I/O, looks anything up or knows which CAs are served.
+
+``cryptography``'s ``load_der_ocsp_request`` refuses requests with more than
+one CertID and hides the request signature, so requests are parsed with
+``asn1crypto``; every field used is read here, inside one error boundary, so
+that a lazily parsed field cannot fail later on the request path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from asn1crypto import algos, core
+from asn1crypto import ocsp as asn1_ocsp
+
+from certstatus.protocol import extensions
+from certstatus.protocol.certid import HASH_ALGORITHM_NAMES, CertID
+
+#: Errors asn1crypto raises for bytes it cannot decode.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError)
+
+
+class MalformedRequest(ValueError):
+    """The bytes are not an OCSP request certstatus can answer: answer malformedRequest."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSignature:
+    """The optionalSignature of a signed request (RFC 6960 §4.1.2), as received.
+
+    ``tbs_request`` is the exact DER the signature covers; ``certs`` the DER of
+    the certificates the request carries (the signer's first, by convention).
+    """
+
+    tbs_request: bytes
+    algorithm_oid: str
+    signature: bytes
+    certs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OCSPQuery:
+    """A parsed OCSPRequest (RFC 6960 §4.1.1).
+
+    ``cert_ids`` keeps the request order; ``nonce`` is the content of the
+    nonce extension's extnValue, echoed byte for byte (``None`` when absent);
+    ``requestor_name`` the DER of the requestorName GeneralName;
+    ``preferred_signature_algorithms`` the dotted OIDs of RFC 6960 §4.4.7, in
+    the client's order.
+    """
+
+    cert_ids: tuple[CertID, ...]
+    nonce: bytes | None = None
+    requestor_name: bytes | None = None
+    signature: RequestSignature | None = None
+    preferred_signature_algorithms: tuple[str, ...] = ()
+
+
+def parse_request(der: bytes) -> OCSPQuery:
+    """Parse DER bytes of an OCSPRequest.
+
+    Raises :class:`MalformedRequest` for empty, truncated or trailing bytes,
+    a version other than v1, an empty requestList, a CertID hash algorithm
+    other than SHA-1/256/384/512, a critical extension not understood, or a
+    nonce of 0 or more than 128 octets (RFC 9654 §2.1).
+    """
+    if not der:
+        raise MalformedRequest("empty request")
+    if der[0] != 0x30:
+        raise MalformedRequest("not a DER SEQUENCE")
+    try:
+        request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+        return _read_request(request)
+    except MalformedRequest:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise MalformedRequest(f"undecodable OCSPRequest: {exc}") from None
+
+
+def _read_request(request: asn1_ocsp.OCSPRequest) -> OCSPQuery:
+    tbs = request["tbs_request"]
+    if tbs["version"].native != "v1":
+        raise MalformedRequest("only OCSPRequest version v1 exists")
+    cert_ids = []
+    for single in tbs["request_list"]:
+        cert_ids.append(_read_cert_id(single["req_cert"]))
+        _check_extensions(single["single_request_extensions"])
+    if not cert_ids:
+        raise MalformedRequest("requestList is empty")
+
+    nonce = None
+    preferred: tuple[str, ...] = ()
+    request_extensions = tbs["request_extensions"]
+    _check_extensions(request_extensions)
+    if request_extensions.native is not None:
+        for ext in request_extensions:
+            oid = ext["extn_id"].dotted
+            if oid == extensions.NONCE:
+                if nonce is not None:
+                    raise MalformedRequest("nonce extension appears twice")
+                nonce = _read_nonce(ext["extn_value"].contents)
+            elif oid == extensions.PREFERRED_SIGNATURE_ALGORITHMS:
+                preferred = _read_preferred_algorithms(ext["extn_value"].contents)
+
+    requestor_name = tbs["requestor_name"]
+    signature = None
+    optional_signature = request["optional_signature"]
+    if optional_signature.native is not None:
+        signature = RequestSignature(
+            tbs_request=tbs.dump(),
+            algorithm_oid=optional_signature["signature_algorithm"]["algorithm"].dotted,
+            signature=optional_signature["signature"].native,
+            certs=tuple(cert.dump() for cert in optional_signature["certs"])
+            if optional_signature["certs"].native is not None
+            else (),
+        )
+    return OCSPQuery(
+        cert_ids=tuple(cert_ids),
+        nonce=nonce,
+        requestor_name=requestor_name.dump() if requestor_name.native is not None else None,
+        signature=signature,
+        preferred_signature_algorithms=preferred,
+    )
+
+
+def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
+    oid = cert_id["hash_algorithm"]["algorithm"].dotted
+    name = HASH_ALGORITHM_NAMES.get(oid)
+    if name is None:
+        raise MalformedRequest(f"CertID hash algorithm {oid} is not SHA-1/256/384/512")
+    name_hash = cert_id["issuer_name_hash"].native
+    key_hash = cert_id["issuer_key_hash"].native
+    serial = cert_id["serial_number"].native
+    return CertID(name, name_hash, key_hash, serial, cert_id.dump())
+
+
+def _check_extensions(exts: core.Sequence) -> None:
+    if exts.native is None:
+        return
+    for ext in exts:
+        if ext["critical"].native and ext["extn_id"].dotted not in extensions.KNOWN_REQUEST_EXTENSIONS:
+            raise MalformedRequest(f"critical extension {ext['extn_id'].dotted} is not understood")
+
+
+def _read_nonce(extn_value: bytes) -> bytes:
+    """Validate the nonce's extnValue content and return it unchanged (RFC 9654 §2.1).
+
+    The value is an OCTET STRING; some old clients put the raw octets in
+    extnValue without the inner OCTET STRING, which is accepted as well.
+    """
+    try:
+        inner = core.OctetString.load(extn_value, strict=True).native
+    except _DECODE_ERRORS:
+        inner = extn_value
+    if not 0 < len(inner) <= extensions.NONCE_MAX_OCTETS:
+        raise MalformedRequest(f"nonce of {len(inner)} octets (RFC 9654 allows 1 to 128)")
+    return extn_value
+
+
+class _PreferredSignatureAlgorithm(core.Sequence):
+    """RFC 6960 §4.4.7.1: only sigIdentifier is used to choose a signer."""
+
+    _fields = [
+        ("sig_identifier", algos.AnyAlgorithmIdentifier),
+        ("pub_key_alg_identifier", algos.AnyAlgorithmIdentifier, {"optional": True}),
+    ]
+
+
+class _PreferredSignatureAlgorithms(core.SequenceOf):
+    _child_spec = _PreferredSignatureAlgorithm
+
+
+def _read_preferred_algorithms(extn_value: bytes) -> tuple[str, ...]:
+    parsed = _PreferredSignatureAlgorithms.load(extn_value, strict=True)
+    return tuple(item["sig_identifier"]["algorithm"].dotted for item in parsed)
+
+
+def decode_get_path(remainder: str | bytes) -> bytes:
+    """Decode the part of a GET path after the prefix into request DER (RFC 5019 §5).
+
+    Tolerates what clients and proxies do to base64 in paths: percent-encoding,
+    '+' turned into a space, leading or doubled '/', missing '=' padding and
+    the URL-safe alphabet. Raises :class:`MalformedRequest` when the result is
+    not base64.
+    """
+    raw = remainder.encode("latin-1") if isinstance(remainder, str) else remainder
+    text = unquote_to_bytes(raw).lstrip(b"/").replace(b" ", b"+")
+    text = text.replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
+    if not text:
+        raise MalformedRequest("empty GET request")
+    text += b"=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedRequest("GET path is not base64") from None

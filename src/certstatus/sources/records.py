@@ -1,0 +1,54 @@
+"""Plain records produced by the parsers in :mod:`certstatus.sources`.
+
+Parsers turn outside bytes into these records and never touch the store; the
+importer (:mod:`certstatus.sources.importer`) writes them in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedEntry:
+    """One revoked certificate: RFC 5280 §5.3 CRL entry, or an index.txt ``R`` line.
+
+    ``revocation_time`` and ``invalidity_date`` are aware UTC datetimes with
+    whole seconds; ``reason`` is ``None`` when the source gives no reason
+    (reported as revoked without a revocationReason, RFC 6960 §4.2.1).
+    """
+
+    serial_number: int
+    revocation_time: dt.datetime
+    reason: x509.ReasonFlags | None = None
+    invalidity_date: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrlData:
+    """A verified CRL (RFC 5280 §5): its validity, numbers and entries.
+
+    ``this_update``/``next_update`` are aware UTC datetimes; ``crl_number`` is
+    the cRLNumber extension (``None`` when absent); ``delta_base`` is the
+    BaseCRLNumber of a delta CRL's deltaCRLIndicator, ``None`` for a full CRL.
+    """
+
+    this_update: dt.datetime
+    next_update: dt.datetime | None
+    crl_number: int | None
+    delta_base: int | None
+    entries: tuple[RevokedEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexData:
+    """An OpenSSL ``index.txt`` (CA database): every serial it lists is issued.
+
+    ``issued`` holds every serial on a V, R or E line; ``revoked`` the R lines.
+    """
+
+    issued: tuple[int, ...]
+    revoked: tuple[RevokedEntry, ...] = field(default_factory=tuple)

@@ -1,0 +1,100 @@
+"""The status store interface: certificate status rows keyed on (issuer, serial).
+
+Importers write whole sources (a CRL, an index file, a list of issued
+serials) with :meth:`StatusStore.replace_source`, in one transaction; the
+request path reads with :meth:`StatusStore.lookup`. Rows are keyed on the
+issuer *and* the serial, never on the serial alone: two CAs may issue the
+same serial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+
+from certstatus.sources.records import RevokedEntry
+
+#: RFC 5280 §5.3.1 CRLReason codes.
+REASON_CODES: dict[x509.ReasonFlags, int] = {
+    x509.ReasonFlags.unspecified: 0,
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6,
+    x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9,
+    x509.ReasonFlags.aa_compromise: 10,
+}
+REASONS_BY_CODE: dict[int, x509.ReasonFlags] = {v: k for k, v in REASON_CODES.items()}
+
+
+def serial_key(serial_number: int) -> bytes:
+    """Encode a serial number as the minimal two's-complement big-endian bytes.
+
+    The same bytes as the content of the DER INTEGER, so every serial, even
+    a negative one from a broken CA, has exactly one key.
+    """
+    return serial_number.to_bytes((serial_number.bit_length() + 8) // 8, "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CertStatusRecord:
+    """What the store knows of one (issuer, serial).
+
+    ``issued`` is True when a source that lists issued certificates (index
+    file, issued list) has the serial; ``revoked`` is the earliest revocation
+    any source reports, or None.
+    """
+
+    issued: bool
+    revoked: RevokedEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The last successful import of one source of one issuer.
+
+    ``kind`` is ``"crl"``, ``"index"`` or ``"issued"``; ``origin`` the path or
+    URL; times are aware UTC (``this_update``/``next_update`` from a CRL,
+    None for other kinds); ``entries`` the number of rows imported.
+    """
+
+    kind: str
+    origin: str
+    imported_at: dt.datetime
+    entries: int
+    this_update: dt.datetime | None = None
+    next_update: dt.datetime | None = None
+    crl_number: int | None = None
+
+
+class StatusStore(Protocol):
+    """Storage of issuers and certificate status (SQLite or PostgreSQL)."""
+
+    def register_issuer(self, name: str, certificate_der: bytes) -> int:
+        """Insert or update the issuer ``name`` and return its numeric id."""
+
+    def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
+        """Return the status record of (issuer, serial), or None when no source lists it."""
+
+    def replace_source(
+        self,
+        issuer_id: int,
+        state: SourceState,
+        *,
+        issued: Iterable[int] = (),
+        revoked: Iterable[RevokedEntry] = (),
+    ) -> None:
+        """Replace every row of this issuer's source ``state.kind`` in one transaction."""
+
+    def source_states(self, issuer_id: int) -> dict[str, SourceState]:
+        """Return the last successful import of each source kind of the issuer."""
+
+    def close(self) -> None:
+        """Release the connection."""
