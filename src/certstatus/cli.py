@@ -183,7 +183,7 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     from certstatus.server.run import serve as run_server
 
     host, port = parse_listen(listen, file=CLI, key="--listen")
-    pki = make_demo_pki(Path(folder), key_type=key_type)
+    pki = make_demo_pki(Path(folder), key_type=key_type, ocsp_url=f"http://{host}:{port}/")
     config = pki.folder / "certstatus.toml"
     config.write_text(
         "# Written by `certstatus demo`: a configuration for the demo PKI.\n"

@@ -1,0 +1,19 @@
+"""Shared fixtures: a demo PKI built once per test session (see certstatus.demo_pki)."""
+
+from __future__ import annotations
+
+import pytest
+
+from certstatus.demo_pki import DemoPki, make_demo_pki
+
+
+@pytest.fixture(scope="session")
+def demo_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
+    """The demo PKI with ECDSA P-256 keys, written to a session temporary folder."""
+    return make_demo_pki(tmp_path_factory.mktemp("demo-pki-ec"), key_type="ec")
+
+
+@pytest.fixture(scope="session")
+def demo_pki_rsa(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
+    """The demo PKI with RSA-2048 keys, written to a session temporary folder."""
+    return make_demo_pki(tmp_path_factory.mktemp("demo-pki-rsa"), key_type="rsa")
