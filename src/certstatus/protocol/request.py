@@ -18,12 +18,61 @@ from urllib.parse import unquote_to_bytes
 
 from asn1crypto import algos, core
 from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 
 from certstatus.protocol import extensions
 from certstatus.protocol.certid import HASH_ALGORITHM_NAMES, CertID
 
 #: Errors asn1crypto raises for bytes it cannot decode.
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError)
+
+
+class _Extension(core.Sequence):
+    """Extension (RFC 5280 §4.1) with extnValue left as plain bytes.
+
+    asn1crypto's OCSP specs parse extnValue by OID as soon as any field of the
+    extension is read, which fails on values that old clients encode loosely
+    (a raw nonce); here a value is only parsed where it is used.
+    """
+
+    _fields = [
+        ("extn_id", core.ObjectIdentifier),
+        ("critical", core.Boolean, {"default": False}),
+        ("extn_value", core.OctetString),
+    ]
+
+
+class _Extensions(core.SequenceOf):
+    _child_spec = _Extension
+
+
+class _Request(core.Sequence):
+    _fields = [
+        ("req_cert", asn1_ocsp.CertId),
+        ("single_request_extensions", _Extensions, {"explicit": 0, "optional": True}),
+    ]
+
+
+class _Requests(core.SequenceOf):
+    _child_spec = _Request
+
+
+class _TBSRequest(core.Sequence):
+    """TBSRequest (RFC 6960 §4.1.1) as asn1crypto defines it, but with :class:`_Extension`."""
+
+    _fields = [
+        ("version", asn1_ocsp.Version, {"explicit": 0, "default": "v1"}),
+        ("requestor_name", asn1_x509.GeneralName, {"explicit": 1, "optional": True}),
+        ("request_list", _Requests),
+        ("request_extensions", _Extensions, {"explicit": 2, "optional": True}),
+    ]
+
+
+class _OCSPRequest(core.Sequence):
+    _fields = [
+        ("tbs_request", _TBSRequest),
+        ("optional_signature", asn1_ocsp.Signature, {"explicit": 0, "optional": True}),
+    ]
 
 
 class MalformedRequest(ValueError):
@@ -75,7 +124,7 @@ def parse_request(der: bytes) -> OCSPQuery:
     if der[0] != 0x30:
         raise MalformedRequest("not a DER SEQUENCE")
     try:
-        request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+        request = _OCSPRequest.load(der, strict=True)
         return _read_request(request)
     except MalformedRequest:
         raise
@@ -83,7 +132,7 @@ def parse_request(der: bytes) -> OCSPQuery:
         raise MalformedRequest(f"undecodable OCSPRequest: {exc}") from None
 
 
-def _read_request(request: asn1_ocsp.OCSPRequest) -> OCSPQuery:
+def _read_request(request: _OCSPRequest) -> OCSPQuery:
     tbs = request["tbs_request"]
     if tbs["version"].native != "v1":
         raise MalformedRequest("only OCSPRequest version v1 exists")
@@ -98,32 +147,32 @@ def _read_request(request: asn1_ocsp.OCSPRequest) -> OCSPQuery:
     preferred: tuple[str, ...] = ()
     request_extensions = tbs["request_extensions"]
     _check_extensions(request_extensions)
-    if request_extensions.native is not None:
+    if not _absent(request_extensions):
         for ext in request_extensions:
             oid = ext["extn_id"].dotted
             if oid == extensions.NONCE:
                 if nonce is not None:
                     raise MalformedRequest("nonce extension appears twice")
-                nonce = _read_nonce(ext["extn_value"].contents)
+                nonce = _read_nonce(ext["extn_value"].native)
             elif oid == extensions.PREFERRED_SIGNATURE_ALGORITHMS:
-                preferred = _read_preferred_algorithms(ext["extn_value"].contents)
+                preferred = _read_preferred_algorithms(ext["extn_value"].native)
 
     requestor_name = tbs["requestor_name"]
     signature = None
     optional_signature = request["optional_signature"]
-    if optional_signature.native is not None:
+    if not _absent(optional_signature):
         signature = RequestSignature(
             tbs_request=tbs.dump(),
             algorithm_oid=optional_signature["signature_algorithm"]["algorithm"].dotted,
             signature=optional_signature["signature"].native,
             certs=tuple(cert.dump() for cert in optional_signature["certs"])
-            if optional_signature["certs"].native is not None
+            if not _absent(optional_signature["certs"])
             else (),
         )
     return OCSPQuery(
         cert_ids=tuple(cert_ids),
         nonce=nonce,
-        requestor_name=requestor_name.dump() if requestor_name.native is not None else None,
+        requestor_name=None if _absent(requestor_name) else requestor_name.dump(),
         signature=signature,
         preferred_signature_algorithms=preferred,
     )
@@ -140,8 +189,15 @@ def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
     return CertID(name, name_hash, key_hash, serial, cert_id.dump())
 
 
-def _check_extensions(exts: core.Sequence) -> None:
-    if exts.native is None:
+def _absent(value: core.Asn1Value) -> bool:
+    """True for an OPTIONAL field that is not in the encoding."""
+    return isinstance(value, core.Void)
+
+
+def _check_extensions(exts: core.Asn1Value) -> None:
+    # Only extnID and critical are read: extnValue stays unparsed, so a value
+    # asn1crypto would misparse (a legacy raw nonce) cannot fail here.
+    if _absent(exts):
         return
     for ext in exts:
         if ext["critical"].native and ext["extn_id"].dotted not in extensions.KNOWN_REQUEST_EXTENSIONS:

@@ -116,6 +116,27 @@ def _single_response(answer: SingleAnswer) -> asn1_ocsp.SingleResponse:
     return asn1_ocsp.SingleResponse(single)
 
 
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes((length,))
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+_NONCE_OID_DER = core.ObjectIdentifier(extensions.NONCE).dump()
+
+
+def _nonce_extension(extn_value: bytes) -> asn1_ocsp.ResponseDataExtension:
+    """The nonce Extension with extnValue holding ``extn_value`` exactly as received.
+
+    Encoded by hand and loaded lazily: constructing it through asn1crypto would
+    parse the value as an OCTET STRING and fail on the raw nonces of old clients.
+    """
+    value = b"\x04" + _der_length(len(extn_value)) + extn_value
+    body = _NONCE_OID_DER + value
+    return asn1_ocsp.ResponseDataExtension.load(b"\x30" + _der_length(len(body)) + body)
+
+
 def responder_id_by_key(key_hash: bytes) -> asn1_ocsp.ResponderId:
     """responderID byKey: SHA-1 of the signer's subjectPublicKey bits (RFC 6960 §4.2.1)."""
     return asn1_ocsp.ResponderId(name="by_key", value=key_hash)
@@ -144,11 +165,7 @@ def encode_response_data(
         raise ValueError("a ResponseData needs at least one SingleResponse")
     response_extensions = []
     if nonce is not None:
-        response_extensions.append(
-            # ParsableOctetString keeps the received bytes as they are, even from
-            # old clients that omit the inner OCTET STRING.
-            {"extn_id": "nonce", "extn_value": core.ParsableOctetString(nonce)}
-        )
+        response_extensions.append(_nonce_extension(nonce))
     if extended_revoke:
         response_extensions.append({"extn_id": "extended_revoke", "extn_value": core.Null()})
     data = {
