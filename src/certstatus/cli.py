@@ -111,7 +111,13 @@ _ca_options = [
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
     click.option("--force-validity", is_flag=True, help="Allow a validity outside 1 hour .. 10 days."),
     click.option("--responder-id", type=click.Choice(["key", "name"]), default="key", show_default=True),
-    click.option("--unknown-serials", type=click.Choice(["unknown", "revoked"]), default="unknown", show_default=True, help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.'),
+    click.option(
+        "--unknown-serials",
+        type=click.Choice(["unknown", "revoked"]),
+        default="unknown",
+        show_default=True,
+        help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
+    ),
 ]
 
 

@@ -191,7 +191,9 @@ def check_settings(settings: Settings, where: str) -> Settings:
             paths[ca.path] = f"ca.{ca.name}"
     if not settings.server.common_path and any(ca.path is None for ca in settings.cas):
         ca = next(ca for ca in settings.cas if ca.path is None)
-        raise ConfigError(ca.where, f"ca.{ca.name}.path", "server.common_path is off and this CA has no path, so nothing serves it.", "Set a path for it.")
+        raise ConfigError(
+            ca.where, f"ca.{ca.name}.path", "server.common_path is off and this CA has no path, so nothing serves it.", "Set a path for it."
+        )
     return settings
 
 

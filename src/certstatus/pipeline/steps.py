@@ -64,7 +64,7 @@ class LocalStatusSigner:
         next_update = now + dt.timedelta(seconds=ca.settings.validity)
         answers = []
         extended = False
-        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas):
+        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas, strict=True):
             if cert_ca is None:
                 decision = UNKNOWN
             else:
