@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import SignerError
-from certstatus.pipeline.base import Route, compose
+from certstatus.pipeline.base import Route, Step, compose
+from certstatus.pipeline.cache import ResponseCache
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.pipeline.precomputed import ModePolicy, PrecomputedLookup
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.signing.keys import load_certificates, load_private_key, read_password
@@ -77,6 +79,17 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         store.close()
 
 
+def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
+    """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    try:
+        for ca in settings.cas:
+            load_ca(ca, store, clock)
+    finally:
+        store.close()
+
+
 def routes_for(settings: Settings) -> dict[str, Route]:
     """The URL prefixes served: the common path for every CA, each CA's own path for itself."""
     routes = {}
@@ -97,7 +110,15 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
     except SignerError:
         store.close()
         raise
-    pipeline = compose([ResolveIssuers(registry)], LocalStatusSigner(store, clock))
+    steps: list[Step] = [ResolveIssuers(registry)]
+    if any(ca.mode != "live" for ca in settings.cas):
+        # cache → local status (pre-signed) → sign (live); see docs/precomputed.md.
+        steps += [
+            ModePolicy(),
+            ResponseCache(store, settings.server.response_cache_bytes),
+            PrecomputedLookup(store, registry),
+        ]
+    pipeline = compose(steps, LocalStatusSigner(store, clock))
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )

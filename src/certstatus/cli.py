@@ -15,6 +15,7 @@ from rich.table import Table
 
 from certstatus.config import (
     DEFAULT_VALIDITY,
+    MODES,
     CaSettings,
     ServerSettings,
     Settings,
@@ -70,6 +71,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         validity=validity,
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
+        mode=opts["mode"],
     )
     server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/")
     return check_settings(Settings(server, (ca,)), CLI)
@@ -118,6 +120,7 @@ _ca_options = [
         show_default=True,
         help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
     ),
+    click.option("--mode", type=click.Choice(MODES), default="live", show_default=True, help="live: sign every request; precomputed/cached: pre-sign every status (docs/precomputed.md)."),
 ]
 
 
@@ -163,17 +166,19 @@ def serve(log_level: str, **opts) -> None:
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
     from certstatus.app import prepare
+    from certstatus.generator.cli import generation_while_serving
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    console.print(
-        f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
-        f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
-        f"for {', '.join(ca.name for ca in settings.cas)}",
-        highlight=False,
-    )
-    run_server(settings, log_level=log_level)
+    with generation_while_serving(settings, log_level=log_level):  # no-op when every CA is live
+        console.print(
+            f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
+            f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+            f"for {', '.join(ca.name for ca in settings.cas)}",
+            highlight=False,
+        )
+        run_server(settings, log_level=log_level)
 
 
 @main.command()
@@ -219,3 +224,8 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     if not no_serve:
         console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
         run_server(settings)
+
+
+from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
+
+main.add_command(generate_command)

@@ -13,6 +13,7 @@ Layout::
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
+    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
 
     [ca.issuing-1]
     certificate = "ca.pem"
@@ -23,6 +24,8 @@ Layout::
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
     unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+    mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
+    precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
+DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+#: Per-CA serving modes (docs/precomputed.md).
+MODES = ("live", "precomputed", "cached")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -64,6 +70,8 @@ class CaSettings:
     validity: int = DEFAULT_VALIDITY
     responder_id: str = "key"
     unknown_serials: str = "unknown"
+    mode: str = "live"
+    precomputed_miss: str = "sign"
     where: str = "command line"
 
     @property
@@ -82,6 +90,7 @@ class ServerSettings:
     database: Path = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
 
     @property
     def worker_count(self) -> int:
@@ -111,10 +120,11 @@ class Settings:
         return cls(server, tuple(cas))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "response_cache_bytes"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
+    "mode", "precomputed_miss",
 }
 
 
@@ -232,6 +242,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
+    mode, precomputed_miss = check_mode(
+        table.get("mode", "live"), table.get("precomputed_miss", "sign"),
+        knows_issuance=index is not None or issued is not None, file=where, prefix=prefix,
+    )  # fmt: skip
     password_file = table.get("signer_password_file")
     return CaSettings(
         name=name,
@@ -246,8 +260,30 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         validity=validity,
         responder_id=responder_id,
         unknown_serials=unknown_serials,
+        mode=mode,
+        precomputed_miss=precomputed_miss,
         where=where,
     )
+
+
+def check_mode(mode: Any, precomputed_miss: Any, *, knows_issuance: bool, file: str, prefix: str) -> tuple[str, str]:
+    """Validate a CA's ``mode`` and ``precomputed_miss``; return them.
+
+    ``precomputed_miss = "unauthorized"`` (RFC 5019 §2.2.3) needs a CA whose
+    issued serials are known: for a CRL-only CA every good certificate is a
+    miss, and refusing them all would break it.
+    """
+    if mode not in MODES:
+        raise ConfigError(file, f"{prefix}.mode", f"{mode!r} is not a mode.", 'Write "live", "precomputed" or "cached".')
+    if precomputed_miss not in ("sign", "unauthorized"):
+        raise ConfigError(file, f"{prefix}.precomputed_miss", f"{precomputed_miss!r} is not sign or unauthorized.", 'Write "sign" or "unauthorized".')
+    if precomputed_miss == "unauthorized" and not knows_issuance:
+        raise ConfigError(
+            file, f"{prefix}.precomputed_miss",
+            '"unauthorized" would refuse every good certificate of a CA known from CRLs only (its good serials are not in the store).',
+            'Add index or issued, or write "sign".',
+        )  # fmt: skip
+    return mode, precomputed_miss
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
@@ -272,7 +308,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     common = raw.get("common_path", "/")
     common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
     database = _path(raw.get("database", "certstatus.sqlite3"), base, where, "server.database")
-    return ServerSettings(host, port, workers, database, common, limit)
+    cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
+    if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
+        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
+    return ServerSettings(host, port, workers, database, common, limit, response_cache_bytes=cache_bytes)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

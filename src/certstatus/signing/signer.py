@@ -89,6 +89,14 @@ class ResponseSigner:
         """The responder certificate's notAfter (aware UTC)."""
         return self.certificate.not_valid_after_utc
 
+    def signature(self, data: bytes) -> bytes:
+        """Sign ``data`` (ResponseData DER) and return the bare signature bytes.
+
+        For callers that wrap the response themselves (the generator's
+        :class:`certstatus.protocol.fast_response.ResponseWrapper`).
+        """
+        return self._sign(data)
+
     def sign(self, response_data_der: bytes) -> bytes:
         """Sign ResponseData DER and return the complete OCSPResponse DER."""
         signature = self._sign(response_data_der)

@@ -5,12 +5,21 @@ serials) with :meth:`StatusStore.replace_source`, in one transaction; the
 request path reads with :meth:`StatusStore.lookup`. Rows are keyed on the
 issuer *and* the serial, never on the serial alone: two CAs may issue the
 same serial.
+
+Pre-signed responses (precomputed and cached modes) live beside the status
+rows, keyed on (issuer, serial, CertID hash algorithm): the generator
+(:mod:`certstatus.generator`) writes them with
+:meth:`StatusStore.store_precomputed`, the request path reads them with
+:meth:`StatusStore.precomputed`. Every status change an import makes is
+numbered in a *change feed*: the stored responses of a changed serial stop
+being served at once (until re-signed), and caches in other processes learn
+what to drop through :meth:`StatusStore.changes_since`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +50,11 @@ def serial_key(serial_number: int) -> bytes:
     a negative one from a broken CA, has exactly one key.
     """
     return serial_number.to_bytes((serial_number.bit_length() + 8) // 8, "big", signed=True)
+
+
+def serial_from_key(key: bytes) -> int:
+    """The serial number of a :func:`serial_key` (its inverse)."""
+    return int.from_bytes(key, "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,39 @@ class SourceState:
     crl_number: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PrecomputedResponse:
+    """A pre-signed OCSPResponse as the request path serves it.
+
+    ``der`` is the complete OCSPResponse (one SingleResponse, no nonce) for
+    the canonical CertID of its hash algorithm; ``this_update`` and
+    ``next_update`` (aware UTC) are those of its SingleResponse, and
+    producedAt equals ``this_update``.
+    """
+
+    der: bytes
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignedResponse:
+    """One response written by the generator (:meth:`StatusStore.store_precomputed`).
+
+    ``renew_at`` (aware UTC) is when the generator signs it again
+    (:func:`certstatus.refresh.renew_at`).
+    """
+
+    serial_number: int
+    hash_algorithm: str
+    response: PrecomputedResponse
+    renew_at: dt.datetime
+
+
+#: The work kinds of :meth:`StatusStore.pending_precomputed`, in the order the generator does them.
+WORK_KINDS = ("changed", "missing", "due")
+
+
 class StatusStore(Protocol):
     """Storage of issuers and certificate status (SQLite or PostgreSQL)."""
 
@@ -91,10 +138,73 @@ class StatusStore(Protocol):
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
     ) -> None:
-        """Replace every row of this issuer's source ``state.kind`` in one transaction."""
+        """Replace every row of this issuer's source ``state.kind`` in one transaction.
+
+        In the same transaction, every serial whose rows changed (added,
+        removed, or revoked differently) gets a new number in the change
+        feed, which stops its pre-signed responses from being served until
+        the generator signs them again.
+        """
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
+
+    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
+        """Return the status records of several serials of one issuer (absent ones left out)."""
+
+    # -- pre-signed responses (precomputed and cached modes) --------------------
+
+    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+        """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
+
+        None when there is none, or when the serial's status changed since it
+        was signed (the request path then signs live). Never keyed on the
+        serial alone nor on the issuer key hash alone.
+        """
+
+    def status_seq(self) -> int:
+        """The number of the last status change (0 before any): a generator reads it before the statuses it signs."""
+
+    def store_precomputed(
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, status_seq: int, remove: Iterable[int] = ()
+    ) -> None:
+        """Write pre-signed responses and drop those of serials no longer known, in one transaction.
+
+        ``status_seq`` is :meth:`status_seq` read before the statuses were
+        looked up: a response decided before a later status change of its
+        serial stays marked changed (and unserved) until signed again, and a
+        serial in ``remove`` keeps its rows when it changed since.
+        """
+
+    def pending_precomputed(
+        self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
+    ) -> Iterator[list[int]]:
+        """Yield, in batches of at most ``batch_size`` serials, what the generator must (re)sign.
+
+        ``kind`` is one of :data:`WORK_KINDS`: ``"changed"`` — serials whose
+        status changed since their responses were signed; ``"missing"`` —
+        serials with a status row (issued or revoked) but no response for
+        some hash algorithm; ``"due"`` — responses whose renew time is at or
+        before ``now``. Each batch is read afresh (keyset pagination), so
+        writing between batches is allowed.
+        """
+
+    def count_pending(self, issuer_id: int, kind: str, *, now: dt.datetime) -> int:
+        """How many serials :meth:`pending_precomputed` would yield for ``kind`` (for progress bars)."""
+
+    def next_renewal(self, issuer_id: int) -> dt.datetime | None:
+        """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
+
+    def changes_since(self, cursor: int) -> tuple[int, list[tuple[int, int | None]] | None]:
+        """Status changes after ``cursor`` (from :meth:`status_seq` or a previous call).
+
+        Returns (new cursor, changes) where changes lists (issuer_id,
+        serial_number) pairs, serial None meaning every serial of that
+        issuer; changes is None when the feed no longer reaches back to
+        ``cursor`` (drop everything). This is the hook for caches in other
+        processes; a store shared by hosts (PostgreSQL) may implement it with
+        LISTEN/NOTIFY.
+        """
 
     def close(self) -> None:
         """Release the connection."""

@@ -2,7 +2,10 @@
 
 The embedded default: one file, WAL journal so that worker processes read
 while an import writes. Every write is one transaction: an import that fails
-half-way leaves the previous rows serving.
+half-way leaves the previous rows serving. An import writes only the
+difference to the rows it replaces, and numbers the serials it changed in
+the change feed (pre-signed responses and the feed:
+:mod:`certstatus.store.sqlite_precomputed`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from certstatus.store.base import (
     SourceState,
     serial_key,
 )
+from certstatus.store.sqlite_precomputed import PRECOMPUTED_SCHEMA, PrecomputedSQLite
 
 SCHEMA_VERSION = 1
 
@@ -56,6 +60,13 @@ CREATE TABLE IF NOT EXISTS sources (
     crl_number TEXT,
     PRIMARY KEY (issuer_id, kind)
 );
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
+    serial BLOB PRIMARY KEY,
+    revocation_time INTEGER NOT NULL,
+    reason INTEGER,
+    invalidity_date INTEGER
+) WITHOUT ROWID;
 """
 
 
@@ -67,7 +78,7 @@ def _dt(value: int | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc)
 
 
-class SQLiteStore:
+class SQLiteStore(PrecomputedSQLite):
     """Status store in one SQLite file (``:memory:`` works for tests).
 
     One instance per process and thread; worker processes open their own.
@@ -79,7 +90,8 @@ class SQLiteStore:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.executescript(_SCHEMA + PRECOMPUTED_SCHEMA)
         self._db.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -96,7 +108,9 @@ class SQLiteStore:
                 self._db.execute("DELETE FROM revoked WHERE issuer_id = ?", (row[0],))
                 self._db.execute("DELETE FROM issued WHERE issuer_id = ?", (row[0],))
                 self._db.execute("DELETE FROM sources WHERE issuer_id = ?", (row[0],))
+                self._db.execute("DELETE FROM precomputed WHERE issuer_id = ?", (row[0],))
                 self._db.execute("UPDATE issuers SET certificate = ? WHERE id = ?", (certificate_der, row[0]))
+                self._record_changes(row[0], whole_issuer=True)
             return row[0]
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
@@ -133,27 +147,9 @@ class SQLiteStore:
         revoked: Iterable[RevokedEntry] = (),
     ) -> None:
         with self._transaction():
-            self._db.execute("DELETE FROM revoked WHERE issuer_id = ? AND source = ?", (issuer_id, state.kind))
-            self._db.execute("DELETE FROM issued WHERE issuer_id = ? AND source = ?", (issuer_id, state.kind))
-            self._db.executemany(
-                "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)",
-                ((issuer_id, serial_key(serial), state.kind) for serial in issued),
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
-                "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        issuer_id,
-                        serial_key(entry.serial_number),
-                        state.kind,
-                        _ts(entry.revocation_time),
-                        None if entry.reason is None else REASON_CODES[entry.reason],
-                        _ts(entry.invalidity_date),
-                    )
-                    for entry in revoked
-                ),
-            )
+            self._db.execute("DELETE FROM changed_serials")
+            self._replace_issued(issuer_id, state.kind, issued)
+            self._replace_revoked(issuer_id, state.kind, revoked)
             self._db.execute(
                 "INSERT OR REPLACE INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, "
                 "next_update, crl_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -168,6 +164,71 @@ class SQLiteStore:
                     None if state.crl_number is None else str(state.crl_number),
                 ),
             )
+            self._record_changes(issuer_id)
+            for table in ("incoming_issued", "incoming_revoked", "changed_serials"):
+                self._db.execute(f"DELETE FROM {table}")
+
+    def _replace_issued(self, issuer_id: int, kind: str, issued: Iterable[int]) -> None:
+        """Make the source's issued rows equal ``issued``; collect the serials added or removed."""
+        db = self._db
+        db.execute("DELETE FROM incoming_issued")
+        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial) VALUES (?)", ((serial_key(s),) for s in issued))
+        mine = "issuer_id = ? AND source = ?"
+        db.execute(
+            f"INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued WHERE {mine} "
+            "AND serial NOT IN (SELECT serial FROM incoming_issued)",
+            (issuer_id, kind),
+        )
+        db.execute(f"DELETE FROM issued WHERE {mine} AND serial IN (SELECT serial FROM changed_serials)", (issuer_id, kind))
+        db.execute(
+            "INSERT OR IGNORE INTO changed_serials SELECT serial FROM incoming_issued n WHERE NOT EXISTS "
+            "(SELECT 1 FROM issued i WHERE i.issuer_id = ? AND i.serial = n.serial AND i.source = ?)",
+            (issuer_id, kind),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO issued(issuer_id, serial, source) SELECT ?, serial, ? FROM incoming_issued "
+            "WHERE serial IN (SELECT serial FROM changed_serials)",
+            (issuer_id, kind),
+        )
+
+    def _replace_revoked(self, issuer_id: int, kind: str, revoked: Iterable[RevokedEntry]) -> None:
+        """Make the source's revoked rows equal ``revoked``; collect the serials whose rows differ."""
+        db = self._db
+        db.execute("DELETE FROM incoming_revoked")
+        db.executemany(
+            # A serial listed twice: the last entry wins, as before.
+            "INSERT OR REPLACE INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
+            (
+                (
+                    serial_key(entry.serial_number),
+                    _ts(entry.revocation_time),
+                    None if entry.reason is None else REASON_CODES[entry.reason],
+                    _ts(entry.invalidity_date),
+                )
+                for entry in revoked
+            ),
+        )
+        same = "n.serial = r.serial AND n.revocation_time = r.revocation_time AND n.reason IS r.reason AND n.invalidity_date IS r.invalidity_date"
+        db.execute(
+            "INSERT OR IGNORE INTO changed_serials SELECT serial FROM revoked r WHERE r.issuer_id = ? AND r.source = ? "
+            f"AND NOT EXISTS (SELECT 1 FROM incoming_revoked n WHERE {same})",
+            (issuer_id, kind),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO changed_serials SELECT serial FROM incoming_revoked n WHERE NOT EXISTS "
+            f"(SELECT 1 FROM revoked r WHERE r.issuer_id = ? AND r.source = ? AND {same})",
+            (issuer_id, kind),
+        )
+        db.execute(
+            "DELETE FROM revoked WHERE issuer_id = ? AND source = ? AND serial IN (SELECT serial FROM changed_serials)",
+            (issuer_id, kind),
+        )
+        db.execute(
+            "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+            "SELECT ?, serial, ?, revocation_time, reason, invalidity_date FROM incoming_revoked "
+            "WHERE serial IN (SELECT serial FROM changed_serials)",
+            (issuer_id, kind),
+        )
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         rows = self._db.execute(

@@ -1,0 +1,307 @@
+"""SQLite storage of pre-signed responses and of the change feed (see :mod:`certstatus.store.base`).
+
+Tables (created by :class:`certstatus.store.sqlite.SQLiteStore`):
+
+* ``precomputed``: one row per (issuer_id, serial, hash_algorithm) with the
+  OCSPResponse DER, thisUpdate, nextUpdate, ``renew_at`` (when the generator
+  signs it again) and two change numbers: ``signed_seq``, the change feed
+  position the status was read at, and ``changed_seq``, the last change of
+  the serial's status. A row is served only while ``changed_seq <=
+  signed_seq``; an import that changes the serial raises ``changed_seq`` in
+  its own transaction, so a response with an outdated status is never served,
+  not even for the seconds before the generator signs it again.
+* ``changes``: the change feed, one row per changed serial (serial NULL for
+  "every serial of the issuer" when an import changed more than
+  :data:`FEED_SERIALS_PER_IMPORT`), trimmed to the last :data:`FEED_KEEP`
+  rows. Its AUTOINCREMENT sequence is the store's status sequence.
+
+Times are stored as integer seconds since the epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+
+from certstatus.store.base import (
+    REASONS_BY_CODE,
+    WORK_KINDS,
+    CertStatusRecord,
+    PrecomputedResponse,
+    SignedResponse,
+    serial_from_key,
+    serial_key,
+)
+from certstatus.sources.records import RevokedEntry
+
+#: Hash algorithms the generator signs for (RFC 9919 §3.1.1: SHA-1 and SHA-256 CertIDs).
+PRECOMPUTED_HASH_ALGORITHMS = ("sha1", "sha256")
+#: An import changing more serials than this records one "whole issuer" change.
+FEED_SERIALS_PER_IMPORT = 10_000
+#: Change feed rows kept; a reader further behind is told to drop everything.
+FEED_KEEP = 100_000
+#: Most changes returned by one changes_since call before "drop everything" is cheaper.
+FEED_READ_LIMIT = 10_000
+_CHUNK = 500  # serials per IN (...) list
+
+PRECOMPUTED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS precomputed (
+    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
+    serial BLOB NOT NULL,
+    hash_algorithm TEXT NOT NULL,
+    der BLOB NOT NULL,
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL,
+    renew_at INTEGER NOT NULL,
+    signed_seq INTEGER NOT NULL,
+    changed_seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (issuer_id, serial, hash_algorithm)
+);
+CREATE INDEX IF NOT EXISTS precomputed_renew ON precomputed(issuer_id, renew_at, serial);
+CREATE INDEX IF NOT EXISTS precomputed_changed ON precomputed(issuer_id, serial) WHERE changed_seq > signed_seq;
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    issuer_id INTEGER NOT NULL,
+    serial BLOB
+);
+CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial BLOB PRIMARY KEY) WITHOUT ROWID;
+"""
+
+
+def _ts(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def _dt(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+
+
+class PrecomputedSQLite:
+    """The pre-signed response and change feed methods of ``SQLiteStore`` (a mixin).
+
+    Expects ``self._db`` (an autocommit ``sqlite3.Connection``) and
+    ``self._transaction()``.
+    """
+
+    _db: sqlite3.Connection
+
+    # -- read by the request path ----------------------------------------------
+
+    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+        row = self._db.execute(
+            "SELECT der, this_update, next_update FROM precomputed "
+            "WHERE issuer_id = ? AND serial = ? AND hash_algorithm = ? AND changed_seq <= signed_seq",
+            (issuer_id, serial_key(serial_number), hash_algorithm),
+        ).fetchone()
+        if row is None:
+            return None
+        return PrecomputedResponse(row[0], _dt(row[1]), _dt(row[2]))
+
+    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
+        """Status records of several serials: two indexed queries per chunk of 500."""
+        keys = [serial_key(serial) for serial in serial_numbers]
+        issued: set[bytes] = set()
+        revoked: dict[bytes, tuple] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            issued.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT serial FROM issued WHERE issuer_id = ? AND serial IN ({marks})", (issuer_id, *chunk)
+                )
+            )
+            for row in self._db.execute(
+                "SELECT serial, revocation_time, reason, invalidity_date FROM revoked "
+                f"WHERE issuer_id = ? AND serial IN ({marks})",
+                (issuer_id, *chunk),
+            ):
+                # Several sources may revoke one serial: the earliest revocation wins, as in lookup().
+                if row[0] not in revoked or row[1] < revoked[row[0]][0]:
+                    revoked[row[0]] = row[1:]
+        records = {}
+        for serial, key in zip(serial_numbers, keys, strict=True):
+            entry = revoked.get(key)
+            if entry is None and key not in issued:
+                continue
+            revoked_entry = None
+            if entry is not None:
+                revoked_entry = RevokedEntry(
+                    serial,
+                    _dt(entry[0]),
+                    None if entry[1] is None else REASONS_BY_CODE[entry[1]],
+                    None if entry[2] is None else _dt(entry[2]),
+                )
+            records[serial] = CertStatusRecord(issued=key in issued, revoked=revoked_entry)
+        return records
+
+    # -- written by the generator ----------------------------------------------
+
+    def status_seq(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return 0 if row is None else row[0]
+
+    def store_precomputed(
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, status_seq: int, remove: Iterable[int] = ()
+    ) -> None:
+        with self._transaction():
+            current = self.status_seq()
+            changed_since: set[bytes] | None = set()
+            if current != status_seq:
+                changed_since = self._changed_since(issuer_id, status_seq)
+            rows = []
+            for item in responses:
+                key = serial_key(item.serial_number)
+                # A serial that changed after its status was read keeps being unserved (changed_seq > signed_seq).
+                stale = changed_since is None or key in changed_since
+                rows.append(
+                    (
+                        issuer_id, key, item.hash_algorithm, item.response.der,
+                        _ts(item.response.this_update), _ts(item.response.next_update),
+                        _ts(item.renew_at), status_seq, current if stale else 0,
+                    )
+                )  # fmt: skip
+            self._db.executemany(
+                "INSERT INTO precomputed(issuer_id, serial, hash_algorithm, der, this_update, next_update, "
+                "renew_at, signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(issuer_id, serial, hash_algorithm) DO UPDATE SET der = excluded.der, "
+                "this_update = excluded.this_update, next_update = excluded.next_update, "
+                "renew_at = excluded.renew_at, signed_seq = excluded.signed_seq, "
+                "changed_seq = max(changed_seq, excluded.changed_seq) "
+                "WHERE excluded.signed_seq >= precomputed.signed_seq",
+                rows,
+            )
+            self._db.executemany(
+                "DELETE FROM precomputed WHERE issuer_id = ? AND serial = ? AND changed_seq <= ?",
+                ((issuer_id, serial_key(serial), status_seq) for serial in remove),
+            )
+
+    def _changed_since(self, issuer_id: int, status_seq: int) -> set[bytes] | None:
+        """Serials of the issuer changed after ``status_seq``; None when unknown or all."""
+        if status_seq < self._feed_trimmed_to():
+            return None
+        serials = set()
+        for (serial,) in self._db.execute(
+            "SELECT serial FROM changes WHERE seq > ? AND issuer_id = ?", (status_seq, issuer_id)
+        ):
+            if serial is None:
+                return None
+            serials.add(serial)
+        return serials
+
+    def pending_precomputed(
+        self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
+    ) -> Iterator[list[int]]:
+        if kind == "changed":
+            yield from self._keyset(
+                "SELECT DISTINCT serial FROM precomputed WHERE issuer_id = ? AND changed_seq > signed_seq "
+                "AND serial > ? ORDER BY serial LIMIT ?",
+                issuer_id, batch_size,
+            )  # fmt: skip
+        elif kind == "missing":
+            # Issued serials first, then revoked serials no source lists as issued (CRL-only CAs:
+            # only these): two index-ordered scans instead of one UNION the planner would sort.
+            missing = (
+                "(NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
+                "AND p.hash_algorithm = 'sha1') OR NOT EXISTS (SELECT 1 FROM precomputed p WHERE "
+                "p.issuer_id = s.issuer_id AND p.serial = s.serial AND p.hash_algorithm = 'sha256'))"
+            )
+            yield from self._keyset(
+                f"SELECT DISTINCT serial FROM issued s WHERE issuer_id = ? AND serial > ? AND {missing} "
+                "ORDER BY serial LIMIT ?",
+                issuer_id, batch_size,
+            )  # fmt: skip
+            yield from self._keyset(
+                f"SELECT DISTINCT serial FROM revoked s WHERE issuer_id = ? AND serial > ? AND {missing} "
+                "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = s.issuer_id AND i.serial = s.serial) "
+                "ORDER BY serial LIMIT ?",
+                issuer_id, batch_size,
+            )  # fmt: skip
+        elif kind == "due":
+            yield from self._due(issuer_id, _ts(now), batch_size)
+        else:
+            raise ValueError(f"kind must be one of {WORK_KINDS}, not {kind!r}")
+
+    def _keyset(self, sql: str, issuer_id: int, batch_size: int) -> Iterator[list[int]]:
+        after = b""  # sorts before every serial key
+        while True:
+            keys = [row[0] for row in self._db.execute(sql, (issuer_id, after, batch_size))]
+            if not keys:
+                return
+            after = keys[-1]
+            yield [serial_from_key(key) for key in keys]
+
+    def _due(self, issuer_id: int, now: int, batch_size: int) -> Iterator[list[int]]:
+        last = (-(2**62), b"")
+        while True:
+            rows = self._db.execute(
+                "SELECT renew_at, serial FROM precomputed WHERE issuer_id = ? AND renew_at <= ? "
+                "AND (renew_at, serial) > (?, ?) ORDER BY renew_at, serial LIMIT ?",
+                (issuer_id, now, last[0], last[1], batch_size * len(PRECOMPUTED_HASH_ALGORITHMS)),
+            ).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], rows[-1][1])
+            yield [serial_from_key(key) for key in dict.fromkeys(row[1] for row in rows)]
+
+    def count_pending(self, issuer_id: int, kind: str, *, now: dt.datetime) -> int:
+        return sum(len(batch) for batch in self.pending_precomputed(issuer_id, kind, now=now, batch_size=10_000))
+
+    def next_renewal(self, issuer_id: int) -> dt.datetime | None:
+        row = self._db.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = ?", (issuer_id,)).fetchone()
+        return None if row[0] is None else _dt(row[0])
+
+    # -- the change feed -------------------------------------------------------
+
+    def changes_since(self, cursor: int) -> tuple[int, list[tuple[int, int | None]] | None]:
+        if cursor < self._feed_trimmed_to():
+            return self.status_seq(), None
+        rows = self._db.execute(
+            "SELECT seq, issuer_id, serial FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, FEED_READ_LIMIT + 1),
+        ).fetchall()
+        if not rows:
+            return cursor, []
+        if len(rows) > FEED_READ_LIMIT:
+            return self.status_seq(), None
+        return rows[-1][0], [(row[1], None if row[2] is None else serial_from_key(row[2])) for row in rows]
+
+    def _feed_trimmed_to(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'changes_trimmed_to'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _record_changes(self, issuer_id: int, whole_issuer: bool = False) -> int:
+        """Number the serials in temp.changed_serials (or the whole issuer) as one change.
+
+        Runs inside the caller's transaction: marks the issuer's pre-signed
+        responses of those serials as changed and appends to the feed.
+        Returns the number of changed serials (0: nothing recorded).
+        """
+        count = self._db.execute("SELECT count(*) FROM changed_serials").fetchone()[0]
+        if not count and not whole_issuer:
+            return 0
+        if whole_issuer or count > FEED_SERIALS_PER_IMPORT:
+            self._db.execute("INSERT INTO changes(issuer_id, serial) VALUES (?, NULL)", (issuer_id,))
+            count = max(count, 1)
+        else:
+            self._db.execute(
+                "INSERT INTO changes(issuer_id, serial) SELECT ?, serial FROM changed_serials", (issuer_id,)
+            )
+        seq = self.status_seq()
+        if whole_issuer:
+            self._db.execute("UPDATE precomputed SET changed_seq = ? WHERE issuer_id = ?", (seq, issuer_id))
+        elif self._db.execute("SELECT 1 FROM precomputed WHERE issuer_id = ? LIMIT 1", (issuer_id,)).fetchone():
+            self._db.execute(
+                "UPDATE precomputed SET changed_seq = ? WHERE issuer_id = ? "
+                "AND serial IN (SELECT serial FROM changed_serials)",
+                (seq, issuer_id),
+            )
+        if seq > FEED_KEEP:
+            trimmed_to = seq - FEED_KEEP
+            if trimmed_to > self._feed_trimmed_to():
+                self._db.execute("DELETE FROM changes WHERE seq <= ?", (trimmed_to,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('changes_trimmed_to', ?)", (str(trimmed_to),)
+                )
+        return count
