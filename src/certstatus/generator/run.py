@@ -92,10 +92,10 @@ class _InlineExecutor(Executor):
         return future
 
 
-def _init_pool_worker(settings_json: str) -> None:
+def _init_pool_worker(settings_json: str, write_lock) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, workers finish their batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signing.init_worker(settings_json)
+    signing.init_worker(settings_json, write_lock)
 
 
 class Generator:
@@ -151,11 +151,12 @@ class Generator:
                 signing.init_worker(self.settings.to_json())
                 self._executor = _InlineExecutor()
             else:
+                context = multiprocessing.get_context("spawn")
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
-                    mp_context=multiprocessing.get_context("spawn"),
+                    mp_context=context,
                     initializer=_init_pool_worker,
-                    initargs=(self.settings.to_json(),),
+                    initargs=(self.settings.to_json(), context.Lock()),
                 )
         return self._executor
 

@@ -13,7 +13,9 @@ longer knows lose their rows instead.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -68,8 +70,15 @@ class CASigner:
         issuer_id = store.register_issuer(settings.name, certificate.public_bytes(serialization.Encoding.DER))
         return cls(settings, issuer_id, signer)
 
-    def sign_batch(self, store: StatusStore, serial_numbers: list[int], now: dt.datetime) -> BatchResult:
-        """Sign every serial of the batch for SHA-1 and SHA-256 CertIDs at ``now`` and store the responses."""
+    def sign_batch(
+        self, store: StatusStore, serial_numbers: list[int], now: dt.datetime, write_lock: AbstractContextManager | None = None
+    ) -> BatchResult:
+        """Sign every serial of the batch for SHA-1 and SHA-256 CertIDs at ``now`` and store the responses.
+
+        ``write_lock`` (shared by the worker processes) serialises the
+        writes, so a worker waiting for the store wakes when the other is
+        done instead of polling SQLite's busy handler.
+        """
         status_seq = store.status_seq()  # before the statuses: see StatusStore.store_precomputed
         records = store.lookup_many(self.issuer_id, serial_numbers)
         this_update = now.replace(microsecond=0)
@@ -100,31 +109,33 @@ class CASigner:
                 responses.append(
                     SignedResponse(serial, algorithm, PrecomputedResponse(response, this_update, next_update), renew)
                 )
-        store.store_precomputed(self.issuer_id, responses, status_seq=status_seq, remove=removed)
+        with write_lock or contextlib.nullcontext():
+            store.store_precomputed(self.issuer_id, responses, status_seq=status_seq, remove=removed)
         return BatchResult(self.settings.name, len(responses), len(removed))
 
 
 class Worker:
     """The state of one generator process: its store connection and a :class:`CASigner` per CA."""
 
-    def __init__(self, settings: Settings, store: StatusStore) -> None:
+    def __init__(self, settings: Settings, store: StatusStore, write_lock: AbstractContextManager | None = None) -> None:
         self.store = store
+        self.write_lock = write_lock
         self.cas = {ca.name: CASigner.load(ca, store) for ca in settings.cas}
 
     def run(self, ca_name: str, serial_numbers: list[int], now: dt.datetime) -> BatchResult:
-        return self.cas[ca_name].sign_batch(self.store, serial_numbers, now)
+        return self.cas[ca_name].sign_batch(self.store, serial_numbers, now, self.write_lock)
 
 
 _worker: Worker | None = None
 
 
-def init_worker(settings_json: str) -> None:
+def init_worker(settings_json: str, write_lock: AbstractContextManager | None = None) -> None:
     """Process-pool initializer: open the store and load every signer of ``settings_json``."""
     global _worker
     from certstatus.app import open_store
 
     settings = Settings.from_json(settings_json)
-    _worker = Worker(settings, open_store(settings))
+    _worker = Worker(settings, open_store(settings), write_lock)
 
 
 def sign_task(ca_name: str, serial_numbers: list[int], now_timestamp: float) -> BatchResult:

@@ -49,7 +49,15 @@ def der_length(length: int) -> bytes:
 
 def tlv(tag: int, content: bytes) -> bytes:
     """One DER element: tag octet, length, content."""
-    return bytes((tag,)) + der_length(len(content)) + content
+    length = len(content)
+    # The usual OCSP sizes inline (one call per element is most of the cost here).
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    if length < 0x100:
+        return bytes((tag, 0x81, length)) + content
+    if length < 0x10000:
+        return bytes((tag, 0x82, length >> 8, length & 0xFF)) + content
+    return bytes((tag,)) + der_length(length) + content
 
 
 def generalized_time(when: dt.datetime) -> bytes:

@@ -150,16 +150,20 @@ class PrecomputedSQLite:
             changed_since: set[bytes] | None = set()
             if current != status_seq:
                 changed_since = self._changed_since(issuer_id, status_seq)
+            times: dict[dt.datetime, int] = {}  # a batch shares its three times: convert each once
             rows = []
             for item in responses:
+                response = item.response
                 key = serial_key(item.serial_number)
                 # A serial that changed after its status was read keeps being unserved (changed_seq > signed_seq).
                 stale = changed_since is None or key in changed_since
+                for when in (response.this_update, response.next_update, item.renew_at):
+                    if when not in times:
+                        times[when] = _ts(when)
                 rows.append(
                     (
-                        issuer_id, key, item.hash_algorithm, item.response.der,
-                        _ts(item.response.this_update), _ts(item.response.next_update),
-                        _ts(item.renew_at), status_seq, current if stale else 0,
+                        issuer_id, key, item.hash_algorithm, response.der, times[response.this_update],
+                        times[response.next_update], times[item.renew_at], status_seq, current if stale else 0,
                     )
                 )  # fmt: skip
             self._db.executemany(
