@@ -32,6 +32,7 @@ class Application:
     store: SQLiteStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
+    clock: Clock
 
 
 def open_store(settings: Settings) -> SQLiteStore:
@@ -101,4 +102,4 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )
-    return Application(settings, store, registry, http)
+    return Application(settings, store, registry, http, clock)
