@@ -68,15 +68,23 @@ def post(app, der: bytes, path: bytes = b"/"):
     return app.http.handle("POST", path, {b"content-type": b"application/ocsp-request"}, der)
 
 
-def openssl_verify(tmp_path: Path, response_der: bytes, pki: DemoPki, leaf: Path, *, vafile: Path | None = None) -> str:
-    """Run `openssl ocsp -respin` on the response; return its output (asserting "Response verify OK")."""
+def openssl_verify(
+    tmp_path: Path, response_der: bytes, pki: DemoPki, leaf: Path, *, vafile: Path | None = None,
+    at: dt.datetime | None = None,
+) -> str:
+    """Run `openssl ocsp -respin` on the response; return its output (asserting "Response verify OK").
+
+    ``at`` verifies the signer's chain at that time (``-attime``), for responses of a moved clock.
+    """
     respin = tmp_path / f"resp-{hashlib.sha1(response_der).hexdigest()[:12]}.der"
     respin.write_bytes(response_der)
-    command = ["openssl", "ocsp", "-respin", str(respin), "-issuer", str(pki.ca_cert), "-cert", str(leaf), "-resp_text"]
+    command = ["openssl", "ocsp", "-respin", str(respin), "-issuer", str(pki.ca_cert), "-cert", str(leaf), "-resp_text", "-no_nonce"]
     if vafile is not None:
         command += ["-VAfile", str(vafile)]
     else:
         command += ["-CAfile", str(pki.root_cert), "-verify_other", str(pki.ca_cert)]
+    if at is not None:
+        command += ["-attime", str(int(at.timestamp()))]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     output = result.stdout + result.stderr
     assert "Response verify OK" in output, output
