@@ -92,8 +92,8 @@ def test_session_pool_signs_in_parallel(tmp_path, pki, softhsm, hsm_signers) -> 
     app = _app(_config(tmp_path, pki, softhsm, uri, cert))
     signer = app.registry.by_name["demo"].signer
     connection = signer.key.connection
-    data = [b"response data %d" % i for i in range(64)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    data = [b"response data %d" % i for i in range(2000)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
         signatures = list(pool.map(signer._sign, data))
     for payload, signature in zip(data, signatures):
         signer.algorithm.verify(signer.certificate.public_key(), signature, payload)

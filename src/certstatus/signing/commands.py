@@ -209,7 +209,8 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
             raise ConfigError(CLI, "--pkcs11-module", "is needed for a key in a token.", "Give the PKCS#11 library path.")
         where = f"token object {uri.describe()}"
         generate_pkcs11_key(uri, module, _pin(uri, pkcs11_pin_file, ca), key_type, where=where)
-        key = open_pkcs11_key(uri, module, pin_file=Path(pkcs11_pin_file) if pkcs11_pin_file else None, where=where)
+        pin_file = Path(pkcs11_pin_file) if pkcs11_pin_file else (ca.pkcs11_pin_file if ca else None)
+        key = open_pkcs11_key(uri, module, pin_file=pin_file, where=where)
         reference = folder / f"{name}{PKCS11_REF_SUFFIX}"
         write_atomically(reference, (uri.text if "object=" in uri.text or "id=" in uri.text else pkcs11_uri).encode() + b"\n")
         key_place = f"{where} (recorded in {reference})"

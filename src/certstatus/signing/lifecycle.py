@@ -75,7 +75,10 @@ def generate_pkcs11_key(uri: Pkcs11Uri, module: str, pin: str, key_type: str, *,
     library = Pkcs11Library.get(module)
     try:
         token = library.lib.get_token(**uri.token_filter)
-        session = token.open(rw=True, user_pin=pin)
+        try:
+            session = token.open(rw=True, user_pin=pin)
+        except pkcs11.UserAlreadyLoggedIn:  # another session of this process is logged in
+            session = token.open(rw=True)
     except pkcs11.PKCS11Error as exc:
         raise SignerError(f"{where}: cannot open the token: {type(exc).__name__} {exc}".strip()) from None
     try:
