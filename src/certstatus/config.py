@@ -259,7 +259,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
         signer_certificate=shorthand.certificate if shorthand else None,
-        signer_key=Path(shorthand.key) if shorthand and not shorthand.is_pkcs11 else None,
+        signer_key=Path(shorthand.key) if shorthand else None,  # a file, or a pkcs11: URI kept as written
         crl=crl,
         index=index,
         issued=issued,
@@ -269,7 +269,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         responder_id=responder_id,
         unknown_serials=unknown_serials,
         where=where,
-        signers=signing.signers,
+        signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
         signer_expiry_warning=signing.expiry_warning,
         signers_rescan=signing.rescan,

@@ -95,7 +95,7 @@ def test_session_pool_signs_in_parallel(tmp_path, pki, softhsm, hsm_signers) -> 
     data = [b"response data %d" % i for i in range(2000)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         signatures = list(pool.map(signer._sign, data))
-    for payload, signature in zip(data, signatures):
+    for payload, signature in zip(data, signatures, strict=True):
         signer.algorithm.verify(signer.certificate.public_key(), signature, payload)
     assert 1 < connection._open <= connection.pool_size  # several sessions were really used at once
 

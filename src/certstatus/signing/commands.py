@@ -20,7 +20,7 @@ from certstatus.clock import SystemClock
 from certstatus.errors import ConfigError, SignerError
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.lifecycle import KEY_TYPES, PKCS11_REF_SUFFIX
-from certstatus.signing.settings import SignerSettings, check_algorithm, key_reference
+from certstatus.signing.settings import check_algorithm, key_reference
 
 console = Console(stderr=True)
 out = Console()
@@ -33,7 +33,7 @@ SIGNER_OPTIONS = [
     click.option("--signers-dir", type=click.Path(file_okay=False), help="Directory of installed signers (certstatus signer add)."),
     click.option("--signature-algorithm", type=click.Choice(list(ALGORITHMS)), help="Default signature algorithm (default: by key)."),
     click.option("--signer-locally-trusted", is_flag=True, help="The signer is not issued by the CA; clients trust it out of band (RFC 6960 §2.2)."),
-    click.option("--signer-expiry-warning", default="14d", show_default=True, help="Warn this long before the active signer expires without successor."),
+    click.option("--signer-expiry-warning", default="14d", show_default=True, help="Warn this long before the active signer expires unrelieved."),
 ]
 
 
@@ -41,29 +41,15 @@ def single_ca_signer_fields(opts: dict) -> dict:
     """CaSettings fields of the single-CA command line's signer options."""
     from certstatus.config import parse_duration
 
-    base = Path.cwd()
-    signers = ()
     fields: dict = {}
     if opts.get("signer_cert") and opts.get("signer_key"):
-        key = key_reference(opts["signer_key"], base, CLI, "--signer-key")
-        signer = SignerSettings(
-            certificate=Path(opts["signer_cert"]),
-            key=key,
-            password_file=Path(opts["signer_password_file"]) if opts.get("signer_password_file") else None,
-            pin_file=Path(opts["pkcs11_pin_file"]) if opts.get("pkcs11_pin_file") else None,
-            pkcs11_module=opts.get("pkcs11_module"),
-            signature_algorithm=opts.get("signature_algorithm"),
-            locally_trusted=bool(opts.get("signer_locally_trusted")),
-            where=f"{CLI}: --signer-cert/--signer-key",
-        )
-        signers = (signer,)
         fields.update(
-            signer_certificate=signer.certificate,
-            signer_key=None if signer.is_pkcs11 else Path(key),
-            signer_password_file=signer.password_file,
+            signer_certificate=Path(opts["signer_cert"]),
+            # a file, or a pkcs11: URI (checked per RFC 7512) kept as written
+            signer_key=Path(key_reference(opts["signer_key"], Path.cwd(), CLI, "--signer-key")),
+            signer_password_file=Path(opts["signer_password_file"]) if opts.get("signer_password_file") else None,
         )
     fields.update(
-        signers=signers,
         signers_dir=Path(opts["signers_dir"]) if opts.get("signers_dir") else None,
         signer_expiry_warning=parse_duration(opts.get("signer_expiry_warning") or "14d", file=CLI, key="--signer-expiry-warning"),
         pkcs11_module=opts.get("pkcs11_module"),
@@ -224,10 +210,11 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
     csr_path = folder / f"{name}.csr"
     write_atomically(csr_path, csr.public_bytes(serialization.Encoding.PEM))
     out.print(f"key: {key_place}\nrequest: {csr_path}\nsubject: {subject_name.rfc4514_string()}", highlight=False)
+    where_args = f"--config FILE --ca {ca.name}" if ca else f"--issuer CA.pem --signers-dir {folder}"
     out.print(
         "\nHave the CA issue it with the OCSP responder profile, e.g.\n"
         f"  openssl x509 -req -in {csr_path} -CA CA.pem -CAkey CA.key -copy_extensions copyall -days 30 -out {folder / name}.pem\n"
-        f"then install it: certstatus signer add {'--config FILE --ca ' + ca.name if ca else '--issuer CA.pem --signers-dir ' + str(folder)} {folder / name}.pem",
+        f"then install it: certstatus signer add {where_args} {folder / name}.pem",
         highlight=False,
     )
 
@@ -351,7 +338,7 @@ def register_signer_commands(main: click.Group, ca_options, settings_from_opts) 
     @click.option("--pkcs11-module", help="PKCS#11 library (or pkcs11_module in the configuration).")
     @click.option("--pkcs11-pin-file", type=click.Path(dir_okay=False), help="Token PIN file (or $CERTSTATUS_PKCS11_PIN).")
     @click.option("--subject", help='Subject of the request, RFC 4514 (default: "CN=<CA CN> OCSP Responder <date>").')
-    @click.option("--password-file", type=click.Path(dir_okay=False), help="Encrypt the key file with this passphrase (or $CERTSTATUS_SIGNER_PASSWORD).")
+    @click.option("--password-file", type=click.Path(dir_okay=False), help="Encrypt the key with this passphrase (or $CERTSTATUS_SIGNER_PASSWORD).")
     def new_command(config, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file) -> None:
         """Make a responder key (file or PKCS#11) and a PKCS#10 request with the OCSP responder profile."""
         from certstatus.config import load_config

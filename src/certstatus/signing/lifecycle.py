@@ -67,7 +67,7 @@ def generate_pkcs11_key(uri: Pkcs11Uri, module: str, pin: str, key_type: str, *,
     Refuses (SignerError) when an object with that label or id exists already.
     """
     import pkcs11
-    from pkcs11 import Attribute, KeyType, ObjectClass
+    from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_named_curve_parameters
 
     from certstatus.signing.pkcs11 import Pkcs11Library

@@ -153,7 +153,9 @@ def signer_settings(
         password_file=_path(password_file, base, where, f"{prefix}.password_file") if password_file is not None else defaults.get("password_file"),
         pin_file=_path(pin_file, base, where, f"{prefix}.pin_file") if pin_file is not None else defaults.get("pin_file"),
         pkcs11_module=module,
-        signature_algorithm=check_algorithm(table.get("signature_algorithm", defaults.get("signature_algorithm")), where, f"{prefix}.signature_algorithm"),
+        signature_algorithm=check_algorithm(
+            table.get("signature_algorithm", defaults.get("signature_algorithm")), where, f"{prefix}.signature_algorithm"
+        ),
         locally_trusted=trusted,
         name=name,
         where=f"{where}: {prefix}",
@@ -255,24 +257,25 @@ def with_pkcs11_module(ca, module: str | None):
 
 
 def configured_signers(ca) -> tuple[SignerSettings, ...]:
-    """The signers configured for ``ca`` (a CaSettings), the shorthand fields included.
+    """The signers configured for ``ca`` (a CaSettings): the shorthand, then ``signers``.
 
-    A CaSettings built without ``signers`` (the single-CA command line,
-    older callers) names its one signer in ``signer_certificate``/``signer_key``.
+    The shorthand (``signer_certificate``/``signer_key``, on the single-CA
+    command line too) takes the CA-level PIN file, module, algorithm and
+    locally-trusted flag; ``signers`` holds the ``[[ca.NAME.signer]]`` tables.
     """
-    if ca.signers:
-        return ca.signers
-    if ca.signer_certificate is None or ca.signer_key is None:
-        return ()
-    return (
-        SignerSettings(
-            certificate=Path(ca.signer_certificate),
-            key=str(ca.signer_key),
-            password_file=ca.signer_password_file,
-            pin_file=ca.pkcs11_pin_file,
-            pkcs11_module=ca.pkcs11_module,
-            signature_algorithm=ca.signature_algorithm,
-            locally_trusted=ca.signer_locally_trusted,
-            where=f"CA {ca.name} ({ca.where})",
-        ),
-    )
+    found = []
+    if ca.signer_certificate is not None and ca.signer_key is not None:
+        found.append(
+            SignerSettings(
+                certificate=Path(ca.signer_certificate),
+                key=str(ca.signer_key),
+                password_file=ca.signer_password_file,
+                pin_file=ca.pkcs11_pin_file,
+                pkcs11_module=ca.pkcs11_module,
+                signature_algorithm=ca.signature_algorithm,
+                locally_trusted=ca.signer_locally_trusted,
+                name=Path(ca.signer_certificate).stem,
+                where=f"{ca.where}: ca.{ca.name}",
+            )
+        )
+    return (*found, *ca.signers)

@@ -185,9 +185,12 @@ def validate_signer(
         f"to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}"
     )
     if now > certificate.not_valid_after_utc:
-        raise SignerError(f"{where}: the signer certificate expired ({span}); remove it and install a current one")
+        raise SignerError(
+            f"{where}: the signer certificate is {span}, not now; install a current one "
+            "(it expired: remove it from the configuration or the signers directory)"
+        )
     if now < certificate.not_valid_before_utc and not allow_not_yet_valid:
-        raise SignerError(f"{where}: the signer certificate is not valid yet ({span}); install a current one")
+        raise SignerError(f"{where}: the signer certificate is {span}, not now; install a current one (not valid yet)")
     if certificate == ca_certificate or locally_trusted:
         return
     try:
