@@ -69,7 +69,7 @@ class Pkcs11Library:
             self._lib = _pkcs11().lib(path)
         except Exception as exc:  # python-pkcs11 raises several types for a bad module
             raise SignerError(
-                f"cannot load the PKCS#11 module {path}: {exc or type(exc).__name__}; "
+                f"cannot load the PKCS#11 module {path}: {str(exc) or type(exc).__name__}; "
                 "give the vendor's library with --pkcs11-module or pkcs11_module (e.g. /usr/lib/softhsm/libsofthsm2.so)"
             ) from None
         self.serialize = not self._initialize_with_locking()

@@ -198,7 +198,7 @@ def validate_signer(
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise SignerError(
             f"{where}: the signer certificate ({certificate.subject.rfc4514_string()}) is not issued by "
-            f"the CA {ca_certificate.subject.rfc4514_string()} ({exc or type(exc).__name__}); "
+            f"the CA {ca_certificate.subject.rfc4514_string()} ({str(exc) or type(exc).__name__}); "
             "use a delegated responder certificate issued by this CA, the CA's own key, or configure "
             "it as locally_trusted for this CA if clients trust it out of band"
         ) from None
