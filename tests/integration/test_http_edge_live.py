@@ -259,12 +259,6 @@ def test_response_with_nonce_is_no_store(demo_server: LiveServer, demo_pki: Demo
     assert again.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: HEAD answers 'content-length: 0' (src/certstatus/server/http.py handle() empties the body for "
-    "HEAD and server/asgi.py _send() then sets content-length from the empty body); RFC 9110 §8.6 forbids a HEAD "
-    "Content-Length other than the GET body's length",
-)
 def test_head_reports_the_get_headers_without_a_body(demo_server: LiveServer, demo_pki: DemoPki, client: httpx.Client) -> None:
     answer, path = _cacheable_get(demo_server, demo_pki, client)
     head = client.head(demo_server.url + path)
@@ -276,13 +270,6 @@ def test_head_reports_the_get_headers_without_a_body(demo_server: LiveServer, de
         assert abs(int(head.headers["content-length"]) - len(answer.content)) <= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: uvicorn's Date header is a per-worker value refreshed about once a second "
-    "(server/run.py date_header=True) while Last-Modified is thisUpdate = the clock now, so just after a second "
-    "boundary Last-Modified is one second later than Date, which RFC 9110 §8.8.2.1 forbids (about half of all "
-    "responses in a quick probe)",
-)
 def test_last_modified_is_never_later_than_date(demo_server: LiveServer, demo_pki: DemoPki, client: httpx.Client) -> None:
     body = _good_request(demo_pki)
     for _ in range(2):

@@ -31,7 +31,7 @@ def serve(settings: Settings, *, log_level: str = "info") -> None:
         access_log=False,
         log_level="warning" if log_level == "info" else log_level,
         server_header=False,
-        date_header=True,
+        date_header=False,  # OCSPHttpHandler writes Date from its own clock
         timeout_keep_alive=10,
         timeout_graceful_shutdown=10,
         h11_max_incomplete_event_size=16 * 1024,
