@@ -29,14 +29,12 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.source_settings import SqlSettings
+from certstatus.sources.push import REASON_NAMES
 from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import REASONS_BY_CODE, CertStatusRecord
 
 _GOOD = {"good", "valid", "v", "e", "expired", "issued"}
 _REVOKED = {"revoked", "r"}
-_REASON_NAMES = {flag.value.lower(): flag for flag in x509.ReasonFlags} | {
-    flag.name.replace("_", ""): flag for flag in x509.ReasonFlags
-}
 
 
 class SqlUnavailable(Exception):
@@ -141,7 +139,7 @@ def _reason(value: object) -> x509.ReasonFlags | None:
         if value in REASONS_BY_CODE and value != 8:
             return REASONS_BY_CODE[value]
     elif isinstance(value, str):
-        flag = _REASON_NAMES.get(value.strip().lower().replace("_", "").replace(" ", ""))
-        if flag is not None and flag is not x509.ReasonFlags.remove_from_crl:
+        flag = REASON_NAMES.get(value.strip().lower().replace("_", "").replace(" ", ""))
+        if flag is not None:
             return flag
     raise SqlUnavailable(f"reason {value!r} is not an RFC 5280 reasonCode")
