@@ -19,6 +19,7 @@ attribute, e.g. ``deltaRevocationList;binary``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,12 +176,13 @@ def _ldap(url: str, policy: FetchPolicy) -> bytes:
     attribute = (parts.get("attributes") or [DEFAULT_ATTRIBUTE])[0]
     if not attribute.lower().endswith(";binary"):
         attribute += ";binary"  # RFC 4523 §2: certificate and CRL values are transferred ;binary
+    seconds = max(1, math.ceil(policy.timeout))  # ldap3 packs timeouts as whole seconds
     server = ldap3.Server(
-        parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=policy.timeout,
+        parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=seconds,
         get_info=ldap3.NONE,
     )  # fmt: skip
     try:
-        connection = ldap3.Connection(server, auto_bind=True, receive_timeout=policy.timeout, read_only=True)
+        connection = ldap3.Connection(server, auto_bind=True, receive_timeout=seconds, read_only=True)
     except LDAPException as exc:
         raise _Retryable(f"cannot bind to the LDAP server ({exc.__class__.__name__}: {exc})") from None
     try:
