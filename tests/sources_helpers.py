@@ -58,3 +58,26 @@ def target(store: StatusStore, pki: DemoPki, **settings) -> CaTarget:
     )  # fmt: skip
     issuer_id = store.register_issuer(ca.name, cert.public_bytes(serialization.Encoding.DER))
     return CaTarget(ca, issuer_id, cert)
+
+
+def ocsp_query(app, pki: DemoPki, serial: int):
+    """POST an OCSP request for ``serial`` of the demo CA to ``app`` (an Application, sans-IO).
+
+    Returns the parsed cryptography OCSPResponse.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509 import ocsp
+
+    cert, _ = ca_of(pki)
+    # A CertID is the issuer's name and key hashes plus the serial (RFC 6960 §4.1.1): no leaf needed.
+    request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+        *_cert_id_hashes(cert), serial, hashes.SHA1()
+    ).build()
+    response = app.http.handle("POST", b"/", {b"content-type": b"application/ocsp-request"}, request.public_bytes(serialization.Encoding.DER))
+    return ocsp.load_der_ocsp_response(response.body)
+
+
+def _cert_id_hashes(cert: x509.Certificate) -> tuple[bytes, bytes]:
+    from certstatus.protocol.certid import issuer_hashes
+
+    return issuer_hashes(cert, "sha1")
