@@ -67,7 +67,7 @@ def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bo
         except ValueError as exc:
             raise SourceError(origin, f"holds an unreadable PEM certificate ({exc}).") from None
         return {_checked_serial(cert, issuer, origin) for cert in certificates}
-    if data[:1] == b"\x30":
+    if data[:1] == b"\x30" and data[1:2] in (b"\x81", b"\x82", b"\x83"):  # DER SEQUENCE, long form ("0" is 0x30 too)
         try:
             certificate = x509.load_der_x509_certificate(data)
         except ValueError:
