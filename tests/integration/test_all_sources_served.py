@@ -69,9 +69,11 @@ def world(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path_factory):
                f"('{sql_pki.serials['revoked-superseded']}', 'revoked', now() - interval '1 hour', 4)")
     http = CrlServer().__enter__()
     http.publish("/base.crl", crl_der(demo_pki, [revoked(11, HOLD), revoked(12)], number=40, this_update=_now(), hours=48))
-    http.publish("/delta.crl", crl_der(demo_pki, [revoked(11, x509.ReasonFlags.remove_from_crl), revoked(13)], number=41, delta_base=40, this_update=_now(), hours=48))
+    delta = [revoked(11, x509.ReasonFlags.remove_from_crl), revoked(13)]
+    http.publish("/delta.crl", crl_der(demo_pki, delta, number=41, delta_base=40, this_update=_now(), hours=48))
     ldap = Slapd(folder / "slapd", crl_entry("CA", _der_crl(ldap_pki))).__enter__()
     (folder / "admin.token").write_text(TOKEN)
+    query = f"SELECT status, revoked_at, reason FROM {schema}.certs WHERE serial = %(serial_dec)s"
     port, admin_port = _port(), _port()
     config = folder / "certstatus.toml"
     config.write_text(
@@ -81,7 +83,7 @@ def world(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path_factory):
         + _ca_table("ldap", ldap_pki, f'crl = "{ldap.url("cn=CA,o=Test")}"')
         + _ca_table("index", index_pki, f'index = "{index_pki.index}"')
         + _ca_table("pushed", demo_pki_rsa, "push = true")
-        + _ca_table("sql", sql_pki, f'[ca.sql.sql]\ndsn = "{DSN}"\nquery = "SELECT status, revoked_at, reason FROM {schema}.certs WHERE serial = %(serial_dec)s"')
+        + _ca_table("sql", sql_pki, f'[ca.sql.sql]\ndsn = "{DSN}"\nquery = "{query}"')
     )
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("certstatus")), "serve", "--config", str(config)],

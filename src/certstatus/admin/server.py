@@ -39,9 +39,14 @@ def read_token(settings: AdminSettings) -> str | None:
     try:
         token = settings.token_file.read_text().strip()
     except OSError as exc:
-        raise ConfigError(str(settings.token_file), "admin.token_file", f"cannot read it: {exc.strerror}.", "Create the file with a long random token.") from None
+        raise ConfigError(
+            str(settings.token_file), "admin.token_file", f"cannot read it: {exc.strerror}.", "Create the file with a long random token."
+        ) from None
     if len(token) < 16:
-        raise ConfigError(str(settings.token_file), "admin.token_file", "holds fewer than 16 characters.", "Write a long random token (e.g. openssl rand -hex 32).")
+        raise ConfigError(
+            str(settings.token_file), "admin.token_file", "holds fewer than 16 characters.",
+            "Write a long random token (e.g. openssl rand -hex 32).",
+        )  # fmt: skip
     return token
 
 
@@ -57,7 +62,10 @@ def tls_context(settings: AdminSettings) -> ssl.SSLContext | None:
             context.load_verify_locations(settings.client_ca)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(str(settings.tls_certificate), "admin.tls_certificate", f"cannot load the TLS files: {exc}.", "Check tls_certificate, tls_key and client_ca.") from None
+        raise ConfigError(
+            str(settings.tls_certificate), "admin.tls_certificate", f"cannot load the TLS files: {exc}.",
+            "Check tls_certificate, tls_key and client_ca.",
+        ) from None
     return context
 
 

@@ -38,7 +38,7 @@ class LiveSqlStatus:
         if source is None:
             return call_next(exchange)
         records = []
-        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas):
+        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas, strict=True):
             if cert_ca is None:
                 records.append(None)
                 continue

@@ -29,7 +29,7 @@ _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
 def load_issued(
-    origin: str, issuer: x509.Certificate, *, policy: FetchPolicy = FetchPolicy(), signed: bool = False
+    origin: str, issuer: x509.Certificate, *, policy: FetchPolicy | None = None, signed: bool = False
 ) -> tuple[int, ...]:
     """Return the sorted, deduplicated serials issued by ``issuer`` according to ``origin``.
 
@@ -38,6 +38,7 @@ def load_issued(
     of another CA, a bad serial line, or (with ``signed``) a file that is
     not CMS SignedData by the CA.
     """
+    policy = policy or FetchPolicy()
     serials: set[int] = set()
     if not is_remote(origin) and Path(origin).is_dir():
         files = sorted(p for p in Path(origin).iterdir() if p.is_file() and not p.name.startswith("."))
