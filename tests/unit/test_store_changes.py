@@ -35,7 +35,8 @@ def test_combine_revocations_applies_the_delta_then_takes_the_earliest() -> None
     early, late = T - dt.timedelta(days=2), T - dt.timedelta(days=1)
     assert combine_revocations(1, [("crl", late, HOLD, None), ("delta", late, REMOVE, None)]) is None
     assert combine_revocations(1, [("crl", late, HOLD, None), ("delta", late, KEY, None)]).reason is KEY
-    assert combine_revocations(1, [("crl", late, HOLD, None), ("delta", late, REMOVE, None), ("push", early, KEY, None)]) == RevokedEntry(1, early, KEY)
+    rows = [("crl", late, HOLD, None), ("delta", late, REMOVE, None), ("push", early, KEY, None)]
+    assert combine_revocations(1, rows) == RevokedEntry(1, early, KEY)
     assert combine_revocations(1, [("index", late, KEY, None), ("crl", early, HOLD, None)]).revocation_time == early
     assert combine_revocations(1, []) is None
 
