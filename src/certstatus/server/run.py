@@ -20,8 +20,8 @@ def serve(settings: Settings, *, log_level: str = "info", on_reload: Callable[[]
     Workers are separate processes (``settings.server.worker_count``) that
     share the listening socket; each builds its own application from the
     settings handed over in the environment. ``on_reload`` is called on
-    SIGHUP (re-import the revocation data now) instead of uvicorn's default
-    of restarting the workers.
+    SIGHUP (re-import the revocation data now), before uvicorn's own SIGHUP
+    action (with several workers: replace them, which reloads their signers).
     """
     os.environ[SETTINGS_ENV] = settings.to_json()
     os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
@@ -53,5 +53,11 @@ def _on_hangup(on_reload: Callable[[], object]) -> None:
         logging.getLogger("certstatus.refresh").info("SIGHUP: re-importing every source now")
         on_reload()
 
-    signal.signal(signal.SIGHUP, reload)  # single worker: uvicorn leaves SIGHUP alone
-    Multiprocess.handle_hup = lambda self: reload()  # several workers: replaces "restart the workers"
+    signal.signal(signal.SIGHUP, reload)  # single worker: uvicorn leaves SIGHUP alone (the signer watcher chains it)
+    restart_workers = Multiprocess.handle_hup  # several workers: the supervisor's queue calls handle_hup
+
+    def handle_hup(self) -> None:
+        reload()
+        restart_workers(self)
+
+    Multiprocess.handle_hup = handle_hup
