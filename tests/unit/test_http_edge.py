@@ -533,11 +533,6 @@ def test_moving_the_clock_moves_this_update_and_produced_at(app: Application, de
     assert headers_of(second_response)[b"last-modified"] == format_datetime(second.this_update_utc, usegmt=True).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="missing per ARCHITECTURE.md ('tryLater when the data is stale'): pipeline/steps.py "
-    "LocalStatusSigner answers from a CRL whose nextUpdate (now + 7 days in the demo) has passed",
-)
 def test_stale_crl_answers_try_later(app: Application, demo_pki: DemoPki) -> None:
     app.clock.advance(8 * DAY)  # type: ignore[attr-defined]
     assert_unsuccessful(post(app, request(demo_pki, "good")), OCSPResponseStatus.TRY_LATER, 503)
