@@ -15,13 +15,16 @@ from certstatus.config import CaSettings, Settings
 from certstatus.errors import SignerError
 from certstatus.pipeline.base import Route, Step, compose
 from certstatus.pipeline.cache import ResponseCache
+from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.precomputed import ModePolicy, PrecomputedLookup
+from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
-from certstatus.signing.keys import load_certificates, load_private_key, read_password
-from certstatus.signing.signer import ResponseSigner, validate_signer
-from certstatus.sources.importer import ImportResult, import_ca
+from certstatus.signing.keys import load_certificates
+from certstatus.signing.loader import load_signer_set
+from certstatus.sources.importer import CaTarget, ImportResult, import_ca
+from certstatus.sources.sql import SqlStatusSource
 from certstatus.store.sqlite import SQLiteStore
 from cryptography.hazmat.primitives import serialization
 
@@ -34,6 +37,7 @@ class Application:
     store: SQLiteStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
+    clock: Clock
 
 
 def open_store(settings: Settings) -> SQLiteStore:
@@ -41,24 +45,21 @@ def open_store(settings: Settings) -> SQLiteStore:
 
 
 def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
-    """Load the CA certificate and its signer, validate the signer, register the issuer.
+    """Load the CA certificate and its signers, validate the signers, register the issuer.
 
-    Raises :class:`SignerError` with the file names when the signer is unusable.
+    Raises :class:`SignerError` with the file names (or token objects) when
+    a signer is unusable (see :mod:`certstatus.signing.loader`).
     """
     certificate = load_certificates(ca.certificate)[0]
-    signer_certs = load_certificates(ca.signer_certificate)
-    loaded = load_private_key(ca.signer_key, read_password(ca.signer_password_file))
-    where = f"CA {ca.name} ({ca.signer_certificate}, {ca.signer_key})"
-    validate_signer(loaded.key, signer_certs[0], certificate, clock.now(), where=where)
-    signer = ResponseSigner(
-        loaded.key,
-        signer_certs[0],
-        certificate,
-        responder_id=ca.responder_id,
-        chain=tuple(signer_certs[1:]),
-    )
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
-    return ServedCA(ca, certificate, issuer_id, signer, has_data=bool(store.source_states(issuer_id)))
+
+    def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
+        record = store.lookup(issuer_id, signer.certificate.serial_number)
+        return record is not None and record.revoked is not None
+
+    signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
+    has_data = ca.sql is not None or bool(store.source_states(issuer_id))
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
@@ -73,7 +74,10 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         results = []
         for ca in settings.cas:
             served = load_ca(ca, store, clock)
-            results.extend(import_ca(store, ca, served.issuer_id, served.certificate, clock))
+            if ca.push and "push" not in store.source_states(served.issuer_id):
+                # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
+                store.apply_changes(served.issuer_id, (), at=clock.now())
+            results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
         return results
     finally:
         store.close()
@@ -110,7 +114,10 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
     except SignerError:
         store.close()
         raise
-    steps: list[Step] = [ResolveIssuers(registry)]
+    sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
+    steps: list[Step] = [ResolveIssuers(registry), FreshnessGuard(store, clock)]
+    if sql_sources:
+        steps.append(LiveSqlStatus(sql_sources))
     if any(ca.mode != "live" for ca in settings.cas):
         # cache → local status (pre-signed) → sign (live); see docs/precomputed.md.
         steps += [
@@ -122,4 +129,4 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )
-    return Application(settings, store, registry, http)
+    return Application(settings, store, registry, http, clock)

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from certstatus.admin.cli import register as register_source_commands
 from certstatus.config import (
     DEFAULT_VALIDITY,
     MODES,
@@ -27,6 +28,7 @@ from certstatus.config import (
     parse_listen,
 )
 from certstatus.errors import CertstatusError, ConfigError
+from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands, single_ca_signer_fields
 
 console = Console(stderr=True)
 
@@ -49,7 +51,7 @@ def main() -> None:
 
 
 def _single_ca_settings(opts: dict) -> Settings:
-    if not opts["signer_cert"] or not opts["signer_key"]:
+    if (not opts["signer_cert"] or not opts["signer_key"]) and not opts["signers_dir"]:
         raise ConfigError(CLI, "--signer-cert/--signer-key", "are required without --config.", "Give the responder certificate and its key.")
     if not (opts["crl"] or opts["index"] or opts["issued"]):
         raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
@@ -61,19 +63,17 @@ def _single_ca_settings(opts: dict) -> Settings:
     ca = CaSettings(
         name=opts["name"],
         certificate=Path(opts["issuer"]),
-        signer_certificate=Path(opts["signer_cert"]),
-        signer_key=Path(opts["signer_key"]),
+        **single_ca_signer_fields(opts),
         crl=tuple(c if "://" in c else str(Path(c)) for c in opts["crl"]),
         index=Path(opts["index"]) if opts["index"] else None,
         issued=Path(opts["issued"]) if opts["issued"] else None,
-        signer_password_file=Path(opts["signer_password_file"]) if opts["signer_password_file"] else None,
         path=normalise_path(opts["path"], file=CLI, key="--path") if opts["path"] else None,
         validity=validity,
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
         mode=opts["mode"],
     )
-    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/")
+    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -100,12 +100,13 @@ _ca_options = [
     click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration (any number of CAs)."),
     click.option("--issuer", type=click.Path(dir_okay=False), help="Single-CA form: the CA certificate."),
     click.option("--name", default="default", show_default=True, help="Single-CA form: the CA's name."),
-    click.option("--crl", multiple=True, help="CRL file (DER or PEM)."),
+    click.option("--crl", multiple=True, help="CRL (DER or PEM): a file or an http(s):// or ldap:// URL; repeat for base + delta CRL."),
     click.option("--index", type=click.Path(dir_okay=False), help="OpenSSL index.txt."),
     click.option("--issued", type=click.Path(dir_okay=False), help="File of issued serials (hex, one per line)."),
     click.option("--signer-cert", type=click.Path(dir_okay=False), help="Responder certificate (CA or delegated)."),
-    click.option("--signer-key", type=click.Path(dir_okay=False), help="Responder key: PEM or PKCS#12."),
+    click.option("--signer-key", help="Responder key: PEM or PKCS#12 file, or 'pkcs11:token=…;object=…' (RFC 7512)."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
+    *SIGNER_OPTIONS,
     click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
     click.option("--db", default="certstatus.sqlite3", show_default=True, help="SQLite store file."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
@@ -140,7 +141,8 @@ def _print_import(results) -> bool:
             ok = False
             table.add_row(result.ca, result.kind, result.origin, "-", f"[red]refused: {result.error}[/]")
         else:
-            table.add_row(result.ca, result.kind, result.origin, str(result.entries), "[green]imported[/]")
+            done = f"unchanged ({result.note})" if result.unchanged else "imported"
+            table.add_row(result.ca, result.kind, result.origin, str(result.entries), f"[green]{done}[/]")
     console.print(table)
     return ok
 
@@ -165,20 +167,30 @@ def serve(log_level: str, **opts) -> None:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
-    from certstatus.app import prepare
+    from certstatus.admin.server import start_services
+    from certstatus.app import open_store, prepare
+    from certstatus.clock import SystemClock
+    from certstatus.observability import configure_logging
     from certstatus.generator.cli import generation_while_serving
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    with generation_while_serving(settings, log_level=log_level):  # no-op when every CA is live
-        console.print(
-            f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
-            f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
-            f"for {', '.join(ca.name for ca in settings.cas)}",
-            highlight=False,
-        )
-        run_server(settings, log_level=log_level)
+    configure_logging(log_level)
+    services = start_services(settings, lambda: open_store(settings), SystemClock())
+    try:
+        # Precomputed/cached CAs: sign everything first, then keep it current in the background
+        # (woken at once by imports of this process); a no-op when every CA is live.
+        with generation_while_serving(settings, log_level=log_level, feed=services.feed):
+            console.print(
+                f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
+                f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+                f"for {', '.join(ca.name for ca in settings.cas)}",
+                highlight=False,
+            )
+            run_server(settings, log_level=log_level, on_reload=services.refresher.trigger)
+    finally:
+        services.stop()
 
 
 @main.command()
@@ -225,6 +237,9 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
         console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
         run_server(settings)
 
+
+register_signer_commands(main, ca_options, lambda opts: _settings(opts))
+register_source_commands(main)
 
 from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
 

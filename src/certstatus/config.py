@@ -19,7 +19,9 @@ Layout::
     certificate = "ca.pem"
     crl = ["ca.crl"]             # and/or index = "index.txt", issued = "issued.txt"
     signer_certificate = "ocsp.pem"
-    signer_key = "ocsp.key"      # or a .p12; passphrase: signer_password_file or $CERTSTATUS_SIGNER_PASSWORD
+    signer_key = "ocsp.key"      # or a .p12, or "pkcs11:token=..;object=.."; passphrase: signer_password_file
+                                 # or $CERTSTATUS_SIGNER_PASSWORD; several signers: [[ca.NAME.signer]],
+                                 # signers_dir (see certstatus.signing.settings)
     path = "/issuing-1"          # optional URL of this CA alone
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
@@ -40,6 +42,23 @@ from pathlib import Path
 from typing import Any
 
 from certstatus.errors import ConfigError
+from certstatus.signing.settings import (
+    CA_SIGNER_KEYS,
+    DEFAULT_EXPIRY_WARNING,
+    DEFAULT_RESCAN,
+    SignerSettings,
+    ca_signer_settings,
+    with_pkcs11_module,
+)
+from certstatus.source_settings import (
+    DEFAULT_MAX_CRL_BYTES,
+    DEFAULT_REFRESH_INTERVAL,
+    SOURCE_KEYS,
+    AdminSettings,
+    SqlSettings,
+    admin_settings,
+    source_options,
+)
 
 MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
@@ -60,8 +79,8 @@ class CaSettings:
 
     name: str
     certificate: Path
-    signer_certificate: Path
-    signer_key: Path
+    signer_certificate: Path | None = None  # shorthand of one signer; `signers` holds them all
+    signer_key: Path | None = None
     crl: tuple[str, ...] = ()
     index: Path | None = None
     issued: Path | None = None
@@ -73,11 +92,30 @@ class CaSettings:
     mode: str = "live"
     precomputed_miss: str = "sign"
     where: str = "command line"
+    signers: tuple[SignerSettings, ...] = ()
+    signers_dir: Path | None = None
+    signer_expiry_warning: int = DEFAULT_EXPIRY_WARNING
+    signers_rescan: int = DEFAULT_RESCAN
+    pkcs11_module: str | None = None
+    pkcs11_pin_file: Path | None = None
+    signature_algorithm: str | None = None
+    signer_locally_trusted: bool = False
+    # Sources (see certstatus.source_settings): durations in seconds, sizes in bytes.
+    refresh_interval: int = DEFAULT_REFRESH_INTERVAL
+    fetch_timeout: float = 10.0
+    fetch_retries: int = 2
+    max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
+    stale_grace: int = 0
+    on_stale: str = "tryLater"
+    issued_signed: bool = False
+    push: bool = False
+    push_issued: bool = False
+    sql: SqlSettings | None = None
 
     @property
     def knows_issuance(self) -> bool:
-        """True when an index file or an issued list says which serials exist."""
-        return self.index is not None or self.issued is not None
+        """True when an index file, an issued list, pushes or the SQL source say which serials exist."""
+        return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
 
 
 @dataclass(frozen=True)
@@ -90,6 +128,7 @@ class ServerSettings:
     database: Path = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    pkcs11_module: str | None = None
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
 
     @property
@@ -101,6 +140,7 @@ class ServerSettings:
 class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
+    admin: AdminSettings | None = None
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -112,20 +152,26 @@ class Settings:
         server = ServerSettings(**{**raw["server"], "database": Path(raw["server"]["database"])})
         cas = []
         for ca in raw["cas"]:
-            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file"):
-                if ca[key] is not None:
+            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
+                        "signers_dir", "pkcs11_pin_file"):
+                if ca.get(key) is not None:
                     ca[key] = Path(ca[key])
             ca["crl"] = tuple(ca["crl"])
+            ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
+            ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
             cas.append(CaSettings(**ca))
-        return cls(server, tuple(cas))
+        admin = raw.get("admin")
+        if admin is not None:
+            admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
+        return cls(server, tuple(cas), admin)
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "response_cache_bytes"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
     "mode", "precomputed_miss",
-}
+} | CA_SIGNER_KEYS | SOURCE_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -165,9 +211,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca"}
+    unknown = set(raw) - {"server", "ca", "admin"}
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server], [admin] and [ca.NAME] tables.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -183,7 +229,11 @@ def load_config(path: Path) -> Settings:
             cas.append(ca_settings(file.stem, _read_toml(file), where=str(file), base=file.parent))
     if not cas:
         raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
-    return check_settings(Settings(server, tuple(cas)), where)
+    cas = [with_pkcs11_module(ca, server.pkcs11_module) for ca in cas]
+    admin = None
+    if "admin" in raw:
+        admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
+    return check_settings(Settings(server, tuple(cas), admin), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
@@ -213,9 +263,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if not _NAME.match(name):
         raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
     _check_keys(table, _CA_KEYS, where, prefix)
-    for required in ("certificate", "signer_certificate", "signer_key"):
-        if required not in table:
-            raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
+    if "certificate" not in table:
+        raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
+    shorthand = signing.signers[0] if "signer_key" in table else None
     crl = table.get("crl", [])
     if isinstance(crl, str):
         crl = [crl]
@@ -224,8 +275,13 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
     index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
     issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
-    if not crl and index is None and issued is None:
-        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index or issued.")
+    sources = source_options(table, where=where, prefix=prefix)
+    if sources.get("sql") is not None and (crl or index or issued or sources.get("push")):
+        raise ConfigError(
+            where, f"{prefix}.sql", "a live SQL source answers alone.", "Remove crl, index, issued and push, or the sql table."
+        )
+    if not crl and index is None and issued is None and not sources.get("push") and sources.get("sql") is None:
+        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index, issued, push = true or [sql].")
     validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
     force = table.get("force_validity", False)
     if not isinstance(force, bool):
@@ -237,25 +293,25 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     unknown_serials = table.get("unknown_serials", "unknown")
     if unknown_serials not in ("unknown", "revoked"):
         raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
-    if unknown_serials == "revoked" and index is None and issued is None:
+    knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
+    if unknown_serials == "revoked" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
     mode, precomputed_miss = check_mode(
         table.get("mode", "live"), table.get("precomputed_miss", "sign"),
-        knows_issuance=index is not None or issued is not None, file=where, prefix=prefix,
+        knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
     )  # fmt: skip
-    password_file = table.get("signer_password_file")
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
-        signer_certificate=_path(table["signer_certificate"], base, where, f"{prefix}.signer_certificate"),
-        signer_key=_path(table["signer_key"], base, where, f"{prefix}.signer_key"),
+        signer_certificate=shorthand.certificate if shorthand else None,
+        signer_key=Path(shorthand.key) if shorthand else None,  # a file, or a pkcs11: URI kept as written
         crl=crl,
         index=index,
         issued=issued,
-        signer_password_file=None if password_file is None else _path(password_file, base, where, f"{prefix}.signer_password_file"),
+        signer_password_file=shorthand.password_file if shorthand else None,
         path=normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None,
         validity=validity,
         responder_id=responder_id,
@@ -263,18 +319,35 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         mode=mode,
         precomputed_miss=precomputed_miss,
         where=where,
+        signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
+        signers_dir=signing.signers_dir,
+        signer_expiry_warning=signing.expiry_warning,
+        signers_rescan=signing.rescan,
+        pkcs11_module=signing.pkcs11_module,
+        pkcs11_pin_file=signing.pkcs11_pin_file,
+        signature_algorithm=signing.signature_algorithm,
+        signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
+        **sources,
     )
 
 
-def check_mode(mode: Any, precomputed_miss: Any, *, knows_issuance: bool, file: str, prefix: str) -> tuple[str, str]:
+def check_mode(
+    mode: Any, precomputed_miss: Any, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str
+) -> tuple[str, str]:
     """Validate a CA's ``mode`` and ``precomputed_miss``; return them.
 
     ``precomputed_miss = "unauthorized"`` (RFC 5019 §2.2.3) needs a CA whose
     issued serials are known: for a CRL-only CA every good certificate is a
-    miss, and refusing them all would break it.
+    miss, and refusing them all would break it. A CA answered from a live
+    SQL query has no statuses in the store to pre-sign: live mode only.
     """
     if mode not in MODES:
         raise ConfigError(file, f"{prefix}.mode", f"{mode!r} is not a mode.", 'Write "live", "precomputed" or "cached".')
+    if mode != "live" and live_sql:
+        raise ConfigError(
+            file, f"{prefix}.mode", f'"{mode}" pre-signs the statuses in the store, and a live SQL source puts none there.',
+            'Use mode = "live" with [sql], or import the CA database as an issued list or index instead.',
+        )  # fmt: skip
     if precomputed_miss not in ("sign", "unauthorized"):
         raise ConfigError(file, f"{prefix}.precomputed_miss", f"{precomputed_miss!r} is not sign or unauthorized.", 'Write "sign" or "unauthorized".')
     if precomputed_miss == "unauthorized" and not knows_issuance:
@@ -308,10 +381,13 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     common = raw.get("common_path", "/")
     common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
     database = _path(raw.get("database", "certstatus.sqlite3"), base, where, "server.database")
+    module = raw.get("pkcs11_module")
+    if module is not None and (not isinstance(module, str) or not module):
+        raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
     cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
     if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
         raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
-    return ServerSettings(host, port, workers, database, common, limit, response_cache_bytes=cache_bytes)
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ CertIDs, the never-expired rule, the cache and its invalidation.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 
@@ -24,7 +25,7 @@ from certstatus.generator.run import Generator
 from certstatus.generator.schedule import GenerationLoop
 from certstatus.pipeline.base import OCSPAnswer, OCSPError
 from certstatus.pipeline.cache import ENTRY_OVERHEAD, AnswerCache
-from certstatus.sources.importer import import_index
+from certstatus.sources.importer import CaTarget, import_index
 from certstatus.store.sqlite import SQLiteStore
 from tests.precomputed_helpers import (
     answer,
@@ -273,7 +274,8 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_on_the_next_tick(
             for line in index
         )
     )
-    import_index(cached.store, cached.issuer_id, str(cached.pki.index), cached.clock)
+    served = cached.app.registry.cas[0]
+    import_index(cached.store, CaTarget(served.settings, served.issuer_id, served.certificate), str(cached.pki.index), cached.clock)
     cached.clock.advance(1)  # the worker's cache reads the change feed once a second
     live = cached.ask(request)
     assert live.source == "live"
@@ -336,3 +338,32 @@ def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path):
     again = type(settings).from_json(settings.to_json())
     assert again == settings
     assert (again.cas[0].mode, again.cas[0].precomputed_miss) == ("cached", "unauthorized")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"mode": "fast"}, "is not a mode"),
+        ({"mode": "cached", "sql": {"dsn": "postgresql://x/y", "query": "select 1 where %(serial)s = 1"}}, "live SQL source"),
+        ({"precomputed_miss": "refuse", "index": "index.txt"}, "is not sign or unauthorized"),
+    ],
+)
+def test_mode_settings_errors_name_the_key_and_the_fix(tmp_path, changes, message):
+    table = {"certificate": "ca.pem", "signer_certificate": "o.pem", "signer_key": "o.key", "crl": ["c.crl"], **changes}
+    if "sql" in changes:
+        del table["crl"]
+    with pytest.raises(ConfigError, match=message) as error:
+        parse_ca_settings("ca1", table, where="test.toml", base=tmp_path)
+    assert error.value.key.startswith("ca.ca1.") and error.value.fix
+
+
+def test_precomputed_answers_revalidate_with_their_etag(responder):
+    """Stable bytes: the ETag a client got matches again, so If-None-Match gets 304 (RFC 5019 §6.2)."""
+    pre = responder("precomputed")
+    pre.generate()
+    path = b"/" + base64.b64encode(request_der(pre.pki, "good"))
+    first = pre.app.http.handle("GET", path, {}, b"")
+    assert first.status == 200
+    etag = dict(first.headers)[b"etag"]
+    again = pre.app.http.handle("GET", path, {b"if-none-match": etag}, b"")
+    assert again.status == 304 and again.body == b""

@@ -9,7 +9,7 @@ from cryptography import x509
 
 from certstatus.sources.records import RevokedEntry
 from certstatus.store import sqlite_precomputed
-from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState
+from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
 from certstatus.store.sqlite import SQLiteStore
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -188,3 +188,41 @@ def test_new_certificate_for_a_ca_name_drops_its_responses(store):
     assert store.register_issuer("ca", b"new-ca") == issuer_id
     assert store.precomputed(issuer_id, 1, "sha1") is None
     assert store.changes_since(cursor)[1] == [(issuer_id, None)]
+
+
+def test_pushed_changes_stop_the_pushed_serials_responses(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2])
+    _sign(store, issuer_id, [1, 2])
+    cursor = store.status_seq()
+    store.apply_changes(issuer_id, [StatusChange("revoke", 2, T0, x509.ReasonFlags.key_compromise)], at=T0)
+    assert store.changes_since(cursor)[1] == [(issuer_id, 2)]
+    assert store.precomputed(issuer_id, 2, "sha1") is None
+    assert store.precomputed(issuer_id, 1, "sha1") is not None
+    assert _pending(store, issuer_id, "changed") == [2]
+
+
+def test_dropped_source_kinds_are_changes(store):
+    """A complete CRL that drops the delta CRL: the delta's serials changed."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)])
+    store.replace_source(issuer_id, SourceState("delta", "delta", T0, 1), revoked=[RevokedEntry(5, T0)])
+    _sign(store, issuer_id, [1, 5])
+    cursor = store.status_seq()
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)], drop_kinds=["delta"])
+    assert store.changes_since(cursor)[1] == [(issuer_id, 5)]
+    assert store.precomputed(issuer_id, 5, "sha1") is None and store.precomputed(issuer_id, 1, "sha1") is not None
+
+
+def test_lookup_many_applies_the_delta_crl_view(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    hold = x509.ReasonFlags.certificate_hold
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 2), revoked=[RevokedEntry(1, T0, hold), RevokedEntry(2, T0, hold)])
+    store.replace_source(
+        issuer_id, SourceState("delta", "delta", T0, 1),
+        revoked=[RevokedEntry(1, T0, x509.ReasonFlags.remove_from_crl), RevokedEntry(2, T0, x509.ReasonFlags.key_compromise)],
+    )  # fmt: skip
+    records = store.lookup_many(issuer_id, [1, 2])
+    assert records == {2: store.lookup(issuer_id, 2)}
+    assert store.lookup(issuer_id, 1) is None
+    assert records[2].revoked.reason is x509.ReasonFlags.key_compromise

@@ -16,6 +16,7 @@ from certstatus.cli import _print_import, _settings, ca_options, console
 from certstatus.config import Settings
 from certstatus.generator.run import RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
 from certstatus.generator.schedule import start_background, stop_background
+from certstatus.sources.changes import ChangeFeed
 
 
 class _RateColumn(ProgressColumn):
@@ -104,10 +105,11 @@ def _as_generated(ca):
 
 
 @contextlib.contextmanager
-def generation_while_serving(settings: Settings, *, log_level: str = "info") -> Iterator[None]:
+def generation_while_serving(settings: Settings, *, log_level: str = "info", feed: ChangeFeed | None = None) -> Iterator[None]:
     """Around the server: one pass in the foreground, then the background generator until exit.
 
-    Does nothing when every CA is live.
+    Changes published on ``feed`` (this process's refresher, admin API)
+    wake the background generator at once. Does nothing when every CA is live.
     """
     from certstatus.app import open_store
 
@@ -121,7 +123,7 @@ def generation_while_serving(settings: Settings, *, log_level: str = "info") -> 
             print_summary(run_with_progress(generator))
     finally:
         store.close()
-    background = start_background(settings, log_level=log_level, seen_seq=seen_seq)
+    background = start_background(settings, log_level=log_level, seen_seq=seen_seq, feed=feed)
     try:
         yield
     finally:

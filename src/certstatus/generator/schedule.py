@@ -2,7 +2,9 @@
 
 ``certstatus serve`` runs one pass in the foreground (the workers start
 with every response signed), then starts :func:`run_background` in its own
-process. Once a second it looks at the store (:meth:`GenerationLoop.tick`):
+process. Once a second, or at once when the supervisor's refresher, admin
+API or pushes publish a change (:class:`~certstatus.sources.changes.ChangeFeed`
+sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
 
 * the status sequence moved (an import, in this or another process): a
   full pass — changed serials first, so a revocation is re-signed within
@@ -21,10 +23,12 @@ import multiprocessing
 import os
 import signal
 import time
+from multiprocessing.synchronize import Event as EventType
 
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
 from certstatus.generator.run import Generator, GenerationSummary
+from certstatus.sources.changes import ChangeFeed
 from certstatus.store.base import WORK_KINDS
 
 log = logging.getLogger("certstatus.generator")
@@ -61,8 +65,10 @@ class GenerationLoop:
         return None
 
 
-def run_background(settings_json: str, log_level: str, seen_seq: int | None, processes: int | None) -> None:
-    """Body of the background process: tick every :data:`TICK_SECONDS` until SIGTERM or orphaned."""
+def run_background(
+    settings_json: str, log_level: str, seen_seq: int | None, processes: int | None, wake: EventType | None = None
+) -> None:
+    """Body of the background process: tick every :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
     from certstatus.app import open_store
     from certstatus.observability import configure_logging
 
@@ -87,7 +93,10 @@ def run_background(settings_json: str, log_level: str, seen_seq: int | None, pro
                         "signed %d responses (%.0f/s), dropped %d serials no longer known",
                         summary.signed, summary.responses_per_second, summary.removed,
                     )  # fmt: skip
-                time.sleep(TICK_SECONDS)
+                if wake is None:
+                    time.sleep(TICK_SECONDS)
+                elif wake.wait(TICK_SECONDS):
+                    wake.clear()
     except SystemExit:
         pass
     finally:
@@ -95,12 +104,24 @@ def run_background(settings_json: str, log_level: str, seen_seq: int | None, pro
 
 
 def start_background(
-    settings: Settings, *, log_level: str = "info", seen_seq: int | None = None, processes: int | None = None
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    seen_seq: int | None = None,
+    processes: int | None = None,
+    feed: ChangeFeed | None = None,
 ) -> multiprocessing.process.BaseProcess:
-    """Start :func:`run_background` in a new (spawned) process and return it."""
-    process = multiprocessing.get_context("spawn").Process(
+    """Start :func:`run_background` in a new (spawned) process and return it.
+
+    With ``feed``, every change published in this process wakes it at once.
+    """
+    context = multiprocessing.get_context("spawn")
+    wake = context.Event()
+    if feed is not None:
+        feed.subscribe(lambda issuer_id, serials: wake.set())
+    process = context.Process(
         target=run_background,
-        args=(settings.to_json(), log_level, seen_seq, processes),
+        args=(settings.to_json(), log_level, seen_seq, processes, wake),
         name="certstatus-generator",
     )
     process.start()

@@ -18,14 +18,12 @@ import datetime as dt
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
-
+from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
+from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
-from certstatus.protocol.certid import issuer_hashes
 from certstatus.refresh import renew_at
-from certstatus.signing.keys import load_certificates, load_private_key, read_password
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import PrecomputedResponse, SignedResponse, StatusStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
@@ -41,34 +39,39 @@ class BatchResult:
 
 
 class CASigner:
-    """Signs pre-computed responses for one CA: its settings, issuer id, signer and templates."""
+    """Signs pre-computed responses for one CA: its served CA (settings, issuer id, signers) and templates.
 
-    def __init__(self, settings: CaSettings, issuer_id: int, signer: ResponseSigner) -> None:
-        self.settings = settings
-        self.issuer_id = issuer_id
-        self.signer = signer
-        self.responder_id_der = signer.responder_id.dump()
-        self.wrapper = der.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    The signer of a batch is the CA's current one (:class:`~certstatus.signing.signer_set.SignerSet`:
+    rollover, HSM keys, as for live answers); a response never outlives it:
+    nextUpdate is at most the signer certificate's notAfter.
+    """
+
+    def __init__(self, served: ServedCA) -> None:
+        self.served = served
+        self.settings = served.settings
+        self.issuer_id = served.issuer_id
         self.prefixes = {
-            algorithm: der.cert_id_prefix(algorithm, *issuer_hashes(signer.ca_certificate, algorithm))
-            for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+            algorithm: der.cert_id_prefix(algorithm, *served.hashes[algorithm]) for algorithm in PRECOMPUTED_HASH_ALGORITHMS
         }
+        self._templates: dict[int, tuple[ResponseSigner, bytes, der.ResponseWrapper]] = {}
 
     @classmethod
-    def load(cls, settings: CaSettings, store: StatusStore) -> "CASigner":
-        """Load the CA certificate and signer from the files ``settings`` names.
+    def load(cls, settings: CaSettings, store: StatusStore, clock: Clock) -> "CASigner":
+        """Load the CA certificate and its signers as a worker does (:func:`certstatus.app.load_ca`).
 
-        The signer was validated at start-up (:func:`certstatus.app.prepare`);
-        raises :class:`~certstatus.errors.SignerError` when the files became unreadable.
+        Raises :class:`~certstatus.errors.SignerError` when no signer is usable.
         """
-        certificate = load_certificates(settings.certificate)[0]
-        signer_certs = load_certificates(settings.signer_certificate)
-        key = load_private_key(settings.signer_key, read_password(settings.signer_password_file)).key
-        signer = ResponseSigner(
-            key, signer_certs[0], certificate, responder_id=settings.responder_id, chain=tuple(signer_certs[1:])
-        )
-        issuer_id = store.register_issuer(settings.name, certificate.public_bytes(serialization.Encoding.DER))
-        return cls(settings, issuer_id, signer)
+        from certstatus.app import load_ca
+
+        return cls(load_ca(settings, store, clock))
+
+    def _signer(self, now: dt.datetime) -> tuple[ResponseSigner, bytes, der.ResponseWrapper]:
+        signer = self.served.signers.select(now=now)
+        templates = self._templates.get(id(signer))
+        if templates is None or templates[0] is not signer:
+            templates = (signer, signer.responder_id.dump(), der.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der))
+            self._templates[id(signer)] = templates
+        return templates
 
     def sign_batch(
         self, store: StatusStore, serial_numbers: list[int], now: dt.datetime, write_lock: AbstractContextManager | None = None
@@ -77,12 +80,15 @@ class CASigner:
 
         ``write_lock`` (shared by the worker processes) serialises the
         writes, so a worker waiting for the store wakes when the other is
-        done instead of polling SQLite's busy handler.
+        done instead of polling SQLite's busy handler. Raises
+        :class:`~certstatus.errors.SignerUnavailable` when the CA has no
+        signer valid at ``now`` (nothing is written).
         """
+        signer, responder_id_der, wrapper = self._signer(now)
         status_seq = store.status_seq()  # before the statuses: see StatusStore.store_precomputed
         records = store.lookup_many(self.issuer_id, serial_numbers)
         this_update = now.replace(microsecond=0)
-        next_update = this_update + dt.timedelta(seconds=self.settings.validity)
+        next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
         this_der = der.generalized_time(this_update)
         next_der = der.generalized_time(next_update)
@@ -101,11 +107,11 @@ class CASigner:
             )
             for algorithm, prefix in self.prefixes.items():
                 data = der.encode_response_data(
-                    self.responder_id_der, this_der, der.encode_cert_id(prefix, serial), status_der, this_der, next_der,
+                    responder_id_der, this_der, der.encode_cert_id(prefix, serial), status_der, this_der, next_der,
                     invalidity_date=revoked.invalidity_date if revoked else None,
                     extended_revoke=decision.extended,
                 )  # fmt: skip
-                response = self.wrapper.wrap(data, self.signer.signature(data))
+                response = wrapper.wrap(data, signer.signature(data))
                 responses.append(
                     SignedResponse(serial, algorithm, PrecomputedResponse(response, this_update, next_update), renew)
                 )
@@ -120,7 +126,7 @@ class Worker:
     def __init__(self, settings: Settings, store: StatusStore, write_lock: AbstractContextManager | None = None) -> None:
         self.store = store
         self.write_lock = write_lock
-        self.cas = {ca.name: CASigner.load(ca, store) for ca in settings.cas}
+        self.cas = {ca.name: CASigner.load(ca, store, SystemClock()) for ca in settings.cas}
 
     def run(self, ca_name: str, serial_numbers: list[int], now: dt.datetime) -> BatchResult:
         return self.cas[ca_name].sign_batch(self.store, serial_numbers, now, self.write_lock)

@@ -30,10 +30,10 @@ from certstatus.store.base import (
     CertStatusRecord,
     PrecomputedResponse,
     SignedResponse,
+    combine_revocations,
     serial_from_key,
     serial_key,
 )
-from certstatus.sources.records import RevokedEntry
 
 #: Hash algorithms the generator signs for (RFC 9919 §3.1.1: SHA-1 and SHA-256 CertIDs).
 PRECOMPUTED_HASH_ALGORITHMS = ("sha1", "sha256")
@@ -99,10 +99,10 @@ class PrecomputedSQLite:
         return PrecomputedResponse(row[0], _dt(row[1]), _dt(row[2]))
 
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
-        """Status records of several serials: two indexed queries per chunk of 500."""
+        """Status records of several serials: two indexed queries per chunk of 500, combined as lookup() does."""
         keys = [serial_key(serial) for serial in serial_numbers]
         issued: set[bytes] = set()
-        revoked: dict[bytes, tuple] = {}
+        revoked: dict[bytes, list[tuple]] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -113,27 +113,23 @@ class PrecomputedSQLite:
                 )
             )
             for row in self._db.execute(
-                "SELECT serial, revocation_time, reason, invalidity_date FROM revoked "
+                "SELECT serial, source, revocation_time, reason, invalidity_date FROM revoked "
                 f"WHERE issuer_id = ? AND serial IN ({marks})",
                 (issuer_id, *chunk),
             ):
-                # Several sources may revoke one serial: the earliest revocation wins, as in lookup().
-                if row[0] not in revoked or row[1] < revoked[row[0]][0]:
-                    revoked[row[0]] = row[1:]
+                revoked.setdefault(row[0], []).append(row[1:])
         records = {}
         for serial, key in zip(serial_numbers, keys, strict=True):
-            entry = revoked.get(key)
+            rows = revoked.get(key)
+            entry = None
+            if rows is not None:
+                entry = combine_revocations(
+                    serial,
+                    ((r[0], _dt(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else _dt(r[3])) for r in rows),
+                )
             if entry is None and key not in issued:
                 continue
-            revoked_entry = None
-            if entry is not None:
-                revoked_entry = RevokedEntry(
-                    serial,
-                    _dt(entry[0]),
-                    None if entry[1] is None else REASONS_BY_CODE[entry[1]],
-                    None if entry[2] is None else _dt(entry[2]),
-                )
-            records[serial] = CertStatusRecord(issued=key in issued, revoked=revoked_entry)
+            records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
         return records
 
     # -- written by the generator ----------------------------------------------
@@ -217,7 +213,8 @@ class PrecomputedSQLite:
                 issuer_id, batch_size,
             )  # fmt: skip
             yield from self._keyset(
-                f"SELECT DISTINCT serial FROM revoked s WHERE issuer_id = ? AND serial > ? AND {missing} "
+                # reason 8, removeFromCRL: a delta CRL's release of a hold, not a revocation.
+                f"SELECT DISTINCT serial FROM revoked s WHERE issuer_id = ? AND serial > ? AND reason IS NOT 8 AND {missing} "
                 "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = s.issuer_id AND i.serial = s.serial) "
                 "ORDER BY serial LIMIT ?",
                 issuer_id, batch_size,
