@@ -162,7 +162,7 @@ def serve_check(folder: Path, config: Path, database: Path, serials: list[int], 
                 break
             except OSError:
                 if server.poll() is not None or time.perf_counter() - started > 600:
-                    raise RuntimeError(f"certstatus serve did not start; see {folder / 'serve.log'}")
+                    raise RuntimeError(f"certstatus serve did not start; see {folder / 'serve.log'}") from None
                 time.sleep(0.2)
         ready = time.perf_counter() - started
         signer = _signer(folder / "pki")

@@ -121,7 +121,13 @@ _ca_options = [
         show_default=True,
         help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
     ),
-    click.option("--mode", type=click.Choice(MODES), default="live", show_default=True, help="live: sign every request; precomputed/cached: pre-sign every status (docs/precomputed.md)."),
+    click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        default="live",
+        show_default=True,
+        help="live: sign every request; precomputed/cached: pre-sign every status (docs/precomputed.md).",
+    ),
 ]
 
 

@@ -172,8 +172,10 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_within_seconds(se
         time.sleep(0.1)
     assert stored is not None, "not re-signed within 30 s"
     assert ocsp.load_der_ocsp_response(stored).certificate_status is ocsp.OCSPCertStatus.REVOKED
-    time.sleep(1.1)  # workers read the change feed once a second
-    server.openssl("cached", "good", nonce=False, out=out)
-    assert out.read_bytes() == server.stored("cached", serial)
+    # A worker that signed it live after the import keeps that (correct) answer in its cache
+    # until its refresh point; the others read the re-signed one. Revoked either way.
+    time.sleep(1.1)
+    text = server.openssl("cached", "good", nonce=False, out=out)
+    assert "revoked" in text and "Response verify OK" in text
     log = (server.folder / "serve.log").read_text()
     assert '"logger": "certstatus.generator", "message": "signed 2 responses' in log
