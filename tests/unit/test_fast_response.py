@@ -138,3 +138,36 @@ def test_der_length_is_minimal(length):
 def test_revoked_status_needs_a_time():
     with pytest.raises(ValueError, match="revocation_time"):
         fast.encode_cert_status(OCSPCertStatus.REVOKED)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("serial", [1, 2**159 + 7, -5])
+def test_response_data_template_matches_the_function(demo_pki, case, serial):
+    signer = _signer(demo_pki)
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, "sha1")
+    cert_id = fast.encode_cert_id(fast.cert_id_prefix("sha1", name_hash, key_hash), serial)
+    answer = CASES[case]
+    status = fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason)
+    extended = case == "extended-revoked"
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, answer.this_update, answer.next_update)
+    for _ in range(2):  # the second time from the cached headers
+        assert template.encode(cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended) == (
+            fast.encode_response_data(
+                signer.responder_id.dump(), fast.generalized_time(NOW), cert_id, status,
+                fast.generalized_time(answer.this_update), fast.generalized_time(answer.next_update),
+                invalidity_date=answer.invalidity_date, extended_revoke=extended,
+            )  # fmt: skip
+        )
+
+
+@pytest.mark.parametrize("signature_size", [0, 64, 71, 72, 256, 512])
+def test_wrapper_headers_cached_per_size_stay_exact(demo_pki, signature_size):
+    signer = _signer(demo_pki)
+    wrapper = fast.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    data = fast.tlv(0x30, b"\x01" * 200)
+    for _ in range(2):
+        signature = bytes(range(256))[: signature_size % 256] * (1 + signature_size // 256)
+        signature = signature[:signature_size]
+        assert wrapper.wrap(data, signature) == encode_basic_response(
+            data, signer.signature_algorithm_der, signature, signer.certificates_der
+        )

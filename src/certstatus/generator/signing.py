@@ -90,8 +90,7 @@ class CASigner:
         this_update = now.replace(microsecond=0)
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
-        this_der = der.generalized_time(this_update)
-        next_der = der.generalized_time(next_update)
+        template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
         responses, removed = [], []
         for serial in serial_numbers:
             record = records.get(serial)
@@ -106,10 +105,9 @@ class CASigner:
                 revoked.reason if revoked else None,
             )
             for algorithm, prefix in self.prefixes.items():
-                data = der.encode_response_data(
-                    responder_id_der, this_der, der.encode_cert_id(prefix, serial), status_der, this_der, next_der,
-                    invalidity_date=revoked.invalidity_date if revoked else None,
-                    extended_revoke=decision.extended,
+                data = template.encode(
+                    der.encode_cert_id(prefix, serial), status_der,
+                    invalidity_date=revoked.invalidity_date if revoked else None, extended_revoke=decision.extended,
                 )  # fmt: skip
                 response = wrapper.wrap(data, signer.signature(data))
                 responses.append(

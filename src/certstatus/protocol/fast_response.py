@@ -137,20 +137,70 @@ def encode_response_data(
     return tlv(0x30, content)
 
 
+class ResponseDataTemplate:
+    """:func:`encode_response_data` for many responses of one signer signed at one time.
+
+    The responderID, producedAt, thisUpdate and nextUpdate are encoded once;
+    per response only the CertID and the certStatus vary, and the length
+    headers are computed once per distinct length. Same bytes as
+    :func:`encode_response_data` (tested).
+    """
+
+    def __init__(self, responder_id_der: bytes, produced_at: dt.datetime, this_update: dt.datetime, next_update: dt.datetime) -> None:
+        self._head = responder_id_der + generalized_time(produced_at)
+        self._times = generalized_time(this_update) + tlv(0xA0, generalized_time(next_update))
+        self._headers: dict[tuple[int, int], bytes] = {}
+
+    def encode(
+        self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None, extended_revoke: bool = False
+    ) -> bytes:
+        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`)."""
+        single = cert_id_der + cert_status_der + self._times
+        if invalidity_date is not None:
+            extension = tlv(0x30, _INVALIDITY_DATE_OID + tlv(0x04, generalized_time(invalidity_date)))
+            single += tlv(0xA1, tlv(0x30, extension))
+        tail = _EXTENDED_REVOKE if extended_revoke else b""
+        key = (len(single), len(tail))
+        headers = self._headers.get(key)
+        if headers is None:
+            # SEQUENCE { head, SEQUENCE OF { SEQUENCE single }, tail }: only lengths decide the headers.
+            inner = _header(0x30, len(single))
+            outer = _header(0x30, len(inner) + len(single))
+            whole = _header(0x30, len(self._head) + len(outer) + len(inner) + len(single) + len(tail))
+            headers = self._headers[key] = (whole + self._head + outer + inner, tail)
+        return headers[0] + single + headers[1]
+
+
+def _header(tag: int, length: int) -> bytes:
+    return bytes((tag,)) + der_length(length)
+
+
 class ResponseWrapper:
     """Wraps signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
 
     ``signature_algorithm_der`` is the signer's AlgorithmIdentifier DER and
     ``certificates_der`` the certificates the response carries (none for a
-    CA-signed response); both are encoded once here.
+    CA-signed response); both are encoded once here, and the five length
+    headers around BasicOCSPResponse once per distinct size.
     """
 
     def __init__(self, signature_algorithm_der: bytes, certificates_der: tuple[bytes, ...] = ()) -> None:
         self._algorithm = signature_algorithm_der
         self._certs = tlv(0xA0, tlv(0x30, b"".join(certificates_der))) if certificates_der else b""
+        self._prefixes: dict[int, bytes] = {}
 
     def wrap(self, response_data_der: bytes, signature: bytes) -> bytes:
         """Return the OCSPResponse DER for ``response_data_der`` and its ``signature``."""
-        basic = tlv(0x30, response_data_der + self._algorithm + tlv(0x03, b"\x00" + signature) + self._certs)
-        response_bytes = tlv(0x30, _BASIC_OID + tlv(0x04, basic))
-        return tlv(0x30, _SUCCESSFUL + tlv(0xA0, response_bytes))
+        bit_string = tlv(0x03, b"\x00" + signature)
+        size = len(response_data_der) + len(self._algorithm) + len(bit_string) + len(self._certs)
+        prefix = self._prefixes.get(size)
+        if prefix is None:
+            basic = _header(0x30, size)
+            octets = _header(0x04, len(basic) + size)
+            response_bytes_length = len(_BASIC_OID) + len(octets) + len(basic) + size
+            response_bytes = _header(0x30, response_bytes_length)
+            explicit = _header(0xA0, len(response_bytes) + response_bytes_length)
+            outer_length = len(_SUCCESSFUL) + len(explicit) + len(response_bytes) + response_bytes_length
+            prefix = _header(0x30, outer_length) + _SUCCESSFUL + explicit + response_bytes + _BASIC_OID + octets + basic
+            self._prefixes[size] = prefix
+        return b"".join((prefix, response_data_der, self._algorithm, bit_string, self._certs))
