@@ -40,6 +40,20 @@ def _count(database: Path) -> int:
         return 0
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
 def test_generation_killed_half_way_resumes_where_it_stopped(demo_pki_rsa, tmp_path):
     pki = copy_pki(demo_pki_rsa, tmp_path / "pki")
     issued = tmp_path / "issued.txt"
@@ -65,12 +79,22 @@ mode = "precomputed"
         [*command, "--processes", "1", "--batch-size", "25"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while _count(database) < 400 and time.monotonic() < deadline and run.poll() is None:
             time.sleep(0.02)
-        os.killpg(run.pid, signal.SIGKILL)  # the command and its signing process: its own session
+        children = _children(run.pid)  # the signing process and multiprocessing's resource tracker
+        os.kill(run.pid, signal.SIGKILL)  # the command alone: its workers are orphaned mid-batch
+        run.wait(30)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children and not any(_alive(pid) for pid in children), "workers outlived the killed generator"
     finally:
+        for pid in [run.pid, *children]:  # nothing of it survives a failed assertion
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
         run.wait(30)
     assert run.returncode == -signal.SIGKILL
     done = _rows(database)

@@ -27,7 +27,9 @@ from certstatus.pipeline.base import OCSPAnswer, OCSPError
 from certstatus.pipeline.cache import ENTRY_OVERHEAD, AnswerCache
 from certstatus.sources.importer import CaTarget, import_index
 from certstatus.store.sqlite import SQLiteStore
+from tests.signing_support import ocsp_request
 from tests.precomputed_helpers import (
+    certificate,
     answer,
     ca_settings,
     copy_pki,
@@ -367,3 +369,18 @@ def test_precomputed_answers_revalidate_with_their_etag(responder):
     etag = dict(first.headers)[b"etag"]
     again = pre.app.http.handle("GET", path, {b"if-none-match": etag}, b"")
     assert again.status == 304 and again.body == b""
+
+
+ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+
+
+def test_preferred_signature_algorithms_are_ignored_by_precomputed_and_honoured_live_by_cached(responder, demo_pki):
+    pre, cached = responder("precomputed"), responder("cached")
+    for shared in (pre, cached):
+        shared.generate()
+    issuer = certificate(demo_pki.ca_cert)
+    request = ocsp_request(issuer, demo_pki.serials["good"], preferred=(ECDSA_SHA256,))
+    assert pre.ask(request).source == "precomputed"
+    live = cached.ask(request)
+    assert live.source == "live"
+    assert cached.ask(request).source == "live"  # never cached: another client may prefer another algorithm

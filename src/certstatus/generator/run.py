@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -95,7 +96,15 @@ class _InlineExecutor(Executor):
 def _init_pool_worker(settings_json: str, write_lock) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, workers finish their batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     signing.init_worker(settings_json, write_lock)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (killed, SIGTERM without clean-up) exits instead of waiting forever."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class Generator:

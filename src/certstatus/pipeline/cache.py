@@ -1,7 +1,8 @@
 """The in-process answer cache: the "cache" step of the pipeline.
 
 For CAs in precomputed or cached mode, a single-CertID request without nonce
-(after :class:`~certstatus.pipeline.precomputed.ModePolicy`) is answered
+or preferred signature algorithms (after
+:class:`~certstatus.pipeline.precomputed.ModePolicy`) is answered
 from memory when the same CertID bytes were answered before: pre-signed
 responses read from the store and live-signed ones alike. Requests with a
 nonce, with several CertIDs, and every request of a live-mode CA pass by.
@@ -25,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
-from certstatus.pipeline.precomputed import shares_answers
+from certstatus.pipeline.precomputed import shareable
 from certstatus.refresh import refresh_due
 from certstatus.store.base import StatusStore
 
@@ -111,12 +112,11 @@ class ResponseCache:
         self._polled_at: dt.datetime | None = None
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        query = exchange.query
-        if not self.cache.max_bytes or not shares_answers(exchange.ca) or query.nonce is not None or len(query.cert_ids) != 1:
+        if not self.cache.max_bytes or not shareable(exchange):
             return call_next(exchange)
         now = exchange.received_at
         self.poll(now)
-        cert_id = query.cert_ids[0]
+        cert_id = exchange.query.cert_ids[0]
         answer = self.cache.get(cert_id.der, now)
         if answer is not None:
             return answer

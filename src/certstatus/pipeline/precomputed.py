@@ -5,14 +5,17 @@ Per CA ``mode`` (docs/precomputed.md):
 * ``live``: every request signed (nonce echoed); these steps pass it on.
 * ``precomputed``: the nonce is ignored (RFC 5019 §4 lets a responder
   answer with pre-signed responses that carry none, so every answer can be
-  shared); a single-CertID request gets its stored response. A miss (a
+  shared), and so are preferred signature algorithms (RFC 6960 §4.4.7: a
+  SHOULD, which pre-signed responses cannot follow); a single-CertID
+  request gets its stored response. A miss (a
   serial the generator has not signed, a serial whose status just changed,
   a non-canonical CertID) is signed live, still without nonce, and cached
   like a stored one; with ``precomputed_miss = "unauthorized"`` a serial
   the store knows nothing of is refused (RFC 5019 §2.2.3) instead.
   A request with several CertIDs is signed live (one response for all).
-* ``cached``: the stored response when the request has one CertID and no
-  nonce; live signing otherwise (nonce echoed).
+* ``cached``: the stored response when the request has one CertID, no
+  nonce and no preferred signature algorithms; live signing otherwise
+  (nonce echoed, the preferred algorithm used).
 
 Never served: a stored response past its refresh point
 (:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
@@ -61,12 +64,26 @@ def shares_answers(ca: ServedCA) -> bool:
     return ca.settings.mode != "live"
 
 
+def shareable(exchange: Exchange) -> bool:
+    """True when the answer to this exchange may be a shared one: a precomputed or cached CA,
+    one CertID, no nonce, no preferred signature algorithms (after :class:`ModePolicy`)."""
+    query = exchange.query
+    return (
+        shares_answers(exchange.ca)
+        and len(query.cert_ids) == 1
+        and query.nonce is None
+        and not query.preferred_signature_algorithms
+    )
+
+
 class ModePolicy:
-    """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)."""
+    """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)
+    and the preferred signature algorithms."""
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        if exchange.ca.settings.mode == "precomputed" and exchange.query.nonce is not None:
-            exchange.query = dataclasses.replace(exchange.query, nonce=None)
+        query = exchange.query
+        if exchange.ca.settings.mode == "precomputed" and (query.nonce is not None or query.preferred_signature_algorithms):
+            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=())
         return call_next(exchange)
 
 
@@ -90,11 +107,10 @@ class PrecomputedLookup:
         self._unlogged: dict[tuple[str, str], int] = {}
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        ca: ServedCA = exchange.ca
-        query = exchange.query
-        if not shares_answers(ca) or query.nonce is not None or len(query.cert_ids) != 1:
+        if not shareable(exchange):
             return call_next(exchange)
-        cert_id = query.cert_ids[0]
+        ca: ServedCA = exchange.ca
+        cert_id = exchange.query.cert_ids[0]
         if not self.is_canonical(ca, cert_id):
             return call_next(exchange)
         stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
