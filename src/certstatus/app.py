@@ -8,15 +8,21 @@ opens and loads what is already checked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from certstatus.audit import AuditLog
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import SignerError
-from certstatus.pipeline.base import Route, compose
+from certstatus.errors import CertstatusError
+from certstatus.health import CaHealth, readiness_problems
+from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
+from certstatus.pipeline.base import Route
+from certstatus.pipeline.build import build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
+from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.keys import load_certificates, load_private_key, read_password
 from certstatus.signing.signer import ResponseSigner, validate_signer
 from certstatus.sources.importer import ImportResult, import_ca
@@ -32,6 +38,13 @@ class Application:
     store: SQLiteStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Flush the audit log, close remote connections and the store (worker shutdown)."""
+        for close in reversed(self.closers):
+            close()
+        self.closers.clear()
 
 
 def open_store(settings: Settings) -> SQLiteStore:
@@ -42,8 +55,12 @@ def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signer, validate the signer, register the issuer.
 
     Raises :class:`SignerError` with the file names when the signer is unusable.
+    A forwarded CA has no signer (``ServedCA.signer`` is None).
     """
     certificate = load_certificates(ca.certificate)[0]
+    if ca.signer_key is None:
+        issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
+        return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
     signer_certs = load_certificates(ca.signer_certificate)
     loaded = load_private_key(ca.signer_key, read_password(ca.signer_password_file))
     where = f"CA {ca.name} ({ca.signer_certificate}, {ca.signer_key})"
@@ -66,6 +83,7 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     served; returns the per-source import results (failures included).
     """
     clock = clock or SystemClock()
+    check_operations(settings)
     store = open_store(settings)
     try:
         results = []
@@ -75,6 +93,16 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         return results
     finally:
         store.close()
+
+
+def check_operations(settings: Settings) -> None:
+    """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
+    from certstatus.access.trust import load_anchors
+    from certstatus.server.tls import server_context
+
+    server_context(settings.ops.tls)
+    load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
+    load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
 
 
 def routes_for(settings: Settings) -> dict[str, Route]:
@@ -88,17 +116,48 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     return routes
 
 
-def build_application(settings: Settings, clock: Clock | None = None) -> Application:
-    """Open the store and build the pipeline and HTTP handler for one worker."""
+def ca_health(registry: IssuerRegistry) -> list[CaHealth]:
+    """The CAs readiness looks at: those answered from local data."""
+    return [CaHealth(ca.name, ca.issuer_id, ca.signer.certificate) for ca in registry.cas if ca.signer is not None]
+
+
+def build_application(settings: Settings, clock: Clock | None = None, *, metrics: RequestMetrics | None = None) -> Application:
+    """Open the store and build the pipeline and HTTP handler for one worker.
+
+    Metrics are recorded when ``metrics`` is given, or when the supervisor
+    set ``PROMETHEUS_MULTIPROC_DIR`` for the admin listener; the audit log is
+    opened when ``[audit] log`` is set.
+    """
     clock = clock or SystemClock()
+    ops = settings.ops
     store = open_store(settings)
+    application = Application(settings, store, None, None)  # type: ignore[arg-type]
+    application.closers.append(store.close)
     try:
-        registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
-    except SignerError:
-        store.close()
+        registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+        audit_log = None
+        if ops.audit.log is not None:
+            audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
+            application.closers.append(audit_log.close)
+        if metrics is None and ops.admin.enabled and os.environ.get(MULTIPROC_ENV):
+            metrics = RequestMetrics()
+        pipeline = build_pipeline(settings, registry, store, clock, audit_log=audit_log, metrics=metrics)
+    except CertstatusError:
+        application.close()
         raise
-    pipeline = compose([ResolveIssuers(registry)], LocalStatusSigner(store, clock))
-    http = OCSPHttpHandler(
-        pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
+    application.closers.extend(pipeline.closers)
+    cas = ca_health(registry)
+    proxies = None
+    if ops.tls.trusted_proxies:
+        proxies = TrustedProxies(ops.tls.trusted_proxies, ops.tls.client_cert_header)
+    application.http = OCSPHttpHandler(
+        pipeline.handler,
+        routes_for(settings),
+        clock,
+        max_request_bytes=settings.server.max_request_bytes,
+        readiness=lambda: readiness_problems(store, cas, clock.now(), ops.admin.max_data_age),
+        proxies=proxies,
+        observers=pipeline.observers,
+        connection_gate=pipeline.connection_gate,
     )
-    return Application(settings, store, registry, http)
+    return application

@@ -173,7 +173,7 @@ def serve(log_level: str, **opts) -> None:
         f"for {', '.join(ca.name for ca in settings.cas)}",
         highlight=False,
     )
-    run_server(settings, log_level=log_level)
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts))
 
 
 @main.command()
@@ -219,3 +219,13 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     if not no_serve:
         console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
         run_server(settings)
+
+
+def _register_operations() -> None:
+    from certstatus.cli_operations import billing_group, config_group
+
+    main.add_command(config_group)
+    main.add_command(billing_group)
+
+
+_register_operations()

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus import config_schema as schema
+from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
 from certstatus.errors import ConfigError
 
 MIN_VALIDITY = 3600
@@ -54,8 +56,8 @@ class CaSettings:
 
     name: str
     certificate: Path
-    signer_certificate: Path
-    signer_key: Path
+    signer_certificate: Path | None  # None only for a forwarded CA
+    signer_key: Path | None
     crl: tuple[str, ...] = ()
     index: Path | None = None
     issued: Path | None = None
@@ -65,6 +67,12 @@ class CaSettings:
     responder_id: str = "key"
     unknown_serials: str = "unknown"
     where: str = "command line"
+    # Access and forwarding (certstatus.config_ops); None: the [access] default.
+    require_signed_requests: bool | None = None
+    authorization: str | None = None
+    authorized_names: tuple[str, ...] | None = None
+    forward: tuple[str, ...] = ()
+    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
 
     @property
     def knows_issuance(self) -> bool:
@@ -92,6 +100,7 @@ class ServerSettings:
 class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
+    ops: OperationsSettings = OperationsSettings()
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -107,15 +116,12 @@ class Settings:
                 if ca[key] is not None:
                     ca[key] = Path(ca[key])
             ca["crl"] = tuple(ca["crl"])
-            cas.append(CaSettings(**ca))
-        return cls(server, tuple(cas))
+            cas.append(revive(CaSettings, ca))
+        return cls(server, tuple(cas), revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir"}
-_CA_KEYS = {
-    "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
-    "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-}
+_SERVER_KEYS = schema.keys_of(schema.SERVER)
+_CA_KEYS = schema.keys_of(schema.CA)
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -155,9 +161,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca"}
+    unknown = set(raw) - schema.TOP_LEVEL
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", f"Known tables: {', '.join(sorted(schema.TOP_LEVEL))}.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -173,7 +179,8 @@ def load_config(path: Path) -> Settings:
             cas.append(ca_settings(file.stem, _read_toml(file), where=str(file), base=file.parent))
     if not cas:
         raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
-    return check_settings(Settings(server, tuple(cas)), where)
+    ops = operations_settings(raw, where=where, base=base, cas=tuple(cas))
+    return check_settings(Settings(server, tuple(cas), ops), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
@@ -203,7 +210,9 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if not _NAME.match(name):
         raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
     _check_keys(table, _CA_KEYS, where, prefix)
-    for required in ("certificate", "signer_certificate", "signer_key"):
+    extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
+    forwarded = bool(extra.get("forward"))
+    for required in ("certificate",) if forwarded else ("certificate", "signer_certificate", "signer_key"):
         if required not in table:
             raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
     crl = table.get("crl", [])
@@ -214,8 +223,11 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
     index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
     issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
-    if not crl and index is None and issued is None:
+    if not crl and index is None and issued is None and not forwarded:
         raise ConfigError(where, prefix, "has no source of status.", "Add crl, index or issued.")
+    if forwarded and (crl or index or issued or "signer_certificate" in table or "signer_key" in table):
+        raise ConfigError(where, f"{prefix}.forward", "forwards this CA, so its own data and signer would never be used.",
+                          "Remove forward, or remove crl, index, issued and the signer keys.")
     validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
     force = table.get("force_validity", False)
     if not isinstance(force, bool):
@@ -233,11 +245,12 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
     password_file = table.get("signer_password_file")
+    signer_certificate, signer_key = table.get("signer_certificate"), table.get("signer_key")
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
-        signer_certificate=_path(table["signer_certificate"], base, where, f"{prefix}.signer_certificate"),
-        signer_key=_path(table["signer_key"], base, where, f"{prefix}.signer_key"),
+        signer_certificate=None if signer_certificate is None else _path(signer_certificate, base, where, f"{prefix}.signer_certificate"),
+        signer_key=None if signer_key is None else _path(signer_key, base, where, f"{prefix}.signer_key"),
         crl=crl,
         index=index,
         issued=issued,
@@ -247,6 +260,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         responder_id=responder_id,
         unknown_serials=unknown_serials,
         where=where,
+        **extra,
     )
 
 
