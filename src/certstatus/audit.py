@@ -3,11 +3,12 @@
 :meth:`AuditLog.write` only puts the record (a dict) on a queue; a
 background thread serialises records in batches and appends them with one
 ``write(2)`` per batch. To a file, the lines are appended with ``O_APPEND``,
-so every worker process can share one file; when it would pass
-``max_bytes``, the first writer to notice takes an ``flock`` on
-``<file>.lock`` and renames ``file`` → ``file.1`` → ... → ``file.N``; the
-others see the inode change and reopen. A file renamed by an external tool
-(logrotate without ``copytruncate``) is reopened the same way. To standard
+so every worker process can share one file. With rotation on, each batch is
+written under an ``flock`` on ``<file>.lock``: the writer that would take
+the file past ``max_bytes`` renames ``file`` → ``file.1`` → ... →
+``file.N`` first; the other processes see the inode change and reopen. A
+file renamed by an external tool (logrotate without ``copytruncate``) is
+reopened the same way. To standard
 output (``"-"``), each line is one ``write(2)`` of less than ``PIPE_BUF``
 bytes, so lines of several processes never interleave.
 
@@ -71,30 +72,49 @@ class _FileSink:
             return True
 
     def write(self, data: bytes) -> None:
-        if self._moved():
-            self._reopen()
-        if self.max_bytes and os.fstat(self.fd).st_size + len(data) > self.max_bytes:
-            self._rotate(len(data))
+        if not self.max_bytes:
+            if self._moved():
+                self._reopen()
+            self._append(data)
+            return
+        # Check, rotate and append under the lock: writers of other processes wait.
+        with open(self.path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for chunk in _chunks(data, self.max_bytes):
+                if self._moved():
+                    self._reopen()
+                size = os.fstat(self.fd).st_size
+                if size and size + len(chunk) > self.max_bytes:
+                    self._rotate()
+                self._append(chunk)
+
+    def _append(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
 
-    def _rotate(self, incoming: int) -> None:
-        with open(self.path + ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._moved():  # another process rotated first
-                self._reopen()
-                if os.fstat(self.fd).st_size + incoming <= self.max_bytes:
-                    return
-            for index in range(self.backup_count - 1, 0, -1):
-                older = f"{self.path}.{index}"
-                if os.path.exists(older):
-                    os.replace(older, f"{self.path}.{index + 1}")
-            os.replace(self.path, f"{self.path}.1")
-            self._reopen()
+    def _rotate(self) -> None:
+        for index in range(self.backup_count - 1, 0, -1):
+            older = f"{self.path}.{index}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{index + 1}")
+        os.replace(self.path, f"{self.path}.1")
+        self._reopen()
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _chunks(data: bytes, size: int) -> list[bytes]:
+    """Split ``data`` at line ends into pieces of at most ``size`` bytes (a longer line stays whole)."""
+    chunks, start = [], 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + size) + 1
+        if end <= start:
+            end = data.find(b"\n", start + size) + 1 or len(data)
+        chunks.append(data[start:end])
+        start = end
+    return chunks
 
 
 class _StdoutSink:

@@ -168,7 +168,7 @@ def serve(log_level: str, **opts) -> None:
     settings = _settings(opts)
     _print_import(prepare(settings))
     console.print(
-        f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
+        f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{settings.server.host}:{settings.server.port}"
         f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
         f"for {', '.join(ca.name for ca in settings.cas)}",
         highlight=False,

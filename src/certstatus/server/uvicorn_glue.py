@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 
@@ -34,8 +35,21 @@ def ssl_context_factory(config, default_factory) -> ssl.SSLContext:
     return context
 
 
+#: Seconds a connection accepted just before shutdown may take to send its first request.
+FRESH_CONNECTION_GRACE = 2.0
+
+
 class ClientCertHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the TLS client certificate checked and passed on."""
+    """uvicorn's httptools protocol, with the TLS client certificate checked and passed on.
+
+    Also fixes a race of graceful shutdown: uvicorn closes every connection
+    without a request in progress, including one accepted an instant before
+    whose request is still on its way — that client sees the connection drop
+    unanswered. Here a connection that has not yet sent a request gets
+    :data:`FRESH_CONNECTION_GRACE` seconds to send it; it is answered, then closed.
+    """
+
+    _closing_after_first: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -51,6 +65,18 @@ class ClientCertHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         if self._extensions:
             self.scope["extensions"] = self._extensions
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self._closing_after_first is not None and self.cycle is not None:
+            self._closing_after_first.cancel()
+            self.cycle.keep_alive = False
+
+    def shutdown(self) -> None:
+        if self.cycle is None and self._closing_after_first is None:
+            self._closing_after_first = self.loop.call_later(FRESH_CONNECTION_GRACE, self.transport.close)
+            return
+        super().shutdown()
 
 
 class Supervisor(Multiprocess):
