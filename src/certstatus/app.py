@@ -23,8 +23,8 @@ from certstatus.pipeline.build import build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
-from certstatus.signing.keys import load_certificates, load_private_key, read_password
-from certstatus.signing.signer import ResponseSigner, validate_signer
+from certstatus.signing.keys import load_certificates
+from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import ImportResult, import_ca
 from certstatus.store.sqlite import SQLiteStore
 from cryptography.hazmat.primitives import serialization
@@ -38,6 +38,7 @@ class Application:
     store: SQLiteStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
+    clock: Clock
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -52,28 +53,23 @@ def open_store(settings: Settings) -> SQLiteStore:
 
 
 def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
-    """Load the CA certificate and its signer, validate the signer, register the issuer.
+    """Load the CA certificate and its signers, validate the signers, register the issuer.
 
-    Raises :class:`SignerError` with the file names when the signer is unusable.
-    A forwarded CA has no signer (``ServedCA.signer`` is None).
+    Raises :class:`SignerError` with the file names (or token objects) when
+    a signer is unusable (see :mod:`certstatus.signing.loader`). A forwarded
+    CA has no signers (``ServedCA.signers`` is None): its remote responders sign.
     """
     certificate = load_certificates(ca.certificate)[0]
-    if ca.signer_key is None:
-        issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
-        return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
-    signer_certs = load_certificates(ca.signer_certificate)
-    loaded = load_private_key(ca.signer_key, read_password(ca.signer_password_file))
-    where = f"CA {ca.name} ({ca.signer_certificate}, {ca.signer_key})"
-    validate_signer(loaded.key, signer_certs[0], certificate, clock.now(), where=where)
-    signer = ResponseSigner(
-        loaded.key,
-        signer_certs[0],
-        certificate,
-        responder_id=ca.responder_id,
-        chain=tuple(signer_certs[1:]),
-    )
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
-    return ServedCA(ca, certificate, issuer_id, signer, has_data=bool(store.source_states(issuer_id)))
+    if ca.forward:
+        return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
+
+    def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
+        record = store.lookup(issuer_id, signer.certificate.serial_number)
+        return record is not None and record.revoked is not None
+
+    signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=bool(store.source_states(issuer_id)))
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
@@ -118,7 +114,7 @@ def routes_for(settings: Settings) -> dict[str, Route]:
 
 def ca_health(registry: IssuerRegistry) -> list[CaHealth]:
     """The CAs readiness looks at: those answered from local data."""
-    return [CaHealth(ca.name, ca.issuer_id, ca.signer.certificate) for ca in registry.cas if ca.signer is not None]
+    return [CaHealth(ca.name, ca.issuer_id, ca.signers) for ca in registry.cas if not ca.settings.forward]
 
 
 def build_application(settings: Settings, clock: Clock | None = None, *, metrics: RequestMetrics | None = None) -> Application:
@@ -131,7 +127,7 @@ def build_application(settings: Settings, clock: Clock | None = None, *, metrics
     clock = clock or SystemClock()
     ops = settings.ops
     store = open_store(settings)
-    application = Application(settings, store, None, None)  # type: ignore[arg-type]
+    application = Application(settings, store, None, None, clock)  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
         registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)

@@ -208,6 +208,8 @@ SERVER = Section(
             "Largest POST body or decoded GET request (64 to 1000000); larger gets HTTP 413.", "10000"),
         Key("ca_dir", _CORE["path"], "Optional folder of one TOML file per CA (keys as in `[ca.NAME]`); "
             "the CA name is the file name without `.toml`."),
+        Key("pkcs11_module", _CORE["path"], "PKCS#11 library for `pkcs11:` signer keys, the default of every CA "
+            '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
     ),
 )
 
@@ -295,8 +297,10 @@ ADMIN = Section(
 CA = Section(
     "ca.NAME", "A CA served",
     "One table per CA (or one file per CA in `server.ca_dir`). At least one of `crl`, `index`, "
-    "`issued` is required, and a signer, unless the CA is forwarded. `unknown_serials = "
-    '"revoked"` needs `index` or `issued`.',
+    "`issued` is required, and a signer (the `signer_certificate`/`signer_key` shorthand, "
+    "`[[ca.NAME.signer]]` tables or `signers_dir`), unless the CA is forwarded: a forwarded CA has "
+    '`certificate`, `forward` and optionally `path` and the access keys. `unknown_serials = "revoked"` '
+    "needs `index` or `issued`. Signers are described in [signing.md](signing.md).",
     (
         Key("certificate", PATH, "The CA certificate (PEM or DER).", required=True),
         Key("crl", _CORE["crl"], "CRL files (DER or PEM), verified against the CA."),
@@ -304,9 +308,21 @@ CA = Section(
         Key("issued", PATH, "Issued serials, hex, one per line."),
         Key("signer_certificate", PATH, "Delegated responder certificate, or the CA certificate itself. "
             "Required unless `forward` is set."),
-        Key("signer_key", PATH, "Its key: PEM (optionally encrypted) or PKCS#12 (`.p12`/`.pfx`). "
-            "Required unless `forward` is set."),
+        Key("signer_key", Kind("file path or `pkcs11:` URI", _string), "Its key: PEM (optionally encrypted), "
+            'PKCS#12 (`.p12`/`.pfx`), or `"pkcs11:token=…;object=…"`.'),
         Key("signer_password_file", PATH, "File holding the key passphrase; else `$CERTSTATUS_SIGNER_PASSWORD`."),
+        Key("signer", Kind("array of tables `[[ca.NAME.signer]]`", _string),
+            "More signers of the CA (rollover, several algorithms), each with `certificate`, `key`, `password_file`, "
+            "`pin_file`, `pkcs11_module`, `signature_algorithm`, `locally_trusted`, `name`."),
+        Key("signers_dir", PATH, "Signers installed by `certstatus signer add`, re-read while serving."),
+        Key("signers_rescan", _CORE["validity"], "How often a running server looks at `signers_dir`.", '"60s"'),
+        Key("signer_expiry_warning", _CORE["validity"],
+            "Warn (log and metric) this long before the active signer expires with no successor.", '"14d"'),
+        Key("pkcs11_module", _CORE["path"], "PKCS#11 library for this CA's `pkcs11:` keys; default `[server] pkcs11_module`."),
+        Key("pkcs11_pin_file", PATH, "File holding the token PIN; else the URI's pin-source, else `$CERTSTATUS_PKCS11_PIN`."),
+        Key("signature_algorithm", STRING, 'Default signature algorithm (e.g. `"ecdsa-sha256"`, `"rsa-pss-sha256"`); '
+            "else chosen by the key."),
+        Key("signer_locally_trusted", BOOLEAN, "The shorthand signer is not issued by this CA; clients trust it out of band.", "false"),
         Key("path", _CORE["url_path"], "URL serving this CA alone."),
         Key("validity", _CORE["validity"], "nextUpdate − thisUpdate; 1 hour to 10 days unless `force_validity`.", '"1d"'),
         Key("force_validity", BOOLEAN, "Allow a validity outside 1 hour to 10 days.", "false"),

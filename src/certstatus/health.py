@@ -19,9 +19,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from certstatus.metrics import SourceFigures
+from certstatus.signing.signer_set import SignerSet
 from certstatus.store.base import SourceState, StatusStore
 
 
@@ -31,7 +30,7 @@ class CaHealth:
 
     name: str
     issuer_id: int
-    signer_certificate: x509.Certificate
+    signers: SignerSet
 
 
 def source_date(state: SourceState) -> dt.datetime:
@@ -61,9 +60,8 @@ def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.date
                     problems.append(f"CA {ca.name}: {kind} {state.origin} is past its nextUpdate {state.next_update:%Y-%m-%d %H:%M:%SZ}")
                 elif max_data_age is not None and (now - source_date(state)).total_seconds() > max_data_age:
                     problems.append(f"CA {ca.name}: {kind} {state.origin} is older than max_data_age")
-            signer = ca.signer_certificate
-            if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
-                problems.append(f"CA {ca.name}: signer certificate {signer.subject.rfc4514_string()} is not valid now")
+            if not ca.signers.usable(now):
+                problems.append(f"CA {ca.name}: no signer is valid now (expired, not yet valid or revoked)")
     except Exception as exc:  # noqa: BLE001 - a broken store is exactly what readiness reports
         problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
     return problems

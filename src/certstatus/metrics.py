@@ -15,7 +15,9 @@ Names, for what an operator asks:
 * ``certstatus_forward_attempts_total{ca, result}`` — tries of remote responders;
 * ``certstatus_data_age_seconds{ca, source}`` — now − the data's date (a CRL's thisUpdate,
   else its import time); ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
-* ``certstatus_signer_not_after_timestamp_seconds{ca}`` — signer certificate expiry;
+* ``certstatus_signer_expiry_seconds{ca, signer, state}`` — notAfter − now of every signer,
+  ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
+  without a successor (:func:`certstatus.signing.signer_set.signer_expiry`);
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
 * ``certstatus_ready`` — 1 when ``/ready`` would answer 200.
 """
@@ -87,7 +89,7 @@ class Snapshot:
     """Figures the admin listener reads at scrape time."""
 
     sources: tuple[SourceFigures, ...]
-    signer_not_after: dict[str, dt.datetime]
+    signers: tuple  # certstatus.signing.signer_set.SignerState
     ready: bool
 
 
@@ -110,12 +112,16 @@ class OperationsCollector:
             age.add_metric([figures.ca, figures.source], (now - figures.date).total_seconds())
             if figures.next_update is not None:
                 next_update.add_metric([figures.ca, figures.source], figures.next_update.timestamp())
-        signer = GaugeMetricFamily("certstatus_signer_not_after_timestamp_seconds",
-                                   "notAfter of each CA's responder certificate (Unix time).", labels=["ca"])
-        for ca, not_after in snapshot.signer_not_after.items():
-            signer.add_metric([ca], not_after.timestamp())
+        expiry = GaugeMetricFamily("certstatus_signer_expiry_seconds", "notAfter - now of each signer.",
+                                   labels=["ca", "signer", "state"])
+        warning = GaugeMetricFamily("certstatus_signer_expiry_warning",
+                                    "1 when the active signer expires within the warning time and has no successor.",
+                                    labels=["ca", "signer"])
+        for state in snapshot.signers:
+            expiry.add_metric([state.ca, state.name, state.state], state.seconds_left)
+            warning.add_metric([state.ca, state.name], 1 if state.warning else 0)
         ready = GaugeMetricFamily("certstatus_ready", "1 when /ready answers 200.", value=1 if snapshot.ready else 0)
-        yield from (age, next_update, signer, ready, self._cache_hit_ratio())
+        yield from (age, next_update, expiry, warning, ready, self._cache_hit_ratio())
 
     def _cache_hit_ratio(self) -> GaugeMetricFamily:
         hits = total = 0.0

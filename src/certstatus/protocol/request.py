@@ -174,7 +174,8 @@ def _read_request(request: _OCSPRequest) -> OCSPQuery:
     return OCSPQuery(
         cert_ids=tuple(cert_ids),
         nonce=nonce,
-        requestor_name=None if _absent(requestor_name) else requestor_name.dump(),
+        # untag(): the GeneralName itself, without the [1] EXPLICIT wrapper.
+        requestor_name=None if _absent(requestor_name) else requestor_name.untag().dump(),
         signature=signature,
         preferred_signature_algorithms=preferred,
     )
@@ -247,7 +248,10 @@ def decode_get_path(remainder: str | bytes) -> bytes:
     the URL-safe alphabet. Raises :class:`MalformedRequest` when the result is
     not base64.
     """
-    raw = remainder.encode("latin-1") if isinstance(remainder, str) else remainder
+    try:
+        raw = remainder.encode("latin-1") if isinstance(remainder, str) else remainder
+    except UnicodeEncodeError:
+        raise MalformedRequest("GET path has characters outside base64") from None
     text = unquote_to_bytes(raw).lstrip(b"/").replace(b" ", b"+")
     text = text.replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
     if not text:

@@ -35,6 +35,7 @@ from certstatus.health import CaHealth, readiness_problems, source_figures
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
 from certstatus.server.admin import AdminRequest, AdminServer
 from certstatus.server.http import ALIVE, HttpResponse, readiness_response
+from certstatus.signing.signer_set import signer_expiry
 
 log = logging.getLogger("certstatus.server")
 
@@ -170,7 +171,8 @@ class Lifecycle:
         except Exception:  # noqa: BLE001 - the scrape still reports the rest
             log.exception("cannot read the store for metrics")
             sources = ()
-        return Snapshot(sources, {ca.name: ca.signer_certificate.not_valid_after_utc for ca in cas}, not self._problems())
+        states = tuple(signer_expiry([ca.signers for ca in cas], self.clock.now()))
+        return Snapshot(sources, states, not self._problems())
 
 
 def _metrics(registry) -> HttpResponse:

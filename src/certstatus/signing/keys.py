@@ -102,8 +102,11 @@ def load_private_key(path: Path, password: bytes | None) -> LoadedKey:
             ) from None
         raise SignerError(f"signer key {path} is not encrypted: remove the passphrase setting") from None
     except ValueError:
+        given = "the passphrase given is wrong" if password is not None else "no passphrase was given"
         raise SignerError(
-            f"cannot load signer key {path}: wrong passphrase or not a PEM, DER or PKCS#12 key"
+            f"cannot load signer key {path}: {given}, or the file is not a PEM, DER or PKCS#12 key. "
+            f"Give the passphrase with --signer-password-file FILE (signer_password_file in the "
+            f"configuration) or the environment variable {PASSWORD_ENV}"
         ) from None
     if not isinstance(loaded.key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise SignerError(f"signer key {path}: only RSA, ECDSA and Ed25519 keys can sign OCSP responses")

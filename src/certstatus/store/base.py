@@ -40,7 +40,8 @@ def serial_key(serial_number: int) -> bytes:
     The same bytes as the content of the DER INTEGER, so every serial, even
     a negative one from a broken CA, has exactly one key.
     """
-    return serial_number.to_bytes((serial_number.bit_length() + 8) // 8, "big", signed=True)
+    magnitude = serial_number if serial_number >= 0 else ~serial_number
+    return serial_number.to_bytes((magnitude.bit_length() + 8) // 8, "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)
