@@ -99,3 +99,36 @@ def start_server(folder: Path, config: str, *, port: int, admin_port: int | None
 def toml_path(path: Path) -> str:
     """A path as a TOML string."""
     return '"' + str(path).replace("\\", "\\\\") + '"'
+
+
+def toml_value(value) -> str:
+    """A Python value (str, Path, bool, number, list) as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return toml_path(value)
+
+
+def table(name: str, **keys) -> str:
+    """A TOML table ``[name]`` with ``keys`` (None values left out)."""
+    lines = [f"[{name}]"] + [f"{key} = {toml_value(value)}" for key, value in keys.items() if value is not None]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def server_tables(port: int, *, workers: int = 1, admin: int | None = None, audit: bool = False) -> str:
+    """``[server]`` on 127.0.0.1:port with a store in the server's folder, plus ``[admin]``/``[audit]``."""
+    text = table("server", listen=f"127.0.0.1:{port}", workers=workers, database="store.sqlite3")
+    if audit:
+        text += table("audit", log="audit.log")
+    if admin is not None:
+        text += table("admin", listen=f"127.0.0.1:{admin}")
+    return text
+
+
+def demo_ca_table(name: str, demo, *, crl=None, index: bool = False, **keys) -> str:
+    """``[ca.NAME]`` for a demo PKI: its CA and delegated responder, ``crl`` (default its own CRL)."""
+    return table(f"ca.{name}", certificate=demo.ca_cert, crl=[crl or demo.crl], index=demo.index if index else None,
+                 signer_certificate=demo.ocsp_cert, signer_key=demo.ocsp_key, **keys)

@@ -26,60 +26,28 @@ from cryptography import x509
 from cryptography.x509.ocsp import OCSPResponseStatus
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.access_pki import make_access_pki
 from tests.ocsp_client import cert_status, openssl_ocsp, request_der, response_status, run, tls_context
-from tests.servers import free_port, start_server, toml_path
+from tests.servers import demo_ca_table, free_port, server_tables, start_server, table
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pki(demo_pki, tmp_path_factory):
-    return make_access_pki(demo_pki, tmp_path_factory.mktemp("access-pki"))
+def pki(access_pki):
+    return access_pki
 
 
 @pytest.fixture(scope="module")
 def server(pki, demo_pki_rsa, tmp_path_factory):
     folder = tmp_path_factory.mktemp("access-server")
     port, admin = free_port(), free_port()
-    demo = pki.demo
-    config = f"""
-[server]
-listen = "127.0.0.1:{port}"
-workers = 2
-database = "store.sqlite3"
-
-[tls]
-certificate = {toml_path(pki.server.cert)}
-key = {toml_path(pki.server.key)}
-client_auth = "optional"
-client_trust_anchors = [{toml_path(pki.anchors)}]
-
-[audit]
-log = "audit.log"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[ca.ec]
-certificate = {toml_path(demo.ca_cert)}
-crl = [{toml_path(pki.crl)}]
-index = {toml_path(demo.index)}
-signer_certificate = {toml_path(demo.ocsp_cert)}
-signer_key = {toml_path(demo.ocsp_key)}
-path = "/ec"
-authorization = "by_name"
-authorized_names = ["CN=alice,O=Example Partners", "glob:CN=b*,O=Example Partners"]
-
-[ca.rsa]
-certificate = {toml_path(demo_pki_rsa.ca_cert)}
-crl = [{toml_path(demo_pki_rsa.crl)}]
-signer_certificate = {toml_path(demo_pki_rsa.ocsp_cert)}
-signer_key = {toml_path(demo_pki_rsa.ocsp_key)}
-path = "/rsa"
-require_signed_requests = true
-authorization = "by_authentication"
-"""
+    config = (
+        server_tables(port, workers=2, admin=admin, audit=True)
+        + table("tls", certificate=pki.server.cert, key=pki.server.key, client_auth="optional", client_trust_anchors=[pki.anchors])
+        + demo_ca_table("ec", pki.demo, crl=pki.crl, index=True, path="/ec", authorization="by_name",
+                        authorized_names=["CN=alice,O=Example Partners", "glob:CN=b*,O=Example Partners"])
+        + demo_ca_table("rsa", demo_pki_rsa, path="/rsa", require_signed_requests=True, authorization="by_authentication")
+    )
     running = start_server(folder, config, port=port, admin_port=admin, tls=True)
     yield running
     assert running.stop() == 0, running.log_text()
@@ -169,20 +137,13 @@ def test_request_with_a_bad_signature_is_unauthorized(server, pki, demo_pki_rsa,
     assert "the signature does not verify" in server.log_text()
 
 
-def test_request_signed_by_an_untrusted_signer_is_unauthorized(server, pki, demo_pki_rsa):
-    stranger = pki.clients["stranger"]
+@pytest.mark.parametrize(("who", "reason"), [("stranger", "request signer not trusted"), ("revoked-client", "request signer revoked")])
+def test_request_signed_by_an_untrusted_or_revoked_signer_is_unauthorized(server, pki, demo_pki_rsa, who, reason):
+    signer = pki.clients[who]
     out = openssl_ocsp("-issuer", str(demo_pki_rsa.ca_cert), "-cert", str(demo_pki_rsa.leaves["good"]),
-                       "-signer", str(stranger.cert), "-signkey", str(stranger.key), "-url", server.url + "rsa", "-noverify")
+                       "-signer", str(signer.cert), "-signkey", str(signer.key), "-url", server.url + "rsa", "-noverify")
     assert "unauthorized" in out.lower(), out
-    assert "request signer not trusted" in server.log_text()
-
-
-def test_request_signed_by_a_signer_revoked_in_our_data_is_unauthorized(server, pki, demo_pki_rsa):
-    revoked = pki.clients["revoked-client"]
-    out = openssl_ocsp("-issuer", str(demo_pki_rsa.ca_cert), "-cert", str(demo_pki_rsa.leaves["good"]),
-                       "-signer", str(revoked.cert), "-signkey", str(revoked.key), "-url", server.url + "rsa", "-noverify")
-    assert "unauthorized" in out.lower(), out
-    assert "request signer revoked" in server.log_text()
+    assert reason in server.log_text()
 
 
 def test_health_and_ready_answer_on_the_ocsp_port_without_a_client_certificate(server, pki):

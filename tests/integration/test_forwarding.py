@@ -20,39 +20,22 @@ import httpx
 import pytest
 from cryptography.x509.ocsp import OCSPResponseStatus
 
-from tests.access_pki import make_access_pki
 from tests.ocsp_client import cert_status, openssl_ocsp, request_der, response_status
-from tests.servers import free_port, start_server, toml_path
+from tests.servers import demo_ca_table, free_port, server_tables, start_server, table
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def pki(demo_pki, tmp_path_factory):
-    return make_access_pki(demo_pki, tmp_path_factory.mktemp("forward-pki"))
+def pki(access_pki):
+    return access_pki
 
 
 @pytest.fixture(scope="module")
 def remote(demo_pki_rsa, tmp_path_factory):
     folder = tmp_path_factory.mktemp("remote")
     port = free_port()
-    config = f"""
-[server]
-listen = "127.0.0.1:{port}"
-workers = 1
-database = "store.sqlite3"
-
-[audit]
-log = "audit.log"
-
-[ca.rsa]
-certificate = {toml_path(demo_pki_rsa.ca_cert)}
-crl = [{toml_path(demo_pki_rsa.crl)}]
-index = {toml_path(demo_pki_rsa.index)}
-signer_certificate = {toml_path(demo_pki_rsa.ocsp_cert)}
-signer_key = {toml_path(demo_pki_rsa.ocsp_key)}
-"""
-    running = start_server(folder, config, port=port)
+    running = start_server(folder, server_tables(port, audit=True) + demo_ca_table("rsa", demo_pki_rsa, index=True), port=port)
     yield running
     assert running.stop() == 0, running.log_text()
 
@@ -61,38 +44,13 @@ signer_key = {toml_path(demo_pki_rsa.ocsp_key)}
 def front(pki, demo_pki_rsa, remote, tmp_path_factory):
     folder = tmp_path_factory.mktemp("front")
     port, dead = free_port(), free_port()
-    demo = pki.demo
-    config = f"""
-[server]
-listen = "127.0.0.1:{port}"
-workers = 2
-database = "store.sqlite3"
-
-[tls]
-client_cert_header = "X-SSL-Client-Cert"
-trusted_proxies = ["127.0.0.2"]
-client_trust_anchors = [{toml_path(pki.anchors)}]
-
-[audit]
-log = "audit.log"
-
-[ca.ec]
-certificate = {toml_path(demo.ca_cert)}
-crl = [{toml_path(pki.crl)}]
-signer_certificate = {toml_path(demo.ocsp_cert)}
-signer_key = {toml_path(demo.ocsp_key)}
-authorization = "by_name"
-authorized_names = ["CN=alice,O=Example Partners"]
-
-[ca.rsa]
-certificate = {toml_path(demo_pki_rsa.ca_cert)}
-forward = ["http://127.0.0.1:{dead}/", "{remote.url}"]
-forward_timeout = "2s"
-
-[ca.partner]
-certificate = {toml_path(pki.clients_root.cert)}
-forward = ["http://127.0.0.1:{dead}/"]
-"""
+    config = (
+        server_tables(port, workers=2, audit=True)
+        + table("tls", client_cert_header="X-SSL-Client-Cert", trusted_proxies=["127.0.0.2"], client_trust_anchors=[pki.anchors])
+        + demo_ca_table("ec", pki.demo, crl=pki.crl, authorization="by_name", authorized_names=["CN=alice,O=Example Partners"])
+        + table("ca.rsa", certificate=demo_pki_rsa.ca_cert, forward=[f"http://127.0.0.1:{dead}/", remote.url], forward_timeout="2s")
+        + table("ca.partner", certificate=pki.clients_root.cert, forward=[f"http://127.0.0.1:{dead}/"])
+    )
     running = start_server(folder, config, port=port)
     yield running
     assert running.stop() == 0, running.log_text()

@@ -27,39 +27,14 @@ from certstatus.clock import UTC
 from certstatus.demo_pki import sign_crl
 from certstatus.sources.records import RevokedEntry
 from tests.ocsp_client import cert_status, request_der, response_status
-from tests.servers import CERTSTATUS, free_port, start_server, toml_path
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, server_tables, start_server
 
 pytestmark = pytest.mark.integration
 
 
 def _config(port: int, admin: int, demo, *, with_rsa=None) -> str:
-    text = f"""
-[server]
-listen = "127.0.0.1:{port}"
-workers = 2
-database = "store.sqlite3"
-
-[audit]
-log = "audit.log"
-
-[admin]
-listen = "127.0.0.1:{admin}"
-
-[ca.ec]
-certificate = {toml_path(demo.ca_cert)}
-crl = ["crl.pem"]
-signer_certificate = {toml_path(demo.ocsp_cert)}
-signer_key = {toml_path(demo.ocsp_key)}
-"""
-    if with_rsa is not None:
-        text += f"""
-[ca.rsa]
-certificate = {toml_path(with_rsa.ca_cert)}
-crl = [{toml_path(with_rsa.crl)}]
-signer_certificate = {toml_path(with_rsa.ocsp_cert)}
-signer_key = {toml_path(with_rsa.ocsp_key)}
-"""
-    return text
+    text = server_tables(port, workers=2, admin=admin, audit=True) + demo_ca_table("ec", demo, crl="crl.pem")
+    return text + (demo_ca_table("rsa", with_rsa) if with_rsa is not None else "")
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ import shutil
 
 import pytest
 
-from tests.access_pki import make_access_pki
 from tests.ocsp_client import converse, run
-from tests.servers import free_port, start_server, toml_path
+from tests.servers import demo_ca_table, free_port, server_tables, start_server, table
 
 pytestmark = pytest.mark.integration
 
@@ -21,33 +20,19 @@ HTTP_GET = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\
 
 
 @pytest.fixture(scope="module")
-def pki(demo_pki, tmp_path_factory):
-    return make_access_pki(demo_pki, tmp_path_factory.mktemp("required-pki"))
+def pki(access_pki):
+    return access_pki
 
 
 @pytest.fixture(scope="module")
 def server(pki, tmp_path_factory):
     folder = tmp_path_factory.mktemp("required-server")
     port = free_port()
-    demo = pki.demo
-    config = f"""
-[server]
-listen = "127.0.0.1:{port}"
-workers = 1
-database = "store.sqlite3"
-
-[tls]
-certificate = {toml_path(pki.server.cert)}
-key = {toml_path(pki.server.key)}
-client_auth = "required"
-client_trust_anchors = [{toml_path(pki.anchors)}]
-
-[ca.ec]
-certificate = {toml_path(demo.ca_cert)}
-crl = [{toml_path(pki.crl)}]
-signer_certificate = {toml_path(demo.ocsp_cert)}
-signer_key = {toml_path(demo.ocsp_key)}
-"""
+    config = (
+        server_tables(port)
+        + table("tls", certificate=pki.server.cert, key=pki.server.key, client_auth="required", client_trust_anchors=[pki.anchors])
+        + demo_ca_table("ec", pki.demo, crl=pki.crl)
+    )
     running = start_server(folder, config, port=port, tls=True)
     yield running
     assert running.stop() == 0, running.log_text()

@@ -22,7 +22,8 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.access.names import general_name_text
 from certstatus.audit import AuditLog
-from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, WouldBlock
+from certstatus.pipeline.base import Exchange, OCSPAnswer
+from certstatus.pipeline.observe import Observer
 
 log = logging.getLogger("certstatus.request")
 
@@ -82,25 +83,17 @@ def malformed_record(received_at: dt.datetime, client_address: str | None, start
     }  # fmt: skip
 
 
-class Audit:
+class Audit(Observer):
     """Pipeline step writing one :func:`audit_record` per request to an :class:`AuditLog`."""
 
     def __init__(self, audit_log: AuditLog) -> None:
         self.audit_log = audit_log
 
-    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        try:
-            answer = call_next(exchange)
-        except WouldBlock:
-            raise
-        except OCSPError as exc:
-            self._write(audit_record(exchange, None, exc.status, exc.reason))
-            raise
-        except Exception as exc:
-            self._write(audit_record(exchange, None, OCSPResponseStatus.INTERNAL_ERROR, f"internal error: {type(exc).__name__}"))
-            raise
+    def answered(self, exchange: Exchange, answer: OCSPAnswer) -> None:
         self._write(audit_record(exchange, answer, OCSPResponseStatus.SUCCESSFUL, None))
-        return answer
+
+    def refused(self, exchange: Exchange, status: OCSPResponseStatus, reason: str) -> None:
+        self._write(audit_record(exchange, None, status, reason))
 
     def malformed(self, received_at: dt.datetime, client_address: str | None, started_ns: int, reason: str) -> None:
         """Record a request that never reached the pipeline (called by the HTTP edge)."""

@@ -111,15 +111,9 @@ class Authenticate:
     def _proxied_client(self, header: bytes) -> Principal:
         try:
             chain = self._chain(decode_certificate_header(header))
-            verified = self.tls_verifier.verify(chain[0], chain[1:])
         except BadCertificateHeader as exc:
             raise _refuse(f"client certificate header from the proxy: {exc}") from None
-        except NotAuthenticated as exc:
-            raise _refuse(f"client certificate from the proxy not trusted: {exc}") from None
-        revoked = self.revocation.revoked(verified)
-        if revoked:
-            raise _refuse(f"client certificate from the proxy revoked: {revoked}")
-        return Principal("proxy", verified[0], verified[0].subject.rfc4514_string())
+        return self._authenticated("proxy", chain, self.tls_verifier, "client certificate from the proxy")
 
     def _signer(self, exchange: Exchange) -> Principal:
         signature = exchange.query.signature
@@ -130,11 +124,15 @@ class Authenticate:
             verify_signature(chain[0].public_key(), signature.algorithm_der, signature.signature, signature.tbs_request)
         except SignatureRejected as exc:
             raise _refuse(f"request signature by {chain[0].subject.rfc4514_string()}: {exc}") from None
+        return self._authenticated("signature", chain, self.signer_verifier, "request signer")
+
+    def _authenticated(self, how: str, chain: list[x509.Certificate], verifier: ChainVerifier, what: str) -> Principal:
+        """Verify ``chain`` to an anchor and against our revocation data; refuse naming ``what``."""
         try:
-            verified = self.signer_verifier.verify(chain[0], chain[1:])
+            verified = verifier.verify(chain[0], chain[1:])
         except NotAuthenticated as exc:
-            raise _refuse(f"request signer not trusted: {exc}") from None
+            raise _refuse(f"{what} not trusted: {exc}") from None
         revoked = self.revocation.revoked(verified)
         if revoked:
-            raise _refuse(f"request signer revoked: {revoked}")
-        return Principal("signature", verified[0], verified[0].subject.rfc4514_string())
+            raise _refuse(f"{what} revoked: {revoked}")
+        return Principal(how, verified[0], verified[0].subject.rfc4514_string())

@@ -141,7 +141,7 @@ class Forward:
                 checked = check_response(reply.content, exchange.query, exchange.ca.certificate, self.clock.now())
             except (httpx.HTTPError, ResponseRejected) as exc:
                 result = "rejected" if isinstance(exc, ResponseRejected) else "failed"
-                failures.append(f"{url}: {exc or type(exc).__name__}")
+                failures.append(f"{url}: {str(exc) or type(exc).__name__}")
                 self._count(ca_name, url, result)
                 continue
             if checked.status is OCSPResponseStatus.SUCCESSFUL or checked.status in _PASSED_ON:

@@ -14,27 +14,18 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from certstatus.clock import Clock
 from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.audit import RESPONSE_STATUS_NAMES
-from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, WouldBlock
+from certstatus.pipeline.base import Exchange, OCSPAnswer
+from certstatus.pipeline.observe import Observer
 
 
-class ObserveMetrics:
+class ObserveMetrics(Observer):
     """Pipeline step recording :class:`RequestMetrics` for each exchange."""
 
     def __init__(self, metrics: RequestMetrics, clock: Clock) -> None:
         self.metrics = metrics
         self.clock = clock
 
-    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        try:
-            answer = call_next(exchange)
-        except WouldBlock:
-            raise
-        except OCSPError as exc:
-            self._refused(exchange, exc.status)
-            raise
-        except Exception:
-            self._refused(exchange, OCSPResponseStatus.INTERNAL_ERROR)
-            raise
+    def answered(self, exchange: Exchange, answer: OCSPAnswer) -> None:
         metrics = self.metrics
         ca = exchange.ca.name
         metrics.requests.labels(ca, "successful", answer.source).inc()
@@ -42,9 +33,8 @@ class ObserveMetrics:
             metrics.certificates.labels(ca, status).inc()
         metrics.latency.labels(answer.source).observe((time.perf_counter_ns() - exchange.started_ns) / 1e9)
         metrics.response_age.labels(answer.source).observe(max(0.0, (self.clock.now() - answer.this_update).total_seconds()))
-        return answer
 
-    def _refused(self, exchange: Exchange, status: OCSPResponseStatus) -> None:
+    def refused(self, exchange: Exchange, status: OCSPResponseStatus, reason: str) -> None:
         ca = getattr(exchange.ca, "name", "")
         self.metrics.requests.labels(ca, RESPONSE_STATUS_NAMES[status], "").inc()
         self.metrics.latency.labels("").observe((time.perf_counter_ns() - exchange.started_ns) / 1e9)

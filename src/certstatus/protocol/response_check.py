@@ -129,7 +129,8 @@ def _responder_certificate(response: ocsp.OCSPResponse, ca: x509.Certificate, no
         try:
             cert.verify_directly_issued_by(ca)
         except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
-            raise ResponseRejected(f"responder certificate {cert.subject.rfc4514_string()} is not issued by the CA ({exc or type(exc).__name__})") from None
+            reason = str(exc) or type(exc).__name__
+            raise ResponseRejected(f"responder certificate {cert.subject.rfc4514_string()} is not issued by the CA ({reason})") from None
         try:
             eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:

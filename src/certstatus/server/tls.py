@@ -48,7 +48,9 @@ def server_context(tls: TlsSettings, *, where: str = "configuration") -> ssl.SSL
         try:
             password = Path(tls.key_password_file).read_bytes().splitlines()[0]
         except (OSError, IndexError) as exc:
-            raise ConfigError(str(tls.key_password_file), "tls.key_password_file", f"cannot read the passphrase ({exc}).", "Check the file.") from None
+            raise ConfigError(
+                str(tls.key_password_file), "tls.key_password_file", f"cannot read the passphrase ({exc}).", "Check the file."
+            ) from None
     try:
         context.load_cert_chain(tls.certificate, tls.key, password)
     except (OSError, ssl.SSLError) as exc:
@@ -63,7 +65,9 @@ def server_context(tls: TlsSettings, *, where: str = "configuration") -> ssl.SSL
             try:
                 context.load_verify_locations(cafile=str(anchors))
             except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(str(anchors), "tls.client_trust_anchors", f"cannot load the trust anchors ({exc}).", "Give CA certificates in PEM.") from None
+                raise ConfigError(
+                    str(anchors), "tls.client_trust_anchors", f"cannot load the trust anchors ({exc}).", "Give CA certificates in PEM."
+                ) from None
     return context
 
 
