@@ -14,6 +14,7 @@ Clients are real: httpx with and without client certificates, and
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import shutil
@@ -83,6 +84,13 @@ def test_listed_subject_is_answered_and_audited_with_its_tls_subject(server, pki
 def test_glob_pattern_lets_a_matching_subject_in(server, pki):
     der = _post(server, pki, "bob", "ec", request_der(pki.demo.leaves["good"], pki.demo.ca_cert))
     assert cert_status(der) == "good"
+
+
+def test_answers_of_an_access_controlled_ca_are_private_to_shared_caches(server, pki):
+    with _client(pki, "alice") as client:
+        reply = client.get(server.url + "ec/" + base64.b64encode(request_der(pki.demo.leaves["good"], pki.demo.ca_cert)).decode())
+    assert reply.status_code == 200 and cert_status(reply.content) == "good"
+    assert reply.headers["cache-control"].startswith("max-age=") and ", private," in reply.headers["cache-control"]
 
 
 def test_unlisted_subject_is_unauthorized_with_the_reason_logged(server, pki):

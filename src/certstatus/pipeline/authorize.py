@@ -68,6 +68,7 @@ class Authorize:
         policy = self.policies.get(exchange.ca.name)
         if policy is None or policy.open:
             return call_next(exchange)
+        exchange.restricted = True
         auth: Authentication = exchange.auth or NOBODY
         if policy.require_signed:
             if exchange.query.signature is None:

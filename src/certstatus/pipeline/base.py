@@ -79,6 +79,7 @@ class Exchange:
     started_ns: int = field(default_factory=time.perf_counter_ns)
     offload: bool = False
     prefetched: dict = field(default_factory=dict)
+    restricted: bool = False  # answered to authorized clients only: not for shared caches
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,9 +242,11 @@ class OCSPHttpHandler:
         except Exception:
             log.exception("internal error answering %s", client_address)
             return ocsp_error(OCSPResponseStatus.INTERNAL_ERROR)
-        return self._success(answer, headers)
+        return self._success(answer, headers, exchange.restricted)
 
-    def _success(self, answer: OCSPAnswer, headers: Mapping[bytes, bytes]) -> HttpResponse:
+    def _success(self, answer: OCSPAnswer, headers: Mapping[bytes, bytes], restricted: bool = False) -> HttpResponse:
+        """200 (or 304) with RFC 5019 §6.2 cache headers; ``private`` instead of ``public``
+        when the CA answers authorized clients only, so no shared cache hands it to others."""
         etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
         if answer.has_nonce:
             # A nonce makes the response unique to one request: no cache may reuse it.
@@ -253,7 +255,7 @@ class OCSPHttpHandler:
             now = self.clock.now()
             max_age = max(0, int((answer.next_update - now).total_seconds()))
             cache_headers = (
-                (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age),
+                (b"cache-control", b"max-age=%d, %s, no-transform, must-revalidate" % (max_age, b"private" if restricted else b"public")),
                 (b"last-modified", _http_date(answer.this_update)),
                 (b"expires", _http_date(answer.next_update)),
                 (b"etag", etag),
