@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 
 
@@ -58,6 +60,10 @@ class Server:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
+    def admin_get(self, path: str) -> httpx.Response:
+        """GET an admin endpoint with the admin token."""
+        return httpx.get(self.admin_url + path, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+
     def log_text(self) -> str:
         return (self.folder / "serve.err").read_text() + (self.folder / "serve.out").read_text()
 
@@ -79,6 +85,7 @@ def start_server(folder: Path, config: str, *, port: int, admin_port: int | None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "certstatus.toml"
     path.write_text(config)
+    (folder / "admin.token").write_text(ADMIN_TOKEN + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "CERTSTATUS_SETTINGS_JSON")}
     process = subprocess.Popen(
         [CERTSTATUS, "serve", "--config", str(path), "--log-level", log_level],
@@ -118,13 +125,17 @@ def table(name: str, **keys) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+#: The admin token the servers of the tests use (written to ``admin.token`` beside their configuration).
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
 def server_tables(port: int, *, workers: int = 1, admin: int | None = None, audit: bool = False) -> str:
     """``[server]`` on 127.0.0.1:port with a store in the server's folder, plus ``[admin]``/``[audit]``."""
     text = table("server", listen=f"127.0.0.1:{port}", workers=workers, database="store.sqlite3")
     if audit:
         text += table("audit", log="audit.log")
     if admin is not None:
-        text += table("admin", listen=f"127.0.0.1:{admin}")
+        text += table("admin", listen=f"127.0.0.1:{admin}", token_file="admin.token")
     return text
 
 

@@ -25,7 +25,7 @@ from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
-from certstatus.sources.importer import ImportResult, import_ca
+from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.store.sqlite import SQLiteStore
 from cryptography.hazmat.primitives import serialization
 
@@ -69,7 +69,8 @@ def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
         return record is not None and record.revoked is not None
 
     signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
-    return ServedCA(ca, certificate, issuer_id, signers, has_data=bool(store.source_states(issuer_id)))
+    has_data = ca.sql is not None or bool(store.source_states(issuer_id))
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
@@ -85,7 +86,10 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         results = []
         for ca in settings.cas:
             served = load_ca(ca, store, clock)
-            results.extend(import_ca(store, ca, served.issuer_id, served.certificate, clock))
+            if ca.push and "push" not in store.source_states(served.issuer_id):
+                # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
+                store.apply_changes(served.issuer_id, (), at=clock.now())
+            results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
         return results
     finally:
         store.close()
@@ -113,8 +117,8 @@ def routes_for(settings: Settings) -> dict[str, Route]:
 
 
 def ca_health(registry: IssuerRegistry) -> list[CaHealth]:
-    """The CAs readiness looks at: those answered from local data."""
-    return [CaHealth(ca.name, ca.issuer_id, ca.signers) for ca in registry.cas if not ca.settings.forward]
+    """The CAs readiness looks at: those answered from local data (a live SQL source included)."""
+    return [CaHealth(ca.name, ca.issuer_id, ca.signers, ca.settings) for ca in registry.cas if not ca.settings.forward]
 
 
 def build_application(settings: Settings, clock: Clock | None = None, *, metrics: RequestMetrics | None = None) -> Application:
@@ -135,7 +139,7 @@ def build_application(settings: Settings, clock: Clock | None = None, *, metrics
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
             application.closers.append(audit_log.close)
-        if metrics is None and ops.admin.enabled and os.environ.get(MULTIPROC_ENV):
+        if metrics is None and settings.admin is not None and os.environ.get(MULTIPROC_ENV):
             metrics = RequestMetrics()
         pipeline = build_pipeline(settings, registry, store, clock, audit_log=audit_log, metrics=metrics)
     except CertstatusError:
@@ -151,7 +155,7 @@ def build_application(settings: Settings, clock: Clock | None = None, *, metrics
         routes_for(settings),
         clock,
         max_request_bytes=settings.server.max_request_bytes,
-        readiness=lambda: readiness_problems(store, cas, clock.now(), ops.admin.max_data_age),
+        readiness=lambda: readiness_problems(store, cas, clock.now()),
         proxies=proxies,
         observers=pipeline.observers,
         connection_gate=pipeline.connection_gate,

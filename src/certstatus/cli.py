@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from certstatus.admin.cli import register as register_source_commands
 from certstatus.config import (
     DEFAULT_VALIDITY,
     CaSettings,
@@ -31,6 +32,8 @@ from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands
 console = Console(stderr=True)
 
 CLI = "command line"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_DB = "certstatus.sqlite3"
 
 
 class _Group(click.Group):
@@ -55,7 +58,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
     validity = parse_duration(opts["validity"], file=CLI, key="--validity")
     check_validity(validity, opts["force_validity"], file=CLI, key="--validity")
-    host, port = parse_listen(opts["listen"], file=CLI, key="--listen")
+    host, port = parse_listen(opts["listen"] or DEFAULT_LISTEN, file=CLI, key="--listen")
     if opts["unknown_serials"] == "revoked" and not (opts["index"] or opts["issued"]):
         raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
     ca = CaSettings(
@@ -70,7 +73,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
     )
-    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/", pkcs11_module=opts["pkcs11_module"])
+    server = ServerSettings(host, port, opts["workers"], Path(opts["db"] or DEFAULT_DB), "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -79,8 +82,16 @@ def _settings(opts: dict) -> Settings:
         if opts["issuer"]:
             raise ConfigError(CLI, "--issuer", "cannot be combined with --config.", "Put the CA in the config file, or drop --config.")
         settings = load_config(Path(opts["config"]))
+        # Command-line options given with --config override the file's [server] values.
+        overrides: dict = {}
         if opts["workers"]:
-            settings = Settings(_replace(settings.server, workers=opts["workers"]), settings.cas)
+            overrides["workers"] = opts["workers"]
+        if opts["listen"]:
+            overrides["host"], overrides["port"] = parse_listen(opts["listen"], file=CLI, key="--listen")
+        if opts["db"]:
+            overrides["database"] = Path(opts["db"])
+        if overrides:
+            settings = Settings(_replace(settings.server, **overrides), settings.cas)
         return settings
     if not opts["issuer"]:
         raise ConfigError(CLI, "--config/--issuer", "nothing to serve.", "Give --config FILE, or --issuer with its sources and signer.")
@@ -97,15 +108,15 @@ _ca_options = [
     click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration (any number of CAs)."),
     click.option("--issuer", type=click.Path(dir_okay=False), help="Single-CA form: the CA certificate."),
     click.option("--name", default="default", show_default=True, help="Single-CA form: the CA's name."),
-    click.option("--crl", multiple=True, help="CRL file (DER or PEM)."),
+    click.option("--crl", multiple=True, help="CRL (DER or PEM): a file or an http(s):// or ldap:// URL; repeat for base + delta CRL."),
     click.option("--index", type=click.Path(dir_okay=False), help="OpenSSL index.txt."),
     click.option("--issued", type=click.Path(dir_okay=False), help="File of issued serials (hex, one per line)."),
     click.option("--signer-cert", type=click.Path(dir_okay=False), help="Responder certificate (CA or delegated)."),
     click.option("--signer-key", help="Responder key: PEM or PKCS#12 file, or 'pkcs11:token=…;object=…' (RFC 7512)."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
     *SIGNER_OPTIONS,
-    click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
-    click.option("--db", default="certstatus.sqlite3", show_default=True, help="SQLite store file."),
+    click.option("--listen", help=f"HOST:PORT to listen on [default: {DEFAULT_LISTEN}; with --config, overrides server.listen]."),
+    click.option("--db", help=f"SQLite store file [default: {DEFAULT_DB}; with --config, overrides server.database]."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
     click.option("--path", help="URL path of this CA (default: served at /)."),
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
@@ -137,7 +148,8 @@ def _print_import(results) -> bool:
             ok = False
             table.add_row(result.ca, result.kind, result.origin, "-", f"[red]refused: {result.error}[/]")
         else:
-            table.add_row(result.ca, result.kind, result.origin, str(result.entries), "[green]imported[/]")
+            done = f"unchanged ({result.note})" if result.unchanged else "imported"
+            table.add_row(result.ca, result.kind, result.origin, str(result.entries), f"[green]{done}[/]")
     console.print(table)
     return ok
 
@@ -222,6 +234,7 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
 
 
 register_signer_commands(main, ca_options, lambda opts: _settings(opts))
+register_source_commands(main)
 
 
 def _register_operations() -> None:

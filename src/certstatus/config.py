@@ -50,6 +50,15 @@ from certstatus.signing.settings import (
     ca_signer_settings,
     with_pkcs11_module,
 )
+from certstatus.source_settings import (
+    DEFAULT_MAX_CRL_BYTES,
+    DEFAULT_REFRESH_INTERVAL,
+    SOURCE_KEYS,
+    AdminSettings,
+    SqlSettings,
+    admin_settings,
+    source_options,
+)
 
 MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
@@ -86,6 +95,17 @@ class CaSettings:
     pkcs11_pin_file: Path | None = None
     signature_algorithm: str | None = None
     signer_locally_trusted: bool = False
+    # Sources (see certstatus.source_settings): durations in seconds, sizes in bytes.
+    refresh_interval: int = DEFAULT_REFRESH_INTERVAL
+    fetch_timeout: float = 10.0
+    fetch_retries: int = 2
+    max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
+    stale_grace: int = 0
+    on_stale: str = "tryLater"
+    issued_signed: bool = False
+    push: bool = False
+    push_issued: bool = False
+    sql: SqlSettings | None = None
     # Access and forwarding (certstatus.config_ops); None: the [access] default.
     require_signed_requests: bool | None = None
     authorization: str | None = None
@@ -95,8 +115,8 @@ class CaSettings:
 
     @property
     def knows_issuance(self) -> bool:
-        """True when an index file or an issued list says which serials exist."""
-        return self.index is not None or self.issued is not None
+        """True when an index file, an issued list, pushes or the SQL source say which serials exist."""
+        return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,7 @@ class ServerSettings:
 class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
+    admin: AdminSettings | None = None
     ops: OperationsSettings = OperationsSettings()
 
     def to_json(self) -> str:
@@ -138,18 +159,22 @@ class Settings:
                     ca[key] = Path(ca[key])
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
+            ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
             ca["forward"] = tuple(ca.get("forward", ()))
             if ca.get("authorized_names") is not None:
                 ca["authorized_names"] = tuple(ca["authorized_names"])
             cas.append(CaSettings(**ca))
-        return cls(server, tuple(cas), revive(OperationsSettings, raw.get("ops", {})))
+        admin = raw.get("admin")
+        if admin is not None:
+            admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
+        return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
 _SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-} | CA_SIGNER_KEYS | CA_OPERATION_KEYS
+} | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -208,8 +233,11 @@ def load_config(path: Path) -> Settings:
     if not cas:
         raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
     cas = [with_pkcs11_module(ca, server.pkcs11_module) for ca in cas]
+    admin = None
+    if "admin" in raw:
+        admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
     ops = operations_settings(raw, where=where, base=base, cas=tuple(cas))
-    return check_settings(Settings(server, tuple(cas), ops), where)
+    return check_settings(Settings(server, tuple(cas), admin, ops), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
@@ -242,9 +270,9 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if "certificate" not in table:
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
-    forwarded = bool(extra.get("forward"))
-    if forwarded:
-        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir") if key in table]
+    if extra.get("forward"):
+        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql")
+                if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -260,8 +288,13 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
     index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
     issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
-    if not crl and index is None and issued is None:
-        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index or issued.")
+    sources = source_options(table, where=where, prefix=prefix)
+    if sources.get("sql") is not None and (crl or index or issued or sources.get("push")):
+        raise ConfigError(
+            where, f"{prefix}.sql", "a live SQL source answers alone.", "Remove crl, index, issued and push, or the sql table."
+        )
+    if not crl and index is None and issued is None and not sources.get("push") and sources.get("sql") is None:
+        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index, issued, push = true or [sql].")
     validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
     force = table.get("force_validity", False)
     if not isinstance(force, bool):
@@ -273,7 +306,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     unknown_serials = table.get("unknown_serials", "unknown")
     if unknown_serials not in ("unknown", "revoked"):
         raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
-    if unknown_serials == "revoked" and index is None and issued is None:
+    knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
+    if unknown_serials == "revoked" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
@@ -300,6 +334,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         pkcs11_pin_file=signing.pkcs11_pin_file,
         signature_algorithm=signing.signature_algorithm,
         signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
+        **sources,
         **extra,
     )
 

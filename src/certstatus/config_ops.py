@@ -1,4 +1,4 @@
-"""Settings of the operations sections: ``[tls]``, ``[access]``, ``[audit]``, ``[admin]``,
+"""Settings of the operations sections: ``[tls]``, ``[access]``, ``[audit]``,
 and the access and forwarding keys of ``[ca.NAME]``.
 
 Values are checked by the kinds of :mod:`certstatus.config_schema`; this
@@ -60,27 +60,12 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
-class AdminSettings:
-    """``[admin]``: the operators' listener (``listen`` None: none). ``max_data_age`` in seconds."""
-
-    host: str | None = None
-    port: int = 0
-    metrics_dir: Path | None = None
-    max_data_age: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.host is not None
-
-
-@dataclass(frozen=True)
 class OperationsSettings:
-    """The four operations sections together."""
+    """The operations sections together (``[admin]`` is :class:`certstatus.source_settings.AdminSettings`)."""
 
     tls: TlsSettings = TlsSettings()
     access: AccessSettings = AccessSettings()
     audit: AuditSettings = AuditSettings()
-    admin: AdminSettings = AdminSettings()
 
 
 #: The [ca.NAME] keys handled here (the others belong to certstatus.config).
@@ -95,7 +80,7 @@ def _table(raw: dict[str, Any], name: str, where: str) -> dict[str, Any]:
 
 
 def operations_settings(raw: dict[str, Any], *, where: str, base: Path, cas: tuple = ()) -> OperationsSettings:
-    """Read ``[tls]``, ``[access]``, ``[audit]`` and ``[admin]`` from a parsed TOML file.
+    """Read ``[tls]``, ``[access]`` and ``[audit]`` from a parsed TOML file.
 
     ``cas`` (CaSettings) are checked against them: a CA requiring signed
     requests needs signer trust anchors.
@@ -112,10 +97,7 @@ def operations_settings(raw: dict[str, Any], *, where: str, base: Path, cas: tup
                 raise ConfigError(ca.where, f"ca.{ca.name}.require_signed_requests", "needs trust anchors to verify request signers.",
                                   "Set [access] signer_trust_anchors.")
     audit = AuditSettings(**schema.parse_table(schema.AUDIT, _table(raw, "audit", where), where=where, prefix="audit", base=base))
-    admin_raw = schema.parse_table(schema.ADMIN, _table(raw, "admin", where), where=where, prefix="admin", base=base)
-    host, port = admin_raw.pop("listen", (None, 0))
-    admin = AdminSettings(host, port, **admin_raw)
-    return OperationsSettings(tls, access, audit, admin)
+    return OperationsSettings(tls, access, audit)
 
 
 def _tls(values: dict[str, Any], where: str) -> TlsSettings:

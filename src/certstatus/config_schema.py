@@ -283,29 +283,34 @@ AUDIT = Section(
 
 ADMIN = Section(
     "admin", "Admin listener",
-    "A second listener for operators: `GET /metrics` (Prometheus text format, figures summed "
-    "over every worker process), `GET /health` and `GET /ready`. Bind it to a private address.",
+    "A second listener for operators, in the supervising process: the admin API (pushes, reload, "
+    "source ages; see [sources.md](sources.md)) and `GET /metrics` (Prometheus text format, figures "
+    "summed over every worker process), `GET /health`, `GET /ready`. Every request is authenticated "
+    "(bearer token or client certificate): give Prometheus the token (`authorization: credentials_file`).",
     (
-        Key("listen", LISTEN, 'Address of the admin listener, e.g. `"127.0.0.1:9090"`; without it there is none.'),
+        Key("listen", LISTEN, "Address of the admin listener; not the OCSP port.", '"127.0.0.1:8081"'),
+        Key("token_file", PATH, "File holding the bearer token (`Authorization: Bearer …`, 16 characters at least)."),
+        Key("tls_certificate", PATH, "TLS certificate of the admin listener (with `tls_key`)."),
+        Key("tls_key", PATH, "Its key."),
+        Key("client_ca", PATH, "CA certificates of operators' client certificates (TLS required); a token or this is needed."),
         Key("metrics_dir", PATH, "Folder where worker processes keep their metric files "
             "(PROMETHEUS_MULTIPROC_DIR); emptied at start. Default: a private temporary folder."),
-        Key("max_data_age", SECONDS, "`/ready` fails when a CA's newest data is older than this "
-            "(a CRL also fails once past its nextUpdate)."),
     ),
 )
 
 CA = Section(
     "ca.NAME", "A CA served",
     "One table per CA (or one file per CA in `server.ca_dir`). At least one of `crl`, `index`, "
-    "`issued` is required, and a signer (the `signer_certificate`/`signer_key` shorthand, "
+    "`issued`, `push = true` or `[ca.NAME.sql]` is required, and a signer (the `signer_certificate`/`signer_key` shorthand, "
     "`[[ca.NAME.signer]]` tables or `signers_dir`), unless the CA is forwarded: a forwarded CA has "
     '`certificate`, `forward` and optionally `path` and the access keys. `unknown_serials = "revoked"` '
-    "needs `index` or `issued`. Signers are described in [signing.md](signing.md).",
+    "needs `index`, `issued`, `push_issued` or `sql`. Signers are described in [signing.md](signing.md), "
+    "sources in [sources.md](sources.md).",
     (
         Key("certificate", PATH, "The CA certificate (PEM or DER).", required=True),
-        Key("crl", _CORE["crl"], "CRL files (DER or PEM), verified against the CA."),
+        Key("crl", _CORE["crl"], "CRLs (DER or PEM), verified against the CA: files, `http(s)://` or `ldap://` URLs; complete and delta."),
         Key("index", PATH, "OpenSSL CA database (`index.txt`)."),
-        Key("issued", PATH, "Issued serials, hex, one per line."),
+        Key("issued", PATH, "Issued serials (hex lines), certificates (PEM/DER), CMS-signed lists; or a directory of them."),
         Key("signer_certificate", PATH, "Delegated responder certificate, or the CA certificate itself. "
             "Required unless `forward` is set."),
         Key("signer_key", Kind("file path or `pkcs11:` URI", _string), "Its key: PEM (optionally encrypted), "
@@ -323,6 +328,18 @@ CA = Section(
         Key("signature_algorithm", STRING, 'Default signature algorithm (e.g. `"ecdsa-sha256"`, `"rsa-pss-sha256"`); '
             "else chosen by the key."),
         Key("signer_locally_trusted", BOOLEAN, "The shorthand signer is not issued by this CA; clients trust it out of band.", "false"),
+        Key("refresh_interval", _CORE["validity"], "Fetch a CRL again at its nextUpdate, and at least this often (10 s at least).", '"1h"'),
+        Key("fetch_timeout", _CORE["validity"], "Time allowed to each CRL download attempt (1 s to 10 min).", '"10s"'),
+        Key("fetch_retries", _CORE["integer"], "Extra attempts after a 5xx, a timeout or a connection error (0 to 10).", "2"),
+        Key("max_crl_bytes", _CORE["integer"], "Larger CRL downloads are refused while streaming.", "268435456"),
+        Key("stale_grace", _CORE["validity"], "How long past the newest CRL's nextUpdate the data still serves.", '"0s"'),
+        Key("on_stale", _choice("tryLater", "serve"), "Past that: answer tryLater, or keep serving with a warning.", '"tryLater"'),
+        Key("issued_signed", BOOLEAN, "Every issued-list file must be CMS SignedData by the CA.", "false"),
+        Key("push", BOOLEAN, "Accept changes pushed through the admin API or `certstatus push`.", "false"),
+        Key("push_issued", BOOLEAN, "Pushes also list every issued serial (others are not issued); needs `push`.", "false"),
+        Key("sql", Kind("table `[ca.NAME.sql]`", _string), "A live SQL source answering alone: `dsn` (postgresql://…), `query` "
+            "(using `%(serial_hex)s`, `%(serial)s` or `%(serial_dec)s`), `timeout` (default 2 s), `pool_size` "
+            "(default 4, per worker). See [sources.md](sources.md)."),
         Key("path", _CORE["url_path"], "URL serving this CA alone."),
         Key("validity", _CORE["validity"], "nextUpdate − thisUpdate; 1 hour to 10 days unless `force_validity`.", '"1d"'),
         Key("force_validity", BOOLEAN, "Allow a validity outside 1 hour to 10 days.", "false"),
@@ -397,7 +414,8 @@ authorized_names = ["CN=relying-party-1,O=Example", "glob:CN=*,OU=Payments,O=Exa
 log = "/var/log/certstatus/audit.log"
 
 [admin]
-listen = "127.0.0.1:9090"
+listen = "127.0.0.1:8081"
+token_file = "admin.token"
 
 [ca.issuing-1]
 certificate = "issuing-1/ca.pem"

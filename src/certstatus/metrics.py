@@ -14,7 +14,8 @@ Names, for what an operator asks:
 * ``certstatus_response_age_seconds{source}`` — now − thisUpdate of the response served;
 * ``certstatus_forward_attempts_total{ca, result}`` — tries of remote responders;
 * ``certstatus_data_age_seconds{ca, source}`` — now − the data's date (a CRL's thisUpdate,
-  else its import time); ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
+  else its import time; :func:`certstatus.sources.health.source_ages`);
+  ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
 * ``certstatus_signer_expiry_seconds{ca, signer, state}`` — notAfter − now of every signer,
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
   without a successor (:func:`certstatus.signing.signer_set.signer_expiry`);
@@ -24,7 +25,6 @@ Names, for what an operator asks:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -75,20 +75,10 @@ class RequestMetrics:
 
 
 @dataclass(frozen=True)
-class SourceFigures:
-    """What the admin listener reports of one CA's data source (times aware UTC)."""
-
-    ca: str
-    source: str
-    date: dt.datetime
-    next_update: dt.datetime | None
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """Figures the admin listener reads at scrape time."""
 
-    sources: tuple[SourceFigures, ...]
+    sources: tuple  # certstatus.sources.health.SourceAge
     signers: tuple  # certstatus.signing.signer_set.SignerState
     ready: bool
 
@@ -96,22 +86,20 @@ class Snapshot:
 class OperationsCollector:
     """Gauges computed at scrape time from the store, the signers and the workers' counters."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], metrics_dir: str, now: Callable[[], dt.datetime]) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot], metrics_dir: str) -> None:
         self.snapshot = snapshot
         self.metrics_dir = metrics_dir
-        self.now = now
 
     def collect(self) -> Iterable:
-        now = self.now()
         snapshot = self.snapshot()
         age = GaugeMetricFamily("certstatus_data_age_seconds", "Age of each CA's data: now - CRL thisUpdate or import time.",
                                 labels=["ca", "source"])
         next_update = GaugeMetricFamily("certstatus_data_next_update_timestamp_seconds",
                                         "nextUpdate of each CA's CRL (Unix time).", labels=["ca", "source"])
-        for figures in snapshot.sources:
-            age.add_metric([figures.ca, figures.source], (now - figures.date).total_seconds())
-            if figures.next_update is not None:
-                next_update.add_metric([figures.ca, figures.source], figures.next_update.timestamp())
+        for source in snapshot.sources:
+            age.add_metric([source.ca, source.kind], source.age_seconds)
+            if source.next_update is not None:
+                next_update.add_metric([source.ca, source.kind], source.next_update.timestamp())
         expiry = GaugeMetricFamily("certstatus_signer_expiry_seconds", "notAfter - now of each signer.",
                                    labels=["ca", "signer", "state"])
         warning = GaugeMetricFamily("certstatus_signer_expiry_warning",
@@ -138,9 +126,9 @@ class OperationsCollector:
                                  value=hits / total if total else 0.0)
 
 
-def admin_registry(metrics_dir: str, snapshot: Callable[[], Snapshot], now: Callable[[], dt.datetime]) -> CollectorRegistry:
+def admin_registry(metrics_dir: str, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
     """The registry the admin listener serves: every worker's metrics, summed, plus the gauges."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)
-    registry.register(OperationsCollector(snapshot, metrics_dir, now))
+    registry.register(OperationsCollector(snapshot, metrics_dir))
     return registry

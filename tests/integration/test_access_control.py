@@ -162,7 +162,7 @@ def test_health_and_ready_answer_on_the_ocsp_port_without_a_client_certificate(s
 
 
 def _scrape(server) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(server.admin_url + "/metrics", timeout=10).text
+    text = server.admin_get("/metrics").text
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)

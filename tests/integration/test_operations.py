@@ -133,9 +133,10 @@ def test_sighup_reloads_the_configuration_and_keeps_a_bad_one_out(server, demo_p
 
 
 def test_admin_listener_reports_readiness_and_data_age(server):
-    assert httpx.get(server.admin_url + "/health", timeout=10).status_code == 200
-    assert httpx.get(server.admin_url + "/ready", timeout=10).text == "ready\n"
-    metrics = httpx.get(server.admin_url + "/metrics", timeout=10).text
+    assert httpx.get(server.admin_url + "/metrics", timeout=10).status_code == 401  # the admin token is needed
+    assert server.admin_get("/health").status_code == 200
+    assert server.admin_get("/ready").text == "ready\n"
+    metrics = server.admin_get("/metrics").text
     assert 'certstatus_data_age_seconds{ca="ec",source="crl"}' in metrics
 
 

@@ -66,7 +66,8 @@ max_bytes = "10MiB"
 backup_count = 3
 [admin]
 listen = "127.0.0.1:9090"
-max_data_age = "2d"
+token_file = "{anchors}"
+metrics_dir = "metrics"
 [ca.partner]
 certificate = "{ca}"
 forward = ["http://ocsp.example.net/"]
@@ -77,7 +78,7 @@ authorization = "by_authentication"
     ops = settings.ops
     assert ops.tls.min_version == "1.3" and ops.tls.trusted_proxies == ("10.0.0.0/8", "192.0.2.1/32")
     assert ops.access.authorized_names[2] == "re:^CN=app[0-9]+"
-    assert ops.audit.max_bytes == 10 * 1024 * 1024 and ops.admin.max_data_age == 2 * 86400
+    assert ops.audit.max_bytes == 10 * 1024 * 1024 and settings.admin.metrics_dir == tmp_path / "metrics"
     partner = next(ca for ca in settings.cas if ca.name == "partner")
     assert partner.forward_timeout == 1.5 and partner.signer_key is None
     assert Settings.from_json(settings.to_json()) == settings
@@ -88,6 +89,9 @@ def test_the_schema_names_exactly_the_keys_the_loader_accepts():
 
     assert config._SERVER_KEYS == schema.keys_of(schema.SERVER)
     assert config._CA_KEYS == schema.keys_of(schema.CA)
+    from certstatus import source_settings
+
+    assert source_settings._ADMIN_KEYS == schema.keys_of(schema.ADMIN)
     assert schema.TOP_LEVEL == {"server", "tls", "access", "audit", "admin", "ca"}
 
 

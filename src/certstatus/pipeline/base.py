@@ -52,7 +52,8 @@ class Exchange:
 
     ``received_at`` is aware UTC. ``ca`` and ``cas`` are filled by the step
     that resolves issuers: ``cas[i]`` is the served CA of ``query.cert_ids[i]``
-    or None.
+    or None. ``records``, when a step (a live SQL source) filled it, holds
+    the status record of each CertID so the signer does not read the store.
 
     Who asks: ``client_address`` (behind a trusted proxy, the client it
     names), ``tls_client_chain`` (DER, leaf first, as verified in our TLS
@@ -80,6 +81,7 @@ class Exchange:
     offload: bool = False
     prefetched: dict = field(default_factory=dict)
     restricted: bool = False  # answered to authorized clients only: not for shared caches
+    records: list | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The request path in one place: which steps, in which order.
 
-    metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ local status + sign
+    metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ freshness ─ [live SQL] ─ local status + sign
 
 This is the Nexus order (authenticate → authorize → cache → forward →
 local → sign → log) with two choices made visible:
@@ -8,7 +8,9 @@ local → sign → log) with two choices made visible:
 * the observers (metrics, audit) wrap everything, so they see refusals from
   any step and write after the answer is known — "log" is last in time;
 * resolving the issuer sits between authenticate and authorize, because
-  each CA may have its own policy (and forwarded CAs are recognised there).
+  each CA may have its own policy (and forwarded CAs are recognised there);
+* the freshness guard (tryLater on missing or stale data) and the live SQL
+  source belong to local answers, after forward.
 
 A response cache belongs between authorize and forward. Steps that have
 nothing to do under the configuration are left out, so a plain responder
@@ -30,9 +32,12 @@ from certstatus.pipeline.authenticate import Authenticate
 from certstatus.pipeline.authorize import Authorize
 from certstatus.pipeline.base import Handler, compose
 from certstatus.pipeline.forward import Forward, RemoteResponders
+from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.pipeline.metrics import ObserveMetrics
+from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
+from certstatus.sources.sql import SqlStatusSource
 from certstatus.store.base import StatusStore
 
 
@@ -96,5 +101,11 @@ def build_pipeline(
         forward = Forward(responders, clock, on_attempt=metrics.forward_attempt if metrics is not None else None)
         steps.append(forward)
         pipeline.closers.append(forward.close)
+    steps.append(FreshnessGuard(store, clock))
+    sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
+    if sql_sources:
+        live_sql = LiveSqlStatus(sql_sources)
+        steps.append(live_sql)
+        pipeline.closers.append(live_sql.close)
     pipeline.handler = compose(steps, LocalStatusSigner(store, clock))
     return pipeline

@@ -67,11 +67,14 @@ class LocalStatusSigner:
         next_update = now + dt.timedelta(seconds=ca.settings.validity)
         answers = []
         extended = False
-        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas, strict=True):
+        for index, (cert_id, cert_ca) in enumerate(zip(exchange.query.cert_ids, exchange.cas, strict=True)):
             if cert_ca is None:
                 decision = UNKNOWN
             else:
-                record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                if exchange.records is not None:
+                    record = exchange.records[index]
+                else:
+                    record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
                 decision = decide(record, ca.settings, cert_id.serial_number)
             extended = extended or decision.extended
             revoked = decision.revoked

@@ -23,7 +23,7 @@ proxy the client address and certificate come from its headers
 Blocking work: with ``offload=True`` :meth:`OCSPHttpHandler.handle` may
 return a :class:`Pending` instead of blocking (a forwarded request waits for
 a remote responder); the adapter runs ``pending.fetch()`` in a thread and
-then answers ``pending.finish()``.
+then answers ``pending.resume()``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from email.utils import format_datetime
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import Clock
+from certstatus.health import readiness_report
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route, WouldBlock
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.request import MalformedRequest, decode_get_path, parse_request
@@ -87,9 +88,8 @@ def ocsp_error(status: OCSPResponseStatus) -> HttpResponse:
 
 def readiness_response(problems: list[str]) -> HttpResponse:
     """``/ready``: 200 when there is no problem, else 503 listing them (one per line)."""
-    if problems:
-        return _plain(503, ("not ready:\n" + "".join(f"- {p}\n" for p in problems)).encode())
-    return READY
+    status, text = readiness_report(problems)
+    return _plain(status, text.encode())
 
 
 def _http_date(value: dt.datetime) -> bytes:
@@ -174,6 +174,28 @@ class OCSPHttpHandler:
         the TLS handshake verified. With ``offload`` the result may be a
         :class:`Pending` (see the module docstring).
         """
+        response = self._handle(method, raw_path, headers, body, client_address, tls_client_chain, offload)
+        return response if isinstance(response, Pending) else self.finish(response)
+
+    def finish(self, response: HttpResponse) -> HttpResponse:
+        """Add the Date header (RFC 9110 §6.6.1) to a response about to be sent.
+
+        Date is read from the handler's clock after the answer was made, so it is
+        never earlier than Last-Modified (thisUpdate), as a server's once-a-second
+        cached Date can be (RFC 9110 §8.8.2.1).
+        """
+        return HttpResponse(response.status, (*response.headers, (b"date", _http_date(self.clock.now()))), response.body)
+
+    def _handle(
+        self,
+        method: str,
+        raw_path: bytes,
+        headers: Mapping[bytes, bytes],
+        body: bytes,
+        client_address: str | None,
+        tls_client_chain: tuple[bytes, ...],
+        offload: bool,
+    ) -> HttpResponse | Pending:
         started_ns = time.perf_counter_ns()
         path = raw_path.split(b"?", 1)[0].decode("latin-1")
         if path.startswith("//"):
@@ -266,8 +288,10 @@ class OCSPHttpHandler:
 
 
 def _head(head: bool, response: HttpResponse) -> HttpResponse:
-    """A HEAD request gets the headers of the GET response and no body."""
-    return HttpResponse(response.status, response.headers, b"") if head else response
+    """RFC 9110 §9.3.2: a HEAD request gets the GET headers, Content-Length included, without the body."""
+    if not head:
+        return response
+    return HttpResponse(response.status, (*response.headers, (b"content-length", b"%d" % len(response.body))), b"")
 
 
 @dataclass(eq=False)
@@ -275,7 +299,7 @@ class Pending:
     """An answer waiting for blocking I/O (a forwarded request).
 
     Call :meth:`fetch` where blocking is harmless (a thread), then
-    :meth:`finish` where the handler normally runs; ``finish`` may return
+    :meth:`resume` where the handler normally runs; ``resume`` may return
     another :class:`Pending` if a later step blocks too.
     """
 
@@ -287,16 +311,17 @@ class Pending:
     result: object = field(default=None, repr=False)
 
     def fetch(self) -> None:
-        """Do the blocking work; its exception, if any, is kept for :meth:`finish`."""
+        """Do the blocking work; its exception, if any, is kept for :meth:`resume`."""
         try:
             self.result = self.blocked.fetch()
         except Exception as exc:  # noqa: BLE001 - handed back to the step that asked
             self.result = exc
 
-    def finish(self) -> HttpResponse | Pending:
+    def resume(self) -> HttpResponse | Pending:
         """Run the pipeline again with the fetched result."""
         self.exchange.prefetched[self.blocked.key] = self.result
-        return self.handler._run(self.exchange, self.headers, self.head)
+        response = self.handler._run(self.exchange, self.headers, self.head)
+        return response if isinstance(response, Pending) else self.handler.finish(response)
 
 
 def _etag_matches(header: bytes | None, etag: bytes) -> bool:

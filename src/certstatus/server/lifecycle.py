@@ -1,18 +1,21 @@
-"""What the supervising process does besides running workers: metrics folder, admin listener, reload.
+"""What the supervising process does besides running workers: services, metrics folder, reload.
 
 Any worker supervisor uses it the same way:
 
 1. :meth:`Lifecycle.start` before the first worker starts: empties the
    metrics folder and exports ``PROMETHEUS_MULTIPROC_DIR`` (workers count
-   into it), exports the settings workers build from, starts the admin
-   listener (``/metrics``, ``/health``, ``/ready``);
-2. on SIGHUP, :meth:`Lifecycle.reload`: re-reads the configuration, imports
-   the revocation data again (:func:`certstatus.app.prepare`) and exports
-   the new settings; when it returns True the supervisor replaces its
-   workers one by one (each new worker is ready before an old one is told
-   to finish its requests and exit), so no connection is refused. A
-   configuration that fails to load changes nothing: the error is logged
-   and the running workers keep serving;
+   into it), exports the settings workers build from, and starts the
+   supervisor's services (:func:`certstatus.admin.server.start_services`:
+   the source refresher and the admin listener, to which it adds
+   ``GET /metrics``, ``/health`` and ``/ready``);
+2. on SIGHUP, :meth:`Lifecycle.reload`: re-reads the configuration,
+   validates it and imports the revocation data (:func:`certstatus.app.prepare`),
+   restarts the services with it and exports it; when it returns True the
+   supervisor replaces its workers one by one (each new worker is ready
+   before an old one is told to finish its requests and exit), so no
+   connection is refused. A configuration that fails to load or to prepare
+   changes nothing: the error is logged, the running workers keep serving,
+   and the data of the running configuration is re-imported;
 3. :meth:`Lifecycle.stop` after the last worker exited.
 
 The listen address and the number of workers are read at start only; a
@@ -28,14 +31,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from certstatus.admin.api import AdminResponse
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
-from certstatus.health import CaHealth, readiness_problems, source_figures
+from certstatus.health import CaHealth, readiness_problems, readiness_report
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
-from certstatus.server.admin import AdminRequest, AdminServer
-from certstatus.server.http import ALIVE, HttpResponse, readiness_response
 from certstatus.signing.signer_set import signer_expiry
+from certstatus.sources.health import source_ages
 
 log = logging.getLogger("certstatus.server")
 
@@ -50,7 +53,7 @@ class Lifecycle:
         self.settings = settings
         self.load_settings = load_settings
         self.clock = clock or SystemClock()
-        self.admin: AdminServer | None = None
+        self.services = None
         self.metrics_dir: str | None = None
         self._own_metrics_dir = False
         self._cas: list[CaHealth] = []
@@ -58,32 +61,22 @@ class Lifecycle:
     # start / stop ------------------------------------------------------------------
 
     def start(self) -> None:
-        """Prepare the metrics folder, export the settings and start the admin listener."""
-        admin = self.settings.ops.admin
-        if admin.enabled:
+        """Prepare the metrics folder, export the settings, start the services."""
+        if self.settings.admin is not None:
             self._metrics_folder()
         self._export()
-        if admin.enabled:
-            self._cas = self._ca_health(self.settings)
-            self.admin = AdminServer(admin.host, admin.port)
-            self.admin.route("GET", "/health", lambda request: ALIVE)
-            self.admin.route("GET", "/ready", self._ready)
-            registry = admin_registry(self.metrics_dir, self._snapshot, self.clock.now)
-            self.admin.route("GET", "/metrics", lambda request: _metrics(registry))
-            self.admin.start()
-            host, port = self.admin.address
-            log.info("admin listener on http://%s:%d/ (/metrics, /health, /ready)", host, port)
+        self._start_services()
 
     def stop(self) -> None:
-        """Stop the admin listener and remove a metrics folder this process made."""
-        if self.admin is not None:
-            self.admin.stop()
-            self.admin = None
+        """Stop the services and remove a metrics folder this process made."""
+        if self.services is not None:
+            self.services.stop()
+            self.services = None
         if self._own_metrics_dir and self.metrics_dir:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def _metrics_folder(self) -> None:
-        configured = self.settings.ops.admin.metrics_dir
+        configured = self.settings.admin.metrics_dir
         if configured is None:
             self.metrics_dir = tempfile.mkdtemp(prefix="certstatus-metrics-")
             self._own_metrics_dir = True
@@ -97,24 +90,33 @@ class Lifecycle:
     def _export(self) -> None:
         os.environ[SETTINGS_ENV] = self.settings.to_json()
 
+    def _start_services(self) -> None:
+        from certstatus.admin.server import start_services
+        from certstatus.app import open_store
+
+        settings = self.settings
+        routes = {}
+        if settings.admin is not None:
+            self._cas = self._ca_health(settings)
+            routes = {("GET", "/health"): lambda: _text(200, "ok\n"), ("GET", "/ready"): self._ready}
+            if self.metrics_dir is not None:
+                registry = admin_registry(self.metrics_dir, self._snapshot)
+                routes[("GET", "/metrics")] = lambda: _metrics(registry)
+        self.services = start_services(settings, lambda: open_store(settings), self.clock, extra_routes=routes)
+
     # reload ------------------------------------------------------------------------
 
     def reload(self) -> bool:
         """Re-read configuration and data (SIGHUP); True when workers should be replaced."""
         from certstatus.app import prepare
 
-        if self.load_settings is None:
-            settings = self.settings
-        else:
-            try:
-                settings = self.load_settings()
-            except CertstatusError as exc:
-                log.error("reload refused, the running configuration stays: %s", exc)
-                return False
         try:
+            settings = self.settings if self.load_settings is None else self.load_settings()
             results = prepare(settings)
         except CertstatusError as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
+            if self.services is not None:
+                self.services.refresher.trigger()  # its data is still re-read
             return False
         for result in results:
             if result.error:
@@ -125,12 +127,13 @@ class Lifecycle:
             log.warning("reload: server.listen changed; it takes effect at the next restart")
         if settings.server.worker_count != old.server.worker_count:
             log.warning("reload: server.workers changed; it takes effect at the next restart")
-        if settings.ops.admin != old.ops.admin:
-            log.warning("reload: [admin] changed; it takes effect at the next restart")
+        if (settings.admin is None) != (old.admin is None):
+            log.warning("reload: [admin] added or removed; metrics follow at the next restart")
+        if self.services is not None:
+            self.services.stop()
         self.settings = settings
         self._export()
-        if self.admin is not None:
-            self._cas = self._ca_health(settings)
+        self._start_services()
         log.info("reloaded configuration and data for %s", ", ".join(ca.name for ca in settings.cas))
         return True
 
@@ -149,7 +152,7 @@ class Lifecycle:
     def _with_store(self, use):
         from certstatus.app import open_store
 
-        store = open_store(self.settings)  # per call: the admin serves from several threads
+        store = open_store(self.settings)  # per call: the admin serves from its own thread
         try:
             return use(store)
         finally:
@@ -157,25 +160,28 @@ class Lifecycle:
 
     def _problems(self) -> list[str]:
         try:
-            return self._with_store(lambda store: readiness_problems(store, self._cas, self.clock.now(), self.settings.ops.admin.max_data_age))
+            return self._with_store(lambda store: readiness_problems(store, self._cas, self.clock.now()))
         except Exception as exc:  # noqa: BLE001 - an unreachable store is a readiness problem
             return [f"store unreachable: {type(exc).__name__}: {exc}"]
 
-    def _ready(self, request: AdminRequest) -> HttpResponse:
-        return readiness_response(self._problems())
+    def _ready(self) -> AdminResponse:
+        return _text(*readiness_report(self._problems()))
 
     def _snapshot(self) -> Snapshot:
-        cas = self._cas
+        cas, now = self._cas, self.clock.now()
         try:
-            sources = tuple(self._with_store(lambda store: source_figures(store, cas)))
+            sources = tuple(self._with_store(lambda store: source_ages(store, ((ca.name, ca.issuer_id) for ca in cas), now)))
         except Exception:  # noqa: BLE001 - the scrape still reports the rest
             log.exception("cannot read the store for metrics")
             sources = ()
-        states = tuple(signer_expiry([ca.signers for ca in cas], self.clock.now()))
-        return Snapshot(sources, states, not self._problems())
+        return Snapshot(sources, tuple(signer_expiry([ca.signers for ca in cas], now)), not self._problems())
 
 
-def _metrics(registry) -> HttpResponse:
+def _text(status: int, text: str) -> AdminResponse:
+    return AdminResponse(status, {}, text.encode(), "text/plain; charset=utf-8")
+
+
+def _metrics(registry) -> AdminResponse:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return HttpResponse(200, ((b"content-type", CONTENT_TYPE_LATEST.encode()), (b"cache-control", b"no-cache")), generate_latest(registry))
+    return AdminResponse(200, {}, generate_latest(registry), CONTENT_TYPE_LATEST)

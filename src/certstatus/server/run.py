@@ -51,7 +51,7 @@ def serve(settings: Settings, *, log_level: str = "info", reload_settings: Calla
         log_level="warning" if log_level == "info" else log_level,
         log_config=log_config("warning" if log_level == "info" else log_level),
         server_header=False,
-        date_header=True,
+        date_header=False,  # OCSPHttpHandler writes Date from its own clock
         timeout_keep_alive=10,
         timeout_graceful_shutdown=GRACE_SECONDS,
         h11_max_incomplete_event_size=16 * 1024,
