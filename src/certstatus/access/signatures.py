@@ -8,6 +8,8 @@ responses of remote responders (RFC 6960 §4.2.1, over tbsResponseData).
 
 from __future__ import annotations
 
+import functools
+
 from asn1crypto import algos
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -23,13 +25,9 @@ class SignatureRejected(ValueError):
     """The signature is wrong, or made with an algorithm that is not accepted; the text says which."""
 
 
-def verify_signature(public_key, algorithm_der: bytes, signature: bytes, data: bytes) -> None:
-    """Check ``signature`` over ``data`` with ``public_key`` (a ``cryptography`` public key).
-
-    ``algorithm_der`` is the DER AlgorithmIdentifier that came with the
-    signature. Raises :class:`SignatureRejected` when the signature does not
-    verify, the algorithm is unknown, weak (SHA-1, MD5) or does not fit the key.
-    """
+@functools.lru_cache(maxsize=64)
+def _algorithm(algorithm_der: bytes) -> tuple[str, str | None, padding.PSS | None]:
+    """(signature family, hash name or None, PSS padding or None) of an AlgorithmIdentifier."""
     try:
         algorithm = algos.SignedDigestAlgorithm.load(algorithm_der)
         family = algorithm.signature_algo
@@ -38,11 +36,22 @@ def verify_signature(public_key, algorithm_der: bytes, signature: bytes, data: b
         raise SignatureRejected(f"unsupported signature algorithm ({exc})") from None
     if hash_name is not None and hash_name not in _HASHES:
         raise SignatureRejected(f"signature hash {hash_name} is not accepted (SHA-2 or SHA-3 required)")
+    return family, hash_name, _pss(algorithm) if family == "rsassa_pss" else None
+
+
+def verify_signature(public_key, algorithm_der: bytes, signature: bytes, data: bytes) -> None:
+    """Check ``signature`` over ``data`` with ``public_key`` (a ``cryptography`` public key).
+
+    ``algorithm_der`` is the DER AlgorithmIdentifier that came with the
+    signature. Raises :class:`SignatureRejected` when the signature does not
+    verify, the algorithm is unknown, weak (SHA-1, MD5) or does not fit the key.
+    """
+    family, hash_name, pss = _algorithm(algorithm_der)
     try:
         if family == "rsassa_pkcs1v15" and isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, data, padding.PKCS1v15(), _HASHES[hash_name]())
         elif family == "rsassa_pss" and isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(signature, data, _pss(algorithm), _HASHES[hash_name]())
+            public_key.verify(signature, data, pss, _HASHES[hash_name]())
         elif family == "ecdsa" and isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature, data, ec.ECDSA(_HASHES[hash_name]()))
         elif family == "ed25519" and isinstance(public_key, ed25519.Ed25519PublicKey):

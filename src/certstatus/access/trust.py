@@ -126,6 +126,8 @@ class OwnRevocationCheck:
     def __init__(self, registry: IssuerRegistry, store: StatusStore) -> None:
         self.registry = registry
         self.store = store
+        # (certificate, its issuer in the chain or None) -> the served CA that issued it, or None
+        self._issuers: dict[tuple[x509.Certificate, x509.Certificate | None], ServedCA | None] = {}
         self._by_subject: dict[bytes, list[ServedCA]] = {}
         for ca in registry.cas:
             if not ca.settings.forward:
@@ -141,7 +143,13 @@ class OwnRevocationCheck:
         not a reason: the chain itself was verified).
         """
         for position, cert in enumerate(chain):
-            ca = self._served_issuer(cert, chain[position + 1] if position + 1 < len(chain) else None)
+            key = (cert, chain[position + 1] if position + 1 < len(chain) else None)
+            if key in self._issuers:
+                ca = self._issuers[key]
+            else:
+                ca = self._served_issuer(*key)
+                if len(self._issuers) < 4096:
+                    self._issuers[key] = ca
             if ca is None:
                 continue
             record = self.store.lookup(ca.issuer_id, cert.serial_number)
