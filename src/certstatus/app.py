@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import SignerError
+from certstatus.errors import ConfigError, SignerError, StoreError
 from certstatus.pipeline.base import Route, compose
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
@@ -20,26 +20,48 @@ from certstatus.server.http import OCSPHttpHandler
 from certstatus.signing.keys import load_certificates, load_private_key, read_password
 from certstatus.signing.signer import ResponseSigner, validate_signer
 from certstatus.sources.importer import ImportResult, import_ca
-from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.base import StatusStore
+from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.store.factory import open_store as open_database
 from cryptography.hazmat.primitives import serialization
 
 
 @dataclass
 class Application:
-    """Everything one worker needs to answer requests."""
+    """Everything one worker needs to answer requests.
+
+    ``changes`` announces store changes made by any process (subscribe
+    caches to it); ``watcher`` feeds it, or is None when not watching.
+    """
 
     settings: Settings
-    store: SQLiteStore
+    store: StatusStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
     clock: Clock
+    changes: ChangeHub
+    watcher: ChangeWatcher | None = None
+
+    def close(self) -> None:
+        """Stop watching and close the store."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.store.close()
 
 
-def open_store(settings: Settings) -> SQLiteStore:
-    return SQLiteStore(settings.server.database)
+def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
+    """Open ``server.database`` (see :func:`certstatus.store.factory.open_store`).
+
+    Raises :class:`ConfigError` naming the setting when the database is
+    unreachable or its schema is not current.
+    """
+    try:
+        return open_database(settings.server.database, upgrade=upgrade)
+    except StoreError as exc:
+        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
 
 
-def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
+def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signer, validate the signer, register the issuer.
 
     Raises :class:`SignerError` with the file names when the signer is unusable.
@@ -89,8 +111,13 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     return routes
 
 
-def build_application(settings: Settings, clock: Clock | None = None) -> Application:
-    """Open the store and build the pipeline and HTTP handler for one worker."""
+def build_application(settings: Settings, clock: Clock | None = None, *, watch: bool = True) -> Application:
+    """Open the store and build the pipeline and HTTP handler for one worker.
+
+    With ``watch``, a :class:`ChangeWatcher` thread keeps per-CA state
+    (``has_data``) and subscribers of ``Application.changes`` up to date
+    with changes committed by any process.
+    """
     clock = clock or SystemClock()
     store = open_store(settings)
     try:
@@ -102,4 +129,12 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )
-    return Application(settings, store, registry, http, clock)
+    changes = ChangeHub()
+    watcher = None
+    if watch:
+        watcher = ChangeWatcher(settings.server.database, changes)
+        changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
+        watcher.start()
+        for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
+            registry.refresh_state(ca.issuer_id, store)
+    return Application(settings, store, registry, http, clock, changes, watcher)

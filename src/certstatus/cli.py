@@ -20,6 +20,7 @@ from certstatus.config import (
     Settings,
     check_settings,
     check_validity,
+    database_setting,
     load_config,
     normalise_path,
     parse_duration,
@@ -71,7 +72,8 @@ def _single_ca_settings(opts: dict) -> Settings:
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
     )
-    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/")
+    database = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
+    server = ServerSettings(host, port, opts["workers"], database, "/")
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -105,7 +107,7 @@ _ca_options = [
     click.option("--signer-key", type=click.Path(dir_okay=False), help="Responder key: PEM or PKCS#12."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
     click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
-    click.option("--db", default="certstatus.sqlite3", show_default=True, help="SQLite store file."),
+    click.option("--db", default="certstatus.sqlite3", show_default=True, help="Store: SQLite file, or postgresql:// URI."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
     click.option("--path", help="URL path of this CA (default: served at /)."),
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
@@ -219,3 +221,8 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     if not no_serve:
         console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
         run_server(settings)
+
+
+from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
+
+main.add_command(db)

@@ -7,6 +7,7 @@ import datetime as dt
 from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
+from certstatus.errors import StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
@@ -68,7 +69,10 @@ class LocalStatusSigner:
             if cert_ca is None:
                 decision = UNKNOWN
             else:
-                record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                try:
+                    record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                except StoreUnavailable as exc:
+                    raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
                 decision = decide(record, ca.settings, cert_id.serial_number)
             extended = extended or decision.extended
             revoked = decision.revoked

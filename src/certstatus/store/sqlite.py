@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from certstatus.sources.records import RevokedEntry
+from certstatus.store import migrations
 from certstatus.store.base import (
     REASON_CODES,
     REASONS_BY_CODE,
@@ -21,41 +23,14 @@ from certstatus.store.base import (
     serial_key,
 )
 
-SCHEMA_VERSION = 1
+BACKEND = "sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS issuers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    certificate BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    revocation_time INTEGER NOT NULL,
-    reason INTEGER,
-    invalidity_date INTEGER,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS issued (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sources (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    kind TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    imported_at INTEGER NOT NULL,
-    entries INTEGER NOT NULL,
-    this_update INTEGER,
-    next_update INTEGER,
-    crl_number TEXT,
-    PRIMARY KEY (issuer_id, kind)
-);
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)
 """
 
 
@@ -71,18 +46,66 @@ class SQLiteStore:
     """Status store in one SQLite file (``:memory:`` works for tests).
 
     One instance per process and thread; worker processes open their own.
+    With ``upgrade`` (the default) the file is created or upgraded to the
+    current schema when opened (the embedded store belongs to one host);
+    without it an old schema raises :class:`StoreError` (unless ``check``
+    is False: ``certstatus db status`` only reads the version).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    backend = BACKEND
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True, check: bool = True) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if upgrade:
+            self.upgrade()
+        elif check:
+            migrations.check_version(BACKEND, self.schema_version(), self.path)
+
+    def schema_version(self) -> int:
+        """The applied schema version: 0 for an empty file, 1 for a file made before versioned migrations."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_migrations" in tables:
+            return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        return 1 if "issuers" in tables else 0
+
+    def upgrade(self) -> list[migrations.Migration]:
+        """Apply the pending migrations, each in its own transaction; return those applied.
+
+        Safe against several processes opening the file at once (the version
+        is read again under the write lock).
+        """
+        applied = []
+        while True:
+            with self._transaction():
+                current = self.schema_version()
+                self._db.execute(_MIGRATIONS_TABLE)
+                if current == 1 and not self._db.execute("SELECT 1 FROM schema_migrations").fetchone():
+                    # A file made before versioned migrations: it has version 1's tables.
+                    self._record(migrations.migrations(BACKEND)[0])
+                todo = migrations.pending(BACKEND, current)
+                if not todo:
+                    return applied
+                for statement in _statements(todo[0].sql):
+                    self._db.execute(statement)
+                self._record(todo[0])
+            applied.append(todo[0])
+
+    def _record(self, migration: migrations.Migration) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, int(time.time())),
         )
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
+        return dict(self._db.execute("SELECT id, change_counter FROM issuers"))
+
+    def _bump(self, issuer_id: int) -> None:
+        self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
 
     def register_issuer(self, name: str, certificate_der: bytes) -> int:
         with self._transaction():
@@ -97,6 +120,7 @@ class SQLiteStore:
                 self._db.execute("DELETE FROM issued WHERE issuer_id = ?", (row[0],))
                 self._db.execute("DELETE FROM sources WHERE issuer_id = ?", (row[0],))
                 self._db.execute("UPDATE issuers SET certificate = ? WHERE id = ?", (certificate_der, row[0]))
+                self._bump(row[0])
             return row[0]
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
@@ -168,6 +192,7 @@ class SQLiteStore:
                     None if state.crl_number is None else str(state.crl_number),
                 ),
             )
+            self._bump(issuer_id)
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         rows = self._db.execute(
@@ -193,6 +218,18 @@ class SQLiteStore:
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration file into statements (executescript would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buffer.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:60]!r}")
 
 
 class _Transaction:
