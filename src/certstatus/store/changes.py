@@ -158,7 +158,7 @@ class ChangeWatcher:
             self._ready.set()
             next_resync = time.monotonic() + self.resync_interval
             while not self._stop.is_set():
-                for note in conn.notifies(timeout=min(1.0, self.resync_interval), stop_after=1):
+                for note in conn.notifies(timeout=min(0.25, self.resync_interval), stop_after=1):
                     self._notified(note.payload)
                 if time.monotonic() >= next_resync:
                     self._resync()

@@ -43,6 +43,6 @@ def mask_dsn(dsn: str) -> str:
         netloc = f"{userinfo}@{hostport}"
     query = urlencode(
         [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe="=-/:%",
+        safe="=-/:%*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
