@@ -66,7 +66,7 @@ class ServeProcess:
             except OSError:
                 if time.monotonic() > deadline:
                     server.stop()
-                    raise AssertionError(f"certstatus serve did not listen on {port}:\n{log.read_text()}")
+                    raise AssertionError(f"certstatus serve did not listen on {port}:\n{log.read_text()}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -87,7 +87,7 @@ class ServerSettings:
     database: Path | str = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    where: str = "command line"
+    where: str = dataclasses.field(default="command line", compare=False)
 
     @property
     def database_key(self) -> str:

@@ -85,7 +85,10 @@ def test_concurrent_upgrades_apply_each_step_once(postgres_dsn: str) -> None:
 def test_old_postgres_schema_upgrades_keeping_its_rows(postgres_dsn: str) -> None:
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(migrations.migrations("postgres")[0].sql)
-        conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         conn.execute("INSERT INTO schema_migrations(version, name) VALUES (1, 'initial')")
         conn.execute("INSERT INTO issuers(name, certificate) VALUES ('old', 'der')")
     with pytest.raises(StoreError, match="schema version 1, this certstatus needs 2"):

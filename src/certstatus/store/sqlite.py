@@ -228,7 +228,7 @@ def _statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(buffer):
             yield buffer.strip()
             buffer = ""
-    if buffer.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buffer.splitlines()):
+    if any(line.strip() and not line.strip().startswith("--") for line in buffer.splitlines()):
         raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:60]!r}")
 
 
