@@ -152,7 +152,10 @@ def bench_fleet(dsn: str, changes: int, folder: Path) -> None:
         store.close()
         for server in servers:
             server.stop()
-    print(f"fleet      : commit → other serve process answers the new status: median {statistics.median(delays):.1f} ms, max {max(delays):.1f} ms ({changes} changes)")
+    print(
+        f"fleet      : commit → other serve process answers the new status: "
+        f"median {statistics.median(delays):.1f} ms, max {max(delays):.1f} ms ({changes} changes)"
+    )
 
 
 def main() -> None:

@@ -126,10 +126,16 @@ class ChangeWatcher:
     def _run(self) -> None:
         from certstatus.store.factory import open_store
 
-        watch = self._watch_postgres if is_dsn(self.database) else self._watch_sqlite
+        postgres = is_dsn(self.database)
+        watch = self._watch_postgres if postgres else self._watch_sqlite
         while not self._stop.is_set():
             try:
-                self.store = open_store(self.database, upgrade=False)
+                if postgres:
+                    from certstatus.store.postgres import PostgresStore
+
+                    self.store = PostgresStore(str(self.database), pool_size=1)
+                else:
+                    self.store = open_store(self.database, upgrade=False)
                 try:
                     watch()
                 finally:

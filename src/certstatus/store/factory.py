@@ -25,7 +25,7 @@ def open_store(database: str | Path, *, upgrade: bool | None = None, check: bool
     if is_dsn(database):
         from certstatus.store.postgres import PostgresStore
 
-        return PostgresStore(str(database), upgrade=bool(upgrade), check=check, pool_size=1 if not check else 4)
+        return PostgresStore(str(database), upgrade=bool(upgrade), check=check)
     from certstatus.store.sqlite import SQLiteStore
 
     return SQLiteStore(database, upgrade=True if upgrade is None else upgrade, check=check)

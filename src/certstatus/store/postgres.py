@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,8 +96,9 @@ def connect(dsn: str, *, connect_timeout: int = 5) -> psycopg.Connection:
 class PostgresStore:
     """Status store in a PostgreSQL schema, shared by any number of processes.
 
-    ``dsn`` is a ``postgresql://`` URI. Thread-safe: each call takes a
-    connection from a pool of at most ``pool_size``. Opening checks the
+    ``dsn`` is a ``postgresql://`` URI. Thread-safe: :meth:`lookup` uses one
+    connection per calling thread, every other call takes a connection from
+    a pool of at most ``pool_size``. Opening checks the
     schema version; an old or missing schema raises :class:`StoreError`
     telling to run ``certstatus db upgrade`` (or pass ``upgrade=True``,
     which is what that command does; ``check=False`` skips the check, for
@@ -142,6 +144,12 @@ class PostgresStore:
             open=False,
         )
         self._pool.open(wait=True, timeout=connect_timeout + 5)
+        # Lookups use one connection per thread, outside the pool: the pool's
+        # check-out costs more than the lookup itself (bench/fleet.py).
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._readers: list[psycopg.Connection] = []
+        self._readers_lock = threading.Lock()
 
     # -- schema -------------------------------------------------------------
 
@@ -295,6 +303,10 @@ class PostgresStore:
             return dict(conn.execute("SELECT id, change_counter FROM issuers").fetchall())
 
     def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
         self._pool.close()
 
     # -- internals ------------------------------------------------------------
@@ -309,16 +321,37 @@ class PostgresStore:
         return counter
 
     def _read(self, query: str, params: dict[str, Any]) -> list[tuple]:
-        """Run a read on a statement prepared once per connection; retry once on a fresh connection."""
+        """Run a read on this thread's connection, prepared once; retry once on a fresh connection."""
         for attempt in (1, 2):
             try:
-                with self._pool.connection() as conn:
-                    return conn.execute(query, params, prepare=True).fetchall()
+                cursor = self._reader()
+                cursor.execute(query, params, prepare=True)
+                return cursor.fetchall()
             except psycopg.OperationalError as exc:
-                # The pool drops the broken connection; a restarted server answers the retry.
+                self._drop_reader()
                 if attempt == 2:
                     raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {_problem(exc)}") from None
+            except StoreError as exc:
+                raise StoreUnavailable(self.label, exc.problem) from None
         raise AssertionError("unreachable")
+
+    def _reader(self) -> psycopg.Cursor:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.connection.closed:
+            conn = connect(self.dsn, connect_timeout=self._connect_timeout)
+            with self._readers_lock:
+                self._readers.append(conn)
+            cursor = self._local.cursor = conn.cursor()
+        return cursor
+
+    def _drop_reader(self) -> None:
+        cursor = getattr(self._local, "cursor", None)
+        self._local.cursor = None
+        if cursor is not None:
+            with self._readers_lock:
+                if cursor.connection in self._readers:
+                    self._readers.remove(cursor.connection)
+            cursor.connection.close()
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
