@@ -36,8 +36,16 @@ from psycopg_pool import ConnectionPool
 from certstatus.errors import StoreError, StoreUnavailable
 from certstatus.sources.records import RevokedEntry
 from certstatus.store import migrations
+from certstatus.store.base import (
+    REASON_CODES,
+    REASONS_BY_CODE,
+    SOURCE_COLUMNS,
+    CertStatusRecord,
+    SourceState,
+    serial_key,
+    source_state_from_row,
+)
 from certstatus.store.dsn import mask_dsn
-from certstatus.store.base import REASON_CODES, REASONS_BY_CODE, CertStatusRecord, SourceState, serial_key
 
 BACKEND = "postgres"
 
@@ -279,23 +287,8 @@ class PostgresStore:
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT kind, origin, imported_at, entries, this_update, next_update, crl_number "
-                "FROM sources WHERE issuer_id = %s",
-                (issuer_id,),
-            ).fetchall()
-        return {
-            row[0]: SourceState(
-                kind=row[0],
-                origin=row[1],
-                imported_at=_utc(row[2]),
-                entries=row[3],
-                this_update=_utc(row[4]),
-                next_update=_utc(row[5]),
-                crl_number=None if row[6] is None else int(row[6]),
-            )
-            for row in rows
-        }
+            rows = conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %s", (issuer_id,)).fetchall()
+        return {row[0]: source_state_from_row(row, _utc) for row in rows}
 
     def change_counters(self) -> dict[int, int]:
         """Return {issuer id: change counter}; a counter grows with every write to that issuer."""

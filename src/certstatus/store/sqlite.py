@@ -18,9 +18,11 @@ from certstatus.store import migrations
 from certstatus.store.base import (
     REASON_CODES,
     REASONS_BY_CODE,
+    SOURCE_COLUMNS,
     CertStatusRecord,
     SourceState,
     serial_key,
+    source_state_from_row,
 )
 
 BACKEND = "sqlite"
@@ -195,23 +197,8 @@ class SQLiteStore:
             self._bump(issuer_id)
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
-        rows = self._db.execute(
-            "SELECT kind, origin, imported_at, entries, this_update, next_update, crl_number "
-            "FROM sources WHERE issuer_id = ?",
-            (issuer_id,),
-        ).fetchall()
-        return {
-            row[0]: SourceState(
-                kind=row[0],
-                origin=row[1],
-                imported_at=_dt(row[2]),
-                entries=row[3],
-                this_update=_dt(row[4]),
-                next_update=_dt(row[5]),
-                crl_number=None if row[6] is None else int(row[6]),
-            )
-            for row in rows
-        }
+        rows = self._db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = ?", (issuer_id,)).fetchall()
+        return {row[0]: source_state_from_row(row, _dt) for row in rows}
 
     def close(self) -> None:
         self._db.close()
