@@ -23,7 +23,6 @@ schemas in one database do not hear each other.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -49,7 +48,6 @@ from certstatus.store.dsn import mask_dsn
 
 BACKEND = "postgres"
 
-log = logging.getLogger("certstatus.store.postgres")
 
 _UTC = dt.timezone.utc
 #: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
