@@ -131,7 +131,7 @@ def build_application(settings: Settings, clock: Clock | None = None, *, watch: 
     )
     changes = ChangeHub()
     watcher = None
-    if watch:
+    if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
         watcher = ChangeWatcher(settings.server.database, changes)
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
         watcher.start()
