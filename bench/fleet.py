@@ -8,14 +8,16 @@ Three figures, each printed beside its baseline from the same run:
 2. notify: a write committed in this process → the :class:`ChangeWatcher` of
    another process publishes it (ms; median, p95, max of ``--changes``), over
    PostgreSQL LISTEN/NOTIFY, beside SQLite's counter polling (every 0.2 s).
-3. fleet: a revocation committed to the shared store → a second
+3. import (with ``--import-rows N``): ``replace_source`` of N revoked entries (s),
+   first import and re-import of a changed list, PostgreSQL (COPY) beside SQLite.
+4. fleet: a revocation committed to the shared store → a second
    ``certstatus serve`` process answers ``revoked`` over HTTP (ms; median of
    ``--changes`` toggles of one serial between revoked and good).
 
 Uses a schema of its own on the test server (created and dropped here).
 
     .venv/bin/python bench/fleet.py [--server postgresql://postgres@127.0.0.1:5432/test]
-        [--rows 100000] [--lookups 5000] [--changes 20] [--runs 3]
+        [--rows 100000] [--lookups 5000] [--changes 20] [--runs 3] [--import-rows 1000000]
 """
 
 from __future__ import annotations
@@ -83,6 +85,21 @@ def bench_lookup(databases: dict[str, object], rows: int, lookups: int, runs: in
         print(f"lookup {name:10s}: {statistics.median(values):7.1f} µs/lookup (runs: {', '.join(f'{v:.1f}' for v in values)})")
     ratio = statistics.median(figures["postgresql"]) / statistics.median(figures["sqlite"])
     print(f"lookup ratio postgresql/sqlite: {ratio:.2f}")
+
+
+def bench_import(databases: dict[str, object], rows: int) -> None:
+    entries = [RevokedEntry(0x10_0000_0000 + 7919 * i, NOW - dt.timedelta(days=1), x509.ReasonFlags.key_compromise) for i in range(rows)]
+    changed = entries[rows // 100 :] + [RevokedEntry(7, NOW)]  # 1 % dropped, one added
+    for name, database in databases.items():
+        store = open_store(database)
+        issuer = store.register_issuer("import", b"import-ca")
+        times = []
+        for revoked in (entries, changed):
+            start = time.perf_counter()
+            store.replace_source(issuer, SourceState("crl", "bench", NOW, len(revoked), NOW, NOW, 1), revoked=revoked)
+            times.append(time.perf_counter() - start)
+        store.close()
+        print(f"import {name:10s}: {rows} entries first import {times[0]:.1f} s, re-import {times[1]:.1f} s")
 
 
 def bench_notify(name: str, database, changes: int) -> None:
@@ -165,6 +182,7 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=5000)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--import-rows", type=int, default=0, help="also time replace_source of this many entries")
     args = parser.parse_args()
     if args.server != SERVER:
         import tests.postgres
@@ -174,6 +192,8 @@ def main() -> None:
         open_store(dsn, upgrade=True).close()
         sqlite_path = Path(folder) / "bench.sqlite3"
         bench_lookup({"postgresql": dsn, "sqlite": sqlite_path}, args.rows, args.lookups, args.runs)
+        if args.import_rows:
+            bench_import({"postgresql": dsn, "sqlite": sqlite_path}, args.import_rows)
         bench_notify("postgresql", dsn, args.changes)
         bench_notify("sqlite", sqlite_path, args.changes)
         bench_fleet(dsn, args.changes, Path(folder))

@@ -9,7 +9,8 @@ against both (tests/store/test_store_contract.py).
 What differs is speed and propagation:
 
 * ``lookup`` is one round trip to a statement prepared once per connection;
-* ``replace_source`` writes with binary ``COPY`` (a million rows in seconds);
+* ``replace_source`` writes with binary ``COPY``, and only the difference when
+  the source had rows (:mod:`certstatus.store.postgres_bulk`);
 * every write bumps the issuer's ``change_counter`` and sends
   ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
   every responder process learns of it at commit
@@ -36,7 +37,6 @@ from certstatus.errors import StoreError, StoreUnavailable
 from certstatus.sources.records import RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
-    REASON_CODES,
     REASONS_BY_CODE,
     SOURCE_COLUMNS,
     CertStatusRecord,
@@ -45,6 +45,7 @@ from certstatus.store.base import (
     source_state_from_row,
 )
 from certstatus.store.dsn import mask_dsn
+from certstatus.store.postgres_bulk import replace_rows
 
 BACKEND = "postgres"
 
@@ -236,35 +237,13 @@ class PostgresStore:
     ) -> None:
         # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
         # do (COPY has no conflict clause): the last revocation of a serial wins.
+        # The rows are written by COPY and a diff (store/postgres_bulk.py).
         issued_keys = dict.fromkeys(serial_key(serial) for serial in issued)
         revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             self._bump(conn, issuer_id)
-            cur.execute("DELETE FROM revoked WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
-            cur.execute("DELETE FROM issued WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
-            if issued_keys:
-                with cur.copy("COPY issued (issuer_id, serial, source) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["int4", "bytea", "text"])
-                    for key in issued_keys:
-                        copy.write_row((issuer_id, key, kind))
-            if revoked_rows:
-                with cur.copy(
-                    "COPY revoked (issuer_id, serial, source, revocation_time, reason, invalidity_date) "
-                    "FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["int4", "bytea", "text", "timestamptz", "int2", "timestamptz"])
-                    for key, entry in revoked_rows.items():
-                        copy.write_row(
-                            (
-                                issuer_id,
-                                key,
-                                kind,
-                                entry.revocation_time,
-                                None if entry.reason is None else REASON_CODES[entry.reason],
-                                entry.invalidity_date,
-                            )
-                        )
+            replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows)
             cur.execute(
                 "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
