@@ -318,3 +318,22 @@ def test_store_reports_the_current_schema_version(store: StatusStore) -> None:
 
     assert store.schema_version() == migrations.latest_version(store.backend) >= 2
     assert store.upgrade() == []
+
+
+def test_reimport_applies_changed_dropped_and_added_entries(store: StatusStore, issuers: tuple[int, int]) -> None:
+    one, two = issuers
+    first = [_revoked(1), _revoked(2), _revoked(3, invalidity=T0 - 9 * HOUR)]
+    store.replace_source(one, _state("crl", 3), revoked=first)
+    store.replace_source(one, _state("issued", 2), issued=[1, 2])
+    store.replace_source(two, _state("crl", 1), revoked=[_revoked(2)])
+
+    second = [_revoked(1), _revoked(2, reason=x509.ReasonFlags.superseded), _revoked(3), _revoked(4, hours_ago=2)]
+    store.replace_source(one, _state("crl", 4), revoked=second)
+    store.replace_source(one, _state("issued", 2), issued=[2, 5])
+
+    assert store.lookup(one, 1) == CertStatusRecord(False, _revoked(1))
+    assert store.lookup(one, 2) == CertStatusRecord(True, _revoked(2, reason=x509.ReasonFlags.superseded))
+    assert store.lookup(one, 3) == CertStatusRecord(False, _revoked(3))
+    assert store.lookup(one, 4) == CertStatusRecord(False, _revoked(4, hours_ago=2))
+    assert store.lookup(one, 5) == CertStatusRecord(True, None)
+    assert store.lookup(two, 2) == CertStatusRecord(False, _revoked(2))
