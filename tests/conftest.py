@@ -19,3 +19,6 @@ def demo_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
 def demo_pki_rsa(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     """The demo PKI with RSA-2048 keys, written to a session temporary folder."""
     return make_demo_pki(tmp_path_factory.mktemp("demo-pki-rsa"), key_type="rsa")
+
+
+from tests.softhsm import softhsm  # noqa: E402,F401  (session fixture: a SoftHSM2 token)

@@ -17,8 +17,8 @@ from certstatus.pipeline.base import Route, compose
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
-from certstatus.signing.keys import load_certificates, load_private_key, read_password
-from certstatus.signing.signer import ResponseSigner, validate_signer
+from certstatus.signing.keys import load_certificates
+from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import ImportResult, import_ca
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
@@ -62,24 +62,20 @@ def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStor
 
 
 def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
-    """Load the CA certificate and its signer, validate the signer, register the issuer.
+    """Load the CA certificate and its signers, validate the signers, register the issuer.
 
-    Raises :class:`SignerError` with the file names when the signer is unusable.
+    Raises :class:`SignerError` with the file names (or token objects) when
+    a signer is unusable (see :mod:`certstatus.signing.loader`).
     """
     certificate = load_certificates(ca.certificate)[0]
-    signer_certs = load_certificates(ca.signer_certificate)
-    loaded = load_private_key(ca.signer_key, read_password(ca.signer_password_file))
-    where = f"CA {ca.name} ({ca.signer_certificate}, {ca.signer_key})"
-    validate_signer(loaded.key, signer_certs[0], certificate, clock.now(), where=where)
-    signer = ResponseSigner(
-        loaded.key,
-        signer_certs[0],
-        certificate,
-        responder_id=ca.responder_id,
-        chain=tuple(signer_certs[1:]),
-    )
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
-    return ServedCA(ca, certificate, issuer_id, signer, has_data=bool(store.source_states(issuer_id)))
+
+    def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
+        record = store.lookup(issuer_id, signer.certificate.serial_number)
+        return record is not None and record.revoked is not None
+
+    signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=bool(store.source_states(issuer_id)))
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:

@@ -27,6 +27,7 @@ from certstatus.config import (
     parse_listen,
 )
 from certstatus.errors import CertstatusError, ConfigError
+from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands, single_ca_signer_fields
 
 console = Console(stderr=True)
 
@@ -49,7 +50,7 @@ def main() -> None:
 
 
 def _single_ca_settings(opts: dict) -> Settings:
-    if not opts["signer_cert"] or not opts["signer_key"]:
+    if (not opts["signer_cert"] or not opts["signer_key"]) and not opts["signers_dir"]:
         raise ConfigError(CLI, "--signer-cert/--signer-key", "are required without --config.", "Give the responder certificate and its key.")
     if not (opts["crl"] or opts["index"] or opts["issued"]):
         raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
@@ -61,19 +62,17 @@ def _single_ca_settings(opts: dict) -> Settings:
     ca = CaSettings(
         name=opts["name"],
         certificate=Path(opts["issuer"]),
-        signer_certificate=Path(opts["signer_cert"]),
-        signer_key=Path(opts["signer_key"]),
+        **single_ca_signer_fields(opts),
         crl=tuple(c if "://" in c else str(Path(c)) for c in opts["crl"]),
         index=Path(opts["index"]) if opts["index"] else None,
         issued=Path(opts["issued"]) if opts["issued"] else None,
-        signer_password_file=Path(opts["signer_password_file"]) if opts["signer_password_file"] else None,
         path=normalise_path(opts["path"], file=CLI, key="--path") if opts["path"] else None,
         validity=validity,
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
     )
     database = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
-    server = ServerSettings(host, port, opts["workers"], database, "/")
+    server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -104,8 +103,9 @@ _ca_options = [
     click.option("--index", type=click.Path(dir_okay=False), help="OpenSSL index.txt."),
     click.option("--issued", type=click.Path(dir_okay=False), help="File of issued serials (hex, one per line)."),
     click.option("--signer-cert", type=click.Path(dir_okay=False), help="Responder certificate (CA or delegated)."),
-    click.option("--signer-key", type=click.Path(dir_okay=False), help="Responder key: PEM or PKCS#12."),
+    click.option("--signer-key", help="Responder key: PEM or PKCS#12 file, or 'pkcs11:token=…;object=…' (RFC 7512)."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
+    *SIGNER_OPTIONS,
     click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
     click.option("--db", default="certstatus.sqlite3", show_default=True, help="Store: SQLite file, or postgresql:// URI."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
@@ -222,6 +222,8 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
         console.print(f"\nserving on {url} (Ctrl-C to stop)", highlight=False)
         run_server(settings)
 
+
+register_signer_commands(main, ca_options, lambda opts: _settings(opts))
 
 from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
 

@@ -18,7 +18,9 @@ Layout::
     certificate = "ca.pem"
     crl = ["ca.crl"]             # and/or index = "index.txt", issued = "issued.txt"
     signer_certificate = "ocsp.pem"
-    signer_key = "ocsp.key"      # or a .p12; passphrase: signer_password_file or $CERTSTATUS_SIGNER_PASSWORD
+    signer_key = "ocsp.key"      # or a .p12, or "pkcs11:token=..;object=.."; passphrase: signer_password_file
+                                 # or $CERTSTATUS_SIGNER_PASSWORD; several signers: [[ca.NAME.signer]],
+                                 # signers_dir (see certstatus.signing.settings)
     path = "/issuing-1"          # optional URL of this CA alone
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
@@ -37,6 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from certstatus.errors import ConfigError
+from certstatus.signing.settings import (
+    CA_SIGNER_KEYS,
+    DEFAULT_EXPIRY_WARNING,
+    DEFAULT_RESCAN,
+    SignerSettings,
+    ca_signer_settings,
+    with_pkcs11_module,
+)
 from certstatus.store.dsn import check_dsn, is_dsn
 
 MIN_VALIDITY = 3600
@@ -55,8 +65,8 @@ class CaSettings:
 
     name: str
     certificate: Path
-    signer_certificate: Path
-    signer_key: Path
+    signer_certificate: Path | None = None  # shorthand of one signer; `signers` holds them all
+    signer_key: Path | None = None
     crl: tuple[str, ...] = ()
     index: Path | None = None
     issued: Path | None = None
@@ -66,6 +76,14 @@ class CaSettings:
     responder_id: str = "key"
     unknown_serials: str = "unknown"
     where: str = "command line"
+    signers: tuple[SignerSettings, ...] = ()
+    signers_dir: Path | None = None
+    signer_expiry_warning: int = DEFAULT_EXPIRY_WARNING
+    signers_rescan: int = DEFAULT_RESCAN
+    pkcs11_module: str | None = None
+    pkcs11_pin_file: Path | None = None
+    signature_algorithm: str | None = None
+    signer_locally_trusted: bool = False
 
     @property
     def knows_issuance(self) -> bool:
@@ -87,6 +105,7 @@ class ServerSettings:
     database: Path | str = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    pkcs11_module: str | None = None
     where: str = dataclasses.field(default="command line", compare=False)
 
     @property
@@ -115,19 +134,21 @@ class Settings:
         server = ServerSettings(**{**raw["server"], "database": database if is_dsn(database) else Path(database)})
         cas = []
         for ca in raw["cas"]:
-            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file"):
-                if ca[key] is not None:
+            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
+                        "signers_dir", "pkcs11_pin_file"):
+                if ca.get(key) is not None:
                     ca[key] = Path(ca[key])
             ca["crl"] = tuple(ca["crl"])
+            ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
             cas.append(CaSettings(**ca))
         return cls(server, tuple(cas))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-}
+} | CA_SIGNER_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -185,6 +206,7 @@ def load_config(path: Path) -> Settings:
             cas.append(ca_settings(file.stem, _read_toml(file), where=str(file), base=file.parent))
     if not cas:
         raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
+    cas = [with_pkcs11_module(ca, server.pkcs11_module) for ca in cas]
     return check_settings(Settings(server, tuple(cas)), where)
 
 
@@ -215,9 +237,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if not _NAME.match(name):
         raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
     _check_keys(table, _CA_KEYS, where, prefix)
-    for required in ("certificate", "signer_certificate", "signer_key"):
-        if required not in table:
-            raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
+    if "certificate" not in table:
+        raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
+    shorthand = signing.signers[0] if "signer_key" in table else None
     crl = table.get("crl", [])
     if isinstance(crl, str):
         crl = [crl]
@@ -244,21 +267,28 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
-    password_file = table.get("signer_password_file")
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
-        signer_certificate=_path(table["signer_certificate"], base, where, f"{prefix}.signer_certificate"),
-        signer_key=_path(table["signer_key"], base, where, f"{prefix}.signer_key"),
+        signer_certificate=shorthand.certificate if shorthand else None,
+        signer_key=Path(shorthand.key) if shorthand else None,  # a file, or a pkcs11: URI kept as written
         crl=crl,
         index=index,
         issued=issued,
-        signer_password_file=None if password_file is None else _path(password_file, base, where, f"{prefix}.signer_password_file"),
+        signer_password_file=shorthand.password_file if shorthand else None,
         path=normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None,
         validity=validity,
         responder_id=responder_id,
         unknown_serials=unknown_serials,
         where=where,
+        signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
+        signers_dir=signing.signers_dir,
+        signer_expiry_warning=signing.expiry_warning,
+        signers_rescan=signing.rescan,
+        pkcs11_module=signing.pkcs11_module,
+        pkcs11_pin_file=signing.pkcs11_pin_file,
+        signature_algorithm=signing.signature_algorithm,
+        signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
     )
 
 
@@ -284,7 +314,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     common = raw.get("common_path", "/")
     common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
     database = database_setting(raw.get("database", "certstatus.sqlite3"), base=base, file=where, key="server.database")
-    return ServerSettings(host, port, workers, database, common, limit, where)
+    module = raw.get("pkcs11_module")
+    if module is not None and (not isinstance(module, str) or not module):
+        raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
+    return ServerSettings(host, port, workers, database, common, limit, module, where)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

@@ -67,3 +67,13 @@ class StoreError(CertstatusError):
 
 class StoreUnavailable(StoreError):
     """The store stopped answering while serving (connection lost); requests get tryLater."""
+
+
+class SignerUnavailable(CertstatusError):
+    """No signer can sign right now: answer tryLater (RFC 6960 §2.3), do not guess.
+
+    Raised on the request path when the HSM token went away (removed, PIN
+    locked, session lost), the session pool stayed busy past its timeout, or
+    the CA has no signer valid at this moment. Signing resumes by itself when
+    the cause goes away; the message is for logs, never for clients.
+    """

@@ -16,6 +16,7 @@ from cryptography import x509
 from certstatus.config import CaSettings
 from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, CertID, issuer_hashes
 from certstatus.signing.signer import ResponseSigner
+from certstatus.signing.signer_set import SignerSet
 from certstatus.store.base import StatusStore
 
 
@@ -25,13 +26,15 @@ class ServedCA:
 
     ``issuer_id`` is its key in the store; ``has_data`` is False until one
     source of status has been imported (until then its requests get
-    tryLater rather than a guess).
+    tryLater rather than a guess). ``signers`` chooses the signer of each
+    response (a bare :class:`ResponseSigner` given here is wrapped in a set
+    of one); :attr:`signer` is the one signing now.
     """
 
     settings: CaSettings
     certificate: x509.Certificate
     issuer_id: int
-    signer: ResponseSigner
+    signers: SignerSet
     has_data: bool = True
     hashes: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
 
@@ -39,7 +42,17 @@ class ServedCA:
     def name(self) -> str:
         return self.settings.name
 
+    @property
+    def signer(self) -> ResponseSigner:
+        """The default signer at this moment (raises SignerUnavailable when none is valid).
+
+        Read it once per response: at a rollover two reads may differ.
+        """
+        return self.signers.current()
+
     def __post_init__(self) -> None:
+        if isinstance(self.signers, ResponseSigner):
+            self.signers = SignerSet.single(self.signers)
         if not self.hashes:
             self.hashes = {alg: issuer_hashes(self.certificate, alg) for alg in HASH_ALGORITHM_OIDS}
 

@@ -7,7 +7,7 @@ import datetime as dt
 from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
-from certstatus.errors import StoreUnavailable
+from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
@@ -50,7 +50,9 @@ class LocalStatusSigner:
 
     thisUpdate is now, nextUpdate now + the CA's validity; the nonce is
     echoed (RFC 9654). A CA without any imported data answers tryLater:
-    good without data would be a guess.
+    good without data would be a guess. The signer is chosen per response
+    (current signer, preferred signature algorithms of RFC 6960 §4.4.7);
+    no valid signer or an unreachable HSM answers tryLater.
     """
 
     def __init__(self, store: StatusStore, clock: Clock) -> None:
@@ -87,15 +89,28 @@ class LocalStatusSigner:
                     invalidity_date=revoked.invalidity_date if revoked else None,
                 )
             )
+        query = exchange.query
+        try:
+            signer = ca.signers.select(
+                query.preferred_signature_algorithms,
+                query.signature.algorithm_oid if query.signature is not None else None,
+                now,
+            )
+        except SignerUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         response_data = encode_response_data(
-            responder_id=ca.signer.responder_id,
+            responder_id=signer.responder_id,
             produced_at=now,
             answers=answers,
             nonce=exchange.query.nonce,
             extended_revoke=extended,
         )
+        try:
+            der = signer.sign(response_data)
+        except SignerUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         return OCSPAnswer(
-            der=ca.signer.sign(response_data),
+            der=der,
             this_update=now,
             next_update=next_update,
             produced_at=now,

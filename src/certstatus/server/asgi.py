@@ -95,7 +95,10 @@ def create_app() -> OCSPApp:
     """uvicorn factory for worker processes: settings come from ``$CERTSTATUS_SETTINGS_JSON``."""
     from certstatus.app import build_application
     from certstatus.observability import configure_logging
+    from certstatus.signing.loader import start_signer_watcher
 
     configure_logging(os.environ.get("CERTSTATUS_LOG_LEVEL", "info"))
     settings = Settings.from_json(os.environ[SETTINGS_ENV])
-    return OCSPApp(build_application(settings).http)
+    application = build_application(settings)
+    start_signer_watcher(application.registry.cas)
+    return OCSPApp(application.http)

@@ -2,56 +2,44 @@
 
 :class:`ResponseSigner` turns ResponseData DER into a complete signed
 OCSPResponse. It does not care where the key lives: anything with
-``cryptography``'s ``sign()`` interface works (a PKCS#11 adapter included).
-:func:`validate_signer` enforces RFC 6960 §4.2.2.2 at start-up.
+``cryptography``'s ``sign()`` interface works (the PKCS#11 adapters of
+:mod:`certstatus.signing.pkcs11_keys` included). :func:`validate_signer`
+enforces RFC 6960 §4.2.2.2 when a signer is loaded (start-up and reload).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import os
 
-from asn1crypto import algos
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import public_key_bits
+from certstatus.signing.algorithms import SignatureAlgorithm, default_algorithm, key_family
 from certstatus.signing.keys import PrivateKey
 
-_EC_ALGORITHMS = {
-    "secp256r1": ("sha256_ecdsa", hashes.SHA256),
-    "secp384r1": ("sha384_ecdsa", hashes.SHA384),
-    "secp521r1": ("sha512_ecdsa", hashes.SHA512),
-}
-
-
-def _signature_scheme(key: PrivateKey):
-    """Return (asn1crypto algorithm name, a function bytes -> signature) for ``key``."""
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "sha256_rsa", lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        try:
-            name, hash_class = _EC_ALGORITHMS[key.curve.name]
-        except KeyError:
-            raise SignerError(f"ECDSA curve {key.curve.name} is not supported; use P-256 or P-384") from None
-        algorithm = ec.ECDSA(hash_class())
-        return name, lambda data: key.sign(data, algorithm)
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "ed25519", key.sign
-    raise SignerError(f"{type(key).__name__} keys cannot sign OCSP responses")
+log = logging.getLogger("certstatus.signing")
 
 
 class ResponseSigner:
-    """Signs ResponseData for one CA with one key (RFC 6960 §4.2.1, §4.2.2.2).
+    """Signs ResponseData for one CA with one key and one algorithm (RFC 6960 §4.2.1, §4.2.2.2).
 
     ``certificate`` is the responder certificate: the CA certificate itself
-    (CA-signed responses carry no certificate) or a delegated responder
-    certificate (carried in the response, with ``chain`` after it).
-    ``responder_id`` is ``"key"`` (byKey, default) or ``"name"`` (byName).
+    (CA-signed responses carry no certificate) or a delegated or locally
+    trusted responder certificate (carried in the response, ``chain`` after
+    it). ``responder_id`` is ``"key"`` (byKey, default) or ``"name"`` (byName).
+    ``algorithm`` defaults to :func:`default_algorithm` of the key; ``name``
+    names the signer in logs and tables (a file or a token object).
+
+    The interface other layers rely on: :meth:`sign`, ``responder_id``
+    (asn1crypto ResponderId), ``signature_algorithm_der``, ``certificates_der``.
     """
 
     def __init__(
@@ -62,15 +50,24 @@ class ResponseSigner:
         *,
         responder_id: str = "key",
         chain: tuple[x509.Certificate, ...] = (),
+        algorithm: SignatureAlgorithm | None = None,
+        name: str | None = None,
+        locally_trusted: bool = False,
     ) -> None:
         if responder_id not in ("key", "name"):
             raise ValueError("responder_id is 'key' or 'name'")
         self.key = key
         self.certificate = certificate
         self.ca_certificate = ca_certificate
+        self.chain = tuple(chain)
+        self.responder_id_kind = responder_id
+        self.name = name or certificate.subject.rfc4514_string()
+        self.locally_trusted = locally_trusted
         self.is_delegated = certificate != ca_certificate
-        algorithm_name, self._sign = _signature_scheme(key)
-        self.signature_algorithm_der = algos.SignedDigestAlgorithm({"algorithm": algorithm_name}).dump()
+        self.key_family = key_family(key)
+        self.algorithm = algorithm or default_algorithm(key)
+        self._sign = self.algorithm.sign_function(key)
+        self.signature_algorithm_der = self.algorithm.der
         if responder_id == "key":
             key_hash = hashlib.sha1(public_key_bits(certificate)).digest()
             self.responder_id = ocsp_response.responder_id_by_key(key_hash)
@@ -78,23 +75,83 @@ class ResponseSigner:
             self.responder_id = ocsp_response.responder_id_by_name(certificate.subject.public_bytes())
         if self.is_delegated:
             self.certificates_der = tuple(
-                c.public_bytes(serialization.Encoding.DER) for c in (certificate, *chain)
+                c.public_bytes(serialization.Encoding.DER) for c in (certificate, *self.chain)
             )
         else:
             # A CA-signed response carries no certificate (golang/go#59641).
             self.certificates_der = ()
+        self._variants: dict[str, ResponseSigner] = {self.algorithm.name: self}
+
+    @property
+    def not_before(self) -> dt.datetime:
+        """The responder certificate's notBefore (aware UTC)."""
+        return self.certificate.not_valid_before_utc
 
     @property
     def not_after(self) -> dt.datetime:
         """The responder certificate's notAfter (aware UTC)."""
         return self.certificate.not_valid_after_utc
 
+    def valid_at(self, when: dt.datetime) -> bool:
+        """True when ``when`` lies within notBefore..notAfter, both included (RFC 5280 §4.1.2.5)."""
+        return self.not_before <= when <= self.not_after
+
+    def can_sign_with(self, algorithm: SignatureAlgorithm) -> bool:
+        """True when this signer's key produces ``algorithm``."""
+        return algorithm.fits(self.key_family)
+
+    def with_algorithm(self, algorithm: SignatureAlgorithm) -> "ResponseSigner":
+        """The same key and certificate signing with ``algorithm`` (cached per algorithm).
+
+        Raises :class:`SignerError` when the key cannot produce it.
+        """
+        variant = self._variants.get(algorithm.name)
+        if variant is None:
+            variant = ResponseSigner(
+                self.key, self.certificate, self.ca_certificate,
+                responder_id=self.responder_id_kind, chain=self.chain, algorithm=algorithm,
+                name=self.name, locally_trusted=self.locally_trusted,
+            )  # fmt: skip
+            variant._variants = self._variants
+            self._variants[algorithm.name] = variant
+        return variant
+
     def sign(self, response_data_der: bytes) -> bytes:
-        """Sign ResponseData DER and return the complete OCSPResponse DER."""
+        """Sign ResponseData DER and return the complete OCSPResponse DER.
+
+        Raises :class:`~certstatus.errors.SignerUnavailable` when an HSM
+        key cannot sign right now.
+        """
         signature = self._sign(response_data_der)
         return ocsp_response.encode_basic_response(
             response_data_der, self.signature_algorithm_der, signature, self.certificates_der
         )
+
+    def __repr__(self) -> str:
+        return f"<ResponseSigner {self.name} {self.algorithm.name} until {self.not_after:%Y-%m-%d}>"
+
+
+def _spki(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def prove_key(key: PrivateKey, certificate: x509.Certificate, *, where: str) -> None:
+    """Sign a random challenge with ``key`` and verify it with ``certificate``'s public key.
+
+    Works for keys that never leave an HSM, where comparing public keys is
+    not enough to prove the token object is the certificate's key.
+    Raises :class:`SignerError` naming ``where`` on a mismatch.
+    """
+    algorithm = default_algorithm(key)
+    challenge = os.urandom(32)
+    signature = algorithm.sign_function(key)(challenge)
+    try:
+        algorithm.verify(certificate.public_key(), signature, challenge)
+    except (InvalidSignature, TypeError, ValueError):
+        raise SignerError(
+            f"{where}: the signer key does not belong to the signer certificate "
+            f"({certificate.subject.rfc4514_string()}); give the key the certificate was issued for"
+        ) from None
 
 
 def validate_signer(
@@ -104,35 +161,46 @@ def validate_signer(
     now: dt.datetime,
     *,
     where: str,
+    locally_trusted: bool = False,
+    allow_not_yet_valid: bool = False,
 ) -> None:
     """Refuse a signer that RFC 6960 §4.2.2.2 would not let clients accept.
 
-    The certificate must be the CA certificate or be issued by it (signature
-    checked), carry id-kp-OCSPSigning when delegated, match the key, and be
-    valid at ``now``. ``where`` names the files or token in the message.
+    The certificate must match the key, not be expired at ``now`` (nor be
+    not yet valid, unless ``allow_not_yet_valid``: a successor waiting for
+    its notBefore), and be the CA certificate or be issued by it (signature
+    checked) with id-kp-OCSPSigning and, when keyUsage is present,
+    digitalSignature. A ``locally_trusted`` signer (RFC 6960 §2.2 "trusted
+    responder") skips the issuer and EKU checks: clients trust it out of band.
+    ``where`` names the files or token object in the message.
     Raises :class:`SignerError`.
     """
-    public = certificate.public_key()
-    if public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ):
-        raise SignerError(f"{where}: the signer key does not belong to the signer certificate")
-    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+    if _spki(certificate.public_key()) != _spki(key.public_key()):
         raise SignerError(
-            f"{where}: the signer certificate is valid from {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} "
-            f"to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}, not now; install a current one"
+            f"{where}: the signer key does not belong to the signer certificate "
+            f"({certificate.subject.rfc4514_string()}); give the key the certificate was issued for"
         )
-    if certificate == ca_certificate:
+    span = (
+        f"valid from {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} "
+        f"to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}"
+    )
+    if now > certificate.not_valid_after_utc:
+        raise SignerError(
+            f"{where}: the signer certificate is {span}, not now; install a current one "
+            "(it expired: remove it from the configuration or the signers directory)"
+        )
+    if now < certificate.not_valid_before_utc and not allow_not_yet_valid:
+        raise SignerError(f"{where}: the signer certificate is {span}, not now; install a current one (not valid yet)")
+    if certificate == ca_certificate or locally_trusted:
         return
     try:
         certificate.verify_directly_issued_by(ca_certificate)
-    except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
+    except (ValueError, TypeError, InvalidSignature) as exc:
         raise SignerError(
             f"{where}: the signer certificate ({certificate.subject.rfc4514_string()}) is not issued by "
-            f"the CA {ca_certificate.subject.rfc4514_string()} ({exc or type(exc).__name__}); "
-            "use a delegated responder certificate issued by this CA, or the CA's own key"
+            f"the CA {ca_certificate.subject.rfc4514_string()} ({str(exc) or type(exc).__name__}); "
+            "use a delegated responder certificate issued by this CA, the CA's own key, or configure "
+            "it as locally_trusted for this CA if clients trust it out of band"
         ) from None
     try:
         eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -142,4 +210,20 @@ def validate_signer(
         raise SignerError(
             f"{where}: a delegated responder certificate needs the id-kp-OCSPSigning extended key usage "
             "(RFC 6960 §4.2.2.2); issue one with extendedKeyUsage = OCSPSigning"
+        )
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature:
+        raise SignerError(
+            f"{where}: the signer certificate's keyUsage lacks digitalSignature (RFC 5280 §4.2.1.3); "
+            "issue one with keyUsage = digitalSignature"
+        )
+    try:
+        certificate.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    except x509.ExtensionNotFound:
+        log.warning(
+            "%s: the delegated responder certificate has no id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): "
+            "clients may try to check its own revocation status", where,
         )

@@ -1,0 +1,163 @@
+"""The signature algorithms a responder signs with, and how a key produces each.
+
+One :class:`SignatureAlgorithm` per sigIdentifier certstatus can write:
+RSA PKCS#1 v1.5 and RSASSA-PSS with SHA-256/384/512 (RFC 4055), ECDSA with
+SHA-256/384/512 (RFC 5758) and Ed25519 (RFC 8410). SHA-1 is never used to sign.
+The AlgorithmIdentifier DER is written by ``asn1crypto`` and is the same,
+byte for byte, as what ``cryptography`` writes in certificates (tested).
+
+Configuration names: ``rsa-sha256``, ``rsa-sha384``, ``rsa-sha512``,
+``rsa-pss-sha256``, ``rsa-pss-sha384``, ``rsa-pss-sha512``, ``ecdsa-sha256``,
+``ecdsa-sha384``, ``ecdsa-sha512``, ``ed25519``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from asn1crypto import algos
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from certstatus.errors import SignerError
+
+#: The key families a signer key belongs to.
+RSA, EC, ED25519 = "rsa", "ec", "ed25519"
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+@dataclass(frozen=True)
+class SignatureAlgorithm:
+    """One signature algorithm: its configuration name, sigIdentifier OID and DER.
+
+    ``hash_name`` is ``sha256``/``sha384``/``sha512`` (None for Ed25519);
+    ``pss`` marks RSASSA-PSS (MGF1 with the same hash, salt = hash length,
+    RFC 4055 §3.1). ``der`` is the DER of the AlgorithmIdentifier.
+    """
+
+    name: str
+    oid: str
+    family: str
+    hash_name: str | None
+    pss: bool = False
+    der: bytes = field(default=b"", compare=False)
+
+    def fits(self, key_family: str) -> bool:
+        """True when a key of ``key_family`` can produce this algorithm."""
+        return self.family == key_family
+
+    def verify(self, public_key, signature: bytes, data: bytes) -> None:
+        """Verify ``signature`` over ``data``; raises ``InvalidSignature`` (or TypeError for a wrong key)."""
+        if self.family == ED25519:
+            public_key.verify(signature, data)
+            return
+        hash_algorithm = _HASHES[self.hash_name]()
+        if self.family == EC:
+            public_key.verify(signature, data, ec.ECDSA(hash_algorithm))
+        elif self.pss:
+            pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
+            public_key.verify(signature, data, pss, hash_algorithm)
+        else:
+            public_key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
+
+    def sign_function(self, key) -> Callable[[bytes], bytes]:
+        """Return ``data -> signature`` for ``key`` (a cryptography key or an HSM adapter).
+
+        Raises :class:`SignerError` when the key cannot produce this algorithm.
+        """
+        if not self.fits(key_family(key)):
+            raise SignerError(f"a {key_family(key)} key cannot sign with {self.name}")
+        if self.family == ED25519:
+            return key.sign
+        hash_algorithm = _HASHES[self.hash_name]()
+        if self.family == EC:
+            ecdsa = ec.ECDSA(hash_algorithm)
+            return lambda data: key.sign(data, ecdsa)
+        if self.pss:
+            pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=hash_algorithm.digest_size)
+            return lambda data: key.sign(data, pss, hash_algorithm)
+        pkcs1 = padding.PKCS1v15()
+        return lambda data: key.sign(data, pkcs1, hash_algorithm)
+
+
+def _algorithm(name: str, asn1_name: str, family: str, hash_name: str | None, pss: bool = False) -> SignatureAlgorithm:
+    if pss:
+        parameters = {
+            "hash_algorithm": {"algorithm": hash_name},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": hash_name}},
+            "salt_length": _HASHES[hash_name].digest_size,
+        }
+        identifier = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": parameters})
+    else:
+        identifier = algos.SignedDigestAlgorithm({"algorithm": asn1_name})
+    return SignatureAlgorithm(name, identifier["algorithm"].dotted, family, hash_name, pss, identifier.dump())
+
+
+#: Every algorithm certstatus signs with, by configuration name.
+ALGORITHMS: dict[str, SignatureAlgorithm] = {
+    a.name: a
+    for a in (
+        _algorithm("rsa-sha256", "sha256_rsa", RSA, "sha256"),
+        _algorithm("rsa-sha384", "sha384_rsa", RSA, "sha384"),
+        _algorithm("rsa-sha512", "sha512_rsa", RSA, "sha512"),
+        _algorithm("rsa-pss-sha256", "rsassa_pss", RSA, "sha256", pss=True),
+        _algorithm("rsa-pss-sha384", "rsassa_pss", RSA, "sha384", pss=True),
+        _algorithm("rsa-pss-sha512", "rsassa_pss", RSA, "sha512", pss=True),
+        _algorithm("ecdsa-sha256", "sha256_ecdsa", EC, "sha256"),
+        _algorithm("ecdsa-sha384", "sha384_ecdsa", EC, "sha384"),
+        _algorithm("ecdsa-sha512", "sha512_ecdsa", EC, "sha512"),
+        _algorithm("ed25519", "ed25519", ED25519, None),
+    )
+}
+
+#: sigIdentifier OID -> the algorithm chosen for it. RSASSA-PSS has one OID for
+#: every hash (the hash is in the parameters): a client naming it gets SHA-256.
+BY_OID: dict[str, SignatureAlgorithm] = {}
+for _alg in ALGORITHMS.values():
+    BY_OID.setdefault(_alg.oid, _alg)
+
+_EC_DEFAULTS = {"secp256r1": "ecdsa-sha256", "secp384r1": "ecdsa-sha384", "secp521r1": "ecdsa-sha512"}
+
+
+def key_family(key) -> str:
+    """Return ``"rsa"``, ``"ec"`` or ``"ed25519"`` for a private key (or HSM adapter).
+
+    Raises :class:`SignerError` for any other key type.
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        return RSA
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in _EC_DEFAULTS:
+            raise SignerError(f"ECDSA curve {key.curve.name} is not supported; use P-256 or P-384")
+        return EC
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return ED25519
+    raise SignerError(f"{type(key).__name__} keys cannot sign OCSP responses; use RSA, ECDSA or Ed25519")
+
+
+def default_algorithm(key) -> SignatureAlgorithm:
+    """The algorithm used when neither configuration nor client asks otherwise.
+
+    RSA → sha256WithRSAEncryption; ECDSA → the hash matching the curve
+    (P-256: SHA-256, P-384: SHA-384); Ed25519 → Ed25519.
+    """
+    family = key_family(key)
+    if family == RSA:
+        return ALGORITHMS["rsa-sha256"]
+    if family == EC:
+        return ALGORITHMS[_EC_DEFAULTS[key.curve.name]]
+    return ALGORITHMS["ed25519"]
+
+
+def algorithm_named(name: str) -> SignatureAlgorithm:
+    """Return the algorithm of a configuration name; ValueError names the choices."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a signature algorithm; use one of {', '.join(ALGORITHMS)}") from None

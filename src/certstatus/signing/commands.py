@@ -1,0 +1,372 @@
+"""CLI: ``certstatus signers`` (table of every CA's signers) and ``certstatus signer new|add``.
+
+Registered on the main group by :func:`register_signer_commands`, which
+receives the shared CA options and the settings builder from
+:mod:`certstatus.cli` (no import cycle). :data:`SIGNER_OPTIONS` are the
+single-CA signer options of ``serve``/``import``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from certstatus.clock import SystemClock
+from certstatus.errors import ConfigError, SignerError
+from certstatus.signing.algorithms import ALGORITHMS
+from certstatus.signing.lifecycle import KEY_TYPES, PKCS11_REF_SUFFIX
+from certstatus.signing.settings import check_algorithm, key_reference
+
+console = Console(stderr=True)
+out = Console()
+
+CLI = "command line"
+
+SIGNER_OPTIONS = [
+    click.option("--pkcs11-module", help="PKCS#11 library for pkcs11: keys (e.g. /usr/lib/softhsm/libsofthsm2.so)."),
+    click.option("--pkcs11-pin-file", type=click.Path(dir_okay=False), help="File holding the token PIN (or $CERTSTATUS_PKCS11_PIN)."),
+    click.option("--signers-dir", type=click.Path(file_okay=False), help="Directory of installed signers (certstatus signer add)."),
+    click.option("--signature-algorithm", type=click.Choice(list(ALGORITHMS)), help="Default signature algorithm (default: by key)."),
+    click.option("--signer-locally-trusted", is_flag=True, help="The signer is not issued by the CA; clients trust it out of band (RFC 6960 §2.2)."),
+    click.option("--signer-expiry-warning", default="14d", show_default=True, help="Warn this long before the active signer expires unrelieved."),
+]
+
+
+def single_ca_signer_fields(opts: dict) -> dict:
+    """CaSettings fields of the single-CA command line's signer options."""
+    from certstatus.config import parse_duration
+
+    fields: dict = {}
+    if opts.get("signer_cert") and opts.get("signer_key"):
+        fields.update(
+            signer_certificate=Path(opts["signer_cert"]),
+            # a file, or a pkcs11: URI (checked per RFC 7512) kept as written
+            signer_key=Path(key_reference(opts["signer_key"], Path.cwd(), CLI, "--signer-key")),
+            signer_password_file=Path(opts["signer_password_file"]) if opts.get("signer_password_file") else None,
+        )
+    fields.update(
+        signers_dir=Path(opts["signers_dir"]) if opts.get("signers_dir") else None,
+        signer_expiry_warning=parse_duration(opts.get("signer_expiry_warning") or "14d", file=CLI, key="--signer-expiry-warning"),
+        pkcs11_module=opts.get("pkcs11_module"),
+        pkcs11_pin_file=Path(opts["pkcs11_pin_file"]) if opts.get("pkcs11_pin_file") else None,
+        signature_algorithm=opts.get("signature_algorithm"),
+        signer_locally_trusted=bool(opts.get("signer_locally_trusted")),
+    )
+    return fields
+
+
+_STATE_STYLE = {"active": "bold green", "standby": "green", "next": "cyan", "expired": "red", "revoked": "red"}
+
+
+def _when(value: dt.datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%SZ}"
+
+
+def _left(seconds: float) -> str:
+    if seconds < 0:
+        return "expired"
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days}d {rest // 3600}h" if days else f"{rest // 3600}h {rest % 3600 // 60}m"
+
+
+def signers_table(settings, clock=None) -> tuple[Table, bool]:
+    """Build the ``certstatus signers`` table; the flag is False when a CA has no active signer."""
+    from cryptography.hazmat.primitives import serialization
+
+    from certstatus.app import open_store
+    from certstatus.signing.keys import load_certificates
+    from certstatus.signing.loader import crl_signature_oid, load_signers
+    from certstatus.signing.signer_set import SignerSet
+
+    clock = clock or SystemClock()
+    now = clock.now()
+    table = Table(title="signers", title_justify="left")
+    for column in ("CA", "signer", "subject", "algorithm", "notBefore", "notAfter", "left", "state", "note"):
+        table.add_column(column)
+    ok = True
+    store = open_store(settings)
+    try:
+        for ca in settings.cas:
+            ca_certificate = load_certificates(ca.certificate)[0]
+            issuer_id = store.register_issuer(ca.name, ca_certificate.public_bytes(serialization.Encoding.DER))
+
+            def is_revoked(signer, issuer_id=issuer_id) -> bool:
+                record = store.lookup(issuer_id, signer.certificate.serial_number)
+                return record is not None and record.revoked is not None
+
+            signers, refused = load_signers(ca, ca_certificate, now, strict=False)
+            signer_set = SignerSet(ca.name, signers, clock, is_revoked=is_revoked,
+                                   expiry_warning=ca.signer_expiry_warning, crl_signature_oid=crl_signature_oid(ca))
+            states = signer_set.states(now)
+            if not any(s.state == "active" for s in states):
+                ok = False
+            for state in states:
+                notes = []
+                if state.locally_trusted:
+                    notes.append("locally trusted (clients need it out of band)")
+                if state.warning:
+                    notes.append("[yellow]expires soon, no successor[/]")
+                style = _STATE_STYLE.get(state.state, "")
+                table.add_row(
+                    ca.name, state.name, state.subject, state.algorithm, _when(state.not_before),
+                    _when(state.not_after), _left(state.seconds_left), f"[{style}]{state.state}[/]", "; ".join(notes),
+                )  # fmt: skip
+            for item in refused:
+                table.add_row(ca.name, item.name, "", "", "", "", "", "[red]refused[/]", item.reason)
+            if not states and not refused:
+                table.add_row(ca.name, "-", "", "", "", "", "", "[red]none[/]", "no signer configured")
+    finally:
+        store.close()
+    return table, ok
+
+
+def _ca_for(settings, name: str | None):
+    if name is None:
+        if len(settings.cas) != 1:
+            raise ConfigError(CLI, "--ca", "several CAs are configured.", f"Name one: {', '.join(c.name for c in settings.cas)}.")
+        return settings.cas[0]
+    for ca in settings.cas:
+        if ca.name == name:
+            return ca
+    raise ConfigError(CLI, "--ca", f"no CA named {name!r}.", f"Configured: {', '.join(c.name for c in settings.cas)}.")
+
+
+def _signers_dir(ca, override: str | None) -> Path:
+    folder = Path(override) if override else ca.signers_dir
+    if folder is None:
+        raise ConfigError(
+            ca.where, f"ca.{ca.name}.signers_dir", "is not set: installed signers need a directory the server re-reads.",
+            'Add signers_dir = "signers/NAME" to the CA, or give --signers-dir.',
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _password(password_file: str | None) -> bytes | None:
+    from certstatus.signing.keys import read_password
+
+    return read_password(Path(password_file) if password_file else None)
+
+
+def _pin(uri, pin_file: str | None, ca) -> str:
+    from certstatus.signing.pkcs11 import PIN_ENV, read_pin
+
+    pin = read_pin(uri, Path(pin_file) if pin_file else ca.pkcs11_pin_file if ca else None, where=CLI)
+    if pin is None:
+        raise SignerError(f"no PIN for the PKCS#11 token: set {PIN_ENV}, --pkcs11-pin-file or pin-source in the URI")
+    return pin
+
+
+def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file):
+    from cryptography.hazmat.primitives import serialization
+
+    from certstatus.signing.keys import load_certificates
+    from certstatus.signing.lifecycle import (
+        build_csr, default_subject, generate_file_key, generate_pkcs11_key, write_atomically, write_key_file,
+    )  # fmt: skip
+    from certstatus.signing.pkcs11_keys import open_pkcs11_key
+    from certstatus.signing.pkcs11_uri import parse_pkcs11_uri
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca = _ca_for(settings, ca_name) if settings is not None else None
+    folder = _signers_dir(ca, signers_dir) if ca is not None else Path(signers_dir or ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    name = name or f"ocsp-{now:%Y%m%d-%H%M%S}"
+    ca_certificate = load_certificates(ca.certificate)[0] if ca is not None else None
+    if subject:
+        try:
+            subject_name = x509_name(subject)
+        except ValueError as exc:
+            raise ConfigError(CLI, "--subject", f"{exc}.", 'Write e.g. "CN=Example OCSP Responder,O=Example".') from None
+    else:
+        subject_name = default_subject(ca_certificate, now)
+    if pkcs11_uri:
+        try:
+            uri = parse_pkcs11_uri(pkcs11_uri if "object=" in pkcs11_uri or "id=" in pkcs11_uri else f"{pkcs11_uri};object={name}")
+        except ValueError as exc:
+            raise ConfigError(CLI, "--pkcs11", f"{exc}.") from None
+        module = uri.module_path or pkcs11_module or (ca.pkcs11_module if ca else None)
+        if not module:
+            raise ConfigError(CLI, "--pkcs11-module", "is needed for a key in a token.", "Give the PKCS#11 library path.")
+        where = f"token object {uri.describe()}"
+        generate_pkcs11_key(uri, module, _pin(uri, pkcs11_pin_file, ca), key_type, where=where)
+        pin_file = Path(pkcs11_pin_file) if pkcs11_pin_file else (ca.pkcs11_pin_file if ca else None)
+        key = open_pkcs11_key(uri, module, pin_file=pin_file, where=where)
+        reference = folder / f"{name}{PKCS11_REF_SUFFIX}"
+        write_atomically(reference, (uri.text if "object=" in uri.text or "id=" in uri.text else pkcs11_uri).encode() + b"\n")
+        key_place = f"{where} (recorded in {reference})"
+    else:
+        key = generate_file_key(key_type)
+        key_path = folder / f"{name}.key"
+        password = _password(password_file)
+        write_key_file(key, key_path, password)
+        key_place = f"{key_path}" + (" (encrypted)" if password else "")
+    csr = build_csr(key, subject_name)
+    csr_path = folder / f"{name}.csr"
+    write_atomically(csr_path, csr.public_bytes(serialization.Encoding.PEM))
+    out.print(f"key: {key_place}\nrequest: {csr_path}\nsubject: {subject_name.rfc4514_string()}", highlight=False)
+    where_args = f"--config FILE --ca {ca.name}" if ca else f"--issuer CA.pem --signers-dir {folder}"
+    out.print(
+        "\nHave the CA issue it with the OCSP responder profile, e.g.\n"
+        f"  openssl x509 -req -in {csr_path} -CA CA.pem -CAkey CA.key -copy_extensions copyall -days 30 -out {folder / name}.pem\n"
+        f"then install it: certstatus signer add {where_args} {folder / name}.pem",
+        highlight=False,
+    )
+
+
+def x509_name(text: str):
+    """Parse ``CN=...,O=...`` (RFC 4514) into an x509.Name; ValueError when it is not one."""
+    from cryptography import x509
+
+    return x509.Name.from_rfc4514_string(text)
+
+
+def _pending_keys(folder: Path):
+    """(stem, key reference) of the keys `signer new` left in ``folder`` without a certificate."""
+    for path in sorted(folder.glob("*.key")):
+        if not (folder / f"{path.stem}.toml").exists():
+            yield path.stem, str(path)
+    for path in sorted(folder.glob(f"*{PKCS11_REF_SUFFIX}")):
+        if not (folder / f"{path.stem}.toml").exists():
+            yield path.stem, path.read_text().strip()
+
+
+def _public_key_of(reference: str, ca, opts, certificate):
+    """The public key of a key reference (file or pkcs11 URI); SignerError when unusable."""
+    from certstatus.signing.keys import load_private_key
+    from certstatus.signing.pkcs11_keys import open_pkcs11_key
+    from certstatus.signing.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
+    from certstatus.signing.signer import prove_key
+
+    if is_pkcs11_uri(reference):
+        uri = parse_pkcs11_uri(reference)
+        module = uri.module_path or opts["pkcs11_module"] or (ca.pkcs11_module if ca else None)
+        pin_file = Path(opts["pkcs11_pin_file"]) if opts["pkcs11_pin_file"] else (ca.pkcs11_pin_file if ca else None)
+        key = open_pkcs11_key(uri, module, pin_file=pin_file, where=uri.describe(),
+                              certificate_public_key=certificate.public_key())
+        prove_key(key, certificate, where=uri.describe())
+        return key.public_key()
+    return load_private_key(Path(reference), _password(opts["password_file"])).key.public_key()
+
+
+def _add(ca, opts, certificate_file: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from certstatus.signing.keys import load_certificates
+    from certstatus.signing.lifecycle import check_issued_certificate, signer_toml, write_atomically
+
+    folder = _signers_dir(ca, opts["signers_dir"])
+    certificates = load_certificates(Path(certificate_file))
+    certificate = certificates[0]
+    ca_certificate = load_certificates(ca.certificate)[0]
+    spki = certificate.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    candidates = [(opts["name"] or Path(certificate_file).stem, opts["key"])] if opts["key"] else list(_pending_keys(folder))
+    if not candidates:
+        raise SignerError(f"{certificate_file}: no pending key in {folder}; give the key with --key FILE|pkcs11:URI")
+    chosen = None
+    for stem, reference in candidates:
+        try:
+            public = _public_key_of(reference, ca, opts, certificate)
+        except SignerError:
+            if opts["key"]:
+                raise
+            continue
+        if public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == spki:
+            chosen = (opts["name"] or stem, reference, public)
+            break
+    if chosen is None:
+        raise SignerError(
+            f"{certificate_file}: the certificate's key ({certificate.subject.rfc4514_string()}) is not "
+            f"{'the key ' + opts['key'] if opts['key'] else 'any pending key in ' + str(folder)}; "
+            "install the certificate issued for that key"
+        )
+    name, reference, public = chosen
+    warnings = check_issued_certificate(certificate, ca_certificate, public, dt.datetime.now(dt.timezone.utc),
+                                        where=f"{certificate_file} for CA {ca.name}")
+    toml_path = folder / f"{name}.toml"
+    if toml_path.exists():
+        raise SignerError(f"{toml_path} exists already: signer {name} is installed; give another --name")
+    algorithm = check_algorithm(opts["signature_algorithm"], CLI, "--signature-algorithm")
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+    write_atomically(folder / f"{name}.pem", pem)
+    key_field = reference
+    if not reference.startswith("pkcs11:") and Path(reference).parent.resolve() == folder.resolve():
+        key_field = Path(reference).name
+    password_file = Path(opts["password_file"]).resolve() if opts["password_file"] else None
+    pin_file = Path(opts["pkcs11_pin_file"]).resolve() if opts["pkcs11_pin_file"] else None
+    # The .toml last: a server re-scanning the folder sees the signer only once it is complete.
+    write_atomically(toml_path, signer_toml(f"{name}.pem", key_field, password_file=password_file,
+                                            pin_file=pin_file, signature_algorithm=algorithm).encode())
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(
+        f"installed signer {name} for CA {ca.name}: {toml_path}\n"
+        f"valid {_when(certificate.not_valid_before_utc)} to {_when(certificate.not_valid_after_utc)}; "
+        f"running servers pick it up within signers_rescan ({ca.signers_rescan} s) or on SIGHUP",
+        highlight=False,
+    )
+
+
+def register_signer_commands(main: click.Group, ca_options, settings_from_opts) -> None:
+    """Add ``signers`` and ``signer new|add`` to ``main`` (``ca_options``, ``settings_from_opts`` from cli)."""
+
+    @main.command("signers")
+    @ca_options
+    def signers_command(**opts) -> None:
+        """List every CA's signers: validity, algorithm, which one is active (exit 1 if a CA has none)."""
+        table, ok = signers_table(settings_from_opts(opts))
+        out.print(table)
+        if not ok:
+            sys.exit(1)
+
+    @main.group("signer")
+    def signer_group() -> None:
+        """Delegated responder lifecycle: make a key and request, install the issued certificate."""
+
+    @signer_group.command("new")
+    @click.option("--config", type=click.Path(dir_okay=False), help="Configuration: the key goes to the CA's signers_dir.")
+    @click.option("--ca", "ca_name", help="The CA (needed when several are configured).")
+    @click.option("--signers-dir", type=click.Path(file_okay=False), help="Where to write the key and request (without --config: default .).")
+    @click.option("--name", help="Signer name: file stem and token label (default: ocsp-DATE-TIME).")
+    @click.option("--key-type", type=click.Choice(KEY_TYPES), default="ec-p256", show_default=True)
+    @click.option("--pkcs11", "pkcs11_uri", help="Generate the key in this token: 'pkcs11:token=…' (object= defaults to --name).")
+    @click.option("--pkcs11-module", help="PKCS#11 library (or pkcs11_module in the configuration).")
+    @click.option("--pkcs11-pin-file", type=click.Path(dir_okay=False), help="Token PIN file (or $CERTSTATUS_PKCS11_PIN).")
+    @click.option("--subject", help='Subject of the request, RFC 4514 (default: "CN=<CA CN> OCSP Responder <date>").')
+    @click.option("--password-file", type=click.Path(dir_okay=False), help="Encrypt the key with this passphrase (or $CERTSTATUS_SIGNER_PASSWORD).")
+    def new_command(config, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file) -> None:
+        """Make a responder key (file or PKCS#11) and a PKCS#10 request with the OCSP responder profile."""
+        from certstatus.config import load_config
+
+        settings = load_config(Path(config)) if config else None
+        _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file)
+
+    @signer_group.command("add")
+    @click.argument("certificate", type=click.Path(dir_okay=False, exists=True))
+    @click.option("--config", type=click.Path(dir_okay=False), help="Configuration: install into the CA's signers_dir.")
+    @click.option("--ca", help="The CA (needed when several are configured).")
+    @click.option("--issuer", type=click.Path(dir_okay=False, exists=True), help="Without --config: the CA certificate.")
+    @click.option("--signers-dir", type=click.Path(file_okay=False), help="Without --config: the directory the server re-reads.")
+    @click.option("--name", help="Signer name (default: the pending key's name).")
+    @click.option("--key", help="The certificate's key (file or pkcs11: URI); default: the matching pending key in signers_dir.")
+    @click.option("--password-file", type=click.Path(dir_okay=False), help="Passphrase of the key file (or $CERTSTATUS_SIGNER_PASSWORD).")
+    @click.option("--pkcs11-module", help="PKCS#11 library (or pkcs11_module in the configuration).")
+    @click.option("--pkcs11-pin-file", type=click.Path(dir_okay=False), help="Token PIN file (or $CERTSTATUS_PKCS11_PIN).")
+    @click.option("--signature-algorithm", type=click.Choice(list(ALGORITHMS)), help="Signature algorithm of this signer (default: by key).")
+    def add_command(certificate, **opts) -> None:
+        """Check a delegated responder certificate (issued by the CA, EKU, key) and install it; no restart needed."""
+        from certstatus.config import CaSettings, load_config
+
+        if opts["config"]:
+            ca = _ca_for(load_config(Path(opts["config"])), opts["ca"])
+        elif opts["issuer"] and opts["signers_dir"]:
+            ca = CaSettings(name=opts["ca"] or "default", certificate=Path(opts["issuer"]),
+                            signers_dir=Path(opts["signers_dir"]), pkcs11_module=opts["pkcs11_module"])
+        else:
+            raise ConfigError(CLI, "--config/--issuer", "which CA?", "Give --config FILE [--ca NAME], or --issuer CA.pem --signers-dir DIR.")
+        _add(ca, opts, certificate)

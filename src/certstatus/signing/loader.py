@@ -1,0 +1,300 @@
+"""Build a CA's :class:`SignerSet` from its settings, and keep it current while serving.
+
+Validation (RFC 6960 §4.2.2.2, at start-up and on every reload): a signer
+whose certificate is not issued by its CA (unless configured
+``locally_trusted``), lacks id-kp-OCSPSigning, does not match its key (proven
+by signing a challenge) or is expired is refused with a message naming the
+file or token object.
+
+* At start-up (``strict``), a refused signer configured in the CA's table
+  stops start-up with :class:`SignerError` — except an expired one, which is
+  logged at error level and skipped, so a server whose old signer ran out
+  still restarts on its successor. A refused signer of ``signers_dir`` is
+  logged and skipped. No signer left at all stops start-up.
+* On reload, refused signers are logged at error level and skipped; an empty
+  result keeps the previous signers.
+
+Reload without restart: each worker re-reads ``signers_dir`` every
+``signers_rescan`` seconds when a file in it changed, and at once on SIGHUP
+in a single-process server (with several workers, SIGHUP makes uvicorn
+replace the workers one by one, which re-reads everything).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cryptography import x509
+
+from certstatus.clock import Clock
+from certstatus.errors import CertstatusError, ConfigError, SignerError
+from certstatus.signing.algorithms import algorithm_named
+from certstatus.signing.provider import provider_for
+from certstatus.signing.settings import SignerSettings, configured_signers, read_signer_file
+from certstatus.signing.signer import ResponseSigner, prove_key, validate_signer
+from certstatus.signing.signer_set import RefusedSigner, SignerSet
+
+log = logging.getLogger("certstatus.signing")
+
+#: Largest CRL file read to learn its signature algorithm (RFC 6960 §4.4.7.2 step 2).
+_CRL_PEEK_LIMIT = 16 * 1024 * 1024
+
+
+def build_signer(settings: SignerSettings, ca, ca_certificate: x509.Certificate, now) -> ResponseSigner:
+    """Load and validate one signer; return its :class:`ResponseSigner`.
+
+    ``ca`` is the CaSettings (responder_id). Raises :class:`SignerError`
+    naming the certificate file and the key file or token object.
+    """
+    provider = provider_for(settings)
+    loaded = provider.load()
+    where = provider.where
+    validate_signer(
+        loaded.key, loaded.certificate, ca_certificate, now,
+        where=where, locally_trusted=settings.locally_trusted, allow_not_yet_valid=True,
+    )  # fmt: skip
+    prove_key(loaded.key, loaded.certificate, where=where)
+    algorithm = algorithm_named(settings.signature_algorithm) if settings.signature_algorithm else None
+    try:
+        signer = ResponseSigner(
+            loaded.key, loaded.certificate, ca_certificate,
+            responder_id=ca.responder_id, chain=loaded.chain, algorithm=algorithm,
+            name=settings.label, locally_trusted=settings.locally_trusted,
+        )  # fmt: skip
+    except SignerError as exc:
+        raise SignerError(f"{where}: {exc}") from None
+    signer.source = settings
+    if settings.locally_trusted:
+        log.warning(
+            "CA %s: signer %s (%s) is a locally trusted responder (RFC 6960 §2.2), not a delegated responder "
+            "of this CA: clients must trust its certificate out of band, e.g. openssl ocsp -VAfile %s",
+            ca.name, settings.label, loaded.certificate.subject.rfc4514_string(), settings.certificate,
+        )
+    return signer
+
+
+def scan_signers_dir(ca) -> list[SignerSettings | RefusedSigner]:
+    """Read every ``*.toml`` signer file of ``ca.signers_dir`` (sorted by name).
+
+    A file that is not a valid signer table comes back as :class:`RefusedSigner`.
+    """
+    folder = ca.signers_dir
+    if folder is None or not Path(folder).is_dir():
+        return []
+    defaults = {
+        "pkcs11_module": ca.pkcs11_module,
+        "pin_file": ca.pkcs11_pin_file,
+        "signature_algorithm": ca.signature_algorithm,
+    }
+    found: list[SignerSettings | RefusedSigner] = []
+    for path in sorted(Path(folder).glob("*.toml")):
+        try:
+            found.append(read_signer_file(path, defaults=defaults))
+        except ConfigError as exc:
+            found.append(RefusedSigner(path.stem, str(exc)))
+    return found
+
+
+def load_signers(
+    ca, ca_certificate: x509.Certificate, now, *, strict: bool, reuse: Iterable[ResponseSigner] = ()
+) -> tuple[list[ResponseSigner], list[RefusedSigner]]:
+    """Load the CA's configured signers and those of its ``signers_dir``.
+
+    Returns (signers, refused). With ``strict`` (start-up), a configured
+    signer refused for any reason but expiry raises :class:`SignerError`.
+    A signer of ``reuse`` loaded from the same settings, whose certificate
+    file is unchanged and which is not expired, is kept as it is (no new
+    HSM sessions on every reload).
+    """
+    previous = {getattr(s, "source", None): s for s in reuse}
+    signers: list[ResponseSigner] = []
+    refused: list[RefusedSigner] = []
+    entries = [(s, True) for s in configured_signers(ca)] + [(s, False) for s in scan_signers_dir(ca)]
+    for entry, configured in entries:
+        if isinstance(entry, RefusedSigner):
+            log.error("CA %s: signer file refused: %s", ca.name, entry.reason)
+            refused.append(entry)
+            continue
+        kept = previous.get(entry)
+        if kept is not None and now <= kept.not_after and _same_certificate(entry, kept):
+            signers.append(kept)
+            continue
+        try:
+            signers.append(build_signer(entry, ca, ca_certificate, now))
+        except CertstatusError as exc:
+            expired = now > _not_after(entry)
+            if strict and configured and not expired:
+                raise
+            log.error("CA %s: signer refused: %s", ca.name, exc)
+            refused.append(RefusedSigner(entry.label, str(exc)))
+    return signers, refused
+
+
+def _same_certificate(settings: SignerSettings, signer: ResponseSigner) -> bool:
+    from certstatus.signing.keys import load_certificates
+
+    try:
+        return load_certificates(settings.certificate)[0] == signer.certificate
+    except CertstatusError:
+        return False
+
+
+def _not_after(settings: SignerSettings):
+    """The signer certificate's notAfter, or the far future when it cannot be read."""
+    import datetime as dt
+
+    try:
+        from certstatus.signing.keys import load_certificates
+
+        return load_certificates(settings.certificate)[0].not_valid_after_utc
+    except CertstatusError:
+        return dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+def crl_signature_oid(ca) -> str | None:
+    """The signature algorithm OID of the CA's first local CRL file, or None."""
+    for origin in ca.crl:
+        if "://" in origin:
+            continue
+        try:
+            path = Path(origin)
+            if path.stat().st_size > _CRL_PEEK_LIMIT:
+                continue
+            data = path.read_bytes()
+            crl = x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+            return crl.signature_algorithm_oid.dotted_string
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def load_signer_set(
+    ca,
+    ca_certificate: x509.Certificate,
+    clock: Clock,
+    *,
+    is_revoked: Callable[[ResponseSigner], bool] | None = None,
+) -> SignerSet:
+    """Load, validate and assemble the signers of ``ca`` (a CaSettings) at start-up.
+
+    Raises :class:`SignerError` for a misconfigured signer (see the module
+    docstring) and when no signer is left that is valid now or later.
+    """
+    now = clock.now()
+    signers, refused = load_signers(ca, ca_certificate, now, strict=True)
+    if not any(now <= s.not_after for s in signers):
+        reasons = "; ".join(r.reason for r in refused) or "none is configured"
+        raise SignerError(
+            f"CA {ca.name}: no usable signer ({reasons}). Configure signer_certificate/signer_key, "
+            "[[ca.NAME.signer]] tables, or install one in signers_dir with `certstatus signer add`"
+        )
+    if not any(s.valid_at(now) for s in signers):
+        log.error("CA %s: no signer is valid yet; answering tryLater until %s", ca.name,
+                  min(s.not_before for s in signers))
+    return SignerSet(
+        ca.name, signers, clock,
+        is_revoked=is_revoked, expiry_warning=ca.signer_expiry_warning,
+        crl_signature_oid=crl_signature_oid(ca), refused=refused,
+    )  # fmt: skip
+
+
+def reload_signer_set(signer_set: SignerSet, ca, ca_certificate: x509.Certificate) -> bool:
+    """Re-read the CA's signers into ``signer_set``; refused ones are logged and skipped.
+
+    Returns False (and keeps the previous signers) when nothing usable was loaded.
+    """
+    signers, refused = load_signers(
+        ca, ca_certificate, signer_set.clock.now(), strict=False, reuse=signer_set.signers
+    )
+    if not signers:
+        log.error("CA %s: reload found no usable signer; keeping the %d loaded before",
+                  ca.name, len(signer_set.signers))
+        return False
+    before = {s.certificate for s in signer_set.signers}
+    signer_set.replace(signers, refused)
+    for signer in signers:
+        if signer.certificate not in before:
+            log.warning("CA %s: signer %s installed (valid %s to %s)", ca.name, signer.name,
+                        f"{signer.not_before:%Y-%m-%d %H:%M:%SZ}", f"{signer.not_after:%Y-%m-%d %H:%M:%SZ}")
+    return True
+
+
+def _fingerprint(folder: Path | None) -> tuple:
+    if folder is None:
+        return ()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        return tuple((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries if e.is_file())
+    except OSError:
+        return ("unreadable",)
+
+
+class SignerWatcher:
+    """Re-reads the ``signers_dir`` of the served CAs when it changes (a daemon thread).
+
+    Looks every ``min(signers_rescan)`` seconds; :meth:`trigger` (SIGHUP)
+    makes it reload every CA at once. ``cas`` are ServedCA objects
+    (``settings``, ``certificate``, ``signers``).
+    """
+
+    def __init__(self, cas: Iterable) -> None:
+        self.cas = [ca for ca in cas if ca.settings.signers_dir is not None]
+        self._wake = threading.Event()
+        self._forced = False
+        self._stop = False
+        self._seen = {ca.name: _fingerprint(ca.settings.signers_dir) for ca in self.cas}
+        self.period = min((ca.settings.signers_rescan for ca in self.cas), default=60)
+        self._thread = threading.Thread(target=self._run, name="certstatus-signer-watcher", daemon=True)
+
+    def start(self) -> "SignerWatcher":
+        if self.cas:
+            self._thread.start()
+        return self
+
+    def trigger(self) -> None:
+        """Reload every CA's signers now (from a signal handler: only sets a flag)."""
+        self._forced = True
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+
+    def check(self, force: bool = False) -> None:
+        """Reload the CAs whose signers_dir changed (all of them when ``force``)."""
+        for ca in self.cas:
+            seen = _fingerprint(ca.settings.signers_dir)
+            if force or seen != self._seen.get(ca.name):
+                self._seen[ca.name] = seen
+                try:
+                    reload_signer_set(ca.signers, ca.settings, ca.certificate)
+                except Exception:  # never let the watcher die: the previous signers keep serving
+                    log.exception("CA %s: reloading signers failed; keeping the previous ones", ca.name)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self.period)
+            self._wake.clear()
+            if self._stop:
+                return
+            forced, self._forced = self._forced, False
+            self.check(force=forced)
+
+
+def start_signer_watcher(cas: Iterable) -> SignerWatcher:
+    """Start watching the signers directories of ``cas``; SIGHUP forces a reload.
+
+    The SIGHUP handler is installed only from the main thread and only where
+    SIGHUP still has its default action (a single-process server): with
+    several workers uvicorn's supervisor owns SIGHUP and replaces the workers.
+    """
+    watcher = SignerWatcher(cas).start()
+    if watcher.cas and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+        if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.trigger())
+    return watcher

@@ -1,0 +1,285 @@
+"""Several signers per CA: which one signs now, rollover, expiry warnings.
+
+The current signer is chosen at request time from the injected clock:
+among the signers valid now (notBefore ≤ now ≤ notAfter) and not revoked by
+the CA's own data, the one with the latest notBefore. A successor is used
+the moment it becomes valid; an expired signer is never used. The choice is
+cached until the next instant it can change (a notBefore or notAfter, the
+expiry-warning threshold, or the periodic revocation re-check), so a request
+pays one comparison.
+
+RFC 6960 §4.4.7.2: when a request carries preferred signature algorithms,
+the responder picks (1) the first of them a usable signer's key can produce,
+else (2) the algorithm of the CA's CRL, else (3) that of the request's own
+signature, when a usable signer can produce it; otherwise the default
+signer and algorithm (4/5). Without the extension, the default is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from certstatus.clock import Clock
+from certstatus.errors import SignerUnavailable
+from certstatus.signing.algorithms import BY_OID
+from certstatus.signing.signer import ResponseSigner
+
+log = logging.getLogger("certstatus.signing")
+
+_TICK = dt.timedelta(microseconds=1)
+_NEVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+#: Repeat an expiry warning at most this often (per signer).
+WARNING_REPEAT = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RefusedSigner:
+    """A configured signer that failed validation: ``reason`` is the operator message."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SignerState:
+    """One signer as an operator sees it (``certstatus signers``, metrics).
+
+    ``state`` is ``active`` (signs now), ``standby`` (valid, not chosen),
+    ``next`` (not yet valid, will take over), ``expired`` or ``revoked``.
+    ``seconds_left`` is notAfter - now in seconds (negative once expired).
+    ``has_successor`` says whether a non-revoked signer outlives it;
+    ``warning`` whether it is active, expires within the warning time and has none.
+    """
+
+    ca: str
+    name: str
+    subject: str
+    serial_number: int
+    algorithm: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    state: str
+    locally_trusted: bool
+    seconds_left: float
+    has_successor: bool
+    warning: bool
+
+
+class SignerSet:
+    """The signers of one CA and the rule that picks the one signing now.
+
+    ``is_revoked(signer) -> bool`` asks the CA's own data (the store) whether
+    a delegated signer certificate is revoked; it is called at most every
+    ``recheck_seconds`` (clock time). ``expiry_warning`` is in seconds.
+    ``crl_signature_oid`` is the CA's CRL signature algorithm (RFC 6960
+    §4.4.7.2 step 2), when known.
+    """
+
+    def __init__(
+        self,
+        ca_name: str,
+        signers: Iterable[ResponseSigner],
+        clock: Clock,
+        *,
+        is_revoked: Callable[[ResponseSigner], bool] | None = None,
+        expiry_warning: int = 14 * 86400,
+        recheck_seconds: int = 60,
+        crl_signature_oid: str | None = None,
+        refused: Sequence[RefusedSigner] = (),
+    ) -> None:
+        self.ca_name = ca_name
+        self.clock = clock
+        self.is_revoked = is_revoked
+        self.expiry_warning = dt.timedelta(seconds=expiry_warning)
+        self.recheck = dt.timedelta(seconds=recheck_seconds)
+        self.crl_signature_oid = crl_signature_oid
+        #: Expiry warnings logged so far (a counter for metrics exporters).
+        self.warnings_total = 0
+        self._lock = threading.Lock()
+        self._last_warned: dict[int, dt.datetime] = {}
+        self._unusable_logged = False
+        self._signers: tuple[ResponseSigner, ...] = ()
+        self.refused: tuple[RefusedSigner, ...] = ()
+        self.replace(signers, refused)
+
+    @classmethod
+    def single(cls, signer: ResponseSigner, clock: Clock | None = None) -> "SignerSet":
+        """A set of one signer (for callers that build a ResponseSigner themselves)."""
+        from certstatus.clock import SystemClock
+
+        return cls(signer.ca_certificate.subject.rfc4514_string(), [signer], clock or SystemClock())
+
+    @property
+    def signers(self) -> tuple[ResponseSigner, ...]:
+        """Every loaded signer, expired and future ones included."""
+        return self._signers
+
+    def replace(self, signers: Iterable[ResponseSigner], refused: Sequence[RefusedSigner] = ()) -> None:
+        """Swap in a new list of signers (reload); the next request chooses among them."""
+        signers = tuple(signers)
+        with self._lock:
+            self._signers = signers
+            self.refused = tuple(refused)
+            self._revoked: dict[int, bool] = {}
+            self._cache: tuple[dt.datetime, dt.datetime, tuple[ResponseSigner, ...]] | None = None
+
+    # -- request path ----------------------------------------------------------
+
+    def usable(self, now: dt.datetime | None = None) -> tuple[ResponseSigner, ...]:
+        """The signers that may sign at ``now``, the default one first (latest notBefore)."""
+        now = now or self.clock.now()
+        cache = self._cache
+        if cache is not None and cache[0] <= now < cache[1]:
+            return cache[2]
+        with self._lock:
+            return self._refresh(now)
+
+    def select(
+        self,
+        preferred: Sequence[str] = (),
+        request_signature_oid: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> ResponseSigner:
+        """Return the signer (with the algorithm) for one response (RFC 6960 §4.4.7.2).
+
+        ``preferred`` are the request's preferred sigIdentifier OIDs in the
+        client's order; ``request_signature_oid`` the algorithm of the
+        request's signature. Raises :class:`SignerUnavailable` when no signer
+        is valid at ``now``.
+        """
+        usable = self.usable(now)
+        if not usable:
+            raise SignerUnavailable(f"CA {self.ca_name} has no signer valid now")
+        if preferred:
+            for oid in (*preferred, self.crl_signature_oid, request_signature_oid):
+                algorithm = BY_OID.get(oid) if oid else None
+                if algorithm is None:
+                    continue
+                for signer in usable:
+                    if signer.algorithm is algorithm:
+                        return signer
+                for signer in usable:
+                    if signer.can_sign_with(algorithm):
+                        return signer.with_algorithm(algorithm)
+        return usable[0]
+
+    def current(self) -> ResponseSigner:
+        """The default signer at the clock's now; raises :class:`SignerUnavailable` if none."""
+        return self.select()
+
+    # -- choice and warnings -------------------------------------------------
+
+    def _revoked_now(self, signer: ResponseSigner) -> bool:
+        if self.is_revoked is None or not signer.is_delegated or signer.locally_trusted:
+            return False
+        key = id(signer)
+        if key not in self._revoked:
+            try:
+                self._revoked[key] = bool(self.is_revoked(signer))
+            except Exception:  # the store is down: a signer is not revoked by missing data
+                log.exception("CA %s: cannot check whether signer %s is revoked", self.ca_name, signer.name)
+                self._revoked[key] = False
+        return self._revoked[key]
+
+    def _refresh(self, now: dt.datetime) -> tuple[ResponseSigner, ...]:
+        self._revoked = {}  # re-read at most once per recheck period
+        usable = sorted(
+            (s for s in self._signers if s.valid_at(now) and not self._revoked_now(s)),
+            key=lambda s: s.not_before,
+            reverse=True,
+        )
+        until = now + self.recheck
+        for signer in self._signers:
+            for edge in (signer.not_before, signer.not_after + _TICK, signer.not_after - self.expiry_warning):
+                if now < edge < until:
+                    until = edge
+        self._cache = (now, until, tuple(usable))
+        if usable:
+            if self._unusable_logged:
+                log.warning("CA %s: signer %s is valid again; signing resumed", self.ca_name, usable[0].name)
+            self._unusable_logged = False
+            self._warn_expiry(usable[0], now)
+        elif not self._unusable_logged:
+            self._unusable_logged = True
+            log.error(
+                "CA %s has no signer valid now (%d configured: expired, not yet valid or revoked); answering "
+                "tryLater until one is installed (certstatus signer new / signer add)",
+                self.ca_name, len(self._signers),
+            )
+        return self._cache[2]
+
+    def _has_successor(self, signer: ResponseSigner, now: dt.datetime) -> bool:
+        return any(
+            other is not signer and other.not_after > signer.not_after and not self._revoked_now(other)
+            for other in self._signers
+        )
+
+    def _warn_expiry(self, active: ResponseSigner, now: dt.datetime) -> None:
+        if active.not_after - now > self.expiry_warning or self._has_successor(active, now):
+            return
+        last = self._last_warned.get(id(active))
+        if last is not None and now - last < WARNING_REPEAT:
+            return
+        self._last_warned[id(active)] = now
+        self.warnings_total += 1
+        log.warning(
+            "CA %s: the active signer %s expires at %s (in %s) and no successor is installed; "
+            "make one with `certstatus signer new` and install it with `certstatus signer add`",
+            self.ca_name, active.name, f"{active.not_after:%Y-%m-%d %H:%M:%SZ}", active.not_after - now,
+        )
+
+    # -- reporting -------------------------------------------------------------
+
+    def states(self, now: dt.datetime | None = None) -> list[SignerState]:
+        """Every signer with its state at ``now`` (for ``certstatus signers`` and metrics)."""
+        now = now or self.clock.now()
+        usable = self.usable(now)
+        active = usable[0] if usable else None
+        states = []
+        for signer in sorted(self._signers, key=lambda s: s.not_before):
+            if signer is active:
+                state = "active"
+            elif self._revoked_now(signer):
+                state = "revoked"
+            elif now > signer.not_after:
+                state = "expired"
+            elif now < signer.not_before:
+                state = "next"
+            else:
+                state = "standby"
+            has_successor = self._has_successor(signer, now)
+            states.append(
+                SignerState(
+                    ca=self.ca_name,
+                    name=signer.name,
+                    subject=signer.certificate.subject.rfc4514_string(),
+                    serial_number=signer.certificate.serial_number,
+                    algorithm=signer.algorithm.name,
+                    not_before=signer.not_before,
+                    not_after=signer.not_after,
+                    state=state,
+                    locally_trusted=signer.locally_trusted,
+                    seconds_left=(signer.not_after - now).total_seconds(),
+                    has_successor=has_successor,
+                    warning=state == "active" and signer.not_after - now <= self.expiry_warning and not has_successor,
+                )
+            )
+        return states
+
+
+def signer_expiry(signer_sets: Iterable[SignerSet], now: dt.datetime | None = None) -> list[SignerState]:
+    """Expiry data of every signer of every CA, for a Prometheus exporter.
+
+    Suggested series: ``certstatus_signer_expiry_seconds{ca,signer,state}`` =
+    ``seconds_left``, ``certstatus_signer_expiry_warning{ca,signer}`` =
+    ``warning``, and ``certstatus_signer_expiry_warnings_total{ca}`` from
+    :attr:`SignerSet.warnings_total`.
+    """
+    found = []
+    for signer_set in signer_sets:
+        found.extend(signer_set.states(now))
+    return found

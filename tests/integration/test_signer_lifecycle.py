@@ -1,0 +1,146 @@
+"""`certstatus signer new` / `signer add`: key + CSR with the OCSP responder profile, a certificate
+issued by real `openssl x509 -req`, checked and installed, picked up by a running server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from certstatus.cli import main
+from certstatus.demo_pki import make_demo_pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_demo_pki(tmp_path_factory.mktemp("lifecycle-pki"), key_type="ec")
+
+
+def _config(folder: Path, pki, extra: str = "") -> Path:
+    path = folder / "certstatus.toml"
+    path.write_text(
+        f'[server]\ndatabase = "{folder / "store.sqlite3"}"\n\n[ca.demo]\ncertificate = "{pki.ca_cert}"\n'
+        f'crl = ["{pki.crl}"]\nindex = "{pki.index}"\nsigner_certificate = "{pki.ocsp_cert}"\n'
+        f'signer_key = "{pki.ocsp_key}"\nsigners_dir = "signers"\nsigners_rescan = "1s"\n{extra}'
+    )
+    return path
+
+
+def _issue(pki, csr: Path, out: Path, *, copy_extensions: bool = True) -> None:
+    """The CA issues the request with real OpenSSL, copying the requested extensions."""
+    command = ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(pki.ca_cert), "-CAkey", str(pki.ca_key),
+               "-days", "30", "-out", str(out), "-set_serial", str(int(time.time() * 1000))]
+    if copy_extensions:
+        command += ["-copy_extensions", "copyall"]
+    subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+
+def _invoke(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(main, list(args), env={"COLUMNS": "250", **(env or {})})
+    return result, result.output.replace("\n", " ")
+
+
+def test_signer_new_writes_a_key_and_a_request_with_the_responder_profile(tmp_path, pki) -> None:
+    config = _config(tmp_path, pki)
+    result, output = _invoke("signer", "new", "--config", str(config), "--name", "r1", "--key-type", "ec-p384")
+    assert result.exit_code == 0, output
+    csr = x509.load_pem_x509_csr((tmp_path / "signers" / "r1.csr").read_bytes())
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string().startswith("CN=certstatus demo CA OCSP Responder ")
+    extensions = {ext.oid: ext for ext in csr.extensions}
+    assert extensions[x509.ExtendedKeyUsage.oid].value == x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING])
+    usage = extensions[x509.KeyUsage.oid]
+    assert usage.critical and usage.value.digital_signature and not usage.value.key_cert_sign
+    assert x509.OCSPNoCheck.oid in extensions
+    assert set(extensions) == {x509.ExtendedKeyUsage.oid, x509.KeyUsage.oid, x509.OCSPNoCheck.oid}
+    assert (tmp_path / "signers" / "r1.key").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "signers" / "r1.toml").exists()  # not a signer until its certificate is added
+
+
+def test_signer_add_refuses_a_certificate_without_the_eku_or_for_another_key(tmp_path, pki) -> None:
+    config = _config(tmp_path, pki)
+    assert _invoke("signer", "new", "--config", str(config), "--name", "r2")[0].exit_code == 0
+    plain = tmp_path / "plain.pem"
+    _issue(pki, tmp_path / "signers" / "r2.csr", plain, copy_extensions=False)
+    result, output = _invoke("signer", "add", "--config", str(config), str(plain))
+    assert result.exit_code == 2 and "id-kp-OCSPSigning" in output and "plain.pem" in output
+    result, output = _invoke("signer", "add", "--config", str(config), str(pki.ocsp_cert))
+    assert result.exit_code == 2 and "is not any pending key" in output
+    assert not list((tmp_path / "signers").glob("*.toml"))
+
+
+def test_new_signer_is_added_and_picked_up_by_the_running_server_without_restart(tmp_path, pki) -> None:
+    config = _config(tmp_path, pki)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config.write_text(config.read_text().replace("[server]\n", f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 1\n'))
+    server = subprocess.Popen([sys.executable, "-m", "certstatus", "serve", "--config", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    query = ["openssl", "ocsp", "-issuer", str(pki.ca_cert), "-cert", str(pki.leaves["good"]),
+             "-url", f"http://127.0.0.1:{port}/", "-CAfile", str(pki.root_cert), "-verify_other", str(pki.ca_cert),
+             "-resp_text"]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()
+                time.sleep(0.1)
+        first = subprocess.run(query, capture_output=True, text=True, timeout=30)
+        assert "Response verify OK" in first.stderr + first.stdout
+        assert "CN=certstatus demo OCSP responder" in first.stdout
+
+        assert _invoke("signer", "new", "--config", str(config), "--name", "next-year")[0].exit_code == 0
+        issued = tmp_path / "issued.pem"
+        _issue(pki, tmp_path / "signers" / "next-year.csr", issued)
+        result, output = _invoke("signer", "add", "--config", str(config), str(issued))
+        assert result.exit_code == 0, output
+        assert "installed signer next-year for CA demo" in output
+
+        deadline = time.monotonic() + 20  # signers_rescan is 1 s
+        while True:
+            answer = subprocess.run(query, capture_output=True, text=True, timeout=30)
+            assert "Response verify OK" in answer.stderr + answer.stdout, answer.stderr
+            if "CN=certstatus demo CA OCSP Responder" in answer.stdout:  # the new signer's subject
+                break
+            if time.monotonic() > deadline:
+                server.terminate()
+                pytest.fail("the new signer was not picked up:\n" + server.communicate(timeout=20)[0].decode())
+            time.sleep(0.3)
+        assert "good" in answer.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_signer_new_in_a_pkcs11_token_then_add(tmp_path, pki, softhsm) -> None:
+    config = _config(tmp_path, pki, f'pkcs11_module = "{softhsm.module}"\npkcs11_pin_file = "{softhsm.pin_file}"\n')
+    result, output = _invoke("signer", "new", "--config", str(config), "--name", "hsm-new",
+                             "--pkcs11", f"pkcs11:token={softhsm.token}", "--key-type", "ec-p256")
+    assert result.exit_code == 0, output
+    assert (tmp_path / "signers" / "hsm-new.pkcs11").read_text().strip() == f"pkcs11:token={softhsm.token};object=hsm-new"
+    assert not (tmp_path / "signers" / "hsm-new.key").exists()
+    issued = tmp_path / "hsm-issued.pem"
+    _issue(pki, tmp_path / "signers" / "hsm-new.csr", issued)
+    result, output = _invoke("signer", "add", "--config", str(config), str(issued))
+    assert result.exit_code == 0, output
+    toml = (tmp_path / "signers" / "hsm-new.toml").read_text()
+    assert f'key = "pkcs11:token={softhsm.token};object=hsm-new"' in toml
+    result, output = _invoke("signers", "--config", str(config))
+    assert result.exit_code == 0, output
+    row = next(line for line in result.output.splitlines() if "hsm-new" in line)
+    assert "active" in row
+    # The same name twice is refused by the token (no silent second key).
+    result, output = _invoke("signer", "new", "--config", str(config), "--name", "hsm-new",
+                             "--pkcs11", f"pkcs11:token={softhsm.token}")
+    assert result.exit_code == 2 and "already holds an object" in output
