@@ -14,12 +14,15 @@ from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import ConfigError, SignerError, StoreError
 from certstatus.pipeline.base import Route, compose
+from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
-from certstatus.sources.importer import ImportResult, import_ca
+from certstatus.sources.importer import CaTarget, ImportResult, import_ca
+from certstatus.sources.sql import SqlStatusSource
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.store.factory import open_store as open_database
@@ -75,7 +78,8 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
         return record is not None and record.revoked is not None
 
     signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
-    return ServedCA(ca, certificate, issuer_id, signers, has_data=bool(store.source_states(issuer_id)))
+    has_data = ca.sql is not None or bool(store.source_states(issuer_id))
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
 
 
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
@@ -90,7 +94,10 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         results = []
         for ca in settings.cas:
             served = load_ca(ca, store, clock)
-            results.extend(import_ca(store, ca, served.issuer_id, served.certificate, clock))
+            if ca.push and "push" not in store.source_states(served.issuer_id):
+                # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
+                store.apply_changes(served.issuer_id, (), at=clock.now())
+            results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
         return results
     finally:
         store.close()
@@ -121,7 +128,12 @@ def build_application(settings: Settings, clock: Clock | None = None, *, watch: 
     except SignerError:
         store.close()
         raise
-    pipeline = compose([ResolveIssuers(registry)], LocalStatusSigner(store, clock))
+    sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
+    guard = FreshnessGuard(store, clock)
+    steps = [ResolveIssuers(registry), guard]
+    if sql_sources:
+        steps.append(LiveSqlStatus(sql_sources))
+    pipeline = compose(steps, LocalStatusSigner(store, clock))
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )
@@ -130,6 +142,7 @@ def build_application(settings: Settings, clock: Clock | None = None, *, watch: 
     if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
         watcher = ChangeWatcher(settings.server.database, changes)
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
+        changes.subscribe(lambda change: guard.invalidate(change.issuer_id))
         watcher.start()
         for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
             registry.refresh_state(ca.issuer_id, store)

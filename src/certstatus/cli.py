@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from certstatus.admin.cli import register as register_source_commands
 from certstatus.config import (
     DEFAULT_VALIDITY,
     CaSettings,
@@ -99,7 +100,7 @@ _ca_options = [
     click.option("--config", type=click.Path(dir_okay=False), help="TOML configuration (any number of CAs)."),
     click.option("--issuer", type=click.Path(dir_okay=False), help="Single-CA form: the CA certificate."),
     click.option("--name", default="default", show_default=True, help="Single-CA form: the CA's name."),
-    click.option("--crl", multiple=True, help="CRL file (DER or PEM)."),
+    click.option("--crl", multiple=True, help="CRL (DER or PEM): a file or an http(s):// or ldap:// URL; repeat for base + delta CRL."),
     click.option("--index", type=click.Path(dir_okay=False), help="OpenSSL index.txt."),
     click.option("--issued", type=click.Path(dir_okay=False), help="File of issued serials (hex, one per line)."),
     click.option("--signer-cert", type=click.Path(dir_okay=False), help="Responder certificate (CA or delegated)."),
@@ -139,7 +140,8 @@ def _print_import(results) -> bool:
             ok = False
             table.add_row(result.ca, result.kind, result.origin, "-", f"[red]refused: {result.error}[/]")
         else:
-            table.add_row(result.ca, result.kind, result.origin, str(result.entries), "[green]imported[/]")
+            done = f"unchanged ({result.note})" if result.unchanged else "imported"
+            table.add_row(result.ca, result.kind, result.origin, str(result.entries), f"[green]{done}[/]")
     console.print(table)
     return ok
 
@@ -164,18 +166,26 @@ def serve(log_level: str, **opts) -> None:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
-    from certstatus.app import prepare
+    from certstatus.admin.server import start_services
+    from certstatus.app import open_store, prepare
+    from certstatus.clock import SystemClock
+    from certstatus.observability import configure_logging
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
+    configure_logging(log_level)
+    services = start_services(settings, lambda: open_store(settings), SystemClock())
     console.print(
         f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
         f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
         f"for {', '.join(ca.name for ca in settings.cas)}",
         highlight=False,
     )
-    run_server(settings, log_level=log_level)
+    try:
+        run_server(settings, log_level=log_level, on_reload=services.refresher.trigger)
+    finally:
+        services.stop()
 
 
 @main.command()
@@ -224,6 +234,7 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
 
 
 register_signer_commands(main, ca_options, lambda opts: _settings(opts))
+register_source_commands(main)
 
 from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
 

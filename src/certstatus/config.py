@@ -47,6 +47,15 @@ from certstatus.signing.settings import (
     ca_signer_settings,
     with_pkcs11_module,
 )
+from certstatus.source_settings import (
+    DEFAULT_MAX_CRL_BYTES,
+    DEFAULT_REFRESH_INTERVAL,
+    SOURCE_KEYS,
+    AdminSettings,
+    SqlSettings,
+    admin_settings,
+    source_options,
+)
 from certstatus.store.dsn import check_dsn, is_dsn
 
 MIN_VALIDITY = 3600
@@ -84,11 +93,22 @@ class CaSettings:
     pkcs11_pin_file: Path | None = None
     signature_algorithm: str | None = None
     signer_locally_trusted: bool = False
+    # Sources (see certstatus.source_settings): durations in seconds, sizes in bytes.
+    refresh_interval: int = DEFAULT_REFRESH_INTERVAL
+    fetch_timeout: float = 10.0
+    fetch_retries: int = 2
+    max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
+    stale_grace: int = 0
+    on_stale: str = "tryLater"
+    issued_signed: bool = False
+    push: bool = False
+    push_issued: bool = False
+    sql: SqlSettings | None = None
 
     @property
     def knows_issuance(self) -> bool:
-        """True when an index file or an issued list says which serials exist."""
-        return self.index is not None or self.issued is not None
+        """True when an index file, an issued list, pushes or the SQL source say which serials exist."""
+        return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,7 @@ class ServerSettings:
 class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
+    admin: AdminSettings | None = None
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -140,15 +161,19 @@ class Settings:
                     ca[key] = Path(ca[key])
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
+            ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
             cas.append(CaSettings(**ca))
-        return cls(server, tuple(cas))
+        admin = raw.get("admin")
+        if admin is not None:
+            admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
+        return cls(server, tuple(cas), admin)
 
 
 _SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-} | CA_SIGNER_KEYS
+} | CA_SIGNER_KEYS | SOURCE_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -188,9 +213,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca"}
+    unknown = set(raw) - {"server", "ca", "admin"}
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server], [admin] and [ca.NAME] tables.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -207,7 +232,10 @@ def load_config(path: Path) -> Settings:
     if not cas:
         raise ConfigError(where, "ca", "no CA is configured.", "Add a [ca.NAME] table or server.ca_dir.")
     cas = [with_pkcs11_module(ca, server.pkcs11_module) for ca in cas]
-    return check_settings(Settings(server, tuple(cas)), where)
+    admin = None
+    if "admin" in raw:
+        admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
+    return check_settings(Settings(server, tuple(cas), admin), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
@@ -249,8 +277,13 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
     index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
     issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
-    if not crl and index is None and issued is None:
-        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index or issued.")
+    sources = source_options(table, where=where, prefix=prefix)
+    if sources.get("sql") is not None and (crl or index or issued or sources.get("push")):
+        raise ConfigError(
+            where, f"{prefix}.sql", "a live SQL source answers alone.", "Remove crl, index, issued and push, or the sql table."
+        )
+    if not crl and index is None and issued is None and not sources.get("push") and sources.get("sql") is None:
+        raise ConfigError(where, prefix, "has no source of status.", "Add crl, index, issued, push = true or [sql].")
     validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
     force = table.get("force_validity", False)
     if not isinstance(force, bool):
@@ -262,7 +295,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     unknown_serials = table.get("unknown_serials", "unknown")
     if unknown_serials not in ("unknown", "revoked"):
         raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
-    if unknown_serials == "revoked" and index is None and issued is None:
+    knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
+    if unknown_serials == "revoked" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
@@ -289,6 +323,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         pkcs11_pin_file=signing.pkcs11_pin_file,
         signature_algorithm=signing.signature_algorithm,
         signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
+        **sources,
     )
 
 

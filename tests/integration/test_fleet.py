@@ -1,7 +1,8 @@
 """Two `certstatus serve` processes over one PostgreSQL database, queried with the real `openssl ocsp`.
 
-A change imported through one process (here `certstatus import`, a third
-process writing the shared store) is answered by the other: a new
+A change pushed or imported into the shared store (`certstatus revoke`, the
+push CLI, and `certstatus import` of a new CRL: other processes writing the
+database the two servers share) is answered by both servers: a new
 revocation (read from PostgreSQL on the request path) and a CA's first data
 (per-process state refreshed by LISTEN/NOTIFY). The propagation times are
 printed (`pytest -s`); bench/fleet.py measures medians.
@@ -46,7 +47,7 @@ def _write_crl(path: Path, ca_pem: Path, key_pem: Path, entries, number: int) ->
 def _config(folder: Path, name: str, port: int, dsn: str, pki, cas=("issuing", "root")) -> Path:
     tables = {
         "issuing": f'[ca.issuing]\ncertificate = "{pki.ca_cert}"\ncrl = ["{folder / "issuing.crl"}"]\n'
-        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\npath = "/issuing"\n',
+        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\npath = "/issuing"\npush = true\n',
         "root": f'[ca.root]\ncertificate = "{pki.root_cert}"\ncrl = ["{folder / "root.crl"}"]\n'
         f'signer_certificate = "{pki.root_cert}"\nsigner_key = "{pki.root_key}"\npath = "/root"\n',
     }
@@ -86,7 +87,7 @@ def _wait_for_status(ask, expected: str) -> float:
     return time.monotonic() - start
 
 
-def test_revocation_imported_through_one_is_answered_revoked_by_the_other(fleet, demo_pki) -> None:
+def test_revocation_pushed_through_the_store_is_answered_revoked_by_both(fleet, demo_pki) -> None:
     folder, imports, (a, b) = fleet
     leaf = demo_pki.leaves["good"]
 
@@ -94,14 +95,29 @@ def test_revocation_imported_through_one_is_answered_revoked_by_the_other(fleet,
         return openssl_status(demo_pki.ca_cert, leaf, server.url + "issuing", demo_pki.root_cert, verify_other=demo_pki.ca_cert)
 
     assert ask(a) == "good" and ask(b) == "good"
+    serial = f"{demo_pki.serials['good']:X}"
+    run_certstatus("revoke", "issuing", serial, "--reason", "keyCompromise", "--config", str(imports["issuing"]))
+    seconds = _wait_for_status(lambda: ask(b), "revoked")
+    print(f"\nfleet: revocation pushed, answered revoked by process B after {seconds * 1000:.0f} ms")
+    assert ask(a) == "revoked"
+
+
+def test_crl_imported_with_a_new_revocation_is_answered_revoked_by_both(fleet, demo_pki) -> None:
+    folder, imports, (a, b) = fleet
+    leaf = demo_pki.leaves["good2"]
+
+    def ask(server: ServeProcess) -> str:
+        return openssl_status(demo_pki.ca_cert, leaf, server.url + "issuing", demo_pki.root_cert, verify_other=demo_pki.ca_cert)
+
+    assert ask(a) == "good" and ask(b) == "good"
+    serial = x509.load_pem_x509_certificate(leaf.read_bytes()).serial_number
     crl = x509.load_pem_x509_crl(demo_pki.crl.read_bytes())
-    entries = [RevokedEntry(r.serial_number, r.revocation_date_utc) for r in crl]
-    entries.append(RevokedEntry(demo_pki.serials["good"], dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
-                                x509.ReasonFlags.key_compromise))  # fmt: skip
+    entries = [RevokedEntry(r.serial_number, r.revocation_date_utc) for r in crl if r.serial_number != serial]
+    entries.append(RevokedEntry(serial, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), x509.ReasonFlags.key_compromise))
     _write_crl(folder / "issuing.crl", demo_pki.ca_cert, demo_pki.ca_key, entries, number=1000)
     run_certstatus("import", "--config", str(imports["issuing"]))
     seconds = _wait_for_status(lambda: ask(b), "revoked")
-    print(f"\nfleet: revocation imported, answered revoked by the other process after {seconds * 1000:.0f} ms")
+    print(f"\nfleet: CRL with a new revocation imported, answered revoked by process B after {seconds * 1000:.0f} ms")
     assert ask(a) == "revoked"
 
 

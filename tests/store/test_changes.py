@@ -14,7 +14,7 @@ from cryptography.x509 import ocsp
 from certstatus.app import build_application
 from certstatus.clock import SystemClock
 from certstatus.config import CaSettings, ServerSettings, Settings
-from certstatus.sources.importer import import_ca
+from certstatus.sources.importer import CaTarget, import_ca
 from certstatus.store.base import SourceState
 from certstatus.store.changes import ChangeHub, ChangeWatcher, StoreChange
 from certstatus.store.factory import open_store
@@ -109,7 +109,7 @@ def test_worker_learns_that_another_process_imported_its_cas_data(database, demo
 
         importer = open_store(database)
         try:
-            results = import_ca(importer, ca, served.issuer_id, served.certificate, SystemClock())
+            results = import_ca(importer, CaTarget(ca, served.issuer_id, served.certificate), SystemClock())
             assert [r.error for r in results] == [None]
         finally:
             importer.close()

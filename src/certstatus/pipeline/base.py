@@ -51,7 +51,8 @@ class Exchange:
 
     ``received_at`` is aware UTC. ``ca`` and ``cas`` are filled by the step
     that resolves issuers: ``cas[i]`` is the served CA of ``query.cert_ids[i]``
-    or None.
+    or None. ``records``, when a step (a live SQL source) filled it, holds
+    the status record of each CertID so the signer does not read the store.
     """
 
     query: OCSPQuery
@@ -60,6 +61,7 @@ class Exchange:
     client_address: str | None = None
     ca: object | None = None
     cas: list = field(default_factory=list)
+    records: list | None = None
 
 
 @dataclass(frozen=True, slots=True)

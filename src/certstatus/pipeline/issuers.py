@@ -72,7 +72,7 @@ class IssuerRegistry:
         """Re-read what this process keeps of an issuer's data (``has_data``) after a store change."""
         for ca in self.cas:
             if ca.issuer_id == issuer_id:
-                ca.has_data = bool(store.source_states(issuer_id))
+                ca.has_data = ca.settings.sql is not None or bool(store.source_states(issuer_id))
 
     def find(self, cert_id: CertID) -> ServedCA | None:
         """Return the CA that issued the certificate named by ``cert_id``, or None."""

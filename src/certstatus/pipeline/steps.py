@@ -67,14 +67,17 @@ class LocalStatusSigner:
         next_update = now + dt.timedelta(seconds=ca.settings.validity)
         answers = []
         extended = False
-        for cert_id, cert_ca in zip(exchange.query.cert_ids, exchange.cas, strict=True):
+        for index, (cert_id, cert_ca) in enumerate(zip(exchange.query.cert_ids, exchange.cas, strict=True)):
             if cert_ca is None:
                 decision = UNKNOWN
             else:
-                try:
-                    record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
-                except StoreUnavailable as exc:
-                    raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+                if exchange.records is not None:
+                    record = exchange.records[index]
+                else:
+                    try:
+                        record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                    except StoreUnavailable as exc:
+                        raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
                 decision = decide(record, ca.settings, cert_id.serial_number)
             extended = extended or decision.extended
             revoked = decision.revoked

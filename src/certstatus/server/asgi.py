@@ -42,11 +42,11 @@ class OCSPApp:
         content_length = headers.get(b"content-length")
         if content_length is not None and content_length.isdigit():
             if not self.handler.content_length_ok(int(content_length)):
-                response = TOO_LARGE
+                response = self.handler.finish(TOO_LARGE)
         if response is None and scope["method"] == "POST":
             body, too_large = await _read_body(receive, self.handler.max_request_bytes)
             if too_large:
-                response = TOO_LARGE
+                response = self.handler.finish(TOO_LARGE)
         if response is None:
             client = scope.get("client")
             response = self.handler.handle(
@@ -86,7 +86,8 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
 
 async def _send(send, response: HttpResponse) -> None:
     headers = list(response.headers)
-    headers.append((b"content-length", str(len(response.body)).encode()))
+    if not any(name == b"content-length" for name, _ in headers):
+        headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 

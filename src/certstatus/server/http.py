@@ -114,6 +114,25 @@ class OCSPHttpHandler:
         client_address: str | None = None,
     ) -> HttpResponse:
         """Answer one HTTP request. Never raises: a bug becomes internalError."""
+        return self.finish(self._handle(method, raw_path, headers, body, client_address))
+
+    def finish(self, response: HttpResponse) -> HttpResponse:
+        """Add the Date header (RFC 9110 §6.6.1) to a response about to be sent.
+
+        Date is read from the handler's clock after the answer was made, so it is
+        never earlier than Last-Modified (thisUpdate), as a server's once-a-second
+        cached Date can be (RFC 9110 §8.8.2.1).
+        """
+        return HttpResponse(response.status, (*response.headers, (b"date", _http_date(self.clock.now()))), response.body)
+
+    def _handle(
+        self,
+        method: str,
+        raw_path: bytes,
+        headers: Mapping[bytes, bytes],
+        body: bytes,
+        client_address: str | None,
+    ) -> HttpResponse:
         path = raw_path.split(b"?", 1)[0].decode("latin-1")
         if path.startswith("//"):
             path = "/" + path.lstrip("/")
@@ -137,7 +156,9 @@ class OCSPHttpHandler:
             return METHOD_NOT_ALLOWED
         response = self._answer(der, found[0], headers, client_address)
         if method == "HEAD":
-            return HttpResponse(response.status, response.headers, b"")
+            # RFC 9110 §9.3.2: the GET headers, Content-Length included, without the body.
+            length = (b"content-length", b"%d" % len(response.body))
+            return HttpResponse(response.status, (*response.headers, length), b"")
         return response
 
     def _answer(

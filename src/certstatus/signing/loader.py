@@ -289,12 +289,20 @@ class SignerWatcher:
 def start_signer_watcher(cas: Iterable) -> SignerWatcher:
     """Start watching the signers directories of ``cas``; SIGHUP forces a reload.
 
-    The SIGHUP handler is installed only from the main thread and only where
-    SIGHUP still has its default action (a single-process server): with
-    several workers uvicorn's supervisor owns SIGHUP and replaces the workers.
+    The SIGHUP handler is installed only from the main thread of a
+    single-process server, where SIGHUP has its default action or a Python
+    handler (the source refresher's, which is chained): with several workers
+    uvicorn's supervisor owns SIGHUP and replaces the workers.
     """
     watcher = SignerWatcher(cas).start()
     if watcher.cas and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
-        if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
-            signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.trigger())
+        previous = signal.getsignal(signal.SIGHUP)
+        if previous == signal.SIG_DFL or callable(previous):
+
+            def on_hangup(signum, frame) -> None:
+                watcher.trigger()
+                if callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(signal.SIGHUP, on_hangup)
     return watcher

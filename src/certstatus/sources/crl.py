@@ -182,4 +182,7 @@ def _entry(revoked: x509.RevokedCertificate, origin: str) -> RevokedEntry:
 
 
 def _whole_seconds(when: dt.datetime) -> dt.datetime:
+    # cryptography's *_utc properties are already aware UTC; DER times have whole seconds.
+    if when.tzinfo is UTC and not when.microsecond:
+        return when
     return when.astimezone(UTC).replace(microsecond=0)

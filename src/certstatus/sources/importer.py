@@ -1,9 +1,17 @@
-"""Import a CA's revocation data into the store, one source per transaction.
+"""Import the configured sources of one CA into the store, one transaction per source.
 
-Each configured source (the CRL, the index file, the issued list) is parsed
-and checked completely before anything is written; a source that fails is
-reported and leaves its previous rows serving, while the other sources of
+Every source is fetched (file, HTTP, LDAP: :mod:`certstatus.sources.fetch`),
+parsed and checked completely before anything is written; a source that fails
+is reported and leaves its previous rows serving, while the other sources of
 the same CA still import.
+
+CRLs (RFC 5280 §5): each origin in ``crl`` may hold a complete CRL or a delta
+CRL (deltaCRLIndicator, §5.2.4); complete CRLs are applied before deltas.
+A CRL older than the one imported (lower cRLNumber or older thisUpdate) is
+refused; the same CRL again is "unchanged" and not rewritten. A delta needs
+an imported complete CRL whose cRLNumber is at least the delta's
+BaseCRLNumber and below the delta's own number; a complete CRL at least as
+new as the imported delta drops that delta in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,104 +24,227 @@ from cryptography import x509
 from certstatus.clock import Clock
 from certstatus.config import CaSettings
 from certstatus.errors import SourceError
+from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.crl import load_crl
+from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
 from certstatus.sources.index_txt import parse_index
-from certstatus.sources.issued import parse_issued
+from certstatus.sources.issuance import load_issued
 from certstatus.sources.records import CrlData
-from certstatus.store.base import SourceState, StatusStore
+from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    """Outcome of importing one source: ``error`` is None on success."""
+    """Outcome of importing one source: ``error`` is None on success.
+
+    ``kind`` is ``crl``, ``delta``, ``index`` or ``issued``; ``unchanged``
+    means nothing was written because the data was already imported (HTTP
+    304, or the same CRL again); ``note`` says why.
+    """
 
     ca: str
     kind: str
     origin: str
     entries: int = 0
     error: str | None = None
+    unchanged: bool = False
+    note: str = ""
 
 
-def _read(origin: str) -> bytes:
-    if "://" in origin:
-        raise SourceError(origin, "fetching CRLs over HTTP or LDAP is not supported yet; download it to a file")
-    try:
-        return Path(origin).read_bytes()
-    except OSError as exc:
-        raise SourceError(origin, f"cannot read the file: {exc.strerror}") from None
+@dataclass
+class CaTarget:
+    """The CA being imported into: its settings, store id and certificate."""
+
+    settings: CaSettings
+    issuer_id: int
+    certificate: x509.Certificate
 
 
-def import_crl(store: StatusStore, issuer_id: int, issuer: x509.Certificate, origin: str, clock: Clock) -> int:
-    """Verify the CRL at ``origin`` against ``issuer`` and replace the CA's CRL rows.
+def fetch_policy(ca: CaSettings) -> FetchPolicy:
+    """The download policy configured for ``ca``."""
+    return FetchPolicy(timeout=ca.fetch_timeout, retries=ca.fetch_retries, max_bytes=ca.max_crl_bytes)
 
-    Refuses (SourceError) a delta CRL, and a CRL older than the one imported
-    (lower cRLNumber, or older thisUpdate). Returns the number of entries.
+
+def import_crl_data(
+    store: StatusStore, target: CaTarget, data: bytes, origin: str, clock: Clock, feed: ChangeFeed | None = None
+) -> ImportResult:
+    """Verify one CRL (complete or delta) against the CA and apply it.
+
+    Raises :class:`SourceError` when the CRL is unreadable, mis-signed, of
+    another issuer, older than the imported one, or a delta that does not fit
+    the imported complete CRL.
     """
-    crl: CrlData = load_crl(_read(origin), issuer, origin=origin)
-    if crl.delta_base is not None:
-        raise SourceError(origin, "is a delta CRL; configure the complete CRL (delta CRLs are not supported yet)")
-    previous = store.source_states(issuer_id).get("crl")
-    if previous is not None:
-        if previous.crl_number is not None and crl.crl_number is not None and crl.crl_number < previous.crl_number:
-            raise SourceError(
-                origin, f"cRLNumber {crl.crl_number} is older than the imported {previous.crl_number}; keeping the newer"
-            )
-        if previous.this_update is not None and crl.this_update < previous.this_update:
-            raise SourceError(origin, "thisUpdate is older than the imported CRL's; keeping the newer")
+    return apply_crl(store, target, load_crl(data, target.certificate, origin=origin), origin, clock, feed)
+
+
+def apply_crl(
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None = None
+) -> ImportResult:
+    """Apply one verified CRL (:func:`certstatus.sources.crl.load_crl`); see :func:`import_crl_data`."""
+    if crl.delta_base is None:
+        return _apply_complete(store, target, crl, origin, clock, feed)
+    return _apply_delta(store, target, crl, origin, clock, feed)
+
+
+def _check_not_older(crl: CrlData, previous: SourceState | None, origin: str, what: str) -> bool:
+    """Refuse a CRL older than ``previous``; return True when it is the same CRL."""
+    if previous is None:
+        return False
+    if previous.crl_number is not None and crl.crl_number is not None and crl.crl_number < previous.crl_number:
+        raise SourceError(
+            origin, f"{what} cRLNumber {crl.crl_number} is older than the imported {previous.crl_number}; keeping the newer"
+        )
+    if previous.this_update is not None and crl.this_update < previous.this_update:
+        raise SourceError(origin, f"{what} thisUpdate is older than the imported CRL's; keeping the newer")
+    return crl.crl_number == previous.crl_number and crl.this_update == previous.this_update
+
+
+def _state(kind: str, origin: str, crl: CrlData, entries: int, clock: Clock) -> SourceState:
+    return SourceState(
+        kind=kind, origin=origin, imported_at=clock.now(), entries=entries,
+        this_update=crl.this_update, next_update=crl.next_update, crl_number=crl.crl_number,
+    )  # fmt: skip
+
+
+def _apply_complete(
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None
+) -> ImportResult:
+    states = store.source_states(target.issuer_id)
+    if _check_not_older(crl, states.get(CRL_KIND), origin, "complete CRL"):
+        return ImportResult(target.settings.name, CRL_KIND, origin, len(crl.entries), unchanged=True, note="same CRL")
+    delta = states.get(DELTA_KIND)
+    drop = ()
+    if delta is not None and (crl.crl_number is None or delta.crl_number is None or delta.crl_number <= crl.crl_number):
+        drop = (DELTA_KIND,)  # the delta's changes are in this complete CRL, or it cannot be related to it
     # removeFromCRL only means something in a delta CRL (RFC 5280 §5.3.1).
     entries = [e for e in crl.entries if e.reason is not x509.ReasonFlags.remove_from_crl]
     store.replace_source(
-        issuer_id,
-        SourceState(
-            kind="crl",
-            origin=origin,
-            imported_at=clock.now(),
-            entries=len(entries),
-            this_update=crl.this_update,
-            next_update=crl.next_update,
-            crl_number=crl.crl_number,
-        ),
-        revoked=entries,
+        target.issuer_id, _state(CRL_KIND, origin, crl, len(entries), clock), revoked=entries, drop_kinds=drop
     )
-    return len(entries)
+    if feed is not None:
+        feed.publish(target.issuer_id, None)
+    return ImportResult(target.settings.name, CRL_KIND, origin, len(entries))
 
 
-def import_index(store: StatusStore, issuer_id: int, origin: str, clock: Clock) -> int:
-    """Replace the CA's index rows with an OpenSSL ``index.txt``; return the line count."""
-    data = parse_index(_read(origin), origin=origin)
+def _apply_delta(
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None
+) -> ImportResult:
+    name = target.settings.name
+    states = store.source_states(target.issuer_id)
+    base = states.get(CRL_KIND)
+    if crl.crl_number is None:
+        raise SourceError(origin, "delta CRL has no cRLNumber (RFC 5280 §5.2.4 requires one): ask the CA to fix it")
+    if base is None or base.crl_number is None:
+        raise SourceError(
+            origin,
+            f"is a delta CRL (BaseCRLNumber {crl.delta_base}) but no complete CRL with a cRLNumber is imported; "
+            "list the complete CRL in crl too",
+        )
+    if crl.crl_number <= base.crl_number:
+        return ImportResult(
+            name, DELTA_KIND, origin, len(crl.entries), unchanged=True,
+            note=f"delta CRL {crl.crl_number} is superseded by the imported complete CRL {base.crl_number}",
+        )  # fmt: skip
+    if base.crl_number < (crl.delta_base or 0):
+        raise SourceError(
+            origin,
+            f"delta CRL is based on CRL {crl.delta_base} but the imported complete CRL is {base.crl_number}; "
+            "the complete CRL must be fetched first (check its URL)",
+        )
+    if _check_not_older(crl, states.get(DELTA_KIND), origin, "delta CRL"):
+        return ImportResult(name, DELTA_KIND, origin, len(crl.entries), unchanged=True, note="same delta CRL")
     store.replace_source(
-        issuer_id,
-        SourceState(kind="index", origin=origin, imported_at=clock.now(), entries=len(data.issued)),
-        issued=data.issued,
-        revoked=data.revoked,
+        target.issuer_id, _state(DELTA_KIND, origin, crl, len(crl.entries), clock), revoked=crl.entries
     )
-    return len(data.issued)
+    if feed is not None:
+        feed.publish(target.issuer_id, tuple(entry.serial_number for entry in crl.entries))
+    return ImportResult(name, DELTA_KIND, origin, len(crl.entries))
 
 
-def import_issued(store: StatusStore, issuer_id: int, origin: str, clock: Clock) -> int:
-    """Replace the CA's issued-list rows with the serials in ``origin``; return their count."""
-    serials = parse_issued(_read(origin), origin=origin)
-    store.replace_source(
-        issuer_id,
-        SourceState(kind="issued", origin=origin, imported_at=clock.now(), entries=len(serials)),
-        issued=serials,
+def import_crls(
+    store: StatusStore,
+    target: CaTarget,
+    origins: list[str],
+    clock: Clock,
+    *,
+    previous: dict[str, Fetched] | None = None,
+    feed: ChangeFeed | None = None,
+) -> list[ImportResult]:
+    """Fetch every CRL origin, then apply complete CRLs before delta CRLs.
+
+    ``previous`` maps an origin to its last successful :class:`Fetched`
+    (conditional HTTP requests); it is updated in place with each new fetch.
+    One :class:`ImportResult` per origin, in ``origins`` order.
+    """
+    name = target.settings.name
+    policy = fetch_policy(target.settings)
+    previous = {} if previous is None else previous
+    results: dict[str, ImportResult] = {}
+    parsed: list[tuple[str, CrlData]] = []
+    for origin in origins:
+        try:
+            got = fetch(origin, policy, previous.get(origin))
+        except SourceError as exc:
+            results[origin] = ImportResult(name, CRL_KIND, origin, error=exc.problem)
+            continue
+        if got.not_modified:
+            results[origin] = ImportResult(name, CRL_KIND, origin, unchanged=True, note="HTTP 304 not modified")
+            continue
+        try:
+            parsed.append((origin, load_crl(got.data or b"", target.certificate, origin=origin)))
+        except SourceError as exc:
+            results[origin] = ImportResult(name, CRL_KIND, origin, error=exc.problem)
+            continue
+        previous[origin] = Fetched(None, got.etag, got.last_modified)
+    for origin, crl in sorted(parsed, key=lambda item: item[1].delta_base is not None):
+        try:
+            results[origin] = apply_crl(store, target, crl, origin, clock, feed)
+        except SourceError as exc:
+            previous.pop(origin, None)  # refetch in full next time
+            results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=exc.problem)
+    return [results[origin] for origin in origins]
+
+
+def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
+    """Replace the CA's index rows with an OpenSSL ``index.txt``."""
+    data = parse_index(fetch(origin, fetch_policy(target.settings)).data or b"", origin=origin)
+    state = SourceState(kind="index", origin=origin, imported_at=clock.now(), entries=len(data.issued))
+    store.replace_source(target.issuer_id, state, issued=data.issued, revoked=data.revoked)
+    if feed is not None:
+        feed.publish(target.issuer_id, None)
+    return ImportResult(target.settings.name, "index", origin, len(data.issued))
+
+
+def import_issued(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
+    """Replace the CA's issued-list rows with the serials of ``origin`` (file or directory)."""
+    serials = load_issued(
+        origin, target.certificate, policy=fetch_policy(target.settings), signed=target.settings.issued_signed
     )
-    return len(serials)
+    state = SourceState(kind="issued", origin=origin, imported_at=clock.now(), entries=len(serials))
+    store.replace_source(target.issuer_id, state, issued=serials)
+    if feed is not None:
+        feed.publish(target.issuer_id, None)
+    return ImportResult(target.settings.name, "issued", origin, len(serials))
+
+
+def import_file_source(
+    store: StatusStore, target: CaTarget, kind: str, origin: str, clock: Clock, feed: ChangeFeed | None = None
+) -> ImportResult:
+    """Import an ``index`` or ``issued`` source, reporting a refusal as an error result."""
+    job = import_index if kind == "index" else import_issued
+    try:
+        return job(store, target, origin, clock, feed)
+    except SourceError as exc:
+        return ImportResult(target.settings.name, kind, origin, error=exc.problem)
 
 
 def import_ca(
-    store: StatusStore, ca: CaSettings, issuer_id: int, issuer: x509.Certificate, clock: Clock
+    store: StatusStore, target: CaTarget, clock: Clock, feed: ChangeFeed | None = None
 ) -> list[ImportResult]:
-    """Import every source configured for ``ca``; one :class:`ImportResult` each."""
-    jobs = [("crl", origin, lambda o=origin: import_crl(store, issuer_id, issuer, o, clock)) for origin in ca.crl]
-    if ca.index is not None:
-        jobs.append(("index", str(ca.index), lambda: import_index(store, issuer_id, str(ca.index), clock)))
-    if ca.issued is not None:
-        jobs.append(("issued", str(ca.issued), lambda: import_issued(store, issuer_id, str(ca.issued), clock)))
-    results = []
-    for kind, origin, job in jobs:
-        try:
-            results.append(ImportResult(ca.name, kind, origin, job()))
-        except SourceError as exc:
-            results.append(ImportResult(ca.name, kind, origin, error=exc.problem))
+    """Import every configured source of one CA; one :class:`ImportResult` each."""
+    ca = target.settings
+    results = import_crls(store, target, list(ca.crl), clock, feed=feed)
+    for kind, path in (("index", ca.index), ("issued", ca.issued)):
+        if path is not None:
+            results.append(import_file_source(store, target, kind, str(Path(path)), clock, feed))
     return results

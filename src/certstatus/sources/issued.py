@@ -43,8 +43,9 @@ def parse_issued(data: bytes, *, origin: str) -> tuple[int, ...]:
     return tuple(sorted(serials))
 
 
-def _parse_serial(line: str, number: int, origin: str) -> int:
-    token = line
+def parse_serial(text: str) -> int | None:
+    """One serial in any of the module's line forms (hex), or None when ``text`` is not one."""
+    token = text.strip()
     if token[:7].lower() == "serial=":
         token = token[7:].strip()
     if token[:2].lower() == "0x":
@@ -53,7 +54,14 @@ def _parse_serial(line: str, number: int, origin: str) -> int:
         return int(token, 16)
     if _COLONS.fullmatch(token):
         return int("".join(pair.zfill(2) for pair in token.split(":")), 16)
-    raise _line_error(origin, number, f"{line!r} is not a hexadecimal serial number")
+    return None
+
+
+def _parse_serial(line: str, number: int, origin: str) -> int:
+    serial = parse_serial(line)
+    if serial is None:
+        raise _line_error(origin, number, f"{line!r} is not a hexadecimal serial number")
+    return serial
 
 
 def _line_error(origin: str, number: int, problem: str) -> SourceError:

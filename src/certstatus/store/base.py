@@ -61,7 +61,8 @@ class CertStatusRecord:
 class SourceState:
     """The last successful import of one source of one issuer.
 
-    ``kind`` is ``"crl"``, ``"index"`` or ``"issued"``; ``origin`` the path or
+    ``kind`` is ``"crl"`` (complete CRL), ``"delta"`` (delta CRL, RFC 5280
+    §5.2.4), ``"index"``, ``"issued"`` or ``"push"``; ``origin`` the path or
     URL; times are aware UTC (``this_update``/``next_update`` from a CRL,
     None for other kinds); ``entries`` the number of rows imported.
     """
@@ -96,6 +97,52 @@ def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.da
     )
 
 
+#: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
+#: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
+CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One pushed change of one serial (``certstatus revoke|unrevoke|issue``, admin API).
+
+    ``action`` is ``"revoke"`` (needs ``revocation_time``, aware UTC),
+    ``"unrevoke"`` (drops a pushed revocation) or ``"issue"`` (the serial
+    was issued). ``reason`` and ``invalidity_date`` as in RFC 5280 §5.3.
+    """
+
+    action: str
+    serial_number: int
+    revocation_time: dt.datetime | None = None
+    reason: x509.ReasonFlags | None = None
+    invalidity_date: dt.datetime | None = None
+
+
+def combine_revocations(
+    serial_number: int,
+    rows: Iterable[tuple[str, dt.datetime, x509.ReasonFlags | None, dt.datetime | None]],
+) -> RevokedEntry | None:
+    """The revocation the store reports for one serial, from its rows of every source.
+
+    ``rows`` are ``(source kind, revocation_time, reason, invalidity_date)``.
+    The CRL view is base + delta (RFC 5280 §5.2.4): a ``delta`` row replaces
+    the ``crl`` row of the same serial, and a delta row with reason
+    removeFromCRL (a released certificateHold) leaves no CRL revocation.
+    Across sources, the earliest revocation wins. Every store implementation
+    reads its rows and calls this, so they answer alike.
+    """
+    by_source = {row[0]: row for row in rows}
+    delta = by_source.pop(DELTA_KIND, None)
+    if delta is not None:
+        by_source.pop(CRL_KIND, None)
+        if delta[2] is not x509.ReasonFlags.remove_from_crl:
+            by_source[DELTA_KIND] = delta
+    if not by_source:
+        return None
+    _, revocation_time, reason, invalidity = min(by_source.values(), key=lambda row: row[1])
+    return RevokedEntry(serial_number, revocation_time, reason, invalidity)
+
+
 class StatusStore(Protocol):
     """Storage of issuers and certificate status (SQLite or PostgreSQL)."""
 
@@ -112,11 +159,39 @@ class StatusStore(Protocol):
         *,
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
+        drop_kinds: Sequence[str] = (),
     ) -> None:
-        """Replace every row of this issuer's source ``state.kind`` in one transaction."""
+        """Replace every row of this issuer's source ``state.kind`` in one transaction.
+
+        ``drop_kinds`` names other source kinds of the issuer whose rows and
+        state are deleted in the same transaction (a complete CRL at least as
+        new as the imported delta CRL drops the delta).
+        """
+
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
+        """Apply pushed changes to the issuer's ``"push"`` source in one transaction.
+
+        revoke → insert or replace the pushed revocation; unrevoke → delete
+        it; issue → record the serial as issued. The ``"push"`` source state
+        gets ``imported_at=at`` and ``entries`` = ``len(changes)`` (the size
+        of the last push). ValueError for an unknown action (nothing written).
+        """
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; every write to an issuer grows its counter.
+
+        Other processes compare counters to learn what changed
+        (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
+        """
+
+    def schema_version(self) -> int:
+        """The applied schema version (:mod:`certstatus.store.migrations`); 0 for an empty database."""
+
+    def upgrade(self) -> list:
+        """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,10 +37,14 @@ from certstatus.errors import StoreError, StoreUnavailable
 from certstatus.sources.records import RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
+    PUSH_KIND,
+    REASON_CODES,
     REASONS_BY_CODE,
     SOURCE_COLUMNS,
     CertStatusRecord,
     SourceState,
+    StatusChange,
+    combine_revocations,
     serial_key,
     source_state_from_row,
 )
@@ -54,11 +58,11 @@ _UTC = dt.timezone.utc
 #: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
 _UPGRADE_LOCK = 0x63657274  # "cert"
 
-#: One row per source that revokes the serial, plus an all-NULL row when a source lists it issued.
+#: One row per source that revokes the serial, plus a row with source NULL when a source lists it issued.
 _LOOKUP = """
-SELECT revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
+SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 UNION ALL
-SELECT NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
+SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
 """
 
 _MIGRATIONS_TABLE = """
@@ -209,22 +213,17 @@ class PostgresStore:
         rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})
         if not rows:
             return None
-        issued = False
-        earliest = None
-        for row in rows:
-            if row[0] is None:
-                issued = True
-            elif earliest is None or row[0] < earliest[0]:
-                earliest = row
-        revoked = None
-        if earliest is not None:
-            revocation_time, reason, invalidity_date = earliest
-            revoked = RevokedEntry(
-                serial_number,
-                _utc(revocation_time),
-                None if reason is None else REASONS_BY_CODE[reason],
-                _utc(invalidity_date),
-            )
+        issued = any(row[0] is None for row in rows)
+        revoked = combine_revocations(
+            serial_number,
+            (
+                (row[0], _utc(row[1]), None if row[2] is None else REASONS_BY_CODE[row[2]], _utc(row[3]))
+                for row in rows
+                if row[0] is not None
+            ),
+        )
+        if revoked is None and not issued:
+            return None
         return CertStatusRecord(issued=issued, revoked=revoked)
 
     def replace_source(
@@ -234,6 +233,7 @@ class PostgresStore:
         *,
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
+        drop_kinds: Sequence[str] = (),
     ) -> None:
         # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
         # do (COPY has no conflict clause): the last revocation of a serial wins.
@@ -243,24 +243,62 @@ class PostgresStore:
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             self._bump(conn, issuer_id)
+            for other in drop_kinds:
+                self._delete_source(cur, issuer_id, other)
             replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows)
-            cur.execute(
-                "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (issuer_id, kind) DO UPDATE SET origin = EXCLUDED.origin, "
-                "imported_at = EXCLUDED.imported_at, entries = EXCLUDED.entries, this_update = EXCLUDED.this_update, "
-                "next_update = EXCLUDED.next_update, crl_number = EXCLUDED.crl_number",
-                (
-                    issuer_id,
-                    kind,
-                    state.origin,
-                    state.imported_at,
-                    state.entries,
-                    state.this_update,
-                    state.next_update,
-                    state.crl_number,
-                ),
-            )
+            self._save_state(cur, issuer_id, state)
+
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
+        unknown = [change.action for change in changes if change.action not in ("issue", "unrevoke", "revoke")]
+        if unknown:
+            raise ValueError(f"unknown change action {unknown[0]!r}")
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            self._bump(conn, issuer_id)
+            for change in changes:
+                key = serial_key(change.serial_number)
+                if change.action == "issue":
+                    cur.execute(
+                        "INSERT INTO issued(issuer_id, serial, source) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                        (issuer_id, key, PUSH_KIND),
+                    )
+                elif change.action == "unrevoke":
+                    cur.execute(
+                        "DELETE FROM revoked WHERE issuer_id = %s AND serial = %s AND source = %s", (issuer_id, key, PUSH_KIND)
+                    )
+                else:
+                    cur.execute(
+                        "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (issuer_id, serial, source) DO UPDATE SET "
+                        "revocation_time = EXCLUDED.revocation_time, reason = EXCLUDED.reason, "
+                        "invalidity_date = EXCLUDED.invalidity_date",
+                        (
+                            issuer_id,
+                            key,
+                            PUSH_KIND,
+                            change.revocation_time,
+                            None if change.reason is None else REASON_CODES[change.reason],
+                            change.invalidity_date,
+                        ),
+                    )
+            self._save_state(cur, issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes)))
+
+    @staticmethod
+    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str) -> None:
+        cur.execute("DELETE FROM revoked WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
+        cur.execute("DELETE FROM issued WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
+        cur.execute("DELETE FROM sources WHERE issuer_id = %s AND kind = %s", (issuer_id, kind))
+
+    @staticmethod
+    def _save_state(cur: psycopg.Cursor, issuer_id: int, state: SourceState) -> None:
+        cur.execute(
+            "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (issuer_id, kind) DO UPDATE SET origin = EXCLUDED.origin, "
+            "imported_at = EXCLUDED.imported_at, entries = EXCLUDED.entries, this_update = EXCLUDED.this_update, "
+            "next_update = EXCLUDED.next_update, crl_number = EXCLUDED.crl_number",
+            (issuer_id, state.kind, state.origin, state.imported_at, state.entries, state.this_update,
+             state.next_update, state.crl_number),
+        )  # fmt: skip
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         with self._connection() as conn:

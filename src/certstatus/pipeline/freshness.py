@@ -1,0 +1,72 @@
+"""Pipeline step: refuse with tryLater when a CA has no data or its data is stale.
+
+Runs after issuer resolution. Reads the CA's source states from the store
+at most once per ``recheck_seconds`` per CA (so the request path stays a
+point lookup), which also notices data imported after the worker started
+(by the refresher, a push, or another process of the fleet).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from cryptography.x509.ocsp import OCSPResponseStatus
+
+from certstatus.clock import Clock
+from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
+from certstatus.pipeline.issuers import ServedCA
+from certstatus.sources.health import Freshness, LogThrottle, freshness
+from certstatus.store.base import StatusStore
+
+log = logging.getLogger("certstatus.freshness")
+
+
+class FreshnessGuard:
+    """tryLater (RFC 6960 §2.3) for a CA without imported data, or past nextUpdate + stale_grace.
+
+    A CA configured with ``on_stale = "serve"`` keeps answering from stale
+    data, with a warning in the log at most once a minute. A CA with a live
+    SQL source is never checked here (its freshness is the query's).
+    """
+
+    def __init__(self, store: StatusStore, clock: Clock, *, recheck_seconds: float = 1.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.recheck_seconds = recheck_seconds
+        self._cache: dict[int, tuple[float, Freshness]] = {}
+        self._throttle = LogThrottle(60.0)
+
+    def current(self, ca: ServedCA) -> Freshness:
+        """The CA's :class:`Freshness`, re-read from the store when older than ``recheck_seconds``."""
+        now = time.monotonic()
+        cached = self._cache.get(ca.issuer_id)
+        if cached is None or now - cached[0] >= self.recheck_seconds:
+            cached = (now, freshness(self.store.source_states(ca.issuer_id)))
+            self._cache[ca.issuer_id] = cached
+            ca.has_data = cached[1].has_data
+        return cached[1]
+
+    def invalidate(self, issuer_id: int) -> None:
+        """Forget the issuer's state: the next request re-reads it (a store change subscriber, any thread)."""
+        self._cache.pop(issuer_id, None)
+
+    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        ca: ServedCA = exchange.ca
+        if ca.settings.sql is not None:
+            return call_next(exchange)
+        state = self.current(ca)
+        if not state.has_data:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, f"no revocation data imported for CA {ca.name}")
+        if state.stale(self.clock.now(), ca.settings.stale_grace):
+            serve = ca.settings.on_stale == "serve"
+            if self._throttle.allow(ca.name):
+                log.warning(
+                    "CA %s: revocation data is past its nextUpdate %s (+ %d s grace) and no newer CRL could be "
+                    "imported; %s. Check the CRL source (certstatus sources).",
+                    ca.name, state.next_update.isoformat(), ca.settings.stale_grace,
+                    "still serving it (on_stale = serve)" if serve else "answering tryLater",
+                )  # fmt: skip
+            if not serve:
+                raise OCSPError(OCSPResponseStatus.TRY_LATER, f"revocation data of CA {ca.name} is stale")
+        return call_next(exchange)

@@ -1,0 +1,109 @@
+"""How fresh each CA's data is: the staleness rule and the ages of every source.
+
+The rule (issue "staleness policy"): a CA's CRL view is as fresh as the
+newest nextUpdate among its complete and delta CRLs; once ``now`` is past
+that nextUpdate plus the CA's ``stale_grace``, the data is stale — the
+refresher could not get a newer CRL — and requests get tryLater, unless the
+CA is configured with ``on_stale = "serve"``. Sources without a nextUpdate
+(index, issued list, pushes) never go stale by time.
+
+:func:`source_ages` is the small API the metrics exporter reads: one
+:class:`SourceAge` per imported source of every CA, from the store, so every
+process of a fleet reports the same figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """A CA's data as the request path sees it.
+
+    ``has_data``: at least one source was imported. ``next_update`` (aware
+    UTC): the newest nextUpdate of its CRL view, None when no CRL with a
+    nextUpdate is imported (then the data never goes stale by time).
+    """
+
+    has_data: bool
+    next_update: dt.datetime | None
+
+    def stale(self, now: dt.datetime, grace_seconds: int) -> bool:
+        """True when ``now`` is past ``next_update`` + ``grace_seconds``."""
+        return self.next_update is not None and now > self.next_update + dt.timedelta(seconds=grace_seconds)
+
+
+def freshness(states: dict[str, SourceState]) -> Freshness:
+    """The :class:`Freshness` of one CA from its source states (``StatusStore.source_states``)."""
+    updates = [s.next_update for k, s in states.items() if k in (CRL_KIND, DELTA_KIND) and s.next_update]
+    return Freshness(bool(states), max(updates) if updates else None)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAge:
+    """One imported source of one CA, for metrics and the admin API.
+
+    Times are aware UTC; ``age_seconds`` is ``now`` - thisUpdate for a CRL,
+    ``now`` - the import time otherwise; ``seconds_to_next_update`` is
+    negative once the CRL is past its nextUpdate, None without one.
+    """
+
+    ca: str
+    kind: str
+    origin: str
+    entries: int
+    imported_at: dt.datetime
+    this_update: dt.datetime | None
+    next_update: dt.datetime | None
+    crl_number: int | None
+    age_seconds: float
+    seconds_to_next_update: float | None
+
+    def as_json(self) -> dict:
+        """A JSON-ready dict (times as ISO 8601 strings)."""
+        out = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        return out
+
+
+def source_ages(store: StatusStore, cas: Iterable[tuple[str, int]], now: dt.datetime) -> list[SourceAge]:
+    """One :class:`SourceAge` per imported source of each ``(ca name, issuer id)``, sorted by CA and kind."""
+    ages = []
+    for name, issuer_id in cas:
+        for kind, state in sorted(store.source_states(issuer_id).items()):
+            reference = state.this_update or state.imported_at
+            ages.append(
+                SourceAge(
+                    ca=name, kind=kind, origin=state.origin, entries=state.entries,
+                    imported_at=state.imported_at, this_update=state.this_update,
+                    next_update=state.next_update, crl_number=state.crl_number,
+                    age_seconds=(now - reference).total_seconds(),
+                    seconds_to_next_update=None if state.next_update is None else (state.next_update - now).total_seconds(),
+                )  # fmt: skip
+            )
+    return ages
+
+
+class LogThrottle:
+    """Let a message through at most once per ``seconds`` per key (wall-clock monotonic)."""
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        self.seconds = seconds
+        self._last: dict[object, float] = {}
+
+    def allow(self, key: object) -> bool:
+        """True when ``key`` was not let through in the last ``seconds``."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.seconds:
+            return False
+        self._last[key] = now
+        return True

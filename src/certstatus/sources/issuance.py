@@ -1,0 +1,91 @@
+"""Which serials a CA issued, from a file, a URL or a directory (the role of Nexus's issuance list).
+
+Each file may hold
+
+* a list of hexadecimal serials (:func:`certstatus.sources.issued.parse_issued`),
+* issued certificates, PEM (any number) or DER (one), each checked to be
+  issued and signed by the CA,
+* a CMS SignedData signed by the CA (:mod:`certstatus.sources.signed_list`)
+  encapsulating either of the above — required for every file when the CA
+  is configured with ``issued_signed = true``.
+
+A directory contributes every regular file in it not starting with ``.``,
+in name order. Serials are deduplicated and sorted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from certstatus.errors import SourceError
+from certstatus.sources.fetch import FetchPolicy, fetch, is_remote
+from certstatus.sources.issued import parse_issued
+from certstatus.sources.signed_list import looks_like_cms, verify_signed_content
+
+_PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+def load_issued(
+    origin: str, issuer: x509.Certificate, *, policy: FetchPolicy | None = None, signed: bool = False
+) -> tuple[int, ...]:
+    """Return the sorted, deduplicated serials issued by ``issuer`` according to ``origin``.
+
+    ``origin`` is a file, a directory or an http(s)/ldap URL. Raises
+    :class:`SourceError` naming the file for unreadable data, a certificate
+    of another CA, a bad serial line, or (with ``signed``) a file that is
+    not CMS SignedData by the CA.
+    """
+    policy = policy or FetchPolicy()
+    serials: set[int] = set()
+    if not is_remote(origin) and Path(origin).is_dir():
+        files = sorted(p for p in Path(origin).iterdir() if p.is_file() and not p.name.startswith("."))
+        for path in files:
+            data = fetch(str(path), policy).data or b""
+            serials.update(serials_in(data, issuer, origin=str(path), signed=signed))
+    else:
+        data = fetch(origin, policy).data or b""
+        serials.update(serials_in(data, issuer, origin=origin, signed=signed))
+    return tuple(sorted(serials))
+
+
+def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bool = False) -> set[int]:
+    """The serials of one file's bytes (see the module docstring for the forms)."""
+    if looks_like_cms(data):
+        content = verify_signed_content(data, issuer, origin=origin)
+        return serials_in(content, issuer, origin=origin, signed=False)
+    if signed:
+        raise SourceError(
+            origin,
+            "is not a CMS SignedData, and issued_signed = true requires every issued list to be signed "
+            "by the CA (openssl cms -sign -nodetach -binary -outform DER).",
+        )
+    if _PEM_CERT in data:
+        try:
+            certificates = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise SourceError(origin, f"holds an unreadable PEM certificate ({exc}).") from None
+        return {_checked_serial(cert, issuer, origin) for cert in certificates}
+    if data[:1] == b"\x30" and data[1:2] in (b"\x81", b"\x82", b"\x83"):  # DER SEQUENCE, long form ("0" is 0x30 too)
+        try:
+            certificate = x509.load_der_x509_certificate(data)
+        except ValueError:
+            raise SourceError(
+                origin, "is binary but neither a DER certificate nor CMS SignedData: write serials as text."
+            ) from None
+        return {_checked_serial(certificate, issuer, origin)}
+    return set(parse_issued(data, origin=origin))
+
+
+def _checked_serial(cert: x509.Certificate, issuer: x509.Certificate, origin: str) -> int:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        raise SourceError(
+            origin,
+            f"holds certificate {cert.serial_number:#x} ({cert.subject.rfc4514_string()}) that was not issued "
+            "by this CA: remove it, or configure it under its own CA.",
+        ) from None
+    return cert.serial_number

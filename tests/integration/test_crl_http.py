@@ -1,0 +1,178 @@
+"""CRLs fetched over real HTTP (http.server in a thread): conditional GET, failures, limits, schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from cryptography import x509
+
+from certstatus.clock import ManualClock
+from certstatus.config import Settings, ServerSettings
+from certstatus.demo_pki import DemoPki, new_key
+from certstatus.errors import SourceError
+from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
+from certstatus.sources.importer import import_crls
+from certstatus.sources.refresh import Refresher
+from certstatus.store.sqlite import SQLiteStore
+from tests.crl_server import CrlServer
+from tests.openssl_ca import OpenSslCa
+from tests.sources_helpers import T0, crl_der, revoked, target
+
+FAST = FetchPolicy(timeout=1.0, retries=1, backoff=0.0, max_bytes=100_000)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with CrlServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def store():
+    store = SQLiteStore(":memory:")
+    yield store
+    store.close()
+
+
+def test_conditional_get_gets_304_with_the_etag(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/etag.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    first = fetch(server.url("/etag.crl"), FAST)
+    second = fetch(server.url("/etag.crl"), FAST, previous=first)
+    assert first.data and first.etag and first.last_modified
+    assert second.not_modified
+    assert server.requests("/etag.crl")[1]["if-none-match"] == first.etag
+    assert server.requests("/etag.crl")[1]["if-modified-since"] == first.last_modified
+
+
+def test_http_500_is_retried_then_reported(server: CrlServer) -> None:
+    server.fail("/down.crl", 500)
+    waits: list[float] = []
+    policy = dataclasses.replace(FAST, retries=2, backoff=0.5)
+    with pytest.raises(SourceError, match=r"HTTP 500 \(after 3 attempts\)"):
+        fetch(server.url("/down.crl"), policy, sleep=waits.append)
+    assert waits == [0.5, 1.0]  # exponential backoff
+    assert len(server.requests("/down.crl")) == 3
+
+
+def test_http_404_is_not_retried(server: CrlServer) -> None:
+    with pytest.raises(SourceError, match="HTTP 404: check the URL"):
+        fetch(server.url("/missing.crl"), FAST)
+
+
+def test_timeout_is_reported(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/slow.crl", crl_der(demo_pki, [], number=1))
+    server.stall("/slow.crl", 2.5)
+    with pytest.raises(SourceError, match="timed out after 1 s"):
+        fetch(server.url("/slow.crl"), dataclasses.replace(FAST, retries=0))
+
+
+def test_body_over_the_size_limit_is_refused(server: CrlServer) -> None:
+    server.publish("/huge.crl", b"\x30" * 200_000)
+    with pytest.raises(SourceError, match="larger than the limit of 100000 bytes"):
+        fetch(server.url("/huge.crl"), FAST)
+
+
+def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(SourceError, match="scheme 'ftp' is not supported"):
+        fetch("ftp://127.0.0.1/ca.crl", FAST)
+
+
+def test_base_and_delta_urls_import_in_order_whatever_the_list_order(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    server.publish("/o/base.crl", crl_der(demo_pki, [revoked(1, x509.ReasonFlags.certificate_hold)], number=20))
+    server.publish("/o/delta.crl", crl_der(demo_pki, [revoked(1, x509.ReasonFlags.remove_from_crl), revoked(2)], number=21, delta_base=20))
+    tgt = target(store, demo_pki, fetch_timeout=1.0, fetch_retries=0)
+    results = import_crls(store, tgt, [server.url("/o/delta.crl"), server.url("/o/base.crl")], ManualClock(T0))
+    assert [(r.kind, r.error) for r in results] == [("delta", None), ("crl", None)]
+    assert store.lookup(tgt.issuer_id, 1) is None
+    assert store.lookup(tgt.issuer_id, 2).revoked is not None
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("truncated", "not a readable CRL"),
+        ("mis-signed", "signature does not verify"),
+        ("other-issuer", "CRL issuer is"),
+        ("older", "cRLNumber 4 is older than the imported 5"),
+        ("oversize", "larger than the limit"),
+        ("http-500", "HTTP 500"),
+    ],
+)
+def test_bad_crl_over_http_keeps_the_imported_data_serving(
+    server: CrlServer, demo_pki: DemoPki, tmp_path_factory, store, bad: str, message: str
+) -> None:
+    path = f"/bad/{bad}.crl"
+    tgt = target(store, demo_pki, fetch_timeout=1.0, fetch_retries=0, max_crl_bytes=50_000)
+    server.publish(path, crl_der(demo_pki, [revoked(5)], number=5))
+    clock = ManualClock(T0)
+    assert import_crls(store, tgt, [server.url(path)], clock)[0].error is None
+    before = store.source_states(tgt.issuer_id)
+    good = crl_der(demo_pki, [], number=6)
+    if bad == "truncated":
+        server.publish(path, good[: len(good) // 2])
+    elif bad == "mis-signed":
+        server.publish(path, crl_der(demo_pki, [], number=6, key=new_key("ec")))
+    elif bad == "other-issuer":
+        other = OpenSslCa(tmp_path_factory.mktemp("other-ca"))  # a real `openssl ca` CRL of another CA
+        other.gencrl()
+        server.publish(path, other.last_crl_der())
+    elif bad == "older":
+        server.publish(path, crl_der(demo_pki, [], number=4))
+    elif bad == "oversize":
+        server.publish(path, b"\x30" * 60_000)
+    else:
+        server.fail(path, 500)
+    result = import_crls(store, tgt, [server.url(path)], clock)[0]
+    assert result.error is not None and message in result.error
+    assert store.source_states(tgt.issuer_id) == before
+    assert store.lookup(tgt.issuer_id, 5).revoked is not None
+
+
+def test_refresher_fetches_at_next_update_backs_off_on_failure_and_uses_304(
+    server: CrlServer, demo_pki: DemoPki, store
+) -> None:
+    path = "/sched/ca.crl"
+    server.publish(path, crl_der(demo_pki, [revoked(1)], number=1, hours=2))
+    tgt = target(store, demo_pki, crl=(server.url(path),), fetch_timeout=1.0, fetch_retries=0, refresh_interval=3600 * 6)
+    settings = Settings(ServerSettings(), (tgt.settings,))
+    clock = ManualClock(T0)
+    refresher = Refresher(settings, lambda: store, clock, min_interval=30)
+    targets = {"demo": tgt}
+
+    assert [r.entries for r in refresher.run_pass(store, targets)] == [1]
+    status = refresher.status()[0]
+    assert status.next_attempt == T0 + dt.timedelta(hours=2)  # the CRL's nextUpdate
+
+    clock.advance(3600)
+    assert refresher.run_pass(store, targets) == []  # not due yet
+    clock.advance(3600)
+    again = refresher.run_pass(store, targets)
+    assert again[0].unchanged and "304" in again[0].note  # conditional GET answered 304
+
+    server.fail(path, 500)
+    clock.advance(7200)
+    failed = refresher.run_pass(store, targets)
+    assert "HTTP 500" in failed[0].error
+    first_retry = refresher.status()[0].next_attempt - clock.now()
+    clock.advance(first_retry.total_seconds())
+    refresher.run_pass(store, targets)
+    second_retry = refresher.status()[0].next_attempt - clock.now()
+    assert (first_retry.total_seconds(), second_retry.total_seconds()) == (30, 60)
+    assert refresher.status()[0].failures == 2
+    assert store.lookup(tgt.issuer_id, 1).revoked is not None  # still serving the imported CRL
+
+    server.publish(path, crl_der(demo_pki, [revoked(1), revoked(2)], number=2, this_update=T0.replace(hour=14), hours=48))
+    forced = refresher.run_pass(store, targets, force=True)
+    assert (forced[0].error, forced[0].entries) == (None, 2)
+    assert refresher.status()[0].failures == 0
+
+
+def test_fetched_validators_are_kept_only_after_a_good_import(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    path = "/validators.crl"
+    server.publish(path, crl_der(demo_pki, [], number=1, key=new_key("ec")))
+    tgt = target(store, demo_pki, fetch_timeout=1.0, fetch_retries=0)
+    previous: dict[str, Fetched] = {}
+    assert import_crls(store, tgt, [server.url(path)], ManualClock(T0), previous=previous)[0].error
+    assert previous == {}  # a refused CRL is fetched in full next time, not answered 304

@@ -1,0 +1,71 @@
+"""StatusStore methods added for sources: apply_changes (pushes), drop_kinds, the base + delta CRL view.
+
+Written against the StatusStore protocol through the ``store`` fixture of
+tests/store/conftest.py: every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+
+from certstatus.clock import UTC
+from certstatus.sources.records import RevokedEntry
+from certstatus.store.base import SourceState, StatusChange, combine_revocations
+
+T = dt.datetime(2030, 1, 1, tzinfo=UTC)
+HOLD, KEY, REMOVE = x509.ReasonFlags.certificate_hold, x509.ReasonFlags.key_compromise, x509.ReasonFlags.remove_from_crl
+
+
+def _state(kind: str, number: int | None = None) -> SourceState:
+    return SourceState(kind=kind, origin=kind, imported_at=T, entries=0, crl_number=number)
+
+
+def test_combine_revocations_applies_the_delta_then_takes_the_earliest() -> None:
+    early, late = T - dt.timedelta(days=2), T - dt.timedelta(days=1)
+    assert combine_revocations(1, [("crl", late, HOLD, None), ("delta", late, REMOVE, None)]) is None
+    assert combine_revocations(1, [("crl", late, HOLD, None), ("delta", late, KEY, None)]).reason is KEY
+    rows = [("crl", late, HOLD, None), ("delta", late, REMOVE, None), ("push", early, KEY, None)]
+    assert combine_revocations(1, rows) == RevokedEntry(1, early, KEY)
+    assert combine_revocations(1, [("index", late, KEY, None), ("crl", early, HOLD, None)]).revocation_time == early
+    assert combine_revocations(1, []) is None
+
+
+def test_apply_changes_revokes_unrevokes_and_issues_in_one_transaction(store) -> None:
+    issuer = store.register_issuer("ca", b"cert")
+    store.apply_changes(
+        issuer,
+        [StatusChange("revoke", 5, T, KEY, T - dt.timedelta(hours=1)), StatusChange("issue", 6), StatusChange("issue", 6)],
+        at=T,
+    )
+    assert store.lookup(issuer, 5).revoked == RevokedEntry(5, T, KEY, T - dt.timedelta(hours=1))
+    assert store.lookup(issuer, 6).issued and store.lookup(issuer, 6).revoked is None
+    assert store.source_states(issuer)["push"] == SourceState("push", "push", T, 3)
+    store.apply_changes(issuer, [StatusChange("unrevoke", 5)], at=T + dt.timedelta(seconds=1))
+    assert store.lookup(issuer, 5) is None
+
+
+def test_apply_changes_with_a_bad_action_writes_nothing(store) -> None:
+    issuer = store.register_issuer("ca", b"cert")
+    with pytest.raises(ValueError, match="unknown change action"):
+        store.apply_changes(issuer, [StatusChange("revoke", 5, T), StatusChange("explode", 6)], at=T)
+    assert store.lookup(issuer, 5) is None and store.source_states(issuer) == {}
+
+
+def test_unrevoke_leaves_revocations_of_other_sources(store) -> None:
+    issuer = store.register_issuer("ca", b"cert")
+    store.replace_source(issuer, _state("crl", 1), revoked=[RevokedEntry(5, T, HOLD)])
+    store.apply_changes(issuer, [StatusChange("unrevoke", 5)], at=T)
+    assert store.lookup(issuer, 5).revoked.reason is HOLD
+
+
+def test_replace_source_drops_other_kinds_in_the_same_transaction(store) -> None:
+    issuer = store.register_issuer("ca", b"cert")
+    store.replace_source(issuer, _state("crl", 1), revoked=[RevokedEntry(5, T, HOLD)])
+    store.replace_source(issuer, _state("delta", 2), revoked=[RevokedEntry(5, T, REMOVE), RevokedEntry(6, T, KEY)])
+    assert store.lookup(issuer, 5) is None and store.lookup(issuer, 6).revoked.reason is KEY
+    store.replace_source(issuer, _state("crl", 3), revoked=[RevokedEntry(7, T, KEY)], drop_kinds=("delta",))
+    assert set(store.source_states(issuer)) == {"crl"}
+    assert store.lookup(issuer, 6) is None and store.lookup(issuer, 7).revoked.reason is KEY

@@ -1,0 +1,88 @@
+"""Staleness policy: tryLater past nextUpdate + grace (or serve with a warning), and source ages."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+
+import pytest
+from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
+
+from certstatus.app import build_application, prepare
+from certstatus.clock import ManualClock
+from certstatus.config import CaSettings, ServerSettings, Settings
+from certstatus.demo_pki import DemoPki
+from certstatus.sources.health import source_ages
+from certstatus.store.sqlite import SQLiteStore
+from tests.sources_helpers import ocsp_query
+
+
+def _settings(pki: DemoPki, tmp_path, **ca_changes) -> Settings:
+    ca = CaSettings(
+        name="demo", certificate=pki.ca_cert, signer_certificate=pki.ocsp_cert, signer_key=pki.ocsp_key,
+        crl=(str(pki.crl),),
+    )  # fmt: skip
+    return Settings(ServerSettings(database=tmp_path / "store.sqlite3"), (dataclasses.replace(ca, **ca_changes),))
+
+
+def _crl_next_update(pki: DemoPki) -> dt.datetime:
+    from cryptography import x509
+
+    return x509.load_pem_x509_crl(pki.crl.read_bytes()).next_update_utc
+
+
+def test_past_next_update_plus_grace_answers_try_later(demo_pki: DemoPki, tmp_path) -> None:
+    settings = _settings(demo_pki, tmp_path, stale_grace=3600)
+    prepare(settings)
+    clock = ManualClock(_crl_next_update(demo_pki) + dt.timedelta(minutes=59))
+    app = build_application(settings, clock)
+    assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).certificate_status is OCSPCertStatus.GOOD
+    clock.advance(120)  # now past nextUpdate + 1 h
+    assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).response_status is OCSPResponseStatus.TRY_LATER
+
+
+def test_on_stale_serve_keeps_answering_with_a_warning(demo_pki: DemoPki, tmp_path, caplog) -> None:
+    settings = _settings(demo_pki, tmp_path, on_stale="serve")
+    prepare(settings)
+    app = build_application(settings, ManualClock(_crl_next_update(demo_pki) + dt.timedelta(days=1)))
+    with caplog.at_level(logging.WARNING, logger="certstatus.freshness"):
+        response = ocsp_query(app, demo_pki, demo_pki.serials["revoked-keycompromise"])
+    assert response.certificate_status is OCSPCertStatus.REVOKED
+    assert "past its nextUpdate" in caplog.text and "still serving" in caplog.text
+
+
+def test_ca_without_data_answers_try_later_until_data_arrives(demo_pki: DemoPki, tmp_path) -> None:
+    settings = _settings(demo_pki, tmp_path, crl=(str(tmp_path / "not-there.crl"),))
+    prepare(settings)
+    clock = ManualClock(_crl_next_update(demo_pki) - dt.timedelta(days=1))
+    app = build_application(settings, clock)
+    assert ocsp_query(app, demo_pki, 5).response_status is OCSPResponseStatus.TRY_LATER
+    prepare(_settings(demo_pki, tmp_path))  # e.g. the refresher of another process imports it
+    time.sleep(1.05)  # the guard re-reads the store at most once a second
+    assert ocsp_query(app, demo_pki, 5).certificate_status is OCSPCertStatus.GOOD
+
+
+def test_source_ages_report_every_source(demo_pki: DemoPki, tmp_path) -> None:
+    settings = _settings(demo_pki, tmp_path, index=demo_pki.index)
+    prepare(settings)
+    store = SQLiteStore(settings.server.database)
+    try:
+        issuer_id = store.register_issuer("demo", _der(demo_pki))
+        now = _crl_next_update(demo_pki) + dt.timedelta(seconds=10)
+        ages = {a.kind: a for a in source_ages(store, [("demo", issuer_id)], now)}
+    finally:
+        store.close()
+    assert set(ages) == {"crl", "index"}
+    assert ages["crl"].seconds_to_next_update == pytest.approx(-10)
+    assert ages["crl"].age_seconds == pytest.approx((now - ages["crl"].this_update).total_seconds())
+    assert ages["index"].seconds_to_next_update is None and ages["index"].entries == 8
+    assert ages["crl"].as_json()["next_update"].endswith("+00:00")
+
+
+def _der(pki: DemoPki) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).public_bytes(serialization.Encoding.DER)
