@@ -33,6 +33,8 @@ from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands
 console = Console(stderr=True)
 
 CLI = "command line"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_DB = "certstatus.sqlite3"
 
 
 class _Group(click.Group):
@@ -57,7 +59,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
     validity = parse_duration(opts["validity"], file=CLI, key="--validity")
     check_validity(validity, opts["force_validity"], file=CLI, key="--validity")
-    host, port = parse_listen(opts["listen"], file=CLI, key="--listen")
+    host, port = parse_listen(opts["listen"] or DEFAULT_LISTEN, file=CLI, key="--listen")
     if opts["unknown_serials"] == "revoked" and not (opts["index"] or opts["issued"]):
         raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
     ca = CaSettings(
@@ -72,7 +74,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
     )
-    database = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
+    database = database_setting(opts["db"] or DEFAULT_DB, base=Path("."), file=CLI, key="--db")
     server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
@@ -82,8 +84,17 @@ def _settings(opts: dict) -> Settings:
         if opts["issuer"]:
             raise ConfigError(CLI, "--issuer", "cannot be combined with --config.", "Put the CA in the config file, or drop --config.")
         settings = load_config(Path(opts["config"]))
+        # Command-line options given with --config override the file's [server] values.
+        overrides: dict = {}
         if opts["workers"]:
-            settings = Settings(_replace(settings.server, workers=opts["workers"]), settings.cas)
+            overrides["workers"] = opts["workers"]
+        if opts["listen"]:
+            overrides["host"], overrides["port"] = parse_listen(opts["listen"], file=CLI, key="--listen")
+        if opts["db"]:
+            overrides["database"] = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
+            overrides["where"] = CLI  # errors about the database then name --db
+        if overrides:
+            settings = Settings(_replace(settings.server, **overrides), settings.cas)
         return settings
     if not opts["issuer"]:
         raise ConfigError(CLI, "--config/--issuer", "nothing to serve.", "Give --config FILE, or --issuer with its sources and signer.")
@@ -107,8 +118,8 @@ _ca_options = [
     click.option("--signer-key", help="Responder key: PEM or PKCS#12 file, or 'pkcs11:token=…;object=…' (RFC 7512)."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
     *SIGNER_OPTIONS,
-    click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
-    click.option("--db", default="certstatus.sqlite3", show_default=True, help="Store: SQLite file, or postgresql:// URI."),
+    click.option("--listen", help=f"HOST:PORT to listen on [default: {DEFAULT_LISTEN}; with --config, overrides server.listen]."),
+    click.option("--db", help=f"Store: SQLite file or postgresql:// URI [default: {DEFAULT_DB}; with --config, overrides server.database]."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
     click.option("--path", help="URL path of this CA (default: served at /)."),
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),

@@ -59,3 +59,12 @@ def test_command_line_db_takes_a_dsn() -> None:
 )
 def test_passwords_never_reach_messages(dsn: str, masked: str) -> None:
     assert mask_dsn(dsn) == masked
+
+
+def test_db_option_with_config_overrides_the_file_with_a_dsn(tmp_path: Path) -> None:
+    from certstatus.cli import _settings
+
+    config = _config(tmp_path, "store.sqlite3")
+    opts = {"config": str(config), "issuer": None, "workers": 0, "listen": None, "db": DSN}
+    settings = _settings(opts)
+    assert settings.server.database == DSN and settings.server.database_key == "--db"
