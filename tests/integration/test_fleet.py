@@ -87,13 +87,19 @@ def _wait_for_status(ask, expected: str) -> float:
     return time.monotonic() - start
 
 
+def _asker(pki, leaf: Path):
+    """openssl ocsp about ``leaf`` of the issuing CA, asked of one server of the fleet."""
+
+    def ask(server: ServeProcess) -> str:
+        return openssl_status(pki.ca_cert, leaf, server.url + "issuing", pki.root_cert, verify_other=pki.ca_cert)
+
+    return ask
+
+
 def test_revocation_pushed_through_the_store_is_answered_revoked_by_both(fleet, demo_pki) -> None:
     folder, imports, (a, b) = fleet
     leaf = demo_pki.leaves["good"]
-
-    def ask(server: ServeProcess) -> str:
-        return openssl_status(demo_pki.ca_cert, leaf, server.url + "issuing", demo_pki.root_cert, verify_other=demo_pki.ca_cert)
-
+    ask = _asker(demo_pki, leaf)
     assert ask(a) == "good" and ask(b) == "good"
     serial = f"{demo_pki.serials['good']:X}"
     run_certstatus("revoke", "issuing", serial, "--reason", "keyCompromise", "--config", str(imports["issuing"]))
@@ -105,10 +111,7 @@ def test_revocation_pushed_through_the_store_is_answered_revoked_by_both(fleet, 
 def test_crl_imported_with_a_new_revocation_is_answered_revoked_by_both(fleet, demo_pki) -> None:
     folder, imports, (a, b) = fleet
     leaf = demo_pki.leaves["good2"]
-
-    def ask(server: ServeProcess) -> str:
-        return openssl_status(demo_pki.ca_cert, leaf, server.url + "issuing", demo_pki.root_cert, verify_other=demo_pki.ca_cert)
-
+    ask = _asker(demo_pki, leaf)
     assert ask(a) == "good" and ask(b) == "good"
     serial = x509.load_pem_x509_certificate(leaf.read_bytes()).serial_number
     crl = x509.load_pem_x509_crl(demo_pki.crl.read_bytes())
