@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import SignerError
+from certstatus.errors import ConfigError, SignerError, StoreError
 from certstatus.pipeline.base import Route, compose
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
@@ -23,26 +23,48 @@ from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.sources.sql import SqlStatusSource
-from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.base import StatusStore
+from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.store.factory import open_store as open_database
 from cryptography.hazmat.primitives import serialization
 
 
 @dataclass
 class Application:
-    """Everything one worker needs to answer requests."""
+    """Everything one worker needs to answer requests.
+
+    ``changes`` announces store changes made by any process (subscribe
+    caches to it); ``watcher`` feeds it, or is None when not watching.
+    """
 
     settings: Settings
-    store: SQLiteStore
+    store: StatusStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
     clock: Clock
+    changes: ChangeHub
+    watcher: ChangeWatcher | None = None
+
+    def close(self) -> None:
+        """Stop watching and close the store."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.store.close()
 
 
-def open_store(settings: Settings) -> SQLiteStore:
-    return SQLiteStore(settings.server.database)
+def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
+    """Open ``server.database`` (see :func:`certstatus.store.factory.open_store`).
+
+    Raises :class:`ConfigError` naming the setting when the database is
+    unreachable or its schema is not current.
+    """
+    try:
+        return open_database(settings.server.database, upgrade=upgrade)
+    except StoreError as exc:
+        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
 
 
-def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
+def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
     Raises :class:`SignerError` with the file names (or token objects) when
@@ -92,8 +114,13 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     return routes
 
 
-def build_application(settings: Settings, clock: Clock | None = None) -> Application:
-    """Open the store and build the pipeline and HTTP handler for one worker."""
+def build_application(settings: Settings, clock: Clock | None = None, *, watch: bool = True) -> Application:
+    """Open the store and build the pipeline and HTTP handler for one worker.
+
+    With ``watch``, a :class:`ChangeWatcher` thread keeps per-CA state
+    (``has_data``) and subscribers of ``Application.changes`` up to date
+    with changes committed by any process.
+    """
     clock = clock or SystemClock()
     store = open_store(settings)
     try:
@@ -102,11 +129,21 @@ def build_application(settings: Settings, clock: Clock | None = None) -> Applica
         store.close()
         raise
     sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
-    steps = [ResolveIssuers(registry), FreshnessGuard(store, clock)]
+    guard = FreshnessGuard(store, clock)
+    steps = [ResolveIssuers(registry), guard]
     if sql_sources:
         steps.append(LiveSqlStatus(sql_sources))
     pipeline = compose(steps, LocalStatusSigner(store, clock))
     http = OCSPHttpHandler(
         pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
     )
-    return Application(settings, store, registry, http, clock)
+    changes = ChangeHub()
+    watcher = None
+    if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
+        watcher = ChangeWatcher(settings.server.database, changes)
+        changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
+        changes.subscribe(lambda change: guard.invalidate(change.issuer_id))
+        watcher.start()
+        for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
+            registry.refresh_state(ca.issuer_id, store)
+    return Application(settings, store, registry, http, clock, changes, watcher)
