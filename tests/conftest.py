@@ -6,6 +6,8 @@ import pytest
 
 from certstatus.demo_pki import DemoPki, make_demo_pki
 
+pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_dsn, postgres_module_dsn
+
 
 @pytest.fixture(scope="session")
 def demo_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from certstatus.audit import AuditLog
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import CertstatusError
+from certstatus.errors import CertstatusError, ConfigError, StoreError
 from certstatus.health import CaHealth, readiness_problems
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.pipeline.base import Route
@@ -26,33 +26,52 @@ from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
-from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.base import StatusStore
+from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.store.factory import open_store as open_database
 from cryptography.hazmat.primitives import serialization
 
 
 @dataclass
 class Application:
-    """Everything one worker needs to answer requests."""
+    """Everything one worker needs to answer requests.
+
+    ``changes`` announces store changes made by any process (subscribe
+    caches to it); ``watcher`` feeds it, or is None when not watching.
+    """
 
     settings: Settings
-    store: SQLiteStore
+    store: StatusStore
     registry: IssuerRegistry
     http: OCSPHttpHandler
     clock: Clock
+    changes: ChangeHub
+    watcher: ChangeWatcher | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Flush the audit log, close remote connections and the store (worker shutdown)."""
+        """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         for close in reversed(self.closers):
             close()
         self.closers.clear()
 
 
-def open_store(settings: Settings) -> SQLiteStore:
-    return SQLiteStore(settings.server.database)
+def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
+    """Open ``server.database`` (see :func:`certstatus.store.factory.open_store`).
+
+    Raises :class:`ConfigError` naming the setting when the database is
+    unreachable or its schema is not current.
+    """
+    try:
+        return open_database(settings.server.database, upgrade=upgrade)
+    except StoreError as exc:
+        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
 
 
-def load_ca(ca: CaSettings, store: SQLiteStore, clock: Clock) -> ServedCA:
+def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
     Raises :class:`SignerError` with the file names (or token objects) when
@@ -121,17 +140,22 @@ def ca_health(registry: IssuerRegistry) -> list[CaHealth]:
     return [CaHealth(ca.name, ca.issuer_id, ca.signers, ca.settings) for ca in registry.cas if not ca.settings.forward]
 
 
-def build_application(settings: Settings, clock: Clock | None = None, *, metrics: RequestMetrics | None = None) -> Application:
+def build_application(
+    settings: Settings, clock: Clock | None = None, *, watch: bool = True, metrics: RequestMetrics | None = None
+) -> Application:
     """Open the store and build the pipeline and HTTP handler for one worker.
 
-    Metrics are recorded when ``metrics`` is given, or when the supervisor
-    set ``PROMETHEUS_MULTIPROC_DIR`` for the admin listener; the audit log is
+    With ``watch``, a :class:`ChangeWatcher` thread keeps per-CA state
+    (``has_data``) and subscribers of ``Application.changes`` up to date
+    with changes committed by any process. Metrics are recorded when
+    ``metrics`` is given, or when the supervisor set
+    ``PROMETHEUS_MULTIPROC_DIR`` for the admin listener; the audit log is
     opened when ``[audit] log`` is set.
     """
     clock = clock or SystemClock()
     ops = settings.ops
     store = open_store(settings)
-    application = Application(settings, store, None, None, clock)  # type: ignore[arg-type]
+    application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
         registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
@@ -160,4 +184,12 @@ def build_application(settings: Settings, clock: Clock | None = None, *, metrics
         observers=pipeline.observers,
         connection_gate=pipeline.connection_gate,
     )
+    changes = application.changes
+    if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
+        watcher = application.watcher = ChangeWatcher(settings.server.database, changes)
+        changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
+        changes.subscribe(lambda change: pipeline.guard.invalidate(change.issuer_id))
+        watcher.start()
+        for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
+            registry.refresh_state(ca.issuer_id, store)
     return application

@@ -21,6 +21,7 @@ from certstatus.config import (
     Settings,
     check_settings,
     check_validity,
+    database_setting,
     load_config,
     normalise_path,
     parse_duration,
@@ -73,7 +74,8 @@ def _single_ca_settings(opts: dict) -> Settings:
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
     )
-    server = ServerSettings(host, port, opts["workers"], Path(opts["db"] or DEFAULT_DB), "/", pkcs11_module=opts["pkcs11_module"])
+    database = database_setting(opts["db"] or DEFAULT_DB, base=Path("."), file=CLI, key="--db")
+    server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -89,7 +91,8 @@ def _settings(opts: dict) -> Settings:
         if opts["listen"]:
             overrides["host"], overrides["port"] = parse_listen(opts["listen"], file=CLI, key="--listen")
         if opts["db"]:
-            overrides["database"] = Path(opts["db"])
+            overrides["database"] = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
+            overrides["where"] = CLI  # errors about the database then name --db
         if overrides:
             settings = Settings(_replace(settings.server, **overrides), settings.cas)
         return settings
@@ -116,7 +119,7 @@ _ca_options = [
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
     *SIGNER_OPTIONS,
     click.option("--listen", help=f"HOST:PORT to listen on [default: {DEFAULT_LISTEN}; with --config, overrides server.listen]."),
-    click.option("--db", help=f"SQLite store file [default: {DEFAULT_DB}; with --config, overrides server.database]."),
+    click.option("--db", help=f"Store: SQLite file or postgresql:// URI [default: {DEFAULT_DB}; with --config, overrides server.database]."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
     click.option("--path", help="URL path of this CA (default: served at /)."),
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
@@ -235,6 +238,10 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
 
 register_signer_commands(main, ca_options, lambda opts: _settings(opts))
 register_source_commands(main)
+
+from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
+
+main.add_command(db)
 
 
 def _register_operations() -> None:

@@ -9,7 +9,7 @@ Layout::
     [server]
     listen = "127.0.0.1:8080"
     workers = 2                  # default: number of cores
-    database = "certstatus.sqlite3"
+    database = "certstatus.sqlite3"  # or "postgresql://user@host:5432/db" (docs/database.md)
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
@@ -59,6 +59,7 @@ from certstatus.source_settings import (
     admin_settings,
     source_options,
 )
+from certstatus.store.dsn import check_dsn, is_dsn
 
 MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
@@ -121,15 +122,25 @@ class CaSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """The HTTP listener and the store."""
+    """The HTTP listener and the store.
+
+    ``database`` is an SQLite path, or a ``postgresql://`` URI (str);
+    ``where`` names the file it was read from, for error messages.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 0  # 0: one per core
-    database: Path = Path("certstatus.sqlite3")
+    database: Path | str = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
+    where: str = dataclasses.field(default="command line", compare=False)
+
+    @property
+    def database_key(self) -> str:
+        """The setting that names the database, for error messages."""
+        return "--db" if self.where == "command line" else "server.database"
 
     @property
     def worker_count(self) -> int:
@@ -150,7 +161,8 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         raw = json.loads(text)
-        server = ServerSettings(**{**raw["server"], "database": Path(raw["server"]["database"])})
+        database = raw["server"]["database"]
+        server = ServerSettings(**{**raw["server"], "database": database if is_dsn(database) else Path(database)})
         cas = []
         for ca in raw["cas"]:
             for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
@@ -360,11 +372,25 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
         raise ConfigError(where, "server.max_request_bytes", f"{limit!r} is out of range.", "Write a size in bytes from 64 to 1000000.")
     common = raw.get("common_path", "/")
     common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
-    database = _path(raw.get("database", "certstatus.sqlite3"), base, where, "server.database")
+    database = database_setting(raw.get("database", "certstatus.sqlite3"), base=base, file=where, key="server.database")
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    return ServerSettings(host, port, workers, database, common, limit, module)
+    return ServerSettings(host, port, workers, database, common, limit, module, where)
+
+
+def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:
+    """A ``postgresql://`` URI (checked by libpq's parser) as is, or an SQLite path resolved against ``base``."""
+    if is_dsn(value):
+        try:
+            check_dsn(value)
+        except ValueError as exc:
+            raise ConfigError(
+                file, key, f"is not a valid PostgreSQL URI: {exc}.",
+                'Write for example "postgresql://certstatus@db.example:5432/certstatus".',
+            ) from None
+        return value
+    return _path(value, base, file, key)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

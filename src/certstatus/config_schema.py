@@ -201,7 +201,9 @@ SERVER = Section(
     (
         Key("listen", LISTEN, "Address of the OCSP listener.", '"127.0.0.1:8080"'),
         Key("workers", _CORE["integer"], "Worker processes; 0 = one per core.", "0"),
-        Key("database", _CORE["path"], "The SQLite store file.", '"certstatus.sqlite3"'),
+        Key("database", Kind("file path or `postgresql://` URI", _string),
+            'The store: an SQLite file, or a PostgreSQL URI (`"postgresql://user@host:5432/db"`, see '
+            '[database.md](database.md)) shared by a fleet.', '"certstatus.sqlite3"'),
         Key("common_path", Kind('URL path, or `""`', _string),
             'URL serving every CA; `""` serves CAs only at their own `path`.', '"/"'),
         Key("max_request_bytes", _CORE["integer"],

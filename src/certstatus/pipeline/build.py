@@ -47,13 +47,15 @@ class Pipeline:
 
     ``observers`` are told of malformed requests; ``connection_gate(chain)``
     says why a TLS client must be disconnected (None: admit); ``closers``
-    release resources at shutdown.
+    release resources at shutdown; ``guard`` is the freshness guard (told of
+    store changes).
     """
 
     handler: Handler
     observers: list = field(default_factory=list)
     connection_gate: Callable[[tuple[bytes, ...]], str | None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    guard: FreshnessGuard | None = None
 
 
 def build_pipeline(
@@ -101,7 +103,8 @@ def build_pipeline(
         forward = Forward(responders, clock, on_attempt=metrics.forward_attempt if metrics is not None else None)
         steps.append(forward)
         pipeline.closers.append(forward.close)
-    steps.append(FreshnessGuard(store, clock))
+    pipeline.guard = FreshnessGuard(store, clock)
+    steps.append(pipeline.guard)
     sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
     if sql_sources:
         live_sql = LiveSqlStatus(sql_sources)

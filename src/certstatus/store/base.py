@@ -10,9 +10,9 @@ same serial.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 
@@ -74,6 +74,27 @@ class SourceState:
     this_update: dt.datetime | None = None
     next_update: dt.datetime | None = None
     crl_number: int | None = None
+
+
+#: The columns of the ``sources`` table, in the order :func:`source_state_from_row` reads them.
+SOURCE_COLUMNS = "kind, origin, imported_at, entries, this_update, next_update, crl_number"
+
+
+def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.datetime | None]) -> SourceState:
+    """A :class:`SourceState` from a ``sources`` row (columns :data:`SOURCE_COLUMNS`).
+
+    ``to_datetime`` turns the backend's stored time into an aware UTC datetime
+    (None stays None); ``crl_number`` may be stored as text or numeric.
+    """
+    return SourceState(
+        kind=row[0],
+        origin=row[1],
+        imported_at=to_datetime(row[2]),
+        entries=row[3],
+        this_update=to_datetime(row[4]),
+        next_update=to_datetime(row[5]),
+        crl_number=None if row[6] is None else int(row[6]),
+    )
 
 
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
@@ -158,6 +179,19 @@ class StatusStore(Protocol):
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; every write to an issuer grows its counter.
+
+        Other processes compare counters to learn what changed
+        (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
+        """
+
+    def schema_version(self) -> int:
+        """The applied schema version (:mod:`certstatus.store.migrations`); 0 for an empty database."""
+
+    def upgrade(self) -> list:
+        """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -9,56 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from certstatus.sources.records import RevokedEntry
+from certstatus.store import migrations
 from certstatus.store.base import (
     PUSH_KIND,
     REASON_CODES,
     REASONS_BY_CODE,
+    SOURCE_COLUMNS,
     CertStatusRecord,
     SourceState,
     StatusChange,
     combine_revocations,
     serial_key,
+    source_state_from_row,
 )
 
-SCHEMA_VERSION = 1
+BACKEND = "sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS issuers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    certificate BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    revocation_time INTEGER NOT NULL,
-    reason INTEGER,
-    invalidity_date INTEGER,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS issued (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sources (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    kind TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    imported_at INTEGER NOT NULL,
-    entries INTEGER NOT NULL,
-    this_update INTEGER,
-    next_update INTEGER,
-    crl_number TEXT,
-    PRIMARY KEY (issuer_id, kind)
-);
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)
 """
 
 
@@ -78,18 +55,66 @@ class SQLiteStore:
     """Status store in one SQLite file (``:memory:`` works for tests).
 
     One instance per process and thread; worker processes open their own.
+    With ``upgrade`` (the default) the file is created or upgraded to the
+    current schema when opened (the embedded store belongs to one host);
+    without it an old schema raises :class:`StoreError` (unless ``check``
+    is False: ``certstatus db status`` only reads the version).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    backend = BACKEND
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True, check: bool = True) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if upgrade:
+            self.upgrade()
+        elif check:
+            migrations.check_version(BACKEND, self.schema_version(), self.path)
+
+    def schema_version(self) -> int:
+        """The applied schema version: 0 for an empty file, 1 for a file made before versioned migrations."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_migrations" in tables:
+            return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        return 1 if "issuers" in tables else 0
+
+    def upgrade(self) -> list[migrations.Migration]:
+        """Apply the pending migrations, each in its own transaction; return those applied.
+
+        Safe against several processes opening the file at once (the version
+        is read again under the write lock).
+        """
+        applied = []
+        while True:
+            with self._transaction():
+                current = self.schema_version()
+                self._db.execute(_MIGRATIONS_TABLE)
+                if current == 1 and not self._db.execute("SELECT 1 FROM schema_migrations").fetchone():
+                    # A file made before versioned migrations: it has version 1's tables.
+                    self._record(migrations.migrations(BACKEND)[0])
+                todo = migrations.pending(BACKEND, current)
+                if not todo:
+                    return applied
+                for statement in _statements(todo[0].sql):
+                    self._db.execute(statement)
+                self._record(todo[0])
+            applied.append(todo[0])
+
+    def _record(self, migration: migrations.Migration) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, int(time.time())),
         )
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
+        return dict(self._db.execute("SELECT id, change_counter FROM issuers"))
+
+    def _bump(self, issuer_id: int) -> None:
+        self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
 
     def register_issuer(self, name: str, certificate_der: bytes) -> int:
         with self._transaction():
@@ -104,6 +129,7 @@ class SQLiteStore:
                 self._db.execute("DELETE FROM issued WHERE issuer_id = ?", (row[0],))
                 self._db.execute("DELETE FROM sources WHERE issuer_id = ?", (row[0],))
                 self._db.execute("UPDATE issuers SET certificate = ? WHERE id = ?", (certificate_der, row[0]))
+                self._bump(row[0])
             return row[0]
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
@@ -140,17 +166,19 @@ class SQLiteStore:
     ) -> None:
         # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
         # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
-        issued_rows = sorted((issuer_id, serial_key(serial), state.kind) for serial in issued)
+        # A serial listed twice: the last entry wins (deduplicated before sorting).
+        issued_rows = sorted((issuer_id, key, state.kind) for key in dict.fromkeys(serial_key(s) for s in issued))
+        last = {serial_key(entry.serial_number): entry for entry in revoked}
         revoked_rows = sorted(
             (
                 issuer_id,
-                serial_key(entry.serial_number),
+                key,
                 state.kind,
                 _ts(entry.revocation_time),
                 None if entry.reason is None else REASON_CODES[entry.reason],
                 _ts(entry.invalidity_date),
             )
-            for entry in revoked
+            for key, entry in last.items()
         )
         self._db.execute(f"PRAGMA cache_size = {_BULK_CACHE_KIB}")
         try:
@@ -166,6 +194,7 @@ class SQLiteStore:
                     revoked_rows,
                 )
                 self._save_state(issuer_id, state)
+                self._bump(issuer_id)
         finally:
             self._db.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE_KIB}")
 
@@ -201,6 +230,7 @@ class SQLiteStore:
             self._save_state(
                 issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes))
             )
+            self._bump(issuer_id)
 
     def _delete_source(self, issuer_id: int, kind: str) -> None:
         for table in ("revoked", "issued", "sources"):
@@ -224,29 +254,26 @@ class SQLiteStore:
         )
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
-        rows = self._db.execute(
-            "SELECT kind, origin, imported_at, entries, this_update, next_update, crl_number "
-            "FROM sources WHERE issuer_id = ?",
-            (issuer_id,),
-        ).fetchall()
-        return {
-            row[0]: SourceState(
-                kind=row[0],
-                origin=row[1],
-                imported_at=_dt(row[2]),
-                entries=row[3],
-                this_update=_dt(row[4]),
-                next_update=_dt(row[5]),
-                crl_number=None if row[6] is None else int(row[6]),
-            )
-            for row in rows
-        }
+        rows = self._db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = ?", (issuer_id,)).fetchall()
+        return {row[0]: source_state_from_row(row, _dt) for row in rows}
 
     def close(self) -> None:
         self._db.close()
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration file into statements (executescript would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in buffer.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:60]!r}")
 
 
 class _Transaction:
