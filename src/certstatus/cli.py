@@ -177,26 +177,18 @@ def serve(log_level: str, **opts) -> None:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
-    from certstatus.admin.server import start_services
-    from certstatus.app import open_store, prepare
-    from certstatus.clock import SystemClock
-    from certstatus.observability import configure_logging
+    from certstatus.app import prepare
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    configure_logging(log_level)
-    services = start_services(settings, lambda: open_store(settings), SystemClock())
     console.print(
-        f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
+        f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{settings.server.host}:{settings.server.port}"
         f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
         f"for {', '.join(ca.name for ca in settings.cas)}",
         highlight=False,
     )
-    try:
-        run_server(settings, log_level=log_level, on_reload=services.refresher.trigger)
-    finally:
-        services.stop()
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts))
 
 
 @main.command()
@@ -250,3 +242,13 @@ register_source_commands(main)
 from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
 
 main.add_command(db)
+
+
+def _register_operations() -> None:
+    from certstatus.cli_operations import billing_group, config_group
+
+    main.add_command(config_group)
+    main.add_command(billing_group)
+
+
+_register_operations()

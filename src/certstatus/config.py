@@ -38,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus import config_schema as schema
+from certstatus.config_ops import CA_KEYS as CA_OPERATION_KEYS
+from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
 from certstatus.errors import ConfigError
 from certstatus.signing.settings import (
     CA_SIGNER_KEYS,
@@ -104,6 +107,12 @@ class CaSettings:
     push: bool = False
     push_issued: bool = False
     sql: SqlSettings | None = None
+    # Access and forwarding (certstatus.config_ops); None: the [access] default.
+    require_signed_requests: bool | None = None
+    authorization: str | None = None
+    authorized_names: tuple[str, ...] | None = None
+    forward: tuple[str, ...] = ()
+    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
 
     @property
     def knows_issuance(self) -> bool:
@@ -143,6 +152,7 @@ class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
     admin: AdminSettings | None = None
+    ops: OperationsSettings = OperationsSettings()
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -162,18 +172,21 @@ class Settings:
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
             ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
+            ca["forward"] = tuple(ca.get("forward", ()))
+            if ca.get("authorized_names") is not None:
+                ca["authorized_names"] = tuple(ca["authorized_names"])
             cas.append(CaSettings(**ca))
         admin = raw.get("admin")
         if admin is not None:
             admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
-        return cls(server, tuple(cas), admin)
+        return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
 _SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-} | CA_SIGNER_KEYS | SOURCE_KEYS
+} | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -213,9 +226,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca", "admin"}
+    unknown = set(raw) - schema.TOP_LEVEL
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server], [admin] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", f"Known tables: {', '.join(sorted(schema.TOP_LEVEL))}.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -235,7 +248,8 @@ def load_config(path: Path) -> Settings:
     admin = None
     if "admin" in raw:
         admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
-    return check_settings(Settings(server, tuple(cas), admin), where)
+    ops = operations_settings(raw, where=where, base=base, cas=tuple(cas))
+    return check_settings(Settings(server, tuple(cas), admin, ops), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
@@ -267,6 +281,15 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     _check_keys(table, _CA_KEYS, where, prefix)
     if "certificate" not in table:
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
+    if extra.get("forward"):
+        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql")
+                if key in table]
+        if used:
+            raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
+                              "Remove forward, or remove the CA's own data and signers.")
+        path = normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None
+        return CaSettings(name, _path(table["certificate"], base, where, f"{prefix}.certificate"), path=path, where=where, **extra)
     signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
     shorthand = signing.signers[0] if "signer_key" in table else None
     crl = table.get("crl", [])
@@ -324,6 +347,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         signature_algorithm=signing.signature_algorithm,
         signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
         **sources,
+        **extra,
     )
 
 

@@ -16,11 +16,11 @@ import ipaddress
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-from certstatus.admin.api import AdminApi
+from certstatus.admin.api import AdminApi, AdminResponse
 from certstatus.clock import Clock
 from certstatus.config import Settings
 from certstatus.errors import ConfigError
@@ -117,11 +117,11 @@ def _handler_class(api: AdminApi, mutual_tls: bool) -> type[BaseHTTPRequestHandl
             verified = mutual_tls and bool(getattr(self.connection, "getpeercert", lambda: None)())
             headers = {k.lower(): v for k, v in self.headers.items()}
             answer = api.handle(self.command, self.path, headers, body, client_certificate=verified)
-            self._reply(answer.status, answer.encode())
+            self._reply(answer.status, answer.encode(), answer.content_type)
 
-        def _reply(self, status: int, body: bytes) -> None:
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
@@ -150,9 +150,13 @@ class Services:
 
 
 def start_services(
-    settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None
+    settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None,
+    extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
 ) -> Services:
-    """Start the refresher and (if configured) the admin listener; raise ConfigError for a bad [admin]."""
+    """Start the refresher and (if configured) the admin listener; raise ConfigError for a bad [admin].
+
+    ``extra_routes`` are more admin endpoints (see :class:`AdminApi`).
+    """
     feed = feed or ChangeFeed()
     refresher = Refresher(settings, store_factory, clock, feed)
     admin = None
@@ -160,7 +164,7 @@ def start_services(
         api = AdminApi(
             store_factory, lambda store: register_targets(store, settings.cas), clock,
             token=read_token(settings.admin), refresher=refresher, feed=feed,
-            max_body_bytes=max((ca.max_crl_bytes for ca in settings.cas), default=1 << 28),
+            max_body_bytes=max((ca.max_crl_bytes for ca in settings.cas), default=1 << 28), extra_routes=extra_routes,
         )  # fmt: skip
         admin = AdminServer(settings.admin, api)
         admin.start()
