@@ -9,12 +9,14 @@ the baseline of the same run: ``openssl crl -noout`` parsing the same file
 (so the figure can be compared across noisy machines).
 
     .venv/bin/python bench/import_crl.py [--entries 1000000] [--runs 3] [--keep DIR]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test]   # into PostgreSQL instead of SQLite
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import statistics
 import subprocess
@@ -72,11 +74,33 @@ def timed(args: list[str]) -> float:
     return elapsed
 
 
+def _postgres_schema(server: str, name: str, certstatus: str) -> str:
+    """Create schema ``name`` on ``server`` at the current version (not timed); return its DSN."""
+    import psycopg
+    from urllib.parse import quote
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(name)))
+    dsn = f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={name}')}"
+    subprocess.run([certstatus, "db", "upgrade", "--db", dsn], check=True, capture_output=True)
+    return dsn
+
+
+def _drop_schema(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(name)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    parser.add_argument(
+        "--postgres", metavar="SERVER_DSN", help="import into a fresh schema (made and dropped here) of this PostgreSQL server"
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-crl-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,11 +113,16 @@ def main() -> None:
         for run in range(args.runs):
             baseline.append(timed(["openssl", "crl", "-in", str(crl), "-noout"]))
             db = folder / f"run{run}.sqlite3"
+            if args.postgres:
+                db = _postgres_schema(args.postgres, f"bench_import_{os.getpid()}_{run}", certstatus)
             ours.append(timed([
                 certstatus, "import", "--issuer", str(ca_cert), "--crl", str(crl), "--db", str(db),
                 "--signer-cert", str(folder / "pki" / "ocsp.pem"), "--signer-key", str(folder / "pki" / "ocsp.key"),
             ]))  # fmt: skip
-            db.unlink()
+            if args.postgres:
+                _drop_schema(args.postgres, f"bench_import_{os.getpid()}_{run}")
+            else:
+                db.unlink()
             print(f"run {run + 1}: certstatus import {ours[-1]:.2f} s, openssl crl -noout {baseline[-1]:.2f} s")
         median = statistics.median(ours)
         base = statistics.median(baseline)

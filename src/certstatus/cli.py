@@ -22,6 +22,7 @@ from certstatus.config import (
     Settings,
     check_settings,
     check_validity,
+    database_setting,
     load_config,
     normalise_path,
     parse_duration,
@@ -33,6 +34,8 @@ from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands
 console = Console(stderr=True)
 
 CLI = "command line"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_DB = "certstatus.sqlite3"
 
 
 class _Group(click.Group):
@@ -57,7 +60,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         raise ConfigError(CLI, "--crl/--index/--issued", "no source of status given.", "Give at least one of them.")
     validity = parse_duration(opts["validity"], file=CLI, key="--validity")
     check_validity(validity, opts["force_validity"], file=CLI, key="--validity")
-    host, port = parse_listen(opts["listen"], file=CLI, key="--listen")
+    host, port = parse_listen(opts["listen"] or DEFAULT_LISTEN, file=CLI, key="--listen")
     if opts["unknown_serials"] == "revoked" and not (opts["index"] or opts["issued"]):
         raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
     ca = CaSettings(
@@ -73,7 +76,8 @@ def _single_ca_settings(opts: dict) -> Settings:
         unknown_serials=opts["unknown_serials"],
         mode=opts["mode"],
     )
-    server = ServerSettings(host, port, opts["workers"], Path(opts["db"]), "/", pkcs11_module=opts["pkcs11_module"])
+    database = database_setting(opts["db"] or DEFAULT_DB, base=Path("."), file=CLI, key="--db")
+    server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
     return check_settings(Settings(server, (ca,)), CLI)
 
 
@@ -82,8 +86,17 @@ def _settings(opts: dict) -> Settings:
         if opts["issuer"]:
             raise ConfigError(CLI, "--issuer", "cannot be combined with --config.", "Put the CA in the config file, or drop --config.")
         settings = load_config(Path(opts["config"]))
+        # Command-line options given with --config override the file's [server] values.
+        overrides: dict = {}
         if opts["workers"]:
-            settings = Settings(_replace(settings.server, workers=opts["workers"]), settings.cas)
+            overrides["workers"] = opts["workers"]
+        if opts["listen"]:
+            overrides["host"], overrides["port"] = parse_listen(opts["listen"], file=CLI, key="--listen")
+        if opts["db"]:
+            overrides["database"] = database_setting(opts["db"], base=Path("."), file=CLI, key="--db")
+            overrides["where"] = CLI  # errors about the database then name --db
+        if overrides:
+            settings = Settings(_replace(settings.server, **overrides), settings.cas)
         return settings
     if not opts["issuer"]:
         raise ConfigError(CLI, "--config/--issuer", "nothing to serve.", "Give --config FILE, or --issuer with its sources and signer.")
@@ -107,8 +120,8 @@ _ca_options = [
     click.option("--signer-key", help="Responder key: PEM or PKCS#12 file, or 'pkcs11:token=…;object=…' (RFC 7512)."),
     click.option("--signer-password-file", type=click.Path(dir_okay=False), help="File holding the key passphrase (or $CERTSTATUS_SIGNER_PASSWORD)."),
     *SIGNER_OPTIONS,
-    click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on."),
-    click.option("--db", default="certstatus.sqlite3", show_default=True, help="SQLite store file."),
+    click.option("--listen", help=f"HOST:PORT to listen on [default: {DEFAULT_LISTEN}; with --config, overrides server.listen]."),
+    click.option("--db", help=f"Store: SQLite file or postgresql:// URI [default: {DEFAULT_DB}; with --config, overrides server.database]."),
     click.option("--workers", type=int, default=0, help="Worker processes (default: one per core)."),
     click.option("--path", help="URL path of this CA (default: served at /)."),
     click.option("--validity", default=str(DEFAULT_VALIDITY), show_default=True, help='thisUpdate..nextUpdate: seconds or "24h", "1d".'),
@@ -173,30 +186,20 @@ def serve(log_level: str, **opts) -> None:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
-    from certstatus.admin.server import start_services
-    from certstatus.app import open_store, prepare
-    from certstatus.clock import SystemClock
-    from certstatus.observability import configure_logging
-    from certstatus.generator.cli import generation_while_serving
+    from certstatus.app import prepare
+    from certstatus.generator.cli import generate_before_serving
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    configure_logging(log_level)
-    services = start_services(settings, lambda: open_store(settings), SystemClock())
-    try:
-        # Precomputed/cached CAs: sign everything first, then keep it current in the background
-        # (woken at once by imports of this process); a no-op when every CA is live.
-        with generation_while_serving(settings, log_level=log_level, feed=services.feed):
-            console.print(
-                f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
-                f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
-                f"for {', '.join(ca.name for ca in settings.cas)}",
-                highlight=False,
-            )
-            run_server(settings, log_level=log_level, on_reload=services.refresher.trigger)
-    finally:
-        services.stop()
+    generate_before_serving(settings)  # precomputed/cached CAs: everything signed before the first request
+    console.print(
+        f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{settings.server.host}:{settings.server.port}"
+        f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+        f"for {', '.join(ca.name for ca in settings.cas)}",
+        highlight=False,
+    )
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts))
 
 
 @main.command()
@@ -246,6 +249,20 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
 
 register_signer_commands(main, ca_options, lambda opts: _settings(opts))
 register_source_commands(main)
+
+from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
+
+main.add_command(db)
+
+
+def _register_operations() -> None:
+    from certstatus.cli_operations import billing_group, config_group
+
+    main.add_command(config_group)
+    main.add_command(billing_group)
+
+
+_register_operations()
 
 from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
 

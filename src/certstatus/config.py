@@ -9,7 +9,7 @@ Layout::
     [server]
     listen = "127.0.0.1:8080"
     workers = 2                  # default: number of cores
-    database = "certstatus.sqlite3"
+    database = "certstatus.sqlite3"  # or "postgresql://user@host:5432/db" (docs/database.md)
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
@@ -41,6 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus import config_schema as schema
+from certstatus.config_ops import CA_KEYS as CA_OPERATION_KEYS
+from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
 from certstatus.errors import ConfigError
 from certstatus.signing.settings import (
     CA_SIGNER_KEYS,
@@ -59,6 +62,7 @@ from certstatus.source_settings import (
     admin_settings,
     source_options,
 )
+from certstatus.store.dsn import check_dsn, is_dsn
 
 MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
@@ -111,6 +115,12 @@ class CaSettings:
     push: bool = False
     push_issued: bool = False
     sql: SqlSettings | None = None
+    # Access and forwarding (certstatus.config_ops); None: the [access] default.
+    require_signed_requests: bool | None = None
+    authorization: str | None = None
+    authorized_names: tuple[str, ...] | None = None
+    forward: tuple[str, ...] = ()
+    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
 
     @property
     def knows_issuance(self) -> bool:
@@ -120,16 +130,26 @@ class CaSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """The HTTP listener and the store."""
+    """The HTTP listener and the store.
+
+    ``database`` is an SQLite path, or a ``postgresql://`` URI (str);
+    ``where`` names the file it was read from, for error messages.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 0  # 0: one per core
-    database: Path = Path("certstatus.sqlite3")
+    database: Path | str = Path("certstatus.sqlite3")
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
+    where: str = dataclasses.field(default="command line", compare=False)
+
+    @property
+    def database_key(self) -> str:
+        """The setting that names the database, for error messages."""
+        return "--db" if self.where == "command line" else "server.database"
 
     @property
     def worker_count(self) -> int:
@@ -141,6 +161,7 @@ class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
     admin: AdminSettings | None = None
+    ops: OperationsSettings = OperationsSettings()
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -149,7 +170,8 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> "Settings":
         raw = json.loads(text)
-        server = ServerSettings(**{**raw["server"], "database": Path(raw["server"]["database"])})
+        database = raw["server"]["database"]
+        server = ServerSettings(**{**raw["server"], "database": database if is_dsn(database) else Path(database)})
         cas = []
         for ca in raw["cas"]:
             for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
@@ -159,11 +181,14 @@ class Settings:
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
             ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
+            ca["forward"] = tuple(ca.get("forward", ()))
+            if ca.get("authorized_names") is not None:
+                ca["authorized_names"] = tuple(ca["authorized_names"])
             cas.append(CaSettings(**ca))
         admin = raw.get("admin")
         if admin is not None:
             admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
-        return cls(server, tuple(cas), admin)
+        return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
 _SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes"}
@@ -171,7 +196,7 @@ _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
     "mode", "precomputed_miss",
-} | CA_SIGNER_KEYS | SOURCE_KEYS
+} | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -211,9 +236,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca", "admin"}
+    unknown = set(raw) - schema.TOP_LEVEL
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server], [admin] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", f"Known tables: {', '.join(sorted(schema.TOP_LEVEL))}.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -233,14 +258,20 @@ def load_config(path: Path) -> Settings:
     admin = None
     if "admin" in raw:
         admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
-    return check_settings(Settings(server, tuple(cas), admin), where)
+    ops = operations_settings(raw, where=where, base=base, cas=tuple(cas))
+    return check_settings(Settings(server, tuple(cas), admin, ops), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
-    """Refuse duplicate CA names and URL paths; return ``settings`` unchanged."""
+    """Refuse duplicate CA names and URL paths, and pre-signed modes on a PostgreSQL store; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
     for ca in settings.cas:
+        if ca.mode != "live" and is_dsn(settings.server.database):
+            raise ConfigError(
+                ca.where, f"ca.{ca.name}.mode", f'"{ca.mode}" needs the SQLite store: the PostgreSQL store keeps no pre-signed responses yet.',
+                f'Use mode = "live" with {settings.server.database_key} = "postgresql://...", or an SQLite file.',
+            )  # fmt: skip
         if ca.name in names:
             raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
         names.add(ca.name)
@@ -265,6 +296,15 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     _check_keys(table, _CA_KEYS, where, prefix)
     if "certificate" not in table:
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
+    if extra.get("forward"):
+        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
+                                "mode", "precomputed_miss") if key in table]
+        if used:
+            raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
+                              "Remove forward, or remove the CA's own data and signers.")
+        path = normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None
+        return CaSettings(name, _path(table["certificate"], base, where, f"{prefix}.certificate"), path=path, where=where, **extra)
     signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
     shorthand = signing.signers[0] if "signer_key" in table else None
     crl = table.get("crl", [])
@@ -328,6 +368,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         signature_algorithm=signing.signature_algorithm,
         signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
         **sources,
+        **extra,
     )
 
 
@@ -380,14 +421,28 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
         raise ConfigError(where, "server.max_request_bytes", f"{limit!r} is out of range.", "Write a size in bytes from 64 to 1000000.")
     common = raw.get("common_path", "/")
     common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
-    database = _path(raw.get("database", "certstatus.sqlite3"), base, where, "server.database")
+    database = database_setting(raw.get("database", "certstatus.sqlite3"), base=base, file=where, key="server.database")
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
     cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
     if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
         raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
-    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes)
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes, where=where)
+
+
+def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:
+    """A ``postgresql://`` URI (checked by libpq's parser) as is, or an SQLite path resolved against ``base``."""
+    if is_dsn(value):
+        try:
+            check_dsn(value)
+        except ValueError as exc:
+            raise ConfigError(
+                file, key, f"is not a valid PostgreSQL URI: {exc}.",
+                'Write for example "postgresql://certstatus@db.example:5432/certstatus".',
+            ) from None
+        return value
+    return _path(value, base, file, key)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

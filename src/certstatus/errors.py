@@ -48,6 +48,27 @@ class SignerError(CertstatusError):
     """A signing key or responder certificate cannot be used (wrong key, expired, no EKU...)."""
 
 
+class StoreError(CertstatusError):
+    """The status store cannot be used: unreachable, wrong DSN, schema too old or too new.
+
+    ``database`` names it (a path, or a DSN with the password masked);
+    ``fix`` is one sentence saying what to do.
+    """
+
+    def __init__(self, database: str, problem: str, fix: str = "") -> None:
+        self.database = database
+        self.problem = problem
+        self.fix = fix
+        text = f"{database}: {problem}"
+        if fix:
+            text += f" {fix}"
+        super().__init__(text)
+
+
+class StoreUnavailable(StoreError):
+    """The store stopped answering while serving (connection lost); requests get tryLater."""
+
+
 class SignerUnavailable(CertstatusError):
     """No signer can sign right now: answer tryLater (RFC 6960 §2.3), do not guess.
 

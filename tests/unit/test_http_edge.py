@@ -78,7 +78,7 @@ def make_app(tmp_path: Path) -> Iterator[AppFactory]:
 
     yield factory
     for app in apps:
-        app.store.close()
+        app.close()  # stops its store change watcher too
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""SQLite storage of pre-signed responses, the import diff and the change feed."""
+"""SQLite storage of pre-signed responses, and the import diff that marks them changed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from cryptography import x509
 
 from certstatus.sources.records import RevokedEntry
-from certstatus.store import sqlite_precomputed
 from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
 from certstatus.store.sqlite import SQLiteStore
 
@@ -27,8 +26,12 @@ def _index(store, issuer_id, issued, revoked=()):
     store.replace_source(issuer_id, SourceState("index", "index.txt", T0, len(issued)), issued=issued, revoked=revoked)
 
 
+def _counter(store, issuer_id):
+    return store.change_counters()[issuer_id]
+
+
 def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=("sha1", "sha256")):
-    seq = store.status_seq() if seq is None else seq
+    seq = _counter(store, issuer_id) if seq is None else seq
     responses = [
         SignedResponse(
             serial, algorithm,
@@ -37,7 +40,7 @@ def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=(
         )
         for serial in serials for algorithm in algorithms
     ]  # fmt: skip
-    store.store_precomputed(issuer_id, responses, status_seq=seq)
+    store.store_precomputed(issuer_id, responses, change_counter=seq)
 
 
 def _pending(store, issuer_id, kind, now=T0, batch_size=1000):
@@ -86,9 +89,9 @@ def test_an_import_that_changes_a_status_stops_its_responses_at_once(store):
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2, 3])
     _sign(store, issuer_id, [1, 2, 3])
-    before = store.status_seq()
+    before = _counter(store, issuer_id)
     _index(store, issuer_id, [1, 2, 3], revoked=[RevokedEntry(2, T0, x509.ReasonFlags.key_compromise)])
-    assert store.status_seq() > before
+    assert _counter(store, issuer_id) > before
     assert store.precomputed(issuer_id, 2, "sha1") is None
     assert store.precomputed(issuer_id, 1, "sha1") is not None
     assert _pending(store, issuer_id, "changed") == [2]
@@ -98,11 +101,11 @@ def test_an_import_that_changes_a_status_stops_its_responses_at_once(store):
 
 
 def test_a_response_decided_before_a_change_stays_unserved(store):
-    """The generator read statuses at seq S; an import changed serial 2 before its write landed."""
+    """The generator read statuses at counter C; an import changed serials before its write landed."""
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2])
     _sign(store, issuer_id, [1])
-    seq = store.status_seq()
+    seq = _counter(store, issuer_id)
     _index(store, issuer_id, [1, 2], revoked=[RevokedEntry(1, T0), RevokedEntry(2, T0)])
     _sign(store, issuer_id, [1, 2], seq=seq, tag=b"old")  # existing row (1) and new row (2)
     assert store.precomputed(issuer_id, 1, "sha1") is None
@@ -115,11 +118,9 @@ def test_reimporting_the_same_data_changes_nothing(store):
     revoked = [RevokedEntry(2, T0, x509.ReasonFlags.superseded, T0 - DAY)]
     _index(store, issuer_id, [1, 2, 3], revoked)
     _sign(store, issuer_id, [1, 2, 3])
-    seq = store.status_seq()
     _index(store, issuer_id, [3, 2, 1], revoked)
-    assert store.status_seq() == seq
-    assert store.changes_since(seq) == (seq, [])
-    assert store.precomputed(issuer_id, 2, "sha1") is not None
+    assert _pending(store, issuer_id, "changed") == []
+    assert all(store.precomputed(issuer_id, serial, "sha1") is not None for serial in (1, 2, 3))
 
 
 @pytest.mark.parametrize(
@@ -134,23 +135,26 @@ def test_reimporting_the_same_data_changes_nothing(store):
 def test_a_changed_revocation_is_a_change(store, new_revoked):
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2], [RevokedEntry(2, T0, x509.ReasonFlags.superseded)])
-    seq = store.status_seq()
+    _sign(store, issuer_id, [1, 2])
     _index(store, issuer_id, [1, 2], new_revoked)
-    assert store.changes_since(seq)[1] == [(issuer_id, 2)]
+    assert _pending(store, issuer_id, "changed") == [2]
+    assert store.precomputed(issuer_id, 1, "sha1") is not None
     record = store.lookup(issuer_id, 2)
     assert record.revoked == (new_revoked[0] if new_revoked else None)
 
 
-def test_removed_serials_can_be_dropped_unless_changed_again(store):
+def test_removed_serials_are_dropped_unless_the_issuer_changed_since(store):
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2, 3])
     _sign(store, issuer_id, [1, 2, 3])
-    _index(store, issuer_id, [1])
-    seq = store.status_seq()
-    _index(store, issuer_id, [1, 3])  # 3 comes back after the generator read seq
-    store.store_precomputed(issuer_id, [], status_seq=seq, remove=[2, 3])
-    assert store.precomputed(issuer_id, 2, "sha1") is None
-    assert _pending(store, issuer_id, "changed") == [3]  # kept, to be signed again
+    _index(store, issuer_id, [1, 3])
+    seen = _counter(store, issuer_id)
+    _index(store, issuer_id, [1])  # 3 goes too, after the generator read the counter
+    store.store_precomputed(issuer_id, [], change_counter=seen, remove=[2])
+    assert _pending(store, issuer_id, "changed") == [2, 3]  # kept, to be decided again
+    store.store_precomputed(issuer_id, [], change_counter=_counter(store, issuer_id), remove=[2, 3])
+    assert _pending(store, issuer_id, "changed") == []
+    assert store.precomputed(issuer_id, 2, "sha1") is None and store.precomputed(issuer_id, 1, "sha1") is not None
 
 
 def test_lookup_many_agrees_with_lookup(store):
@@ -163,40 +167,33 @@ def test_lookup_many_agrees_with_lookup(store):
     assert records[2].revoked.revocation_time == T0  # the earliest of two sources
 
 
-def test_change_feed_reports_serials_then_whole_issuer_then_too_far_behind(store, monkeypatch):
+def test_imports_and_pushes_grow_the_counter_and_the_generator_does_not(store):
+    """Caches in every process drop an issuer when its counter grows: re-signing must not trigger that."""
     issuer_id = store.register_issuer("ca", b"ca")
-    cursor, changes = store.changes_since(0)
+    first = _counter(store, issuer_id)
     _index(store, issuer_id, [1, 2])
-    cursor, changes = store.changes_since(cursor)
-    assert sorted(changes) == [(issuer_id, 1), (issuer_id, 2)]
-    monkeypatch.setattr(sqlite_precomputed, "FEED_SERIALS_PER_IMPORT", 2)
-    _index(store, issuer_id, [3, 4, 5])
-    cursor, changes = store.changes_since(cursor)
-    assert changes == [(issuer_id, None)]
-    monkeypatch.setattr(sqlite_precomputed, "FEED_KEEP", 1)
-    old = cursor
-    _index(store, issuer_id, [3])
-    _index(store, issuer_id, [4])
-    assert store.changes_since(old) == (store.status_seq(), None)
+    after_import = _counter(store, issuer_id)
+    _sign(store, issuer_id, [1, 2])
+    assert after_import > first and _counter(store, issuer_id) == after_import
+    store.apply_changes(issuer_id, [StatusChange("issue", 3)], at=T0)
+    assert _counter(store, issuer_id) > after_import
 
 
 def test_new_certificate_for_a_ca_name_drops_its_responses(store):
     issuer_id = store.register_issuer("ca", b"old-ca")
     _index(store, issuer_id, [1])
     _sign(store, issuer_id, [1])
-    cursor = store.status_seq()
+    before = _counter(store, issuer_id)
     assert store.register_issuer("ca", b"new-ca") == issuer_id
     assert store.precomputed(issuer_id, 1, "sha1") is None
-    assert store.changes_since(cursor)[1] == [(issuer_id, None)]
+    assert _counter(store, issuer_id) > before
 
 
 def test_pushed_changes_stop_the_pushed_serials_responses(store):
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2])
     _sign(store, issuer_id, [1, 2])
-    cursor = store.status_seq()
     store.apply_changes(issuer_id, [StatusChange("revoke", 2, T0, x509.ReasonFlags.key_compromise)], at=T0)
-    assert store.changes_since(cursor)[1] == [(issuer_id, 2)]
     assert store.precomputed(issuer_id, 2, "sha1") is None
     assert store.precomputed(issuer_id, 1, "sha1") is not None
     assert _pending(store, issuer_id, "changed") == [2]
@@ -208,9 +205,8 @@ def test_dropped_source_kinds_are_changes(store):
     store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)])
     store.replace_source(issuer_id, SourceState("delta", "delta", T0, 1), revoked=[RevokedEntry(5, T0)])
     _sign(store, issuer_id, [1, 5])
-    cursor = store.status_seq()
     store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)], drop_kinds=["delta"])
-    assert store.changes_since(cursor)[1] == [(issuer_id, 5)]
+    assert _pending(store, issuer_id, "changed") == [5]
     assert store.precomputed(issuer_id, 5, "sha1") is None and store.precomputed(issuer_id, 1, "sha1") is not None
 
 

@@ -1,4 +1,7 @@
-"""SQLiteStore: rows keyed on (issuer, serial), one transaction per source, WAL readers."""
+"""SQLiteStore specifics (WAL, ``:memory:``) and serial_key.
+
+The store behaviours shared with PostgreSQL run against both in tests/store/test_store_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,9 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import core
-from cryptography import x509
 
 from certstatus.clock import UTC
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import REASON_CODES, CertStatusRecord, SourceState, serial_key
+from certstatus.store.base import CertStatusRecord, SourceState, serial_key
 from certstatus.store.sqlite import SQLiteStore
 
 T0 = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -28,11 +29,6 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     db = SQLiteStore(tmp_path / "status.sqlite3")
     yield db
     db.close()
-
-
-@pytest.fixture
-def issuers(store: SQLiteStore) -> tuple[int, int]:
-    return store.register_issuer("ca-one", b"cert one"), store.register_issuer("ca-two", b"cert two")
 
 
 # --- serial_key ----------------------------------------------------------------------------------
@@ -69,236 +65,15 @@ def test_serial_keys_of_distinct_serials_differ() -> None:
     assert len({serial_key(s) for s in serials}) == len(serials)
 
 
-# --- issuers -----------------------------------------------------------------------------------
-
-
-def test_register_issuer_returns_a_stable_id_per_name(store: SQLiteStore) -> None:
-    first = store.register_issuer("ca-one", b"cert")
-    second = store.register_issuer("ca-two", b"cert")
-
-    assert first != second
-    assert store.register_issuer("ca-one", b"cert") == first
-
-
-def test_register_issuer_with_a_changed_certificate_clears_its_rows(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, two = issuers
-    for issuer in issuers:
-        store.replace_source(issuer, _state("index", 1), issued=[10], revoked=[RevokedEntry(11, T0)])
-
-    again = store.register_issuer("ca-one", b"cert one, renewed key")
-
-    assert again == one
-    assert store.lookup(one, 10) is None and store.lookup(one, 11) is None
-    assert store.source_states(one) == {}
-    # The other issuer keeps everything.
-    assert store.lookup(two, 10) == CertStatusRecord(issued=True, revoked=None)
-    assert set(store.source_states(two)) == {"index"}
-
-
-# --- replace_source and lookup -----------------------------------------------------------------
-
-
-def test_lookup_is_none_when_no_source_lists_the_serial(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    assert store.lookup(one, 1) is None
-    store.replace_source(one, _state("issued", 1), issued=[1])
-    assert store.lookup(one, 2) is None
-    assert store.lookup(999, 1) is None
-
-
-def test_lookup_reports_issued_and_revoked_with_reason_and_dates(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    entry = RevokedEntry(0x1234, T0 - HOUR, x509.ReasonFlags.key_compromise, T0 - 5 * HOUR)
-    store.replace_source(one, _state("index", 2), issued=[0x1234, 0x5678], revoked=[entry])
-
-    assert store.lookup(one, 0x1234) == CertStatusRecord(issued=True, revoked=entry)
-    assert store.lookup(one, 0x5678) == CertStatusRecord(issued=True, revoked=None)
-
-
-def test_revoked_only_in_a_crl_is_not_issued(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(5, T0)])
-
-    record = store.lookup(one, 5)
-
-    assert record is not None and record.issued is False and record.revoked == RevokedEntry(5, T0)
-
-
-@pytest.mark.parametrize("reason", [None, *REASON_CODES])
-def test_every_reason_round_trips(store: SQLiteStore, issuers: tuple[int, int], reason) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(9, T0, reason)])
-    record = store.lookup(one, 9)
-    assert record is not None and record.revoked is not None and record.revoked.reason is reason
-
-
-def test_replace_source_replaces_only_that_issuer_and_kind(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, two = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(1, T0)])
-    store.replace_source(one, _state("index", 2), issued=[1, 2])
-    store.replace_source(two, _state("crl", 1), revoked=[RevokedEntry(1, T0)])
-
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(3, T0)])
-
-    assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=None)  # index row kept, CRL row gone
-    assert store.lookup(one, 2) == CertStatusRecord(issued=True, revoked=None)
-    assert store.lookup(one, 3) == CertStatusRecord(issued=False, revoked=RevokedEntry(3, T0))
-    assert store.lookup(two, 1) == CertStatusRecord(issued=False, revoked=RevokedEntry(1, T0))
-
-
-def test_replace_source_with_nothing_empties_that_source(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(1, T0)])
-    store.replace_source(one, _state("crl", 0))
-    assert store.lookup(one, 1) is None
-    assert store.source_states(one)["crl"].entries == 0
-
-
-def test_same_serial_under_two_issuers_is_kept_apart(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, two = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(42, T0, x509.ReasonFlags.superseded)])
-    store.replace_source(two, _state("issued", 1), issued=[42])
-
-    assert store.lookup(one, 42) == CertStatusRecord(False, RevokedEntry(42, T0, x509.ReasonFlags.superseded))
-    assert store.lookup(two, 42) == CertStatusRecord(True, None)
-
-
-def test_earliest_revocation_of_several_sources_wins(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    late = RevokedEntry(7, T0, x509.ReasonFlags.superseded)
-    early = RevokedEntry(7, T0 - 3 * HOUR, x509.ReasonFlags.key_compromise, T0 - 9 * HOUR)
-    store.replace_source(one, _state("crl", 1), revoked=[late])
-    store.replace_source(one, _state("index", 1), issued=[7], revoked=[early])
-
-    assert store.lookup(one, 7) == CertStatusRecord(issued=True, revoked=early)
-
-    store.replace_source(one, _state("index", 1), issued=[7])
-    assert store.lookup(one, 7) == CertStatusRecord(issued=True, revoked=late)
-
-
-@pytest.mark.parametrize("serial", [0, 127, 128, 2**159, 2**160 - 1, -1, -129])
-def test_extreme_serials_are_stored_and_found(store: SQLiteStore, issuers: tuple[int, int], serial: int) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("index", 1), issued=[serial], revoked=[RevokedEntry(serial, T0)])
-
-    assert store.lookup(one, serial) == CertStatusRecord(issued=True, revoked=RevokedEntry(serial, T0))
-    assert store.lookup(one, serial + 1) is None
-
-
-def test_duplicate_serials_in_one_source_do_not_fail(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("issued", 3), issued=[5, 5, 5])
-    assert store.lookup(one, 5) == CertStatusRecord(True, None)
-
-
-def test_failing_import_half_way_leaves_the_previous_rows(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("index", 2), issued=[1, 2], revoked=[RevokedEntry(2, T0)])
-    before = store.source_states(one)
-
-    def serials() -> Iterator[int]:
-        yield 100
-        yield 101
-        raise RuntimeError("the index file went away")
-
-    with pytest.raises(RuntimeError, match="went away"):
-        store.replace_source(one, SourceState("index", "/new", T0 + HOUR, 99), issued=serials(), revoked=[])
-
-    assert store.lookup(one, 1) == CertStatusRecord(True, None)
-    assert store.lookup(one, 2) == CertStatusRecord(True, RevokedEntry(2, T0))
-    assert store.lookup(one, 100) is None
-    assert store.source_states(one) == before
-    # The connection is usable afterwards (no transaction left open).
-    store.replace_source(one, _state("index", 1), issued=[3])
-    assert store.lookup(one, 3) == CertStatusRecord(True, None)
-
-
-def test_failing_revoked_iterable_rolls_back_too(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, _state("crl", 1), revoked=[RevokedEntry(1, T0)])
-
-    def entries() -> Iterator[RevokedEntry]:
-        yield RevokedEntry(50, T0)
-        raise ValueError("bad CRL entry")
-
-    with pytest.raises(ValueError):
-        store.replace_source(one, _state("crl", 9), revoked=entries())
-
-    assert store.lookup(one, 1) == CertStatusRecord(False, RevokedEntry(1, T0))
-    assert store.lookup(one, 50) is None
-
-
-# --- source_states -------------------------------------------------------------------------------
-
-
-def test_source_states_round_trip_with_utc_datetimes(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, two = issuers
-    crl = SourceState("crl", "/pki/ca.crl", T0, 4, T0 - HOUR, T0 + 24 * HOUR, 2**70)
-    index = SourceState("index", "/pki/index.txt", T0 + HOUR, 12)
-    store.replace_source(one, crl)
-    store.replace_source(one, index)
-
-    states = store.source_states(one)
-
-    assert states == {"crl": crl, "index": index}
-    for state in states.values():
-        assert state.imported_at.tzinfo is not None and state.imported_at.utcoffset() == dt.timedelta(0)
-    assert states["crl"].this_update.utcoffset() == dt.timedelta(0)
-    assert store.source_states(two) == {}
-
-
-def test_source_state_times_from_other_zones_come_back_as_the_same_instant(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    zone = dt.timezone(dt.timedelta(hours=-5))
-    store.replace_source(one, SourceState("crl", "x", T0.astimezone(zone), 0, T0.astimezone(zone), None, None))
-
-    state = store.source_states(one)["crl"]
-
-    assert state.imported_at == T0 and state.imported_at.tzinfo == UTC
-    assert (state.this_update, state.next_update, state.crl_number) == (T0, None, None)
-
-
-def test_replacing_a_source_updates_its_state(store: SQLiteStore, issuers: tuple[int, int]) -> None:
-    one, _ = issuers
-    store.replace_source(one, SourceState("crl", "a", T0, 1, T0, T0 + HOUR, 1))
-    newer = SourceState("crl", "a", T0 + HOUR, 2, T0 + HOUR, T0 + 2 * HOUR, 2)
-    store.replace_source(one, newer)
-    assert store.source_states(one) == {"crl": newer}
-
-
 # --- files and connections -----------------------------------------------------------------------
 
 
-def test_two_connections_to_one_file_see_committed_data(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite3"
-    writer, reader = SQLiteStore(path), SQLiteStore(path)
+def test_the_file_is_in_wal_mode_so_workers_read_while_an_import_writes(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "shared.sqlite3")
     try:
-        issuer = writer.register_issuer("ca", b"cert")
-        assert reader.lookup(issuer, 1) is None
-
-        writer.replace_source(issuer, _state("issued", 1), issued=[1])
-
-        assert reader.lookup(issuer, 1) == CertStatusRecord(True, None)
-        assert reader.source_states(issuer) == {"issued": _state("issued", 1)}
-        assert reader._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
-        writer.close()
-        reader.close()
-
-
-def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "status.sqlite3"
-    first = SQLiteStore(path)
-    issuer = first.register_issuer("ca", b"cert")
-    first.replace_source(issuer, _state("crl", 1), revoked=[RevokedEntry(3, T0, x509.ReasonFlags.ca_compromise)])
-    first.close()
-
-    second = SQLiteStore(path)
-    try:
-        assert second.register_issuer("ca", b"cert") == issuer
-        assert second.lookup(issuer, 3) == CertStatusRecord(False, RevokedEntry(3, T0, x509.ReasonFlags.ca_compromise))
-    finally:
-        second.close()
+        store.close()
 
 
 def test_memory_store_works() -> None:

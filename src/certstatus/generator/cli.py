@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -15,8 +13,6 @@ from rich.text import Text
 from certstatus.cli import _print_import, _settings, ca_options, console
 from certstatus.config import Settings
 from certstatus.generator.run import RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
-from certstatus.generator.schedule import start_background, stop_background
-from certstatus.sources.changes import ChangeFeed
 
 
 class _RateColumn(ProgressColumn):
@@ -104,27 +100,19 @@ def _as_generated(ca):
     return ca if ca.mode != "live" else dataclasses.replace(ca, mode="precomputed")
 
 
-@contextlib.contextmanager
-def generation_while_serving(settings: Settings, *, log_level: str = "info", feed: ChangeFeed | None = None) -> Iterator[None]:
-    """Around the server: one pass in the foreground, then the background generator until exit.
+def generate_before_serving(settings: Settings) -> None:
+    """``certstatus serve``: one pass with a progress bar before the listener opens (nothing when every CA is live).
 
-    Changes published on ``feed`` (this process's refresher, admin API)
-    wake the background generator at once. Does nothing when every CA is live.
+    The background generator that keeps the responses current afterwards is
+    one of the supervisor's services (:mod:`certstatus.generator.schedule`).
     """
     from certstatus.app import open_store
 
     if not generated_cas(settings):
-        yield
         return
     store = open_store(settings)
     try:
-        seen_seq = store.status_seq()
         with Generator(settings, store) as generator:
             print_summary(run_with_progress(generator))
     finally:
         store.close()
-    background = start_background(settings, log_level=log_level, seen_seq=seen_seq, feed=feed)
-    try:
-        yield
-    finally:
-        stop_background(background)

@@ -1,8 +1,9 @@
 """Generation while serving: a background process that keeps the pre-signed responses current.
 
 ``certstatus serve`` runs one pass in the foreground (the workers start
-with every response signed), then starts :func:`run_background` in its own
-process. Once a second, or at once when the supervisor's refresher, admin
+with every response signed); the supervisor's services
+(:func:`certstatus.admin.server.start_services`, restarted on SIGHUP with
+the new settings) then run :func:`run_background` in its own process. Once a second, or at once when the supervisor's refresher, admin
 API or pushes publish a change (:class:`~certstatus.sources.changes.ChangeFeed`
 sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
 
@@ -27,7 +28,7 @@ from multiprocessing.synchronize import Event as EventType
 
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
-from certstatus.generator.run import Generator, GenerationSummary
+from certstatus.generator.run import Generator, GenerationSummary, generated_cas
 from certstatus.sources.changes import ChangeFeed
 from certstatus.store.base import WORK_KINDS
 
@@ -42,20 +43,21 @@ NICENESS = 10
 class GenerationLoop:
     """Decides when a pass is needed and runs it (one :meth:`tick` at a time).
 
-    ``seen_seq`` is the status sequence the last pass started from (None:
-    none ran, so the first tick runs a full pass).
+    ``seen`` holds the change counters of the generated issuers the last
+    pass started from (None: no pass yet, so the first tick runs one).
     """
 
-    def __init__(self, generator: Generator, *, seen_seq: int | None = None) -> None:
+    def __init__(self, generator: Generator) -> None:
         self.generator = generator
-        self.seen_seq = seen_seq
+        self.seen: dict[int, int] | None = None
 
     def tick(self) -> GenerationSummary | None:
-        """Run a pass if the store changed or a response is due; return its summary, or None."""
+        """Run a pass if a generated issuer changed or a response is due; return its summary, or None."""
         store = self.generator.store
-        seq = store.status_seq()
-        if seq != self.seen_seq:
-            self.seen_seq = seq  # read before the pass: a change during it triggers the next one
+        counters = store.change_counters()
+        mine = {issuer_id: counters.get(issuer_id, 0) for issuer_id in self.generator.issuer_ids.values()}
+        if mine != self.seen:
+            self.seen = mine  # read before the pass: a change during it triggers the next one
             return self.generator.run_pass(WORK_KINDS)
         now = self.generator.clock.now()
         for issuer_id in self.generator.issuer_ids.values():
@@ -65,9 +67,7 @@ class GenerationLoop:
         return None
 
 
-def run_background(
-    settings_json: str, log_level: str, seen_seq: int | None, processes: int | None, wake: EventType | None = None
-) -> None:
+def run_background(settings_json: str, log_level: str, processes: int | None, wake: EventType | None = None) -> None:
     """Body of the background process: tick every :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
     from certstatus.app import open_store
     from certstatus.observability import configure_logging
@@ -81,7 +81,7 @@ def run_background(
     store = open_store(settings)
     try:
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
-            loop = GenerationLoop(generator, seen_seq=seen_seq)
+            loop = GenerationLoop(generator)
             while os.getppid() == parent:
                 try:
                     summary = loop.tick()
@@ -104,24 +104,24 @@ def run_background(
 
 
 def start_background(
-    settings: Settings,
-    *,
-    log_level: str = "info",
-    seen_seq: int | None = None,
-    processes: int | None = None,
-    feed: ChangeFeed | None = None,
-) -> multiprocessing.process.BaseProcess:
-    """Start :func:`run_background` in a new (spawned) process and return it.
+    settings: Settings, *, log_level: str | None = None, processes: int | None = None, feed: ChangeFeed | None = None
+) -> multiprocessing.process.BaseProcess | None:
+    """Start :func:`run_background` in a new (spawned) process and return it; None when every CA is live.
 
     With ``feed``, every change published in this process wakes it at once.
+    ``log_level`` defaults to the level of this process's certstatus logger.
     """
+    if not generated_cas(settings):
+        return None
+    if log_level is None:
+        log_level = logging.getLevelName(logging.getLogger("certstatus").getEffectiveLevel()).lower()
     context = multiprocessing.get_context("spawn")
     wake = context.Event()
     if feed is not None:
         feed.subscribe(lambda issuer_id, serials: wake.set())
     process = context.Process(
         target=run_background,
-        args=(settings.to_json(), log_level, seen_seq, processes, wake),
+        args=(settings.to_json(), log_level, processes, wake),
         name="certstatus-generator",
     )
     process.start()

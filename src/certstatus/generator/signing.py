@@ -3,7 +3,7 @@
 Each worker process loads the signers and opens the store itself
 (:func:`init_worker`), so nothing secret crosses a process boundary and the
 parent only hands out lists of serials. A batch is: read the change-feed
-position, then the statuses (:meth:`StatusStore.lookup_many`), decide each
+counter of the issuer, then the statuses (:meth:`StatusStore.lookup_many`), decide each
 certStatus (:mod:`certstatus.pipeline.status`), encode one response per
 CertID hash algorithm with the byte templates of
 :mod:`certstatus.protocol.fast_response`, sign, and write everything in one
@@ -85,7 +85,7 @@ class CASigner:
         signer valid at ``now`` (nothing is written).
         """
         signer, responder_id_der, wrapper = self._signer(now)
-        status_seq = store.status_seq()  # before the statuses: see StatusStore.store_precomputed
+        counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see StatusStore.store_precomputed
         records = store.lookup_many(self.issuer_id, serial_numbers)
         this_update = now.replace(microsecond=0)
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
@@ -114,7 +114,7 @@ class CASigner:
                     SignedResponse(serial, algorithm, PrecomputedResponse(response, this_update, next_update), renew)
                 )
         with write_lock or contextlib.nullcontext():
-            store.store_precomputed(self.issuer_id, responses, status_seq=status_seq, remove=removed)
+            store.store_precomputed(self.issuer_id, responses, change_counter=counter, remove=removed)
         return BatchResult(self.settings.name, len(responses), len(removed))
 
 

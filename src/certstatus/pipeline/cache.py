@@ -11,24 +11,23 @@ nonce, with several CertIDs, and every request of a live-mode CA pass by.
   its key and :data:`ENTRY_OVERHEAD`.
 * An entry is never served at or after its refresh point
   (:func:`certstatus.refresh.refresh_due`, before nextUpdate).
-* Status changes drop entries: this process's imports and other
-  processes' alike, read from the store's change feed
-  (:meth:`~certstatus.store.base.StatusStore.changes_since`) at most every
-  ``poll_interval`` seconds. A store shared between hosts implements that
-  method (e.g. PostgreSQL LISTEN/NOTIFY) and every cache follows.
+* A status change of an issuer, committed by any process, drops that
+  issuer's entries: :meth:`ResponseCache.issuer_changed` is subscribed to
+  the worker's :class:`~certstatus.store.changes.ChangeHub` (SQLite
+  counters polled, PostgreSQL LISTEN/NOTIFY) and the drop happens on the
+  request path's thread before the next request is answered.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
 from certstatus.pipeline.precomputed import shareable
 from certstatus.refresh import refresh_due
-from certstatus.store.base import StatusStore
 
 #: Bytes counted per entry beyond its DER and key (dict slot, tuple, answer object).
 ENTRY_OVERHEAD = 400
@@ -102,20 +101,25 @@ class AnswerCache:
 
 
 class ResponseCache:
-    """The pipeline step in front of the precomputed lookup and live signing (see module doc)."""
+    """The pipeline step in front of the precomputed lookup and live signing (see module doc).
 
-    def __init__(self, store: StatusStore, max_bytes: int, *, poll_interval: float = 1.0) -> None:
-        self.store = store
+    ``max_bytes`` bounds the cache (0: off).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
         self.cache = AnswerCache(max_bytes)
-        self.poll_interval = dt.timedelta(seconds=poll_interval)
-        self._cursor = store.status_seq()
-        self._polled_at: dt.datetime | None = None
+        self._changed: deque[int] = deque()
+
+    def issuer_changed(self, issuer_id: int) -> None:
+        """Note that an issuer's statuses changed (thread-safe: called by the change watcher thread)."""
+        self._changed.append(issuer_id)
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        if self._changed:
+            self._drop_changed()
         if not self.cache.max_bytes or not shareable(exchange):
             return call_next(exchange)
         now = exchange.received_at
-        self.poll(now)
         cert_id = exchange.query.cert_ids[0]
         answer = self.cache.get(cert_id.der, now)
         if answer is not None:
@@ -125,11 +129,8 @@ class ResponseCache:
             self.cache.put(cert_id.der, answer, exchange.ca.issuer_id, cert_id.serial_number)
         return answer
 
-    def poll(self, now: dt.datetime) -> None:
-        """Read the change feed if ``poll_interval`` has passed since the last read, and drop what changed."""
-        if self._polled_at is not None and now - self._polled_at < self.poll_interval:
-            return
-        self._polled_at = now
-        self._cursor, changes = self.store.changes_since(self._cursor)
-        if changes is None or changes:
-            self.cache.invalidate(changes)
+    def _drop_changed(self) -> None:
+        issuers = set()
+        while self._changed:
+            issuers.add(self._changed.popleft())
+        self.cache.invalidate([(issuer_id, None) for issuer_id in issuers])

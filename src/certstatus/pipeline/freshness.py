@@ -47,6 +47,10 @@ class FreshnessGuard:
             ca.has_data = cached[1].has_data
         return cached[1]
 
+    def invalidate(self, issuer_id: int) -> None:
+        """Forget the issuer's state: the next request re-reads it (a store change subscriber, any thread)."""
+        self._cache.pop(issuer_id, None)
+
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
         if ca.settings.sql is not None:

@@ -17,6 +17,7 @@ from certstatus.config import CaSettings
 from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, CertID, issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
+from certstatus.store.base import StatusStore
 
 
 @dataclass(eq=False)
@@ -66,6 +67,12 @@ class IssuerRegistry:
             for algorithm, (name_hash, key_hash) in ca.hashes.items():
                 self._by_hashes[(algorithm, name_hash, key_hash)] = ca
         self.by_name = {ca.name: ca for ca in self.cas}
+
+    def refresh_state(self, issuer_id: int, store: StatusStore) -> None:
+        """Re-read what this process keeps of an issuer's data (``has_data``) after a store change."""
+        for ca in self.cas:
+            if ca.issuer_id == issuer_id:
+                ca.has_data = ca.settings.sql is not None or bool(store.source_states(issuer_id))
 
     def find(self, cert_id: CertID) -> ServedCA | None:
         """Return the CA that issued the certificate named by ``cert_id``, or None."""

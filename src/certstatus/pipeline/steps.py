@@ -7,7 +7,7 @@ import datetime as dt
 from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
-from certstatus.errors import SignerUnavailable
+from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
@@ -74,7 +74,10 @@ class LocalStatusSigner:
                 if exchange.records is not None:
                     record = exchange.records[index]
                 else:
-                    record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                    try:
+                        record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+                    except StoreUnavailable as exc:
+                        raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
                 decision = decide(record, ca.settings, cert_id.serial_number)
             extended = extended or decision.extended
             revoked = decision.revoked

@@ -1,63 +1,65 @@
-"""Run the OCSP listener: uvicorn with N worker processes over the prepared store."""
+"""Run the OCSP listener: uvicorn with N worker processes over the prepared store.
+
+The supervising process binds the socket, starts the admin listener and
+keeps the worker processes running (:class:`~certstatus.server.uvicorn_glue.Supervisor`):
+SIGHUP reloads configuration and data and replaces the workers one by one,
+SIGTERM/SIGINT stop gracefully (workers finish the requests in progress,
+flush the audit log and exit).
+"""
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 from collections.abc import Callable
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
 from certstatus.config import Settings
-from certstatus.server.asgi import SETTINGS_ENV
+from certstatus.server.lifecycle import Lifecycle
+from certstatus.server.uvicorn_glue import ClientCertHttpToolsProtocol, Supervisor, log_config, ssl_context_factory
+
+#: Seconds workers get to finish their requests after SIGTERM.
+GRACE_SECONDS = 10
 
 
-def serve(settings: Settings, *, log_level: str = "info", on_reload: Callable[[], object] | None = None) -> None:
+def serve(settings: Settings, *, log_level: str = "info", reload_settings: Callable[[], Settings] | None = None) -> None:
     """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
 
-    Workers are separate processes (``settings.server.worker_count``) that
-    share the listening socket; each builds its own application from the
-    settings handed over in the environment. ``on_reload`` is called on
-    SIGHUP (re-import the revocation data now), before uvicorn's own SIGHUP
-    action (with several workers: replace them, which reloads their signers).
+    Workers are separate processes (``settings.server.worker_count``, one at
+    least, always under the supervisor so SIGHUP works) that share the
+    listening socket; each builds its own application from the settings
+    handed over in the environment. ``reload_settings()`` reads the settings
+    again on SIGHUP (default: the same settings, data re-imported).
     """
-    os.environ[SETTINGS_ENV] = settings.to_json()
+    from certstatus.observability import configure_logging
+
+    configure_logging(log_level)
+    lifecycle = Lifecycle(settings, reload_settings)
+    lifecycle.start()
     os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
-    if on_reload is not None:
-        _on_hangup(on_reload)
-    uvicorn.run(
+    config = uvicorn.Config(
         "certstatus.server.asgi:create_app",
         factory=True,
         host=settings.server.host,
         port=settings.server.port,
         workers=settings.server.worker_count,
         loop="uvloop",
-        http="httptools",
+        http=f"{ClientCertHttpToolsProtocol.__module__}:{ClientCertHttpToolsProtocol.__name__}",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # clients behind proxies: [tls] trusted_proxies, see server/proxy.py
         log_level="warning" if log_level == "info" else log_level,
+        log_config=log_config("warning" if log_level == "info" else log_level),
         server_header=False,
         date_header=False,  # OCSPHttpHandler writes Date from its own clock
         timeout_keep_alive=10,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=GRACE_SECONDS,
         h11_max_incomplete_event_size=16 * 1024,
+        ssl_context_factory=ssl_context_factory if settings.ops.tls.enabled else None,
     )
-
-
-def _on_hangup(on_reload: Callable[[], object]) -> None:
-    """Route SIGHUP to ``on_reload``, in the single-process server and in uvicorn's supervisor."""
-
-    def reload(*_args) -> None:
-        logging.getLogger("certstatus.refresh").info("SIGHUP: re-importing every source now")
-        on_reload()
-
-    signal.signal(signal.SIGHUP, reload)  # single worker: uvicorn leaves SIGHUP alone (the signer watcher chains it)
-    restart_workers = Multiprocess.handle_hup  # several workers: the supervisor's queue calls handle_hup
-
-    def handle_hup(self) -> None:
-        reload()
-        restart_workers(self)
-
-    Multiprocess.handle_hup = handle_hup
+    sock = config.bind_socket()
+    try:
+        Supervisor(config, [sock], lifecycle).run()
+    finally:
+        sock.close()
+        lifecycle.stop()

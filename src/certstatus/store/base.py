@@ -10,18 +10,18 @@ Pre-signed responses (precomputed and cached modes) live beside the status
 rows, keyed on (issuer, serial, CertID hash algorithm): the generator
 (:mod:`certstatus.generator`) writes them with
 :meth:`StatusStore.store_precomputed`, the request path reads them with
-:meth:`StatusStore.precomputed`. Every status change an import makes is
-numbered in a *change feed*: the stored responses of a changed serial stop
-being served at once (until re-signed), and caches in other processes learn
-what to drop through :meth:`StatusStore.changes_since`.
+:meth:`StatusStore.precomputed`. An import or push that changes serials'
+statuses marks their stored responses changed in its own transaction: they
+stop being served at once (until re-signed), and the issuer's change
+counter tells caches in every process (:mod:`certstatus.store.changes`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography import x509
 
@@ -122,6 +122,27 @@ class SignedResponse:
 #: The work kinds of :meth:`StatusStore.pending_precomputed`, in the order the generator does them.
 WORK_KINDS = ("changed", "missing", "due")
 
+#: The columns of the ``sources`` table, in the order :func:`source_state_from_row` reads them.
+SOURCE_COLUMNS = "kind, origin, imported_at, entries, this_update, next_update, crl_number"
+
+
+def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.datetime | None]) -> SourceState:
+    """A :class:`SourceState` from a ``sources`` row (columns :data:`SOURCE_COLUMNS`).
+
+    ``to_datetime`` turns the backend's stored time into an aware UTC datetime
+    (None stays None); ``crl_number`` may be stored as text or numeric.
+    """
+    return SourceState(
+        kind=row[0],
+        origin=row[1],
+        imported_at=to_datetime(row[2]),
+        entries=row[3],
+        this_update=to_datetime(row[4]),
+        next_update=to_datetime(row[5]),
+        crl_number=None if row[6] is None else int(row[6]),
+    )
+
+
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
 #: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
 CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
@@ -192,10 +213,10 @@ class StatusStore(Protocol):
         state are deleted in the same transaction (a complete CRL at least as
         new as the imported delta CRL drops the delta).
 
-        In the same transaction, every serial whose rows changed (added,
-        removed, or revoked differently, in any of the replaced kinds) gets
-        a new number in the change feed, which stops its pre-signed
-        responses from being served until the generator signs them again.
+        In the same transaction, the pre-signed responses of every serial
+        whose rows changed (added, removed, or revoked differently, in any of
+        the replaced kinds) are marked changed, which stops them from being
+        served until the generator signs them again.
         """
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
@@ -211,10 +232,26 @@ class StatusStore(Protocol):
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
 
-    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
-        """Return the status records of several serials of one issuer (absent ones left out)."""
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; every write to an issuer grows its counter.
 
-    # -- pre-signed responses (precomputed and cached modes) --------------------
+        Other processes compare counters to learn what changed
+        (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
+        The generator reads the issuer's counter before the statuses it
+        signs (:meth:`store_precomputed`); its own writes do not grow it
+        (a re-signed response changes no status).
+        """
+
+    def schema_version(self) -> int:
+        """The applied schema version (:mod:`certstatus.store.migrations`); 0 for an empty database."""
+
+    def upgrade(self) -> list:
+        """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
+
+    # -- pre-signed responses (precomputed and cached modes; SQLite so far) ----------
+
+    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
+        """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
 
     def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
         """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
@@ -224,18 +261,17 @@ class StatusStore(Protocol):
         serial alone nor on the issuer key hash alone.
         """
 
-    def status_seq(self) -> int:
-        """The number of the last status change (0 before any): a generator reads it before the statuses it signs."""
-
     def store_precomputed(
-        self, issuer_id: int, responses: Iterable[SignedResponse], *, status_seq: int, remove: Iterable[int] = ()
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
         """Write pre-signed responses and drop those of serials no longer known, in one transaction.
 
-        ``status_seq`` is :meth:`status_seq` read before the statuses were
-        looked up: a response decided before a later status change of its
-        serial stays marked changed (and unserved) until signed again, and a
-        serial in ``remove`` keeps its rows when it changed since.
+        ``change_counter`` is the issuer's counter (:meth:`change_counters`)
+        read before the statuses were looked up. Every write that changes
+        serials' statuses marks their responses changed, in its own
+        transaction; a response whose status was read before a change that
+        committed before this write stays marked changed (unserved) until
+        signed again, and a serial in ``remove`` keeps its rows then.
         """
 
     def pending_precomputed(
@@ -256,17 +292,6 @@ class StatusStore(Protocol):
 
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
-
-    def changes_since(self, cursor: int) -> tuple[int, list[tuple[int, int | None]] | None]:
-        """Status changes after ``cursor`` (from :meth:`status_seq` or a previous call).
-
-        Returns (new cursor, changes) where changes lists (issuer_id,
-        serial_number) pairs, serial None meaning every serial of that
-        issuer; changes is None when the feed no longer reaches back to
-        ``cursor`` (drop everything). This is the hook for caches in other
-        processes; a store shared by hosts (PostgreSQL) may implement it with
-        LISTEN/NOTIFY.
-        """
 
     def close(self) -> None:
         """Release the connection."""

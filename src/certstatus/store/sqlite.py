@@ -3,8 +3,8 @@
 The embedded default: one file, WAL journal so that worker processes read
 while an import writes. Every write is one transaction: an import that fails
 half-way leaves the previous rows serving. An import writes only the
-difference to the rows it replaces, and numbers the serials it changed in
-the change feed (pre-signed responses and the feed:
+difference to the rows it replaces, and marks the pre-signed responses of
+the serials it changed (pre-signed responses:
 :mod:`certstatus.store.sqlite_precomputed`).
 """
 
@@ -12,64 +12,34 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from certstatus.sources.records import RevokedEntry
+from certstatus.store import migrations
 from certstatus.store.base import (
     PUSH_KIND,
     REASON_CODES,
     REASONS_BY_CODE,
+    SOURCE_COLUMNS,
     CertStatusRecord,
     SourceState,
     StatusChange,
     combine_revocations,
     serial_key,
+    source_state_from_row,
 )
-from certstatus.store.sqlite_precomputed import PRECOMPUTED_SCHEMA, PrecomputedSQLite
+from certstatus.store.sqlite_precomputed import SCRATCH_TABLES, PrecomputedSQLite
 
-SCHEMA_VERSION = 1
+BACKEND = "sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS issuers (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    certificate BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    revocation_time INTEGER NOT NULL,
-    reason INTEGER,
-    invalidity_date INTEGER,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS issued (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (issuer_id, serial, source)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sources (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    kind TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    imported_at INTEGER NOT NULL,
-    entries INTEGER NOT NULL,
-    this_update INTEGER,
-    next_update INTEGER,
-    crl_number TEXT,
-    PRIMARY KEY (issuer_id, kind)
-);
-CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
-    serial BLOB PRIMARY KEY,
-    revocation_time INTEGER NOT NULL,
-    reason INTEGER,
-    invalidity_date INTEGER
-) WITHOUT ROWID;
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+)
 """
 
 
@@ -89,9 +59,15 @@ class SQLiteStore(PrecomputedSQLite):
     """Status store in one SQLite file (``:memory:`` works for tests).
 
     One instance per process and thread; worker processes open their own.
+    With ``upgrade`` (the default) the file is created or upgraded to the
+    current schema when opened (the embedded store belongs to one host);
+    without it an old schema raises :class:`StoreError` (unless ``check``
+    is False: ``certstatus db status`` only reads the version).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    backend = BACKEND
+
+    def __init__(self, path: str | Path, *, upgrade: bool = True, check: bool = True) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         if self.path != ":memory:":
@@ -100,10 +76,53 @@ class SQLiteStore(PrecomputedSQLite):
         # Imports and the generator write in bulk: checkpoint (and fsync) every ~40 MB of WAL, not every 4 MB.
         self._db.execute("PRAGMA wal_autocheckpoint=10000")
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.executescript(_SCHEMA + PRECOMPUTED_SCHEMA)
+        if upgrade:
+            self.upgrade()
+        elif check:
+            migrations.check_version(BACKEND, self.schema_version(), self.path)
+        self._db.executescript(SCRATCH_TABLES)  # this connection's temporary tables (imports' diff)
+
+    def schema_version(self) -> int:
+        """The applied schema version: 0 for an empty file, 1 for a file made before versioned migrations."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_migrations" in tables:
+            return self._db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        return 1 if "issuers" in tables else 0
+
+    def upgrade(self) -> list[migrations.Migration]:
+        """Apply the pending migrations, each in its own transaction; return those applied.
+
+        Safe against several processes opening the file at once (the version
+        is read again under the write lock).
+        """
+        applied = []
+        while True:
+            with self._transaction():
+                current = self.schema_version()
+                self._db.execute(_MIGRATIONS_TABLE)
+                if current == 1 and not self._db.execute("SELECT 1 FROM schema_migrations").fetchone():
+                    # A file made before versioned migrations: it has version 1's tables.
+                    self._record(migrations.migrations(BACKEND)[0])
+                todo = migrations.pending(BACKEND, current)
+                if not todo:
+                    return applied
+                for statement in _statements(todo[0].sql):
+                    self._db.execute(statement)
+                self._record(todo[0])
+            applied.append(todo[0])
+
+    def _record(self, migration: migrations.Migration) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, int(time.time())),
         )
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
+        return dict(self._db.execute("SELECT id, change_counter FROM issuers"))
+
+    def _bump(self, issuer_id: int) -> None:
+        self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
 
     def register_issuer(self, name: str, certificate_der: bytes) -> int:
         with self._transaction():
@@ -119,7 +138,7 @@ class SQLiteStore(PrecomputedSQLite):
                 self._db.execute("DELETE FROM sources WHERE issuer_id = ?", (row[0],))
                 self._db.execute("DELETE FROM precomputed WHERE issuer_id = ?", (row[0],))
                 self._db.execute("UPDATE issuers SET certificate = ? WHERE id = ?", (certificate_der, row[0]))
-                self._record_changes(row[0], whole_issuer=True)
+                self._bump(row[0])
             return row[0]
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
@@ -156,22 +175,23 @@ class SQLiteStore(PrecomputedSQLite):
     ) -> None:
         # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
         # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
-        # They land in temporary tables first and only the difference is written, so a re-import
-        # of unchanged data writes (and re-signs) nothing.
-        issued_keys = sorted({serial_key(serial) for serial in issued})
+        # A serial listed twice: the last entry wins (deduplicated before sorting). They land in
+        # temporary tables first and only the difference is written, so a re-import of unchanged
+        # data rewrites nothing and marks no pre-signed response changed.
+        issued_keys = sorted(dict.fromkeys(serial_key(s) for s in issued))
+        last = {serial_key(entry.serial_number): entry for entry in revoked}
         revoked_rows = sorted(
             (
-                serial_key(entry.serial_number),
+                key,
                 _ts(entry.revocation_time),
                 None if entry.reason is None else REASON_CODES[entry.reason],
                 _ts(entry.invalidity_date),
             )
-            for entry in revoked
+            for key, entry in last.items()
         )
         self._db.execute(f"PRAGMA cache_size = {_BULK_CACHE_KIB}")
         try:
             with self._transaction():
-                self._db.execute("DELETE FROM changed_serials")
                 self._replace_issued(issuer_id, state.kind, issued_keys)
                 self._replace_revoked(issuer_id, state.kind, revoked_rows)
                 for kind in drop_kinds:
@@ -183,53 +203,54 @@ class SQLiteStore(PrecomputedSQLite):
                         )
                     self._delete_source(issuer_id, kind)
                 self._save_state(issuer_id, state)
-                self._record_changes(issuer_id)
-                for table in ("incoming_issued", "incoming_revoked", "changed_serials"):
-                    self._db.execute(f"DELETE FROM {table}")
+                self._bump(issuer_id)
+                self._mark_changed(issuer_id)
         finally:
             self._db.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE_KIB}")
+            self._clear_scratch()
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
-        with self._transaction():
-            self._db.execute("DELETE FROM changed_serials")
-            for change in changes:
-                key = serial_key(change.serial_number)
-                if change.action == "issue":
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)",
-                        (issuer_id, key, PUSH_KIND),
-                    )
-                elif change.action == "unrevoke":
-                    self._db.execute(
-                        "DELETE FROM revoked WHERE issuer_id = ? AND serial = ? AND source = ?",
-                        (issuer_id, key, PUSH_KIND),
-                    )
-                elif change.action == "revoke":
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
-                        "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            issuer_id,
-                            key,
-                            PUSH_KIND,
-                            _ts(change.revocation_time),
-                            None if change.reason is None else REASON_CODES[change.reason],
-                            _ts(change.invalidity_date),
-                        ),
-                    )
-                else:
-                    raise ValueError(f"unknown change action {change.action!r}")
-                self._db.execute("INSERT OR IGNORE INTO changed_serials(serial) VALUES (?)", (key,))
-            self._save_state(
-                issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes))
-            )
-            self._record_changes(issuer_id)
-            self._db.execute("DELETE FROM changed_serials")
+        try:
+            with self._transaction():
+                for change in changes:
+                    key = serial_key(change.serial_number)
+                    if change.action == "issue":
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)",
+                            (issuer_id, key, PUSH_KIND),
+                        )
+                    elif change.action == "unrevoke":
+                        self._db.execute(
+                            "DELETE FROM revoked WHERE issuer_id = ? AND serial = ? AND source = ?",
+                            (issuer_id, key, PUSH_KIND),
+                        )
+                    elif change.action == "revoke":
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
+                            "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
+                            (
+                                issuer_id,
+                                key,
+                                PUSH_KIND,
+                                _ts(change.revocation_time),
+                                None if change.reason is None else REASON_CODES[change.reason],
+                                _ts(change.invalidity_date),
+                            ),
+                        )
+                    else:
+                        raise ValueError(f"unknown change action {change.action!r}")
+                    self._db.execute("INSERT OR IGNORE INTO changed_serials(serial) VALUES (?)", (key,))
+                self._save_state(
+                    issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes))
+                )
+                self._bump(issuer_id)
+                self._mark_changed(issuer_id)
+        finally:
+            self._clear_scratch()
 
     def _replace_issued(self, issuer_id: int, kind: str, issued_keys: list[bytes]) -> None:
         """Make the source's issued rows equal ``issued_keys``; collect the serials added or removed."""
         db = self._db
-        db.execute("DELETE FROM incoming_issued")
         db.executemany("INSERT OR IGNORE INTO incoming_issued(serial) VALUES (?)", ((key,) for key in issued_keys))
         mine = "issuer_id = ? AND source = ?"
         db.execute(
@@ -252,10 +273,8 @@ class SQLiteStore(PrecomputedSQLite):
     def _replace_revoked(self, issuer_id: int, kind: str, revoked_rows: list[tuple]) -> None:
         """Make the source's revoked rows equal ``revoked_rows``; collect the serials whose rows differ."""
         db = self._db
-        db.execute("DELETE FROM incoming_revoked")
         db.executemany(
-            # A serial listed twice: the last entry wins, as before.
-            "INSERT OR REPLACE INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
+            "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
             revoked_rows,
         )
         same = "n.serial = r.serial AND n.revocation_time = r.revocation_time AND n.reason IS r.reason AND n.invalidity_date IS r.invalidity_date"
@@ -302,29 +321,26 @@ class SQLiteStore(PrecomputedSQLite):
         )
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
-        rows = self._db.execute(
-            "SELECT kind, origin, imported_at, entries, this_update, next_update, crl_number "
-            "FROM sources WHERE issuer_id = ?",
-            (issuer_id,),
-        ).fetchall()
-        return {
-            row[0]: SourceState(
-                kind=row[0],
-                origin=row[1],
-                imported_at=_dt(row[2]),
-                entries=row[3],
-                this_update=_dt(row[4]),
-                next_update=_dt(row[5]),
-                crl_number=None if row[6] is None else int(row[6]),
-            )
-            for row in rows
-        }
+        rows = self._db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = ?", (issuer_id,)).fetchall()
+        return {row[0]: source_state_from_row(row, _dt) for row in rows}
 
     def close(self) -> None:
         self._db.close()
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration file into statements (executescript would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in buffer.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:60]!r}")
 
 
 class _Transaction:

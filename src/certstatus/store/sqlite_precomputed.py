@@ -1,20 +1,18 @@
-"""SQLite storage of pre-signed responses and of the change feed (see :mod:`certstatus.store.base`).
+"""SQLite storage of pre-signed responses (see :mod:`certstatus.store.base`).
 
-Tables (created by :class:`certstatus.store.sqlite.SQLiteStore`):
+The ``precomputed`` table (migration ``0003_precomputed``) has one row per
+(issuer_id, serial, hash_algorithm): the OCSPResponse DER, thisUpdate,
+nextUpdate, ``renew_at`` (when the generator signs it again) and two
+change-counter values of the issuer (``issuers.change_counter``, which every
+import and push grows): ``signed_seq``, the counter the status was read at,
+and ``changed_seq``, the counter of the last write that changed the serial's
+status. A row is served only while ``changed_seq <= signed_seq``; an import
+that changes the serial raises ``changed_seq`` in its own transaction, so a
+response with an outdated status is never served, not even for the seconds
+before the generator signs it again.
 
-* ``precomputed``: one row per (issuer_id, serial, hash_algorithm) with the
-  OCSPResponse DER, thisUpdate, nextUpdate, ``renew_at`` (when the generator
-  signs it again) and two change numbers: ``signed_seq``, the change feed
-  position the status was read at, and ``changed_seq``, the last change of
-  the serial's status. A row is served only while ``changed_seq <=
-  signed_seq``; an import that changes the serial raises ``changed_seq`` in
-  its own transaction, so a response with an outdated status is never served,
-  not even for the seconds before the generator signs it again.
-* ``changes``: the change feed, one row per changed serial (serial NULL for
-  "every serial of the issuer" when an import changed more than
-  :data:`FEED_SERIALS_PER_IMPORT`), trimmed to the last :data:`FEED_KEEP`
-  rows. Its AUTOINCREMENT sequence is the store's status sequence.
-
+Imports find the changed serials by loading the new rows into this
+connection's temporary tables (:data:`SCRATCH_TABLES`) and comparing.
 Times are stored as integer seconds since the epoch (UTC).
 """
 
@@ -37,34 +35,17 @@ from certstatus.store.base import (
 
 #: Hash algorithms the generator signs for (RFC 9919 §3.1.1: SHA-1 and SHA-256 CertIDs).
 PRECOMPUTED_HASH_ALGORITHMS = ("sha1", "sha256")
-#: An import changing more serials than this records one "whole issuer" change.
-FEED_SERIALS_PER_IMPORT = 10_000
-#: Change feed rows kept; a reader further behind is told to drop everything.
-FEED_KEEP = 100_000
-#: Most changes returned by one changes_since call before "drop everything" is cheaper.
-FEED_READ_LIMIT = 10_000
 _CHUNK = 500  # serials per IN (...) list
 
-PRECOMPUTED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS precomputed (
-    issuer_id INTEGER NOT NULL REFERENCES issuers(id),
-    serial BLOB NOT NULL,
-    hash_algorithm TEXT NOT NULL,
-    der BLOB NOT NULL,
-    this_update INTEGER NOT NULL,
-    next_update INTEGER NOT NULL,
-    renew_at INTEGER NOT NULL,
-    signed_seq INTEGER NOT NULL,
-    changed_seq INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (issuer_id, serial, hash_algorithm)
-);
-CREATE INDEX IF NOT EXISTS precomputed_renew ON precomputed(issuer_id, renew_at, serial);
-CREATE INDEX IF NOT EXISTS precomputed_changed ON precomputed(issuer_id, serial) WHERE changed_seq > signed_seq;
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    issuer_id INTEGER NOT NULL,
-    serial BLOB
-);
+#: Per-connection temporary tables of an import: the new rows, and the serials found changed.
+SCRATCH_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
+    serial BLOB PRIMARY KEY,
+    revocation_time INTEGER NOT NULL,
+    reason INTEGER,
+    invalidity_date INTEGER
+) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial BLOB PRIMARY KEY) WITHOUT ROWID;
 """
 
@@ -134,32 +115,30 @@ class PrecomputedSQLite:
 
     # -- written by the generator ----------------------------------------------
 
-    def status_seq(self) -> int:
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+    def _change_counter(self, issuer_id: int) -> int:
+        row = self._db.execute("SELECT change_counter FROM issuers WHERE id = ?", (issuer_id,)).fetchone()
         return 0 if row is None else row[0]
 
     def store_precomputed(
-        self, issuer_id: int, responses: Iterable[SignedResponse], *, status_seq: int, remove: Iterable[int] = ()
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
         with self._transaction():
-            current = self.status_seq()
-            changed_since: set[bytes] | None = set()
-            if current != status_seq:
-                changed_since = self._changed_since(issuer_id, status_seq)
+            current = self._change_counter(issuer_id)
+            # The issuer was written after the statuses were read: which serials changed is not kept,
+            # so every response of this batch stays unserved until signed again (a few batches at most).
+            stale = current if current != change_counter else 0
             times: dict[dt.datetime, int] = {}  # a batch shares its three times: convert each once
             rows = []
             for item in responses:
                 response = item.response
-                key = serial_key(item.serial_number)
-                # A serial that changed after its status was read keeps being unserved (changed_seq > signed_seq).
-                stale = changed_since is None or key in changed_since
                 for when in (response.this_update, response.next_update, item.renew_at):
                     if when not in times:
                         times[when] = _ts(when)
                 rows.append(
                     (
-                        issuer_id, key, item.hash_algorithm, response.der, times[response.this_update],
-                        times[response.next_update], times[item.renew_at], status_seq, current if stale else 0,
+                        issuer_id, serial_key(item.serial_number), item.hash_algorithm, response.der,
+                        times[response.this_update], times[response.next_update], times[item.renew_at],
+                        change_counter, stale,
                     )
                 )  # fmt: skip
             self._db.executemany(
@@ -172,23 +151,11 @@ class PrecomputedSQLite:
                 "WHERE excluded.signed_seq >= precomputed.signed_seq",
                 rows,
             )
-            self._db.executemany(
-                "DELETE FROM precomputed WHERE issuer_id = ? AND serial = ? AND changed_seq <= ?",
-                ((issuer_id, serial_key(serial), status_seq) for serial in remove),
-            )
-
-    def _changed_since(self, issuer_id: int, status_seq: int) -> set[bytes] | None:
-        """Serials of the issuer changed after ``status_seq``; None when unknown or all."""
-        if status_seq < self._feed_trimmed_to():
-            return None
-        serials = set()
-        for (serial,) in self._db.execute(
-            "SELECT serial FROM changes WHERE seq > ? AND issuer_id = ?", (status_seq, issuer_id)
-        ):
-            if serial is None:
-                return None
-            serials.add(serial)
-        return serials
+            if current == change_counter:
+                self._db.executemany(
+                    "DELETE FROM precomputed WHERE issuer_id = ? AND serial = ?",
+                    ((issuer_id, serial_key(serial)) for serial in remove),
+                )
 
     def pending_precomputed(
         self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
@@ -253,56 +220,19 @@ class PrecomputedSQLite:
         row = self._db.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = ?", (issuer_id,)).fetchone()
         return None if row[0] is None else _dt(row[0])
 
-    # -- the change feed -------------------------------------------------------
+    # -- written by imports and pushes (inside their transaction) ----------------
 
-    def changes_since(self, cursor: int) -> tuple[int, list[tuple[int, int | None]] | None]:
-        if cursor < self._feed_trimmed_to():
-            return self.status_seq(), None
-        rows = self._db.execute(
-            "SELECT seq, issuer_id, serial FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            (cursor, FEED_READ_LIMIT + 1),
-        ).fetchall()
-        if not rows:
-            return cursor, []
-        if len(rows) > FEED_READ_LIMIT:
-            return self.status_seq(), None
-        return rows[-1][0], [(row[1], None if row[2] is None else serial_from_key(row[2])) for row in rows]
+    def _mark_changed(self, issuer_id: int) -> None:
+        """Mark the pre-signed responses of the serials in temp.changed_serials changed (after the counter grew)."""
+        if not self._db.execute("SELECT 1 FROM changed_serials LIMIT 1").fetchone():
+            return
+        if not self._db.execute("SELECT 1 FROM precomputed WHERE issuer_id = ? LIMIT 1", (issuer_id,)).fetchone():
+            return
+        self._db.execute(
+            "UPDATE precomputed SET changed_seq = ? WHERE issuer_id = ? AND serial IN (SELECT serial FROM changed_serials)",
+            (self._change_counter(issuer_id), issuer_id),
+        )
 
-    def _feed_trimmed_to(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'changes_trimmed_to'").fetchone()
-        return 0 if row is None else int(row[0])
-
-    def _record_changes(self, issuer_id: int, whole_issuer: bool = False) -> int:
-        """Number the serials in temp.changed_serials (or the whole issuer) as one change.
-
-        Runs inside the caller's transaction: marks the issuer's pre-signed
-        responses of those serials as changed and appends to the feed.
-        Returns the number of changed serials (0: nothing recorded).
-        """
-        count = self._db.execute("SELECT count(*) FROM changed_serials").fetchone()[0]
-        if not count and not whole_issuer:
-            return 0
-        if whole_issuer or count > FEED_SERIALS_PER_IMPORT:
-            self._db.execute("INSERT INTO changes(issuer_id, serial) VALUES (?, NULL)", (issuer_id,))
-            count = max(count, 1)
-        else:
-            self._db.execute(
-                "INSERT INTO changes(issuer_id, serial) SELECT ?, serial FROM changed_serials", (issuer_id,)
-            )
-        seq = self.status_seq()
-        if whole_issuer:
-            self._db.execute("UPDATE precomputed SET changed_seq = ? WHERE issuer_id = ?", (seq, issuer_id))
-        elif self._db.execute("SELECT 1 FROM precomputed WHERE issuer_id = ? LIMIT 1", (issuer_id,)).fetchone():
-            self._db.execute(
-                "UPDATE precomputed SET changed_seq = ? WHERE issuer_id = ? "
-                "AND serial IN (SELECT serial FROM changed_serials)",
-                (seq, issuer_id),
-            )
-        if seq > FEED_KEEP:
-            trimmed_to = seq - FEED_KEEP
-            if trimmed_to > self._feed_trimmed_to():
-                self._db.execute("DELETE FROM changes WHERE seq <= ?", (trimmed_to,))
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('changes_trimmed_to', ?)", (str(trimmed_to),)
-                )
-        return count
+    def _clear_scratch(self) -> None:
+        for table in ("incoming_issued", "incoming_revoked", "changed_serials"):
+            self._db.execute(f"DELETE FROM temp.{table}")

@@ -1,7 +1,7 @@
 """StatusStore methods added for sources: apply_changes (pushes), drop_kinds, the base + delta CRL view.
 
-Written against the StatusStore protocol through the ``store`` fixture, so a
-second implementation (PostgreSQL) runs the same tests by parametrizing it.
+Written against the StatusStore protocol through the ``store`` fixture of
+tests/store/conftest.py: every test runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ from cryptography import x509
 from certstatus.clock import UTC
 from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import SourceState, StatusChange, combine_revocations
-from certstatus.store.sqlite import SQLiteStore
 
 T = dt.datetime(2030, 1, 1, tzinfo=UTC)
 HOLD, KEY, REMOVE = x509.ReasonFlags.certificate_hold, x509.ReasonFlags.key_compromise, x509.ReasonFlags.remove_from_crl
-
-
-@pytest.fixture()
-def store():
-    store = SQLiteStore(":memory:")
-    yield store
-    store.close()
 
 
 def _state(kind: str, number: int | None = None) -> SourceState:

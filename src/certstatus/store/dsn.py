@@ -1,0 +1,48 @@
+"""Telling a PostgreSQL DSN from an SQLite path, checking it, and masking its password.
+
+``[server] database`` (and ``--db``) holds either: a ``postgresql://`` (or
+``postgres://``) URI selects the PostgreSQL store, anything else is the path
+of an SQLite file. Kept free of psycopg at import time: the configuration
+loader uses it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DSN_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_dsn(value: object) -> bool:
+    """True when ``value`` is a PostgreSQL URI, which selects the PostgreSQL store."""
+    return isinstance(value, str) and value.startswith(DSN_SCHEMES)
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ValueError with libpq's reason when ``dsn`` is not a valid connection URI."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+
+
+def mask_dsn(dsn: str) -> str:
+    """Return ``dsn`` with its password (in the user part or the query) replaced by ``***``."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "postgresql://***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{hostport}"
+    query = urlencode(
+        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="=-/:%*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1,0 +1,31 @@
+"""Open the status store named by ``[server] database``: a ``postgresql://`` URI or an SQLite path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from certstatus.store.base import StatusStore
+from certstatus.store.dsn import is_dsn, mask_dsn
+
+
+def describe(database: str | Path) -> str:
+    """The database for messages: the path, or the DSN with its password masked."""
+    return mask_dsn(database) if is_dsn(database) else str(database)
+
+
+def open_store(database: str | Path, *, upgrade: bool | None = None, check: bool = True) -> StatusStore:
+    """Open the PostgreSQL store for a DSN, the SQLite store for a path.
+
+    ``upgrade`` None takes each backend's policy (docs/database.md): SQLite
+    creates or upgrades its file, PostgreSQL only checks the schema version.
+    Raises :class:`certstatus.errors.StoreError` when the database cannot be
+    reached or (unless ``check`` is False) its schema is not the one this
+    release uses.
+    """
+    if is_dsn(database):
+        from certstatus.store.postgres import PostgresStore
+
+        return PostgresStore(str(database), upgrade=bool(upgrade), check=check)
+    from certstatus.store.sqlite import SQLiteStore
+
+    return SQLiteStore(database, upgrade=True if upgrade is None else upgrade, check=check)

@@ -1,0 +1,380 @@
+"""PostgreSQL implementation of :class:`certstatus.store.base.StatusStore`.
+
+The store of a fleet: several ``certstatus serve`` processes, on one or more
+hosts, share one database. Semantics are those of the SQLite store (rows
+keyed on (issuer, serial), every write one transaction, an import that fails
+half-way leaves the previous rows serving); the same contract tests run
+against both (tests/store/test_store_contract.py).
+
+What differs is speed and propagation:
+
+* ``lookup`` is one round trip to a statement prepared once per connection;
+* ``replace_source`` writes with binary ``COPY``, and only the difference when
+  the source had rows (:mod:`certstatus.store.postgres_bulk`);
+* every write bumps the issuer's ``change_counter`` and sends
+  ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
+  every responder process learns of it at commit
+  (:mod:`certstatus.store.changes` listens).
+
+The schema is selected by the DSN's ``search_path`` (``?options=-csearch_path%3Dname``);
+the notification channel is named after the schema, so two certstatus
+schemas in one database do not hear each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from certstatus.errors import StoreError, StoreUnavailable
+from certstatus.sources.records import RevokedEntry
+from certstatus.store import migrations
+from certstatus.store.base import (
+    PUSH_KIND,
+    REASON_CODES,
+    REASONS_BY_CODE,
+    SOURCE_COLUMNS,
+    CertStatusRecord,
+    SourceState,
+    StatusChange,
+    combine_revocations,
+    serial_key,
+    source_state_from_row,
+)
+from certstatus.store.dsn import mask_dsn
+from certstatus.store.postgres_bulk import replace_rows
+
+BACKEND = "postgres"
+
+
+_UTC = dt.timezone.utc
+#: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
+_UPGRADE_LOCK = 0x63657274  # "cert"
+
+#: One row per source that revokes the serial, plus a row with source NULL when a source lists it issued.
+_LOOKUP = """
+SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
+UNION ALL
+SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
+"""
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of the certstatus schema ``schema`` (an identifier, at most 63 bytes)."""
+    name = "certstatus_changes" if schema == "public" else f"certstatus_changes_{schema}"
+    return name.encode()[:63].decode("utf-8", "ignore")
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(_UTC)
+
+
+def _problem(exc: psycopg.Error) -> str:
+    """libpq's message on one line, ending with a full stop."""
+    text = " ".join(str(exc).split())
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def connect(dsn: str, *, connect_timeout: int = 5) -> psycopg.Connection:
+    """Open one autocommit connection in UTC; raise :class:`StoreError` naming the reason on failure."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout)
+    except psycopg.OperationalError as exc:
+        raise StoreError(
+            mask_dsn(dsn),
+            f"cannot connect to PostgreSQL: {_problem(exc)}",
+            "Check the DSN (host, port, database, user), that the server runs and that it accepts this client.",
+        ) from None
+    conn.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+class PostgresStore:
+    """Status store in a PostgreSQL schema, shared by any number of processes.
+
+    ``dsn`` is a ``postgresql://`` URI. Thread-safe: :meth:`lookup` uses one
+    connection per calling thread, every other call takes a connection from
+    a pool of at most ``pool_size``. Opening checks the
+    schema version; an old or missing schema raises :class:`StoreError`
+    telling to run ``certstatus db upgrade`` (or pass ``upgrade=True``,
+    which is what that command does; ``check=False`` skips the check, for
+    ``certstatus db status``). An unreachable server raises
+    :class:`StoreError` at once; a server lost while serving raises
+    :class:`StoreUnavailable` from :meth:`lookup` (answered tryLater).
+    """
+
+    backend = BACKEND
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        upgrade: bool = False,
+        check: bool = True,
+        pool_size: int = 4,
+        connect_timeout: int = 5,
+    ) -> None:
+        self.dsn = dsn
+        self.label = mask_dsn(dsn)
+        with connect(dsn, connect_timeout=connect_timeout) as conn:
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]
+            if schema is None:
+                raise StoreError(
+                    self.label,
+                    "its search_path names no existing schema.",
+                    "Create the schema (CREATE SCHEMA name) or fix options=-csearch_path in the DSN.",
+                )
+            self.schema: str = schema
+            self.channel = channel_for(schema)
+            if upgrade:
+                self._upgrade(conn)
+            if check:
+                migrations.check_version(BACKEND, _schema_version(conn), self.label)
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            configure=_configure,
+            name=f"certstatus-{schema}",
+            open=False,
+        )
+        self._pool.open(wait=True, timeout=connect_timeout + 5)
+        # Lookups use one connection per thread, outside the pool: the pool's
+        # check-out costs more than the lookup itself (bench/fleet.py).
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._readers: list[psycopg.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- schema -------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The applied schema version (0: no certstatus schema here)."""
+        with self._connection() as conn:
+            return _schema_version(conn)
+
+    def upgrade(self) -> list[migrations.Migration]:
+        """Apply the pending migrations in one transaction; return those applied."""
+        with self._connection() as conn:
+            return self._upgrade(conn)
+
+    def _upgrade(self, conn: psycopg.Connection) -> list[migrations.Migration]:
+        with conn.transaction():
+            # Two `db upgrade` at once: the second waits, then finds nothing to do.
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (_UPGRADE_LOCK,))
+            conn.execute(_MIGRATIONS_TABLE)
+            todo = migrations.pending(BACKEND, _schema_version(conn))
+            for migration in todo:
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations(version, name) VALUES (%s, %s)", (migration.version, migration.name)
+                )
+        return list(todo)
+
+    # -- StatusStore ----------------------------------------------------------
+
+    def register_issuer(self, name: str, certificate_der: bytes) -> int:
+        with self._connection() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO issuers(name, certificate) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING RETURNING id",
+                (name, certificate_der),
+            ).fetchone()
+            if row is not None:
+                self._bump(conn, row[0])
+                return row[0]
+            issuer_id, current = conn.execute(
+                "SELECT id, certificate FROM issuers WHERE name = %s FOR UPDATE", (name,)
+            ).fetchone()
+            if bytes(current) != certificate_der:
+                # Same name, new certificate: the old rows belong to another key.
+                for table in ("revoked", "issued", "sources"):
+                    conn.execute(sql.SQL("DELETE FROM {} WHERE issuer_id = %s").format(sql.Identifier(table)), (issuer_id,))
+                conn.execute("UPDATE issuers SET certificate = %s WHERE id = %s", (certificate_der, issuer_id))
+                self._bump(conn, issuer_id)
+            return issuer_id
+
+    def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
+        rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        if not rows:
+            return None
+        issued = any(row[0] is None for row in rows)
+        revoked = combine_revocations(
+            serial_number,
+            (
+                (row[0], _utc(row[1]), None if row[2] is None else REASONS_BY_CODE[row[2]], _utc(row[3]))
+                for row in rows
+                if row[0] is not None
+            ),
+        )
+        if revoked is None and not issued:
+            return None
+        return CertStatusRecord(issued=issued, revoked=revoked)
+
+    def replace_source(
+        self,
+        issuer_id: int,
+        state: SourceState,
+        *,
+        issued: Iterable[int] = (),
+        revoked: Iterable[RevokedEntry] = (),
+        drop_kinds: Sequence[str] = (),
+    ) -> None:
+        # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
+        # do (COPY has no conflict clause): the last revocation of a serial wins.
+        # The rows are written by COPY and a diff (store/postgres_bulk.py).
+        issued_keys = dict.fromkeys(serial_key(serial) for serial in issued)
+        revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
+        kind = state.kind
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            self._bump(conn, issuer_id)
+            for other in drop_kinds:
+                self._delete_source(cur, issuer_id, other)
+            replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows)
+            self._save_state(cur, issuer_id, state)
+
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
+        unknown = [change.action for change in changes if change.action not in ("issue", "unrevoke", "revoke")]
+        if unknown:
+            raise ValueError(f"unknown change action {unknown[0]!r}")
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            self._bump(conn, issuer_id)
+            for change in changes:
+                key = serial_key(change.serial_number)
+                if change.action == "issue":
+                    cur.execute(
+                        "INSERT INTO issued(issuer_id, serial, source) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                        (issuer_id, key, PUSH_KIND),
+                    )
+                elif change.action == "unrevoke":
+                    cur.execute(
+                        "DELETE FROM revoked WHERE issuer_id = %s AND serial = %s AND source = %s", (issuer_id, key, PUSH_KIND)
+                    )
+                else:
+                    cur.execute(
+                        "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (issuer_id, serial, source) DO UPDATE SET "
+                        "revocation_time = EXCLUDED.revocation_time, reason = EXCLUDED.reason, "
+                        "invalidity_date = EXCLUDED.invalidity_date",
+                        (
+                            issuer_id,
+                            key,
+                            PUSH_KIND,
+                            change.revocation_time,
+                            None if change.reason is None else REASON_CODES[change.reason],
+                            change.invalidity_date,
+                        ),
+                    )
+            self._save_state(cur, issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes)))
+
+    @staticmethod
+    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str) -> None:
+        cur.execute("DELETE FROM revoked WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
+        cur.execute("DELETE FROM issued WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
+        cur.execute("DELETE FROM sources WHERE issuer_id = %s AND kind = %s", (issuer_id, kind))
+
+    @staticmethod
+    def _save_state(cur: psycopg.Cursor, issuer_id: int, state: SourceState) -> None:
+        cur.execute(
+            "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (issuer_id, kind) DO UPDATE SET origin = EXCLUDED.origin, "
+            "imported_at = EXCLUDED.imported_at, entries = EXCLUDED.entries, this_update = EXCLUDED.this_update, "
+            "next_update = EXCLUDED.next_update, crl_number = EXCLUDED.crl_number",
+            (issuer_id, state.kind, state.origin, state.imported_at, state.entries, state.this_update,
+             state.next_update, state.crl_number),
+        )  # fmt: skip
+
+    def source_states(self, issuer_id: int) -> dict[str, SourceState]:
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %s", (issuer_id,)).fetchall()
+        return {row[0]: source_state_from_row(row, _utc) for row in rows}
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
+        with self._connection() as conn:
+            return dict(conn.execute("SELECT id, change_counter FROM issuers").fetchall())
+
+    def close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._pool.close()
+
+    # -- internals ------------------------------------------------------------
+
+    def _bump(self, conn: psycopg.Connection, issuer_id: int) -> int:
+        """Count a write to ``issuer_id`` and announce it at commit (NOTIFY is transactional)."""
+        counter = conn.execute(
+            "UPDATE issuers SET change_counter = change_counter + 1 WHERE id = %s RETURNING change_counter",
+            (issuer_id,),
+        ).fetchone()[0]
+        conn.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{issuer_id}:{counter}"))
+        return counter
+
+    def _read(self, query: str, params: dict[str, Any]) -> list[tuple]:
+        """Run a read on this thread's connection, prepared once; retry once on a fresh connection."""
+        for attempt in (1, 2):
+            try:
+                cursor = self._reader()
+                cursor.execute(query, params, prepare=True)
+                return cursor.fetchall()
+            except psycopg.OperationalError as exc:
+                self._drop_reader()
+                if attempt == 2:
+                    raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {_problem(exc)}") from None
+            except StoreError as exc:
+                raise StoreUnavailable(self.label, exc.problem) from None
+        raise AssertionError("unreachable")
+
+    def _reader(self) -> psycopg.Cursor:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None or cursor.connection.closed:
+            conn = connect(self.dsn, connect_timeout=self._connect_timeout)
+            with self._readers_lock:
+                self._readers.append(conn)
+            cursor = self._local.cursor = conn.cursor()
+        return cursor
+
+    def _drop_reader(self) -> None:
+        cursor = getattr(self._local, "cursor", None)
+        self._local.cursor = None
+        if cursor is not None:
+            with self._readers_lock:
+                if cursor.connection in self._readers:
+                    self._readers.remove(cursor.connection)
+            cursor.connection.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {_problem(exc)}") from None
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _schema_version(conn: psycopg.Connection) -> int:
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        return 0
+    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]

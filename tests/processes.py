@@ -1,0 +1,105 @@
+"""Real `certstatus serve` processes and the real `openssl ocsp` client, for fleet tests and bench/fleet.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CERTSTATUS = [sys.executable, "-m", "certstatus"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_certstatus(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run one certstatus command to completion; raise AssertionError with its output when it fails."""
+    done = subprocess.run([*CERTSTATUS, *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"certstatus {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done
+
+
+@dataclass
+class ServeProcess:
+    """A `certstatus serve --config FILE` subprocess listening on 127.0.0.1:``port``."""
+
+    config: Path
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @classmethod
+    def start(cls, config: Path, port: int, *, timeout: float = 60) -> "ServeProcess":
+        """Start the server and wait until it accepts connections (AssertionError with its log if it dies)."""
+        log = config.with_suffix(f".{port}.log")
+        handle = open(log, "wb")
+        process = subprocess.Popen(
+            [*CERTSTATUS, "serve", "--config", str(config), "--log-level", "info"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        handle.close()
+        server = cls(config, port, process, log)
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"certstatus serve exited {process.returncode}:\n{log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return server
+            except OSError:
+                if time.monotonic() > deadline:
+                    server.stop()
+                    raise AssertionError(f"certstatus serve did not listen on {port}:\n{log.read_text()}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_STATUS = re.compile(rb": (good|revoked|unknown)\b")
+
+
+def openssl_status(issuer: Path, cert: Path, url: str, ca_file: Path, *, verify_other: Path | None = None) -> str:
+    """Ask ``url`` about ``cert`` with `openssl ocsp`; return good/revoked/unknown, or trylater/... on error.
+
+    An HTTP 503 (certstatus's tryLater) counts as ``trylater``.
+
+    The response signature is verified against ``ca_file`` (AssertionError if not).
+    """
+    command = ["openssl", "ocsp", "-issuer", str(issuer), "-cert", str(cert), "-url", url, "-CAfile", str(ca_file)]
+    if verify_other is not None:
+        command += ["-verify_other", str(verify_other)]
+    done = subprocess.run(command, capture_output=True, timeout=30)
+    out = done.stdout + done.stderr
+    if error := re.search(rb"Responder Error: (\w+)", out):
+        return error.group(1).decode()
+    if b"code=503" in out:  # certstatus sends tryLater with HTTP 503; openssl stops at the status line
+        return "trylater"
+    match = _STATUS.search(done.stdout)
+    if match is None or b"Response verify OK" not in out:
+        raise AssertionError(f"unexpected openssl ocsp output:\n{out.decode(errors='replace')}")
+    return match.group(1).decode()

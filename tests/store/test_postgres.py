@@ -1,0 +1,100 @@
+"""What only the PostgreSQL store does: NOTIFY on the wire, lost connections, an unreachable server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import psycopg
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.ocsp import OCSPResponseStatus
+
+from certstatus.app import load_ca
+from certstatus.clock import SystemClock
+from certstatus.config import CaSettings
+from certstatus.errors import StoreUnavailable
+from certstatus.pipeline.base import Exchange, OCSPError, Route
+from certstatus.pipeline.issuers import IssuerRegistry
+from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
+from certstatus.protocol.request import parse_request
+from certstatus.store.base import CertStatusRecord, SourceState
+from certstatus.store.postgres import PostgresStore, channel_for
+
+T0 = dt.datetime(2030, 6, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def pg_store(postgres_dsn: str):
+    store = PostgresStore(postgres_dsn, upgrade=True)
+    yield store
+    store.close()
+
+
+def test_every_write_notifies_issuer_and_counter_at_commit(pg_store: PostgresStore, postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as listener:
+        listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(pg_store.channel)))
+        issuer = pg_store.register_issuer("ca", b"cert")
+        pg_store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[1])
+        payloads = [note.payload for note in listener.notifies(timeout=5, stop_after=2)]
+    assert payloads == [f"{issuer}:1", f"{issuer}:2"]
+    assert pg_store.change_counters() == {issuer: 2}
+
+
+def test_a_failed_write_notifies_nothing(pg_store: PostgresStore, postgres_dsn: str) -> None:
+    issuer = pg_store.register_issuer("ca", b"cert")
+    with psycopg.connect(postgres_dsn, autocommit=True) as listener:
+        listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(pg_store.channel)))
+
+        def broken():
+            yield 1
+            raise ValueError("parser failed")
+
+        with pytest.raises(ValueError):
+            pg_store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=broken())
+        assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_channel_is_named_after_the_schema() -> None:
+    assert channel_for("public") == "certstatus_changes"
+    assert channel_for("ocsp") == "certstatus_changes_ocsp"
+    assert len(channel_for("x" * 80).encode()) == 63
+
+
+def test_lookup_survives_its_connection_being_terminated(pg_store: PostgresStore, postgres_dsn: str) -> None:
+    issuer = pg_store.register_issuer("ca", b"cert")
+    pg_store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[5])
+    assert pg_store.lookup(issuer, 5) == CertStatusRecord(True, None)
+    backend = pg_store._reader().connection.info.backend_pid
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone() == (True,)
+    assert pg_store.lookup(issuer, 5) == CertStatusRecord(True, None)
+
+
+def test_unreachable_server_while_serving_answers_try_later(pg_store: PostgresStore, postgres_dsn: str, demo_pki) -> None:
+    ca = CaSettings("demo", demo_pki.ca_cert, demo_pki.ocsp_cert, demo_pki.ocsp_key, crl=(str(demo_pki.crl),))
+    served = load_ca(ca, pg_store, SystemClock())
+    pg_store.replace_source(served.issuer_id, SourceState("crl", "/x", T0, 0, T0, T0, 1))
+    served.has_data = True
+    leaf = x509.load_pem_x509_certificate(demo_pki.leaves["good"].read_bytes())
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build().public_bytes(serialization.Encoding.DER)
+    exchange = Exchange(parse_request(der), Route("/"), T0)
+    ResolveIssuers(IssuerRegistry([served])).handle(exchange, lambda e: None)
+    step = LocalStatusSigner(pg_store, SystemClock())
+    assert step(exchange).statuses == ("good",)
+
+    with socket.socket() as sock:  # a port nothing listens on: the "server" is gone
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pg_store.dsn = f"postgresql://postgres@127.0.0.1:{port}/test"
+    backend = pg_store._reader().connection.info.backend_pid
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    with pytest.raises(StoreUnavailable):
+        pg_store.lookup(served.issuer_id, 1)
+    with pytest.raises(OCSPError) as refused:
+        step(exchange)
+    assert refused.value.status is OCSPResponseStatus.TRY_LATER
