@@ -2,7 +2,7 @@
 
 Each worker process loads the signers and opens the store itself
 (:func:`init_worker`), so nothing secret crosses a process boundary and the
-parent only hands out lists of serials. A batch is: read the change-feed
+parent only hands out lists of serials. A batch is: read the change
 counter of the issuer, then the statuses (:meth:`StatusStore.lookup_many`), decide each
 certStatus (:mod:`certstatus.pipeline.status`), encode one response per
 CertID hash algorithm with the byte templates of
