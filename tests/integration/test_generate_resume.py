@@ -8,17 +8,16 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.precomputed_helpers import copy_pki
+from tests.servers import CERTSTATUS
 
 pytestmark = pytest.mark.integration
 
-CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 SERIALS = 3000  # RSA-2048, one process: a few seconds of signing
 
 

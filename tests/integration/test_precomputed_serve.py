@@ -8,86 +8,39 @@ first answers are already the stored bytes.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from cryptography.x509 import ocsp
 
+from certstatus.store.base import serial_key
 from tests.precomputed_helpers import copy_pki
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
 
 pytestmark = pytest.mark.integration
 
-CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
+class PrecomputedServer:
+    """The module's server (tests/servers.py) and what the tests read beside it: store rows, openssl."""
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"certstatus serve exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-class Server:
     def __init__(self, folder: Path, cached, precomputed) -> None:
-        self.port = free_port()
+        port = free_port()
         self.folder = folder
         self.cached, self.precomputed = cached, precomputed
-        self.config = folder / "certstatus.toml"
         self.database = folder / "store.sqlite3"
-        self.config.write_text(
-            f"""
-[server]
-listen = "127.0.0.1:{self.port}"
-workers = 2
-database = "{self.database}"
-common_path = ""
-
-[ca.cached]
-certificate = "{cached.ca_cert}"
-crl = ["{cached.crl}"]
-index = "{cached.index}"
-signer_certificate = "{cached.ocsp_cert}"
-signer_key = "{cached.ocsp_key}"
-path = "/cached"
-mode = "cached"
-
-[ca.precomputed]
-certificate = "{precomputed.ca_cert}"
-crl = ["{precomputed.crl}"]
-index = "{precomputed.index}"
-signer_certificate = "{precomputed.ocsp_cert}"
-signer_key = "{precomputed.ocsp_key}"
-path = "/precomputed"
-mode = "precomputed"
-"""
+        config = (
+            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="")
+            + demo_ca_table("cached", cached, index=True, path="/cached", mode="cached")
+            + demo_ca_table("precomputed", precomputed, index=True, path="/precomputed", mode="precomputed")
         )
-        self.log = open(folder / "serve.log", "wb")
-        self.process = subprocess.Popen(
-            [CERTSTATUS, "serve", "--config", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_for_port(self.port, self.process)
+        self.server = start_server(folder, config, port=port)
+        self.port = port
+        self.config = folder / "certstatus.toml"
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-        self.log.close()
+        assert self.server.stop() == 0
 
     def stored(self, ca: str, serial: int, algorithm: str = "sha1") -> bytes | None:
         """The served (current) stored response, read as the request path reads it."""
@@ -95,7 +48,7 @@ mode = "precomputed"
             row = db.execute(
                 "SELECT der FROM precomputed p JOIN issuers i ON i.id = p.issuer_id WHERE i.name = ? "
                 "AND serial = ? AND hash_algorithm = ? AND changed_seq <= signed_seq",
-                (ca, serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True), algorithm),
+                (ca, serial_key(serial), algorithm),
             ).fetchone()
         return None if row is None else row[0]
 
@@ -115,7 +68,7 @@ mode = "precomputed"
 @pytest.fixture(scope="module")
 def server(demo_pki, demo_pki_rsa, tmp_path_factory):
     folder = tmp_path_factory.mktemp("precomputed-serve")
-    running = Server(folder, copy_pki(demo_pki, folder / "ec"), copy_pki(demo_pki_rsa, folder / "rsa"))
+    running = PrecomputedServer(folder, copy_pki(demo_pki, folder / "ec"), copy_pki(demo_pki_rsa, folder / "rsa"))
     yield running
     running.stop()
 
@@ -177,5 +130,4 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_within_seconds(se
     time.sleep(1.1)
     text = server.openssl("cached", "good", nonce=False, out=out)
     assert "revoked" in text and "Response verify OK" in text
-    log = (server.folder / "serve.log").read_text()
-    assert '"logger": "certstatus.generator", "message": "signed 2 responses' in log
+    assert '"logger": "certstatus.generator", "message": "signed 2 responses' in server.server.log_text()
