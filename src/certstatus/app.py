@@ -114,6 +114,17 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         store.close()
 
 
+def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
+    """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    try:
+        for ca in settings.cas:
+            load_ca(ca, store, clock)
+    finally:
+        store.close()
+
+
 def check_operations(settings: Settings) -> None:
     """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
     from certstatus.access.trust import load_anchors
@@ -185,6 +196,8 @@ def build_application(
         connection_gate=pipeline.connection_gate,
     )
     changes = application.changes
+    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when it changes
+        changes.subscribe(lambda change: pipeline.cache.issuer_changed(change.issuer_id))
     if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
         watcher = application.watcher = ChangeWatcher(settings.server.database, changes)
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))

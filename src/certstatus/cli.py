@@ -16,6 +16,7 @@ from rich.table import Table
 from certstatus.admin.cli import register as register_source_commands
 from certstatus.config import (
     DEFAULT_VALIDITY,
+    MODES,
     CaSettings,
     ServerSettings,
     Settings,
@@ -73,6 +74,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         validity=validity,
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
+        mode=opts["mode"],
     )
     database = database_setting(opts["db"] or DEFAULT_DB, base=Path("."), file=CLI, key="--db")
     server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
@@ -132,6 +134,13 @@ _ca_options = [
         show_default=True,
         help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
     ),
+    click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        default="live",
+        show_default=True,
+        help="live: sign every request; precomputed/cached: pre-sign every status (docs/precomputed.md).",
+    ),
 ]
 
 
@@ -178,10 +187,12 @@ def serve(log_level: str, **opts) -> None:
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
     from certstatus.app import prepare
+    from certstatus.generator.cli import generate_before_serving
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
+    generate_before_serving(settings)  # precomputed/cached CAs: everything signed before the first request
     console.print(
         f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{settings.server.host}:{settings.server.port}"
         f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
@@ -252,3 +263,7 @@ def _register_operations() -> None:
 
 
 _register_operations()
+
+from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
+
+main.add_command(generate_command)

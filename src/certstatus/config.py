@@ -13,6 +13,7 @@ Layout::
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
+    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
 
     [ca.issuing-1]
     certificate = "ca.pem"
@@ -25,6 +26,8 @@ Layout::
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
     unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+    mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
+    precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
+DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+#: Per-CA serving modes (docs/precomputed.md).
+MODES = ("live", "precomputed", "cached")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -87,6 +93,8 @@ class CaSettings:
     validity: int = DEFAULT_VALIDITY
     responder_id: str = "key"
     unknown_serials: str = "unknown"
+    mode: str = "live"
+    precomputed_miss: str = "sign"
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -135,6 +143,7 @@ class ServerSettings:
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
+    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     where: str = dataclasses.field(default="command line", compare=False)
 
     @property
@@ -182,10 +191,11 @@ class Settings:
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
+    "mode", "precomputed_miss",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -253,10 +263,15 @@ def load_config(path: Path) -> Settings:
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
-    """Refuse duplicate CA names and URL paths; return ``settings`` unchanged."""
+    """Refuse duplicate CA names and URL paths, and pre-signed modes on a PostgreSQL store; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
     for ca in settings.cas:
+        if ca.mode != "live" and is_dsn(settings.server.database):
+            raise ConfigError(
+                ca.where, f"ca.{ca.name}.mode", f'"{ca.mode}" needs the SQLite store: the PostgreSQL store keeps no pre-signed responses yet.',
+                f'Use mode = "live" with {settings.server.database_key} = "postgresql://...", or an SQLite file.',
+            )  # fmt: skip
         if ca.name in names:
             raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
         names.add(ca.name)
@@ -283,8 +298,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
-        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql")
-                if key in table]
+        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
+                                "mode", "precomputed_miss") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -324,6 +339,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
+    mode, precomputed_miss = check_mode(
+        table.get("mode", "live"), table.get("precomputed_miss", "sign"),
+        knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
+    )  # fmt: skip
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
@@ -337,6 +356,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         validity=validity,
         responder_id=responder_id,
         unknown_serials=unknown_serials,
+        mode=mode,
+        precomputed_miss=precomputed_miss,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
@@ -349,6 +370,34 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         **sources,
         **extra,
     )
+
+
+def check_mode(
+    mode: Any, precomputed_miss: Any, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str
+) -> tuple[str, str]:
+    """Validate a CA's ``mode`` and ``precomputed_miss``; return them.
+
+    ``precomputed_miss = "unauthorized"`` (RFC 5019 §2.2.3) needs a CA whose
+    issued serials are known: for a CRL-only CA every good certificate is a
+    miss, and refusing them all would break it. A CA answered from a live
+    SQL query has no statuses in the store to pre-sign: live mode only.
+    """
+    if mode not in MODES:
+        raise ConfigError(file, f"{prefix}.mode", f"{mode!r} is not a mode.", 'Write "live", "precomputed" or "cached".')
+    if mode != "live" and live_sql:
+        raise ConfigError(
+            file, f"{prefix}.mode", f'"{mode}" pre-signs the statuses in the store, and a live SQL source puts none there.',
+            'Use mode = "live" with [sql], or import the CA database as an issued list or index instead.',
+        )  # fmt: skip
+    if precomputed_miss not in ("sign", "unauthorized"):
+        raise ConfigError(file, f"{prefix}.precomputed_miss", f"{precomputed_miss!r} is not sign or unauthorized.", 'Write "sign" or "unauthorized".')
+    if precomputed_miss == "unauthorized" and not knows_issuance:
+        raise ConfigError(
+            file, f"{prefix}.precomputed_miss",
+            '"unauthorized" would refuse every good certificate of a CA known from CRLs only (its good serials are not in the store).',
+            'Add index or issued, or write "sign".',
+        )  # fmt: skip
+    return mode, precomputed_miss
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
@@ -376,7 +425,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    return ServerSettings(host, port, workers, database, common, limit, module, where)
+    cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
+    if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
+        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes, where=where)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

@@ -212,6 +212,8 @@ SERVER = Section(
             "the CA name is the file name without `.toml`."),
         Key("pkcs11_module", _CORE["path"], "PKCS#11 library for `pkcs11:` signer keys, the default of every CA "
             '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
+        Key("response_cache_bytes", _CORE["integer"], "Per worker: the in-process cache of answers of `precomputed` and "
+            "`cached` CAs, in bytes, least recently used out; 0 = off. See [precomputed.md](precomputed.md).", "67108864"),
     ),
 )
 
@@ -348,6 +350,14 @@ CA = Section(
         Key("responder_id", _choice("key", "name"), "responderID byKey or byName.", '"key"'),
         Key("unknown_serials", _choice("unknown", "revoked"),
             'Never-issued serials: `"unknown"`, or RFC 6960 §2.2 extended revoked.', '"unknown"'),
+        Key("mode", _choice("live", "precomputed", "cached"),
+            "`live`: sign every request. `precomputed`: a response for every known status is signed ahead "
+            "(SHA-1 and SHA-256 CertIDs) and served as is, nonces ignored. `cached`: pre-signed for requests "
+            "without nonce, live otherwise. Needs the SQLite store; not with `[ca.NAME.sql]`. See "
+            "[precomputed.md](precomputed.md).", '"live"'),
+        Key("precomputed_miss", _choice("sign", "unauthorized"),
+            "Precomputed mode, a serial the store knows nothing about: signed live, or `unauthorized` "
+            "(RFC 5019 §2.2.3; needs `index`, `issued` or `push_issued`).", '"sign"'),
         Key("require_signed_requests", BOOLEAN, "Overrides `[access] require_signed_requests` for this CA."),
         Key("authorization", _choice("none", "by_authentication", "by_name"), "Overrides `[access] authorization`."),
         Key("authorized_names", STRINGS, "Overrides `[access] authorized_names`."),

@@ -20,6 +20,8 @@ Names, for what an operator asks:
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
   without a successor (:func:`certstatus.signing.signer_set.signer_expiry`);
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
+* ``certstatus_precomputed_expired_total{ca, reason}`` — pre-signed responses found past their refresh
+  point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);
 * ``certstatus_ready`` — 1 when ``/ready`` would answer 200.
 """
 

@@ -19,11 +19,13 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from multiprocessing.process import BaseProcess
 
 from certstatus.admin.api import AdminApi, AdminResponse
 from certstatus.clock import Clock
 from certstatus.config import Settings
 from certstatus.errors import ConfigError
+from certstatus.generator.schedule import start_background, stop_background
 from certstatus.source_settings import AdminSettings
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import Refresher, register_targets
@@ -142,8 +144,11 @@ class Services:
     refresher: Refresher
     admin: AdminServer | None
     feed: ChangeFeed
+    generator: BaseProcess | None = None  # precomputed/cached CAs: certstatus.generator.schedule
 
     def stop(self) -> None:
+        if self.generator is not None:
+            stop_background(self.generator)
         if self.admin is not None:
             self.admin.stop()
         self.refresher.stop()
@@ -153,7 +158,8 @@ def start_services(
     settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None,
     extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
 ) -> Services:
-    """Start the refresher and (if configured) the admin listener; raise ConfigError for a bad [admin].
+    """Start the refresher, (if configured) the admin listener and, for precomputed/cached CAs, the
+    background generator; raise ConfigError for a bad [admin].
 
     ``extra_routes`` are more admin endpoints (see :class:`AdminApi`).
     """
@@ -169,4 +175,4 @@ def start_services(
         admin = AdminServer(settings.admin, api)
         admin.start()
     refresher.start()
-    return Services(refresher, admin, feed)
+    return Services(refresher, admin, feed, start_background(settings, feed=feed))

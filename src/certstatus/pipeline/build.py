@@ -1,6 +1,7 @@
 """The request path in one place: which steps, in which order.
 
-    metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ freshness ─ [live SQL] ─ local status + sign
+    metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ freshness ─ [live SQL]
+        ─ [mode ─ cache ─ pre-signed status] ─ local status + sign
 
 This is the Nexus order (authenticate → authorize → cache → forward →
 local → sign → log) with two choices made visible:
@@ -12,9 +13,12 @@ local → sign → log) with two choices made visible:
 * the freshness guard (tryLater on missing or stale data) and the live SQL
   source belong to local answers, after forward.
 
-A response cache belongs between authorize and forward. Steps that have
-nothing to do under the configuration are left out, so a plain responder
-runs the two core steps only.
+The answer cache of precomputed/cached CAs (with the mode policy before it
+and the pre-signed lookup after it, docs/precomputed.md) sits after the
+freshness guard rather than before forward: forwarded CAs never reach it,
+and a CA whose data went stale answers tryLater even when an answer is
+cached. Steps that have nothing to do under the configuration are left
+out, so a plain responder runs the two core steps only.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from certstatus.pipeline.audit import Audit
 from certstatus.pipeline.authenticate import Authenticate
 from certstatus.pipeline.authorize import Authorize
 from certstatus.pipeline.base import Handler, compose
+from certstatus.pipeline.cache import ResponseCache
 from certstatus.pipeline.forward import Forward, RemoteResponders
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.pipeline.metrics import ObserveMetrics
+from certstatus.pipeline.precomputed import ModePolicy, PrecomputedLookup
 from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.sources.sql import SqlStatusSource
@@ -47,8 +53,9 @@ class Pipeline:
 
     ``observers`` are told of malformed requests; ``connection_gate(chain)``
     says why a TLS client must be disconnected (None: admit); ``closers``
-    release resources at shutdown; ``guard`` is the freshness guard (told of
-    store changes).
+    release resources at shutdown; ``guard`` is the freshness guard and
+    ``cache`` the answer cache of precomputed/cached CAs (both told of store
+    changes).
     """
 
     handler: Handler
@@ -56,6 +63,7 @@ class Pipeline:
     connection_gate: Callable[[tuple[bytes, ...]], str | None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     guard: FreshnessGuard | None = None
+    cache: ResponseCache | None = None
 
 
 def build_pipeline(
@@ -110,5 +118,8 @@ def build_pipeline(
         live_sql = LiveSqlStatus(sql_sources)
         steps.append(live_sql)
         pipeline.closers.append(live_sql.close)
+    if any(ca.mode != "live" for ca in settings.cas):
+        pipeline.cache = ResponseCache(settings.server.response_cache_bytes)
+        steps += [ModePolicy(), pipeline.cache, PrecomputedLookup(store, registry)]
     pipeline.handler = compose(steps, LocalStatusSigner(store, clock))
     return pipeline
