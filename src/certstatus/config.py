@@ -453,6 +453,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "-", f"cannot read the file: {exc.strerror}.", "Check the path.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "-", f"is not valid TOML: {exc}.", "Fix the syntax at that line.") from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 only (TOML v1.0.0 §Spec)
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), "-", f"is not UTF-8 text (byte {exc.start} on line {line}).", "Save the file as UTF-8.") from None
 
 
 def _table(value: Any, where: str, key: str) -> dict[str, Any]:

@@ -203,6 +203,16 @@ def test_cert_id_without_null_parameters_is_echoed_as_received() -> None:
     assert (cert_id.hash_algorithm, cert_id.serial_number) == ("sha256", 77)
 
 
+@pytest.mark.parametrize("parameters", [b"\x05\x01\x00", b"\x05\x00\x05\x00", b"\x05\x00\x02\x01\x00"])
+def test_cert_id_hash_parameters_other_than_absent_or_null_are_malformed(parameters: bytes) -> None:
+    """Fuzzing finding: such a CertID was echoed into a response that cryptography and OpenSSL cannot read."""
+    algorithm = core.ObjectIdentifier(HASH_ALGORITHM_OIDS["sha1"]).dump() + parameters
+    raw = tlv(0x30, tlv(0x30, algorithm) + tlv(0x04, b"\x01" * 20) + tlv(0x04, b"\x02" * 20) + der_integer(5))
+
+    with pytest.raises(MalformedRequest, match="parameters"):
+        parse_request(request_der(raw))
+
+
 def test_serial_numbers_keep_their_sign_and_size() -> None:
     serials = [0, 1, 127, 128, 2**159, 2**160 - 1, -1]
 

@@ -117,7 +117,7 @@ def parse_request(der: bytes) -> OCSPQuery:
 
     Raises :class:`MalformedRequest` for empty, truncated or trailing bytes,
     a version other than v1, an empty requestList, a CertID hash algorithm
-    other than SHA-1/256/384/512, a critical extension not understood, or a
+    other than SHA-1/256/384/512 or with parameters other than absent/NULL, a critical extension not understood, or a
     nonce of 0 or more than 128 octets (RFC 9654 §2.1).
     """
     if not der:
@@ -186,10 +186,18 @@ def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
     name = HASH_ALGORITHM_NAMES.get(oid)
     if name is None:
         raise MalformedRequest(f"CertID hash algorithm {oid} is not SHA-1/256/384/512")
+    algorithm = cert_id["hash_algorithm"]
+    if algorithm.contents not in (algorithm["algorithm"].dump(), algorithm["algorithm"].dump() + _DER_NULL):
+        # RFC 5754 §2 / RFC 3279 §2.2.1: absent or NULL. Anything else would be echoed
+        # in the SingleResponse and make the whole response unreadable to clients.
+        raise MalformedRequest("CertID hash algorithm parameters are neither absent nor NULL")
     name_hash = cert_id["issuer_name_hash"].native
     key_hash = cert_id["issuer_key_hash"].native
     serial = cert_id["serial_number"].native
     return CertID(name, name_hash, key_hash, serial, cert_id.dump())
+
+
+_DER_NULL = b"\x05\x00"
 
 
 def _absent(value: core.Asn1Value) -> bool:
