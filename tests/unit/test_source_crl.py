@@ -268,3 +268,14 @@ def test_crl_listing_a_serial_twice_is_refused(demo_pki: DemoPki) -> None:
     )
     with pytest.raises(SourceError, match="serial 0xabc twice"):
         load_crl(_der(crl), ca, origin="dup.crl")
+
+
+def test_crl_whose_issuer_name_is_not_utf8_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: cryptography decodes the issuer Name lazily; a bad UTF8String raised ValueError past load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    broken = der.replace(b"certstatus demo CA", b"certstatus d\xe5mo CA", 1)
+    assert broken != der
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(broken, issuer, origin="crl.der")
