@@ -279,3 +279,13 @@ def test_crl_whose_issuer_name_is_not_utf8_is_a_source_error(demo_pki: DemoPki) 
 
     with pytest.raises(SourceError, match="not a readable CRL"):
         load_crl(broken, issuer, origin="crl.der")
+
+
+def test_crl_with_a_version_other_than_v1_or_v2_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: cryptography's InvalidVersion (not a ValueError) escaped load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    tbs_version = der.index(b"\x02\x01\x01")  # TBSCertList version v2 (INTEGER 1)
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(der[:tbs_version] + b"\x02\x01\x03" + der[tbs_version + 3 :], issuer, origin="crl.der")
