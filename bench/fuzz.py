@@ -19,13 +19,17 @@ input took longer than --max-ms (default 50 ms).
     .venv/bin/python bench/fuzz.py --target request --runs 100000
 
 Prints inputs run, inputs/s, and per target the count, median, p99 and max
-latency per input (ms), then the findings.
+latency per input (ms), then the findings. The 5 slowest inputs of each target
+are run again 5 times at the end and the best time kept ("max re-timed"): an
+input that is slow by itself stays slow, a stall of the shared machine (other
+processes, swapping) does not; the < --max-ms check applies to that figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
 import os
 import shutil
 import statistics
@@ -67,6 +71,7 @@ class Harness:
         self.findings_dir = findings
         self.max_ms = max_ms
         self.latencies = {t: array("d") for t in targets}
+        self.slowest: dict[str, list[tuple[float, bytes]]] = {t: [] for t in targets}  # min-heaps of the 5 slowest
         self.findings: dict[str, tuple[str, Path]] = {}
         self.count = 0
         self.started = time.monotonic()
@@ -80,7 +85,13 @@ class Harness:
             self.world.feed(target, data[2:], data[1])
         except Exception as exc:  # noqa: BLE001 - every undocumented exception is a finding
             self._finding(target, data, exc)
-        self.latencies[target].append((time.perf_counter() - begin) * 1000)
+        took = (time.perf_counter() - begin) * 1000
+        self.latencies[target].append(took)
+        slowest = self.slowest[target]
+        if len(slowest) < 5:
+            heapq.heappush(slowest, (took, data))
+        elif took > slowest[0][0]:
+            heapq.heapreplace(slowest, (took, data))
         self.count += 1
         if (self.runs is not None and self.count >= self.runs) or (self.deadline is not None and self.count % 64 == 0 and time.monotonic() >= self.deadline):
             self.report()
@@ -96,23 +107,36 @@ class Harness:
         self.findings[key] = (target, path)
         print(f"FINDING {key} -> {path}", file=sys.stderr, flush=True)
 
+    def _retime(self, target: str, data: bytes) -> float:
+        """The best of 5 runs of one input (ms): a slow input stays slow, a stall of the machine does not."""
+        best = float("inf")
+        for _ in range(5):
+            begin = time.perf_counter()
+            try:
+                self.world.feed(target, data[2:], data[1])
+            except Exception:  # noqa: BLE001 - already reported as a finding
+                pass
+            best = min(best, (time.perf_counter() - begin) * 1000)
+        return best
+
     def report(self) -> None:
         elapsed = time.monotonic() - self.started
         slow = []
         print(f"\ninputs run: {self.count} in {elapsed:.1f} s = {self.count / elapsed:.0f} inputs/s (atheris-instrumented)")
-        print(f"{'target':<8} {'inputs':>9} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
+        print(f"{'target':<8} {'inputs':>9} {'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'max re-timed ms':>16}")
         for target, values in self.latencies.items():
             if not values:
                 continue
             ordered = sorted(values)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            print(f"{target:<8} {len(ordered):>9} {statistics.median(ordered):>10.3f} {p99:>8.3f} {ordered[-1]:>8.3f}")
-            if ordered[-1] >= self.max_ms:
-                slow.append(f"{target} max {ordered[-1]:.1f} ms")
+            retimed = max(self._retime(target, data) for _took, data in self.slowest[target])
+            print(f"{target:<8} {len(ordered):>9} {statistics.median(ordered):>10.3f} {p99:>8.3f} {ordered[-1]:>8.3f} {retimed:>16.3f}")
+            if retimed >= self.max_ms:
+                slow.append(f"{target} {retimed:.1f} ms")
         print(f"findings: {len(self.findings)}")
         for key, (_target, path) in self.findings.items():
             print(f"  {key}\n    input: {path}")
-        print(f"inputs over {self.max_ms:g} ms: {', '.join(slow) if slow else 'none'}")
+        print(f"inputs over {self.max_ms:g} ms when re-timed: {', '.join(slow) if slow else 'none'}")
         sys.stdout.flush()
         self.world.close()
         shutil.rmtree(self.world.folder.parent, ignore_errors=True)
