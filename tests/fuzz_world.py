@@ -126,6 +126,7 @@ class FuzzWorld:
         folder.mkdir(parents=True, exist_ok=True)
         pki = pki or make_demo_pki(folder / "pki")
         (folder / "admin.token").write_text(TOKEN + "\n")
+        (folder / "admin.token").chmod(0o600)
         config = folder / "certstatus.toml"
         config.write_text(config_text(pki, folder / "status.sqlite3"))
         settings = load_config(config)

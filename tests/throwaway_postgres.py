@@ -36,16 +36,24 @@ def _bin(name: str) -> str:
 class ThrowawayPostgres:
     """One PostgreSQL cluster in ``folder``, on 127.0.0.1:``port``; ``dsn`` reaches database ``postgres``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, password: str | None = None) -> None:
         self.folder = folder
         self.data = folder / "data"
         self.port = free_port()
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._password = password
         self._user = "postgres" if os.geteuid() == 0 else None
-        if self._user is not None:
-            entry = pwd.getpwnam(self._user)
+        entry = pwd.getpwnam(self._user) if self._user is not None else None
+        if entry is not None:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-        self._run(_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        auth = ["-A", "trust"]
+        if password is not None:  # TCP clients must give it (SCRAM); the unix socket stays trusted
+            pwfile = folder / "pwfile"
+            pwfile.write_text(password + "\n")
+            if entry is not None:
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        self._run(_bin("initdb"), "-D", str(self.data), "-U", "postgres", *auth, "--no-sync", "-E", "UTF8")
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess:
         if self._user is not None:
@@ -62,7 +70,7 @@ class ThrowawayPostgres:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(self.dsn, connect_timeout=2):
+                with psycopg.connect(self.dsn, connect_timeout=2, password=self._password):
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -79,9 +87,9 @@ class ThrowawayPostgres:
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
-    """A started :class:`ThrowawayPostgres`, destroyed at exit."""
-    server = ThrowawayPostgres(Path(tempfile.mkdtemp(prefix="certstatus-pg-")))
+def throwaway_postgres(password: str | None = None) -> Iterator[ThrowawayPostgres]:
+    """A started :class:`ThrowawayPostgres` (TCP clients need ``password`` when given), destroyed at exit."""
+    server = ThrowawayPostgres(Path(tempfile.mkdtemp(prefix="certstatus-pg-")), password)
     try:
         server.start()
         yield server

@@ -155,6 +155,7 @@ def _push_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> tu
     folder = root / f"push{lane}"
     folder.mkdir()
     (folder / "admin.token").write_text(TOKEN + "\n")
+    (folder / "admin.token").chmod(0o600)
     port, admin_port = free_port(), free_port()
     config = folder / "certstatus.toml"
     config.write_text(
