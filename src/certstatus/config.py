@@ -479,5 +479,8 @@ def _check_keys(table: dict[str, Any], known: set[str], where: str, prefix: str)
 def _path(value: Any, base: Path, where: str, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(where, key, f"{value!r} is not a file path.", 'Write a path in quotes, e.g. "ca.pem".')
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~name/..." of a user this host does not know
+        raise ConfigError(where, key, f"{value!r} names the home folder of an unknown user.", "Write an absolute path or one relative to the configuration file.") from None
     return path if path.is_absolute() else (base / path)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import json
 import os
 import random
 import signal
@@ -36,12 +35,12 @@ import httpx
 import pytest
 from cryptography.x509.ocsp import OCSPCertStatus
 
-from certstatus.app import build_application, prepare
+from certstatus.app import build_application
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
 from tests.processes import free_port
-from tests.sources_helpers import ocsp_query
+from tests.sources_helpers import ocsp_query, prepare_demo_config
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +79,7 @@ def _import_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> 
     index = folder / "index.txt"
     index.write_bytes(small)
     config = folder / "certstatus.toml"
-    config.write_text(
-        f'[server]\ndatabase = "{folder / "store.sqlite3"}"\n\n[ca.demo]\ncertificate = "{pki.ca_cert}"\nindex = "{index}"\n'
-        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
-    )
-    settings = load_config(config)
-    clock = ManualClock(dt.datetime.now(UTC).replace(microsecond=0))
-    prepare(settings, clock)
+    settings, clock = prepare_demo_config(config, folder / "store.sqlite3", pki, f'index = "{index}"')
     expected = {"small": (4, small_entries), "big": (BIG, BIG + 1)}  # (revoked rows, issued rows)
     full_run = None
     seen = []

@@ -24,7 +24,6 @@ root, ``PRAGMA max_page_count`` gives the same SQLITE_FULL in-process.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import http.client
 import os
@@ -44,14 +43,14 @@ from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.app import build_application, prepare
 from certstatus.clock import UTC, ManualClock
-from certstatus.config import CaSettings, ServerSettings, Settings, load_config
+from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki, sign_crl
 from certstatus.sources.importer import CaTarget, import_ca
 from certstatus.sources.records import RevokedEntry
 from certstatus.sources.refresh import register_targets
 from tests.crl_server import CrlServer
 from tests.processes import ServeProcess, free_port, run_certstatus
-from tests.sources_helpers import ocsp_query
+from tests.sources_helpers import ocsp_query, prepare_demo_config
 from tests.throwaway_postgres import throwaway_postgres
 
 pytestmark = pytest.mark.integration
@@ -229,13 +228,7 @@ def test_disk_full_during_import_fails_cleanly_and_old_data_serves(demo_pki: Dem
     with _small_tmpfs("4m") as disk:
         database = (disk or tmp_path) / "store.sqlite3"
         config = tmp_path / "certstatus.toml"
-        config.write_text(
-            f'[server]\ndatabase = "{database}"\n\n[ca.demo]\ncertificate = "{demo_pki.ca_cert}"\ncrl = "{crl}"\n'
-            f'signer_certificate = "{demo_pki.ocsp_cert}"\nsigner_key = "{demo_pki.ocsp_key}"\n'
-        )
-        settings = load_config(config)
-        clock = ManualClock(dt.datetime.now(UTC).replace(microsecond=0))
-        prepare(settings, clock)
+        settings, clock = prepare_demo_config(config, database, demo_pki, f'crl = "{crl}"')
         _big_crl(demo_pki, crl, 20_000)  # ~1 MB of rows
         if disk is not None:  # leave 256 KiB free: the import cannot fit
             free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize

@@ -6,7 +6,6 @@ See docs/security.md for the threat model these tests back.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import secrets
 import subprocess

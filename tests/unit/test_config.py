@@ -413,3 +413,9 @@ def test_config_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path: Pat
     error = _error(path)
     assert "not UTF-8" in error.problem and f"line {MINIMAL_CA.count(chr(10)) + 1}" in error.problem
     assert "UTF-8" in error.fix
+
+
+def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path) -> None:
+    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."."""
+    error = _error(_write(tmp_path, '[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA))
+    assert error.key == "server.database" and "unknown user" in error.problem

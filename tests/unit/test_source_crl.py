@@ -289,3 +289,15 @@ def test_crl_with_a_version_other_than_v1_or_v2_is_a_source_error(demo_pki: Demo
 
     with pytest.raises(SourceError, match="not a readable CRL"):
         load_crl(der[:tbs_version] + b"\x02\x01\x03" + der[tbs_version + 3 :], issuer, origin="crl.der")
+
+
+def test_crl_whose_issuer_name_has_an_attribute_of_the_wrong_type_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: a BIT STRING commonName made cryptography raise TypeError past load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    common_name = b"\x06\x03\x55\x04\x03\x0c\x12certstatus demo CA"  # OID 2.5.4.3, UTF8String
+    assert common_name in der
+    broken = der.replace(common_name, b"\x06\x03\x55\x04\x03\x03\x12\x00ertstatus demo CA", 1)  # BIT STRING instead
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(broken, issuer, origin="crl.der")

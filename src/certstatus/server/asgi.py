@@ -25,7 +25,6 @@ import os
 import ssl
 from collections.abc import Callable
 
-from certstatus.config import Settings
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
 from certstatus.server.lifecycle import worker_settings
 

@@ -16,13 +16,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
-from certstatus.config import Settings
 from certstatus.server.lifecycle import Lifecycle, worker_settings
 from certstatus.server.tls import peer_chain, server_context
 

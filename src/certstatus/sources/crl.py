@@ -90,7 +90,7 @@ def _parse(data: bytes, origin: str) -> x509.CertificateRevocationList:
         crl = x509.load_pem_x509_crl(data) if _PEM_MARKER in data else x509.load_der_x509_crl(data)
         crl.issuer  # noqa: B018 - cryptography decodes the issuer Name lazily: a bad one raises here
         return crl
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion: not v1/v2 (not a ValueError)
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:  # not ValueErrors: a bad version, a Name attribute of the wrong type
         raise SourceError(
             origin,
             f"not a readable CRL ({exc}): the file is truncated or is not a DER/PEM CRL; "
