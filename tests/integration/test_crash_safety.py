@@ -92,7 +92,7 @@ def _import_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> 
             assert process.wait(timeout=120) == 0
             full_run = time.monotonic() - started
         else:
-            time.sleep(rng.uniform(0.0, full_run * 1.1))
+            time.sleep(rng.uniform(0.25, 1.1) * full_run)  # past most of the interpreter start-up, up to the commit
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
         version, revoked, issued = _store_version(folder / "store.sqlite3", small_entries)
