@@ -86,7 +86,8 @@ def start_server(folder: Path, config: str, *, port: int, admin_port: int | None
     path = folder / "certstatus.toml"
     path.write_text(config)
     (folder / "admin.token").write_text(ADMIN_TOKEN + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "CERTSTATUS_SETTINGS_JSON")}
+    (folder / "admin.token").chmod(0o600)  # secret files must not be readable by others
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "CERTSTATUS_SETTINGS_JSON", "CERTSTATUS_SETTINGS_FILE")}
     process = subprocess.Popen(
         [CERTSTATUS, "serve", "--config", str(path), "--log-level", log_level],
         cwd=folder, env=env,

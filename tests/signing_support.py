@@ -38,6 +38,7 @@ def write_signer(
     if write_key:
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
+        key_path.chmod(0o600)
     return cert_path, key_path
 
 

@@ -80,4 +80,5 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     )  # fmt: skip
     pin_file = folder / "pin"
     pin_file.write_text(USER_PIN + "\n")
+    pin_file.chmod(0o600)
     return SoftHsm(module, folder, TOKEN, pin_file)

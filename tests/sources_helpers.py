@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -81,3 +82,20 @@ def _cert_id_hashes(cert: x509.Certificate) -> tuple[bytes, bytes]:
     from certstatus.protocol.certid import issuer_hashes
 
     return issuer_hashes(cert, "sha1")
+
+
+def prepare_demo_config(config: Path, database: Path, pki: DemoPki, source: str):
+    """Write ``config`` serving the demo CA from ``source`` (a TOML line, e.g. ``index = "..."``) into
+    ``database``, import it with ``prepare`` at the wall-clock time; return (settings, ManualClock)."""
+    from certstatus.app import prepare
+    from certstatus.clock import ManualClock
+    from certstatus.config import load_config
+
+    config.write_text(
+        f'[server]\ndatabase = "{database}"\n\n[ca.demo]\ncertificate = "{pki.ca_cert}"\n{source}\n'
+        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
+    )
+    settings = load_config(config)
+    clock = ManualClock(dt.datetime.now(UTC).replace(microsecond=0))
+    prepare(settings, clock)
+    return settings, clock

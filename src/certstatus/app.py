@@ -21,6 +21,7 @@ from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.keys import load_certificates
@@ -99,6 +100,7 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     served; returns the per-source import results (failures included).
     """
     clock = clock or SystemClock()
+    check_secret_files(settings)
     check_operations(settings)
     store = open_store(settings)
     try:

@@ -145,6 +145,7 @@ class ServerSettings:
     pkcs11_module: str | None = None
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     where: str = dataclasses.field(default="command line", compare=False)
+    key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
 
     @property
     def database_key(self) -> str:
@@ -191,7 +192,8 @@ class Settings:
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes",
+                "key_permissions"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
@@ -428,7 +430,11 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
     if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
         raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
-    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes, where=where)
+    permissions = raw.get("key_permissions", "refuse")
+    if permissions not in ("refuse", "warn"):
+        raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes, where=where,
+                          key_permissions=permissions)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:
@@ -453,6 +459,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "-", f"cannot read the file: {exc.strerror}.", "Check the path.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "-", f"is not valid TOML: {exc}.", "Fix the syntax at that line.") from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 only (TOML v1.0.0 §Spec)
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), "-", f"is not UTF-8 text (byte {exc.start} on line {line}).", "Save the file as UTF-8.") from None
 
 
 def _table(value: Any, where: str, key: str) -> dict[str, Any]:
@@ -470,5 +479,8 @@ def _check_keys(table: dict[str, Any], known: set[str], where: str, prefix: str)
 def _path(value: Any, base: Path, where: str, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError(where, key, f"{value!r} is not a file path.", 'Write a path in quotes, e.g. "ca.pem".')
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~name/..." of a user this host does not know
+        raise ConfigError(where, key, f"{value!r} names the home folder of an unknown user.", "Write an absolute path or one relative to the configuration file.") from None
     return path if path.is_absolute() else (base / path)

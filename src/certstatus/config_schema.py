@@ -208,6 +208,9 @@ SERVER = Section(
             'URL serving every CA; `""` serves CAs only at their own `path`.', '"/"'),
         Key("max_request_bytes", _CORE["integer"],
             "Largest POST body or decoded GET request (64 to 1000000); larger gets HTTP 413.", "10000"),
+        Key("key_permissions", _choice("refuse", "warn"),
+            "Secret files (keys, passphrases, PINs, the admin token) readable by group or others: refuse to start, "
+            "or only warn.", '"refuse"'),
         Key("ca_dir", _CORE["path"], "Optional folder of one TOML file per CA (keys as in `[ca.NAME]`); "
             "the CA name is the file name without `.toml`."),
         Key("pkcs11_module", _CORE["path"], "PKCS#11 library for `pkcs11:` signer keys, the default of every CA "

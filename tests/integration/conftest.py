@@ -203,6 +203,7 @@ def single_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -
     port = free_port()
     password = folder / "password.txt"
     password.write_bytes(DEMO_PASSWORD + b"\n")
+    password.chmod(0o600)
     args = [
         "serve", "--issuer", str(demo_pki.ca_cert), "--crl", str(demo_pki.crl), "--index", str(demo_pki.index),
         "--signer-cert", str(demo_pki.ocsp_cert), "--signer-key", str(demo_pki.ocsp_p12),

@@ -107,6 +107,7 @@ def world(postgres_module_dsn: str, demo_pki: DemoPki, demo_pki_rsa: DemoPki, tm
         http.publish("/delta.crl", crl_der(demo_pki, delta, number=41, delta_base=40, this_update=_now(), hours=48))
         ldap = cleanup.enter_context(Slapd(folder / "slapd", crl_entry("CA", _der_crl(ldap_pki))))
         (folder / "admin.token").write_text(TOKEN)
+        (folder / "admin.token").chmod(0o600)
         # The SQL source's own DSN: its pool sets `options` (statement_timeout), so the table is schema-qualified.
         query = f"SELECT status, revoked_at, reason FROM {table} WHERE serial = %(serial_dec)s"
         cas = (

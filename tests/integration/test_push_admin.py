@@ -36,6 +36,7 @@ CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 def config(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path) -> Path:
     """A config with a push-fed CA (demo_pki), a CRL-fed CA without pushes (demo_pki_rsa), a token file."""
     (tmp_path / "admin.token").write_text(TOKEN + "\n")
+    (tmp_path / "admin.token").chmod(0o600)
     path = tmp_path / "certstatus.toml"
     path.write_text(
         f"""

@@ -164,6 +164,7 @@ def test_locally_trusted_signer_needs_explicit_configuration_and_verifies_with_v
     cert_path.write_bytes(self_signed.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(outsider_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                     serialization.NoEncryption()))
+    key_path.chmod(0o600)
     base = (f'[server]\ndatabase = "{tmp_path / "s.sqlite3"}"\n\n[ca.demo]\ncertificate = "{pki.ca_cert}"\n'
             f'crl = ["{pki.crl}"]\nsigner_certificate = "{cert_path}"\nsigner_key = "{key_path}"\n')
     config = tmp_path / "c.toml"

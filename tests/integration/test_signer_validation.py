@@ -93,6 +93,7 @@ def test_passphrases_are_never_logged(tmp_path, pki, monkeypatch, caplog, capsys
     else:
         monkeypatch.delenv("CERTSTATUS_SIGNER_PASSWORD", raising=False)
         password_file.write_text(secret + "\n")
+        password_file.chmod(0o600)
         lines += f'signer_password_file = "{password_file}"\n'
     config = _config(tmp_path, pki, lines)
     with caplog.at_level(logging.DEBUG):

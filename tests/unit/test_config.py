@@ -404,3 +404,18 @@ def test_settings_json_holds_no_password(tmp_path: Path, monkeypatch: pytest.Mon
     settings = load_config(_write(tmp_path, MINIMAL_CA + 'signer_password_file = "pw"\n'))
     text = settings.to_json()
     assert "s3cret-value" not in text and "file-secret" not in text
+
+
+def test_config_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path: Path) -> None:
+    """Fuzzing finding: tomllib raised UnicodeDecodeError past load_config for a Latin-1 byte."""
+    path = tmp_path / "certstatus.toml"
+    path.write_bytes(MINIMAL_CA.encode() + b'path = "/caf\xe9"\n')
+    error = _error(path)
+    assert "not UTF-8" in error.problem and f"line {MINIMAL_CA.count(chr(10)) + 1}" in error.problem
+    assert "UTF-8" in error.fix
+
+
+def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path) -> None:
+    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."."""
+    error = _error(_write(tmp_path, '[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA))
+    assert error.key == "server.database" and "unknown user" in error.problem

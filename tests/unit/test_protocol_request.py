@@ -203,6 +203,32 @@ def test_cert_id_without_null_parameters_is_echoed_as_received() -> None:
     assert (cert_id.hash_algorithm, cert_id.serial_number) == ("sha256", 77)
 
 
+@pytest.mark.parametrize("parameters", [b"\x05\x01\x00", b"\x05\x00\x05\x00", b"\x05\x00\x02\x01\x00"])
+def test_cert_id_hash_parameters_other_than_absent_or_null_are_malformed(parameters: bytes) -> None:
+    """Fuzzing finding: such a CertID was echoed into a response that cryptography and OpenSSL cannot read."""
+    algorithm = core.ObjectIdentifier(HASH_ALGORITHM_OIDS["sha1"]).dump() + parameters
+    raw = tlv(0x30, tlv(0x30, algorithm) + tlv(0x04, b"\x01" * 20) + tlv(0x04, b"\x02" * 20) + der_integer(5))
+
+    with pytest.raises(MalformedRequest, match="parameters"):
+        parse_request(request_der(raw))
+
+
+@pytest.mark.parametrize("contents", [b"", b"\x00\x01", b"\x00\x11\xfb", b"\xff\x80", b"\xff\xff\x01"])
+def test_cert_id_serial_that_is_not_minimal_der_is_malformed(contents: bytes) -> None:
+    """Fuzzing finding: a non-minimal INTEGER was echoed into a response cryptography cannot read."""
+    algorithm = core.ObjectIdentifier(HASH_ALGORITHM_OIDS["sha1"]).dump() + b"\x05\x00"
+    raw = tlv(0x30, tlv(0x30, algorithm) + tlv(0x04, b"\x01" * 20) + tlv(0x04, b"\x02" * 20) + tlv(0x02, contents))
+
+    with pytest.raises(MalformedRequest):
+        parse_request(request_der(raw))
+
+
+@pytest.mark.parametrize("serial", [0, 1, 127, 128, -1, -127, -129, 2**159 - 1])
+def test_minimal_serials_of_every_sign_are_accepted(serial: int) -> None:
+    (cert_id,) = parse_request(request_der(cert_id_der("sha1", b"\x01" * 20, b"\x02" * 20, serial))).cert_ids
+    assert cert_id.serial_number == serial
+
+
 def test_serial_numbers_keep_their_sign_and_size() -> None:
     serials = [0, 1, 127, 128, 2**159, 2**160 - 1, -1]
 

@@ -268,3 +268,36 @@ def test_crl_listing_a_serial_twice_is_refused(demo_pki: DemoPki) -> None:
     )
     with pytest.raises(SourceError, match="serial 0xabc twice"):
         load_crl(_der(crl), ca, origin="dup.crl")
+
+
+def test_crl_whose_issuer_name_is_not_utf8_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: cryptography decodes the issuer Name lazily; a bad UTF8String raised ValueError past load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    broken = der.replace(b"certstatus demo CA", b"certstatus d\xe5mo CA", 1)
+    assert broken != der
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(broken, issuer, origin="crl.der")
+
+
+def test_crl_with_a_version_other_than_v1_or_v2_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: cryptography's InvalidVersion (not a ValueError) escaped load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    tbs_version = der.index(b"\x02\x01\x01")  # TBSCertList version v2 (INTEGER 1)
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(der[:tbs_version] + b"\x02\x01\x03" + der[tbs_version + 3 :], issuer, origin="crl.der")
+
+
+def test_crl_whose_issuer_name_has_an_attribute_of_the_wrong_type_is_a_source_error(demo_pki: DemoPki) -> None:
+    """Fuzzing finding: a BIT STRING commonName made cryptography raise TypeError past load_crl."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    der = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).public_bytes(serialization.Encoding.DER)
+    common_name = b"\x06\x03\x55\x04\x03\x0c\x12certstatus demo CA"  # OID 2.5.4.3, UTF8String
+    assert common_name in der
+    broken = der.replace(common_name, b"\x06\x03\x55\x04\x03\x03\x12\x00ertstatus demo CA", 1)  # BIT STRING instead
+
+    with pytest.raises(SourceError, match="not a readable CRL"):
+        load_crl(broken, issuer, origin="crl.der")

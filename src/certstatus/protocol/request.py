@@ -117,7 +117,8 @@ def parse_request(der: bytes) -> OCSPQuery:
 
     Raises :class:`MalformedRequest` for empty, truncated or trailing bytes,
     a version other than v1, an empty requestList, a CertID hash algorithm
-    other than SHA-1/256/384/512, a critical extension not understood, or a
+    other than SHA-1/256/384/512 or with parameters other than absent/NULL, a
+    serialNumber that is not a minimal DER INTEGER, a critical extension not understood, or a
     nonce of 0 or more than 128 octets (RFC 9654 §2.1).
     """
     if not der:
@@ -186,10 +187,23 @@ def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
     name = HASH_ALGORITHM_NAMES.get(oid)
     if name is None:
         raise MalformedRequest(f"CertID hash algorithm {oid} is not SHA-1/256/384/512")
+    algorithm = cert_id["hash_algorithm"]
+    if algorithm.contents not in (algorithm["algorithm"].dump(), algorithm["algorithm"].dump() + _DER_NULL):
+        # RFC 5754 §2 / RFC 3279 §2.2.1: absent or NULL. Anything else would be echoed
+        # in the SingleResponse and make the whole response unreadable to clients.
+        raise MalformedRequest("CertID hash algorithm parameters are neither absent nor NULL")
+    serial_contents = cert_id["serial_number"].contents
+    if not serial_contents or (len(serial_contents) > 1 and serial_contents[0] in (0x00, 0xFF) and (serial_contents[0] ^ serial_contents[1]) & 0x80 == 0):
+        # X.690 §8.3.2: DER integers are minimal. The CertID is echoed as received, and a
+        # DER client (cryptography, Go) cannot read a response that carries a non-minimal one.
+        raise MalformedRequest("CertID serialNumber is not a minimal DER INTEGER")
     name_hash = cert_id["issuer_name_hash"].native
     key_hash = cert_id["issuer_key_hash"].native
     serial = cert_id["serial_number"].native
     return CertID(name, name_hash, key_hash, serial, cert_id.dump())
+
+
+_DER_NULL = b"\x05\x00"
 
 
 def _absent(value: core.Asn1Value) -> bool:

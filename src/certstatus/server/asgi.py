@@ -25,9 +25,8 @@ import os
 import ssl
 from collections.abc import Callable
 
-from certstatus.config import Settings
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
-from certstatus.server.lifecycle import SETTINGS_ENV
+from certstatus.server.lifecycle import worker_settings
 
 log = logging.getLogger("certstatus.asgi")
 
@@ -123,13 +122,13 @@ async def _send(send, response: HttpResponse) -> None:
 
 
 def create_app() -> OCSPApp:
-    """uvicorn factory for worker processes: settings come from ``$CERTSTATUS_SETTINGS_JSON``."""
+    """uvicorn factory for worker processes: settings come from the file ``$CERTSTATUS_SETTINGS_FILE`` names."""
     from certstatus.app import build_application
     from certstatus.observability import configure_logging
     from certstatus.signing.loader import start_signer_watcher
 
     configure_logging(os.environ.get("CERTSTATUS_LOG_LEVEL", "info"))
-    settings = Settings.from_json(os.environ[SETTINGS_ENV])
+    settings = worker_settings()
     application = build_application(settings)
     start_signer_watcher(application.registry.cas)
     return OCSPApp(application.http, on_shutdown=application.close)

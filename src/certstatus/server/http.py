@@ -39,6 +39,7 @@ from email.utils import format_datetime
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import Clock
+from certstatus.errors import StoreUnavailable
 from certstatus.health import readiness_report
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route, WouldBlock
 from certstatus.protocol import response as ocsp_response
@@ -261,6 +262,9 @@ class OCSPHttpHandler:
             log.log(level, "%s for %s: %s", exc.status.name, client_address, exc.reason,
                     extra={"client": client_address, "response_status": exc.status.name, "reason": exc.reason})
             return ocsp_error(exc.status)
+        except StoreUnavailable as exc:  # any step that reads the store (RFC 6960 §2.3: try later)
+            log.warning("tryLater for %s: %s", client_address, exc, extra={"client": client_address, "response_status": "TRY_LATER"})
+            return ocsp_error(OCSPResponseStatus.TRY_LATER)
         except Exception:
             log.exception("internal error answering %s", client_address)
             return ocsp_error(OCSPResponseStatus.INTERNAL_ERROR)

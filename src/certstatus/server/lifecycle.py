@@ -24,6 +24,7 @@ change of either is logged and takes effect at the next restart.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -39,11 +40,29 @@ from certstatus.health import CaHealth, readiness_problems, readiness_report
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
+from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
 
 log = logging.getLogger("certstatus.server")
 
-#: Environment variable through which the supervisor hands settings to workers.
-SETTINGS_ENV = "CERTSTATUS_SETTINGS_JSON"
+#: Environment variable naming the file through which the supervisor hands settings to workers.
+#: The settings travel in a file of mode 0600 in a private folder, not in the environment:
+#: they may hold a database password, and a process environment is copied into every child
+#: process and shown by /proc/PID/environ and crash reports.
+SETTINGS_ENV = "CERTSTATUS_SETTINGS_FILE"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0600) by an atomic rename: a reader sees the old or the new file, whole."""
+    fresh = path.with_suffix(".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    fresh.replace(path)
+
+
+def worker_settings() -> Settings:
+    """The settings the supervisor exported (in a worker process)."""
+    return Settings.from_json(Path(os.environ[SETTINGS_ENV]).read_text())
 
 
 class Lifecycle:
@@ -56,6 +75,7 @@ class Lifecycle:
         self.services = None
         self.metrics_dir: str | None = None
         self._own_metrics_dir = False
+        self._settings_dir: str | None = None
         self._cas: list[CaHealth] = []
 
     # start / stop ------------------------------------------------------------------
@@ -72,6 +92,9 @@ class Lifecycle:
         if self.services is not None:
             self.services.stop()
             self.services = None
+        if self._settings_dir is not None:
+            shutil.rmtree(self._settings_dir, ignore_errors=True)
+            self._settings_dir = None
         if self._own_metrics_dir and self.metrics_dir:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
@@ -88,7 +111,20 @@ class Lifecycle:
         os.environ[MULTIPROC_ENV] = self.metrics_dir
 
     def _export(self) -> None:
-        os.environ[SETTINGS_ENV] = self.settings.to_json()
+        if self._settings_dir is None:
+            self._settings_dir = tempfile.mkdtemp(prefix="certstatus-settings-")  # mode 0700
+        folder = Path(self._settings_dir)
+        settings = self.settings
+        database = settings.server.database
+        if is_dsn(database):  # the password goes to a pgpass file, never into the settings text
+            database, password = split_password(str(database))
+            if password is not None:
+                _write_private(folder / "pgpass", pgpass_line(password))
+                database = with_passfile(database, str(folder / "pgpass"))
+                settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, database=database))
+        path = folder / "settings.json"
+        _write_private(path, settings.to_json())
+        os.environ[SETTINGS_ENV] = str(path)
 
     def _start_services(self) -> None:
         from certstatus.admin.server import start_services

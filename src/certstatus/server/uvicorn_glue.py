@@ -16,20 +16,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
-from certstatus.config import Settings
-from certstatus.server.lifecycle import SETTINGS_ENV, Lifecycle
+from certstatus.server.lifecycle import Lifecycle, worker_settings
 from certstatus.server.tls import peer_chain, server_context
 
 
 def ssl_context_factory(config, default_factory) -> ssl.SSLContext:
     """uvicorn ``ssl_context_factory``: the ``[tls]`` context of the settings in the environment."""
-    settings = Settings.from_json(os.environ[SETTINGS_ENV])
+    settings = worker_settings()
     context = server_context(settings.ops.tls)
     assert context is not None, "ssl_context_factory is only configured with [tls]"
     return context

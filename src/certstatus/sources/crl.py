@@ -87,10 +87,10 @@ def load_crl(data: bytes, issuer: x509.Certificate, *, origin: str) -> CrlData:
 def _parse(data: bytes, origin: str) -> x509.CertificateRevocationList:
     """Load DER or PEM (detected by the ``BEGIN X509 CRL`` marker)."""
     try:
-        if _PEM_MARKER in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+        crl = x509.load_pem_x509_crl(data) if _PEM_MARKER in data else x509.load_der_x509_crl(data)
+        crl.issuer  # noqa: B018 - cryptography decodes the issuer Name lazily: a bad one raises here
+        return crl
+    except (ValueError, TypeError, x509.InvalidVersion) as exc:  # not ValueErrors: a bad version, a Name attribute of the wrong type
         raise SourceError(
             origin,
             f"not a readable CRL ({exc}): the file is truncated or is not a DER/PEM CRL; "

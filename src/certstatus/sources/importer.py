@@ -23,7 +23,7 @@ from cryptography import x509
 
 from certstatus.clock import Clock
 from certstatus.config import CaSettings
-from certstatus.errors import SourceError
+from certstatus.errors import SourceError, StoreError
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.crl import load_crl
 from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
@@ -199,9 +199,9 @@ def import_crls(
     for origin, crl in sorted(parsed, key=lambda item: item[1].delta_base is not None):
         try:
             results[origin] = apply_crl(store, target, crl, origin, clock, feed)
-        except SourceError as exc:
+        except (SourceError, StoreError) as exc:  # StoreError: the write failed (disk full), rolled back
             previous.pop(origin, None)  # refetch in full next time
-            results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=exc.problem)
+            results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=_problem(exc))
     return [results[origin] for origin in origins]
 
 
@@ -234,8 +234,15 @@ def import_file_source(
     job = import_index if kind == "index" else import_issued
     try:
         return job(store, target, origin, clock, feed)
-    except SourceError as exc:
-        return ImportResult(target.settings.name, kind, origin, error=exc.problem)
+    except (SourceError, StoreError) as exc:
+        return ImportResult(target.settings.name, kind, origin, error=_problem(exc))
+
+
+def _problem(exc: SourceError | StoreError) -> str:
+    """The one-paragraph text of a refused source or a failed store write."""
+    if isinstance(exc, StoreError):
+        return f"{exc.database}: {exc.problem} {exc.fix}".strip()
+    return exc.problem
 
 
 def import_ca(

@@ -46,3 +46,43 @@ def mask_dsn(dsn: str) -> str:
         safe="=-/:%*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def split_password(dsn: str) -> tuple[str, str | None]:
+    """``dsn`` without its password (user part and ``password=`` query), and that password (None: none).
+
+    Used to hand worker processes a DSN that names a libpq ``passfile``
+    instead of carrying the password (see :func:`with_passfile`).
+    """
+    from urllib.parse import unquote
+
+    parts = urlsplit(dsn)
+    password = None
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if ":" in userinfo:
+            user, _, raw = userinfo.partition(":")
+            password, netloc = unquote(raw), f"{user}@{hostport}"
+    query = []  # kept as written: libpq wants "=" inside values percent-encoded
+    for item in parts.query.split("&") if parts.query else ():
+        if item.startswith("password="):
+            password = unquote(item[len("password="):])
+        else:
+            query.append(item)
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(query), parts.fragment)), password
+
+
+def with_passfile(dsn: str, passfile: str) -> str:
+    """``dsn`` with a ``passfile=`` parameter (libpq reads the password from that pgpass file)."""
+    from urllib.parse import quote
+
+    parts = urlsplit(dsn)
+    query = "&".join(item for item in (parts.query, "passfile=" + quote(passfile, safe="/")) if item)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def pgpass_line(password: str) -> str:
+    """A pgpass line matching any host, port, database and user (``:`` and ``\\`` escaped)."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:*:{escaped}\n"

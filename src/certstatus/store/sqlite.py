@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from certstatus.errors import StoreError
 from certstatus.sources.records import RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
@@ -328,7 +329,7 @@ class SQLiteStore(PrecomputedSQLite):
         self._db.close()
 
     def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -344,14 +345,32 @@ def _statements(script: str) -> Iterator[str]:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    A write SQLite refuses (disk full, I/O error, read-only file) becomes a
+    :class:`StoreError` naming the database, after the rollback: the previous
+    data stays, and importers report the error instead of crashing.
+    """
+
+    def __init__(self, db: sqlite3.Connection, label: str = "SQLite store") -> None:
         self._db = db
+        self._label = label
 
     def __enter__(self) -> sqlite3.Connection:
         self._db.execute("BEGIN IMMEDIATE")
         return self._db
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as failed:
+                exc_type, exc = type(failed), failed
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if exc_type is not None and issubclass(exc_type, sqlite3.OperationalError):
+            raise StoreError(
+                self._label, f"the write was refused and rolled back ({exc}); the previous data still serves.",
+                "Free space on the disk holding the store (or fix its permissions), then import again.",
+            ) from exc

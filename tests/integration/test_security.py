@@ -1,0 +1,169 @@
+"""Security controls: secret file modes, secrets kept out of every output, the admin listener's defaults.
+
+See docs/security.md for the threat model these tests back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certstatus.config import load_config
+from certstatus.demo_pki import DemoPki
+from tests.throwaway_postgres import throwaway_postgres
+from tests.processes import free_port
+from tests.servers import ADMIN_TOKEN, start_server
+from tests.signing_support import write_signer
+from tests.softhsm import USER_PIN, SoftHsm
+
+pytestmark = pytest.mark.integration
+
+CERTSTATUS = [sys.executable, "-m", "certstatus"]
+
+
+def _config(folder: Path, pki: DemoPki, key: Path, extra: str = "") -> Path:
+    path = folder / "certstatus.toml"
+    path.write_text(
+        f'[server]\ndatabase = "{folder / "store.sqlite3"}"\n{extra}\n'
+        f'[ca.demo]\ncertificate = "{pki.ca_cert}"\ncrl = "{pki.crl}"\nsigner_certificate = "{pki.ocsp_cert}"\nsigner_key = "{key}"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_key_readable_by_others_refuses_to_start_naming_the_file_and_chmod(demo_pki: DemoPki, tmp_path: Path, mode: int) -> None:
+    key = tmp_path / "ocsp.key"
+    key.write_bytes(demo_pki.ocsp_key.read_bytes())
+    key.chmod(mode)
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(_config(tmp_path, demo_pki, key))], capture_output=True, text=True, timeout=60)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0
+    assert str(key) in output and f"chmod 600 {key}" in output and f"mode {mode:04o}" in output, output
+    assert "ca.demo.signer_key" in output and "Traceback" not in output
+
+
+def test_key_permissions_warn_starts_with_a_warning(demo_pki: DemoPki, tmp_path: Path) -> None:
+    key = tmp_path / "ocsp.key"
+    key.write_bytes(demo_pki.ocsp_key.read_bytes())
+    key.chmod(0o644)
+    config = _config(tmp_path, demo_pki, key, 'key_permissions = "warn"')
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"chmod 600 {key}" in " ".join(done.stderr.split())
+
+
+def test_every_secret_file_kind_is_checked(demo_pki: DemoPki, tmp_path: Path) -> None:
+    from certstatus.errors import ConfigError
+    from certstatus.secret_files import check_secret_files
+
+    token = tmp_path / "admin.token"
+    token.write_text("t" * 32)
+    password = tmp_path / "password"
+    password.write_text("secret")
+    config = _config(tmp_path, demo_pki, demo_pki.ocsp_key, f'\n[admin]\nlisten = "127.0.0.1:1"\ntoken_file = "{token}"\n')
+    config.write_text(config.read_text() + f'signer_password_file = "{password}"\n')
+    for exposed, key in ((token, "admin.token_file"), (password, "ca.demo.signer_password_file")):
+        token.chmod(0o600)
+        password.chmod(0o600)
+        exposed.chmod(0o644)
+        with pytest.raises(ConfigError) as refused:
+            check_secret_files(load_config(config))
+        assert refused.value.key == key and "chmod 600" in str(refused.value)
+    password.chmod(0o600)
+    assert check_secret_files(load_config(config)) == []
+
+
+def test_admin_listener_is_off_by_default(demo_pki: DemoPki, tmp_path: Path) -> None:
+    settings = load_config(_config(tmp_path, demo_pki, demo_pki.ocsp_key))
+    assert settings.admin is None  # no [admin] table: no listener, no push/reload/metrics endpoint
+
+
+# --- secrets never in logs, errors, /metrics or the settings handed to workers ------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(c) for c in text]
+    return found + [g for c in found for g in _children(c)]
+
+
+def test_secrets_appear_in_no_log_error_metrics_or_worker_settings(
+    demo_pki: DemoPki, softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    passphrase = "pass-" + secrets.token_hex(12)
+    db_password = "dbpw-" + secrets.token_hex(12)
+    folder = tmp_path / "server"
+    folder.mkdir()
+    encrypted = folder / "ocsp-encrypted.key"
+    key = serialization.load_pem_private_key(demo_pki.ocsp_key.read_bytes(), None)
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(passphrase.encode())))  # fmt: skip
+    encrypted.chmod(0o600)
+    (folder / "passphrase").write_text(passphrase + "\n")
+    (folder / "passphrase").chmod(0o600)
+    hsm_key = ec.generate_private_key(ec.SECP256R1())
+    uri = softhsm.import_key(hsm_key, "ocsp-secrets-test", "7e")
+    now = dt.datetime.now(dt.timezone.utc)
+    hsm_cert, _ = write_signer(demo_pki, folder, "hsm-secrets", hsm_key, not_before=now - dt.timedelta(days=1),
+                               not_after=now + dt.timedelta(days=30), write_key=False)  # fmt: skip
+    port, admin_port = free_port(), free_port()
+    with throwaway_postgres(password=db_password) as postgres:  # SCRAM: workers connect only if the password reaches them
+        dsn = postgres.dsn.replace("://postgres@", f"://postgres:{db_password}@", 1)
+        config = (
+            f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\ndatabase = "{dsn}"\npkcs11_module = "{softhsm.module}"\n\n'
+            f'[admin]\nlisten = "127.0.0.1:{admin_port}"\ntoken_file = "admin.token"\n\n'
+            f'[ca.file]\ncertificate = "{demo_pki.ca_cert}"\ncrl = "{demo_pki.crl}"\npath = "/file"\n'
+            f'signer_certificate = "{demo_pki.ocsp_cert}"\nsigner_key = "{encrypted}"\nsigner_password_file = "passphrase"\n\n'
+            f'[ca.hsm]\ncertificate = "{demo_pki.ca_cert}"\ncrl = "{demo_pki.crl}"\npath = "/hsm"\npkcs11_pin_file = "{softhsm.pin_file}"\n'
+            f'[[ca.hsm.signer]]\ncertificate = "{hsm_cert}"\nkey = "{uri}"\n'
+        )
+        (folder / "certstatus.toml").write_text(config)
+        subprocess.run([*CERTSTATUS, "db", "upgrade", "--config", str(folder / "certstatus.toml")], check=True, capture_output=True, timeout=60)
+        server = start_server(folder, config, port=port, admin_port=admin_port, log_level="debug")
+        outputs = {}
+        try:
+            from tests.ocsp_client import request_der
+
+            for path in ("/file/", "/hsm/"):
+                answer = httpx.post(server.url + path, content=request_der(demo_pki.leaves["good"], demo_pki.ca_cert), headers={"content-type": "application/ocsp-request"}, timeout=10)
+                assert answer.status_code == 200
+            httpx.post(server.url + "/file/", content=b"\x30\x03junk", timeout=10)  # a malformed request (logged)
+            auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+            outputs["wrong token"] = httpx.get(server.admin_url + "/metrics", headers={"authorization": "Bearer nope"}, timeout=10).text
+            outputs["metrics"] = httpx.get(server.admin_url + "/metrics", headers=auth, timeout=10).text
+            outputs["sources"] = httpx.get(server.admin_url + "/v1/sources", headers=auth, timeout=10).text
+            outputs["bad push"] = httpx.post(server.admin_url + "/v1/ca/file/revoke", content=b"{", headers=auth, timeout=10).text
+            environ = [Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace") for pid in _children(server.process.pid)]
+            outputs["worker environment"] = "".join(environ)
+            handed = {v.split("=", 1)[1] for e in environ for v in e.split("\0") if v.startswith("CERTSTATUS_SETTINGS_FILE=")}
+            assert len(handed) == 1, handed
+            settings_file = Path(handed.pop())
+            assert settings_file.stat().st_mode & 0o077 == 0  # mode 0600: only the service user reads it
+            outputs["worker settings"] = settings_file.read_text()
+            assert "[REDACTED]" not in outputs["worker settings"] and '"cas"' in outputs["worker settings"]
+        finally:
+            server.stop()
+        outputs["server log"] = server.log_text()
+        # An error about the database names it with the password masked.
+        unreachable = dsn.replace(f"127.0.0.1:{dsn.split('127.0.0.1:')[1].split('/')[0]}", f"127.0.0.1:{free_port()}")
+        (folder / "down.toml").write_text(config.replace(dsn, unreachable))
+        down = subprocess.run([*CERTSTATUS, "import", "--config", str(folder / "down.toml")], capture_output=True, text=True, timeout=60)
+        assert down.returncode != 0
+        outputs["database error"] = down.stdout + down.stderr
+    assert "postgres" in outputs["database error"]
+    pin = re.compile(rf"(?<![\w.:-]){USER_PIN}(?![\w.:-])")
+    for name, text in outputs.items():
+        for secret in (passphrase, db_password, ADMIN_TOKEN):
+            assert secret not in text, f"{secret[:5]}... appears in the {name}"
+        assert not pin.search(text), f"the PKCS#11 PIN appears in the {name}"
