@@ -187,14 +187,17 @@ def serve(log_level: str, **opts) -> None:
     _print_import(prepare(settings))
     configure_logging(log_level)
     services = start_services(settings, lambda: open_store(settings), SystemClock())
-    console.print(
-        f"certstatus listening on http://{settings.server.host}:{settings.server.port}"
-        f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
-        f"for {', '.join(ca.name for ca in settings.cas)}",
-        highlight=False,
-    )
+
+    def listening(host: str, port: int) -> None:
+        console.print(
+            f"certstatus listening on http://{host}:{port}"
+            f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+            f"for {', '.join(ca.name for ca in settings.cas)}",
+            highlight=False,
+        )
+
     try:
-        run_server(settings, log_level=log_level, on_reload=services.refresher.trigger)
+        run_server(settings, log_level=log_level, on_reload=services.refresher.trigger, on_listening=listening)
     finally:
         services.stop()
 

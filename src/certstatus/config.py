@@ -12,6 +12,7 @@ Layout::
     database = "certstatus.sqlite3"  # or "postgresql://user@host:5432/db" (docs/database.md)
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
+    client_timeout = 10          # seconds for a client to send a whole request (and keep-alive idle time)
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
 
     [ca.issuing-1]
@@ -62,6 +63,7 @@ MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
+DEFAULT_CLIENT_TIMEOUT = 10.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -126,6 +128,7 @@ class ServerSettings:
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
     where: str = dataclasses.field(default="command line", compare=False)
 
     @property
@@ -169,7 +172,7 @@ class Settings:
         return cls(server, tuple(cas), admin)
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
@@ -190,7 +193,7 @@ def parse_duration(value: Any, *, file: str, key: str) -> int:
 def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[v6]:PORT`` too) and check the port."""
     host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(file, key, f"{value!r} is not HOST:PORT.", 'Write for example "127.0.0.1:8080".')
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -352,7 +355,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    return ServerSettings(host, port, workers, database, common, limit, module, where)
+    timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
+        raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
+    return ServerSettings(host, port, workers, database, common, limit, module, float(timeout), where)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

@@ -1,63 +1,48 @@
-"""Run the OCSP listener: uvicorn with N worker processes over the prepared store."""
+"""Run the OCSP listener: the httptools/uvloop protocol edge in N worker processes.
+
+The stack was chosen by measurement (``bench/http_stacks.py``, figures in
+``bench/README.md``); :mod:`certstatus.server.asgi` stays as the ASGI form of
+the same handler for embedding under any ASGI server.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Callable
 
-import uvicorn
-from uvicorn.supervisors import Multiprocess
-
 from certstatus.config import Settings
-from certstatus.server.asgi import SETTINGS_ENV
+from certstatus.server.workers import bind, serve_forever
+
+#: Largest total size of the header fields of one request (bytes); more gets 431.
+MAX_HEADER_BYTES = 16 * 1024
 
 
-def serve(settings: Settings, *, log_level: str = "info", on_reload: Callable[[], object] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
+def serve(
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    on_reload: Callable[[], object] | None = None,
+    on_listening: Callable[[str, int], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (graceful: requests in progress are answered first).
 
-    Workers are separate processes (``settings.server.worker_count``) that
-    share the listening socket; each builds its own application from the
-    settings handed over in the environment. ``on_reload`` is called on
-    SIGHUP (re-import the revocation data now), before uvicorn's own SIGHUP
-    action (with several workers: replace them, which reloads their signers).
+    Binds ``settings.server.host:port`` (port 0: a free port) in this process,
+    starts ``settings.server.worker_count`` workers sharing the socket (each
+    builds its own application), then calls ``on_listening(host, port)``.
+    SIGHUP calls ``on_reload`` (re-import the revocation data now) and
+    replaces the workers, which reloads their signers. Raises ``OSError``
+    when the address cannot be bound.
     """
-    os.environ[SETTINGS_ENV] = settings.to_json()
-    os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
-    if on_reload is not None:
-        _on_hangup(on_reload)
-    uvicorn.run(
-        "certstatus.server.asgi:create_app",
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
+    sock = bind(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    logging.getLogger("certstatus.server").debug("listening on %s:%d", host, port)
+    serve_forever(
+        sock,
+        settings.to_json(),
         workers=settings.server.worker_count,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning" if log_level == "info" else log_level,
-        server_header=False,
-        date_header=False,  # OCSPHttpHandler writes Date from its own clock
-        timeout_keep_alive=10,
-        timeout_graceful_shutdown=10,
-        h11_max_incomplete_event_size=16 * 1024,
+        client_timeout=settings.server.client_timeout,
+        max_header_bytes=MAX_HEADER_BYTES,
+        log_level=log_level,
+        on_ready=None if on_listening is None else lambda: on_listening(host, port),
+        on_reload=on_reload,
     )
-
-
-def _on_hangup(on_reload: Callable[[], object]) -> None:
-    """Route SIGHUP to ``on_reload``, in the single-process server and in uvicorn's supervisor."""
-
-    def reload(*_args) -> None:
-        logging.getLogger("certstatus.refresh").info("SIGHUP: re-importing every source now")
-        on_reload()
-
-    signal.signal(signal.SIGHUP, reload)  # single worker: uvicorn leaves SIGHUP alone (the signer watcher chains it)
-    restart_workers = Multiprocess.handle_hup  # several workers: the supervisor's queue calls handle_hup
-
-    def handle_hup(self) -> None:
-        reload()
-        restart_workers(self)
-
-    Multiprocess.handle_hup = handle_hup
