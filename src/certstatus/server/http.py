@@ -26,7 +26,8 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from certstatus.clock import Clock
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route
 from certstatus.protocol import response as ocsp_response
-from certstatus.protocol.request import MalformedRequest, decode_get_path, parse_request
+from certstatus.protocol.fast_request import parse_request_fast
+from certstatus.protocol.request import MalformedRequest, decode_get_path
 
 log = logging.getLogger("certstatus.http")
 
@@ -165,7 +166,7 @@ class OCSPHttpHandler:
         self, der: bytes, route: Route, headers: Mapping[bytes, bytes], client_address: str | None
     ) -> HttpResponse:
         try:
-            query = parse_request(der)
+            query = parse_request_fast(der)
         except MalformedRequest as exc:
             log.info("malformed request from %s: %s", client_address, exc)
             return ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST)

@@ -1,0 +1,160 @@
+"""Direct DER writers for ResponseData and OCSPResponse, the live-signing hot path.
+
+Byte for byte the output of :func:`certstatus.protocol.response.encode_response_data`
+and :func:`~certstatus.protocol.response.encode_basic_response` (the asn1crypto
+reference, kept for the tests: tests/unit/test_fast_response.py compares them
+on generated inputs), written by concatenating TLVs instead of building
+asn1crypto objects. ``bench/hotpath.py`` measures the reference at ~190 µs per
+ResponseData and ~65 µs per wrapper against a few µs here — more than the
+ECDSA P-256 signature itself (~23 µs).
+
+Structures (RFC 6960 §4.2.1)::
+
+    OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT SEQUENCE {
+        responseType OID, response OCTET STRING (BasicOCSPResponse) } }
+    BasicOCSPResponse ::= SEQUENCE { tbsResponseData ResponseData, signatureAlgorithm,
+        signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+    ResponseData ::= SEQUENCE { responderID, producedAt GeneralizedTime,
+        responses SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL }
+    SingleResponse ::= SEQUENCE { certID, certStatus CHOICE { good [0] IMPLICIT NULL,
+        revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL }, thisUpdate,
+        nextUpdate [0] EXPLICIT OPTIONAL, singleExtensions [1] EXPLICIT OPTIONAL }
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import lru_cache
+
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.x509.ocsp import OCSPCertStatus
+
+from certstatus.protocol.response import SingleAnswer
+
+_UTC = dt.timezone.utc
+_GOOD = b"\x80\x00"
+_UNKNOWN = b"\x82\x00"
+# Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.
+_NONCE_OID = bytes.fromhex("06092b0601050507300102")
+# Extension { id-pkix-ocsp-extended-revoke, extnValue OCTET STRING { NULL } } (RFC 6960 §4.4.8).
+_EXTENDED_REVOKE = bytes.fromhex("300f06092b06010505073001090402 0500".replace(" ", ""))
+_INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
+# responseStatus successful, then responseBytes' responseType id-pkix-ocsp-basic.
+_SUCCESSFUL = b"\x0a\x01\x00"
+_BASIC_OID = bytes.fromhex("06092b0601050507300101")
+
+#: RFC 5280 §5.3.1 CRLReason values.
+_REASON_CODES = {
+    x509.ReasonFlags.unspecified: 0,
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6,
+    x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9,
+    x509.ReasonFlags.aa_compromise: 10,
+}
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    """One DER TLV with a definite, minimal length (X.690 §10.1)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes((tag, n)) + content
+    if n < 0x100:
+        return bytes((tag, 0x81, n)) + content
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + n.to_bytes(size, "big") + content
+
+
+@lru_cache(maxsize=256)
+def generalized_time(value: dt.datetime) -> bytes:
+    """DER GeneralizedTime ``YYYYMMDDHHMMSSZ`` of an aware datetime, seconds truncated (RFC 5280 §4.1.2.5.2).
+
+    Raises ``ValueError`` for a naive datetime.
+    """
+    if value.tzinfo is None:
+        raise ValueError("OCSP times must be aware UTC datetimes")
+    v = value.astimezone(_UTC)
+    return b"\x18\x0f%04d%02d%02d%02d%02d%02dZ" % (v.year, v.month, v.day, v.hour, v.minute, v.second)
+
+
+def _single_response(answer: SingleAnswer) -> bytes:
+    status = answer.status
+    if status is OCSPCertStatus.GOOD:
+        cert_status = _GOOD
+    elif status is OCSPCertStatus.UNKNOWN:
+        cert_status = _UNKNOWN
+    else:
+        if answer.revocation_time is None:
+            raise ValueError("a revoked SingleAnswer needs revocation_time")
+        revoked = generalized_time(answer.revocation_time)
+        if answer.reason is not None:
+            revoked += b"\xa0\x03\x0a\x01" + bytes((_REASON_CODES[answer.reason],))
+        cert_status = tlv(0xA1, revoked)
+    parts = answer.cert_id_der + cert_status + generalized_time(answer.this_update)
+    if answer.next_update is not None:
+        parts += b"\xa0\x11" + generalized_time(answer.next_update)
+    if answer.invalidity_date is not None and status is OCSPCertStatus.REVOKED:
+        # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
+        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + generalized_time(answer.invalidity_date))
+        parts += tlv(0xA1, tlv(0x30, extension))
+    return tlv(0x30, parts)
+
+
+def encode_response_data(
+    *,
+    responder_id: asn1_ocsp.ResponderId | bytes,
+    produced_at: dt.datetime,
+    answers: Sequence[SingleAnswer],
+    nonce: bytes | None = None,
+    extended_revoke: bool = False,
+) -> bytes:
+    """Return the DER of ResponseData (RFC 6960 §4.2.1), the bytes to sign.
+
+    Same arguments and bytes as :func:`certstatus.protocol.response.encode_response_data`;
+    ``responder_id`` may also be the ResponderID's DER. ``nonce`` is the
+    request's nonce extnValue content, echoed unchanged (RFC 9654). Raises
+    ``ValueError`` without answers, for a naive datetime, or a revoked answer
+    without revocation_time.
+    """
+    if not answers:
+        raise ValueError("a ResponseData needs at least one SingleResponse")
+    if not isinstance(responder_id, bytes):
+        responder_id = responder_id.dump()
+    body = (
+        responder_id
+        + generalized_time(produced_at)
+        + tlv(0x30, b"".join([_single_response(answer) for answer in answers]))
+    )
+    if nonce is not None or extended_revoke:
+        extensions = b""
+        if nonce is not None:
+            extensions = tlv(0x30, _NONCE_OID + tlv(0x04, nonce))
+        if extended_revoke:
+            extensions += _EXTENDED_REVOKE
+        body += tlv(0xA1, tlv(0x30, extensions))
+    return tlv(0x30, body)
+
+
+def encode_basic_response(
+    response_data_der: bytes,
+    signature_algorithm_der: bytes,
+    signature: bytes,
+    certificates_der: Sequence[bytes] = (),
+) -> bytes:
+    """Wrap signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
+
+    Same arguments and bytes as :func:`certstatus.protocol.response.encode_basic_response`.
+    """
+    basic = response_data_der + signature_algorithm_der + tlv(0x03, b"\x00" + signature)
+    if certificates_der:
+        basic += tlv(0xA0, tlv(0x30, b"".join(certificates_der)))
+    response_bytes = tlv(0x30, _BASIC_OID + tlv(0x04, tlv(0x30, basic)))
+    return tlv(0x30, _SUCCESSFUL + tlv(0xA0, response_bytes))
