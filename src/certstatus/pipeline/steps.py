@@ -103,7 +103,7 @@ class LocalStatusSigner:
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         response_data = encode_response_data(
-            responder_id=signer.responder_id,
+            responder_id=signer.responder_id_der,
             produced_at=now,
             answers=answers,
             nonce=exchange.query.nonce,

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime
+from functools import lru_cache
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
@@ -68,7 +69,9 @@ def ocsp_error(status: OCSPResponseStatus) -> HttpResponse:
     )
 
 
+@lru_cache(maxsize=64)
 def _http_date(value: dt.datetime) -> bytes:
+    # Cached: thisUpdate/nextUpdate repeat for every response signed in the same second.
     return format_datetime(value.astimezone(dt.timezone.utc), usegmt=True).encode()
 
 

@@ -74,6 +74,8 @@ class ResponseSigner:
             self.responder_id = ocsp_response.responder_id_by_key(key_hash)
         else:
             self.responder_id = ocsp_response.responder_id_by_name(certificate.subject.public_bytes())
+        #: The responderID's DER, for the direct ResponseData writer.
+        self.responder_id_der = self.responder_id.dump()
         if self.is_delegated:
             self.certificates_der = tuple(
                 c.public_bytes(serialization.Encoding.DER) for c in (certificate, *self.chain)
