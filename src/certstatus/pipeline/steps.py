@@ -11,7 +11,7 @@ from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
-from certstatus.protocol.fast_response import encode_response_data
+from certstatus.protocol.live_response import encode_response_data
 from certstatus.protocol.response import SingleAnswer
 from certstatus.store.base import StatusStore
 

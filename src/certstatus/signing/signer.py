@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
-from certstatus.protocol import fast_response
+from certstatus.protocol import live_response
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import public_key_bits
 from certstatus.signing.algorithms import SignatureAlgorithm, default_algorithm, key_family
@@ -126,7 +126,7 @@ class ResponseSigner:
         key cannot sign right now.
         """
         signature = self._sign(response_data_der)
-        return fast_response.encode_basic_response(
+        return live_response.encode_basic_response(
             response_data_der, self.signature_algorithm_der, signature, self.certificates_der
         )
 

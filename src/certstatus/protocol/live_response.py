@@ -2,7 +2,7 @@
 
 Byte for byte the output of :func:`certstatus.protocol.response.encode_response_data`
 and :func:`~certstatus.protocol.response.encode_basic_response` (the asn1crypto
-reference, kept for the tests: tests/unit/test_fast_response.py compares them
+reference, kept for the tests: tests/unit/test_live_response.py compares them
 on generated inputs), written by concatenating TLVs instead of building
 asn1crypto objects. ``bench/hotpath.py`` measures the reference at ~190 µs per
 ResponseData and ~65 µs per wrapper against a few µs here — more than the

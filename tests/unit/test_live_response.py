@@ -13,7 +13,7 @@ from cryptography.x509.ocsp import OCSPCertStatus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certstatus.protocol import fast_response, response
+from certstatus.protocol import live_response, response
 from certstatus.protocol.certid import HASH_ALGORITHM_OIDS
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.response import SingleAnswer, responder_id_by_key, responder_id_by_name
@@ -63,7 +63,7 @@ def response_data_inputs(draw):
         "nonce": draw(
             st.one_of(
                 st.none(), st.just(query.nonce),
-                st.binary(min_size=1, max_size=300).map(lambda b: fast_response.tlv(0x04, b)),
+                st.binary(min_size=1, max_size=300).map(lambda b: live_response.tlv(0x04, b)),
                 st.binary(min_size=1, max_size=40),
             )
         ),
@@ -74,7 +74,7 @@ def response_data_inputs(draw):
 @settings(max_examples=800, deadline=None)
 @given(response_data_inputs())
 def test_response_data_is_byte_for_byte_the_reference(inputs):
-    assert fast_response.encode_response_data(**inputs) == response.encode_response_data(**inputs)
+    assert live_response.encode_response_data(**inputs) == response.encode_response_data(**inputs)
 
 
 @settings(max_examples=200, deadline=None)
@@ -82,7 +82,7 @@ def test_response_data_is_byte_for_byte_the_reference(inputs):
 def test_responder_id_may_be_given_as_der(inputs):
     expected = response.encode_response_data(**inputs)
     inputs["responder_id"] = inputs["responder_id"].dump()
-    assert fast_response.encode_response_data(**inputs) == expected
+    assert live_response.encode_response_data(**inputs) == expected
 
 
 def _certificates() -> list[bytes]:
@@ -110,10 +110,10 @@ CERTIFICATES = _certificates()
 def test_basic_response_is_byte_for_byte_the_reference(inputs, algorithm, signature, cert_count):
     from asn1crypto import algos
 
-    response_data = fast_response.encode_response_data(**inputs)
+    response_data = live_response.encode_response_data(**inputs)
     algorithm_der = algos.SignedDigestAlgorithm({"algorithm": algorithm}).dump()
     certs = CERTIFICATES[:cert_count]
-    assert fast_response.encode_basic_response(
+    assert live_response.encode_basic_response(
         response_data, algorithm_der, signature, certs
     ) == response.encode_basic_response(response_data, algorithm_der, signature, certs)
 
@@ -131,7 +131,7 @@ def test_signed_response_from_the_fast_writers_verifies_with_cryptography(demo_p
         query.cert_ids[0].der, OCSPCertStatus.REVOKED, now, now + dt.timedelta(hours=12),
         revocation_time=now - dt.timedelta(days=1), reason=x509.ReasonFlags.key_compromise,
     )  # fmt: skip
-    data = fast_response.encode_response_data(responder_id=signer.responder_id, produced_at=now, answers=[answer])
+    data = live_response.encode_response_data(responder_id=signer.responder_id, produced_at=now, answers=[answer])
     der = signer.sign(data)
     parsed = ocsp.load_der_ocsp_response(der)
     assert parsed.certificate_status is OCSPCertStatus.REVOKED
@@ -144,26 +144,26 @@ def test_signed_response_from_the_fast_writers_verifies_with_cryptography(demo_p
 
 def test_raw_nonce_of_old_clients_is_echoed_unchanged():
     answer = SingleAnswer(b"\x30\x00", OCSPCertStatus.GOOD, dt.datetime(2030, 1, 1, tzinfo=UTC), None)
-    data = fast_response.encode_response_data(
+    data = live_response.encode_response_data(
         responder_id=b"\xa2\x02\x04\x00", produced_at=answer.this_update, answers=[answer], nonce=b"\x01\x02"
     )
     assert data.endswith(bytes.fromhex("a1 13 30 11 30 0f 06092b0601050507300102 0402 0102".replace(" ", "")))
 
 
 def test_years_before_1000_get_four_digits():
-    assert fast_response.generalized_time(dt.datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)) == b"\x18\x0f09990102030405Z"
+    assert live_response.generalized_time(dt.datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)) == b"\x18\x0f09990102030405Z"
 
 
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="aware"):
-        fast_response.generalized_time(dt.datetime(2030, 1, 1))
+        live_response.generalized_time(dt.datetime(2030, 1, 1))
 
 
 def test_long_lengths_use_the_minimal_form():
-    assert fast_response.tlv(0x04, b"a" * 0x7F)[:2] == b"\x04\x7f"
-    assert fast_response.tlv(0x04, b"a" * 0x80)[:3] == b"\x04\x81\x80"
-    assert fast_response.tlv(0x04, b"a" * 0x100)[:4] == b"\x04\x82\x01\x00"
-    assert fast_response.tlv(0x04, b"a" * 0x10000)[:5] == b"\x04\x83\x01\x00\x00"
+    assert live_response.tlv(0x04, b"a" * 0x7F)[:2] == b"\x04\x7f"
+    assert live_response.tlv(0x04, b"a" * 0x80)[:3] == b"\x04\x81\x80"
+    assert live_response.tlv(0x04, b"a" * 0x100)[:4] == b"\x04\x82\x01\x00"
+    assert live_response.tlv(0x04, b"a" * 0x10000)[:5] == b"\x04\x83\x01\x00\x00"
 
 
 def test_hash_algorithms_cover_the_certid_table():
