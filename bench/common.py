@@ -228,11 +228,12 @@ def request_der(name_hash: bytes, key_hash: bytes, serial: int, nonce: bytes | N
     """An OCSPRequest for one SHA-1 CertID, as `openssl ocsp` sends it (RFC 6960 §4.1.1)."""
     serial_der = tlv(0x02, serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True))
     cert_id = tlv(0x30, tlv(0x30, SHA1_OID + b"\x05\x00") + tlv(0x04, name_hash) + tlv(0x04, key_hash) + serial_der)
-    tbs = tlv(0x30, tlv(0x30, cert_id))
+    request_list = tlv(0x30, tlv(0x30, cert_id))  # SEQUENCE OF Request { reqCert }
+    extensions = b""
     if nonce is not None:
         extension = tlv(0x30, NONCE_OID + tlv(0x04, tlv(0x04, nonce)))
-        tbs = tlv(0x30, tlv(0x30, tlv(0x30, cert_id)) + tlv(0xA2, tlv(0x30, extension)))
-    return tlv(0x30, tbs)
+        extensions = tlv(0xA2, tlv(0x30, extension))
+    return tlv(0x30, tlv(0x30, request_list + extensions))
 
 
 def write_requests(fixture: Fixture, path: Path, *, method: str, nonce: bool, prefix: str = "/") -> Path:
