@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -282,11 +283,27 @@ def test_openssl_client_gets_a_verified_answer(server, demo_pki):
     assert ": revoked" in result.stdout
 
 
+def worker_count(pid: int) -> int:
+    """Worker processes of the supervisor ``pid``, once they have started Python (exec'd)."""
+    deadline = time.monotonic() + 20
+    while True:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        commands = []
+        for child in children:
+            try:
+                commands.append(Path(f"/proc/{child}/cmdline").read_bytes())
+            except FileNotFoundError:
+                continue
+        count = sum(b"spawn_main" in command for command in commands)
+        if count >= 2 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
 def test_workers_are_separate_processes_sharing_the_port(demo_pki, tmp_path, request_der):
     process, port = start_server(tmp_path, demo_pki, workers=2)
     try:
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 2
+        assert worker_count(process.pid) == 2
         for _ in range(4):
             with connect(port) as sock:
                 sock.sendall(post(request_der, b"Connection: close\r\n"))
@@ -314,3 +331,31 @@ def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path,
     assert process.wait(timeout=15) == 0
     idle.close()
     busy.close()
+
+
+def worker_pids(pid: int) -> set[int]:
+    pids = set()
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                pids.add(int(child))
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+def test_sighup_replaces_the_workers_and_keeps_serving(demo_pki, tmp_path, request_der):
+    process, port = start_server(tmp_path, demo_pki, workers=2)
+    try:
+        assert worker_count(process.pid) == 2
+        before = worker_pids(process.pid)
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while not (len(after := worker_pids(process.pid)) == 2 and not after & before):
+            assert time.monotonic() < deadline, f"workers {before} still there: {after}"
+            time.sleep(0.1)
+        with connect(port) as sock:
+            sock.sendall(post(request_der))
+            assert_good(Reader(sock).response()[2])
+    finally:
+        assert stop_server(process) == 0

@@ -127,7 +127,8 @@ class OCSPHttpHandler:
         never earlier than Last-Modified (thisUpdate), as a server's once-a-second
         cached Date can be (RFC 9110 §8.8.2.1).
         """
-        return HttpResponse(response.status, (*response.headers, (b"date", _http_date(self.clock.now()))), response.body)
+        date = _http_date(self.clock.now().replace(microsecond=0))  # whole seconds: the cache hits
+        return HttpResponse(response.status, (*response.headers, (b"date", date)), response.body)
 
     def _handle(
         self,

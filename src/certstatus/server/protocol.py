@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from email.utils import formatdate
 
 import httptools
 
@@ -63,23 +61,6 @@ def url_limit(max_request_bytes: int) -> int:
     return max_request_bytes * 4 + 1024
 
 
-class _Clock:
-    """The ``Date`` header value, formatted once per second (RFC 9110 §6.6.1)."""
-
-    __slots__ = ("second", "value")
-
-    def __init__(self) -> None:
-        self.second = 0
-        self.value = b""
-
-    def date(self) -> bytes:
-        now = int(time.time())
-        if now != self.second:
-            self.second = now
-            self.value = formatdate(now, usegmt=True).encode()
-        return self.value
-
-
 class ServerState:
     """What the connections of one worker share: handler, limits, open connections.
 
@@ -99,7 +80,6 @@ class ServerState:
         self.max_body_bytes = handler.max_request_bytes
         self.max_url_bytes = url_limit(handler.max_request_bytes)
         self.connections: set[HttpProtocol] = set()
-        self.clock = _Clock()
         self.draining = False
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -121,14 +101,19 @@ class ServerState:
             self._sweeper = None
 
 
-def encode_response(response: HttpResponse, date: bytes, *, close: bool, body: bool = True) -> bytes:
-    """Serialise an HTTP/1.1 response: status line, headers, Content-Length, Date, body."""
+def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -> bytes:
+    """Serialise an HTTP/1.1 response: status line, headers, Content-Length, body.
+
+    The handler has added Date (:meth:`OCSPHttpHandler.finish`).
+    """
     parts = [b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b"Unknown"))]
+    length = response.status != 304  # HEAD answers carry the GET's length from the handler
     for name, value in response.headers:
         parts.append(b"%s: %s\r\n" % (name, value))
-    if response.status != 304:
+        if name == b"content-length":
+            length = False
+    if length:
         parts.append(b"content-length: %d\r\n" % len(response.body))
-    parts.append(b"date: %s\r\n" % date)
     if close:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
@@ -182,13 +167,13 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._respond(BAD_REQUEST, close=True)
+            self._refusal(BAD_REQUEST)
         except httptools.HttpParserError:
             if self.refused is not None:
-                self._respond(self.refused, close=True)
+                self._refusal(self.refused)
             elif not self.closing:
                 log.debug("unparseable HTTP from %s", self.client)
-                self._respond(BAD_REQUEST, close=True)
+                self._refusal(BAD_REQUEST)
 
     def pause_writing(self) -> None:
         # The client does not read its responses: stop reading its requests.
@@ -252,10 +237,13 @@ class HttpProtocol(asyncio.Protocol):
         self.refused = response
         raise httptools.HttpParserError("limit exceeded")
 
+    def _refusal(self, response: HttpResponse) -> None:
+        self._respond(self.state.handler.finish(response), close=True)
+
     def _respond(self, response: HttpResponse, *, close: bool, body: bool = True) -> None:
         if self.closing:
             return
-        self.transport.write(encode_response(response, self.state.clock.date(), close=close, body=body))
+        self.transport.write(encode_response(response, close=close, body=body))
         if close:
             self.closing = True
             self.transport.close()

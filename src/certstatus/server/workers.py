@@ -70,6 +70,8 @@ def run_worker(
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor handles SIGHUP (a terminal sends it to all)
     try:
         loop.run_until_complete(_serve(loop, sock, state, grace_seconds))
     finally:
@@ -103,11 +105,18 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
     from certstatus.config import Settings
     from certstatus.observability import configure_logging
 
+    from certstatus.signing.loader import start_signer_watcher
+
     configure_logging(log_level)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; a terminal's ^C reaches it too
     settings = Settings.from_json(settings_json)
-    run_worker(sock, lambda: build_application(settings).http, client_timeout=client_timeout,
-               max_header_bytes=max_header_bytes, grace_seconds=grace_seconds)
+
+    def make_handler() -> OCSPHttpHandler:
+        application = build_application(settings)
+        start_signer_watcher(application.registry.cas)  # rescans signers_dir; SIGHUP forces it
+        return application.http
+
+    run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
+               grace_seconds=grace_seconds)
 
 
 def serve_forever(
