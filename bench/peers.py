@@ -1,25 +1,16 @@
-"""The peers certstatus is measured against, each started on a 127.0.0.1 port.
+"""The precomputed-serving peers, each started on a 127.0.0.1 port (live signing is
+compared with `openssl ocsp` in bench/load.py).
 
-* ``openssl ocsp`` (the live-signing baseline), always with ``-multi N``.
-  OpenSSL 3.0's responder loops forever reading a connection closed before
-  any byte arrived — exactly what wrk's address probe does before the run.
-  With ``-multi`` the responders are children that the parent replaces when
-  they die, so :class:`ProbeReaper` kills a child whose connection sits in
-  CLOSE_WAIT (only the probe's does: wrk never closes first) and the run
-  goes on with a fresh one.
 * nginx serving one static response file (the ceiling for precomputed serving).
 * CFSSL ``ocspserve`` fed a response file (one base64 DER response per line).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import SERVER_CPU, children, server
+from common import SERVER_CPU, server
 
 _NGINX_COMMON = """
 worker_processes 1;
@@ -63,70 +54,6 @@ def nginx_static(folder: Path, port: int, response_der: bytes, *, cpus: str | No
     config = _nginx_config(folder, port, location)
     with server(["nginx", "-c", str(config), "-p", str(folder)], port, cpus=cpus) as process:
         yield process
-
-
-def _close_wait_inodes() -> set[str]:
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "08":  # CLOSE_WAIT: the peer closed, this side did not
-                inodes.add(fields[9])
-    return inodes
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return inodes
-
-
-class ProbeReaper(threading.Thread):
-    """Kill `openssl ocsp -multi` children spinning on a connection the client closed."""
-
-    def __init__(self, parent_pid: int) -> None:
-        super().__init__(daemon=True)
-        self.parent_pid = parent_pid
-        self.stop = threading.Event()
-        self.reaped = 0
-
-    def run(self) -> None:
-        suspects: set[int] = set()
-        while not self.stop.wait(0.1):
-            closed = _close_wait_inodes()
-            stuck = {pid for pid in children(self.parent_pid) if _socket_inodes(pid) & closed}
-            for pid in stuck & suspects:  # seen twice in a row: not a response being finished
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    self.reaped += 1
-                except ProcessLookupError:
-                    pass
-            suspects = stuck
-
-
-@contextmanager
-def openssl_responder(fixture, port: int, *, multi: int = 1, cpus: str | None = SERVER_CPU):
-    """``openssl ocsp -multi N`` answering from the fixture's index.txt, signing every response."""
-    pki = fixture.pki
-    command = [
-        "openssl", "ocsp", "-index", str(fixture.index), "-port", str(port),
-        "-rsigner", str(pki.ocsp_cert), "-rkey", str(pki.ocsp_key), "-CA", str(pki.ca_cert),
-        "-ndays", "1", "-multi", str(multi),
-    ]  # fmt: skip
-    with server(command, port, cpus=cpus, cwd=fixture.folder) as process:
-        reaper = ProbeReaper(process.pid)
-        reaper.start()
-        try:
-            yield process
-        finally:
-            reaper.stop.set()
-            reaper.join()
 
 
 @contextmanager

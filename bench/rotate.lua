@@ -4,6 +4,12 @@
 -- A second argument "close" adds "Connection: close" (a new connection per request).
 -- done() prints one RESULT line that bench/common.py parses.
 
+-- wrk opens and closes a probe connection before the run; skip it (as bench/load.py does):
+-- the load goes to the resolved address only.
+function wrk.resolve(host, service)
+   wrk.addrs = wrk.lookup(host, service)
+end
+
 local requests = {}
 local thread_count = 0
 
