@@ -28,7 +28,7 @@ from urllib.parse import quote
 from certstatus.demo_pki import DemoPki, make_demo_pki
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.live_response import tlv
-from certstatus.signing.keys import load_certificates, load_private_key
+from certstatus.signing.keys import load_certificates
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -251,39 +251,6 @@ def write_requests(fixture: Fixture, path: Path, *, method: str, nonce: bool, pr
     return path
 
 
-# --- raw signing --------------------------------------------------------------------------------
-
-_SIGN_LOOP = """
-import sys, time
-from certstatus.signing.keys import load_private_key
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-key = load_private_key(sys.argv[1], None).key
-data = bytes(range(200)) * 2
-if isinstance(key, rsa.RSAPrivateKey):
-    sign = lambda: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-else:
-    algorithm = ec.ECDSA(hashes.SHA256())
-    sign = lambda: key.sign(data, algorithm)
-for _ in range(50): sign()
-count, start = 0, time.perf_counter()
-while time.perf_counter() - start < float(sys.argv[2]):
-    for _ in range(50): sign()
-    count += 50
-print(count / (time.perf_counter() - start))
-"""
-
-
-def raw_sign_rate(key_path: Path, cpus: list[str], seconds: float = 3.0) -> float:
-    """Signatures/s of the key with `cryptography`, one process per CPU in ``cpus`` at once (summed)."""
-    processes = [
-        subprocess.Popen(taskset(cpu, [PYTHON, "-c", _SIGN_LOOP, str(key_path), str(seconds)]),
-                         stdout=subprocess.PIPE, text=True)
-        for cpu in cpus
-    ]  # fmt: skip
-    return sum(float(p.communicate()[0]) for p in processes)
-
-
 def certstatus_command(config: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", "certstatus", "serve", "--config", str(config), *extra]
 
@@ -302,10 +269,3 @@ def import_store(fixture: Fixture) -> None:
     """Import the fixture's data into its store once (serve would do it at every start)."""
     subprocess.run([PYTHON, "-m", "certstatus", "import", "--config", str(fixture.config)],
                    check=True, capture_output=True)
-
-
-def load_signer(fixture: Fixture):
-    """(key, responder certificate, CA certificate) of the fixture."""
-    key = load_private_key(fixture.pki.ocsp_key, None).key
-    return key, load_certificates(fixture.pki.ocsp_cert)[0], load_certificates(fixture.pki.ca_cert)[0]
-
