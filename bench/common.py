@@ -8,6 +8,7 @@ Load only ever goes to 127.0.0.1 and stops by itself (wrk -d).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import datetime as dt
 import os
@@ -38,6 +39,15 @@ SERVER_CPU = "0"
 LOAD_CPU = "1"
 SHA1_OID = bytes.fromhex("06052b0e03021a")
 NONCE_OID = bytes.fromhex("06092b0601050507300102")
+
+
+def load_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every load benchmark takes: --runs, --seconds (one wrk run), --count (serials)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are printed")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of one wrk run")
+    parser.add_argument("--count", type=int, default=100_000, help="distinct serials")
+    return parser
 
 
 def need(*programs: str) -> None:

@@ -24,7 +24,6 @@ Each workload with keep-alive and with ``Connection: close``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -33,6 +32,7 @@ import tempfile
 from pathlib import Path
 
 from common import (
+    load_arguments,
     PYTHON, Fixture, best_of, certstatus_command, free_port, import_store, make_fixture, need, port_config,
     server, wrk, write_requests,
 )  # fmt: skip
@@ -92,11 +92,7 @@ def has_precomputed(fixture: Fixture) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--count", type=int, default=100_000)
-    args = parser.parse_args()
+    args = load_arguments(__doc__).parse_args()
     need("wrk", "taskset")
     with tempfile.TemporaryDirectory(prefix="certstatus-stacks-") as tmp:
         fixture = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca=os.environ.get("BENCH_CA_EXTRA", ""))

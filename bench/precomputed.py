@@ -17,7 +17,6 @@ Targets (issue 3): keep-alive ≥ 4× CFSSL and ≥ 50 % of nginx, p99 < 5 ms;
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import sqlite3
@@ -28,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from common import (
+    load_arguments,
     PYTHON, best_of, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
     request_der, server, wrk, write_requests,
 )  # fmt: skip
@@ -67,11 +67,7 @@ def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--count", type=int, default=100_000)
-    args = parser.parse_args()
+    args = load_arguments(__doc__).parse_args()
     need("wrk", "taskset", "nginx", "cfssl")
     with tempfile.TemporaryDirectory(prefix="certstatus-precomputed-") as tmp:
         fixture = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10)

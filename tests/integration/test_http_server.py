@@ -218,22 +218,24 @@ def test_idle_keep_alive_connection_is_closed_after_client_timeout(server, reque
         assert reader.closed()
 
 
-def test_oversize_headers_get_431_and_close(server):
-    with connect(server) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Filler: %s\r\n" % (b"a" * 8000) * 3 + b"\r\n")
+def refused_and_closed(port: int, raw: bytes) -> int:
+    """Send ``raw``; check the answer says Connection: close and the server closes; return its status."""
+    with connect(port) as sock:
+        sock.sendall(raw)
         reader = Reader(sock)
         status, headers, _ = reader.response()
-        assert status == 431 and headers[b"connection"] == b"close"
+        assert headers[b"connection"] == b"close"
         assert reader.closed()
+        return status
+
+
+def test_oversize_headers_get_431_and_close(server):
+    filler = b"X-Filler: %s\r\n" % (b"a" * 8000)
+    assert refused_and_closed(server, b"GET / HTTP/1.1\r\nHost: t\r\n" + filler * 3 + b"\r\n") == 431
 
 
 def test_declared_oversize_body_gets_413_before_it_is_sent(server):
-    with connect(server) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2001\r\n\r\n")
-        reader = Reader(sock)
-        status, headers, _ = reader.response()
-        assert status == 413 and headers[b"connection"] == b"close"
-        assert reader.closed()
+    assert refused_and_closed(server, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2001\r\n\r\n") == 413
 
 
 def test_chunked_oversize_body_gets_413(server):
@@ -253,12 +255,7 @@ def test_overlong_request_target_gets_414(server):
 
 
 def test_garbage_gets_400_and_close(server):
-    with connect(server) as sock:
-        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
-        reader = Reader(sock)
-        status, headers, _ = reader.response()
-        assert status == 400 and headers[b"connection"] == b"close"
-        assert reader.closed()
+    assert refused_and_closed(server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n") == 400
 
 
 def test_expect_100_continue_is_answered(server, request_der):

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from asn1crypto import ocsp as asn1_ocsp
-from cryptography import x509
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.protocol.response import SingleAnswer
+from certstatus.store.base import REASON_CODES
 
 _UTC = dt.timezone.utc
 _GOOD = b"\x80\x00"
@@ -44,21 +44,6 @@ _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
 # responseStatus successful, then responseBytes' responseType id-pkix-ocsp-basic.
 _SUCCESSFUL = b"\x0a\x01\x00"
 _BASIC_OID = bytes.fromhex("06092b0601050507300101")
-
-#: RFC 5280 §5.3.1 CRLReason values.
-_REASON_CODES = {
-    x509.ReasonFlags.unspecified: 0,
-    x509.ReasonFlags.key_compromise: 1,
-    x509.ReasonFlags.ca_compromise: 2,
-    x509.ReasonFlags.affiliation_changed: 3,
-    x509.ReasonFlags.superseded: 4,
-    x509.ReasonFlags.cessation_of_operation: 5,
-    x509.ReasonFlags.certificate_hold: 6,
-    x509.ReasonFlags.remove_from_crl: 8,
-    x509.ReasonFlags.privilege_withdrawn: 9,
-    x509.ReasonFlags.aa_compromise: 10,
-}
-
 
 def tlv(tag: int, content: bytes) -> bytes:
     """One DER TLV with a definite, minimal length (X.690 §10.1)."""
@@ -96,7 +81,7 @@ def _single_response(answer: SingleAnswer) -> bytes:
             raise ValueError("a revoked SingleAnswer needs revocation_time")
         revoked = generalized_time(answer.revocation_time)
         if answer.reason is not None:
-            revoked += b"\xa0\x03\x0a\x01" + bytes((_REASON_CODES[answer.reason],))
+            revoked += b"\xa0\x03\x0a\x01" + bytes((REASON_CODES[answer.reason],))
         cert_status = tlv(0xA1, revoked)
     parts = answer.cert_id_der + cert_status + generalized_time(answer.this_update)
     if answer.next_update is not None:
