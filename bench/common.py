@@ -129,15 +129,19 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    per_cpu_second: float = 0.0  # requests per CPU-second of the server: steadier on a busy machine
 
     def __str__(self) -> str:
         errors = f", {self.errors} errors" if self.errors else ""
-        return f"{self.rps:9.0f} req/s  p99 {self.p99_ms:6.2f} ms{errors}"
+        per_cpu = f"  {self.per_cpu_second:7.0f} req/cpu-s" if self.per_cpu_second else ""
+        return f"{self.rps:9.0f} req/s  p99 {self.p99_ms:6.2f} ms{per_cpu}{errors}"
 
 
 def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int = 64, threads: int = 2,
-        close: bool = False, cpus: str | None = LOAD_CPU, path: str = "/") -> LoadResult:
-    """Run wrk against 127.0.0.1:port with the rotating requests; return req/s and latency."""
+        close: bool = False, cpus: str | None = LOAD_CPU, path: str = "/", server_pid: int | None = None) -> LoadResult:
+    """Run wrk against 127.0.0.1:port with the rotating requests; return req/s and latency
+    (and requests per CPU-second of ``server_pid``'s process tree when given)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     command = taskset(cpus, [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "-s", str(ROTATE_LUA), f"http://127.0.0.1:{port}{path}", "--", str(requests_file),
@@ -150,11 +154,14 @@ def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int =
     fields = {k: int(v) for k, v in (item.split("=") for item in match.group(1).split())}
     # Only answered requests count: non-2xx/3xx answers and timeouts are errors, reported beside.
     errors = fields["status"] + fields["timeout"] + fields["connect"] + fields["write"]
+    answered = fields["requests"] - fields["status"]
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
     return LoadResult(
-        rps=(fields["requests"] - fields["status"]) / (fields["duration_us"] / 1e6),
+        rps=answered / (fields["duration_us"] / 1e6),
         p50_ms=fields["p50_us"] / 1000,
         p99_ms=fields["p99_us"] / 1000,
         errors=errors,
+        per_cpu_second=answered / cpu if cpu > 0 else 0.0,
     )
 
 
@@ -171,6 +178,21 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024 / 1e6
     raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants (from /proc)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def children(pid: int) -> list[int]:

@@ -118,11 +118,12 @@ def main() -> None:
                 for name, start in candidates.items():
                     def once(start=start):
                         port = free_port()
-                        with start(port):
-                            return wrk(port, requests, seconds=args.seconds, close=close)
+                        with start(port) as process:
+                            return wrk(port, requests, seconds=args.seconds, close=close, server_pid=process.pid)
 
                     median_run, _ = best_of(args.runs, once)
-                    line.append(f"{name} {median_run.rps:8.0f} req/s p99 {median_run.p99_ms:6.2f} ms"
+                    line.append(f"{name} {median_run.rps:7.0f} req/s p99 {median_run.p99_ms:6.2f} ms "
+                                f"{median_run.per_cpu_second:6.0f} req/cpu-s"
                                 + (f" ({median_run.errors} errors)" if median_run.errors else ""))
                 print(f"{label:32s} " + " | ".join(line), flush=True)
         print(f"(load average at the end: {os.getloadavg()[0]:.1f})")

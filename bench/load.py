@@ -45,6 +45,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from common import cpu_seconds  # bench/ is the script's folder, first on sys.path
+
 try:
     from certstatus.demo_pki import make_demo_pki
 except ImportError:  # run from a checkout without installing
@@ -125,6 +127,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     problems: list[str]
+    per_cpu_second: float = 0.0
 
 
 # --------------------------------------------------------------------------- data
@@ -361,10 +364,14 @@ def measure(label: str, server: Server, bodies: Path, connection: str, script: P
             pin: bool) -> Measurement:  # fmt: skip
     """Run wrk ``args.runs`` times and return the medians (problems of every run kept)."""
     runs = []
+    per_cpu = []  # requests per CPU-second of the server's processes: steadier than req/s on a busy machine
     for _ in range(args.runs):
         if server.restart_each_run:
             server.start()
+        cpu_before = cpu_seconds(server.process.pid)
         runs.append(run_wrk(server.port, script, bodies, connection, args, pin, args.seconds))
+        cpu = cpu_seconds(server.process.pid) - cpu_before
+        per_cpu.append(runs[-1].rps * args.seconds / cpu if cpu > 0 else 0.0)
         server.check_alive()
         if server.restart_each_run:
             server.stop()
@@ -373,8 +380,10 @@ def measure(label: str, server: Server, bodies: Path, connection: str, script: P
         p50_ms=statistics.median(r.p50_ms for r in runs),
         p99_ms=statistics.median(r.p99_ms for r in runs),
         problems=[f"run {i + 1}: {p}" for i, r in enumerate(runs) for p in r.problems],
+        per_cpu_second=statistics.median(per_cpu),
     )
     print(f"{label:<34} req/s={result.rps:8.0f}  p50_ms={result.p50_ms:7.2f}  p99_ms={result.p99_ms:8.2f}"
+          f"  req/cpu-s={result.per_cpu_second:7.0f}"
           f"   (runs: {', '.join(f'{r.rps:.0f}' for r in runs)})", flush=True)  # fmt: skip
     for problem in result.problems:
         print(f"    {label}: {problem}", flush=True)
@@ -504,14 +513,16 @@ def main() -> int:
 
         for key, label in (("keep-alive", "keep-alive"), ("close", "close"), ("nonce", "keep-alive+nonce")):
             if key in ours and key in theirs and theirs[key].rps:
-                print(f"ratio certstatus/openssl {label:<17} = {ours[key].rps / theirs[key].rps:.2f}")
+                print(f"ratio certstatus/openssl {label:<17} = {ours[key].rps / theirs[key].rps:.2f}"
+                      f"   (per CPU-second: {ours[key].per_cpu_second / max(theirs[key].per_cpu_second, 1e-9):.2f})")
         cores = [0, 1] if args.both_cores else [0]
         raw = statistics.median(raw_signing_rate(pki.ocsp_key, cores) for _ in range(args.runs))
         print(f"{'raw signing ' + ('2 cores' if args.both_cores else 'core 0'):<34} sig/s={raw:8.0f}"
               f"   (cryptography, {len(cores)} process{'es' if len(cores) > 1 else ''})", flush=True)
         for key, label in (("keep-alive", "keep-alive"), ("nonce", "keep-alive+nonce")):
             if key in ours:
-                print(f"ratio certstatus/raw signing {label:<13} = {ours[key].rps / raw:.2f}")
+                print(f"ratio certstatus/raw signing {label:<13} = {ours[key].rps / raw:.2f}"
+                      f"   (per CPU-second: {ours[key].per_cpu_second * len(cores) / raw:.2f})")
         for problem in problems:
             print(f"# sanity: {problem}")
         if not problems:
