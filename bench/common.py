@@ -58,7 +58,7 @@ def need(*programs: str) -> None:
 
 
 def median(values) -> float:
-    return statistics.median(values)
+    return statistics.median(list(values))
 
 
 def free_port() -> int:
@@ -165,11 +165,15 @@ def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int =
     )
 
 
-def best_of(runs: int, measure) -> tuple[LoadResult, list[LoadResult]]:
-    """Run ``measure()`` ``runs`` times; return the median run (by req/s) and all runs."""
-    results = [measure() for _ in range(runs)]
-    ordered = sorted(results, key=lambda r: r.rps)
-    return ordered[len(ordered) // 2], results
+def median_result(results: list[LoadResult]) -> LoadResult:
+    """Medians of several runs, field by field."""
+    return LoadResult(
+        rps=median(r.rps for r in results),
+        p50_ms=median(r.p50_ms for r in results),
+        p99_ms=median(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+        per_cpu_second=median(r.per_cpu_second for r in results),
+    )
 
 
 def peak_rss_mb(pid: int) -> float:

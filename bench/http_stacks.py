@@ -33,7 +33,7 @@ from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, Fixture, best_of, certstatus_command, free_port, import_store, make_fixture, need, port_config,
+    PYTHON, Fixture, median_result, certstatus_command, free_port, import_store, make_fixture, need, port_config,
     server, wrk, write_requests,
 )  # fmt: skip
 
@@ -114,14 +114,16 @@ def main() -> None:
         for workload, requests in workloads.items():
             for close in (False, True):
                 label = f"{workload}, {'Connection: close' if close else 'keep-alive'}"
-                line = []
-                for name, start in candidates.items():
-                    def once(start=start):
+                runs: dict[str, list] = {name: [] for name in candidates}
+                for _ in range(args.runs):  # interleaved, so that a busy spell hits every stack
+                    for name, start in candidates.items():
                         port = free_port()
                         with start(port) as process:
-                            return wrk(port, requests, seconds=args.seconds, close=close, server_pid=process.pid)
-
-                    median_run, _ = best_of(args.runs, once)
+                            runs[name].append(wrk(port, requests, seconds=args.seconds, close=close,
+                                                  server_pid=process.pid))
+                line = []
+                for name, results in runs.items():
+                    median_run = median_result(results)
                     line.append(f"{name} {median_run.rps:7.0f} req/s p99 {median_run.p99_ms:6.2f} ms "
                                 f"{median_run.per_cpu_second:6.0f} req/cpu-s"
                                 + (f" ({median_run.errors} errors)" if median_run.errors else ""))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, best_of, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
+    PYTHON, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
     request_der, server, wrk, write_requests,
 )  # fmt: skip
 from peers import cfssl_ocspserve, nginx_static
@@ -98,24 +98,24 @@ def main() -> None:
         figures = {}
         for close in (False, True):
             mode = "Connection: close" if close else "keep-alive"
-            for name, start in candidates.items():
-                rss: list[float] = []
-
-                def once(start=start, rss=rss):
+            runs: dict[str, list] = {name: [] for name in candidates}
+            rss: dict[str, list[float]] = {name: [] for name in candidates}
+            for _ in range(args.runs):  # interleaved, so that a busy spell hits every server
+                for name, start in candidates.items():
                     port = free_port()
                     with start(port) as process:
-                        result = wrk(port, requests, seconds=args.seconds, close=close, server_pid=process.pid)
+                        runs[name].append(wrk(port, requests, seconds=args.seconds, close=close,
+                                              server_pid=process.pid))
                         pids = [pid for pid in children(process.pid)
                                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()] or [process.pid]
-                        rss.append(max(peak_rss_mb(pid) for pid in pids))
-                    return result
-
-                median_run, runs = best_of(args.runs, once)
-                figures[(name, close)] = median_run
-                print(f"{name:16s} {mode:18s} {median_run}   peak RSS {max(rss):5.0f} MB   "
-                      f"(runs: {' / '.join(f'{r.rps:.0f}' for r in runs)})", flush=True)
+                        rss[name].append(max(peak_rss_mb(pid) for pid in pids))
+            for name, results in runs.items():
+                figures[(name, close)] = median_result(results)
+                print(f"{name:16s} {mode:18s} {figures[(name, close)]}   peak RSS {max(rss[name]):5.0f} MB   "
+                      f"(runs: {' / '.join(f'{r.rps:.0f}' for r in results)})", flush=True)
         ours, cfssl, nginx = (figures[(n, False)] for n in ("certstatus", "cfssl ocspserve", "nginx static"))
         ours_close, cfssl_close = figures[("certstatus", True)], figures[("cfssl ocspserve", True)]
+
         def ratio(a, b) -> str:
             per_cpu = a.per_cpu_second / b.per_cpu_second if b.per_cpu_second else float("nan")
             return f"{a.rps / b.rps:5.2f}  (per CPU-second {per_cpu:5.2f})"
