@@ -93,6 +93,24 @@ def wait_port(port: int, process: subprocess.Popen | None = None, timeout: float
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def wait_answering(port: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until an HTTP request gets an answer (any status): the workers are up, not only
+    the socket (a run started earlier counts their start-up in its latency)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answers HTTP on 127.0.0.1:{port} after {timeout} s")
+
+
 def taskset(cpus: str | None, command: list[str]) -> list[str]:
     return command if cpus is None else ["taskset", "-c", cpus, *command]
 
@@ -108,6 +126,7 @@ def server(command: list[str], port: int, *, cpus: str | None = SERVER_CPU, env:
     )  # fmt: skip
     try:
         wait_port(port, process)
+        wait_answering(port, process)
         yield process
     finally:
         try:

@@ -19,6 +19,7 @@ dies on its own is replaced.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -70,6 +71,10 @@ def run_worker(
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes)
+    # What start-up built lives as long as the worker: out of the collector's sight, a full
+    # collection no longer walks it (~30 ms for ~65 000 objects, a p99 spike every time).
+    gc.collect()
+    gc.freeze()
     if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor handles SIGHUP (a terminal sends it to all)
     try:
