@@ -22,3 +22,11 @@ def demo_pki_rsa(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
 
 
 from tests.softhsm import softhsm  # noqa: E402,F401  (session fixture: a SoftHSM2 token)
+
+
+@pytest.fixture(scope="session")
+def access_pki(demo_pki, tmp_path_factory: pytest.TempPathFactory):
+    """TLS server, client and request-signer certificates on top of ``demo_pki`` (see tests/access_pki.py)."""
+    from tests.access_pki import make_access_pki
+
+    return make_access_pki(demo_pki, tmp_path_factory.mktemp("access-pki"))

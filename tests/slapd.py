@@ -68,11 +68,12 @@ class Slapd:
         return f"ldap://127.0.0.1:{self.port}/{dn}" + (f"?{attribute}" if attribute else "")
 
     def start(self) -> None:
-        log = open(self.folder / "slapd.log", "wb")
-        self.process = subprocess.Popen(
-            ["slapd", "-d", "0", "-f", str(self.conf), "-h", f"ldap://127.0.0.1:{self.port}/"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        # The child keeps its own copy of the descriptor; ours is closed at once.
+        with open(self.folder / "slapd.log", "wb") as log:
+            self.process = subprocess.Popen(
+                ["slapd", "-d", "0", "-f", str(self.conf), "-h", f"ldap://127.0.0.1:{self.port}/"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

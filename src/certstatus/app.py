@@ -8,21 +8,24 @@ opens and loads what is already checked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
+from certstatus.audit import AuditLog
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import ConfigError, SignerError, StoreError
-from certstatus.pipeline.base import Route, compose
-from certstatus.pipeline.freshness import FreshnessGuard
+from certstatus.errors import CertstatusError, ConfigError, StoreError
+from certstatus.health import CaHealth, readiness_problems
+from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
+from certstatus.pipeline.base import Route
+from certstatus.pipeline.build import build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.pipeline.sql_status import LiveSqlStatus
-from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.server.http import OCSPHttpHandler
+from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
-from certstatus.sources.sql import SqlStatusSource
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.store.factory import open_store as open_database
@@ -44,12 +47,16 @@ class Application:
     clock: Clock
     changes: ChangeHub
     watcher: ChangeWatcher | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Stop watching and close the store."""
+        """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""
         if self.watcher is not None:
             self.watcher.stop()
-        self.store.close()
+            self.watcher = None
+        for close in reversed(self.closers):
+            close()
+        self.closers.clear()
 
 
 def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
@@ -68,10 +75,13 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
     Raises :class:`SignerError` with the file names (or token objects) when
-    a signer is unusable (see :mod:`certstatus.signing.loader`).
+    a signer is unusable (see :mod:`certstatus.signing.loader`). A forwarded
+    CA has no signers (``ServedCA.signers`` is None): its remote responders sign.
     """
     certificate = load_certificates(ca.certificate)[0]
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
+    if ca.forward:
+        return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
 
     def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
         record = store.lookup(issuer_id, signer.certificate.serial_number)
@@ -89,6 +99,7 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     served; returns the per-source import results (failures included).
     """
     clock = clock or SystemClock()
+    check_operations(settings)
     store = open_store(settings)
     try:
         results = []
@@ -103,6 +114,27 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         store.close()
 
 
+def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
+    """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    try:
+        for ca in settings.cas:
+            load_ca(ca, store, clock)
+    finally:
+        store.close()
+
+
+def check_operations(settings: Settings) -> None:
+    """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
+    from certstatus.access.trust import load_anchors
+    from certstatus.server.tls import server_context
+
+    server_context(settings.ops.tls)
+    load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
+    load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
+
+
 def routes_for(settings: Settings) -> dict[str, Route]:
     """The URL prefixes served: the common path for every CA, each CA's own path for itself."""
     routes = {}
@@ -114,36 +146,63 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     return routes
 
 
-def build_application(settings: Settings, clock: Clock | None = None, *, watch: bool = True) -> Application:
+def ca_health(registry: IssuerRegistry) -> list[CaHealth]:
+    """The CAs readiness looks at: those answered from local data (a live SQL source included)."""
+    return [CaHealth(ca.name, ca.issuer_id, ca.signers, ca.settings) for ca in registry.cas if not ca.settings.forward]
+
+
+def build_application(
+    settings: Settings, clock: Clock | None = None, *, watch: bool = True, metrics: RequestMetrics | None = None
+) -> Application:
     """Open the store and build the pipeline and HTTP handler for one worker.
 
     With ``watch``, a :class:`ChangeWatcher` thread keeps per-CA state
     (``has_data``) and subscribers of ``Application.changes`` up to date
-    with changes committed by any process.
+    with changes committed by any process. Metrics are recorded when
+    ``metrics`` is given, or when the supervisor set
+    ``PROMETHEUS_MULTIPROC_DIR`` for the admin listener; the audit log is
+    opened when ``[audit] log`` is set.
     """
     clock = clock or SystemClock()
+    ops = settings.ops
     store = open_store(settings)
+    application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
+    application.closers.append(store.close)
     try:
-        registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
-    except SignerError:
-        store.close()
+        registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+        audit_log = None
+        if ops.audit.log is not None:
+            audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
+            application.closers.append(audit_log.close)
+        if metrics is None and settings.admin is not None and os.environ.get(MULTIPROC_ENV):
+            metrics = RequestMetrics()
+        pipeline = build_pipeline(settings, registry, store, clock, audit_log=audit_log, metrics=metrics)
+    except CertstatusError:
+        application.close()
         raise
-    sql_sources = {ca.name: SqlStatusSource(ca.name, ca.sql) for ca in settings.cas if ca.sql is not None}
-    guard = FreshnessGuard(store, clock)
-    steps = [ResolveIssuers(registry), guard]
-    if sql_sources:
-        steps.append(LiveSqlStatus(sql_sources))
-    pipeline = compose(steps, LocalStatusSigner(store, clock))
-    http = OCSPHttpHandler(
-        pipeline, routes_for(settings), clock, max_request_bytes=settings.server.max_request_bytes
+    application.closers.extend(pipeline.closers)
+    cas = ca_health(registry)
+    proxies = None
+    if ops.tls.trusted_proxies:
+        proxies = TrustedProxies(ops.tls.trusted_proxies, ops.tls.client_cert_header)
+    application.http = OCSPHttpHandler(
+        pipeline.handler,
+        routes_for(settings),
+        clock,
+        max_request_bytes=settings.server.max_request_bytes,
+        readiness=lambda: readiness_problems(store, cas, clock.now()),
+        proxies=proxies,
+        observers=pipeline.observers,
+        connection_gate=pipeline.connection_gate,
     )
-    changes = ChangeHub()
-    watcher = None
+    changes = application.changes
+    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when it changes
+        changes.subscribe(lambda change: pipeline.cache.issuer_changed(change.issuer_id))
     if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
-        watcher = ChangeWatcher(settings.server.database, changes)
+        watcher = application.watcher = ChangeWatcher(settings.server.database, changes)
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
-        changes.subscribe(lambda change: guard.invalidate(change.issuer_id))
+        changes.subscribe(lambda change: pipeline.guard.invalidate(change.issuer_id))
         watcher.start()
         for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
             registry.refresh_state(ca.issuer_id, store)
-    return Application(settings, store, registry, http, clock, changes, watcher)
+    return application

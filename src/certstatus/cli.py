@@ -16,6 +16,7 @@ from rich.table import Table
 from certstatus.admin.cli import register as register_source_commands
 from certstatus.config import (
     DEFAULT_VALIDITY,
+    MODES,
     CaSettings,
     ServerSettings,
     Settings,
@@ -73,6 +74,7 @@ def _single_ca_settings(opts: dict) -> Settings:
         validity=validity,
         responder_id=opts["responder_id"],
         unknown_serials=opts["unknown_serials"],
+        mode=opts["mode"],
     )
     database = database_setting(opts["db"] or DEFAULT_DB, base=Path("."), file=CLI, key="--db")
     server = ServerSettings(host, port, opts["workers"], database, "/", pkcs11_module=opts["pkcs11_module"])
@@ -132,6 +134,13 @@ _ca_options = [
         show_default=True,
         help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
     ),
+    click.option(
+        "--mode",
+        type=click.Choice(MODES),
+        default="live",
+        show_default=True,
+        help="live: sign every request; precomputed/cached: pre-sign every status (docs/precomputed.md).",
+    ),
 ]
 
 
@@ -177,29 +186,25 @@ def serve(log_level: str, **opts) -> None:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
     """
-    from certstatus.admin.server import start_services
-    from certstatus.app import open_store, prepare
-    from certstatus.clock import SystemClock
-    from certstatus.observability import configure_logging
+    from certstatus.app import prepare
+    from certstatus.generator.cli import generate_before_serving
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    configure_logging(log_level)
-    services = start_services(settings, lambda: open_store(settings), SystemClock())
+    generate_before_serving(settings)  # precomputed/cached CAs: everything signed before the first request
 
     def listening(host: str, port: int) -> None:
         console.print(
-            f"certstatus listening on http://{host}:{port}"
+            f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{host}:{port}"
             f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
             f"for {', '.join(ca.name for ca in settings.cas)}",
             highlight=False,
         )
 
-    try:
-        run_server(settings, log_level=log_level, on_reload=services.refresher.trigger, on_listening=listening)
-    finally:
-        services.stop()
+    if settings.server.http != "protocol":  # the protocol edge reports the port it bound (0: a free one)
+        listening(settings.server.host, settings.server.port)
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening)
 
 
 @main.command()
@@ -253,3 +258,17 @@ register_source_commands(main)
 from certstatus.cli_db import db  # noqa: E402  (own module, registered here)
 
 main.add_command(db)
+
+
+def _register_operations() -> None:
+    from certstatus.cli_operations import billing_group, config_group
+
+    main.add_command(config_group)
+    main.add_command(billing_group)
+
+
+_register_operations()
+
+from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
+
+main.add_command(generate_command)

@@ -14,6 +14,7 @@ Layout::
     max_request_bytes = 10000
     client_timeout = 10          # seconds for a client to send a whole request (and keep-alive idle time)
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
+    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
 
     [ca.issuing-1]
     certificate = "ca.pem"
@@ -26,6 +27,8 @@ Layout::
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
     unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+    mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
+    precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus import config_schema as schema
+from certstatus.config_ops import CA_KEYS as CA_OPERATION_KEYS
+from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
 from certstatus.errors import ConfigError
 from certstatus.signing.settings import (
     CA_SIGNER_KEYS,
@@ -64,6 +70,9 @@ MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
 DEFAULT_CLIENT_TIMEOUT = 10.0
+DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+#: Per-CA serving modes (docs/precomputed.md).
+MODES = ("live", "precomputed", "cached")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -86,6 +95,8 @@ class CaSettings:
     validity: int = DEFAULT_VALIDITY
     responder_id: str = "key"
     unknown_serials: str = "unknown"
+    mode: str = "live"
+    precomputed_miss: str = "sign"
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -106,6 +117,12 @@ class CaSettings:
     push: bool = False
     push_issued: bool = False
     sql: SqlSettings | None = None
+    # Access and forwarding (certstatus.config_ops); None: the [access] default.
+    require_signed_requests: bool | None = None
+    authorization: str | None = None
+    authorized_names: tuple[str, ...] | None = None
+    forward: tuple[str, ...] = ()
+    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
 
     @property
     def knows_issuance(self) -> bool:
@@ -128,7 +145,9 @@ class ServerSettings:
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
+    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
+    http: str = "uvicorn"  # or "protocol": server/protocol.py (plain HTTP)
     where: str = dataclasses.field(default="command line", compare=False)
 
     @property
@@ -146,6 +165,7 @@ class Settings:
     server: ServerSettings
     cas: tuple[CaSettings, ...]
     admin: AdminSettings | None = None
+    ops: OperationsSettings = OperationsSettings()
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -165,18 +185,22 @@ class Settings:
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
             ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])
+            ca["forward"] = tuple(ca.get("forward", ()))
+            if ca.get("authorized_names") is not None:
+                ca["authorized_names"] = tuple(ca["authorized_names"])
             cas.append(CaSettings(**ca))
         admin = raw.get("admin")
         if admin is not None:
             admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
-        return cls(server, tuple(cas), admin)
+        return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module"}
+_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module", "response_cache_bytes", "http"}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-} | CA_SIGNER_KEYS | SOURCE_KEYS
+    "mode", "precomputed_miss",
+} | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
 def parse_duration(value: Any, *, file: str, key: str) -> int:
@@ -216,9 +240,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - {"server", "ca", "admin"}
+    unknown = set(raw) - schema.TOP_LEVEL
     if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", "Use [server], [admin] and [ca.NAME] tables.")
+        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", f"Known tables: {', '.join(sorted(schema.TOP_LEVEL))}.")
     server_raw = _table(raw.get("server", {}), where, "server")
     _check_keys(server_raw, _SERVER_KEYS, where, "server")
     server = _server_settings(server_raw, where, base)
@@ -238,14 +262,26 @@ def load_config(path: Path) -> Settings:
     admin = None
     if "admin" in raw:
         admin = admin_settings(raw["admin"], where=where, base=base, ocsp_port=server.port)
-    return check_settings(Settings(server, tuple(cas), admin), where)
+    ops = operations_settings(raw, where=where, base=base, cas=tuple(cas))
+    return check_settings(Settings(server, tuple(cas), admin, ops), where)
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
-    """Refuse duplicate CA names and URL paths; return ``settings`` unchanged."""
+    """Refuse duplicate CA names and URL paths, and pre-signed modes on a PostgreSQL store; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
+    if settings.server.http == "protocol" and settings.ops.tls.enabled:
+        raise ConfigError(
+            settings.server.where, "server.http",
+            '"protocol" serves plain HTTP only; TLS is served by the default server.',
+            'Remove server.http (or set "uvicorn"), or terminate TLS in front of certstatus.',
+        )  # fmt: skip
     for ca in settings.cas:
+        if ca.mode != "live" and is_dsn(settings.server.database):
+            raise ConfigError(
+                ca.where, f"ca.{ca.name}.mode", f'"{ca.mode}" needs the SQLite store: the PostgreSQL store keeps no pre-signed responses yet.',
+                f'Use mode = "live" with {settings.server.database_key} = "postgresql://...", or an SQLite file.',
+            )  # fmt: skip
         if ca.name in names:
             raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
         names.add(ca.name)
@@ -270,6 +306,15 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     _check_keys(table, _CA_KEYS, where, prefix)
     if "certificate" not in table:
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
+    if extra.get("forward"):
+        used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
+                                "mode", "precomputed_miss") if key in table]
+        if used:
+            raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
+                              "Remove forward, or remove the CA's own data and signers.")
+        path = normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None
+        return CaSettings(name, _path(table["certificate"], base, where, f"{prefix}.certificate"), path=path, where=where, **extra)
     signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
     shorthand = signing.signers[0] if "signer_key" in table else None
     crl = table.get("crl", [])
@@ -304,6 +349,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
+    mode, precomputed_miss = check_mode(
+        table.get("mode", "live"), table.get("precomputed_miss", "sign"),
+        knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
+    )  # fmt: skip
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
@@ -317,6 +366,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         validity=validity,
         responder_id=responder_id,
         unknown_serials=unknown_serials,
+        mode=mode,
+        precomputed_miss=precomputed_miss,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
@@ -327,7 +378,36 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         signature_algorithm=signing.signature_algorithm,
         signer_locally_trusted=bool(shorthand and shorthand.locally_trusted),
         **sources,
+        **extra,
     )
+
+
+def check_mode(
+    mode: Any, precomputed_miss: Any, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str
+) -> tuple[str, str]:
+    """Validate a CA's ``mode`` and ``precomputed_miss``; return them.
+
+    ``precomputed_miss = "unauthorized"`` (RFC 5019 §2.2.3) needs a CA whose
+    issued serials are known: for a CRL-only CA every good certificate is a
+    miss, and refusing them all would break it. A CA answered from a live
+    SQL query has no statuses in the store to pre-sign: live mode only.
+    """
+    if mode not in MODES:
+        raise ConfigError(file, f"{prefix}.mode", f"{mode!r} is not a mode.", 'Write "live", "precomputed" or "cached".')
+    if mode != "live" and live_sql:
+        raise ConfigError(
+            file, f"{prefix}.mode", f'"{mode}" pre-signs the statuses in the store, and a live SQL source puts none there.',
+            'Use mode = "live" with [sql], or import the CA database as an issued list or index instead.',
+        )  # fmt: skip
+    if precomputed_miss not in ("sign", "unauthorized"):
+        raise ConfigError(file, f"{prefix}.precomputed_miss", f"{precomputed_miss!r} is not sign or unauthorized.", 'Write "sign" or "unauthorized".')
+    if precomputed_miss == "unauthorized" and not knows_issuance:
+        raise ConfigError(
+            file, f"{prefix}.precomputed_miss",
+            '"unauthorized" would refuse every good certificate of a CA known from CRLs only (its good serials are not in the store).',
+            'Add index or issued, or write "sign".',
+        )  # fmt: skip
+    return mode, precomputed_miss
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
@@ -355,10 +435,17 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
+    cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
+    if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
+        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
     timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
         raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
-    return ServerSettings(host, port, workers, database, common, limit, module, float(timeout), where)
+    http = raw.get("http", "uvicorn")
+    if http not in ("uvicorn", "protocol"):
+        raise ConfigError(where, "server.http", f"{http!r} is not uvicorn or protocol.", 'Write "uvicorn" (default) or "protocol".')
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes,
+                          client_timeout=float(timeout), http=http, where=where)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

@@ -9,6 +9,7 @@ All times are aware UTC datetimes with whole seconds.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,13 +93,19 @@ def issue_cert(
     ocsp_signing: bool = False,
     ocsp_url: str | None = None,
     dns_names: Sequence[str] = (),
+    ip_addresses: Sequence[str] = (),
+    extended_key_usage: Sequence[x509.ObjectIdentifier] | None = None,
+    subject: x509.Name | None = None,
 ) -> x509.Certificate:
     """Sign an RFC 5280 v3 certificate for ``public_key`` with SHA-256.
 
     ``issuer_cert=None`` makes a self-signed certificate (``public_key`` must
     then belong to ``issuer_key``). ``ca`` adds CA:TRUE and keyCertSign/cRLSign;
     ``ocsp_signing`` makes a delegated responder (id-kp-OCSPSigning,
-    id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2); otherwise a TLS server leaf.
+    id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2); otherwise a TLS server leaf,
+    or a leaf with ``extended_key_usage`` (e.g. clientAuth) when given.
+    ``dns_names`` and ``ip_addresses`` (text, v4 or v6) go into subjectAltName;
+    ``subject`` replaces the subject ``CN=common_name``.
     ``serial_number`` defaults to a random positive 159-bit number.
     """
     usage = dict.fromkeys(("content_commitment", "key_encipherment", "data_encipherment",
@@ -113,15 +120,18 @@ def issue_cert(
         extensions.append((x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False))
         extensions.append((x509.OCSPNoCheck(), False))
     elif not ca:
-        extensions.append((x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False))
-    if dns_names:
-        names = [x509.DNSName(name) for name in dns_names]
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if extended_key_usage is None else list(extended_key_usage)
+        extensions.append((x509.ExtendedKeyUsage(usages), False))
+    if dns_names or ip_addresses:
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
         extensions.append((x509.SubjectAlternativeName(names), False))
     if ocsp_url:
         url = x509.UniformResourceIdentifier(ocsp_url)
         access = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, url)
         extensions.append((x509.AuthorityInformationAccess([access]), False))
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if subject is None:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = x509.CertificateBuilder(
         issuer_name=subject if issuer_cert is None else issuer_cert.subject,
         subject_name=subject,

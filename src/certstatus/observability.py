@@ -2,6 +2,9 @@
 
 Policy (as cfssl and Boulder do): error = something an operator must fix;
 bad client input at info or below; per-request lines at debug.
+
+Structured fields: anything passed as ``extra={...}`` to a logging call
+becomes a key of the JSON object (``log.info("refused", extra={"client": ip})``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ import datetime as dt
 import json
 import logging
 import sys
+
+
+#: Attributes every LogRecord has; others came from ``extra``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,9 +29,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str = "info") -> None:

@@ -44,7 +44,7 @@ SOURCE_KEYS = {
     "issued_signed", "push", "push_issued", "sql",
 }  # fmt: skip
 _SQL_KEYS = {"dsn", "query", "timeout", "pool_size"}
-_ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca"}
+_ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca", "metrics_dir"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class AdminSettings:
     tls_certificate: Path | None = None
     tls_key: Path | None = None
     client_ca: Path | None = None
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR for the workers (default: a private temporary folder)
 
 
 def source_options(table: dict[str, Any], *, where: str, prefix: str) -> dict[str, Any]:

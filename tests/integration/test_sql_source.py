@@ -65,6 +65,18 @@ def test_rows_become_status_records(schema: str) -> None:
         source.close()
 
 
+def test_schema_chosen_by_the_dsn_options_is_kept_beside_the_timeout(schema: str) -> None:
+    # The statement timeout is added to the DSN's own options, not put in their place.
+    from tests.postgres import dsn_for
+
+    unqualified = "SELECT status, revoked_at, reason FROM certs WHERE serial_hex = %(serial_hex)s"
+    source = SqlStatusSource("db-ca", _settings(schema, dsn=dsn_for(schema), query=unqualified))
+    try:
+        assert source.record(0x0B).revoked.reason is x509.ReasonFlags.key_compromise
+    finally:
+        source.close()
+
+
 def test_slow_query_is_cut_at_the_timeout(schema: str) -> None:
     source = SqlStatusSource("db-ca", _settings(schema, query="SELECT 'good' FROM pg_sleep(3) WHERE %(serial)s > 0", timeout=1.0))
     try:

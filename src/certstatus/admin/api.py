@@ -8,6 +8,8 @@ token file. Each push is one store transaction.
 =======  ===========================  ==============================================
 method   path                         body → answer
 =======  ===========================  ==============================================
+GET      /metrics                     → Prometheus text format (all workers summed)
+GET      /health, /ready              → liveness, readiness (text)
 GET      /v1/sources                  → ages of every source + refresh schedule
 POST     /v1/reload                   → re-import every source now; results
 POST     /v1/ca/NAME/revoke           {"serial", "revocation_time"?, "reason"?, "invalidity_date"?}
@@ -46,12 +48,16 @@ log = logging.getLogger("certstatus.admin")
 
 @dataclass(frozen=True, slots=True)
 class AdminResponse:
-    """HTTP status and JSON-serialisable body."""
+    """HTTP status and JSON-serialisable body; or ``raw`` bytes of ``content_type`` (metrics, probes)."""
 
     status: int
     body: dict
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
     def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         return json.dumps(self.body, indent=1).encode() + b"\n"
 
 
@@ -64,7 +70,8 @@ class AdminApi:
     """Route and answer admin requests against one store (used from one thread).
 
     ``token`` is the expected bearer token (None: only client certificates
-    authenticate); ``refresher`` serves /v1/reload (None: 404).
+    authenticate); ``refresher`` serves /v1/reload (None: 404);
+    ``extra_routes`` maps (method, path) to more endpoints (metrics, probes).
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class AdminApi:
         feed: ChangeFeed | None = None,
         max_body_bytes: int = 256 * 1024 * 1024,
         reload_timeout: float = 300.0,
+        extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
     ) -> None:
         self._store_factory = store_factory
         self._targets_factory = targets_factory
@@ -89,6 +97,7 @@ class AdminApi:
         self.feed = feed
         self.max_body_bytes = max_body_bytes
         self.reload_timeout = reload_timeout
+        self.extra_routes = dict(extra_routes or {})
 
     @property
     def store(self) -> StatusStore:
@@ -123,6 +132,9 @@ class AdminApi:
             return AdminResponse(500, {"error": "internal error; see the server log"})
 
     def _route(self, method: str, parts: list[str], body: bytes) -> AdminResponse:
+        extra = self.extra_routes.get((method, "/" + "/".join(parts)))
+        if extra is not None:  # GET /metrics, /health, /ready (certstatus.server.lifecycle)
+            return extra()
         if parts == ["v1", "sources"]:
             return self._expect(method, "GET") or self._sources()
         if parts == ["v1", "reload"]:

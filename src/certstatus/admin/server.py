@@ -16,14 +16,16 @@ import ipaddress
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from multiprocessing.process import BaseProcess
 
-from certstatus.admin.api import AdminApi
+from certstatus.admin.api import AdminApi, AdminResponse
 from certstatus.clock import Clock
 from certstatus.config import Settings
 from certstatus.errors import ConfigError
+from certstatus.generator.schedule import start_background, stop_background
 from certstatus.source_settings import AdminSettings
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import Refresher, register_targets
@@ -117,11 +119,11 @@ def _handler_class(api: AdminApi, mutual_tls: bool) -> type[BaseHTTPRequestHandl
             verified = mutual_tls and bool(getattr(self.connection, "getpeercert", lambda: None)())
             headers = {k.lower(): v for k, v in self.headers.items()}
             answer = api.handle(self.command, self.path, headers, body, client_certificate=verified)
-            self._reply(answer.status, answer.encode())
+            self._reply(answer.status, answer.encode(), answer.content_type)
 
-        def _reply(self, status: int, body: bytes) -> None:
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
@@ -142,17 +144,25 @@ class Services:
     refresher: Refresher
     admin: AdminServer | None
     feed: ChangeFeed
+    generator: BaseProcess | None = None  # precomputed/cached CAs: certstatus.generator.schedule
 
     def stop(self) -> None:
+        if self.generator is not None:
+            stop_background(self.generator)
         if self.admin is not None:
             self.admin.stop()
         self.refresher.stop()
 
 
 def start_services(
-    settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None
+    settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None,
+    extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
 ) -> Services:
-    """Start the refresher and (if configured) the admin listener; raise ConfigError for a bad [admin]."""
+    """Start the refresher, (if configured) the admin listener and, for precomputed/cached CAs, the
+    background generator; raise ConfigError for a bad [admin].
+
+    ``extra_routes`` are more admin endpoints (see :class:`AdminApi`).
+    """
     feed = feed or ChangeFeed()
     refresher = Refresher(settings, store_factory, clock, feed)
     admin = None
@@ -160,9 +170,9 @@ def start_services(
         api = AdminApi(
             store_factory, lambda store: register_targets(store, settings.cas), clock,
             token=read_token(settings.admin), refresher=refresher, feed=feed,
-            max_body_bytes=max((ca.max_crl_bytes for ca in settings.cas), default=1 << 28),
+            max_body_bytes=max((ca.max_crl_bytes for ca in settings.cas), default=1 << 28), extra_routes=extra_routes,
         )  # fmt: skip
         admin = AdminServer(settings.admin, api)
         admin.start()
     refresher.start()
-    return Services(refresher, admin, feed)
+    return Services(refresher, admin, feed, start_background(settings, feed=feed))

@@ -13,6 +13,7 @@ the HTTP edge turns them into the constant unsuccessful responses.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -53,6 +54,17 @@ class Exchange:
     that resolves issuers: ``cas[i]`` is the served CA of ``query.cert_ids[i]``
     or None. ``records``, when a step (a live SQL source) filled it, holds
     the status record of each CertID so the signer does not read the store.
+
+    Who asks: ``client_address`` (behind a trusted proxy, the client it
+    names), ``tls_client_chain`` (DER, leaf first, as verified in our TLS
+    handshake) and ``forwarded_client_cert`` (the raw header value from a
+    trusted TLS-terminating proxy). ``auth`` is the
+    :class:`~certstatus.pipeline.authenticate.Authentication` the authenticate
+    step found. ``request_der`` is the OCSPRequest as received (forwarded
+    as-is). ``started_ns`` is ``time.perf_counter_ns()`` when the request
+    arrived (latency). With ``offload`` a step may raise :class:`WouldBlock`
+    instead of blocking; the result of the blocking work comes back in
+    ``prefetched``.
     """
 
     query: OCSPQuery
@@ -61,6 +73,14 @@ class Exchange:
     client_address: str | None = None
     ca: object | None = None
     cas: list = field(default_factory=list)
+    request_der: bytes = b""
+    tls_client_chain: tuple[bytes, ...] = ()
+    forwarded_client_cert: bytes | None = None
+    auth: object | None = None
+    started_ns: int = field(default_factory=time.perf_counter_ns)
+    offload: bool = False
+    prefetched: dict = field(default_factory=dict)
+    restricted: bool = False  # answered to authorized clients only: not for shared caches
     records: list | None = None
 
 
@@ -81,6 +101,22 @@ class OCSPAnswer:
     source: str = "live"
     statuses: tuple[str, ...] = ()
     has_nonce: bool = False
+
+
+class WouldBlock(Exception):
+    """A step needs blocking I/O (a network round trip) and ``exchange.offload`` is set.
+
+    The HTTP edge calls ``fetch()`` where it cannot stall the event loop (a
+    thread), puts the result (or the exception it raised) in
+    ``exchange.prefetched[key]`` and runs the pipeline again; the step then
+    finds its result there. Steps that observe outcomes (audit, metrics) let
+    it pass unrecorded.
+    """
+
+    def __init__(self, key: str, fetch: Callable[[], object]) -> None:
+        self.key = key
+        self.fetch = fetch
+        super().__init__(key)
 
 
 Handler = Callable[[Exchange], OCSPAnswer]

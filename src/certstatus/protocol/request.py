@@ -91,6 +91,7 @@ class RequestSignature:
     algorithm_oid: str
     signature: bytes
     certs: tuple[bytes, ...]
+    algorithm_der: bytes = b""  # the whole AlgorithmIdentifier (RSASSA-PSS carries parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ def _read_request(request: _OCSPRequest) -> OCSPQuery:
         signature = RequestSignature(
             tbs_request=tbs.dump(),
             algorithm_oid=optional_signature["signature_algorithm"]["algorithm"].dotted,
+            algorithm_der=optional_signature["signature_algorithm"].dump(),
             signature=optional_signature["signature"].native,
             certs=tuple(cert.dump() for cert in optional_signature["certs"])
             if not _absent(optional_signature["certs"])

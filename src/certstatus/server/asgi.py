@@ -8,27 +8,50 @@ Content-Length header, or while reading, without buffering them.
 The pipeline runs inline on the event loop: an SQLite point lookup costs
 tens of microseconds and an ECDSA signature a few tens more, less than a
 hop to a thread pool; throughput comes from one worker process per core.
+Only a request forwarded to a remote responder waits for the network: the
+handler returns a :class:`~certstatus.server.http.Pending` and its fetch
+runs in the default thread pool.
+
+The TLS client certificate comes from the ASGI TLS extension
+(``scope["extensions"]["tls"]["client_cert_chain"]``, PEM, leaf first),
+which :mod:`certstatus.server.uvicorn_glue` adds to uvicorn's scopes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import ssl
+from collections.abc import Callable
 
 from certstatus.config import Settings
-from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler
+from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
+from certstatus.server.lifecycle import SETTINGS_ENV
 
 log = logging.getLogger("certstatus.asgi")
 
-#: Environment variable through which the supervisor hands settings to workers.
-SETTINGS_ENV = "CERTSTATUS_SETTINGS_JSON"
-
 
 class OCSPApp:
-    """An ASGI application answering OCSP over HTTP."""
+    """An ASGI application answering OCSP over HTTP; ``on_shutdown`` runs at lifespan shutdown."""
 
-    def __init__(self, handler: OCSPHttpHandler) -> None:
+    def __init__(self, handler: OCSPHttpHandler, on_shutdown: Callable[[], None] | None = None) -> None:
         self.handler = handler
+        self.on_shutdown = on_shutdown
+        self._chains: dict[tuple[str, ...], tuple[bytes, ...]] = {}
+
+    def _tls_chain(self, scope) -> tuple[bytes, ...]:
+        tls = (scope.get("extensions") or {}).get("tls")
+        pems = tuple(tls.get("client_cert_chain") or ()) if tls else ()
+        if not pems:
+            return ()
+        chain = self._chains.get(pems)
+        if chain is None:
+            chain = tuple(ssl.PEM_cert_to_DER_cert(pem) for pem in pems)
+            if len(self._chains) > 1024:
+                self._chains.clear()
+            self._chains[pems] = chain
+        return chain
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -55,7 +78,12 @@ class OCSPApp:
                 headers,
                 body,
                 client[0] if client else None,
+                tls_client_chain=self._tls_chain(scope),
+                offload=True,
             )
+            while isinstance(response, Pending):
+                await asyncio.get_running_loop().run_in_executor(None, response.fetch)
+                response = response.resume()
         await _send(send, response)
 
     async def _lifespan(self, receive, send) -> None:
@@ -64,6 +92,8 @@ class OCSPApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    self.on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -102,4 +132,4 @@ def create_app() -> OCSPApp:
     settings = Settings.from_json(os.environ[SETTINGS_ENV])
     application = build_application(settings)
     start_signer_watcher(application.registry.cas)
-    return OCSPApp(application.http)
+    return OCSPApp(application.http, on_shutdown=application.close)

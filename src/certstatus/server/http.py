@@ -6,10 +6,24 @@ the caching headers of RFC 5019 §6.2. Server adapters (ASGI, raw protocol)
 only move bytes; everything HTTP-visible is decided here, once, so every
 adapter answers alike and tests need no sockets.
 
-Routing: ``server.common_path`` (default ``/``) serves every CA; a CA with
-its own ``path`` is served there for itself alone. A GET whose remainder is
-not base64 is an unknown path (404); base64 that is not an OCSP request is
+Routing: ``GET /health`` (liveness) and ``GET /ready`` (readiness, see
+:mod:`certstatus.health`) come first, for load balancers. Then
+``server.common_path`` (default ``/``) serves every CA; a CA with its own
+``path`` is served there for itself alone. A GET whose remainder is not
+base64 is an unknown path (404); base64 that is not an OCSP request is
 malformedRequest.
+
+Who asks: adapters pass the TCP peer address and, over TLS, the client
+certificate chain the handshake verified; :meth:`OCSPHttpHandler.admit_connection`
+lets them refuse a connection right after the handshake (a client
+certificate our own data reports revoked). Behind a trusted TLS-terminating
+proxy the client address and certificate come from its headers
+(:mod:`certstatus.server.proxy`).
+
+Blocking work: with ``offload=True`` :meth:`OCSPHttpHandler.handle` may
+return a :class:`Pending` instead of blocking (a forwarded request waits for
+a remote responder); the adapter runs ``pending.fetch()`` in a thread and
+then answers ``pending.resume()``.
 """
 
 from __future__ import annotations
@@ -17,18 +31,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from email.utils import format_datetime
 from functools import lru_cache
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import Clock
-from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route
+from certstatus.health import readiness_report
+from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route, WouldBlock
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest, decode_get_path
+from certstatus.server.proxy import TrustedProxies
 
 log = logging.getLogger("certstatus.http")
 
@@ -54,6 +71,8 @@ def _plain(status: int, text: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()
 
 
 NOT_FOUND = _plain(404, b"not found\n")
+ALIVE = _plain(200, b"ok\n")
+READY = _plain(200, b"ready\n")
 METHOD_NOT_ALLOWED = _plain(405, b"method not allowed\n", ((b"allow", ALLOW),))
 TOO_LARGE = _plain(413, b"request too large\n")
 
@@ -69,6 +88,12 @@ def ocsp_error(status: OCSPResponseStatus) -> HttpResponse:
     )
 
 
+def readiness_response(problems: list[str]) -> HttpResponse:
+    """``/ready``: 200 when there is no problem, else 503 listing them (one per line)."""
+    status, text = readiness_report(problems)
+    return _plain(status, text.encode())
+
+
 @lru_cache(maxsize=64)
 def _http_date(value: dt.datetime) -> bytes:
     # Cached: thisUpdate/nextUpdate repeat for every response signed in the same second.
@@ -80,6 +105,11 @@ class OCSPHttpHandler:
 
     ``routes`` maps a path prefix (leading and trailing '/') to a :class:`Route`;
     ``max_request_bytes`` bounds POST bodies and decoded GET requests.
+    ``readiness()`` returns what keeps the instance from being ready (``/ready``);
+    ``proxies`` names the trusted TLS-terminating proxies; ``observers`` are
+    told of malformed requests (``.malformed(received_at, client, started_ns,
+    reason)``), which never reach the pipeline; ``connection_gate(chain)``
+    returns why a TLS client must be disconnected, or None.
     """
 
     def __init__(
@@ -89,12 +119,34 @@ class OCSPHttpHandler:
         clock: Clock,
         *,
         max_request_bytes: int = 10_000,
+        readiness: Callable[[], list[str]] | None = None,
+        proxies: TrustedProxies | None = None,
+        observers: Sequence = (),
+        connection_gate: Callable[[tuple[bytes, ...]], str | None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         # Longest prefix first, so "/ca1/" wins over "/".
         self.routes = sorted(routes.items(), key=lambda item: len(item[0]), reverse=True)
         self.clock = clock
         self.max_request_bytes = max_request_bytes
+        self.readiness = readiness
+        self.proxies = proxies
+        self.observers = tuple(observers)
+        self.connection_gate = connection_gate
+
+    def admit_connection(self, client_address: str | None, tls_client_chain: tuple[bytes, ...]) -> bool:
+        """False when a TLS client must be disconnected now (its certificate is revoked here)."""
+        if self.connection_gate is None or not tls_client_chain:
+            return True
+        try:
+            reason = self.connection_gate(tls_client_chain)
+        except Exception:
+            log.exception("internal error checking the TLS client of %s", client_address)
+            return False
+        if reason is not None:
+            log.info("disconnected TLS client %s: %s", client_address, reason, extra={"client": client_address, "reason": reason})
+            return False
+        return True
 
     def route_for(self, path: str) -> tuple[Route, str] | None:
         """Return the route of ``path`` and the rest of the path after its prefix."""
@@ -116,9 +168,18 @@ class OCSPHttpHandler:
         headers: Mapping[bytes, bytes],
         body: bytes,
         client_address: str | None = None,
-    ) -> HttpResponse:
-        """Answer one HTTP request. Never raises: a bug becomes internalError."""
-        return self.finish(self._handle(method, raw_path, headers, body, client_address))
+        *,
+        tls_client_chain: tuple[bytes, ...] = (),
+        offload: bool = False,
+    ) -> HttpResponse | Pending:
+        """Answer one HTTP request. Never raises: a bug becomes internalError.
+
+        ``tls_client_chain`` is the client certificate chain (DER, leaf first)
+        the TLS handshake verified. With ``offload`` the result may be a
+        :class:`Pending` (see the module docstring).
+        """
+        response = self._handle(method, raw_path, headers, body, client_address, tls_client_chain, offload)
+        return response if isinstance(response, Pending) else self.finish(response)
 
     def finish(self, response: HttpResponse) -> HttpResponse:
         """Add the Date header (RFC 9110 §6.6.1) to a response about to be sent.
@@ -137,10 +198,15 @@ class OCSPHttpHandler:
         headers: Mapping[bytes, bytes],
         body: bytes,
         client_address: str | None,
-    ) -> HttpResponse:
+        tls_client_chain: tuple[bytes, ...],
+        offload: bool,
+    ) -> HttpResponse | Pending:
+        started_ns = time.perf_counter_ns()
         path = raw_path.split(b"?", 1)[0].decode("latin-1")
         if path.startswith("//"):
             path = "/" + path.lstrip("/")
+        if method in ("GET", "HEAD") and path in ("/health", "/ready"):
+            return _head(method == "HEAD", self._probe(path))
         found = self.route_for(path)
         if method == "POST":
             if found is None or found[1].strip("/"):
@@ -159,34 +225,55 @@ class OCSPHttpHandler:
                 return TOO_LARGE
         else:
             return METHOD_NOT_ALLOWED
-        response = self._answer(der, found[0], headers, client_address)
-        if method == "HEAD":
-            # RFC 9110 §9.3.2: the GET headers, Content-Length included, without the body.
-            length = (b"content-length", b"%d" % len(response.body))
-            return HttpResponse(response.status, (*response.headers, length), b"")
-        return response
-
-    def _answer(
-        self, der: bytes, route: Route, headers: Mapping[bytes, bytes], client_address: str | None
-    ) -> HttpResponse:
+        forwarded_cert = None
+        if self.proxies is not None:
+            client_address, forwarded_cert = self.proxies.resolve(client_address, headers)
         try:
             query = parse_request_fast(der)
         except MalformedRequest as exc:
             log.info("malformed request from %s: %s", client_address, exc)
-            return ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST)
-        exchange = Exchange(query, route, self.clock.now(), client_address)
+            for observer in self.observers:
+                observer.malformed(self.clock.now(), client_address, started_ns, str(exc))
+            return _head(method == "HEAD", ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST))
+        exchange = Exchange(
+            query, found[0], self.clock.now(), client_address,
+            request_der=der, tls_client_chain=tls_client_chain, forwarded_client_cert=forwarded_cert,
+            started_ns=started_ns, offload=offload,
+        )
+        return self._run(exchange, headers, method == "HEAD")
+
+    def _probe(self, path: str) -> HttpResponse:
+        if path == "/health":
+            return ALIVE
+        return readiness_response(self.readiness() if self.readiness is not None else [])
+
+    def _run(self, exchange: Exchange, headers: Mapping[bytes, bytes], head: bool) -> HttpResponse | Pending:
+        """Run the pipeline on ``exchange`` and turn the outcome into HTTP."""
+        response = self._answer(exchange, headers)
+        if isinstance(response, Pending):
+            response.head = head
+            return response
+        return _head(head, response)
+
+    def _answer(self, exchange: Exchange, headers: Mapping[bytes, bytes]) -> HttpResponse | Pending:
+        client_address = exchange.client_address
         try:
             answer = self.pipeline(exchange)
+        except WouldBlock as blocked:
+            return Pending(self, exchange, headers, blocked)
         except OCSPError as exc:
             level = logging.ERROR if exc.status is OCSPResponseStatus.INTERNAL_ERROR else logging.INFO
-            log.log(level, "%s for %s: %s", exc.status.name, client_address, exc.reason)
+            log.log(level, "%s for %s: %s", exc.status.name, client_address, exc.reason,
+                    extra={"client": client_address, "response_status": exc.status.name, "reason": exc.reason})
             return ocsp_error(exc.status)
         except Exception:
             log.exception("internal error answering %s", client_address)
             return ocsp_error(OCSPResponseStatus.INTERNAL_ERROR)
-        return self._success(answer, headers)
+        return self._success(answer, headers, exchange.restricted)
 
-    def _success(self, answer: OCSPAnswer, headers: Mapping[bytes, bytes]) -> HttpResponse:
+    def _success(self, answer: OCSPAnswer, headers: Mapping[bytes, bytes], restricted: bool = False) -> HttpResponse:
+        """200 (or 304) with RFC 5019 §6.2 cache headers; ``private`` instead of ``public``
+        when the CA answers authorized clients only, so no shared cache hands it to others."""
         etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
         if answer.has_nonce:
             # A nonce makes the response unique to one request: no cache may reuse it.
@@ -195,7 +282,7 @@ class OCSPHttpHandler:
             now = self.clock.now()
             max_age = max(0, int((answer.next_update - now).total_seconds()))
             cache_headers = (
-                (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age),
+                (b"cache-control", b"max-age=%d, %s, no-transform, must-revalidate" % (max_age, b"private" if restricted else b"public")),
                 (b"last-modified", _http_date(answer.this_update)),
                 (b"expires", _http_date(answer.next_update)),
                 (b"etag", etag),
@@ -203,6 +290,43 @@ class OCSPHttpHandler:
         if not answer.has_nonce and _etag_matches(headers.get(b"if-none-match"), etag):
             return HttpResponse(304, cache_headers)
         return HttpResponse(200, ((b"content-type", OCSP_RESPONSE_TYPE), *cache_headers), answer.der)
+
+
+def _head(head: bool, response: HttpResponse) -> HttpResponse:
+    """RFC 9110 §9.3.2: a HEAD request gets the GET headers, Content-Length included, without the body."""
+    if not head:
+        return response
+    return HttpResponse(response.status, (*response.headers, (b"content-length", b"%d" % len(response.body))), b"")
+
+
+@dataclass(eq=False)
+class Pending:
+    """An answer waiting for blocking I/O (a forwarded request).
+
+    Call :meth:`fetch` where blocking is harmless (a thread), then
+    :meth:`resume` where the handler normally runs; ``resume`` may return
+    another :class:`Pending` if a later step blocks too.
+    """
+
+    handler: OCSPHttpHandler
+    exchange: Exchange
+    headers: Mapping[bytes, bytes]
+    blocked: WouldBlock
+    head: bool = False
+    result: object = field(default=None, repr=False)
+
+    def fetch(self) -> None:
+        """Do the blocking work; its exception, if any, is kept for :meth:`resume`."""
+        try:
+            self.result = self.blocked.fetch()
+        except Exception as exc:  # noqa: BLE001 - handed back to the step that asked
+            self.result = exc
+
+    def resume(self) -> HttpResponse | Pending:
+        """Run the pipeline again with the fetched result."""
+        self.exchange.prefetched[self.blocked.key] = self.result
+        response = self.handler._run(self.exchange, self.headers, self.head)
+        return response if isinstance(response, Pending) else self.handler.finish(response)
 
 
 def _etag_matches(header: bytes | None, etag: bytes) -> bool:

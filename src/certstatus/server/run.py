@@ -1,19 +1,33 @@
-"""Run the OCSP listener: the httptools/uvloop protocol edge in N worker processes.
+"""Run the OCSP listener: uvicorn with N worker processes over the prepared store.
 
-The stack was chosen by measurement (``bench/http_stacks.py``, figures in
-``bench/README.md``); :mod:`certstatus.server.asgi` stays as the ASGI form of
-the same handler for embedding under any ASGI server.
+The supervising process binds the socket, starts the admin listener and
+keeps the worker processes running (:class:`~certstatus.server.uvicorn_glue.Supervisor`):
+SIGHUP reloads configuration and data and replaces the workers one by one,
+SIGTERM/SIGINT stop gracefully (workers finish the requests in progress,
+flush the audit log and exit).
+
+With ``server.http = "protocol"`` the workers run :mod:`certstatus.server.protocol`
+instead (plain HTTP: an asyncio protocol over httptools, with a whole-request
+client timeout), under :mod:`certstatus.server.workers`, with the same
+:class:`Lifecycle` in the supervisor. ``bench/http_stacks.py`` measures both.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Callable
 
-from certstatus.config import Settings
-from certstatus.server.workers import bind, serve_forever
+import uvicorn
 
-#: Largest total size of the header fields of one request (bytes); more gets 431.
+from certstatus.config import Settings
+from certstatus.server.lifecycle import Lifecycle
+from certstatus.server.uvicorn_glue import ClientCertHttpToolsProtocol, Supervisor, log_config, ssl_context_factory
+
+#: Seconds workers get to finish their requests after SIGTERM.
+GRACE_SECONDS = 10
+
+
+#: Largest total size of the header fields of one request for the protocol edge (bytes); more gets 431.
 MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -21,28 +35,76 @@ def serve(
     settings: Settings,
     *,
     log_level: str = "info",
-    on_reload: Callable[[], object] | None = None,
+    reload_settings: Callable[[], Settings] | None = None,
     on_listening: Callable[[str, int], None] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (graceful: requests in progress are answered first).
+    """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
 
-    Binds ``settings.server.host:port`` (port 0: a free port) in this process,
-    starts ``settings.server.worker_count`` workers sharing the socket (each
-    builds its own application), then calls ``on_listening(host, port)``.
-    SIGHUP calls ``on_reload`` (re-import the revocation data now) and
-    replaces the workers, which reloads their signers. Raises ``OSError``
-    when the address cannot be bound.
+    Workers are separate processes (``settings.server.worker_count``, one at
+    least, always under the supervisor so SIGHUP works) that share the
+    listening socket; each builds its own application from the settings
+    handed over in the environment. ``reload_settings()`` reads the settings
+    again on SIGHUP (default: the same settings, data re-imported).
     """
+    from certstatus.observability import configure_logging
+
+    configure_logging(log_level)
+    lifecycle = Lifecycle(settings, reload_settings)
+    lifecycle.start()
+    if settings.server.http == "protocol":
+        _serve_protocol(settings, lifecycle, log_level, on_listening)
+        return
+    os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
+    config = uvicorn.Config(
+        "certstatus.server.asgi:create_app",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.worker_count,
+        loop="uvloop",
+        http=f"{ClientCertHttpToolsProtocol.__module__}:{ClientCertHttpToolsProtocol.__name__}",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,  # clients behind proxies: [tls] trusted_proxies, see server/proxy.py
+        log_level="warning" if log_level == "info" else log_level,
+        log_config=log_config("warning" if log_level == "info" else log_level),
+        server_header=False,
+        date_header=False,  # OCSPHttpHandler writes Date from its own clock
+        timeout_keep_alive=10,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        h11_max_incomplete_event_size=16 * 1024,
+        ssl_context_factory=ssl_context_factory if settings.ops.tls.enabled else None,
+    )
+    sock = config.bind_socket()
+    try:
+        Supervisor(config, [sock], lifecycle).run()
+    finally:
+        sock.close()
+        lifecycle.stop()
+
+
+def _serve_protocol(settings: Settings, lifecycle: Lifecycle, log_level: str,
+                    on_listening: Callable[[str, int], None] | None) -> None:
+    """Bind, run the protocol workers until SIGTERM/SIGINT; SIGHUP reloads and replaces them.
+
+    ``on_listening(host, port)`` is called with the bound address (port 0: a free port)
+    once the workers are started. Raises ``OSError`` when the address cannot be bound.
+    """
+    from certstatus.server.workers import bind, serve_forever
+
     sock = bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
-    logging.getLogger("certstatus.server").debug("listening on %s:%d", host, port)
-    serve_forever(
-        sock,
-        settings.to_json(),
-        workers=settings.server.worker_count,
-        client_timeout=settings.server.client_timeout,
-        max_header_bytes=MAX_HEADER_BYTES,
-        log_level=log_level,
-        on_ready=None if on_listening is None else lambda: on_listening(host, port),
-        on_reload=on_reload,
-    )
+    try:
+        serve_forever(
+            sock,
+            lambda: lifecycle.settings.to_json(),
+            workers=settings.server.worker_count,
+            client_timeout=settings.server.client_timeout,
+            max_header_bytes=MAX_HEADER_BYTES,
+            log_level=log_level,
+            grace_seconds=GRACE_SECONDS,
+            on_ready=None if on_listening is None else lambda: on_listening(host, port),
+            on_reload=lifecycle.reload,
+        )
+    finally:
+        lifecycle.stop()

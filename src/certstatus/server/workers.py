@@ -115,18 +115,25 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
     configure_logging(log_level)
     settings = Settings.from_json(settings_json)
 
+    built = []
+
     def make_handler() -> OCSPHttpHandler:
         application = build_application(settings)
+        built.append(application)
         start_signer_watcher(application.registry.cas)  # rescans signers_dir; SIGHUP forces it
         return application.http
 
-    run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
-               grace_seconds=grace_seconds)
+    try:
+        run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
+                   grace_seconds=grace_seconds)
+    finally:
+        for application in built:
+            application.close()  # flushes the audit log
 
 
 def serve_forever(
     sock: socket.socket,
-    settings_json: str,
+    settings_json: Callable[[], str],
     *,
     workers: int,
     client_timeout: float,
@@ -134,14 +141,15 @@ def serve_forever(
     log_level: str = "info",
     grace_seconds: float = GRACE_SECONDS,
     on_ready: Callable[[], None] | None = None,
-    on_reload: Callable[[], object] | None = None,
+    on_reload: Callable[[], bool | None] | None = None,
 ) -> None:
     """Run ``workers`` processes serving ``sock``; return after SIGTERM/SIGINT once all exited.
 
-    Each worker rebuilds the application from ``settings_json``
-    (:meth:`Settings.to_json`). ``on_ready`` runs here once the workers are
-    started and signals handled; ``on_reload`` on SIGHUP, before the workers
-    are replaced.
+    Each worker rebuilds the application from ``settings_json()``
+    (:meth:`Settings.to_json`, read at each start so that a reload reaches new
+    workers). ``on_ready`` runs here once the workers are started and signals
+    handled; ``on_reload`` on SIGHUP — the workers are replaced unless it
+    returns False (a refused reload).
     """
     context = multiprocessing.get_context("spawn")
     running: dict[int, tuple[multiprocessing.Process, float]] = {}
@@ -150,7 +158,7 @@ def serve_forever(
     def spawn() -> None:
         process = context.Process(
             target=_worker_main,
-            args=(sock, settings_json, log_level, client_timeout, max_header_bytes, grace_seconds),
+            args=(sock, settings_json(), log_level, client_timeout, max_header_bytes, grace_seconds),
             name="certstatus-worker",
         )
         process.start()
@@ -172,8 +180,8 @@ def serve_forever(
                 signum = pending.pop(0)
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP: reloading and replacing the workers")
-                    if on_reload is not None:
-                        on_reload()
+                    if on_reload is not None and on_reload() is False:
+                        continue  # refused: the running workers keep serving the running configuration
                     old = list(running.values())
                     for _ in range(workers):
                         spawn()

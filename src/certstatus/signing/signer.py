@@ -119,6 +119,14 @@ class ResponseSigner:
             self._variants[algorithm.name] = variant
         return variant
 
+    def signature(self, data: bytes) -> bytes:
+        """Sign ``data`` (ResponseData DER) and return the bare signature bytes.
+
+        For callers that wrap the response themselves (the generator's
+        :class:`certstatus.protocol.fast_response.ResponseWrapper`).
+        """
+        return self._sign(data)
+
     def sign(self, response_data_der: bytes) -> bytes:
         """Sign ResponseData DER and return the complete OCSPResponse DER.
 

@@ -25,6 +25,7 @@ import threading
 
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 from cryptography import x509
 
 from certstatus.clock import UTC
@@ -48,6 +49,10 @@ class SqlStatusSource:
         self.ca_name = ca_name
         self.settings = settings
         milliseconds = max(1, int(settings.timeout * 1000))
+        # Add the statement timeout to the DSN's own options (a search_path, say)
+        # rather than replacing them.
+        dsn_options = conninfo_to_dict(settings.dsn).get("options") or ""
+        options = f"{dsn_options} -c statement_timeout={milliseconds}".strip()
         self._pool = psycopg_pool.ConnectionPool(
             settings.dsn,
             min_size=1,
@@ -57,7 +62,7 @@ class SqlStatusSource:
             kwargs={
                 "autocommit": True,
                 "connect_timeout": max(1, int(round(settings.timeout))),
-                "options": f"-c statement_timeout={milliseconds}",
+                "options": options,
             },
             name=f"certstatus-sql-{ca_name}",
         )

@@ -5,12 +5,21 @@ serials) with :meth:`StatusStore.replace_source`, in one transaction; the
 request path reads with :meth:`StatusStore.lookup`. Rows are keyed on the
 issuer *and* the serial, never on the serial alone: two CAs may issue the
 same serial.
+
+Pre-signed responses (precomputed and cached modes) live beside the status
+rows, keyed on (issuer, serial, CertID hash algorithm): the generator
+(:mod:`certstatus.generator`) writes them with
+:meth:`StatusStore.store_precomputed`, the request path reads them with
+:meth:`StatusStore.precomputed`. An import or push that changes serials'
+statuses marks their stored responses changed in its own transaction: they
+stop being served at once (until re-signed), and the issuer's change
+counter tells caches in every process (:mod:`certstatus.store.changes`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,6 +53,11 @@ def serial_key(serial_number: int) -> bytes:
     return serial_number.to_bytes((magnitude.bit_length() + 8) // 8, "big", signed=True)
 
 
+def serial_from_key(key: bytes) -> int:
+    """The serial number of a :func:`serial_key` (its inverse)."""
+    return int.from_bytes(key, "big", signed=True)
+
+
 @dataclass(frozen=True, slots=True)
 class CertStatusRecord:
     """What the store knows of one (issuer, serial).
@@ -75,6 +89,38 @@ class SourceState:
     next_update: dt.datetime | None = None
     crl_number: int | None = None
 
+
+@dataclass(frozen=True, slots=True)
+class PrecomputedResponse:
+    """A pre-signed OCSPResponse as the request path serves it.
+
+    ``der`` is the complete OCSPResponse (one SingleResponse, no nonce) for
+    the canonical CertID of its hash algorithm; ``this_update`` and
+    ``next_update`` (aware UTC) are those of its SingleResponse, and
+    producedAt equals ``this_update``.
+    """
+
+    der: bytes
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignedResponse:
+    """One response written by the generator (:meth:`StatusStore.store_precomputed`).
+
+    ``renew_at`` (aware UTC) is when the generator signs it again
+    (:func:`certstatus.refresh.renew_at`).
+    """
+
+    serial_number: int
+    hash_algorithm: str
+    response: PrecomputedResponse
+    renew_at: dt.datetime
+
+
+#: The work kinds of :meth:`StatusStore.pending_precomputed`, in the order the generator does them.
+WORK_KINDS = ("changed", "missing", "due")
 
 #: The columns of the ``sources`` table, in the order :func:`source_state_from_row` reads them.
 SOURCE_COLUMNS = "kind, origin, imported_at, entries, this_update, next_update, crl_number"
@@ -166,6 +212,11 @@ class StatusStore(Protocol):
         ``drop_kinds`` names other source kinds of the issuer whose rows and
         state are deleted in the same transaction (a complete CRL at least as
         new as the imported delta CRL drops the delta).
+
+        In the same transaction, the pre-signed responses of every serial
+        whose rows changed (added, removed, or revoked differently, in any of
+        the replaced kinds) are marked changed, which stops them from being
+        served until the generator signs them again.
         """
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
@@ -175,6 +226,7 @@ class StatusStore(Protocol):
         it; issue → record the serial as issued. The ``"push"`` source state
         gets ``imported_at=at`` and ``entries`` = ``len(changes)`` (the size
         of the last push). ValueError for an unknown action (nothing written).
+        Every pushed serial is a change, as in :meth:`replace_source`.
         """
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
@@ -185,6 +237,9 @@ class StatusStore(Protocol):
 
         Other processes compare counters to learn what changed
         (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
+        The generator reads the issuer's counter before the statuses it
+        signs (:meth:`store_precomputed`); its own writes do not grow it
+        (a re-signed response changes no status).
         """
 
     def schema_version(self) -> int:
@@ -192,6 +247,51 @@ class StatusStore(Protocol):
 
     def upgrade(self) -> list:
         """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
+
+    # -- pre-signed responses (precomputed and cached modes; SQLite so far) ----------
+
+    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
+        """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
+
+    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+        """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
+
+        None when there is none, or when the serial's status changed since it
+        was signed (the request path then signs live). Never keyed on the
+        serial alone nor on the issuer key hash alone.
+        """
+
+    def store_precomputed(
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
+    ) -> None:
+        """Write pre-signed responses and drop those of serials no longer known, in one transaction.
+
+        ``change_counter`` is the issuer's counter (:meth:`change_counters`)
+        read before the statuses were looked up. Every write that changes
+        serials' statuses marks their responses changed, in its own
+        transaction; a response whose status was read before a change that
+        committed before this write stays marked changed (unserved) until
+        signed again, and a serial in ``remove`` keeps its rows then.
+        """
+
+    def pending_precomputed(
+        self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
+    ) -> Iterator[list[int]]:
+        """Yield, in batches of at most ``batch_size`` serials, what the generator must (re)sign.
+
+        ``kind`` is one of :data:`WORK_KINDS`: ``"changed"`` — serials whose
+        status changed since their responses were signed; ``"missing"`` —
+        serials with a status row (issued or revoked) but no response for
+        some hash algorithm; ``"due"`` — responses whose renew time is at or
+        before ``now``. Each batch is read afresh (keyset pagination), so
+        writing between batches is allowed.
+        """
+
+    def count_pending(self, issuer_id: int, kind: str, *, now: dt.datetime) -> int:
+        """How many serials :meth:`pending_precomputed` would yield for ``kind`` (for progress bars)."""
+
+    def next_renewal(self, issuer_id: int) -> dt.datetime | None:
+        """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -1,0 +1,118 @@
+"""``certstatus generate``, and the generation ``certstatus serve`` does before and while serving."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from rich.text import Text
+
+from certstatus.cli import _print_import, _settings, ca_options, console
+from certstatus.config import Settings
+from certstatus.generator.run import RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
+
+
+class _RateColumn(ProgressColumn):
+    """Responses per second (each serial is one response per CertID hash algorithm)."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed * RESPONSES_PER_SERIAL:,.0f} responses/s")
+
+
+class _RichProgress:
+    def __init__(self, progress: RichProgress) -> None:
+        self.progress = progress
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.task = self.progress.add_task("signing", total=total)
+
+    def advance(self, serials: int) -> None:
+        self.progress.advance(self.task, serials)
+
+
+def run_with_progress(generator: Generator) -> GenerationSummary:
+    """One full pass with a progress bar on stderr (serials; two responses each)."""
+    columns = (
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("serials"),
+        _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+    with RichProgress(*columns, console=console, transient=False) as progress:
+        return generator.run_pass(progress=_RichProgress(progress))
+
+
+def print_summary(summary: GenerationSummary) -> None:
+    """The per-CA table and the rate of a pass."""
+    table = Table(title="pre-signed responses", title_justify="left")
+    for column in ("CA", "signed", "dropped serials"):
+        table.add_column(column)
+    for ca in summary.cas.values():
+        table.add_row(ca.name, f"{ca.signed:,}", f"{ca.removed:,}")
+    console.print(table)
+    processes = f"{summary.processes} processes" if summary.processes else "in-process"
+    console.print(
+        f"{summary.signed:,} responses in {summary.seconds:.1f} s: "
+        f"{summary.responses_per_second:,.0f} responses/s ({processes})",
+        highlight=False,
+    )
+
+
+@click.command("generate")
+@ca_options
+@click.option("--processes", type=int, default=None, help="Signing processes (default: one per core; 0: this process).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Serials per batch (one transaction each).")
+@click.option("--no-import", is_flag=True, help="Sign what the store holds; do not import the configured sources first.")
+def generate_command(processes: int | None, batch_size: int, no_import: bool, **opts) -> None:
+    """Sign a response for every known status into the store, on every core, then exit.
+
+    With --config, for the CAs in mode "precomputed" or "cached"; in the
+    single-CA form (--issuer ...) for that CA whatever --mode says.
+    Responses still fresh are kept: a generation stopped half-way resumes
+    where it stopped.
+    """
+    from certstatus.app import open_store, prepare, validate_signers
+
+    settings = _settings(opts)
+    if not opts["config"]:
+        settings = Settings(settings.server, tuple(_as_generated(ca) for ca in settings.cas))
+    if no_import:
+        validate_signers(settings)
+    elif not _print_import(prepare(settings)):
+        sys.exit(1)
+    if not generated_cas(settings):
+        console.print('no CA has mode = "precomputed" or "cached": nothing to generate')
+        return
+    store = open_store(settings)
+    try:
+        with Generator(settings, store, processes=processes, batch_size=batch_size) as generator:
+            print_summary(run_with_progress(generator))
+    finally:
+        store.close()
+
+
+def _as_generated(ca):
+    import dataclasses
+
+    return ca if ca.mode != "live" else dataclasses.replace(ca, mode="precomputed")
+
+
+def generate_before_serving(settings: Settings) -> None:
+    """``certstatus serve``: one pass with a progress bar before the listener opens (nothing when every CA is live).
+
+    The background generator that keeps the responses current afterwards is
+    one of the supervisor's services (:mod:`certstatus.generator.schedule`).
+    """
+    from certstatus.app import open_store
+
+    if not generated_cas(settings):
+        return
+    store = open_store(settings)
+    try:
+        with Generator(settings, store) as generator:
+            print_summary(run_with_progress(generator))
+    finally:
+        store.close()

@@ -1,0 +1,226 @@
+"""Generation passes: sign every known status of the precomputed/cached CAs, on every core.
+
+A pass walks each CA's work in the order of
+:data:`~certstatus.store.base.WORK_KINDS` — serials whose status changed,
+then serials never signed, then responses due for renewal
+(:func:`certstatus.refresh.renew_at`) — in batches read from the store, and
+hands the batches to a pool of worker processes
+(:mod:`certstatus.generator.signing`), at most two per process in flight.
+Workers write their own batches, so the pass needs no state of its own: a
+pass killed half-way leaves every finished batch in the store as fresh
+responses, and the next pass starts with what is still missing.
+
+A kind is finished (every batch stored) before the next one is read, so a
+serial is signed once per pass.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives import serialization
+
+from certstatus.clock import Clock, SystemClock
+from certstatus.config import CaSettings, Settings
+from certstatus.generator import signing
+from certstatus.signing.keys import load_certificates
+from certstatus.store.base import WORK_KINDS, StatusStore
+from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
+
+DEFAULT_BATCH_SIZE = 500
+
+
+class Progress(Protocol):
+    """Receives the progress of a pass, in serials (each one is a response per hash algorithm)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, serials: int) -> None: ...
+
+
+@dataclass
+class CaSummary:
+    """What a pass did for one CA: responses ``signed``, serials ``removed`` (no longer known)."""
+
+    name: str
+    signed: int = 0
+    removed: int = 0
+
+
+@dataclass
+class GenerationSummary:
+    """The outcome of one pass: per CA counts, wall-clock ``seconds``, ``processes`` used (0: inline)."""
+
+    cas: dict[str, CaSummary] = field(default_factory=dict)
+    seconds: float = 0.0
+    processes: int = 0
+
+    @property
+    def signed(self) -> int:
+        return sum(ca.signed for ca in self.cas.values())
+
+    @property
+    def removed(self) -> int:
+        return sum(ca.removed for ca in self.cas.values())
+
+    @property
+    def responses_per_second(self) -> float:
+        return self.signed / self.seconds if self.seconds > 0 else 0.0
+
+
+def generated_cas(settings: Settings) -> tuple[CaSettings, ...]:
+    """The CAs a generator signs for: those in precomputed or cached mode."""
+    return tuple(ca for ca in settings.cas if ca.mode != "live")
+
+
+class _InlineExecutor(Executor):
+    """Runs tasks in the calling process (``processes=0``: tests, tiny stores)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+def _init_pool_worker(settings_json: str, write_lock) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, workers finish their batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    signing.init_worker(settings_json, write_lock)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (killed, SIGTERM without clean-up) exits instead of waiting forever."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+class Generator:
+    """Signs pre-computed responses for ``cas`` (default: :func:`generated_cas`) into the store.
+
+    ``processes`` worker processes (None: one per core; 0: sign in this
+    process); each loads the signers and opens the store itself. Time comes
+    from ``clock`` (thisUpdate of each batch, and what is due). Use as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StatusStore,
+        *,
+        clock: Clock | None = None,
+        processes: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        cas: Sequence[CaSettings] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.cas = tuple(generated_cas(settings) if cas is None else cas)
+        self.settings = Settings(settings.server, self.cas)
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.processes = (os.cpu_count() or 1) if processes is None else processes
+        self.batch_size = batch_size
+        self.issuer_ids = {
+            ca.name: store.register_issuer(
+                ca.name, load_certificates(ca.certificate)[0].public_bytes(serialization.Encoding.DER)
+            )
+            for ca in self.cas
+        }
+        self._executor: Executor | None = None
+
+    def __enter__(self) -> "Generator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (pending batches are cancelled; running ones finish)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self.processes == 0:
+                signing.init_worker(self.settings.to_json())
+                self._executor = _InlineExecutor()
+            else:
+                context = multiprocessing.get_context("spawn")
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.processes,
+                    mp_context=context,
+                    initializer=_init_pool_worker,
+                    initargs=(self.settings.to_json(), context.Lock()),
+                )
+        return self._executor
+
+    def pending(self, kinds: Sequence[str] = WORK_KINDS) -> int:
+        """Serials a pass over ``kinds`` would sign now (reads the store; for progress bars)."""
+        now = self.clock.now()
+        return sum(
+            self.store.count_pending(self.issuer_ids[ca.name], kind, now=now) for ca in self.cas for kind in kinds
+        )
+
+    def run_pass(self, kinds: Sequence[str] = WORK_KINDS, progress: Progress | None = None) -> GenerationSummary:
+        """Sign everything of ``kinds`` that is pending now; return what was done.
+
+        Raises what a worker raised (e.g. :class:`~certstatus.errors.SignerError`).
+        """
+        started = time.perf_counter()
+        summary = GenerationSummary(cas={ca.name: CaSummary(ca.name) for ca in self.cas}, processes=self.processes)
+        if progress is not None:
+            progress.start(self.pending(kinds))
+        if not self.cas:
+            return summary
+        pool = self._pool()
+        window = 2 * max(1, self.processes)
+        now = self.clock.now()
+        in_flight: dict[Future, int] = {}
+
+        def collect(block_until_below: int) -> None:
+            while len(in_flight) > block_until_below:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    serials = in_flight.pop(future)
+                    result: signing.BatchResult = future.result()
+                    summary.cas[result.ca].signed += result.signed
+                    summary.cas[result.ca].removed += result.removed
+                    if progress is not None:
+                        progress.advance(serials)
+
+        try:
+            for ca in self.cas:
+                for kind in kinds:
+                    batches = self.store.pending_precomputed(
+                        self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size
+                    )
+                    for batch in batches:
+                        collect(window - 1)
+                        future = pool.submit(signing.sign_task, ca.name, batch, self.clock.now().timestamp())
+                        in_flight[future] = len(batch)
+                    collect(0)  # this kind is stored before the next is read
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+
+#: Responses per serial: one per CertID hash algorithm.
+RESPONSES_PER_SERIAL = len(PRECOMPUTED_HASH_ALGORITHMS)

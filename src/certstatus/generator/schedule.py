@@ -1,0 +1,139 @@
+"""Generation while serving: a background process that keeps the pre-signed responses current.
+
+``certstatus serve`` runs one pass in the foreground (the workers start
+with every response signed); the supervisor's services
+(:func:`certstatus.admin.server.start_services`, restarted on SIGHUP with
+the new settings) then run :func:`run_background` in its own process. Once a second, or at once when the supervisor's refresher, admin
+API or pushes publish a change (:class:`~certstatus.sources.changes.ChangeFeed`
+sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
+
+* the status sequence moved (an import, in this or another process): a
+  full pass — changed serials first, so a revocation is re-signed within
+  seconds, then new serials, then renewals;
+* a response is due for renewal (:meth:`StatusStore.next_renewal`): a pass
+  over changed and due responses.
+
+Otherwise it sleeps. It runs at a lower CPU priority (nice 10) than the
+HTTP workers, and exits when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.synchronize import Event as EventType
+
+from certstatus.clock import SystemClock
+from certstatus.config import Settings
+from certstatus.generator.run import Generator, GenerationSummary, generated_cas
+from certstatus.sources.changes import ChangeFeed
+from certstatus.store.base import WORK_KINDS
+
+log = logging.getLogger("certstatus.generator")
+
+#: Seconds between two looks at the store.
+TICK_SECONDS = 1.0
+#: CPU priority of the background generator and its workers (higher is nicer).
+NICENESS = 10
+
+
+class GenerationLoop:
+    """Decides when a pass is needed and runs it (one :meth:`tick` at a time).
+
+    ``seen`` holds the change counters of the generated issuers the last
+    pass started from (None: no pass yet, so the first tick runs one).
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.seen: dict[int, int] | None = None
+
+    def tick(self) -> GenerationSummary | None:
+        """Run a pass if a generated issuer changed or a response is due; return its summary, or None."""
+        store = self.generator.store
+        counters = store.change_counters()
+        mine = {issuer_id: counters.get(issuer_id, 0) for issuer_id in self.generator.issuer_ids.values()}
+        if mine != self.seen:
+            self.seen = mine  # read before the pass: a change during it triggers the next one
+            return self.generator.run_pass(WORK_KINDS)
+        now = self.generator.clock.now()
+        for issuer_id in self.generator.issuer_ids.values():
+            renewal = store.next_renewal(issuer_id)
+            if renewal is not None and renewal <= now:
+                return self.generator.run_pass(("changed", "due"))
+        return None
+
+
+def run_background(settings_json: str, log_level: str, processes: int | None, wake: EventType | None = None) -> None:
+    """Body of the background process: tick every :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
+    from certstatus.app import open_store
+    from certstatus.observability import configure_logging
+
+    configure_logging(log_level)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us with SIGTERM
+    os.nice(NICENESS)
+    parent = os.getppid()
+    settings = Settings.from_json(settings_json)
+    store = open_store(settings)
+    try:
+        with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
+            loop = GenerationLoop(generator)
+            while os.getppid() == parent:
+                try:
+                    summary = loop.tick()
+                except Exception:
+                    log.exception("generation pass failed; retrying in %s s", TICK_SECONDS)
+                    summary = None
+                if summary is not None and (summary.signed or summary.removed):
+                    log.info(
+                        "signed %d responses (%.0f/s), dropped %d serials no longer known",
+                        summary.signed, summary.responses_per_second, summary.removed,
+                    )  # fmt: skip
+                if wake is None:
+                    time.sleep(TICK_SECONDS)
+                elif wake.wait(TICK_SECONDS):
+                    wake.clear()
+    except SystemExit:
+        pass
+    finally:
+        store.close()
+
+
+def start_background(
+    settings: Settings, *, log_level: str | None = None, processes: int | None = None, feed: ChangeFeed | None = None
+) -> multiprocessing.process.BaseProcess | None:
+    """Start :func:`run_background` in a new (spawned) process and return it; None when every CA is live.
+
+    With ``feed``, every change published in this process wakes it at once.
+    ``log_level`` defaults to the level of this process's certstatus logger.
+    """
+    if not generated_cas(settings):
+        return None
+    if log_level is None:
+        log_level = logging.getLevelName(logging.getLogger("certstatus").getEffectiveLevel()).lower()
+    context = multiprocessing.get_context("spawn")
+    wake = context.Event()
+    if feed is not None:
+        feed.subscribe(lambda issuer_id, serials: wake.set())
+    process = context.Process(
+        target=run_background,
+        args=(settings.to_json(), log_level, processes, wake),
+        name="certstatus-generator",
+    )
+    process.start()
+    return process
+
+
+def stop_background(process: multiprocessing.process.BaseProcess, timeout: float = 30.0) -> None:
+    """SIGTERM the background process and wait for it (its running batches finish first)."""
+    if process.is_alive():
+        process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        log.error("the background generator did not stop within %s s; killing it", timeout)
+        process.kill()
+        process.join()

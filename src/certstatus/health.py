@@ -1,0 +1,64 @@
+"""Liveness and readiness, as load balancers ask for them (``/health``, ``/ready``).
+
+``/health`` answers 200 whenever the process answers at all. ``/ready``
+answers 200 only when this instance gives real answers now — the same rule
+the request path applies, so an instance is taken out of rotation exactly
+when it would answer tryLater:
+
+* the store answers a query;
+* every CA answered from local data has data, and that data is not stale
+  (past the newest CRL's nextUpdate plus ``stale_grace``, see
+  :mod:`certstatus.sources.health`) unless the CA serves stale data
+  (``on_stale = "serve"``);
+* every CA answered locally has a signer valid now.
+
+Forwarded CAs are ready by definition: their remote responders decide. A CA
+with a live SQL source has no imported data to check. The checks are cheap
+(one small query per CA) and run per probe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from certstatus.config import CaSettings
+from certstatus.signing.signer_set import SignerSet
+from certstatus.sources.health import freshness
+from certstatus.store.base import StatusStore
+
+
+@dataclass(frozen=True)
+class CaHealth:
+    """What readiness needs to know of one CA served locally."""
+
+    name: str
+    issuer_id: int
+    signers: SignerSet
+    settings: CaSettings
+
+
+def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.datetime) -> list[str]:
+    """Return what keeps this instance from being ready (empty: ready). Never raises."""
+    problems = []
+    try:
+        for ca in cas:
+            if ca.settings.sql is None:
+                fresh = freshness(store.source_states(ca.issuer_id))
+                if not fresh.has_data:
+                    problems.append(f"CA {ca.name}: no revocation data imported")
+                elif fresh.stale(now, ca.settings.stale_grace) and ca.settings.on_stale != "serve":
+                    problems.append(f"CA {ca.name}: data stale since {fresh.next_update:%Y-%m-%d %H:%M:%SZ} (CRL nextUpdate)")
+            if not ca.signers.usable(now):
+                problems.append(f"CA {ca.name}: no signer is valid now (expired, not yet valid or revoked)")
+    except Exception as exc:  # noqa: BLE001 - a broken store is exactly what readiness reports
+        problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def readiness_report(problems: list[str]) -> tuple[int, str]:
+    """HTTP status and text of ``/ready``: 200 ``ready``, or 503 listing the problems one per line."""
+    if problems:
+        return 503, "not ready:\n" + "".join(f"- {p}\n" for p in problems)
+    return 200, "ready\n"

@@ -1,0 +1,155 @@
+"""Serving pre-signed responses: the mode policy and the precomputed lookup steps.
+
+Per CA ``mode`` (docs/precomputed.md):
+
+* ``live``: every request signed (nonce echoed); these steps pass it on.
+* ``precomputed``: the nonce is ignored (RFC 5019 §4 lets a responder
+  answer with pre-signed responses that carry none, so every answer can be
+  shared), and so are preferred signature algorithms (RFC 6960 §4.4.7: a
+  SHOULD, which pre-signed responses cannot follow); a single-CertID
+  request gets its stored response. A miss (a
+  serial the generator has not signed, a serial whose status just changed,
+  a non-canonical CertID) is signed live, still without nonce, and cached
+  like a stored one; with ``precomputed_miss = "unauthorized"`` a serial
+  the store knows nothing of is refused (RFC 5019 §2.2.3) instead.
+  A request with several CertIDs is signed live (one response for all).
+* ``cached``: the stored response when the request has one CertID, no
+  nonce and no preferred signature algorithms; live signing otherwise
+  (nonce echoed, the preferred algorithm used).
+
+Never served: a stored response past its refresh point
+(:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
+is signed live instead, a warning is logged (at most once a minute per CA)
+and ``certstatus_precomputed_expired_total`` counts it.
+
+Stored responses are for the canonical CertID of SHA-1 or SHA-256 (NULL
+hashAlgorithm parameters, as RFC 5019 clients and OpenSSL send it). A
+request whose CertID is encoded otherwise (parameters absent, SHA-384/512)
+is signed live so the response echoes its CertID byte for byte: RFC 6960
+clients compare the fields, but nothing obliges every client to, and such
+requests are rare enough that signing them costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from cryptography.x509.ocsp import OCSPResponseStatus
+from prometheus_client import Counter
+
+from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
+from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.protocol.certid import CertID
+from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
+from certstatus.refresh import refresh_due
+from certstatus.store.base import StatusStore
+from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
+
+log = logging.getLogger("certstatus.precomputed")
+
+#: Stored responses not served because they were past nextUpdate or past their refresh point.
+EXPIRED = Counter(
+    "certstatus_precomputed_expired",
+    "Pre-signed responses found past their refresh point or nextUpdate and signed live instead",
+    ["ca", "reason"],
+)
+#: How often the expired warning is logged per CA and reason at most.
+WARNING_INTERVAL = dt.timedelta(seconds=60)
+
+
+def shares_answers(ca: ServedCA) -> bool:
+    """True when the CA's answers may be shared between requests (precomputed or cached mode)."""
+    return ca.settings.mode != "live"
+
+
+def shareable(exchange: Exchange) -> bool:
+    """True when the answer to this exchange may be a shared one: a precomputed or cached CA,
+    one CertID, no nonce, no preferred signature algorithms (after :class:`ModePolicy`)."""
+    query = exchange.query
+    return (
+        shares_answers(exchange.ca)
+        and len(query.cert_ids) == 1
+        and query.nonce is None
+        and not query.preferred_signature_algorithms
+    )
+
+
+class ModePolicy:
+    """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)
+    and the preferred signature algorithms."""
+
+    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        query = exchange.query
+        if exchange.ca.settings.mode == "precomputed" and (query.nonce is not None or query.preferred_signature_algorithms):
+            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=())
+        return call_next(exchange)
+
+
+class PrecomputedLookup:
+    """Answer a single canonical CertID without nonce from the store's pre-signed responses.
+
+    One store lookup keyed on (issuer_id, serial, hash algorithm). Anything
+    else, and stored responses past their refresh point, goes on to live
+    signing. Raises :class:`OCSPError` unauthorized for a precomputed-mode
+    miss the store knows nothing of when the CA says ``precomputed_miss =
+    "unauthorized"``.
+    """
+
+    def __init__(self, store: StatusStore, registry: IssuerRegistry) -> None:
+        self.store = store
+        self._prefixes: dict[tuple[int, str], bytes] = {}
+        for ca in registry.cas:
+            for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
+                self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
+        self._last_warning: dict[tuple[str, str], dt.datetime] = {}
+        self._unlogged: dict[tuple[str, str], int] = {}
+
+    def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        if not shareable(exchange):
+            return call_next(exchange)
+        ca: ServedCA = exchange.ca
+        cert_id = exchange.query.cert_ids[0]
+        if not self.is_canonical(ca, cert_id):
+            return call_next(exchange)
+        stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
+        if stored is None:
+            if (
+                ca.settings.mode == "precomputed"
+                and ca.settings.precomputed_miss == "unauthorized"
+                and self.store.lookup(ca.issuer_id, cert_id.serial_number) is None
+            ):
+                raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:x} unknown to CA {ca.name}")
+            return call_next(exchange)
+        now = exchange.received_at
+        if now >= refresh_due(stored.this_update, stored.next_update):
+            self._expired(ca, "past_next_update" if now >= stored.next_update else "past_refresh_point", stored.next_update, now)
+            return call_next(exchange)
+        return OCSPAnswer(
+            der=stored.der,
+            this_update=stored.this_update,
+            next_update=stored.next_update,
+            produced_at=stored.this_update,
+            source="precomputed",
+        )
+
+    def is_canonical(self, ca: ServedCA, cert_id: CertID) -> bool:
+        """True when ``cert_id`` is SHA-1/SHA-256 and encoded exactly as the stored responses' CertID."""
+        prefix = self._prefixes.get((ca.issuer_id, cert_id.hash_algorithm))
+        return prefix is not None and cert_id.der == encode_cert_id(prefix, cert_id.serial_number)
+
+    def _expired(self, ca: ServedCA, reason: str, next_update: dt.datetime, now: dt.datetime) -> None:
+        EXPIRED.labels(ca=ca.name, reason=reason).inc()
+        key = (ca.name, reason)
+        last = self._last_warning.get(key)
+        if last is not None and now - last < WARNING_INTERVAL:
+            self._unlogged[key] = self._unlogged.get(key, 0) + 1
+            return
+        self._last_warning[key] = now
+        more = self._unlogged.pop(key, 0)
+        log.warning(
+            "CA %s: a pre-signed response is %s (nextUpdate %s) and was signed live instead%s; "
+            "is the generator running (certstatus serve runs it; certstatus generate does it once)?",
+            ca.name, reason.replace("_", " "), next_update.isoformat(), f" ({more} more since the last warning)" if more else "",
+        )  # fmt: skip

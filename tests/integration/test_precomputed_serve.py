@@ -1,0 +1,133 @@
+"""`certstatus serve` in precomputed and cached mode, asked by the real `openssl ocsp` client.
+
+One server for the module: the ECDSA demo CA in cached mode at /cached/, the
+RSA demo CA in precomputed mode at /precomputed/, two worker processes and
+the background generator. The server generates before it serves, so the
+first answers are already the stored bytes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.x509 import ocsp
+
+from certstatus.store.base import serial_key
+from tests.precomputed_helpers import copy_pki
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
+
+pytestmark = pytest.mark.integration
+
+class PrecomputedServer:
+    """The module's server (tests/servers.py) and what the tests read beside it: store rows, openssl."""
+
+    def __init__(self, folder: Path, cached, precomputed) -> None:
+        port = free_port()
+        self.folder = folder
+        self.cached, self.precomputed = cached, precomputed
+        self.database = folder / "store.sqlite3"
+        config = (
+            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="")
+            + demo_ca_table("cached", cached, index=True, path="/cached", mode="cached")
+            + demo_ca_table("precomputed", precomputed, index=True, path="/precomputed", mode="precomputed")
+        )
+        self.server = start_server(folder, config, port=port)
+        self.port = port
+        self.config = folder / "certstatus.toml"
+
+    def stop(self) -> None:
+        assert self.server.stop() == 0
+
+    def stored(self, ca: str, serial: int, algorithm: str = "sha1") -> bytes | None:
+        """The served (current) stored response, read as the request path reads it."""
+        with sqlite3.connect(self.database) as db:
+            row = db.execute(
+                "SELECT der FROM precomputed p JOIN issuers i ON i.id = p.issuer_id WHERE i.name = ? "
+                "AND serial = ? AND hash_algorithm = ? AND changed_seq <= signed_seq",
+                (ca, serial_key(serial), algorithm),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def openssl(self, ca: str, leaf: str, *, nonce: bool, out: Path) -> str:
+        pki = self.cached if ca == "cached" else self.precomputed
+        command = [
+            "openssl", "ocsp", "-issuer", str(pki.ca_cert), "-cert", str(pki.leaves[leaf]),
+            "-url", f"http://127.0.0.1:{self.port}/{ca}/", "-CAfile", str(pki.chain), "-respout", str(out),
+        ]  # fmt: skip
+        if not nonce:
+            command.append("-no_nonce")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def server(demo_pki, demo_pki_rsa, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("precomputed-serve")
+    running = PrecomputedServer(folder, copy_pki(demo_pki, folder / "ec"), copy_pki(demo_pki_rsa, folder / "rsa"))
+    yield running
+    running.stop()
+
+
+def test_precomputed_mode_answers_openssl_with_the_stored_bytes_and_no_nonce(server, tmp_path):
+    out = tmp_path / "resp.der"
+    text = server.openssl("precomputed", "good", nonce=True, out=out)
+    assert "Response verify OK" in text
+    assert "WARNING: no nonce in response" in text  # RFC 5019 §4: nonce ignored
+    assert f"{server.precomputed.leaves['good']}: good" in text
+    assert out.read_bytes() == server.stored("precomputed", server.precomputed.serials["good"])
+
+    text = server.openssl("precomputed", "revoked-keycompromise", nonce=False, out=out)
+    assert "WARNING" not in text and "Response verify OK" in text
+    assert "revoked" in text and "keyCompromise" in text
+    assert out.read_bytes() == server.stored("precomputed", server.precomputed.serials["revoked-keycompromise"])
+
+
+def test_cached_mode_echoes_a_nonce_and_serves_stored_bytes_without_one(server, tmp_path):
+    out = tmp_path / "resp.der"
+    text = server.openssl("cached", "good2", nonce=True, out=out)
+    assert "Response verify OK" in text and "WARNING" not in text
+    signed_live = out.read_bytes()
+    stored = server.stored("cached", server.cached.serials["good2"])
+    assert signed_live != stored
+
+    text = server.openssl("cached", "good2", nonce=False, out=out)
+    assert "Response verify OK" in text and ": good" in text
+    assert out.read_bytes() == stored
+
+
+def test_an_imported_revocation_is_served_at_once_and_resigned_within_seconds(server, tmp_path):
+    pki = server.cached
+    serial = pki.serials["good"]
+    before = server.stored("cached", serial)
+    assert ocsp.load_der_ocsp_response(before).certificate_status is ocsp.OCSPCertStatus.GOOD
+    hex_serial = f"{serial:X}"
+    lines = pki.index.read_text().splitlines(keepends=True)
+    pki.index.write_text(
+        "".join(
+            line.replace("V\t", "R\t", 1).replace("\t\t", "\t250101000000Z,keyCompromise\t", 1) if hex_serial in line else line
+            for line in lines
+        )
+    )
+    imported = subprocess.run([CERTSTATUS, "import", "--config", str(server.config)], capture_output=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+
+    out = tmp_path / "resp.der"
+    text = server.openssl("cached", "good", nonce=False, out=out)  # before or after the re-sign: revoked
+    assert "revoked" in text and "keyCompromise" in text, text
+
+    deadline = time.monotonic() + 30
+    while (stored := server.stored("cached", serial, "sha256")) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored is not None, "not re-signed within 30 s"
+    assert ocsp.load_der_ocsp_response(stored).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    # A worker that signed it live after the import keeps that (correct) answer in its cache
+    # until its refresh point; the others read the re-signed one. Revoked either way.
+    time.sleep(1.1)
+    text = server.openssl("cached", "good", nonce=False, out=out)
+    assert "revoked" in text and "Response verify OK" in text
+    assert '"logger": "certstatus.generator", "message": "signed 2 responses' in server.server.log_text()

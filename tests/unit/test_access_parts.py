@@ -1,0 +1,115 @@
+"""The parts authentication is made of: name table, requestorName text, proxy header, signatures."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from urllib.parse import quote
+
+import pytest
+from asn1crypto import algos
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from certstatus.access.header import BadCertificateHeader, decode_certificate_header
+from certstatus.access.names import NameTable, general_name_text
+from certstatus.access.signatures import SignatureRejected, verify_signature
+from certstatus.clock import ManualClock
+from certstatus.access.trust import ChainVerifier, NotAuthenticated
+
+
+def _name(text: str) -> x509.Name:
+    return x509.Name.from_rfc4514_string(text)
+
+
+def test_exact_names_match_attribute_by_attribute_ignoring_case_and_spacing():
+    table = NameTable.parse(["CN=App One,O=Example"])
+    assert table.match(_name("CN=app   one,O=EXAMPLE")) == "CN=App One,O=Example"
+    assert table.match(_name("CN=App One,O=Example,C=DE")) is None
+    assert table.match(_name("O=Example,CN=App One")) is None  # RDN order is part of the name
+
+
+def test_glob_and_regular_expression_entries_match_the_rfc4514_string():
+    table = NameTable.parse(["glob:CN=*,OU=Payments,O=Example", r"re:^CN=app[0-9]+,O=Example$"])
+    assert table.match(_name("CN=gateway,OU=Payments,O=Example")) == "glob:CN=*,OU=Payments,O=Example"
+    assert table.match(_name("CN=app42,O=Example")) == r"re:^CN=app[0-9]+,O=Example$"
+    assert table.match(_name("CN=app42x,O=Example")) is None
+
+
+def test_requestor_names_are_rendered_for_logs_and_billing():
+    directory = asn1_x509.GeneralName(name="directory_name", value=asn1_x509.Name.build(
+        {"organization_name": "Example", "common_name": "relying party"}))
+    assert general_name_text(directory.dump()) == "CN=relying party,O=Example"
+    email = asn1_x509.GeneralName(name="rfc822_name", value="ops@example.net")
+    assert general_name_text(email.dump()) == "email:ops@example.net"
+    assert general_name_text(b"\x01\x02").startswith("undecodable:")
+
+
+def test_proxy_certificate_header_forms_all_decode_to_the_same_der(demo_pki):
+    pem = demo_pki.leaves["good"].read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    forms = [
+        quote(pem.decode(), safe="").encode(),                      # nginx $ssl_client_escaped_cert
+        pem.replace(b"\n", b" "),                                   # Apache, newlines as spaces
+        pem.replace(b"\n", b"\n\t"),                                # header continuation with tabs
+        base64.b64encode(der),                                      # HAProxy ssl_c_der,base64
+        b":" + base64.b64encode(der) + b":",                        # RFC 9440 Client-Cert
+    ]
+    for value in forms:
+        assert decode_certificate_header(value) == (der,)
+    chain = decode_certificate_header(pem + demo_pki.ca_cert.read_bytes())
+    assert len(chain) == 2 and chain[0] == der
+    with pytest.raises(BadCertificateHeader):
+        decode_certificate_header(b"(null)")
+
+
+@pytest.mark.parametrize("kind", ["rsa-pkcs1", "rsa-pss", "ecdsa", "ed25519"])
+def test_signatures_verify_with_the_algorithm_they_name(kind):
+    data = b"tbsRequest bytes"
+    if kind.startswith("rsa"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kind == "rsa-pkcs1":
+            signature, algorithm = key.sign(data, padding.PKCS1v15(), hashes.SHA256()), {"algorithm": "sha256_rsa"}
+        else:
+            signature = key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+            algorithm = {"algorithm": "rsassa_pss", "parameters": {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}},
+                "salt_length": 32}}
+    elif kind == "ecdsa":
+        key = ec.generate_private_key(ec.SECP384R1())
+        signature, algorithm = key.sign(data, ec.ECDSA(hashes.SHA384())), {"algorithm": "sha384_ecdsa"}
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+        signature, algorithm = key.sign(data), {"algorithm": "ed25519"}
+    algorithm_der = algos.SignedDigestAlgorithm(algorithm).dump()
+    verify_signature(key.public_key(), algorithm_der, signature, data)
+    with pytest.raises(SignatureRejected, match="does not verify"):
+        verify_signature(key.public_key(), algorithm_der, signature, data + b"!")
+
+
+def test_sha1_signatures_and_mismatched_keys_are_refused():
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = b"tbsRequest bytes"
+    sha1 = algos.SignedDigestAlgorithm({"algorithm": "sha1_ecdsa"}).dump()
+    with pytest.raises(SignatureRejected, match="sha1 is not accepted"):
+        verify_signature(key.public_key(), sha1, key.sign(data, ec.ECDSA(hashes.SHA1())), data)
+    rsa_alg = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}).dump()
+    with pytest.raises(SignatureRejected, match="does not fit"):
+        verify_signature(key.public_key(), rsa_alg, key.sign(data, ec.ECDSA(hashes.SHA256())), data)
+
+
+def test_chain_verifier_accepts_a_chain_to_an_anchor_and_refuses_at_expiry(demo_pki):
+    root = x509.load_pem_x509_certificate(demo_pki.root_cert.read_bytes())
+    ca = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    leaf = x509.load_pem_x509_certificate(demo_pki.leaves["good"].read_bytes())
+    clock = ManualClock(dt.datetime.now(dt.timezone.utc))
+    verifier = ChainVerifier([root], clock)
+    assert [c.subject for c in verifier.verify(leaf, [ca])] == [leaf.subject, ca.subject, root.subject]
+    with pytest.raises(NotAuthenticated):
+        verifier.verify(leaf, [])  # no path without the intermediate
+    clock.set(leaf.not_valid_after_utc + dt.timedelta(days=1))
+    with pytest.raises(NotAuthenticated):
+        verifier.verify(leaf, [ca])  # the cached verdict ends with the leaf's validity

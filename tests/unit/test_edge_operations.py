@@ -1,0 +1,120 @@
+"""The HTTP edge's operational routes and logging policy, sans-IO, with a clock the test moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+from dataclasses import replace
+
+from cryptography.x509.ocsp import OCSPResponseStatus
+
+from certstatus.app import build_application, prepare
+from certstatus.clock import ManualClock
+from certstatus.config import CaSettings, ServerSettings, Settings
+from certstatus.config_ops import OperationsSettings
+from tests.ocsp_client import request_der, response_status
+
+
+@pytest.fixture
+def logs(caplog):
+    """caplog, attached to the ``certstatus`` logger itself (configure_logging stops propagation)."""
+    logger = logging.getLogger("certstatus")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    caplog.handler.setLevel(logging.DEBUG)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def _settings(demo_pki, tmp_path, **ops) -> Settings:
+    ca = CaSettings("demo", demo_pki.ca_cert, demo_pki.ocsp_cert, demo_pki.ocsp_key, crl=(str(demo_pki.crl),), index=demo_pki.index)
+    return Settings(ServerSettings(database=tmp_path / "store.sqlite3"), (ca,), ops=OperationsSettings(**ops))
+
+
+def _now(demo_pki) -> dt.datetime:
+    return dt.datetime.fromtimestamp(demo_pki.crl.stat().st_mtime, dt.timezone.utc)
+
+
+def test_health_is_200_and_ready_turns_503_once_the_crl_is_past_its_next_update(demo_pki, tmp_path):
+    settings = _settings(demo_pki, tmp_path)
+    clock = ManualClock(_now(demo_pki))
+    prepare(settings, clock)
+    application = build_application(settings, clock)
+    try:
+        handle = application.http.handle
+        assert handle("GET", b"/health", {}, b"").status == 200
+        assert handle("GET", b"/ready", {}, b"").body == b"ready\n"
+        head = handle("HEAD", b"/ready", {}, b"")
+        assert head.status == 200 and head.body == b""
+        clock.advance(8 * 86400)  # the demo CRL's nextUpdate is 7 days after it was made
+        ready = handle("GET", b"/ready", {}, b"")
+        assert ready.status == 503
+        assert b"CA demo: data stale since" in ready.body
+        assert handle("GET", b"/health", {}, b"").status == 200
+    finally:
+        application.close()
+
+
+def test_a_ca_serving_stale_data_on_purpose_stays_ready(demo_pki, tmp_path):
+    settings = _settings(demo_pki, tmp_path)
+    settings = replace(settings, cas=(replace(settings.cas[0], on_stale="serve"),))
+    clock = ManualClock(_now(demo_pki))
+    prepare(settings, clock)
+    application = build_application(settings, clock)
+    try:
+        clock.advance(8 * 86400)
+        assert application.http.handle("GET", b"/ready", {}, b"").status == 200
+    finally:
+        application.close()
+
+
+def test_logging_policy_bad_input_at_info_operator_problems_at_error(demo_pki, tmp_path, logs):
+    settings = _settings(demo_pki, tmp_path)
+    prepare(settings)
+    application = build_application(settings)
+    handle = application.http.handle
+    try:
+        assert response_status(handle("POST", b"/", {}, b"\x30\x00").body) is OCSPResponseStatus.MALFORMED_REQUEST
+        foreign = request_der(demo_pki.root_cert, demo_pki.root_cert)  # an issuer not served here
+        assert response_status(handle("POST", b"/", {}, foreign).body) is OCSPResponseStatus.UNAUTHORIZED
+        levels = {record.levelno for record in logs.records}
+        assert levels == {logging.INFO}, [(r.levelname, r.getMessage()) for r in logs.records]
+        logs.clear()
+        application.store.close()  # the store goes away under the worker: the operator must act
+        good = request_der(demo_pki.leaves["good"], demo_pki.ca_cert)
+        assert response_status(handle("POST", b"/", {}, good).body) is OCSPResponseStatus.INTERNAL_ERROR
+        assert [r.levelno for r in logs.records] == [logging.ERROR]
+    finally:
+        application.closers = []
+
+
+def test_a_debug_line_per_request_when_the_audit_log_is_on(demo_pki, tmp_path, logs):
+    from certstatus.config_ops import AuditSettings
+
+    settings = _settings(demo_pki, tmp_path, audit=AuditSettings(log=str(tmp_path / "audit.log")))
+    prepare(settings)
+    application = build_application(settings)
+    try:
+        application.http.handle("POST", b"/", {}, request_der(demo_pki.leaves["good"], demo_pki.ca_cert))
+        debug = [r for r in logs.records if r.name == "certstatus.request"]
+        assert len(debug) == 1 and debug[0].levelno == logging.DEBUG and debug[0].audit["certs"][0]["status"] == "good"
+    finally:
+        application.close()
+    assert (tmp_path / "audit.log").read_text().count("\n") == 1
+
+
+def test_settings_without_operations_add_no_observer_gate_or_proxy(demo_pki, tmp_path):
+    settings = replace(_settings(demo_pki, tmp_path))
+    prepare(settings)
+    application = build_application(settings)
+    try:
+        assert application.http.observers == () and application.http.connection_gate is None
+        assert application.http.proxies is None
+    finally:
+        application.close()

@@ -1,0 +1,173 @@
+"""The generator's byte templates produce exactly what the asn1crypto reference encoder produces."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from asn1crypto import core
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+
+from certstatus.protocol import fast_response as fast
+from certstatus.protocol.certid import issuer_hashes
+from certstatus.protocol.response import (
+    EXTENDED_REVOKED_TIME,
+    SingleAnswer,
+    encode_basic_response,
+    encode_response_data,
+)
+from certstatus.signing.keys import load_certificates, load_private_key
+from certstatus.signing.signer import ResponseSigner
+
+OCSPCertStatus = ocsp.OCSPCertStatus
+NOW = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
+LATER = NOW + dt.timedelta(days=1)
+SERIALS = [1, 127, 128, 255, 256, -1, -129, 0x7F << 152, (1 << 159) | 12345, 2**160 - 1]
+
+
+def _reference_cert_id(algorithm: str, name_hash: bytes, key_hash: bytes, serial: int) -> bytes:
+    return asn1_ocsp.CertId(
+        {
+            "hash_algorithm": {"algorithm": algorithm, "parameters": core.Null()},
+            "issuer_name_hash": name_hash,
+            "issuer_key_hash": key_hash,
+            "serial_number": serial,
+        }
+    ).dump()
+
+
+def _signer(pki, responder_id: str = "key") -> ResponseSigner:
+    ca = load_certificates(pki.ca_cert)[0]
+    return ResponseSigner(
+        load_private_key(pki.ocsp_key, None).key, load_certificates(pki.ocsp_cert)[0], ca, responder_id=responder_id
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+@pytest.mark.parametrize("serial", SERIALS)
+def test_cert_id_matches_asn1crypto_with_null_parameters(demo_pki, algorithm, serial):
+    ca = load_certificates(demo_pki.ca_cert)[0]
+    name_hash, key_hash = issuer_hashes(ca, algorithm)
+    prefix = fast.cert_id_prefix(algorithm, name_hash, key_hash)
+    assert fast.encode_cert_id(prefix, serial) == _reference_cert_id(algorithm, name_hash, key_hash, serial)
+
+
+CASES = {
+    "good": SingleAnswer(b"", OCSPCertStatus.GOOD, NOW, LATER),
+    "unknown": SingleAnswer(b"", OCSPCertStatus.UNKNOWN, NOW, LATER),
+    "revoked-no-reason": SingleAnswer(b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(hours=3)),
+    "revoked-key-compromise-invalidity": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2),
+        x509.ReasonFlags.key_compromise, NOW - dt.timedelta(days=3),
+    ),  # fmt: skip
+    "revoked-aa-compromise": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2), x509.ReasonFlags.aa_compromise
+    ),
+    "extended-revoked": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, EXTENDED_REVOKED_TIME, x509.ReasonFlags.certificate_hold
+    ),
+}
+
+
+@pytest.mark.parametrize("responder_id", ["key", "name"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_response_data_matches_asn1crypto(demo_pki, case, responder_id):
+    signer = _signer(demo_pki, responder_id)
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, "sha256")
+    cert_id = _reference_cert_id("sha256", name_hash, key_hash, 0x1234567890ABCDEF)
+    answer = CASES[case]
+    extended = case == "extended-revoked"
+    reference = encode_response_data(
+        responder_id=signer.responder_id,
+        produced_at=NOW,
+        answers=[SingleAnswer(cert_id, *[getattr(answer, f) for f in SingleAnswer.__slots__[1:]])],
+        extended_revoke=extended,
+    )
+    mine = fast.encode_response_data(
+        signer.responder_id.dump(),
+        fast.generalized_time(NOW),
+        cert_id,
+        fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason),
+        fast.generalized_time(answer.this_update),
+        fast.generalized_time(answer.next_update),
+        invalidity_date=answer.invalidity_date,
+        extended_revoke=extended,
+    )
+    assert mine == reference
+
+
+@pytest.mark.parametrize("pki_name", ["demo_pki", "demo_pki_rsa"])
+def test_wrapped_response_matches_asn1crypto_and_verifies(request, pki_name):
+    """Same signature in, same OCSPResponse out; and cryptography accepts it (RSA: the whole signer path)."""
+    pki = request.getfixturevalue(pki_name)
+    signer = _signer(pki)
+    issuer = signer.ca_certificate
+    leaf = load_certificates(pki.leaves["good"])[0]
+    name_hash, key_hash = issuer_hashes(issuer, "sha1")
+    cert_id = _reference_cert_id("sha1", name_hash, key_hash, leaf.serial_number)
+    data = fast.encode_response_data(
+        signer.responder_id.dump(), fast.generalized_time(NOW), cert_id,
+        fast.encode_cert_status(OCSPCertStatus.GOOD), fast.generalized_time(NOW), fast.generalized_time(LATER),
+    )  # fmt: skip
+    signature = signer.signature(data)
+    wrapper = fast.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    mine = wrapper.wrap(data, signature)
+    assert mine == encode_basic_response(data, signer.signature_algorithm_der, signature, signer.certificates_der)
+    if pki_name == "demo_pki_rsa":  # PKCS#1 v1.5 signatures are deterministic
+        assert mine == signer.sign(data)
+    parsed = ocsp.load_der_ocsp_response(mine)
+    assert parsed.certificate_status is OCSPCertStatus.GOOD
+    assert parsed.serial_number == leaf.serial_number
+    assert isinstance(parsed.hash_algorithm, hashes.SHA1)
+    assert parsed.certificates == [signer.certificate]
+
+
+def test_ca_signed_response_carries_no_certificate(demo_pki):
+    wrapper = fast.ResponseWrapper(b"\x30\x00", ())
+    assert wrapper.wrap(b"\x30\x00", b"sig") == encode_basic_response(b"\x30\x00", b"\x30\x00", b"sig", ())
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 255, 256, 65535, 65536])
+def test_der_length_is_minimal(length):
+    assert fast.tlv(0x04, b"x" * length) == core.OctetString(b"x" * length).dump()
+
+
+def test_revoked_status_needs_a_time():
+    with pytest.raises(ValueError, match="revocation_time"):
+        fast.encode_cert_status(OCSPCertStatus.REVOKED)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("serial", [1, 2**159 + 7, -5])
+def test_response_data_template_matches_the_function(demo_pki, case, serial):
+    signer = _signer(demo_pki)
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, "sha1")
+    cert_id = fast.encode_cert_id(fast.cert_id_prefix("sha1", name_hash, key_hash), serial)
+    answer = CASES[case]
+    status = fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason)
+    extended = case == "extended-revoked"
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, answer.this_update, answer.next_update)
+    for _ in range(2):  # the second time from the cached headers
+        assert template.encode(cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended) == (
+            fast.encode_response_data(
+                signer.responder_id.dump(), fast.generalized_time(NOW), cert_id, status,
+                fast.generalized_time(answer.this_update), fast.generalized_time(answer.next_update),
+                invalidity_date=answer.invalidity_date, extended_revoke=extended,
+            )  # fmt: skip
+        )
+
+
+@pytest.mark.parametrize("signature_size", [0, 64, 71, 72, 256, 512])
+def test_wrapper_headers_cached_per_size_stay_exact(demo_pki, signature_size):
+    signer = _signer(demo_pki)
+    wrapper = fast.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    data = fast.tlv(0x30, b"\x01" * 200)
+    for _ in range(2):
+        signature = bytes(range(256))[: signature_size % 256] * (1 + signature_size // 256)
+        signature = signature[:signature_size]
+        assert wrapper.wrap(data, signature) == encode_basic_response(
+            data, signer.signature_algorithm_der, signature, signer.certificates_der
+        )

@@ -1,0 +1,224 @@
+"""SQLite storage of pre-signed responses, and the import diff that marks them changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+
+from certstatus.sources.records import RevokedEntry
+from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
+from certstatus.store.sqlite import SQLiteStore
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    yield store
+    store.close()
+
+
+def _index(store, issuer_id, issued, revoked=()):
+    store.replace_source(issuer_id, SourceState("index", "index.txt", T0, len(issued)), issued=issued, revoked=revoked)
+
+
+def _counter(store, issuer_id):
+    return store.change_counters()[issuer_id]
+
+
+def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=("sha1", "sha256")):
+    seq = _counter(store, issuer_id) if seq is None else seq
+    responses = [
+        SignedResponse(
+            serial, algorithm,
+            PrecomputedResponse(b"%s:%d:%s" % (tag, serial, algorithm.encode()), when, when + DAY),
+            when + dt.timedelta(hours=12),
+        )
+        for serial in serials for algorithm in algorithms
+    ]  # fmt: skip
+    store.store_precomputed(issuer_id, responses, change_counter=seq)
+
+
+def _pending(store, issuer_id, kind, now=T0, batch_size=1000):
+    return [serial for batch in store.pending_precomputed(issuer_id, kind, now=now, batch_size=batch_size) for serial in batch]
+
+
+def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
+    one, two = store.register_issuer("one", b"ca-1"), store.register_issuer("two", b"ca-2")
+    for issuer_id in (one, two):
+        _index(store, issuer_id, [7])
+        _sign(store, issuer_id, [7], tag=b"%d" % issuer_id)
+    assert store.precomputed(one, 7, "sha1").der == b"%d:7:sha1" % one
+    assert store.precomputed(one, 7, "sha256").der == b"%d:7:sha256" % one
+    assert store.precomputed(two, 7, "sha1").der == b"%d:7:sha1" % two
+    assert store.precomputed(one, 8, "sha1") is None
+    assert store.precomputed(one, 7, "sha384") is None
+    stored = store.precomputed(one, 7, "sha1")
+    assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
+
+
+def test_missing_lists_issued_and_revoked_serials_without_both_responses(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3, 4, 5])
+    store.replace_source(
+        issuer_id, SourceState("crl", "ca.crl", T0, 2), revoked=[RevokedEntry(3, T0), RevokedEntry(9, T0)]
+    )
+    assert _pending(store, issuer_id, "missing", batch_size=2) == [1, 2, 3, 4, 5, 9]
+    _sign(store, issuer_id, [1, 2])
+    _sign(store, issuer_id, [3], algorithms=("sha1",))  # half done: still missing
+    assert _pending(store, issuer_id, "missing") == [3, 4, 5, 9]
+    assert store.count_pending(issuer_id, "missing", now=T0) == 4
+
+
+def test_due_lists_responses_whose_renew_time_passed(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, list(range(10)))
+    _sign(store, issuer_id, range(5), when=T0)
+    _sign(store, issuer_id, range(5, 10), when=T0 + dt.timedelta(hours=1))
+    assert _pending(store, issuer_id, "due", now=T0 + dt.timedelta(hours=11)) == []
+    assert _pending(store, issuer_id, "due", now=T0 + dt.timedelta(hours=12), batch_size=2) == [0, 1, 2, 3, 4]
+    assert _pending(store, issuer_id, "due", now=T0 + dt.timedelta(hours=13)) == list(range(10))
+    assert store.next_renewal(issuer_id) == T0 + dt.timedelta(hours=12)
+
+
+def test_an_import_that_changes_a_status_stops_its_responses_at_once(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3])
+    _sign(store, issuer_id, [1, 2, 3])
+    before = _counter(store, issuer_id)
+    _index(store, issuer_id, [1, 2, 3], revoked=[RevokedEntry(2, T0, x509.ReasonFlags.key_compromise)])
+    assert _counter(store, issuer_id) > before
+    assert store.precomputed(issuer_id, 2, "sha1") is None
+    assert store.precomputed(issuer_id, 1, "sha1") is not None
+    assert _pending(store, issuer_id, "changed") == [2]
+    _sign(store, issuer_id, [2], tag=b"new")
+    assert store.precomputed(issuer_id, 2, "sha256").der == b"new:2:sha256"
+    assert _pending(store, issuer_id, "changed") == []
+
+
+def test_a_response_decided_before_a_change_stays_unserved(store):
+    """The generator read statuses at counter C; an import changed serials before its write landed."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2])
+    _sign(store, issuer_id, [1])
+    seq = _counter(store, issuer_id)
+    _index(store, issuer_id, [1, 2], revoked=[RevokedEntry(1, T0), RevokedEntry(2, T0)])
+    _sign(store, issuer_id, [1, 2], seq=seq, tag=b"old")  # existing row (1) and new row (2)
+    assert store.precomputed(issuer_id, 1, "sha1") is None
+    assert store.precomputed(issuer_id, 2, "sha1") is None
+    assert _pending(store, issuer_id, "changed") == [1, 2]
+
+
+def test_reimporting_the_same_data_changes_nothing(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    revoked = [RevokedEntry(2, T0, x509.ReasonFlags.superseded, T0 - DAY)]
+    _index(store, issuer_id, [1, 2, 3], revoked)
+    _sign(store, issuer_id, [1, 2, 3])
+    _index(store, issuer_id, [3, 2, 1], revoked)
+    assert _pending(store, issuer_id, "changed") == []
+    assert all(store.precomputed(issuer_id, serial, "sha1") is not None for serial in (1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    "new_revoked",
+    [
+        [RevokedEntry(2, T0, x509.ReasonFlags.key_compromise)],  # reason changed
+        [RevokedEntry(2, T0 + DAY, x509.ReasonFlags.superseded)],  # time changed
+        [RevokedEntry(2, T0, x509.ReasonFlags.superseded, T0)],  # invalidity date added
+        [],  # un-revoked (hold released)
+    ],
+)
+def test_a_changed_revocation_is_a_change(store, new_revoked):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2], [RevokedEntry(2, T0, x509.ReasonFlags.superseded)])
+    _sign(store, issuer_id, [1, 2])
+    _index(store, issuer_id, [1, 2], new_revoked)
+    assert _pending(store, issuer_id, "changed") == [2]
+    assert store.precomputed(issuer_id, 1, "sha1") is not None
+    record = store.lookup(issuer_id, 2)
+    assert record.revoked == (new_revoked[0] if new_revoked else None)
+
+
+def test_removed_serials_are_dropped_unless_the_issuer_changed_since(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3])
+    _sign(store, issuer_id, [1, 2, 3])
+    _index(store, issuer_id, [1, 3])
+    seen = _counter(store, issuer_id)
+    _index(store, issuer_id, [1])  # 3 goes too, after the generator read the counter
+    store.store_precomputed(issuer_id, [], change_counter=seen, remove=[2])
+    assert _pending(store, issuer_id, "changed") == [2, 3]  # kept, to be decided again
+    store.store_precomputed(issuer_id, [], change_counter=_counter(store, issuer_id), remove=[2, 3])
+    assert _pending(store, issuer_id, "changed") == []
+    assert store.precomputed(issuer_id, 2, "sha1") is None and store.precomputed(issuer_id, 1, "sha1") is not None
+
+
+def test_lookup_many_agrees_with_lookup(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3, -5], [RevokedEntry(2, T0 + DAY, x509.ReasonFlags.superseded)])
+    store.replace_source(issuer_id, SourceState("crl", "c", T0, 2), revoked=[RevokedEntry(2, T0), RevokedEntry(9, T0)])
+    serials = [1, 2, 3, 4, 9, -5] + list(range(100, 1200))
+    records = store.lookup_many(issuer_id, serials)
+    assert records == {s: store.lookup(issuer_id, s) for s in serials if store.lookup(issuer_id, s) is not None}
+    assert records[2].revoked.revocation_time == T0  # the earliest of two sources
+
+
+def test_imports_and_pushes_grow_the_counter_and_the_generator_does_not(store):
+    """Caches in every process drop an issuer when its counter grows: re-signing must not trigger that."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    first = _counter(store, issuer_id)
+    _index(store, issuer_id, [1, 2])
+    after_import = _counter(store, issuer_id)
+    _sign(store, issuer_id, [1, 2])
+    assert after_import > first and _counter(store, issuer_id) == after_import
+    store.apply_changes(issuer_id, [StatusChange("issue", 3)], at=T0)
+    assert _counter(store, issuer_id) > after_import
+
+
+def test_new_certificate_for_a_ca_name_drops_its_responses(store):
+    issuer_id = store.register_issuer("ca", b"old-ca")
+    _index(store, issuer_id, [1])
+    _sign(store, issuer_id, [1])
+    before = _counter(store, issuer_id)
+    assert store.register_issuer("ca", b"new-ca") == issuer_id
+    assert store.precomputed(issuer_id, 1, "sha1") is None
+    assert _counter(store, issuer_id) > before
+
+
+def test_pushed_changes_stop_the_pushed_serials_responses(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2])
+    _sign(store, issuer_id, [1, 2])
+    store.apply_changes(issuer_id, [StatusChange("revoke", 2, T0, x509.ReasonFlags.key_compromise)], at=T0)
+    assert store.precomputed(issuer_id, 2, "sha1") is None
+    assert store.precomputed(issuer_id, 1, "sha1") is not None
+    assert _pending(store, issuer_id, "changed") == [2]
+
+
+def test_dropped_source_kinds_are_changes(store):
+    """A complete CRL that drops the delta CRL: the delta's serials changed."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)])
+    store.replace_source(issuer_id, SourceState("delta", "delta", T0, 1), revoked=[RevokedEntry(5, T0)])
+    _sign(store, issuer_id, [1, 5])
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 1), revoked=[RevokedEntry(1, T0)], drop_kinds=["delta"])
+    assert _pending(store, issuer_id, "changed") == [5]
+    assert store.precomputed(issuer_id, 5, "sha1") is None and store.precomputed(issuer_id, 1, "sha1") is not None
+
+
+def test_lookup_many_applies_the_delta_crl_view(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    hold = x509.ReasonFlags.certificate_hold
+    store.replace_source(issuer_id, SourceState("crl", "base", T0, 2), revoked=[RevokedEntry(1, T0, hold), RevokedEntry(2, T0, hold)])
+    store.replace_source(
+        issuer_id, SourceState("delta", "delta", T0, 1),
+        revoked=[RevokedEntry(1, T0, x509.ReasonFlags.remove_from_crl), RevokedEntry(2, T0, x509.ReasonFlags.key_compromise)],
+    )  # fmt: skip
+    records = store.lookup_many(issuer_id, [1, 2])
+    assert records == {2: store.lookup(issuer_id, 2)}
+    assert store.lookup(issuer_id, 1) is None
+    assert records[2].revoked.reason is x509.ReasonFlags.key_compromise
