@@ -310,11 +310,12 @@ def certstatus_command(config: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", "certstatus", "serve", "--config", str(config), *extra]
 
 
-def port_config(fixture: Fixture, port: int, workers: int) -> Path:
-    """A copy of the fixture's config listening on ``port`` with ``workers`` workers."""
+def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol") -> Path:
+    """A copy of the fixture's config listening on ``port`` with ``workers`` workers and the
+    ``http`` server ("protocol" or "uvicorn")."""
     text = fixture.config.read_text()
     text = re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', text)
-    text = re.sub(r"workers = \d+", f"workers = {workers}", text)
+    text = re.sub(r"workers = \d+", f'workers = {workers}\nhttp = "{http}"', text)
     path = fixture.folder / f"certstatus-{port}.toml"
     path.write_text(text)
     return path

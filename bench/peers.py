@@ -47,9 +47,11 @@ def nginx_static(folder: Path, port: int, response_der: bytes, *, cpus: str | No
     """nginx answering every GET/POST with one static OCSP response file."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "response.der").write_bytes(response_der)
+    # POST to a static file is 405 in nginx: error_page turns it into an internal GET of the file.
     location = (
-        f"location / {{ root {folder}; default_type application/ocsp-response; "
-        "try_files /response.der =404; error_page 405 =200 /response.der; }"
+        f"root {folder}; default_type application/ocsp-response; "
+        "location / { error_page 405 =200 /response.der; try_files /response.der =404; } "
+        "location = /response.der { }"
     )
     config = _nginx_config(folder, port, location)
     with server(["nginx", "-c", str(config), "-p", str(folder)], port, cpus=cpus) as process:

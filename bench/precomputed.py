@@ -70,6 +70,7 @@ def main() -> None:
     args = load_arguments(__doc__).parse_args()
     need("wrk", "taskset", "nginx", "cfssl")
     with tempfile.TemporaryDirectory(prefix="certstatus-precomputed-") as tmp:
+        os.chmod(tmp, 0o755)  # nginx's workers (another user) read the static response below it
         fixture = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10)
         generate(fixture)
         stored = stored_responses(fixture)
@@ -80,21 +81,22 @@ def main() -> None:
         responses_file.write_text("".join(base64.b64encode(stored[s]).decode() + "\n" for s in fixture.serials))
         requests = write_requests(fixture, Path(tmp) / "post.txt", method="POST", nonce=False)
 
-        def certstatus(port):
-            return server(certstatus_command(port_config(fixture, port, 1)), port)
+        def certstatus(http):
+            return lambda port: server(certstatus_command(port_config(fixture, port, 1, http)), port)
 
         candidates = {
-            "certstatus": certstatus,
+            "certstatus": certstatus("protocol"),
+            "certstatus uvicorn": certstatus("uvicorn"),
             "cfssl ocspserve": lambda port: cfssl_ocspserve(responses_file, port),
             "nginx static": lambda port: nginx_static(Path(tmp) / f"nginx-{port}", port, stored[fixture.serials[0]]),
         }
-        for name in ("certstatus", "cfssl ocspserve"):
+        for name in ("certstatus", "certstatus uvicorn", "cfssl ocspserve"):
             port = free_port()
             with candidates[name](port):
                 check_same_bytes(port, fixture, stored, name)
         print(f"== precomputed serving, {args.count} serials (POST, no nonce), server on core 0, "
               f"wrk -t2 -c64 -d{args.seconds}s on core 1, medians of {args.runs} runs ==")
-        print("# sanity: certstatus and CFSSL answered the stored responses byte for byte (sample of 50)")
+        print("# sanity: certstatus (both servers) and CFSSL answered the stored responses byte for byte (sample of 50)")
         figures = {}
         for close in (False, True):
             mode = "Connection: close" if close else "keep-alive"
@@ -111,7 +113,7 @@ def main() -> None:
                         rss[name].append(max(peak_rss_mb(pid) for pid in pids))
             for name, results in runs.items():
                 figures[(name, close)] = median_result(results)
-                print(f"{name:16s} {mode:18s} {figures[(name, close)]}   peak RSS {max(rss[name]):5.0f} MB   "
+                print(f"{name:18s} {mode:18s} {figures[(name, close)]}   peak RSS {max(rss[name]):5.0f} MB   "
                       f"(runs: {' / '.join(f'{r.rps:.0f}' for r in results)})", flush=True)
         ours, cfssl, nginx = (figures[(n, False)] for n in ("certstatus", "cfssl ocspserve", "nginx static"))
         ours_close, cfssl_close = figures[("certstatus", True)], figures[("cfssl ocspserve", True)]

@@ -1,4 +1,5 @@
-"""The protocol edge over real sockets: keep-alive, pipelining, limits, timeouts, shutdown.
+"""The protocol edge (``server.http = "protocol"``) over real sockets: keep-alive,
+pipelining, limits, timeouts, shutdown, reload.
 
 A real ``certstatus serve`` (2 worker processes, client_timeout 0.5 s) on a
 free port; requests are written byte for byte with raw sockets.
@@ -30,6 +31,7 @@ def start_server(tmp: Path, pki, *, workers: int = 2) -> tuple[subprocess.Popen,
     config = tmp / "certstatus.toml"
     config.write_text(
         "[server]\n"
+        'http = "protocol"\n'
         'listen = "127.0.0.1:0"\n'
         f"workers = {workers}\n"
         f'database = "{tmp / "store.sqlite3"}"\n'
