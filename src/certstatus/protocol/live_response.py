@@ -30,12 +30,9 @@ from functools import lru_cache
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography.x509.ocsp import OCSPCertStatus
 
+from certstatus.protocol.fast_response import encode_cert_status, generalized_time, tlv
 from certstatus.protocol.response import SingleAnswer
-from certstatus.store.base import REASON_CODES
 
-_UTC = dt.timezone.utc
-_GOOD = b"\x80\x00"
-_UNKNOWN = b"\x82\x00"
 # Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.
 _NONCE_OID = bytes.fromhex("06092b0601050507300102")
 # Extension { id-pkix-ocsp-extended-revoke, extnValue OCTET STRING { NULL } } (RFC 6960 §4.4.8).
@@ -45,50 +42,22 @@ _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
 _SUCCESSFUL = b"\x0a\x01\x00"
 _BASIC_OID = bytes.fromhex("06092b0601050507300101")
 
-def tlv(tag: int, content: bytes) -> bytes:
-    """One DER TLV with a definite, minimal length (X.690 §10.1)."""
-    n = len(content)
-    if n < 0x80:
-        return bytes((tag, n)) + content
-    if n < 0x100:
-        return bytes((tag, 0x81, n)) + content
-    if n < 0x10000:
-        return bytes((tag, 0x82, n >> 8, n & 0xFF)) + content
-    size = (n.bit_length() + 7) // 8
-    return bytes((tag, 0x80 | size)) + n.to_bytes(size, "big") + content
-
-
-@lru_cache(maxsize=256)
-def generalized_time(value: dt.datetime) -> bytes:
-    """DER GeneralizedTime ``YYYYMMDDHHMMSSZ`` of an aware datetime, seconds truncated (RFC 5280 §4.1.2.5.2).
-
-    Raises ``ValueError`` for a naive datetime.
-    """
-    if value.tzinfo is None:
-        raise ValueError("OCSP times must be aware UTC datetimes")
-    v = value.astimezone(_UTC)
-    return b"\x18\x0f%04d%02d%02d%02d%02d%02dZ" % (v.year, v.month, v.day, v.hour, v.minute, v.second)
+# thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
+_time = lru_cache(maxsize=256)(generalized_time)
 
 
 def _single_response(answer: SingleAnswer) -> bytes:
     status = answer.status
-    if status is OCSPCertStatus.GOOD:
-        cert_status = _GOOD
-    elif status is OCSPCertStatus.UNKNOWN:
-        cert_status = _UNKNOWN
-    else:
-        if answer.revocation_time is None:
-            raise ValueError("a revoked SingleAnswer needs revocation_time")
-        revoked = generalized_time(answer.revocation_time)
-        if answer.reason is not None:
-            revoked += b"\xa0\x03\x0a\x01" + bytes((REASON_CODES[answer.reason],))
-        cert_status = tlv(0xA1, revoked)
-    parts = answer.cert_id_der + cert_status + generalized_time(answer.this_update)
+    parts = (
+        answer.cert_id_der
+        + encode_cert_status(status, answer.revocation_time, answer.reason)
+        + _time(answer.this_update)
+    )
     if answer.next_update is not None:
-        parts += b"\xa0\x11" + generalized_time(answer.next_update)
+        parts += b"\xa0\x11" + _time(answer.next_update)
     if answer.invalidity_date is not None and status is OCSPCertStatus.REVOKED:
         # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
-        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + generalized_time(answer.invalidity_date))
+        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + _time(answer.invalidity_date))
         parts += tlv(0xA1, tlv(0x30, extension))
     return tlv(0x30, parts)
 
@@ -115,7 +84,7 @@ def encode_response_data(
         responder_id = responder_id.dump()
     body = (
         responder_id
-        + generalized_time(produced_at)
+        + _time(produced_at)
         + tlv(0x30, b"".join([_single_response(answer) for answer in answers]))
     )
     if nonce is not None or extended_revoke:
