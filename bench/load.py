@@ -45,6 +45,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from common import cpu_seconds  # bench/ is the script's folder, first on sys.path
+
 try:
     from certstatus.demo_pki import make_demo_pki
 except ImportError:  # run from a checkout without installing
@@ -56,7 +58,9 @@ OPENSSL = shutil.which("openssl") or "openssl"
 TASKSET = shutil.which("taskset")
 HOST = "127.0.0.1"
 
-# wrk script: init() reads one hex-encoded request per line and pre-formats the POSTs;
+# wrk script: init() reads the length-prefixed request file and pre-formats the POSTs
+# (binary, so that 100 000 requests load in well under a second: hex decoding in Lua
+# took seconds, counted in wrk's run time);
 # each thread starts at its own offset; done() prints one machine-readable line.
 WRK_SCRIPT = r"""
 -- wrk normally opens (and closes) a probe connection before the run; OpenSSL 3.0's
@@ -74,19 +78,20 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local function unhex(s)
-  return (s:gsub("..", function(pair) return string.char(tonumber(pair, 16)) end))
-end
-
 function init(args)
   local path, connection = args[1], args[2]
   local headers = { ["Content-Type"] = "application/ocsp-request" }
   if connection == "close" then headers["Connection"] = "close" end
-  for line in io.lines(path) do
-    if #line > 0 then
-      local body = unhex(line)
-      requests[#requests + 1] = wrk.format("POST", "/", headers, body)
-    end
+  -- One request per record: its length in decimal, a newline, the DER bytes.
+  local file = assert(io.open(path, "rb"))
+  local data = file:read("*a")
+  file:close()
+  local pos = 1
+  while pos <= #data do
+    local eol = data:find("\n", pos, true)
+    local length = tonumber(data:sub(pos, eol - 1))
+    requests[#requests + 1] = wrk.format("POST", "/", headers, data:sub(eol + 1, eol + length))
+    pos = eol + length + 1
   end
   counter = ((id or 0) * 7919) % #requests + 1
 end
@@ -122,6 +127,7 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     problems: list[str]
+    per_cpu_second: float = 0.0
 
 
 # --------------------------------------------------------------------------- data
@@ -208,7 +214,8 @@ def make_requests(pki, count: int, folder: Path) -> RequestSet:
 
 
 def write_bodies(path: Path, bodies: list[bytes]) -> Path:
-    path.write_text("".join(body.hex() + "\n" for body in bodies))
+    """The request file the wrk script reads: per request its length, a newline, the DER."""
+    path.write_bytes(b"".join(b"%d\n" % len(body) + body for body in bodies))
     return path
 
 
@@ -252,10 +259,11 @@ def wait_until_answering(process: subprocess.Popen, port: int, body: bytes, name
 
 
 def stop(process: subprocess.Popen | None) -> None:
-    """SIGTERM, then SIGKILL of the process's own session after 10 s."""
+    """SIGTERM to the process group, then SIGKILL after 10 s."""
     if process is None or process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)  # `openssl ocsp -multi` children too
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -268,7 +276,7 @@ def start(command: list[str], log: Path, cwd: Path) -> subprocess.Popen:
     with open(log, "ab") as handle:
         return subprocess.Popen(
             command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            process_group=0,  # not a new session: `openssl ocsp -multi` calls setpgid(0, 0), refused to a session leader
         )  # fmt: skip
 
 
@@ -356,10 +364,14 @@ def measure(label: str, server: Server, bodies: Path, connection: str, script: P
             pin: bool) -> Measurement:  # fmt: skip
     """Run wrk ``args.runs`` times and return the medians (problems of every run kept)."""
     runs = []
+    per_cpu = []  # requests per CPU-second of the server's processes: steadier than req/s on a busy machine
     for _ in range(args.runs):
         if server.restart_each_run:
             server.start()
+        cpu_before = cpu_seconds(server.process.pid)
         runs.append(run_wrk(server.port, script, bodies, connection, args, pin, args.seconds))
+        cpu = cpu_seconds(server.process.pid) - cpu_before
+        per_cpu.append(runs[-1].rps * args.seconds / cpu if cpu > 0 else 0.0)
         server.check_alive()
         if server.restart_each_run:
             server.stop()
@@ -368,8 +380,10 @@ def measure(label: str, server: Server, bodies: Path, connection: str, script: P
         p50_ms=statistics.median(r.p50_ms for r in runs),
         p99_ms=statistics.median(r.p99_ms for r in runs),
         problems=[f"run {i + 1}: {p}" for i, r in enumerate(runs) for p in r.problems],
+        per_cpu_second=statistics.median(per_cpu),
     )
     print(f"{label:<34} req/s={result.rps:8.0f}  p50_ms={result.p50_ms:7.2f}  p99_ms={result.p99_ms:8.2f}"
+          f"  req/cpu-s={result.per_cpu_second:7.0f}"
           f"   (runs: {', '.join(f'{r.rps:.0f}' for r in runs)})", flush=True)  # fmt: skip
     for problem in result.problems:
         print(f"    {label}: {problem}", flush=True)
@@ -398,6 +412,40 @@ def bench_server(server: Server, requests: RequestSet, files: dict[str, Path], s
     return results, problems
 
 
+_SIGN_LOOP = """
+import sys, time
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+key = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), None)
+data = bytes(range(256)) * 2  # about the size of a ResponseData with a nonce
+if isinstance(key, rsa.RSAPrivateKey):
+    sign = lambda: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+else:
+    algorithm = ec.ECDSA(hashes.SHA256())
+    sign = lambda: key.sign(data, algorithm)
+for _ in range(20):
+    sign()
+count, start, cpu_start = 0, time.perf_counter(), time.process_time()
+while time.perf_counter() - start < float(sys.argv[2]):
+    for _ in range(20):
+        sign()
+    count += 20
+print(count / (time.perf_counter() - start), count / (time.process_time() - cpu_start))
+"""
+
+
+def raw_signing_rate(key: Path, cores: list[int], seconds: float = 3.0) -> tuple[float, float]:
+    """Signatures of ``key`` with ``cryptography``, one process pinned per core, at once:
+    (per second summed over the processes, per CPU-second of one process)."""
+    processes = [
+        subprocess.Popen(pinned([sys.executable, "-c", _SIGN_LOOP, str(key), str(seconds)], core, bool(TASKSET)),
+                         stdout=subprocess.PIPE, text=True)
+        for core in cores
+    ]  # fmt: skip
+    rates = [tuple(float(v) for v in process.communicate()[0].split()) for process in processes]
+    return sum(wall for wall, _ in rates), statistics.mean(cpu for _, cpu in rates)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -410,38 +458,48 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="distinct request bodies (default 2000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed (default 3)")
     parser.add_argument("--workers", type=int, default=1, help="certstatus worker processes (default 1: one core each)")
+    parser.add_argument("--http", choices=["uvicorn", "protocol"], default="uvicorn",
+                        help="certstatus's server.http (default uvicorn, the product default)")
+    parser.add_argument("--both-cores", action="store_true",
+                        help="certstatus with 2 workers against openssl ocsp -multi 2, nothing pinned "
+                             "(raw signing then measured on both cores at once)")  # fmt: skip
     parser.add_argument("--no-nonce-variant", dest="nonce_variant", action="store_false", help="skip the nonce figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
     args = parser.parse_args()
     if not Path(WRK).exists():
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    pin = bool(TASKSET) and (os.cpu_count() or 1) >= 2
+    pin = bool(TASKSET) and (os.cpu_count() or 1) >= 2 and not args.both_cores
+    if args.both_cores:
+        args.workers = 2
     folder = Path(tempfile.mkdtemp(prefix="certstatus-bench-"))
     servers: list[Server] = []
     try:
         pki = make_demo_pki(folder / "pki", key_type=args.key_type)
         requests = make_requests(pki, args.requests, folder)
-        files = {"plain": write_bodies(folder / "requests.hex", requests.plain),
-                 "nonce": write_bodies(folder / "requests-nonce.hex", requests.nonce)}  # fmt: skip
+        files = {"plain": write_bodies(folder / "requests.bin", requests.plain),
+                 "nonce": write_bodies(folder / "requests-nonce.bin", requests.nonce)}  # fmt: skip
         script = folder / "rotate.lua"
         script.write_text(WRK_SCRIPT)
         counts = {s: list(requests.expected.values()).count(s) for s in ("good", "revoked", "unknown")}
         print(f"# {len(requests.plain)} distinct requests ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
               f"{args.key_type} keys; wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, "
               f"median of {args.runs}; "
-              + ("server on core 0, wrk on core 1" if pin else "not pinned (needs taskset and 2 cores)"), flush=True)  # fmt: skip
+              + ("server on core 0, wrk on core 1" if pin else
+                 "both cores, nothing pinned" if args.both_cores else "not pinned (needs taskset and 2 cores)"),
+              flush=True)  # fmt: skip
 
         # certstatus, live signing, from the same index.txt OpenSSL reads.
         port = free_port()
         config = folder / "certstatus.toml"
         config.write_text(
-            f'[server]\nlisten = "{HOST}:{port}"\nworkers = {args.workers}\ndatabase = "store.sqlite3"\n\n'
+            f'[server]\nlisten = "{HOST}:{port}"\nworkers = {args.workers}\ndatabase = "store.sqlite3"\n'
+            f'http = "{args.http}"\n\n'
             f'[ca.bench]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\n'
             f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\nvalidity = "1d"\n'
         )
         command = [sys.executable, "-m", "certstatus", "serve", "--config", str(config), "--log-level", "warning"]
-        ours_server = Server("certstatus live", pinned(command, 0, pin), port, folder, requests.plain[0])
+        ours_server = Server(f"certstatus {args.http}", pinned(command, 0, pin), port, folder, requests.plain[0])
         servers.append(ours_server)
         ours, problems = bench_server(ours_server, requests, files, script, args, pin)
 
@@ -449,14 +507,30 @@ def main() -> int:
         port = free_port()
         command = [OPENSSL, "ocsp", "-index", str(pki.index), "-port", str(port), "-rsigner", str(pki.ocsp_cert),
                    "-rkey", str(pki.ocsp_key), "-CA", str(pki.ca_cert), "-nmin", "60", "-ignore_err"]  # fmt: skip
-        theirs_server = Server("openssl ocsp", pinned(command, 0, pin), port, folder, requests.plain[0], restart_each_run=True)
+        name = "openssl ocsp"
+        if args.both_cores:
+            command += ["-multi", "2"]
+            name = "openssl -multi 2"
+        theirs_server = Server(name, pinned(command, 0, pin), port, folder, requests.plain[0], restart_each_run=True)
         servers.append(theirs_server)
         theirs, more = bench_server(theirs_server, requests, files, script, args, pin)
         problems += more
 
         for key, label in (("keep-alive", "keep-alive"), ("close", "close"), ("nonce", "keep-alive+nonce")):
             if key in ours and key in theirs and theirs[key].rps:
-                print(f"ratio certstatus/openssl {label:<17} = {ours[key].rps / theirs[key].rps:.2f}")
+                print(f"ratio certstatus/openssl {label:<17} = {ours[key].rps / theirs[key].rps:.2f}"
+                      f"   (per CPU-second: {ours[key].per_cpu_second / max(theirs[key].per_cpu_second, 1e-9):.2f})")
+        cores = [0, 1] if args.both_cores else [0]
+        measured = [raw_signing_rate(pki.ocsp_key, cores) for _ in range(args.runs)]
+        raw = statistics.median(wall for wall, _ in measured)
+        raw_cpu = statistics.median(cpu for _, cpu in measured)
+        print(f"{'raw signing ' + ('2 cores' if args.both_cores else 'core 0'):<34} sig/s={raw:8.0f}"
+              f"  sig/cpu-s={raw_cpu:7.0f}   (cryptography, {len(cores)} process{'es' if len(cores) > 1 else ''})",
+              flush=True)  # fmt: skip
+        for key, label in (("keep-alive", "keep-alive"), ("nonce", "keep-alive+nonce")):
+            if key in ours:
+                print(f"ratio certstatus/raw signing {label:<13} = {ours[key].rps / raw:.2f}"
+                      f"   (per CPU-second: {ours[key].per_cpu_second / raw_cpu:.2f})")
         for problem in problems:
             print(f"# sanity: {problem}")
         if not problems:

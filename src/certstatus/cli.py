@@ -193,13 +193,18 @@ def serve(log_level: str, **opts) -> None:
     settings = _settings(opts)
     _print_import(prepare(settings))
     generate_before_serving(settings)  # precomputed/cached CAs: everything signed before the first request
-    console.print(
-        f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{settings.server.host}:{settings.server.port}"
-        f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
-        f"for {', '.join(ca.name for ca in settings.cas)}",
-        highlight=False,
-    )
-    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts))
+
+    def listening(host: str, port: int) -> None:
+        console.print(
+            f"certstatus listening on {'https' if settings.ops.tls.enabled else 'http'}://{host}:{port}"
+            f"{settings.server.common_path or ''} with {settings.server.worker_count} workers "
+            f"for {', '.join(ca.name for ca in settings.cas)}",
+            highlight=False,
+        )
+
+    if settings.server.http != "protocol":  # the protocol edge reports the port it bound (0: a free one)
+        listening(settings.server.host, settings.server.port)
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening)
 
 
 @main.command()

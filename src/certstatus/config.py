@@ -12,6 +12,7 @@ Layout::
     database = "certstatus.sqlite3"  # or "postgresql://user@host:5432/db" (docs/database.md)
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
+    client_timeout = 10          # seconds for a client to send a whole request (and keep-alive idle time)
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
     response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
 
@@ -68,6 +69,7 @@ MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
+DEFAULT_CLIENT_TIMEOUT = 10.0
 DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
 #: Per-CA serving modes (docs/precomputed.md).
 MODES = ("live", "precomputed", "cached")
@@ -144,6 +146,8 @@ class ServerSettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
+    http: str = "uvicorn"  # or "protocol": server/protocol.py (plain HTTP)
     where: str = dataclasses.field(default="command line", compare=False)
     key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
 
@@ -192,8 +196,10 @@ class Settings:
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {"listen", "workers", "database", "common_path", "max_request_bytes", "ca_dir", "pkcs11_module", "response_cache_bytes",
-                "key_permissions"}
+_SERVER_KEYS = {
+    "listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module",
+    "response_cache_bytes", "http", "key_permissions",
+}
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
@@ -215,7 +221,7 @@ def parse_duration(value: Any, *, file: str, key: str) -> int:
 def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[v6]:PORT`` too) and check the port."""
     host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(file, key, f"{value!r} is not HOST:PORT.", 'Write for example "127.0.0.1:8080".')
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -268,6 +274,12 @@ def check_settings(settings: Settings, where: str) -> Settings:
     """Refuse duplicate CA names and URL paths, and pre-signed modes on a PostgreSQL store; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
+    if settings.server.http == "protocol" and settings.ops.tls.enabled:
+        raise ConfigError(
+            settings.server.where, "server.http",
+            '"protocol" serves plain HTTP only; TLS is served by the default server.',
+            'Remove server.http (or set "uvicorn"), or terminate TLS in front of certstatus.',
+        )  # fmt: skip
     for ca in settings.cas:
         if ca.mode != "live" and is_dsn(settings.server.database):
             raise ConfigError(
@@ -430,11 +442,17 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
     if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
         raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
+    timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
+        raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
+    http = raw.get("http", "uvicorn")
+    if http not in ("uvicorn", "protocol"):
+        raise ConfigError(where, "server.http", f"{http!r} is not uvicorn or protocol.", 'Write "uvicorn" (default) or "protocol".')
     permissions = raw.get("key_permissions", "refuse")
     if permissions not in ("refuse", "warn"):
         raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')
-    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes, where=where,
-                          key_permissions=permissions)
+    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes,
+                          client_timeout=float(timeout), http=http, where=where, key_permissions=permissions)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

@@ -283,7 +283,7 @@ def test_bad_url_path_is_named(tmp_path: Path, path: str) -> None:
     assert _error(_write(tmp_path, MINIMAL_CA + f"path = {path}\n")).key == "ca.issuing.path"
 
 
-@pytest.mark.parametrize("listen", ['"localhost"', '"127.0.0.1:"', '"127.0.0.1:0"', '"127.0.0.1:65536"', '"h:http"', "8080"])
+@pytest.mark.parametrize("listen", ['"localhost"', '"127.0.0.1:"', '"127.0.0.1:-1"', '"127.0.0.1:65536"', '"h:http"', "8080"])
 def test_bad_listen_is_named(tmp_path: Path, listen: str) -> None:
     assert _error(_write(tmp_path, f"[server]\nlisten = {listen}\n" + MINIMAL_CA)).key == "server.listen"
 
@@ -291,7 +291,8 @@ def test_bad_listen_is_named(tmp_path: Path, listen: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [("workers", "-1"), ("workers", "true"), ("workers", '"2"'), ("max_request_bytes", "63"),
-     ("max_request_bytes", "1000001"), ("database", '""'), ("database", "5")],
+     ("max_request_bytes", "1000001"), ("database", '""'), ("database", "5"),
+     ("client_timeout", "0"), ("client_timeout", "true"), ("client_timeout", '"10s"'), ("client_timeout", "3601")],
 )  # fmt: skip
 def test_bad_server_values_are_named(tmp_path: Path, key: str, value: str) -> None:
     assert _error(_write(tmp_path, f"[server]\n{key} = {value}\n" + MINIMAL_CA)).key == f"server.{key}"
@@ -419,3 +420,10 @@ def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: 
     """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."."""
     error = _error(_write(tmp_path, '[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA))
     assert error.key == "server.database" and "unknown user" in error.problem
+
+
+def test_port_zero_and_client_timeout_are_read(tmp_path: Path) -> None:
+    settings = load_config(_write(tmp_path, '[server]\nlisten = "127.0.0.1:0"\nclient_timeout = 2.5\n' + MINIMAL_CA))
+    assert settings.server.port == 0
+    assert settings.server.client_timeout == 2.5
+    assert load_config(_write(tmp_path, MINIMAL_CA)).server.client_timeout == 10.0

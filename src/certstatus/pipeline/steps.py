@@ -11,7 +11,8 @@ from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
-from certstatus.protocol.response import SingleAnswer, encode_response_data
+from certstatus.protocol.live_response import encode_response_data
+from certstatus.protocol.response import SingleAnswer
 from certstatus.store.base import StatusStore
 
 
@@ -102,7 +103,7 @@ class LocalStatusSigner:
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         response_data = encode_response_data(
-            responder_id=signer.responder_id,
+            responder_id=signer.responder_id_der,
             produced_at=now,
             answers=answers,
             nonce=exchange.query.nonce,

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import format_datetime
+from functools import lru_cache
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
@@ -43,7 +44,8 @@ from certstatus.errors import StoreUnavailable
 from certstatus.health import readiness_report
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route, WouldBlock
 from certstatus.protocol import response as ocsp_response
-from certstatus.protocol.request import MalformedRequest, decode_get_path, parse_request
+from certstatus.protocol.fast_request import parse_request_fast
+from certstatus.protocol.request import MalformedRequest, decode_get_path
 from certstatus.server.proxy import TrustedProxies
 
 log = logging.getLogger("certstatus.http")
@@ -93,7 +95,9 @@ def readiness_response(problems: list[str]) -> HttpResponse:
     return _plain(status, text.encode())
 
 
+@lru_cache(maxsize=64)
 def _http_date(value: dt.datetime) -> bytes:
+    # Cached: thisUpdate/nextUpdate repeat for every response signed in the same second.
     return format_datetime(value.astimezone(dt.timezone.utc), usegmt=True).encode()
 
 
@@ -185,7 +189,8 @@ class OCSPHttpHandler:
         never earlier than Last-Modified (thisUpdate), as a server's once-a-second
         cached Date can be (RFC 9110 §8.8.2.1).
         """
-        return HttpResponse(response.status, (*response.headers, (b"date", _http_date(self.clock.now()))), response.body)
+        date = _http_date(self.clock.now().replace(microsecond=0))  # whole seconds: the cache hits
+        return HttpResponse(response.status, (*response.headers, (b"date", date)), response.body)
 
     def _handle(
         self,
@@ -225,7 +230,7 @@ class OCSPHttpHandler:
         if self.proxies is not None:
             client_address, forwarded_cert = self.proxies.resolve(client_address, headers)
         try:
-            query = parse_request(der)
+            query = parse_request_fast(der)
         except MalformedRequest as exc:
             log.info("malformed request from %s: %s", client_address, exc)
             for observer in self.observers:

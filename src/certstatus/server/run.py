@@ -5,6 +5,11 @@ keeps the worker processes running (:class:`~certstatus.server.uvicorn_glue.Supe
 SIGHUP reloads configuration and data and replaces the workers one by one,
 SIGTERM/SIGINT stop gracefully (workers finish the requests in progress,
 flush the audit log and exit).
+
+With ``server.http = "protocol"`` the workers run :mod:`certstatus.server.protocol`
+instead (plain HTTP: an asyncio protocol over httptools, with a whole-request
+client timeout), under :mod:`certstatus.server.workers`, with the same
+:class:`Lifecycle` in the supervisor. ``bench/http_stacks.py`` measures both.
 """
 
 from __future__ import annotations
@@ -22,7 +27,17 @@ from certstatus.server.uvicorn_glue import ClientCertHttpToolsProtocol, Supervis
 GRACE_SECONDS = 10
 
 
-def serve(settings: Settings, *, log_level: str = "info", reload_settings: Callable[[], Settings] | None = None) -> None:
+#: Largest total size of the header fields of one request for the protocol edge (bytes); more gets 431.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def serve(
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    reload_settings: Callable[[], Settings] | None = None,
+    on_listening: Callable[[str, int], None] | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
 
     Workers are separate processes (``settings.server.worker_count``, one at
@@ -36,6 +51,9 @@ def serve(settings: Settings, *, log_level: str = "info", reload_settings: Calla
     configure_logging(log_level)
     lifecycle = Lifecycle(settings, reload_settings)
     lifecycle.start()
+    if settings.server.http == "protocol":
+        _serve_protocol(settings, lifecycle, log_level, on_listening)
+        return
     os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
     config = uvicorn.Config(
         "certstatus.server.asgi:create_app",
@@ -62,4 +80,31 @@ def serve(settings: Settings, *, log_level: str = "info", reload_settings: Calla
         Supervisor(config, [sock], lifecycle).run()
     finally:
         sock.close()
+        lifecycle.stop()
+
+
+def _serve_protocol(settings: Settings, lifecycle: Lifecycle, log_level: str,
+                    on_listening: Callable[[str, int], None] | None) -> None:
+    """Bind, run the protocol workers until SIGTERM/SIGINT; SIGHUP reloads and replaces them.
+
+    ``on_listening(host, port)`` is called with the bound address (port 0: a free port)
+    once the workers are started. Raises ``OSError`` when the address cannot be bound.
+    """
+    from certstatus.server.workers import bind, serve_forever
+
+    sock = bind(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    try:
+        serve_forever(
+            sock,
+            lambda: lifecycle.settings.to_json(),
+            workers=settings.server.worker_count,
+            client_timeout=settings.server.client_timeout,
+            max_header_bytes=MAX_HEADER_BYTES,
+            log_level=log_level,
+            grace_seconds=GRACE_SECONDS,
+            on_ready=None if on_listening is None else lambda: on_listening(host, port),
+            on_reload=lifecycle.reload,
+        )
+    finally:
         lifecycle.stop()

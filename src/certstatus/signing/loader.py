@@ -15,9 +15,9 @@ file or token object.
   result keeps the previous signers.
 
 Reload without restart: each worker re-reads ``signers_dir`` every
-``signers_rescan`` seconds when a file in it changed, and at once on SIGHUP
-in a single-process server (with several workers, SIGHUP makes uvicorn
-replace the workers one by one, which re-reads everything).
+``signers_rescan`` seconds when a file in it changed; SIGHUP to the server
+makes its supervisor replace the workers, which re-reads everything (a
+worker that gets SIGHUP itself reloads at once).
 """
 
 from __future__ import annotations
@@ -289,10 +289,9 @@ class SignerWatcher:
 def start_signer_watcher(cas: Iterable) -> SignerWatcher:
     """Start watching the signers directories of ``cas``; SIGHUP forces a reload.
 
-    The SIGHUP handler is installed only from the main thread of a
-    single-process server, where SIGHUP has its default action or a Python
-    handler (the source refresher's, which is chained): with several workers
-    uvicorn's supervisor owns SIGHUP and replaces the workers.
+    The SIGHUP handler is installed only from a process's main thread, where
+    SIGHUP has its default action or a Python handler (which is chained); the
+    server's supervisor owns its own SIGHUP and replaces the workers.
     """
     watcher = SignerWatcher(cas).start()
     if watcher.cas and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):

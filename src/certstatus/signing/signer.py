@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
+from certstatus.protocol import live_response
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import public_key_bits
 from certstatus.signing.algorithms import SignatureAlgorithm, default_algorithm, key_family
@@ -73,6 +74,8 @@ class ResponseSigner:
             self.responder_id = ocsp_response.responder_id_by_key(key_hash)
         else:
             self.responder_id = ocsp_response.responder_id_by_name(certificate.subject.public_bytes())
+        #: The responderID's DER, for the direct ResponseData writer.
+        self.responder_id_der = self.responder_id.dump()
         if self.is_delegated:
             self.certificates_der = tuple(
                 c.public_bytes(serialization.Encoding.DER) for c in (certificate, *self.chain)
@@ -131,7 +134,7 @@ class ResponseSigner:
         key cannot sign right now.
         """
         signature = self._sign(response_data_der)
-        return ocsp_response.encode_basic_response(
+        return live_response.encode_basic_response(
             response_data_der, self.signature_algorithm_der, signature, self.certificates_der
         )
 

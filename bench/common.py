@@ -1,0 +1,327 @@
+"""Shared parts of the benchmarks: fixtures, request files, servers under taskset, wrk, RSS.
+
+Every benchmark measures certstatus and its peers in the same run, on the
+same requests (100 000 distinct serials rotated by bench/rotate.lua), with
+the server pinned to core 0 and wrk to core 1 unless a figure says otherwise.
+Load only ever goes to 127.0.0.1 and stops by itself (wrk -d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from certstatus.demo_pki import DemoPki, make_demo_pki
+from certstatus.protocol.certid import issuer_hashes
+from certstatus.protocol.live_response import tlv
+from certstatus.signing.keys import load_certificates
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+ROTATE_LUA = BENCH / "rotate.lua"
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+SHA1_OID = bytes.fromhex("06052b0e03021a")
+NONCE_OID = bytes.fromhex("06092b0601050507300102")
+
+
+def load_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every load benchmark takes: --runs, --seconds (one wrk run), --count (serials)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are printed")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of one wrk run")
+    parser.add_argument("--count", type=int, default=100_000, help="distinct serials")
+    return parser
+
+
+def need(*programs: str) -> None:
+    """Exit with a clear message when a program is missing (bench/setup installs them)."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        sys.exit(f"missing {', '.join(missing)}: run bench/setup first")
+
+
+def median(values) -> float:
+    return statistics.median(list(values))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """True when a socket is in LISTEN state on ``port`` (read from /proc, without connecting:
+    `openssl ocsp` spins forever on a connection closed before sending anything)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def wait_port(port: int, process: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        if listening(port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_answering(port: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until an HTTP request gets an answer (any status): the workers are up, not only
+    the socket (a run started earlier counts their start-up in its latency)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answers HTTP on 127.0.0.1:{port} after {timeout} s")
+
+
+def taskset(cpus: str | None, command: list[str]) -> list[str]:
+    return command if cpus is None else ["taskset", "-c", cpus, *command]
+
+
+@contextmanager
+def server(command: list[str], port: int, *, cpus: str | None = SERVER_CPU, env: dict | None = None,
+           cwd: Path | None = None, log: Path | None = None):
+    """Run ``command`` (pinned to ``cpus``) until the block ends; yield the Popen."""
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen(
+        taskset(cpus, command), env={**os.environ, **(env or {})}, cwd=cwd,
+        stdout=out, stderr=subprocess.STDOUT, process_group=0,
+    )  # fmt: skip
+    try:
+        wait_port(port, process)
+        wait_answering(port, process)
+        yield process
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        if log:
+            out.close()
+
+
+@dataclass
+class LoadResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    per_cpu_second: float = 0.0  # requests per CPU-second of the server: steadier on a busy machine
+
+    def __str__(self) -> str:
+        errors = f", {self.errors} errors" if self.errors else ""
+        per_cpu = f"  {self.per_cpu_second:7.0f} req/cpu-s" if self.per_cpu_second else ""
+        return f"{self.rps:9.0f} req/s  p99 {self.p99_ms:6.2f} ms{per_cpu}{errors}"
+
+
+def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int = 64, threads: int = 2,
+        close: bool = False, cpus: str | None = LOAD_CPU, path: str = "/", server_pid: int | None = None) -> LoadResult:
+    """Run wrk against 127.0.0.1:port with the rotating requests; return req/s and latency
+    (and requests per CPU-second of ``server_pid``'s process tree when given)."""
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    command = taskset(cpus, [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        "-s", str(ROTATE_LUA), f"http://127.0.0.1:{port}{path}", "--", str(requests_file),
+        "close" if close else "keepalive",
+    ])  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120).stdout
+    match = re.search(r"RESULT (.*)", output)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    fields = {k: int(v) for k, v in (item.split("=") for item in match.group(1).split())}
+    # Only answered requests count: non-2xx/3xx answers and timeouts are errors, reported beside.
+    errors = fields["status"] + fields["timeout"] + fields["connect"] + fields["write"]
+    answered = fields["requests"] - fields["status"]
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    return LoadResult(
+        rps=answered / (fields["duration_us"] / 1e6),
+        p50_ms=fields["p50_us"] / 1000,
+        p99_ms=fields["p99_us"] / 1000,
+        errors=errors,
+        per_cpu_second=answered / cpu if cpu > 0 else 0.0,
+    )
+
+
+def median_result(results: list[LoadResult]) -> LoadResult:
+    """Medians of several runs, field by field."""
+    return LoadResult(
+        rps=median(r.rps for r in results),
+        p50_ms=median(r.p50_ms for r in results),
+        p99_ms=median(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+        per_cpu_second=median(r.per_cpu_second for r in results),
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a process, in MB (10^6 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmHWM for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants (from /proc)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Fixture:
+    """A demo PKI whose CA issued ``len(serials)`` certificates (index.txt), plus a config."""
+
+    folder: Path
+    pki: DemoPki
+    serials: list[int]
+    index: Path
+    config: Path
+    key_type: str
+
+
+def make_fixture(folder: Path, key_type: str, count: int = 100_000, *, workers: int = 1,
+                 extra_server: str = "", extra_ca: str = "", revoked_every: int = 100) -> Fixture:
+    """Write a PKI, an index.txt of ``count`` random serials (1 in ``revoked_every`` revoked)
+    and a certstatus.toml serving it from ``folder/store.sqlite3``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pki = make_demo_pki(folder / "pki", key_type=key_type)
+    rng = random.Random(6960)
+    serials = sorted({rng.getrandbits(127) | (1 << 126) for _ in range(count)})
+    while len(serials) < count:
+        serials.append(rng.getrandbits(127) | (1 << 126))
+    rng.shuffle(serials)
+    expiry = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=90)).strftime("%y%m%d%H%M%SZ")
+    revoked_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).strftime("%y%m%d%H%M%SZ")
+    lines = []
+    for i, serial in enumerate(serials):
+        if i % revoked_every == 0:
+            lines.append(f"R\t{expiry}\t{revoked_at},keyCompromise\t{serial:032X}\tunknown\t/CN=leaf{i}\n")
+        else:
+            lines.append(f"V\t{expiry}\t\t{serial:032X}\tunknown\t/CN=leaf{i}\n")
+    index = folder / "index.txt"
+    index.write_text("".join(lines))
+    (folder / "index.txt.attr").write_text("unique_subject = no\n")
+    config = folder / "certstatus.toml"
+    config.write_text(
+        "[server]\n"
+        'listen = "127.0.0.1:0"\n'
+        f"workers = {workers}\n"
+        f'database = "{folder / "store.sqlite3"}"\n'
+        f"{extra_server}\n"
+        "[ca.bench]\n"
+        f'certificate = "{pki.ca_cert}"\n'
+        f'index = "{index}"\n'
+        f'signer_certificate = "{pki.ocsp_cert}"\n'
+        f'signer_key = "{pki.ocsp_key}"\n'
+        f"{extra_ca}\n"
+    )
+    return Fixture(folder, pki, serials, index, config, key_type)
+
+
+def request_der(name_hash: bytes, key_hash: bytes, serial: int, nonce: bytes | None = None) -> bytes:
+    """An OCSPRequest for one SHA-1 CertID, as `openssl ocsp` sends it (RFC 6960 §4.1.1)."""
+    serial_der = tlv(0x02, serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True))
+    cert_id = tlv(0x30, tlv(0x30, SHA1_OID + b"\x05\x00") + tlv(0x04, name_hash) + tlv(0x04, key_hash) + serial_der)
+    request_list = tlv(0x30, tlv(0x30, cert_id))  # SEQUENCE OF Request { reqCert }
+    extensions = b""
+    if nonce is not None:
+        extension = tlv(0x30, NONCE_OID + tlv(0x04, tlv(0x04, nonce)))
+        extensions = tlv(0xA2, tlv(0x30, extension))
+    return tlv(0x30, tlv(0x30, request_list + extensions))
+
+
+def write_requests(fixture: Fixture, path: Path, *, method: str, nonce: bool, prefix: str = "/") -> Path:
+    """Write one request per serial for rotate.lua: GET with the base64 path, or POST with the DER body."""
+    ca = load_certificates(fixture.pki.ca_cert)[0]
+    name_hash, key_hash = issuer_hashes(ca, "sha1")
+    rng = random.Random(5019)
+    with open(path, "wb") as out:
+        for serial in fixture.serials:
+            der = request_der(name_hash, key_hash, serial, rng.randbytes(16) if nonce else None)
+            if method == "GET":
+                out.write(f"GET {prefix}{quote(base64.b64encode(der).decode(), safe='')} 0\n\n".encode())
+            else:
+                out.write(f"POST {prefix} {len(der)}\n".encode() + der + b"\n")
+    return path
+
+
+def certstatus_command(config: Path, *extra: str) -> list[str]:
+    return [PYTHON, "-m", "certstatus", "serve", "--config", str(config), *extra]
+
+
+def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol") -> Path:
+    """A copy of the fixture's config listening on ``port`` with ``workers`` workers and the
+    ``http`` server ("protocol" or "uvicorn")."""
+    text = fixture.config.read_text()
+    text = re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', text)
+    text = re.sub(r"workers = \d+", f'workers = {workers}\nhttp = "{http}"', text)
+    path = fixture.folder / f"certstatus-{port}.toml"
+    path.write_text(text)
+    return path
+
+
+def import_store(fixture: Fixture) -> None:
+    """Import the fixture's data into its store once (serve would do it at every start)."""
+    subprocess.run([PYTHON, "-m", "certstatus", "import", "--config", str(fixture.config)],
+                   check=True, capture_output=True)

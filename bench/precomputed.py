@@ -1,0 +1,133 @@
+"""Precomputed serving: certstatus vs CFSSL `ocspserve` vs nginx serving one static file.
+
+    .venv/bin/python bench/precomputed.py [--runs 3] [--seconds 10] [--count 100000]
+
+``certstatus generate`` signs every status of a CA with 100 000 issued
+serials (mode = "precomputed"); the SHA-1 responses it stored are exported,
+unchanged, to CFSSL's response file (one base64 DER per line), and one of them
+is nginx's static file. wrk (bench/rotate.lua, -t2 -c64, core 1) sends POST
+requests without nonce for the 100 000 serials, rotated (POST: CFSSL's GET
+handler of that version fails on base64 holding '+' or a leading '/'); every server runs on
+core 0 (certstatus with one worker). Before measuring, a sample of answers from
+certstatus and CFSSL is compared byte for byte with the stored responses.
+
+Targets (issue 3): keep-alive ≥ 4× CFSSL and ≥ 50 % of nginx, p99 < 5 ms;
+``Connection: close`` ≥ 2× CFSSL. Peak RSS (VmHWM) of each server is printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from common import (
+    load_arguments,
+    PYTHON, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
+    request_der, server, wrk, write_requests,
+)  # fmt: skip
+from peers import cfssl_ocspserve, nginx_static
+
+from certstatus.protocol.certid import issuer_hashes
+from certstatus.signing.keys import load_certificates
+
+
+def generate(fixture) -> None:
+    help_text = subprocess.run([PYTHON, "-m", "certstatus", "--help"], capture_output=True, text=True).stdout
+    if "generate" not in help_text:
+        sys.exit("this checkout has no precomputed mode (`certstatus generate`): nothing to measure")
+    subprocess.run([PYTHON, "-m", "certstatus", "generate", "--config", str(fixture.config)],
+                   check=True, capture_output=True)  # fmt: skip
+
+
+def stored_responses(fixture) -> dict[int, bytes]:
+    """serial -> the SHA-1 CertID response the generator stored."""
+    with sqlite3.connect(fixture.folder / "store.sqlite3") as db:
+        rows = db.execute("SELECT serial, der FROM precomputed WHERE hash_algorithm = 'sha1'").fetchall()
+    return {int.from_bytes(serial, "big", signed=True): der for serial, der in rows}
+
+
+def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) -> None:
+    """POST a sample of the requests and compare the answers with the stored responses."""
+    ca = load_certificates(fixture.pki.ca_cert)[0]
+    name_hash, key_hash = issuer_hashes(ca, "sha1")
+    for serial in fixture.serials[:: max(1, len(fixture.serials) // 50)]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", data=request_der(name_hash, key_hash, serial),
+            headers={"Content-Type": "application/ocsp-request"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if answer.read() != stored[serial]:
+                sys.exit(f"{name} did not answer the stored response for serial {serial:x}")
+
+
+def main() -> None:
+    args = load_arguments(__doc__).parse_args()
+    need("wrk", "taskset", "nginx", "cfssl")
+    with tempfile.TemporaryDirectory(prefix="certstatus-precomputed-") as tmp:
+        os.chmod(tmp, 0o755)  # nginx's workers (another user) read the static response below it
+        fixture = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10)
+        generate(fixture)
+        stored = stored_responses(fixture)
+        missing = [s for s in fixture.serials if s not in stored]
+        if missing:
+            sys.exit(f"the generator left {len(missing)} serials without a response")
+        responses_file = Path(tmp) / "cfssl-responses.txt"
+        responses_file.write_text("".join(base64.b64encode(stored[s]).decode() + "\n" for s in fixture.serials))
+        requests = write_requests(fixture, Path(tmp) / "post.txt", method="POST", nonce=False)
+
+        def certstatus(http):
+            return lambda port: server(certstatus_command(port_config(fixture, port, 1, http)), port)
+
+        candidates = {
+            "certstatus": certstatus("protocol"),
+            "certstatus uvicorn": certstatus("uvicorn"),
+            "cfssl ocspserve": lambda port: cfssl_ocspserve(responses_file, port),
+            "nginx static": lambda port: nginx_static(Path(tmp) / f"nginx-{port}", port, stored[fixture.serials[0]]),
+        }
+        for name in ("certstatus", "certstatus uvicorn", "cfssl ocspserve"):
+            port = free_port()
+            with candidates[name](port):
+                check_same_bytes(port, fixture, stored, name)
+        print(f"== precomputed serving, {args.count} serials (POST, no nonce), server on core 0, "
+              f"wrk -t2 -c64 -d{args.seconds}s on core 1, medians of {args.runs} runs ==")
+        print("# sanity: certstatus (both servers) and CFSSL answered the stored responses byte for byte (sample of 50)")
+        figures = {}
+        for close in (False, True):
+            mode = "Connection: close" if close else "keep-alive"
+            runs: dict[str, list] = {name: [] for name in candidates}
+            rss: dict[str, list[float]] = {name: [] for name in candidates}
+            for _ in range(args.runs):  # interleaved, so that a busy spell hits every server
+                for name, start in candidates.items():
+                    port = free_port()
+                    with start(port) as process:
+                        runs[name].append(wrk(port, requests, seconds=args.seconds, close=close,
+                                              server_pid=process.pid))
+                        pids = [pid for pid in children(process.pid)
+                                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()] or [process.pid]
+                        rss[name].append(max(peak_rss_mb(pid) for pid in pids))
+            for name, results in runs.items():
+                figures[(name, close)] = median_result(results)
+                print(f"{name:18s} {mode:18s} {figures[(name, close)]}   peak RSS {max(rss[name]):5.0f} MB   "
+                      f"(runs: {' / '.join(f'{r.rps:.0f}' for r in results)})", flush=True)
+        ours, cfssl, nginx = (figures[(n, False)] for n in ("certstatus", "cfssl ocspserve", "nginx static"))
+        ours_close, cfssl_close = figures[("certstatus", True)], figures[("cfssl ocspserve", True)]
+
+        def ratio(a, b) -> str:
+            per_cpu = a.per_cpu_second / b.per_cpu_second if b.per_cpu_second else float("nan")
+            return f"{a.rps / b.rps:5.2f}  (per CPU-second {per_cpu:5.2f})"
+
+        print(f"ratio certstatus/CFSSL keep-alive          = {ratio(ours, cfssl)}  target >= 4")
+        print(f"ratio certstatus/nginx keep-alive          = {ratio(ours, nginx)}  target >= 0.5")
+        print(f"certstatus p99 keep-alive                  = {ours.p99_ms:5.2f} ms  target < 5")
+        print(f"ratio certstatus/CFSSL Connection: close   = {ratio(ours_close, cfssl_close)}  target >= 2")
+        print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()

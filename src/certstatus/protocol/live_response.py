@@ -1,0 +1,114 @@
+"""Direct DER writers for ResponseData and OCSPResponse, the live-signing hot path.
+
+Byte for byte the output of :func:`certstatus.protocol.response.encode_response_data`
+and :func:`~certstatus.protocol.response.encode_basic_response` (the asn1crypto
+reference, kept for the tests: tests/unit/test_live_response.py compares them
+on generated inputs), written by concatenating TLVs instead of building
+asn1crypto objects. ``bench/hotpath.py`` measures the reference at ~190 µs per
+ResponseData and ~65 µs per wrapper against a few µs here — more than the
+ECDSA P-256 signature itself (~23 µs).
+
+Structures (RFC 6960 §4.2.1)::
+
+    OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED, responseBytes [0] EXPLICIT SEQUENCE {
+        responseType OID, response OCTET STRING (BasicOCSPResponse) } }
+    BasicOCSPResponse ::= SEQUENCE { tbsResponseData ResponseData, signatureAlgorithm,
+        signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
+    ResponseData ::= SEQUENCE { responderID, producedAt GeneralizedTime,
+        responses SEQUENCE OF SingleResponse, responseExtensions [1] EXPLICIT Extensions OPTIONAL }
+    SingleResponse ::= SEQUENCE { certID, certStatus CHOICE { good [0] IMPLICIT NULL,
+        revoked [1] IMPLICIT RevokedInfo, unknown [2] IMPLICIT NULL }, thisUpdate,
+        nextUpdate [0] EXPLICIT OPTIONAL, singleExtensions [1] EXPLICIT OPTIONAL }
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import lru_cache
+
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography.x509.ocsp import OCSPCertStatus
+
+from certstatus.protocol.fast_response import encode_cert_status, generalized_time, tlv
+from certstatus.protocol.response import SingleAnswer
+
+# Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.
+_NONCE_OID = bytes.fromhex("06092b0601050507300102")
+# Extension { id-pkix-ocsp-extended-revoke, extnValue OCTET STRING { NULL } } (RFC 6960 §4.4.8).
+_EXTENDED_REVOKE = bytes.fromhex("300f06092b06010505073001090402 0500".replace(" ", ""))
+_INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
+# responseStatus successful, then responseBytes' responseType id-pkix-ocsp-basic.
+_SUCCESSFUL = b"\x0a\x01\x00"
+_BASIC_OID = bytes.fromhex("06092b0601050507300101")
+
+# thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
+_time = lru_cache(maxsize=256)(generalized_time)
+
+
+def _single_response(answer: SingleAnswer) -> bytes:
+    status = answer.status
+    parts = (
+        answer.cert_id_der
+        + encode_cert_status(status, answer.revocation_time, answer.reason)
+        + _time(answer.this_update)
+    )
+    if answer.next_update is not None:
+        parts += b"\xa0\x11" + _time(answer.next_update)
+    if answer.invalidity_date is not None and status is OCSPCertStatus.REVOKED:
+        # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
+        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + _time(answer.invalidity_date))
+        parts += tlv(0xA1, tlv(0x30, extension))
+    return tlv(0x30, parts)
+
+
+def encode_response_data(
+    *,
+    responder_id: asn1_ocsp.ResponderId | bytes,
+    produced_at: dt.datetime,
+    answers: Sequence[SingleAnswer],
+    nonce: bytes | None = None,
+    extended_revoke: bool = False,
+) -> bytes:
+    """Return the DER of ResponseData (RFC 6960 §4.2.1), the bytes to sign.
+
+    Same arguments and bytes as :func:`certstatus.protocol.response.encode_response_data`;
+    ``responder_id`` may also be the ResponderID's DER. ``nonce`` is the
+    request's nonce extnValue content, echoed unchanged (RFC 9654). Raises
+    ``ValueError`` without answers, for a naive datetime, or a revoked answer
+    without revocation_time.
+    """
+    if not answers:
+        raise ValueError("a ResponseData needs at least one SingleResponse")
+    if not isinstance(responder_id, bytes):
+        responder_id = responder_id.dump()
+    body = (
+        responder_id
+        + _time(produced_at)
+        + tlv(0x30, b"".join([_single_response(answer) for answer in answers]))
+    )
+    if nonce is not None or extended_revoke:
+        extensions = b""
+        if nonce is not None:
+            extensions = tlv(0x30, _NONCE_OID + tlv(0x04, nonce))
+        if extended_revoke:
+            extensions += _EXTENDED_REVOKE
+        body += tlv(0xA1, tlv(0x30, extensions))
+    return tlv(0x30, body)
+
+
+def encode_basic_response(
+    response_data_der: bytes,
+    signature_algorithm_der: bytes,
+    signature: bytes,
+    certificates_der: Sequence[bytes] = (),
+) -> bytes:
+    """Wrap signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
+
+    Same arguments and bytes as :func:`certstatus.protocol.response.encode_basic_response`.
+    """
+    basic = response_data_der + signature_algorithm_der + tlv(0x03, b"\x00" + signature)
+    if certificates_der:
+        basic += tlv(0xA0, tlv(0x30, b"".join(certificates_der)))
+    response_bytes = tlv(0x30, _BASIC_OID + tlv(0x04, tlv(0x30, basic)))
+    return tlv(0x30, _SUCCESSFUL + tlv(0xA0, response_bytes))

@@ -1,0 +1,264 @@
+"""The HTTP/1.1 edge as an asyncio protocol over ``httptools`` (llhttp), for uvloop.
+
+Moves bytes between sockets and :class:`~certstatus.server.http.OCSPHttpHandler`
+and enforces what a public listener needs (RFC 9112):
+
+* keep-alive and pipelining: requests are answered in order, as they are
+  parsed; ``Connection: close`` (or HTTP/1.0 without keep-alive) closes after
+  the response;
+* limits: a declared or streamed body over ``max_request_bytes`` gets 413, header
+  fields over ``max_header_bytes`` get 431, a request target over
+  :func:`url_limit` gets 414, unparseable bytes 400; each then closes;
+* timeouts: a request must be complete within ``client_timeout`` seconds of its
+  first byte, and an idle keep-alive connection is closed after the same time.
+  A slow client costs one socket, never a worker: a sweep every
+  :data:`SWEEP_SECONDS` (or a quarter of the timeout) closes overdue connections;
+* back-pressure: a client that pipelines without reading stops being read
+  until its responses drain.
+
+Why not uvicorn: ``bench/http_stacks.py`` measured this protocol against the
+ASGI adapter under uvicorn and granian on the same requests (figures in
+``bench/README.md``); the ASGI hop per request costs more than the rest of the
+precomputed path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httptools
+
+from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler
+
+log = logging.getLogger("certstatus.server")
+
+#: Longest interval between two sweeps for overdue connections (seconds).
+SWEEP_SECONDS = 1.0
+
+_REASONS = {
+    100: b"Continue", 200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 404: b"Not Found",
+    405: b"Method Not Allowed", 408: b"Request Timeout", 413: b"Content Too Large",
+    414: b"URI Too Long", 431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}  # fmt: skip
+
+
+def _plain(status: int, text: bytes) -> HttpResponse:
+    return HttpResponse(
+        status, ((b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-cache")), text
+    )
+
+
+BAD_REQUEST = _plain(400, b"bad request\n")
+URI_TOO_LONG = _plain(414, b"request target too long\n")
+HEADERS_TOO_LARGE = _plain(431, b"request header fields too large\n")
+
+
+def url_limit(max_request_bytes: int) -> int:
+    """Longest request target accepted (bytes): a GET of ``max_request_bytes`` base64-
+    and percent-encoded (4/3 × 3), plus room for the CA's path."""
+    return max_request_bytes * 4 + 1024
+
+
+class ServerState:
+    """What the connections of one worker share: handler, limits, open connections.
+
+    Sizes in bytes, ``client_timeout`` in seconds.
+    """
+
+    def __init__(
+        self,
+        handler: OCSPHttpHandler,
+        *,
+        client_timeout: float = 10.0,
+        max_header_bytes: int = 16 * 1024,
+    ) -> None:
+        self.handler = handler
+        self.client_timeout = client_timeout
+        self.max_header_bytes = max_header_bytes
+        self.max_body_bytes = handler.max_request_bytes
+        self.max_url_bytes = url_limit(handler.max_request_bytes)
+        self.connections: set[HttpProtocol] = set()
+        self.draining = False
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close overdue connections periodically until :meth:`stop_sweeping`."""
+        interval = min(SWEEP_SECONDS, max(0.05, self.client_timeout / 4))
+
+        def sweep() -> None:
+            now = loop.time()
+            for connection in [c for c in self.connections if c.deadline < now]:
+                connection.time_out()
+            self._sweeper = loop.call_later(interval, sweep)
+
+        self._sweeper = loop.call_later(interval, sweep)
+
+    def stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+
+def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -> bytes:
+    """Serialise an HTTP/1.1 response: status line, headers, Content-Length, body.
+
+    The handler has added Date (:meth:`OCSPHttpHandler.finish`).
+    """
+    parts = [b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b"Unknown"))]
+    length = response.status != 304  # HEAD answers carry the GET's length from the handler
+    for name, value in response.headers:
+        parts.append(b"%s: %s\r\n" % (name, value))
+        if name == b"content-length":
+            length = False
+    if length:
+        parts.append(b"content-length: %d\r\n" % len(response.body))
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if body:
+        parts.append(response.body)
+    return b"".join(parts)
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection: httptools callbacks → OCSPHttpHandler → transport.
+
+    The handler is synchronous, so a request is answered inside the callback
+    that completes it; pipelined requests are therefore answered in order.
+    """
+
+    def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: str | None = None
+        self.deadline = 0.0
+        self.in_request = False
+        self.closing = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.header_bytes = 0
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+        self.refused: HttpResponse | None = None
+
+    # asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else None
+        self.deadline = self.loop.time() + self.state.client_timeout
+        self.state.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self.closing = True
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refusal(BAD_REQUEST)
+        except httptools.HttpParserError:
+            if self.refused is not None:
+                self._refusal(self.refused)
+            elif not self.closing:
+                log.debug("unparseable HTTP from %s", self.client)
+                self._refusal(BAD_REQUEST)
+
+    def pause_writing(self) -> None:
+        # The client does not read its responses: stop reading its requests.
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closing:
+            self.transport.resume_reading()
+
+    # httptools callbacks ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset()
+        self.in_request = True
+        self.deadline = self.loop.time() + self.state.client_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.state.max_url_bytes:
+            self._refuse(URI_TOO_LONG)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > self.state.max_header_bytes:
+            self._refuse(HEADERS_TOO_LARGE)
+            return
+        name = name.lower()
+        previous = self.headers.get(name)
+        self.headers[name] = value if previous is None else previous + b", " + value
+
+    def on_headers_complete(self) -> None:
+        length = self.headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.state.max_body_bytes:
+            self._refuse(TOO_LARGE)
+        elif self.headers.get(b"expect", b"").lower() == b"100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        if self.body_bytes > self.state.max_body_bytes:
+            self._refuse(TOO_LARGE)
+            return
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.closing:
+            return
+        self.in_request = False
+        method = self.parser.get_method().decode("latin-1")
+        response = self.state.handler.handle(
+            method, self.url, self.headers, b"".join(self.body), self.client
+        )
+        close = self.state.draining or not self.parser.should_keep_alive()
+        self._respond(response, close=close, body=method != "HEAD")
+        self.deadline = self.loop.time() + self.state.client_timeout
+
+    # helpers ---------------------------------------------------------------
+
+    def _refuse(self, response: HttpResponse) -> None:
+        """Answer ``response`` and close: raising stops httptools in mid-message."""
+        self.refused = response
+        raise httptools.HttpParserError("limit exceeded")
+
+    def _refusal(self, response: HttpResponse) -> None:
+        self._respond(self.state.handler.finish(response), close=True)
+
+    def _respond(self, response: HttpResponse, *, close: bool, body: bool = True) -> None:
+        if self.closing:
+            return
+        self.transport.write(encode_response(response, close=close, body=body))
+        if close:
+            self.closing = True
+            self.transport.close()
+
+    def time_out(self) -> None:
+        """The deadline passed: drop the connection (no response: the request never ended)."""
+        log.debug("closing connection from %s: no complete request within %.1f s", self.client,
+                  self.state.client_timeout)
+        self.closing = True
+        self.transport.close()
+
+    def close_if_idle(self) -> bool:
+        """Close now when no request is in progress (graceful shutdown); True if closed."""
+        if self.in_request or self.closing:
+            return self.closing
+        self.closing = True
+        self.transport.close()
+        return True
