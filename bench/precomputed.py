@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from common import (
 )  # fmt: skip
 from peers import cfssl_ocspserve, nginx_static
 
+from certstatus.config import load_config
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.keys import load_certificates
 
@@ -66,6 +68,16 @@ def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) ->
                 sys.exit(f"{name} did not answer the stored response for serial {serial:x}")
 
 
+def granian_server(fixture):
+    """The ASGI app (certstatus.server.asgi) under granian, one worker, for comparison."""
+    env = {"CERTSTATUS_SETTINGS_JSON": load_config(fixture.config).to_json(), "CERTSTATUS_LOG_LEVEL": "warning"}
+    binary = str(Path(PYTHON).parent / "granian")
+    return lambda port: server([binary, "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", "1", "--loop", "uvloop", "--no-ws", "--runtime-mode", "st",
+                                "--log-level", "warning", "--no-access-log", "certstatus.server.asgi:create_app"],
+                               port, env=env)
+
+
 def main() -> None:
     args = load_arguments(__doc__).parse_args()
     need("wrk", "taskset", "nginx", "cfssl")
@@ -87,16 +99,17 @@ def main() -> None:
         candidates = {
             "certstatus": certstatus("protocol"),
             "certstatus uvicorn": certstatus("uvicorn"),
+            **({"certstatus granian": granian_server(fixture)} if shutil.which("granian", path=str(Path(PYTHON).parent)) else {}),
             "cfssl ocspserve": lambda port: cfssl_ocspserve(responses_file, port),
             "nginx static": lambda port: nginx_static(Path(tmp) / f"nginx-{port}", port, stored[fixture.serials[0]]),
         }
-        for name in ("certstatus", "certstatus uvicorn", "cfssl ocspserve"):
+        for name in [n for n in candidates if n != "nginx static"]:
             port = free_port()
             with candidates[name](port):
                 check_same_bytes(port, fixture, stored, name)
         print(f"== precomputed serving, {args.count} serials (POST, no nonce), server on core 0, "
               f"wrk -t2 -c64 -d{args.seconds}s on core 1, medians of {args.runs} runs ==")
-        print("# sanity: certstatus (both servers) and CFSSL answered the stored responses byte for byte (sample of 50)")
+        print("# sanity: certstatus (every server) and CFSSL answered the stored responses byte for byte (sample of 50)")
         figures = {}
         for close in (False, True):
             mode = "Connection: close" if close else "keep-alive"
