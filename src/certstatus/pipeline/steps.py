@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
+from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
@@ -12,7 +12,7 @@ from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
 from certstatus.protocol.live_response import encode_response_data
-from certstatus.protocol.response import SingleAnswer
+from certstatus.protocol.response import CERT_STATUS_NAMES, SingleAnswer
 from certstatus.store.base import StatusStore
 
 
@@ -119,13 +119,7 @@ class LocalStatusSigner:
             next_update=next_update,
             produced_at=now,
             source="live",
-            statuses=tuple(_STATUS_NAMES[a.status] for a in answers),
+            statuses=tuple(CERT_STATUS_NAMES[a.status] for a in answers),
             has_nonce=exchange.query.nonce is not None,
         )
 
-
-_STATUS_NAMES = {
-    OCSPCertStatus.GOOD: "good",
-    OCSPCertStatus.REVOKED: "revoked",
-    OCSPCertStatus.UNKNOWN: "unknown",
-}

@@ -46,6 +46,13 @@ UNSUCCESSFUL: dict[OCSPResponseStatus, bytes] = {
     if status is not OCSPResponseStatus.SUCCESSFUL
 }
 
+#: certStatus -> the name used in logs, audit lines and OCSPAnswer.statuses (RFC 6960 §4.2.1).
+CERT_STATUS_NAMES: dict[OCSPCertStatus, str] = {
+    OCSPCertStatus.GOOD: "good",
+    OCSPCertStatus.REVOKED: "revoked",
+    OCSPCertStatus.UNKNOWN: "unknown",
+}
+
 #: RFC 6960 §2.2: the revocationTime of an "extended revoked" answer.
 EXTENDED_REVOKED_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -30,16 +30,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from certstatus.access.signatures import SignatureRejected, verify_signature
 from certstatus.protocol.certid import public_key_bits
 from certstatus.protocol.request import OCSPQuery
+from certstatus.protocol.response import CERT_STATUS_NAMES
 
 #: Tolerated difference between our clock and the remote responder's.
 CLOCK_SKEW = dt.timedelta(minutes=5)
-
-_STATUS_NAMES = {
-    ocsp.OCSPCertStatus.GOOD: "good",
-    ocsp.OCSPCertStatus.REVOKED: "revoked",
-    ocsp.OCSPCertStatus.UNKNOWN: "unknown",
-}
-
 
 class ResponseRejected(ValueError):
     """The remote response fails a check; ``str()`` says which."""
@@ -114,7 +108,7 @@ def check_response(der: bytes, query: OCSPQuery, ca_certificate: x509.Certificat
         this_update=min(this_updates),
         next_update=None if None in next_updates else min(next_updates),
         produced_at=response.produced_at_utc,
-        statuses=tuple(_STATUS_NAMES[answered[k].certificate_status] for k in keys),
+        statuses=tuple(CERT_STATUS_NAMES[answered[k].certificate_status] for k in keys),
         has_nonce=nonce is not None,
     )
 
