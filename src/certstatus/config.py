@@ -500,5 +500,7 @@ def _path(value: Any, base: Path, where: str, key: str) -> Path:
     try:
         path = Path(value).expanduser()
     except RuntimeError:  # "~name/..." of a user this host does not know
-        raise ConfigError(where, key, f"{value!r} names the home folder of an unknown user.", "Write an absolute path or one relative to the configuration file.") from None
+        raise ConfigError(
+            where, key, f"{value!r} names the home folder of an unknown user.", "Write an absolute path or one relative to the configuration file."
+        ) from None
     return path if path.is_absolute() else (base / path)

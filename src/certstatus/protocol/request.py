@@ -193,7 +193,10 @@ def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
         # in the SingleResponse and make the whole response unreadable to clients.
         raise MalformedRequest("CertID hash algorithm parameters are neither absent nor NULL")
     serial_contents = cert_id["serial_number"].contents
-    if not serial_contents or (len(serial_contents) > 1 and serial_contents[0] in (0x00, 0xFF) and (serial_contents[0] ^ serial_contents[1]) & 0x80 == 0):
+    redundant_first_octet = (
+        len(serial_contents) > 1 and serial_contents[0] in (0x00, 0xFF) and (serial_contents[0] ^ serial_contents[1]) & 0x80 == 0
+    )
+    if not serial_contents or redundant_first_octet:
         # X.690 §8.3.2: DER integers are minimal. The CertID is echoed as received, and a
         # DER client (cryptography, Go) cannot read a response that carries a non-minimal one.
         raise MalformedRequest("CertID serialNumber is not a minimal DER INTEGER")

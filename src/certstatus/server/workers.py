@@ -23,7 +23,6 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import signal
 import socket
 import time
