@@ -134,10 +134,13 @@ class Harness:
                 continue
             ordered = sorted(values)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            retimed = max(self._retime(target, data) for _took, data in self.slowest[target])
+            retimed, slowest = max((self._retime(target, data), data) for _took, data in self.slowest[target])
             print(f"{target:<8} {len(ordered):>9} {statistics.median(ordered):>10.3f} {p99:>8.3f} {ordered[-1]:>8.3f} {retimed:>16.3f}")
             if retimed >= self.max_ms:
-                slow.append(f"{target} {retimed:.1f} ms")
+                self.findings_dir.mkdir(parents=True, exist_ok=True)
+                path = self.findings_dir / f"slow-{target}-{hashlib.sha256(slowest).hexdigest()[:16]}"
+                path.write_bytes(slowest[2:])
+                slow.append(f"{target} {retimed:.1f} ms (input: {path}, variant {slowest[1]})")
         print(f"findings: {len(self.findings)}")
         for key, (_target, path) in self.findings.items():
             print(f"  {key}\n    input: {path}")
