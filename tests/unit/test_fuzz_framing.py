@@ -23,7 +23,6 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -130,7 +129,8 @@ def planned_requests(draw: st.DrawFn, pki: DemoPki, *, last: bool) -> Planned:
     else:
         method, target = b"GET", draw(st.sampled_from((b"/health", b"/ready")))
     head = b"%s %s HTTP/%s\r\n" % (method, target, version) + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
-    return Planned(head + body, method.decode(), status, cert_status, ocsp_status, closes or (version == b"1.0" and last and b"Connection: keep-alive" not in headers), expect)
+    closes = closes or (version == b"1.0" and last and b"Connection: keep-alive" not in headers)
+    return Planned(head + body, method.decode(), status, cert_status, ocsp_status, closes, expect)
 
 
 @st.composite
@@ -214,7 +214,9 @@ def hostile_streams(draw: st.DrawFn, world: FuzzWorld) -> bytes:
             end = draw(st.integers(0, len(data)))
             data[:end] = bytes(data[:end]).replace(b"\r\n", b"\n")
         elif kind == "chunk":
-            data[at:at] = draw(st.sampled_from((b"zz\r\n", b"-1\r\n", b"fffffffffffffffff\r\n", b"5;ext=\x00\r\nabcde\r\n", b"0\r\nTrailer: x\r\n\r\n")))
+            data[at:at] = draw(st.sampled_from(
+                (b"zz\r\n", b"-1\r\n", b"fffffffffffffffff\r\n", b"5;ext=\x00\r\nabcde\r\n", b"0\r\nTrailer: x\r\n\r\n")
+            ))  # fmt: skip
         elif kind == "byte" and data:
             spot = draw(st.integers(0, len(data) - 1))
             data[spot] = draw(st.sampled_from((0x00, 0x0A, 0x0D, 0x20, 0x3A, 0x7F, 0x80, 0xFF, 0x09)))
