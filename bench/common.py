@@ -321,6 +321,20 @@ def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol
     return path
 
 
+def asgi_worker_env(fixture: Fixture) -> dict[str, str]:
+    """The environment an ASGI worker (``certstatus.server.asgi:create_app`` under uvicorn or
+    granian, started by hand) builds its application from: the fixture's settings in a 0600
+    file named by ``$CERTSTATUS_SETTINGS_FILE``, as ``certstatus serve``'s supervisor hands them."""
+    from certstatus.config import load_config
+    from certstatus.server.lifecycle import SETTINGS_ENV
+
+    path = fixture.folder / "asgi-settings.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(load_config(fixture.config).to_json())
+    return {SETTINGS_ENV: str(path), "CERTSTATUS_LOG_LEVEL": "warning"}
+
+
 def import_store(fixture: Fixture) -> None:
     """Import the fixture's data into its store once (serve would do it at every start)."""
     subprocess.run([PYTHON, "-m", "certstatus", "import", "--config", str(fixture.config)],

@@ -29,12 +29,11 @@ from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
+    PYTHON, asgi_worker_env, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
     request_der, server, wrk, write_requests,
 )  # fmt: skip
 from peers import cfssl_ocspserve, nginx_static
 
-from certstatus.config import load_config
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.keys import load_certificates
 
@@ -70,7 +69,7 @@ def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) ->
 
 def granian_server(fixture):
     """The ASGI app (certstatus.server.asgi) under granian, one worker, for comparison."""
-    env = {"CERTSTATUS_SETTINGS_JSON": load_config(fixture.config).to_json(), "CERTSTATUS_LOG_LEVEL": "warning"}
+    env = asgi_worker_env(fixture)
     binary = str(Path(PYTHON).parent / "granian")
     return lambda port: server([binary, "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
                                 "--workers", "1", "--loop", "uvloop", "--no-ws", "--runtime-mode", "st",
