@@ -184,6 +184,19 @@ def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int =
     )
 
 
+def warm(port: int, requests_file: Path, *, threads: int = 2, connections: int = 64, cpus: str | None = LOAD_CPU,
+         path: str = "/", timeout: int = 600) -> float:
+    """Send every request of ``requests_file`` once (bench/warm.lua) and return the seconds it
+    took: a server with a cache starts the measured run as it runs in steady state."""
+    started = time.monotonic()
+    command = taskset(cpus, [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{timeout}s", "--timeout", "10s",
+        "-s", str(BENCH / "warm.lua"), f"http://127.0.0.1:{port}{path}", "--", str(requests_file), str(threads),
+    ])  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, check=True)
+    return time.monotonic() - started
+
+
 def median_result(results: list[LoadResult]) -> LoadResult:
     """Medians of several runs, field by field."""
     return LoadResult(
