@@ -184,17 +184,57 @@ def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int =
     )
 
 
-def warm(port: int, requests_file: Path, *, threads: int = 2, connections: int = 64, cpus: str | None = LOAD_CPU,
-         path: str = "/", timeout: int = 600) -> float:
-    """Send every request of ``requests_file`` once (bench/warm.lua) and return the seconds it
-    took: a server with a cache starts the measured run as it runs in steady state."""
+def warm(port: int, requests_file: Path, *, batch: int = 64, cpus: str | None = LOAD_CPU) -> float:
+    """Send every request of ``requests_file`` once, pipelined ``batch`` at a time on one
+    keep-alive connection, and return the seconds it took: a server with a cache starts the
+    measured run as it runs in steady state. Runs pinned to ``cpus`` (the load generator's core)."""
+    if cpus is not None:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {int(cpus)})
     started = time.monotonic()
-    command = taskset(cpus, [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{timeout}s", "--timeout", "10s",
-        "-s", str(BENCH / "warm.lua"), f"http://127.0.0.1:{port}{path}", "--", str(requests_file), str(threads),
-    ])  # fmt: skip
-    subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60, check=True)
+    try:
+        requests = _raw_requests(requests_file, port)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            buffer = b""
+            for first in range(0, len(requests), batch):
+                chunk = requests[first:first + batch]
+                sock.sendall(b"".join(chunk))
+                for _ in chunk:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += _receive(sock)
+                    head, buffer = buffer.split(b"\r\n\r\n", 1)
+                    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+                    while len(buffer) < length:
+                        buffer += _receive(sock)
+                    buffer = buffer[length:]
+    finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, previous)
     return time.monotonic() - started
+
+
+def _receive(sock: socket.socket) -> bytes:
+    data = sock.recv(1 << 16)
+    if not data:
+        raise RuntimeError("the server closed the connection during the warm-up pass")
+    return data
+
+
+def _raw_requests(requests_file: Path, port: int) -> list[bytes]:
+    """The requests of a rotate.lua file as HTTP/1.1 keep-alive requests."""
+    data = requests_file.read_bytes()
+    requests = []
+    position = 0
+    while position < len(data):
+        end = data.index(b"\n", position)
+        method, path, length = data[position:end].decode().split()
+        body = data[end + 1:end + 1 + int(length)]
+        position = end + 1 + int(length) + 1
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        if method == "POST":
+            head += f"Content-Type: application/ocsp-request\r\nContent-Length: {len(body)}\r\n"
+        requests.append(head.encode() + b"\r\n" + body)
+    return requests
 
 
 def median_result(results: list[LoadResult]) -> LoadResult:

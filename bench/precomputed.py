@@ -12,7 +12,7 @@ core 0 (certstatus with one worker). Before measuring, a sample of answers from
 certstatus and CFSSL is compared byte for byte with the stored responses.
 
 Steady state: before each measured run, every server gets one warm-up pass sending
-each request once (bench/warm.lua), and certstatus's ``server.response_cache_bytes``
+each request once (pipelined on one connection), and certstatus's ``server.response_cache_bytes``
 is sized to hold every answer (2 kB per serial; CFSSL holds every response in
 memory too, nginx one file). Peak RSS is printed beside each figure.
 
