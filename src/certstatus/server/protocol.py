@@ -194,6 +194,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self.closing = True
+        # The parser holds this protocol (its callbacks): break the cycle so the connection is
+        # freed by reference counting now, not by a garbage collection later.
+        self.parser = None
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
