@@ -344,3 +344,16 @@ def test_add_observations_equals_observing_one_by_one():
                 if not s.name.endswith("_created")]
 
     assert samples(batched) == samples(reference)
+
+
+def test_a_post_body_never_matches_a_get_key(worker):
+    """GET keys are request targets, POST keys DER bodies (0x30 first): bytes shaped like a
+    cached GET target, POSTed, are not a request and are answered malformedRequest."""
+    w = worker()
+    der = request_der(w.pki, "good")
+    target = f"/demo/{base64.b64encode(der).decode()}".encode()
+    assert split(w.send(get(der)))[0] == 200
+    assert target in w.edge._entries
+    status, _, body = split(w.send(post(target, "/")))
+    assert status == 200 and ocsp.load_der_ocsp_response(body).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert w.edge.flush_metrics() == 0
