@@ -251,3 +251,30 @@ def test_non_minimal_length_goes_to_the_reference_parser(demo_pki):
     long_form = b"\x30\x81" + der[1:2] + der[2:]  # same content, length in long form
     assert not fast_path_taken(long_form)
     assert_same(long_form)
+
+
+def test_non_minimal_serial_goes_to_the_reference_parser(demo_pki):
+    """A serial INTEGER with a redundant leading byte is not DER: both parsers refuse it (the fast
+    path used to accept it, and live signing echoed the CertID into a response clients cannot parse)."""
+    issuer = x509.load_pem_x509_certificate(demo_pki.ca_cert.read_bytes())
+    leaf = x509.load_pem_x509_certificate(demo_pki.leaves["good"].read_bytes())
+    der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build().public_bytes(
+        serialization.Encoding.DER
+    )
+    serial = leaf.serial_number.to_bytes((leaf.serial_number.bit_length() + 8) // 8, "big", signed=True)
+    minimal = b"\x02" + bytes([len(serial)]) + serial
+    assert der.count(minimal) == 1
+    for pad in (b"\x00", b"\x00\x00"):
+        padded = b"\x02" + bytes([len(serial) + len(pad)]) + pad + serial
+        grown = len(padded) - len(minimal)
+        mutated = der.replace(minimal, padded)
+        # Every enclosing SEQUENCE (short-form lengths here) grows by the same amount.
+        out, pos = bytearray(mutated), 0
+        for _ in range(4):  # OCSPRequest, TBSRequest, requestList, Request, then CertID
+            out[pos + 1] += grown
+            pos += 2
+        out[pos + 1] += grown
+        assert not fast_path_taken(bytes(out))
+        with pytest.raises(MalformedRequest):
+            parse_request(bytes(out))
+        assert_same(bytes(out))

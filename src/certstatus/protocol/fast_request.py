@@ -79,6 +79,8 @@ def _cert_id(der: bytes, start: int, end: int) -> CertID:
     serial, serial_end = _header(der, key_end, stop, 0x02)
     if serial_end != stop or serial == serial_end:
         raise _Unusual
+    if serial_end - serial > 1 and (der[serial], der[serial + 1] & 0x80) in ((0x00, 0), (0xFF, 0x80)):
+        raise _Unusual  # not a minimal DER INTEGER: the reference parser refuses it
     return CertID(
         name,
         der[name_hash:pos],
