@@ -184,6 +184,10 @@ class HttpProtocol(asyncio.Protocol):
             self._client = peer[0] if peer else None
         return self._client  # type: ignore[return-value]
 
+    @client.setter
+    def client(self, address: str | None) -> None:
+        self._client = address
+
     # asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
