@@ -184,6 +184,59 @@ def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int =
     )
 
 
+def warm(port: int, requests_file: Path, *, batch: int = 64, cpus: str | None = LOAD_CPU) -> float:
+    """Send every request of ``requests_file`` once, pipelined ``batch`` at a time on one
+    keep-alive connection, and return the seconds it took: a server with a cache starts the
+    measured run as it runs in steady state. Runs pinned to ``cpus`` (the load generator's core)."""
+    if cpus is not None:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {int(cpus)})
+    started = time.monotonic()
+    try:
+        requests = _raw_requests(requests_file, port)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            buffer = b""
+            for first in range(0, len(requests), batch):
+                chunk = requests[first:first + batch]
+                sock.sendall(b"".join(chunk))
+                for _ in chunk:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += _receive(sock)
+                    head, buffer = buffer.split(b"\r\n\r\n", 1)
+                    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+                    while len(buffer) < length:
+                        buffer += _receive(sock)
+                    buffer = buffer[length:]
+    finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, previous)
+    return time.monotonic() - started
+
+
+def _receive(sock: socket.socket) -> bytes:
+    data = sock.recv(1 << 16)
+    if not data:
+        raise RuntimeError("the server closed the connection during the warm-up pass")
+    return data
+
+
+def _raw_requests(requests_file: Path, port: int) -> list[bytes]:
+    """The requests of a rotate.lua file as HTTP/1.1 keep-alive requests."""
+    data = requests_file.read_bytes()
+    requests = []
+    position = 0
+    while position < len(data):
+        end = data.index(b"\n", position)
+        method, path, length = data[position:end].decode().split()
+        body = data[end + 1:end + 1 + int(length)]
+        position = end + 1 + int(length) + 1
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        if method == "POST":
+            head += f"Content-Type: application/ocsp-request\r\nContent-Length: {len(body)}\r\n"
+        requests.append(head.encode() + b"\r\n" + body)
+    return requests
+
+
 def median_result(results: list[LoadResult]) -> LoadResult:
     """Medians of several runs, field by field."""
     return LoadResult(
@@ -319,6 +372,20 @@ def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol
     path = fixture.folder / f"certstatus-{port}.toml"
     path.write_text(text)
     return path
+
+
+def asgi_worker_env(fixture: Fixture) -> dict[str, str]:
+    """The environment an ASGI worker (``certstatus.server.asgi:create_app`` under uvicorn or
+    granian, started by hand) builds its application from: the fixture's settings in a 0600
+    file named by ``$CERTSTATUS_SETTINGS_FILE``, as ``certstatus serve``'s supervisor hands them."""
+    from certstatus.config import load_config
+    from certstatus.server.lifecycle import SETTINGS_ENV
+
+    path = fixture.folder / "asgi-settings.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(load_config(fixture.config).to_json())
+    return {SETTINGS_ENV: str(path), "CERTSTATUS_LOG_LEVEL": "warning"}
 
 
 def import_store(fixture: Fixture) -> None:

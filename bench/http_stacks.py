@@ -33,16 +33,13 @@ from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, Fixture, median_result, certstatus_command, free_port, import_store, make_fixture, need, port_config,
+    PYTHON, Fixture, asgi_worker_env, median_result, certstatus_command, free_port, import_store, make_fixture, need, port_config,
     server, wrk, write_requests,
 )  # fmt: skip
 
-from certstatus.config import load_config
-
 
 def stacks(fixture: Fixture) -> dict[str, object]:
-    settings_json = load_config(fixture.config).to_json()
-    env = {"CERTSTATUS_SETTINGS_JSON": settings_json, "CERTSTATUS_LOG_LEVEL": "warning"}
+    env = asgi_worker_env(fixture)
     bin_dir = Path(PYTHON).parent
 
     def uvicorn(port):

@@ -11,6 +11,11 @@ handler of that version fails on base64 holding '+' or a leading '/'); every ser
 core 0 (certstatus with one worker). Before measuring, a sample of answers from
 certstatus and CFSSL is compared byte for byte with the stored responses.
 
+Steady state: before each measured run, every server gets one warm-up pass sending
+each request once (pipelined on one connection), and certstatus's ``server.response_cache_bytes``
+is sized to hold every answer (2 kB per serial; CFSSL holds every response in
+memory too, nginx one file). Peak RSS is printed beside each figure.
+
 Targets (issue 3): keep-alive ≥ 4× CFSSL and ≥ 50 % of nginx, p99 < 5 ms;
 ``Connection: close`` ≥ 2× CFSSL. Peak RSS (VmHWM) of each server is printed.
 """
@@ -29,14 +34,18 @@ from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
-    request_der, server, wrk, write_requests,
+    PYTHON, asgi_worker_env, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
+    request_der, server, warm, wrk, write_requests,
 )  # fmt: skip
 from peers import cfssl_ocspserve, nginx_static
 
-from certstatus.config import load_config
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.keys import load_certificates
+
+
+#: certstatus's ``server.response_cache_bytes`` per serial: an edge entry (request, headers, DER of
+#: ~760 bytes with the responder certificate) is counted at ~1.35 kB; the working set must fit.
+CACHE_BYTES_PER_SERIAL = 2000
 
 
 def generate(fixture) -> None:
@@ -70,7 +79,7 @@ def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) ->
 
 def granian_server(fixture):
     """The ASGI app (certstatus.server.asgi) under granian, one worker, for comparison."""
-    env = {"CERTSTATUS_SETTINGS_JSON": load_config(fixture.config).to_json(), "CERTSTATUS_LOG_LEVEL": "warning"}
+    env = asgi_worker_env(fixture)
     binary = str(Path(PYTHON).parent / "granian")
     return lambda port: server([binary, "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
                                 "--workers", "1", "--loop", "uvloop", "--no-ws", "--runtime-mode", "st",
@@ -79,11 +88,17 @@ def granian_server(fixture):
 
 
 def main() -> None:
-    args = load_arguments(__doc__).parse_args()
+    parser = load_arguments(__doc__)
+    parser.add_argument("--only-ratios", action="store_true",
+                        help="measure only certstatus (protocol), CFSSL and nginx (what the ratios need)")
+    args = parser.parse_args()
     need("wrk", "taskset", "nginx", "cfssl")
     with tempfile.TemporaryDirectory(prefix="certstatus-precomputed-") as tmp:
         os.chmod(tmp, 0o755)  # nginx's workers (another user) read the static response below it
-        fixture = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10)
+        fixture = make_fixture(
+            Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10,
+            extra_server=f"response_cache_bytes = {CACHE_BYTES_PER_SERIAL * args.count}",  # every answer fits, as in CFSSL
+        )
         generate(fixture)
         stored = stored_responses(fixture)
         missing = [s for s in fixture.serials if s not in stored]
@@ -103,6 +118,8 @@ def main() -> None:
             "cfssl ocspserve": lambda port: cfssl_ocspserve(responses_file, port),
             "nginx static": lambda port: nginx_static(Path(tmp) / f"nginx-{port}", port, stored[fixture.serials[0]]),
         }
+        if args.only_ratios:
+            candidates = {n: c for n, c in candidates.items() if n in ("certstatus", "cfssl ocspserve", "nginx static")}
         for name in [n for n in candidates if n != "nginx static"]:
             port = free_port()
             with candidates[name](port):
@@ -119,6 +136,7 @@ def main() -> None:
                 for name, start in candidates.items():
                     port = free_port()
                     with start(port) as process:
+                        warm(port, requests)  # every request once: caches start the measured run warm
                         runs[name].append(wrk(port, requests, seconds=args.seconds, close=close,
                                               server_pid=process.pid))
                         pids = [pid for pid in children(process.pid)

@@ -19,7 +19,7 @@ from certstatus.errors import CertstatusError, ConfigError, StoreError
 from certstatus.health import CaHealth, readiness_problems
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.pipeline.base import Route
-from certstatus.pipeline.build import build_pipeline
+from certstatus.pipeline.build import Pipeline, build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
@@ -49,6 +49,7 @@ class Application:
     changes: ChangeHub
     watcher: ChangeWatcher | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    pipeline: Pipeline | None = None  # the composed steps (the protocol edge's cache wires into them)
 
     def close(self) -> None:
         """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""
@@ -183,6 +184,7 @@ def build_application(
         application.close()
         raise
     application.closers.extend(pipeline.closers)
+    application.pipeline = pipeline
     cas = ca_health(registry)
     proxies = None
     if ops.tls.trusted_proxies:

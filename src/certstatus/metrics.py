@@ -8,7 +8,8 @@ reads itself: data age per source, signer expiry, cache hit ratio.
 
 Names, for what an operator asks:
 
-* ``certstatus_requests_total{ca, response_status, source}`` — requests answered;
+* ``certstatus_requests_total{ca, response_status, source}`` — requests answered (``source="edge"``:
+  by the protocol edge's answer cache, :mod:`certstatus.server.edge`, added once a second);
 * ``certstatus_certificates_total{ca, cert_status}`` — certStatus answered per CertID;
 * ``certstatus_request_duration_seconds{source}`` — latency from parsed request to answer;
 * ``certstatus_response_age_seconds{source}`` — now − thisUpdate of the response served;
@@ -39,7 +40,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 AGE_BUCKETS = (1, 60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400)
-_CACHE_SOURCES = frozenset({"cache", "precomputed"})
+_CACHE_SOURCES = frozenset({"cache", "precomputed", "edge"})
 
 
 class RequestMetrics:

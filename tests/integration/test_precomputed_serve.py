@@ -1,9 +1,10 @@
 """`certstatus serve` in precomputed and cached mode, asked by the real `openssl ocsp` client.
 
 One server for the module: the ECDSA demo CA in cached mode at /cached/, the
-RSA demo CA in precomputed mode at /precomputed/, two worker processes and
-the background generator. The server generates before it serves, so the
-first answers are already the stored bytes.
+RSA demo CA in precomputed mode at /precomputed/, two worker processes of the
+protocol edge (``server.http = "protocol"``, with its edge answer cache) and
+the background generator, and the admin listener (metrics). The server
+generates before it serves, so the first answers are already the stored bytes.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.x509 import ocsp
+from prometheus_client.parser import text_string_to_metric_families
 
 from certstatus.store.base import serial_key
+from tests.ocsp_client import request_der
 from tests.precomputed_helpers import copy_pki
 from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
 
@@ -26,16 +30,17 @@ class PrecomputedServer:
     """The module's server (tests/servers.py) and what the tests read beside it: store rows, openssl."""
 
     def __init__(self, folder: Path, cached, precomputed) -> None:
-        port = free_port()
+        port, admin = free_port(), free_port()
         self.folder = folder
         self.cached, self.precomputed = cached, precomputed
         self.database = folder / "store.sqlite3"
         config = (
-            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="")
+            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="", http="protocol")
+            + table("admin", listen=f"127.0.0.1:{admin}", token_file="admin.token")
             + demo_ca_table("cached", cached, index=True, path="/cached", mode="cached")
             + demo_ca_table("precomputed", precomputed, index=True, path="/precomputed", mode="precomputed")
         )
-        self.server = start_server(folder, config, port=port)
+        self.server = start_server(folder, config, port=port, admin_port=admin)
         self.port = port
         self.config = folder / "certstatus.toml"
 
@@ -131,3 +136,34 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_within_seconds(se
     text = server.openssl("cached", "good", nonce=False, out=out)
     assert "revoked" in text and "Response verify OK" in text
     assert '"logger": "certstatus.generator", "message": "signed 2 responses' in server.server.log_text()
+
+
+def _requests_by_source(server, ca: str) -> dict[str, float]:
+    text = server.server.admin_get("/metrics").text
+    return {
+        sample.labels["source"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "certstatus_requests_total" and sample.labels.get("ca") == ca
+        and sample.labels.get("response_status") == "successful"
+    }
+
+
+def test_edge_hits_are_counted_exactly_across_the_workers(server):
+    """Each worker answers its first request for a CertID through the pipeline (which fills its
+    edge cache) and the next ones from the edge; /metrics sums both workers, hits flushed once a second."""
+    pki = server.precomputed
+    der = request_der(pki.leaves["good2"], pki.ca_cert)
+    before = _requests_by_source(server, "precomputed")
+    count = 12
+    for _ in range(count):  # a new connection each time lands on either worker
+        reply = httpx.post(f"http://127.0.0.1:{server.port}/precomputed/", content=der,
+                           headers={"content-type": "application/ocsp-request", "connection": "close"}, timeout=10)
+        assert reply.status_code == 200 and reply.content == server.stored("precomputed", pki.serials["good2"])
+    deadline = time.monotonic() + 15
+    while sum((after := _requests_by_source(server, "precomputed")).values()) < sum(before.values()) + count:
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.2)
+    assert sum(after.values()) == sum(before.values()) + count
+    edge = after.get("edge", 0.0) - before.get("edge", 0.0)
+    assert count - 2 <= edge <= count  # at most one pipeline answer per worker

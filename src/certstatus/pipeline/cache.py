@@ -16,6 +16,11 @@ nonce, with several CertIDs, and every request of a live-mode CA pass by.
   the worker's :class:`~certstatus.store.changes.ChangeHub` (SQLite
   counters polled, PostgreSQL LISTEN/NOTIFY) and the drop happens on the
   request path's thread before the next request is answered.
+* One byte budget (:class:`ByteBudget`, ``server.response_cache_bytes``) can
+  hold this cache and the protocol edge's answer cache
+  (:mod:`certstatus.server.edge`) together: whichever inserts evicts its own
+  least recently used entries first, then the other's; the edge takes an
+  answer over (:meth:`AnswerCache.discard`) so it is not held twice.
 """
 
 from __future__ import annotations
@@ -42,15 +47,44 @@ class _Entry:
     size: int
 
 
-class AnswerCache:
-    """A byte-bounded LRU of OCSP answers keyed on CertID DER.
+class ByteBudget:
+    """One bound in bytes for several caches of one worker (each has ``size``,
+    ``__len__`` and ``evict_oldest()``).
 
-    ``max_bytes`` 0 disables it. Not thread-safe (one per worker, used from
-    the event loop).
+    :meth:`make_room` runs after a cache grew: while the caches together hold
+    more than ``max_bytes``, it evicts the growing cache's least recently used
+    entry, or, when that cache is empty, the oldest of the others.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self.members: list = []
+
+    @property
+    def used(self) -> int:
+        """Bytes held by every member together."""
+        return sum(member.size for member in self.members)
+
+    def make_room(self, growing) -> None:
+        while self.used > self.max_bytes:
+            victim = growing if len(growing) else next((m for m in self.members if len(m)), None)
+            if victim is None:
+                return
+            victim.evict_oldest()
+
+
+class AnswerCache:
+    """A byte-bounded LRU of OCSP answers keyed on CertID DER.
+
+    ``max_bytes`` 0 disables it. With ``budget`` the bound is shared with the
+    budget's other members (``max_bytes`` is then the budget's). Not
+    thread-safe (one per worker, used from the event loop).
+    """
+
+    def __init__(self, max_bytes: int, budget: ByteBudget | None = None) -> None:
+        self.budget = budget or ByteBudget(max_bytes)
+        self.budget.members.append(self)
+        self.max_bytes = self.budget.max_bytes
         self.size = 0
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
 
@@ -78,8 +112,16 @@ class AnswerCache:
         expires = refresh_due(answer.this_update, answer.next_update)
         self._entries[key] = _Entry(dataclasses.replace(answer, source="cache"), expires, issuer_id, serial_number, size)
         self.size += size
-        while self.size > self.max_bytes:
-            self._drop(next(iter(self._entries)))
+        self.budget.make_room(self)
+
+    def evict_oldest(self) -> None:
+        """Drop the least recently used entry (:class:`ByteBudget`)."""
+        self._drop(next(iter(self._entries)))
+
+    def discard(self, key: bytes) -> None:
+        """Drop ``key``'s entry if there is one (the edge cache took the answer over)."""
+        if key in self._entries:
+            self._drop(key)
 
     def invalidate(self, changes: list[tuple[int, int | None]] | None) -> None:
         """Drop the entries of changed (issuer_id, serial) pairs; serial None: the whole issuer; None: all."""
@@ -103,11 +145,11 @@ class AnswerCache:
 class ResponseCache:
     """The pipeline step in front of the precomputed lookup and live signing (see module doc).
 
-    ``max_bytes`` bounds the cache (0: off).
+    ``max_bytes`` bounds the cache (0: off); ``budget`` shares the bound (see :class:`ByteBudget`).
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.cache = AnswerCache(max_bytes)
+    def __init__(self, max_bytes: int, budget: ByteBudget | None = None) -> None:
+        self.cache = AnswerCache(max_bytes, budget)
         self._changed: deque[int] = deque()
 
     def issuer_changed(self, issuer_id: int) -> None:

@@ -134,6 +134,8 @@ class OCSPHttpHandler:
         self.proxies = proxies
         self.observers = tuple(observers)
         self.connection_gate = connection_gate
+        #: The protocol edge's answer cache (:mod:`certstatus.server.edge`) once one is attached.
+        self.edge = None
 
     def admit_connection(self, client_address: str | None, tls_client_chain: tuple[bytes, ...]) -> bool:
         """False when a TLS client must be disconnected now (its certificate is revoked here)."""

@@ -29,6 +29,7 @@ import logging
 
 import httptools
 
+from certstatus.server.edge import EdgeCache
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler
 
 log = logging.getLogger("certstatus.server")
@@ -62,7 +63,9 @@ def url_limit(max_request_bytes: int) -> int:
 
 
 class ServerState:
-    """What the connections of one worker share: handler, limits, open connections.
+    """What the connections of one worker share: handler, limits, open connections,
+    and the edge answer cache (:mod:`certstatus.server.edge`; None: every request
+    goes to the handler).
 
     Sizes in bytes, ``client_timeout`` in seconds.
     """
@@ -73,8 +76,10 @@ class ServerState:
         *,
         client_timeout: float = 10.0,
         max_header_bytes: int = 16 * 1024,
+        edge: EdgeCache | None = None,
     ) -> None:
         self.handler = handler
+        self.edge = edge if edge is not None else handler.edge
         self.client_timeout = client_timeout
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = handler.max_request_bytes
@@ -91,14 +96,19 @@ class ServerState:
             now = loop.time()
             for connection in [c for c in self.connections if c.deadline < now]:
                 connection.time_out()
+            if self.edge is not None:
+                self.edge.flush_metrics()
             self._sweeper = loop.call_later(interval, sweep)
 
         self._sweeper = loop.call_later(interval, sweep)
 
     def stop_sweeping(self) -> None:
+        """Stop the sweeps and add the edge's last counts to the metrics (shutdown)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self.edge is not None:
+            self.edge.flush_metrics()
 
 
 def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -> bytes:
@@ -122,6 +132,23 @@ def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -
     return b"".join(parts)
 
 
+def _edge_key(method: bytes, url: bytes, body: bytes) -> bytes | None:
+    """The edge cache key of a request (:mod:`certstatus.server.edge`), None when it has none.
+
+    POST: its body (a DER SEQUENCE, 0x30 first), after NUL, its request target and NUL
+    unless the target is ``/``; GET: its raw request target (never 0x30 or NUL first: llhttp
+    refuses control bytes, and a target starts with ``/``, ``*`` or a scheme), so the kinds
+    never collide. Other methods, HEAD included, take the handler's path.
+    """
+    if method == b"POST":
+        if body[:1] != b"\x30":
+            return None
+        return body if url == b"/" else b"\0" + url + b"\0" + body
+    if method == b"GET":
+        return url
+    return None
+
+
 class HttpProtocol(asyncio.Protocol):
     """One client connection: httptools callbacks → OCSPHttpHandler → transport.
 
@@ -134,7 +161,7 @@ class HttpProtocol(asyncio.Protocol):
         self.loop = loop
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.client: str | None = None
+        self._client: str | None | bool = False  # False: not read yet (see client)
         self.deadline = 0.0
         self.in_request = False
         self.closing = False
@@ -148,18 +175,32 @@ class HttpProtocol(asyncio.Protocol):
         self.body_bytes = 0
         self.refused: HttpResponse | None = None
 
+    @property
+    def client(self) -> str | None:
+        """The peer's address, read from the socket the first time it is needed (an edge
+        hit never needs it: a short connection saves the call)."""
+        if self._client is False:
+            peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+            self._client = peer[0] if peer else None
+        return self._client  # type: ignore[return-value]
+
+    @client.setter
+    def client(self, address: str | None) -> None:
+        self._client = address
+
     # asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.client = peer[0] if peer else None
         self.deadline = self.loop.time() + self.state.client_timeout
         self.state.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self.closing = True
+        # The parser holds this protocol (its callbacks): break the cycle so the connection is
+        # freed by reference counting now, not by a garbage collection later.
+        self.parser = None
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -222,13 +263,31 @@ class HttpProtocol(asyncio.Protocol):
         if self.closing:
             return
         self.in_request = False
-        method = self.parser.get_method().decode("latin-1")
-        response = self.state.handler.handle(
-            method, self.url, self.headers, b"".join(self.body), self.client
-        )
-        close = self.state.draining or not self.parser.should_keep_alive()
-        self._respond(response, close=close, body=method != "HEAD")
-        self.deadline = self.loop.time() + self.state.client_timeout
+        state = self.state
+        close = state.draining or not self.parser.should_keep_alive()
+        method = self.parser.get_method()
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        edge = state.edge
+        key = None
+        if edge is not None and b"if-none-match" not in self.headers:
+            key = _edge_key(method, self.url, body)
+            if key is not None:
+                data = edge.lookup(key, close)
+                if data is not None:
+                    self.transport.write(data)
+                    if close:
+                        self.closing = True
+                        self.transport.close()
+                    else:
+                        self.deadline = self.loop.time() + state.client_timeout
+                    return
+                edge.start()
+        name = method.decode("latin-1")
+        response = state.handler.handle(name, self.url, self.headers, body, self.client)
+        if key is not None and response.status == 200:
+            edge.fill(key)
+        self._respond(response, close=close, body=name != "HEAD")
+        self.deadline = self.loop.time() + state.client_timeout
 
     # helpers ---------------------------------------------------------------
 

@@ -108,6 +108,7 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
     from certstatus.app import build_application
     from certstatus.config import Settings
     from certstatus.observability import configure_logging
+    from certstatus.server.edge import edge_for
 
     from certstatus.signing.loader import start_signer_watcher
 
@@ -120,6 +121,7 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
         application = build_application(settings)
         built.append(application)
         start_signer_watcher(application.registry.cas)  # rescans signers_dir; SIGHUP forces it
+        edge_for(application)  # the edge answer cache, when a CA is eligible (server/edge.py)
         return application.http
 
     try:

@@ -1,0 +1,331 @@
+"""The protocol edge's answer cache: raw request bytes → the rendered HTTP response.
+
+For a precomputed or cached CA, a nonce-less single-CertID request is
+answered from this cache by :class:`~certstatus.server.protocol.HttpProtocol`
+before :class:`~certstatus.server.http.OCSPHttpHandler` runs: a hit costs the
+httptools parse, one dict lookup, one ``bytes.join`` and one write. The
+response is byte for byte what the handler would send (tests compare), with
+the two headers that vary per request filled in:
+
+* ``Cache-Control: max-age`` = nextUpdate − now in whole seconds, truncated
+  as the handler does (RFC 5019 §6.2), from integer/float arithmetic on the
+  entry's nextUpdate;
+* ``Date``, formatted once per second (RFC 9110 §6.6.1).
+
+Last-Modified, Expires, ETag and the body are fixed per entry.
+
+Key: a POST body (prefixed with the request target when that is not ``/``:
+CAs may have their own paths), or a GET's raw request target. HEAD,
+``If-None-Match`` and every other method take the handler's path.
+
+Filled only from the handler's path (:meth:`EdgeCache.pipeline_step` sees the
+exchange and its answer), when the answer can be shared and nothing else needs
+to see the request:
+
+* the CA is precomputed or cached (:func:`~certstatus.pipeline.precomputed.shareable`
+  holds for the request as received: one CertID, no nonce, no preferred
+  signature algorithms), the answer has no nonce and is not ``restricted``;
+* the CA is eligible: open to everyone (no client certificates, no signed
+  requests, no authorization: :func:`certstatus.access.policy.policy_for`
+  is open and no authenticate step exists), not forwarded, no live SQL
+  source, and no audit log (the audit/billing log must see every request:
+  with ``[audit] log`` set, the edge is off and every request takes the
+  handler's path).
+
+Never served:
+
+* at or after the entry's refresh point (:func:`certstatus.refresh.refresh_due`,
+  before nextUpdate), nor after the CA's data goes stale (its CRL's
+  nextUpdate + ``stale_grace``; :class:`~certstatus.pipeline.freshness.FreshnessGuard`
+  answers tryLater from then on, unless ``on_stale = "serve"``);
+* after a status change of its issuer: :meth:`EdgeCache.issuer_changed` is
+  subscribed to the worker's store change hub (any process's import, push
+  or generator) and drops the issuer's entries before the next lookup.
+
+Bounded in bytes by the same :class:`~certstatus.pipeline.cache.ByteBudget`
+as the pipeline's answer cache (``server.response_cache_bytes``), least
+recently used out; an answer the edge holds is dropped from the answer cache.
+
+Metrics: hits are counted in plain integers and added to the worker's
+:class:`~certstatus.metrics.RequestMetrics` (requests, certificates, latency
+and response age histograms, ``source="edge"``) by :meth:`EdgeCache.flush_metrics`,
+which the protocol calls from its once-a-second sweep and at shutdown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable
+
+from certstatus.clock import UTC, Clock, SystemClock
+from certstatus.metrics import AGE_BUCKETS, LATENCY_BUCKETS, RequestMetrics
+from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
+from certstatus.pipeline.cache import ByteBudget
+from certstatus.refresh import refresh_due
+from certstatus.server.http import OCSP_RESPONSE_TYPE, _http_date
+
+#: Bytes counted per entry beyond its key, header block and DER (dict slot, entry tuple, LRU order).
+EDGE_ENTRY_OVERHEAD = 300
+#: The source label of answers served by the edge (metrics).
+SOURCE = "edge"
+
+_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: " + OCSP_RESPONSE_TYPE + b"\r\ncache-control: max-age="
+
+# Entry fields (a tuple of atoms: small, and untracked by the garbage collector).
+_DEADLINE, _NEXT_UPDATE, _THIS_UPDATE, _MIDDLE, _LENGTH, _LENGTH_CLOSE, _DER, _ISSUER, _STATS, _SIZE = range(10)
+
+
+class EdgeCache:
+    """Rendered answers of one worker (see the module docstring). Not thread-safe, except
+    :meth:`issuer_changed`.
+
+    ``eligible`` maps the issuer_id of each eligible CA to ``(name,
+    stale_deadline)``: ``stale_deadline(now)`` returns the Unix time after
+    which the CA's data is stale (inf: never), read when an entry is made.
+    """
+
+    def __init__(
+        self,
+        budget: ByteBudget,
+        clock: Clock,
+        eligible: dict[int, tuple[str, Callable[[], float]]],
+        *,
+        metrics: RequestMetrics | None = None,
+        on_fill: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.budget = budget
+        budget.members.append(self)
+        self.clock = clock
+        self.time = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
+        self.eligible = eligible
+        self.metrics = metrics
+        self.on_fill = on_fill  # told the CertID DER of each answer taken over (the answer cache drops it)
+        self.size = 0
+        self._entries: dict[bytes, tuple] = {}
+        self._changed: deque[int] = deque()
+        self._second = -1
+        self._date = b""
+        self._lengths: dict[int, tuple[bytes, bytes]] = {}
+        # The answer the handler produced for the request being handled (pipeline_step).
+        self._seen: tuple | None = None
+        # Plain counts since the last flush_metrics().
+        self._stats: list[tuple[str, tuple[str, ...]]] = []
+        self._stats_index: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._hits: list[int] = []
+        self._latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum_ns = 0
+        self._age = [0] * (len(AGE_BUCKETS) + 1)
+        self._age_sum = 0.0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # the hit path ------------------------------------------------------------
+
+    def lookup(self, key: bytes, close: bool) -> bytes | None:
+        """The whole HTTP response for ``key`` (with ``connection: close`` when ``close``), or None."""
+        started = time.perf_counter_ns()
+        if self._changed:
+            self._drop_changed()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        now = self.time()
+        if now >= entry[_DEADLINE]:
+            self._drop(key)
+            return None
+        entries = self._entries
+        del entries[key]  # least recently used first out: a hit moves to the end
+        entries[key] = entry
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._date = _http_date(dt.datetime.fromtimestamp(second, UTC))
+        data = b"".join((
+            _HEAD, b"%d" % int(entry[_NEXT_UPDATE] - now), entry[_MIDDLE], self._date,
+            entry[_LENGTH_CLOSE] if close else entry[_LENGTH], entry[_DER],
+        ))  # fmt: skip
+        self._hits[entry[_STATS]] += 1
+        age = now - entry[_THIS_UPDATE]
+        self._age[bisect_left(AGE_BUCKETS, age)] += 1
+        self._age_sum += age
+        elapsed = time.perf_counter_ns() - started
+        self._latency[bisect_left(LATENCY_BUCKETS, elapsed / 1e9)] += 1
+        self._latency_sum_ns += elapsed
+        return data
+
+    # filling -------------------------------------------------------------------
+
+    def pipeline_step(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        """Outermost pipeline step: note the exchange, its query as received (before the mode
+        policy drops a nonce) and its answer for :meth:`fill`."""
+        query = exchange.query
+        answer = call_next(exchange)
+        self._seen = (exchange, query, answer)
+        return answer
+
+    def start(self) -> None:
+        """Forget the answer noted for the previous request (call before the handler runs)."""
+        self._seen = None
+
+    def fill(self, key: bytes) -> None:
+        """Keep the answer the handler just produced under ``key``, when it may be shared (module docstring)."""
+        seen, self._seen = self._seen, None
+        if seen is None or not self.budget.max_bytes:
+            return
+        exchange, query, answer = seen
+        ca = exchange.ca
+        eligible = self.eligible.get(getattr(ca, "issuer_id", None))
+        if (
+            eligible is None or answer.has_nonce or exchange.restricted
+            or len(query.cert_ids) != 1 or query.nonce is not None or query.preferred_signature_algorithms
+        ):
+            return
+        name, stale_deadline = eligible
+        next_update = answer.next_update.timestamp()
+        deadline = min(refresh_due(answer.this_update, answer.next_update).timestamp(), stale_deadline())
+        if self.time() >= deadline:
+            return
+        etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
+        middle = (
+            b", public, no-transform, must-revalidate\r\nlast-modified: " + _http_date(answer.this_update)
+            + b"\r\nexpires: " + _http_date(answer.next_update) + b"\r\netag: " + etag + b"\r\ndate: "
+        )  # fmt: skip
+        size = len(key) + len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
+        if size > self.budget.max_bytes:
+            return
+        lines = self._lengths.get(len(answer.der))
+        if lines is None:
+            lines = self._lengths[len(answer.der)] = (
+                b"\r\ncontent-length: %d\r\n\r\n" % len(answer.der),
+                b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(answer.der),
+            )
+        stats_key = (name, answer.statuses)
+        stats = self._stats_index.get(stats_key)
+        if stats is None:
+            stats = self._stats_index[stats_key] = len(self._stats)
+            self._stats.append(stats_key)
+            self._hits.append(0)
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = (deadline, next_update, answer.this_update.timestamp(), middle, lines[0], lines[1],
+                              answer.der, ca.issuer_id, stats, size)  # fmt: skip
+        self.size += size
+        if self.on_fill is not None:
+            self.on_fill(exchange.query.cert_ids[0].der)
+        self.budget.make_room(self)
+
+    # invalidation and bounds ------------------------------------------------------
+
+    def issuer_changed(self, issuer_id: int) -> None:
+        """Note that an issuer's statuses or data changed (thread-safe: the change watcher calls it)."""
+        self._changed.append(issuer_id)
+
+    def _drop_changed(self) -> None:
+        issuers = set()
+        while self._changed:
+            issuers.add(self._changed.popleft())
+        for key in [key for key, entry in self._entries.items() if entry[_ISSUER] in issuers]:
+            self._drop(key)
+
+    def evict_oldest(self) -> None:
+        """Drop the least recently used entry (:class:`~certstatus.pipeline.cache.ByteBudget`)."""
+        self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: bytes) -> None:
+        self.size -= self._entries.pop(key)[_SIZE]
+
+    # metrics --------------------------------------------------------------------
+
+    def flush_metrics(self) -> int:
+        """Add the hits counted since the last flush to the Prometheus metrics; return how many."""
+        hits = sum(self._hits)
+        if not hits:
+            return 0
+        metrics = self.metrics
+        counts = list(zip(self._stats, self._hits, strict=True))
+        self._hits = [0] * len(self._hits)
+        latency, self._latency = self._latency, [0] * len(self._latency)
+        latency_sum, self._latency_sum_ns = self._latency_sum_ns / 1e9, 0
+        age, self._age = self._age, [0] * len(self._age)
+        age_sum, self._age_sum = self._age_sum, 0.0
+        if metrics is None:
+            return hits
+        for (ca, statuses), count in counts:
+            if not count:
+                continue
+            metrics.requests.labels(ca, "successful", SOURCE).inc(count)
+            for status in statuses:
+                metrics.certificates.labels(ca, status).inc(count)
+        add_observations(metrics.latency.labels(SOURCE), latency, latency_sum)
+        add_observations(metrics.response_age.labels(SOURCE), age, age_sum)
+        return hits
+
+
+def add_observations(histogram, bucket_counts: list[int], total: float) -> None:
+    """Add many observations to a labelled ``prometheus_client`` Histogram at once:
+    ``bucket_counts[i]`` values fell in bucket ``i`` (the last: +Inf), summing to ``total``.
+
+    The same result as ``observe()`` once per value (tests compare), at one increment per
+    bucket instead of one call per value.
+    """
+    for bucket, count in zip(histogram._buckets, bucket_counts, strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(total)
+
+
+def edge_for(application) -> EdgeCache | None:
+    """The edge cache for one worker's :class:`~certstatus.app.Application`, wired to its
+    pipeline, answer cache budget, metrics and store change hub; None when no CA is eligible
+    (module docstring) or the cache is off (``server.response_cache_bytes = 0``)."""
+    from certstatus.pipeline.authorize import policy_for
+    from certstatus.pipeline.metrics import ObserveMetrics
+
+    settings = application.settings
+    pipeline = application.pipeline
+    ops = settings.ops
+    if pipeline is None or pipeline.cache is None or not settings.server.response_cache_bytes:
+        return None
+    if ops.audit.log is not None:  # every request must reach the audit/billing log
+        return None
+    if ops.tls.client_auth != "none" or ops.tls.client_cert_header or ops.access.signer_trust_anchors or ops.tls.client_trust_anchors:
+        return None  # requests are authenticated: the pipeline must see each one
+    guard = pipeline.guard
+    eligible: dict[int, tuple[str, Callable[[], float]]] = {}
+    for ca in application.registry.cas:
+        ca_settings = ca.settings
+        if ca_settings.mode == "live" or ca_settings.forward or ca_settings.sql is not None:
+            continue
+        if not policy_for(ca_settings, ops.access).open:
+            continue
+        eligible[ca.issuer_id] = (ca.name, _stale_deadline(guard, ca))
+    if not eligible:
+        return None
+    metrics = next((o.metrics for o in pipeline.observers if isinstance(o, ObserveMetrics)), None)
+    answer_cache = pipeline.cache.cache
+    edge = EdgeCache(answer_cache.budget, application.clock, eligible, metrics=metrics, on_fill=answer_cache.discard)
+    handler = application.http
+    inner = handler.pipeline
+    handler.pipeline = lambda exchange: edge.pipeline_step(exchange, inner)
+    handler.edge = edge
+    application.changes.subscribe(lambda change: edge.issuer_changed(change.issuer_id))
+    return edge
+
+
+def _stale_deadline(guard, ca) -> Callable[[], float]:
+    """Unix time after which ``ca``'s data is stale (the freshness guard's rule); inf: never."""
+
+    def deadline() -> float:
+        if guard is None or ca.settings.on_stale == "serve":
+            return float("inf")
+        state = guard.current(ca)
+        if state.next_update is None:
+            return float("inf")
+        return state.next_update.timestamp() + ca.settings.stale_grace
+
+    return deadline
