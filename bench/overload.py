@@ -1,19 +1,22 @@
 """Overload: does a 1-worker certstatus keep its goodput at 4x the request rate it can sustain?
 
 Usage (under the shared lock):
-    flock /work/bench.lock .venv/bin/python bench/overload.py [--runs 3] [--seconds 10] [--http protocol]
+    flock /work/bench.lock .venv/bin/python bench/overload.py [--runs 3] [--seconds 10] [--calls 10]
+        [--factor 4] [--http protocol|uvicorn]
 
 What it does, per run, against one worker pinned to core 0, live mode with an
 ECDSA P-256 signer (every answer signed on the spot: the CPU-bound case;
 precomputed answers are ~10x cheaper and leave the edge as the bottleneck):
 
-1. peak: closed-loop ``wrk -c64`` with ``Connection: close`` (a new TCP
-   connection per request, as most OCSP clients make) for --seconds → P req/s.
-   The keep-alive peak is printed beside it for reference.
-2. overload: ``h2load`` in rate mode offers 4 x P new connections per second,
-   one GET each, open loop (connections arrive on schedule whatever the
-   server answers), for --seconds; the server runs with its default limits
-   (``max_connections = 1000``, ``client_timeout = 10``).
+1. peak: closed-loop ``wrk -c64`` keep-alive for --seconds → P req/s (with
+   ``--calls 1``: ``Connection: close``, a new TCP connection per request).
+2. overload: ``h2load`` in rate mode offers 4 x P requests per second for
+   --seconds, open loop: they arrive as P x 4 / --calls new connections per
+   second making --calls GETs each, one after the other (httperf's session
+   model; default 10 calls). Arrivals follow the clock whatever the server
+   answers; a connection refused for overload gets one 503 and makes no more
+   calls. The server runs with its default limits (``max_connections = 1000``,
+   ``client_timeout = 10``).
 3. correctness: during the overload a checker (a thread here, on core 1)
    sends 50 requests/s of distinct serials whose status is known (good,
    revoked, unknown to the index) and checks every answer: a 200 must be a
@@ -21,8 +24,9 @@ precomputed answers are ~10x cheaper and leave the edge as the bottleneck):
    a signature that verifies with the delegated responder's key; a 503 must
    carry the OCSP tryLater body. Anything else answered is a *wrong answer*.
 
-Printed per run and as medians: P, goodput under overload (2xx/s of h2load),
-goodput / P (target >= 0.90), the share of 503 tryLater among the answers,
+Printed per run and as medians: P, goodput under overload (successful answers
+per second counted by the server, from its admin /metrics), goodput / P
+(target >= 0.90), the same per server CPU-second, the share of 503 tryLater among the answers,
 connections h2load saw fail (reset or closed unanswered: beyond twice
 max_connections they are closed at once), and wrong answers (target 0).
 h2load and wrk run on core 1, the server on core 0; load average is printed.
@@ -47,7 +51,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from common import (
-    LOAD_CPU, certstatus_command, free_port, import_store, load_arguments, make_fixture, median, need,
+    LOAD_CPU, certstatus_command, cpu_seconds, free_port, import_store, load_arguments, make_fixture, median, need,
     port_config, request_der, server, taskset, wrk, write_requests,
 )
 from cryptography import x509
@@ -185,13 +189,14 @@ def successful_answers(admin_port: int) -> float:
                if line.startswith("certstatus_requests_total{") and 'response_status="successful"' in line)
 
 
-def h2load(port: int, uris: Path, rate: int, seconds: int, admin_port: int, calls: int) -> tuple[Offered, float]:
+def h2load(port: int, uris: Path, rate: int, seconds: int, admin_port: int, calls: int,
+           server_pid: int) -> tuple[Offered, float, float]:
     """Open loop: ``rate`` requests per second for ``seconds``, arriving as ``rate / calls`` new
     connections per second that make ``calls`` GETs each, one after the other (h2load rate mode).
 
     Returns h2load's figures and the server's goodput: successful answers per second counted by the
     server itself from 1 s after the start to 1 s before the end of the offered load (h2load's own
-    duration includes waiting for the connections that timed out).
+    duration includes waiting for the connections that timed out), and per CPU-second of the server.
     """
     connections = rate * seconds // calls
     per_tick = max(1, round(rate / calls / 100))  # every 10 ms: arrivals spread over each second
@@ -201,11 +206,12 @@ def h2load(port: int, uris: Path, rate: int, seconds: int, admin_port: int, call
     ])  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(1.0)
-    before, started_at = successful_answers(admin_port), time.monotonic()
+    before, started_at, cpu_before = successful_answers(admin_port), time.monotonic(), cpu_seconds(server_pid)
     time.sleep(seconds - 2.0)
-    after, ended_at = successful_answers(admin_port), time.monotonic()
+    after, ended_at, cpu_after = successful_answers(admin_port), time.monotonic(), cpu_seconds(server_pid)
     output = process.communicate(timeout=seconds + 120)[0]
     goodput = (after - before) / (ended_at - started_at)
+    per_cpu = (after - before) / (cpu_after - cpu_before) if cpu_after > cpu_before else 0.0
     finished = re.search(r"finished in ([\d.]+)(m?s)", output)
     requests = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
                          r"(\d+) errored, (\d+) timeout", output)
@@ -217,7 +223,7 @@ def h2load(port: int, uris: Path, rate: int, seconds: int, admin_port: int, call
     duration = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
     total, started, done, _succeeded, failed, errored, timeout = (int(v) for v in requests.groups())
     ok, c3, c4, c5 = (int(v) for v in codes.groups())
-    return Offered(duration, total, ok, c5, c3 + c4, failed + errored + timeout + (total - done)), goodput
+    return Offered(duration, total, ok, c5, c3 + c4, failed + errored + timeout + (total - done)), goodput, per_cpu
 
 
 def unknown_serials(fixture, count: int) -> list[int]:
@@ -278,17 +284,20 @@ def main() -> int:
                       f"{rate / args.calls:.0f} connections/s of {args.calls} requests for {args.seconds} s", flush=True)
                 checker = Checker(port, fixture, unknown)
                 checker.start()
-                offered, goodput = h2load(port, uris, rate, args.seconds, admin_port, args.calls)
+                offered, goodput, per_cpu = h2load(port, uris, rate, args.seconds, admin_port, args.calls, process.pid)
                 checked = checker.stop()
             answered = offered.ok_2xx + offered.status_5xx + offered.other
             row = {
                 "peak": peak.rps, "offered": rate, "goodput": goodput,
-                "ratio": goodput / peak.rps, "try_later": offered.status_5xx / answered if answered else 0.0,
+                "ratio": goodput / peak.rps,
+                "cpu_ratio": per_cpu / peak.per_cpu_second if peak.per_cpu_second else 0.0,
+                "try_later": offered.status_5xx / answered if answered else 0.0,
                 "failed": offered.failed / offered.started if offered.started else 0.0,
                 "other": offered.other, "wrong": len(checked.wrong), "checked": checked,
             }
             rows.append(row)
-            print(f"run {run}: goodput {goodput:7.0f} req/s = {row['ratio']:.2f} x peak; "
+            print(f"run {run}: goodput {goodput:7.0f} req/s = {row['ratio']:.2f} x peak "
+                  f"({row['cpu_ratio']:.2f} per server CPU-second); "
                   f"503 tryLater {row['try_later']:.1%} of answers; unanswered {row['failed']:.1%} of "
                   f"connections; other statuses {offered.other}; checker: {checked.ok} correct, "
                   f"{checked.try_later} tryLater, {checked.unanswered} unanswered, {len(checked.wrong)} WRONG",
@@ -304,6 +313,8 @@ def main() -> int:
               f"{median(r['offered'] for r in rows):9.0f} req/s")
         print(f"  goodput under overload (server's count)       {median(r['goodput'] for r in rows):9.0f} req/s")
         print(f"  goodput / peak                                {median(r['ratio'] for r in rows):9.2f}   (target >= 0.90)")
+        print(f"  goodput / peak per server CPU-second          {median(r['cpu_ratio'] for r in rows):9.2f}   "
+              "(steadier on a shared machine)")
         print(f"  503 tryLater share of answers                 {median(r['try_later'] for r in rows):9.1%}")
         print(f"  connections unanswered (closed at once/reset) {median(r['failed'] for r in rows):9.1%}")
         print(f"  wrong answers (checker, all runs)             {sum(r['wrong'] for r in rows):9d}   (target 0)")
