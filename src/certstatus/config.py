@@ -13,6 +13,8 @@ Layout::
     common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
     max_request_bytes = 10000
     client_timeout = 10          # seconds for a client to send a whole request (and keep-alive idle time)
+    max_connections = 1000       # per worker; a connection beyond gets 503 tryLater (docs/operations.md)
+    max_in_flight = 64           # per worker: forwarded requests waiting for a remote; beyond: tryLater
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
     response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
 
@@ -71,6 +73,8 @@ DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
 DEFAULT_CLIENT_TIMEOUT = 10.0
 DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
+DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
 #: Per-CA serving modes (docs/precomputed.md).
 MODES = ("live", "precomputed", "cached")
 
@@ -148,6 +152,8 @@ class ServerSettings:
     pkcs11_module: str | None = None
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # per worker
     http: str = "uvicorn"  # or "protocol": server/protocol.py (plain HTTP)
     where: str = dataclasses.field(default="command line", compare=False)
     key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
@@ -199,7 +205,7 @@ class Settings:
 
 _SERVER_KEYS = {
     "listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module",
-    "response_cache_bytes", "http", "key_permissions",
+    "response_cache_bytes", "http", "key_permissions", "max_connections", "max_in_flight",
 }
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
@@ -452,8 +458,16 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     permissions = raw.get("key_permissions", "refuse")
     if permissions not in ("refuse", "warn"):
         raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')
+    limits = {}
+    for key, default, top in (("max_connections", DEFAULT_MAX_CONNECTIONS, 1_000_000),
+                              ("max_in_flight", DEFAULT_MAX_IN_FLIGHT, 10_000)):
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise ConfigError(where, f"server.{key}", f"{value!r} is out of range.",
+                              f"Write a whole number from 1 to {top}, e.g. {default} (per worker process).")
+        limits[key] = value
     return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes,
-                          client_timeout=float(timeout), http=http, where=where, key_permissions=permissions)
+                          client_timeout=float(timeout), http=http, where=where, key_permissions=permissions, **limits)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

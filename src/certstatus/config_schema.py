@@ -221,8 +221,18 @@ SERVER = Section(
             "certstatus's own asyncio protocol over httptools (plain HTTP only, no `[tls]`; keep-alive, pipelining, "
             "413/414/431 limits and `client_timeout`; figures in bench/README.md).", '"uvicorn"'),
         Key("client_timeout", Kind("seconds (a number, 0.1 to 3600)", _string),
-            'With `http = "protocol"`: seconds a client has to send a whole request from its first byte '
-            "(slow senders do not extend it), and the idle time of a keep-alive connection.", "10"),
+            "Seconds a client has to send a whole request from its first byte (slow senders do not extend "
+            "it), and the idle time of a keep-alive connection or of a new one that sends nothing; "
+            "overdue connections are closed without an answer.", "10"),
+        Key("max_connections", _CORE["integer"],
+            "Per worker process: open client connections (1 to 1000000). A connection accepted beyond it gets "
+            "HTTP 503 with the OCSP `tryLater` response to its first request, then is closed; beyond twice it, "
+            "it is closed at once. See [operations.md](operations.md#overload).", "1000"),
+        Key("max_in_flight", _CORE["integer"],
+            "Per worker process: requests waiting in threads for blocking work, i.e. forwarded requests "
+            "waiting for a remote responder (1 to 10000); one more gets HTTP 503 `tryLater` at once instead of "
+            'a place in a queue. With `http = "protocol"` forwarded requests are answered inline (one at a '
+            "time per worker) and this limit does not apply.", "64"),
     ),
 )
 

@@ -23,7 +23,9 @@ Names, for what an operator asks:
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
 * ``certstatus_precomputed_expired_total{ca, reason}`` — pre-signed responses found past their refresh
   point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);
-* ``certstatus_ready`` — 1 when ``/ready`` would answer 200.
+* ``certstatus_ready`` — 1 when ``/ready`` would answer 200;
+* ``certstatus_overload_refused_total{reason}`` — connections or requests refused for overload,
+  counted by the HTTP edge (:mod:`certstatus.server.overload`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ tens of microseconds and an ECDSA signature a few tens more, less than a
 hop to a thread pool; throughput comes from one worker process per core.
 Only a request forwarded to a remote responder waits for the network: the
 handler returns a :class:`~certstatus.server.http.Pending` and its fetch
-runs in the default thread pool.
+runs in the threads of the worker's :class:`~certstatus.server.overload.OverloadGuard`,
+at most ``server.max_in_flight`` at once; one more gets 503 ``tryLater`` at
+once rather than a place in a queue.
 
 The TLS client certificate comes from the ASGI TLS extension
 (``scope["extensions"]["tls"]["client_cert_chain"]``, PEM, leaf first),
@@ -27,16 +29,23 @@ from collections.abc import Callable
 
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
 from certstatus.server.lifecycle import worker_settings
+from certstatus.server.overload import TRY_LATER, TRY_LATER_CLOSE, OverloadGuard, refused_counter
 
 log = logging.getLogger("certstatus.asgi")
 
 
 class OCSPApp:
-    """An ASGI application answering OCSP over HTTP; ``on_shutdown`` runs at lifespan shutdown."""
+    """An ASGI application answering OCSP over HTTP; ``on_shutdown`` runs at lifespan shutdown.
 
-    def __init__(self, handler: OCSPHttpHandler, on_shutdown: Callable[[], None] | None = None) -> None:
+    ``guard`` holds the worker's overload limits (None: blocking work runs in
+    the loop's default thread pool, without a limit).
+    """
+
+    def __init__(self, handler: OCSPHttpHandler, on_shutdown: Callable[[], None] | None = None,
+                 guard: OverloadGuard | None = None) -> None:
         self.handler = handler
         self.on_shutdown = on_shutdown
+        self.guard = guard
         self._chains: dict[tuple[str, ...], tuple[bytes, ...]] = {}
 
     def _tls_chain(self, scope) -> tuple[bytes, ...]:
@@ -81,9 +90,23 @@ class OCSPApp:
                 offload=True,
             )
             while isinstance(response, Pending):
-                await asyncio.get_running_loop().run_in_executor(None, response.fetch)
-                response = response.resume()
+                response = await self._fetch(response)
         await _send(send, response)
+
+    async def _fetch(self, pending: Pending) -> HttpResponse | Pending:
+        """Run the blocking part of ``pending`` in a thread and resume it; tryLater when
+        ``max_in_flight`` requests already wait."""
+        guard = self.guard
+        if guard is None:
+            await asyncio.get_running_loop().run_in_executor(None, pending.fetch)
+            return pending.resume()
+        if not guard.enter():
+            return self.handler.finish(TRY_LATER)
+        try:
+            await asyncio.get_running_loop().run_in_executor(guard.executor, pending.fetch)
+        finally:
+            guard.leave()
+        return pending.resume()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -93,6 +116,8 @@ class OCSPApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.on_shutdown is not None:
                     self.on_shutdown()
+                if self.guard is not None:
+                    self.guard.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -113,6 +138,13 @@ async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
+async def try_later_app(scope, receive, send) -> None:
+    """ASGI app answering any request with 503 ``tryLater`` and ``Connection: close``
+    (a connection over ``server.max_connections``; see :mod:`certstatus.server.overload`)."""
+    if scope["type"] == "http":
+        await _send(send, TRY_LATER_CLOSE)
+
+
 async def _send(send, response: HttpResponse) -> None:
     headers = list(response.headers)
     if not any(name == b"content-length" for name, _ in headers):
@@ -131,4 +163,5 @@ def create_app() -> OCSPApp:
     settings = worker_settings()
     application = build_application(settings)
     start_signer_watcher(application.registry.cas)
-    return OCSPApp(application.http, on_shutdown=application.close)
+    guard = OverloadGuard(settings.server.max_connections, settings.server.max_in_flight, counter=refused_counter())
+    return OCSPApp(application.http, on_shutdown=application.close, guard=guard)

@@ -14,7 +14,11 @@ and enforces what a public listener needs (RFC 9112):
   A slow client costs one socket, never a worker: a sweep every
   :data:`SWEEP_SECONDS` (or a quarter of the timeout) closes overdue connections;
 * back-pressure: a client that pipelines without reading stops being read
-  until its responses drain.
+  until its responses drain;
+* overload: a connection beyond ``max_connections`` of the worker gets 503
+  ``tryLater`` to its first request and is closed, beyond twice the limit it is
+  closed at once (:mod:`certstatus.server.overload`). Forwarded requests are
+  answered inline here (the handler is called without ``offload``).
 
 Why not uvicorn: ``bench/http_stacks.py`` measured this protocol against the
 ASGI adapter under uvicorn and granian on the same requests (figures in
@@ -31,6 +35,7 @@ import httptools
 
 from certstatus.server.edge import EdgeCache
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler
+from certstatus.server.overload import TRY_LATER, OverloadGuard
 
 log = logging.getLogger("certstatus.server")
 
@@ -67,7 +72,8 @@ class ServerState:
     and the edge answer cache (:mod:`certstatus.server.edge`; None: every request
     goes to the handler).
 
-    Sizes in bytes, ``client_timeout`` in seconds.
+    Sizes in bytes, ``client_timeout`` in seconds; ``guard`` holds the
+    connection limit (None: no limit).
     """
 
     def __init__(
@@ -77,9 +83,11 @@ class ServerState:
         client_timeout: float = 10.0,
         max_header_bytes: int = 16 * 1024,
         edge: EdgeCache | None = None,
+        guard: OverloadGuard | None = None,
     ) -> None:
         self.handler = handler
         self.edge = edge if edge is not None else handler.edge
+        self.guard = guard
         self.client_timeout = client_timeout
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = handler.max_request_bytes
@@ -194,6 +202,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.deadline = self.loop.time() + self.state.client_timeout
         self.state.connections.add(self)
+        if self.state.guard is not None:
+            self._over_limit(self.state.guard.admit(len(self.state.connections)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -307,6 +317,18 @@ class HttpProtocol(asyncio.Protocol):
             self.closing = True
             self.transport.close()
 
+    def _over_limit(self, verdict: str | None) -> None:
+        """Apply :meth:`OverloadGuard.admit`'s verdict on this new connection.
+
+        Refused connections stay in ``state.connections`` (they hold a socket)
+        until closed; the sweep drops one that never completes a request.
+        """
+        if verdict == "connections":
+            self.parser = httptools.HttpRequestParser(_TryLater(self))
+        elif verdict is not None:
+            self.closing = True
+            self.transport.close()
+
     def time_out(self) -> None:
         """The deadline passed: drop the connection (no response: the request never ended)."""
         log.debug("closing connection from %s: no complete request within %.1f s", self.client,
@@ -321,3 +343,17 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self.transport.close()
         return True
+
+
+class _TryLater:
+    """httptools callbacks of a connection over the limit: nothing is kept of the request;
+    once it is complete it gets 503 ``tryLater`` and the connection is closed."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol: HttpProtocol) -> None:
+        self.protocol = protocol
+
+    def on_message_complete(self) -> None:
+        protocol = self.protocol
+        protocol._respond(protocol.state.handler.finish(TRY_LATER), close=True)

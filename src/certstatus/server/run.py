@@ -70,7 +70,7 @@ def serve(
         log_config=log_config("warning" if log_level == "info" else log_level),
         server_header=False,
         date_header=False,  # OCSPHttpHandler writes Date from its own clock
-        timeout_keep_alive=10,
+        timeout_keep_alive=settings.server.client_timeout,  # and a whole request's deadline (uvicorn_glue)
         timeout_graceful_shutdown=GRACE_SECONDS,
         h11_max_incomplete_event_size=16 * 1024,
         ssl_context_factory=ssl_context_factory if settings.ops.tls.enabled else None,

@@ -6,7 +6,12 @@
   the TLS client: after the handshake it asks
   ``OCSPHttpHandler.admit_connection`` and closes the connection of a client
   whose certificate our own data reports revoked; it puts the verified chain
-  in each request's scope as the ASGI TLS extension.
+  in each request's scope as the ASGI TLS extension. It also enforces the
+  worker's connection limit (:mod:`certstatus.server.overload`: a connection
+  over ``server.max_connections`` gets 503 ``tryLater`` with the OCSP body,
+  where uvicorn's own ``limit_concurrency`` would answer plain text) and
+  ``server.client_timeout`` for a whole request (uvicorn alone only times out
+  idle keep-alive connections: a half-sent request would hold its socket for ever).
 * :class:`Supervisor` is uvicorn's multiprocess supervisor whose SIGHUP first
   runs :meth:`Lifecycle.reload <certstatus.server.lifecycle.Lifecycle.reload>`,
   then uvicorn's rolling restart (a new worker is ready before an old one is
@@ -21,6 +26,7 @@ import ssl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
+from certstatus.server.asgi import try_later_app
 from certstatus.server.lifecycle import Lifecycle, worker_settings
 from certstatus.server.tls import peer_chain, server_context
 
@@ -48,9 +54,20 @@ class ClientCertHttpToolsProtocol(HttpToolsProtocol):
     """
 
     _closing_after_first: asyncio.TimerHandle | None = None
+    _deadline: asyncio.TimerHandle | None = None
+    _over_limit = False
+    _extensions: dict = {}  # the ASGI TLS extension of a TLS client (replaced, never changed in place)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        guard = getattr(self.app, "guard", None)
+        if guard is not None:
+            verdict = guard.admit(len(self.connections))
+            if verdict == "connections_hard":
+                transport.close()
+                return
+            self._over_limit = verdict is not None
+        self._arm_deadline()
         chain = peer_chain(transport.get_extra_info("ssl_object"))
         self._extensions = {}
         if chain:
@@ -59,10 +76,37 @@ class ClientCertHttpToolsProtocol(HttpToolsProtocol):
             if handler is not None and not handler.admit_connection(self.client[0] if self.client else None, chain):
                 transport.close()
 
+    def connection_lost(self, exc) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        """The next request must be complete within client_timeout (uvicorn's ``timeout_keep_alive``)."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.timeout_keep_alive, self._time_out)
+
+    def _time_out(self) -> None:
+        """No complete request within client_timeout: close without an answer."""
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        super()._start_asgi_task(cycle, try_later_app if self._over_limit else app)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._arm_deadline()
         if self._extensions:
             self.scope["extensions"] = self._extensions
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from certstatus.server.http import OCSPHttpHandler
+from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.protocol import HttpProtocol, ServerState
 
 log = logging.getLogger("certstatus.server")
@@ -60,8 +61,13 @@ def run_worker(
     client_timeout: float,
     max_header_bytes: int,
     grace_seconds: float = GRACE_SECONDS,
+    max_connections: int | None = None,
 ) -> None:
-    """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain and return."""
+    """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain and return.
+
+    ``max_connections`` (None: no limit) is the worker's connection limit
+    (:mod:`certstatus.server.overload`).
+    """
     try:
         import uvloop
 
@@ -69,7 +75,12 @@ def run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes)
+    guard = None
+    if max_connections is not None:
+        # max_in_flight does not apply here: this edge answers forwarded requests inline.
+        guard = OverloadGuard(max_connections, 1, counter=refused_counter())
+    state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes,
+                        guard=guard)
     # What start-up built lives as long as the worker: out of the collector's sight, a full
     # collection no longer walks it (~30 ms for ~65 000 objects, a p99 spike every time).
     gc.collect()
@@ -126,7 +137,7 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
 
     try:
         run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
-                   grace_seconds=grace_seconds)
+                   grace_seconds=grace_seconds, max_connections=settings.server.max_connections)
     finally:
         for application in built:
             application.close()  # flushes the audit log

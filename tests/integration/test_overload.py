@@ -1,0 +1,172 @@
+"""Overload limits over real sockets, on both HTTP edges (uvicorn and the protocol edge).
+
+A real ``certstatus serve`` with one worker, ``max_connections = 2``,
+``max_in_flight = 1`` and ``client_timeout = 3``: connections beyond the limit
+get HTTP 503 with the OCSP ``tryLater`` response (parsed with cryptography)
+and are closed, beyond twice the limit they are closed at once, a half-sent
+request is dropped after client_timeout, and a forwarded request beyond
+``max_in_flight`` gets tryLater while the remote responder stalls. No timing
+is asserted: every wait is for an event (a response, a close, an accept).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from contextlib import ExitStack
+
+import httpx
+import pytest
+from cryptography.x509 import ocsp
+
+from tests.integration.test_http_server import Reader, connect, post
+from tests.ocsp_client import request_der
+from tests.servers import demo_ca_table, free_port, start_server, table
+
+pytestmark = pytest.mark.integration
+
+CLIENT_TIMEOUT = 3
+
+
+class StallingResponder:
+    """A TCP listener that accepts connections, reads nothing and never answers (a hung remote responder)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = threading.Event()
+        self.held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+            self.accepted.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.fixture(scope="module")
+def stalling():
+    responder = StallingResponder()
+    yield responder
+    responder.close()
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "protocol"])
+def server(request, demo_pki, demo_pki_rsa, stalling, tmp_path_factory):
+    port, admin = free_port(), free_port()
+    config = (
+        table("server", listen=f"127.0.0.1:{port}", workers=1, database="store.sqlite3", http=request.param,
+              max_connections=2, max_in_flight=1, client_timeout=CLIENT_TIMEOUT)
+        + table("admin", listen=f"127.0.0.1:{admin}", token_file="admin.token")
+        + demo_ca_table("ec", demo_pki)
+        + table("ca.rsa", certificate=demo_pki_rsa.ca_cert, forward=[f"http://127.0.0.1:{stalling.port}/"],
+                forward_timeout="20s")
+    )
+    running = start_server(tmp_path_factory.mktemp(f"overload-{request.param}"), config, port=port, admin_port=admin)
+    running.edge = request.param
+    yield running
+    assert running.stop() == 0, running.log_text()
+
+
+@pytest.fixture(scope="module")
+def good_der(demo_pki) -> bytes:
+    return request_der(demo_pki.leaves["good"], demo_pki.ca_cert)
+
+
+def answered(sock: socket.socket, der: bytes) -> tuple[int, dict[bytes, bytes], bytes, Reader]:
+    sock.sendall(post(der))
+    reader = Reader(sock)
+    return (*reader.response(), reader)
+
+
+def assert_try_later(status: int, headers: dict[bytes, bytes], body: bytes) -> None:
+    assert status == 503
+    assert headers[b"content-type"] == b"application/ocsp-response"
+    assert ocsp.load_der_ocsp_response(body).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+
+
+def refused_metric(server, reason: str) -> float:
+    metrics = server.admin_get("/metrics").text
+    for line in metrics.splitlines():
+        if line.startswith(f'certstatus_overload_refused_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_connection_over_the_limit_gets_try_later_then_close(server, good_der):
+    with ExitStack() as stack:
+        held = [stack.enter_context(connect(server.port)) for _ in range(2)]
+        for sock in held:  # both within the limit: served, and kept open (keep-alive)
+            status, _, body, _ = answered(sock, good_der)
+            assert status == 200 and ocsp.load_der_ocsp_response(body).certificate_status is ocsp.OCSPCertStatus.GOOD
+        with connect(server.port) as third:
+            status, headers, body, reader = answered(third, good_der)
+            assert_try_later(status, headers, body)
+            assert headers[b"connection"] == b"close"
+            assert reader.closed()
+        status, _, _, _ = answered(held[0], good_der)  # the connections within the limit go on being served
+        assert status == 200
+    with connect(server.port) as later:  # the others closed: room again
+        assert answered(later, good_der)[0] == 200
+    assert refused_metric(server, "connections") >= 1
+    assert "overload:" in server.log_text()
+
+
+def test_connection_beyond_twice_the_limit_is_closed_at_once(server, good_der):
+    with ExitStack() as stack:
+        held = [stack.enter_context(connect(server.port)) for _ in range(4)]
+        for sock in held[:2]:
+            assert answered(sock, good_der)[0] == 200  # these two are surely accepted first
+        with connect(server.port) as fifth:
+            try:
+                fifth.sendall(post(good_der))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert Reader(fifth).closed()
+        status, headers, body, _ = answered(held[3], good_der)
+        assert_try_later(status, headers, body)
+    assert refused_metric(server, "connections_hard") >= 1
+
+
+def test_half_sent_request_is_dropped_after_client_timeout(server, good_der):
+    with connect(server.port) as sock:
+        sock.settimeout(CLIENT_TIMEOUT * 5)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123")
+        assert Reader(sock).closed()
+    with connect(server.port) as silent:  # a connection that sends nothing at all
+        silent.settimeout(CLIENT_TIMEOUT * 5)
+        assert Reader(silent).closed()
+
+
+def test_forwarded_request_beyond_max_in_flight_gets_try_later(server, stalling, demo_pki_rsa):
+    if server.edge == "protocol":
+        pytest.skip("the protocol edge answers forwarded requests inline: max_in_flight does not apply")
+    der = request_der(demo_pki_rsa.leaves["good"], demo_pki_rsa.ca_cert)
+    stalling.accepted.clear()
+    first: list[httpx.Response] = []
+    waiting = threading.Thread(target=lambda: first.append(httpx.post(server.url, content=der, timeout=60)))
+    waiting.start()
+    try:
+        assert stalling.accepted.wait(30), "the forwarded request never reached the remote responder"
+        second = httpx.post(server.url, content=der, timeout=60)  # the only place is taken
+        assert second.headers["content-type"] == "application/ocsp-response"
+        assert_try_later(second.status_code, {b"content-type": b"application/ocsp-response"}, second.content)
+        assert refused_metric(server, "in_flight") >= 1
+    finally:
+        for connection in stalling.held:  # let the first one fail fast: the remote hangs up
+            connection.close()
+        waiting.join(60)
+    assert first and first[0].status_code == 503  # the remote gave no answer: tryLater too
+    assert "overload:" in server.log_text()
