@@ -19,8 +19,6 @@ import datetime as dt
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from cryptography.x509.ocsp import OCSPCertStatus
-
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.pipeline.issuers import ServedCA
@@ -55,7 +53,7 @@ class CASigner:
         self.prefixes = {
             algorithm: der.cert_id_prefix(algorithm, *served.hashes[algorithm]) for algorithm in PRECOMPUTED_HASH_ALGORITHMS
         }
-        self._prefix_list = tuple(self.prefixes.values())
+        self._cert_ids = tuple(der.CertIdTemplate(prefix) for prefix in self.prefixes.values())
         self._templates: dict[int, tuple[ResponseSigner, bytes, der.ResponseWrapper]] = {}
 
     @classmethod
@@ -94,9 +92,9 @@ class CASigner:
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
-        encode, body, sign, tlv = template.encode, wrapper.body, signer.signature, der.tlv
-        sha1_prefix, sha256_prefix = self._prefix_list
-        settings, good = self.settings, der.encode_cert_status(OCSPCertStatus.GOOD)
+        encode, encode_good, body, sign = template.encode, template.encode_good, wrapper.body, signer.signature
+        sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
+        settings = self.settings
         rows, removed = [], []
         for serial in serial_numbers:
             record = records.get(serial)
@@ -104,10 +102,9 @@ class CASigner:
                 removed.append(serial)  # no longer known: its requests are misses now
                 continue
             key = serial_key(serial)
-            serial_der = tlv(0x02, key)
             if record.revoked is None and record.issued:  # the common case: good, no extension (as decide())
-                sha1_data = encode(tlv(0x30, sha1_prefix + serial_der), good)
-                sha256_data = encode(tlv(0x30, sha256_prefix + serial_der), good)
+                sha1_data = encode_good(sha1_cert_id(key))
+                sha256_data = encode_good(sha256_cert_id(key))
             else:
                 decision = decide(record, settings, serial)
                 revoked = decision.revoked
@@ -117,8 +114,9 @@ class CASigner:
                     revoked.reason if revoked else None,
                 )
                 invalidity = revoked.invalidity_date if revoked else None
-                sha1_data = encode(tlv(0x30, sha1_prefix + serial_der), status_der, invalidity_date=invalidity, extended_revoke=decision.extended)
-                sha256_data = encode(tlv(0x30, sha256_prefix + serial_der), status_der, invalidity_date=invalidity, extended_revoke=decision.extended)
+                extended = decision.extended
+                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
+                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
             rows.append((key, body(sha1_data, sign(sha1_data)), body(sha256_data, sign(sha256_data))))
         batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
         with write_lock or contextlib.nullcontext():
