@@ -49,6 +49,7 @@ from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.response import SingleAnswer, encode_response_data
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
+from certstatus.store.sqlite import SQLiteStore
 from cryptography.x509.ocsp import OCSPCertStatus
 
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
@@ -170,7 +171,9 @@ def serve_check(folder: Path, config: Path, database: Path, serials: list[int], 
         signer = _signer(folder / "pki")
         prefix = fast.cert_id_prefix("sha1", *hashes_of(signer.ca_certificate, "sha1"))
         rng = random.Random(7)
-        db = sqlite3.connect(database)
+        with sqlite3.connect(database) as db:
+            issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'big'").fetchone()[0]
+        store = SQLiteStore(database)  # the complete DER, certificates spliced back as the request path reads it
         same = 0
         start = time.perf_counter()
         for serial in rng.sample(serials, asks):
@@ -178,14 +181,10 @@ def serve_check(folder: Path, config: Path, database: Path, serials: list[int], 
             request = fast.tlv(0x30, fast.tlv(0x30, fast.tlv(0x30, fast.tlv(0x30, cert_id))))
             url = f"http://127.0.0.1:{port}/" + base64.b64encode(request).decode()
             body = urllib.request.urlopen(url, timeout=10).read()
-            key = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
-            stored = db.execute(
-                "SELECT der FROM precomputed WHERE issuer_id = (SELECT id FROM issuers WHERE name = 'big') "
-                "AND serial = ? AND hash_algorithm = 'sha1'",
-                (key,),
-            ).fetchone()
-            same += stored is not None and stored[0] == body
+            stored = store.precomputed(issuer_id, serial, "sha1")
+            same += stored is not None and stored.der == body
         elapsed = time.perf_counter() - start
+        store.close()
         print(f"serve: listening {ready:.1f} s after start (store already fresh); {asks} random serials over GET "
               f"(one at a time, {asks / elapsed:.0f} req/s sequential, not a load test): {same}/{asks} byte-identical to the store")
         for pid in _process_tree(server.pid):

@@ -41,6 +41,7 @@ from peers import cfssl_ocspserve, nginx_static
 
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.keys import load_certificates
+from certstatus.store.sqlite import SQLiteStore
 
 
 #: certstatus's ``server.response_cache_bytes`` per serial: an edge entry (request, headers, DER of
@@ -59,8 +60,12 @@ def generate(fixture) -> None:
 def stored_responses(fixture) -> dict[int, bytes]:
     """serial -> the SHA-1 CertID response the generator stored."""
     with sqlite3.connect(fixture.folder / "store.sqlite3") as db:
-        rows = db.execute("SELECT serial, der FROM precomputed WHERE hash_algorithm = 'sha1'").fetchall()
-    return {int.from_bytes(serial, "big", signed=True): der for serial, der in rows}
+        issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'bench'").fetchone()[0]
+    store = SQLiteStore(fixture.folder / "store.sqlite3")  # complete DER (the store keeps the certificates apart)
+    try:
+        return {serial: response.der for serial, response in store.stored_responses(issuer_id, "sha1")}
+    finally:
+        store.close()
 
 
 def check_same_bytes(port: int, fixture, stored: dict[int, bytes], name: str) -> None:

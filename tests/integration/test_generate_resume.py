@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS
+from certstatus.store.sqlite import SQLiteStore
 from tests.precomputed_helpers import copy_pki
 from tests.servers import CERTSTATUS
 
@@ -21,20 +24,24 @@ pytestmark = pytest.mark.integration
 SERIALS = 3000  # RSA-2048, one process: a few seconds of signing
 
 
-def _rows(database: Path) -> dict[tuple[bytes, str], tuple[bytes, int]]:
-    with sqlite3.connect(database) as db:
+def _rows(database: Path) -> dict[tuple[int, str], tuple[bytes, dt.datetime]]:
+    """Every stored response, complete DER as served: (serial, hash algorithm) -> (der, thisUpdate)."""
+    store = SQLiteStore(database)
+    try:
         return {
-            (serial, algorithm): (der, this_update)
-            for serial, algorithm, der, this_update in db.execute(
-                "SELECT serial, hash_algorithm, der, this_update FROM precomputed"
-            )
+            (serial, algorithm): (response.der, response.this_update)
+            for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+            for serial, response in store.stored_responses(1, algorithm)
         }
+    finally:
+        store.close()
 
 
 def _count(database: Path) -> int:
+    """Responses stored so far (read while the generator writes)."""
     try:
         with sqlite3.connect(database, timeout=1) as db:
-            return db.execute("SELECT count(*) FROM precomputed").fetchone()[0]
+            return db.execute("SELECT count(sha1) + count(sha256) FROM precomputed").fetchone()[0]
     except sqlite3.OperationalError:  # not created yet
         return 0
 

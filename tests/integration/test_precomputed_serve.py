@@ -19,7 +19,7 @@ import pytest
 from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 
-from certstatus.store.base import serial_key
+from certstatus.store.sqlite import SQLiteStore
 from tests.ocsp_client import request_der
 from tests.precomputed_helpers import copy_pki
 from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
@@ -50,12 +50,13 @@ class PrecomputedServer:
     def stored(self, ca: str, serial: int, algorithm: str = "sha1") -> bytes | None:
         """The served (current) stored response, read as the request path reads it."""
         with sqlite3.connect(self.database) as db:
-            row = db.execute(
-                "SELECT der FROM precomputed p JOIN issuers i ON i.id = p.issuer_id WHERE i.name = ? "
-                "AND serial = ? AND hash_algorithm = ? AND changed_seq <= signed_seq",
-                (ca, serial_key(serial), algorithm),
-            ).fetchone()
-        return None if row is None else row[0]
+            issuer_id = db.execute("SELECT id FROM issuers WHERE name = ?", (ca,)).fetchone()[0]
+        store = SQLiteStore(self.database)  # compact rows: the complete DER as the request path gets it
+        try:
+            stored = store.precomputed(issuer_id, serial, algorithm)
+        finally:
+            store.close()
+        return None if stored is None else stored.der
 
     def openssl(self, ca: str, leaf: str, *, nonce: bool, out: Path) -> str:
         pki = self.cached if ca == "cached" else self.precomputed

@@ -79,7 +79,7 @@ def test_concurrent_upgrades_apply_each_step_once(postgres_dsn: str) -> None:
         thread.join()
     assert errors == []
     with psycopg.connect(postgres_dsn) as conn:
-        assert conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,), (3,)]
+        assert conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,), (3,), (4,)]
 
 
 def test_old_postgres_schema_upgrades_keeping_its_rows(postgres_dsn: str) -> None:
@@ -91,7 +91,7 @@ def test_old_postgres_schema_upgrades_keeping_its_rows(postgres_dsn: str) -> Non
         )
         conn.execute("INSERT INTO schema_migrations(version, name) VALUES (1, 'initial')")
         conn.execute("INSERT INTO issuers(name, certificate) VALUES ('old', 'der')")
-    with pytest.raises(StoreError, match="schema version 1, this certstatus needs 3"):
+    with pytest.raises(StoreError, match="schema version 1, this certstatus needs 4"):
         open_store(postgres_dsn)
     assert [m.version for m in PostgresStore(postgres_dsn, upgrade=True).upgrade()] == []
     store = open_store(postgres_dsn)
@@ -148,6 +148,7 @@ def test_sqlite_file_from_before_migrations_is_upgraded_in_place(tmp_path: Path)
             (1, "initial"),
             (2, "change_counter"),
             (3, "precomputed"),
+            (4, "precomputed_compact"),
         ]
 
 
@@ -157,7 +158,7 @@ def test_db_commands_on_sqlite(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "does not exist" in _text(missing)
     assert _run("db", "upgrade", "--db", str(path)).exit_code == 0
     status = _run("db", "status", "--db", str(path))
-    assert status.exit_code == 0 and "schema version 3, current" in _text(status)
+    assert status.exit_code == 0 and "schema version 4, current" in _text(status)
 
 
 def test_db_commands_need_exactly_one_of_config_and_db(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from certstatus.protocol.response import (
 )
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
+from certstatus.store.base import serial_key
 
 OCSPCertStatus = ocsp.OCSPCertStatus
 NOW = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)
@@ -171,3 +172,25 @@ def test_wrapper_headers_cached_per_size_stay_exact(demo_pki, signature_size):
         assert wrapper.wrap(data, signature) == encode_basic_response(
             data, signer.signature_algorithm_der, signature, signer.certificates_der
         )
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256"])
+def test_cert_id_template_matches_asn1crypto(demo_pki, algorithm):
+    ca = load_certificates(demo_pki.ca_cert)[0]
+    name_hash, key_hash = issuer_hashes(ca, algorithm)
+    template = fast.CertIdTemplate(fast.cert_id_prefix(algorithm, name_hash, key_hash))
+    for _ in range(2):  # the second time from the cached headers
+        for serial in SERIALS:
+            assert template.encode(serial_key(serial)) == _reference_cert_id(algorithm, name_hash, key_hash, serial)
+
+
+@pytest.mark.parametrize("serial", SERIALS)
+def test_good_response_data_shortcut_matches_asn1crypto(demo_pki, serial):
+    signer = _signer(demo_pki)
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, "sha256")
+    cert_id = _reference_cert_id("sha256", name_hash, key_hash, serial)
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, NOW, LATER)
+    reference = encode_response_data(
+        responder_id=signer.responder_id, produced_at=NOW, answers=[SingleAnswer(cert_id, OCSPCertStatus.GOOD, NOW, LATER)]
+    )
+    assert template.encode_good(cert_id) == template.encode_good(cert_id) == reference

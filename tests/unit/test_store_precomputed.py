@@ -61,6 +61,26 @@ def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
     assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
 
 
+def test_one_row_per_serial_refuses_responses_that_differ_in_time_or_hash(store):
+    """Both responses of a serial share one row: differing times, or a hash outside SHA-1/SHA-256, write nothing."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2])
+    seq = _counter(store, issuer_id)
+    later = PrecomputedResponse(b"late", T0 + DAY, T0 + 2 * DAY)
+    mixed = [
+        SignedResponse(2, "sha1", PrecomputedResponse(b"ok", T0, T0 + DAY), T0 + dt.timedelta(hours=12)),
+        SignedResponse(1, "sha1", PrecomputedResponse(b"early", T0, T0 + DAY), T0 + dt.timedelta(hours=12)),
+        SignedResponse(1, "sha256", later, T0 + dt.timedelta(hours=36)),
+    ]
+    with pytest.raises(ValueError, match="differ in thisUpdate"):
+        store.store_precomputed(issuer_id, mixed, change_counter=seq)
+    sha384 = SignedResponse(2, "sha384", PrecomputedResponse(b"x", T0, T0 + DAY), T0)
+    with pytest.raises(ValueError, match="sha384"):
+        store.store_precomputed(issuer_id, [sha384], change_counter=seq)
+    assert store.precomputed(issuer_id, 2, "sha1") is None  # nothing of either call was written
+    assert _pending(store, issuer_id, "missing") == [1, 2]
+
+
 def test_missing_lists_issued_and_revoked_serials_without_both_responses(store):
     issuer_id = store.register_issuer("ca", b"ca")
     _index(store, issuer_id, [1, 2, 3, 4, 5])

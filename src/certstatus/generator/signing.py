@@ -7,8 +7,9 @@ counter of the issuer, then the statuses (:meth:`StatusStore.lookup_many`), deci
 certStatus (:mod:`certstatus.pipeline.status`), encode one response per
 CertID hash algorithm with the byte templates of
 :mod:`certstatus.protocol.fast_response`, sign, and write everything in one
-transaction (:meth:`StatusStore.store_precomputed`). Serials the store no
-longer knows lose their rows instead.
+transaction in the store's compact form (:meth:`StatusStore.store_signed`:
+one row per serial, the responder certificates once per batch, not in every
+response). Serials the store no longer knows lose their rows instead.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import PrecomputedResponse, SignedResponse, StatusStore
-from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
+from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, SignedBatch, StatusStore, serial_key
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class CASigner:
         self.prefixes = {
             algorithm: der.cert_id_prefix(algorithm, *served.hashes[algorithm]) for algorithm in PRECOMPUTED_HASH_ALGORITHMS
         }
+        self._cert_ids = tuple(der.CertIdTemplate(prefix) for prefix in self.prefixes.values())
         self._templates: dict[int, tuple[ResponseSigner, bytes, der.ResponseWrapper]] = {}
 
     @classmethod
@@ -91,31 +92,36 @@ class CASigner:
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
-        responses, removed = [], []
+        encode, encode_good, body, sign = template.encode, template.encode_good, wrapper.body, signer.signature
+        sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
+        settings = self.settings
+        rows, removed = [], []
         for serial in serial_numbers:
             record = records.get(serial)
             if record is None:
                 removed.append(serial)  # no longer known: its requests are misses now
                 continue
-            decision = decide(record, self.settings, serial)
-            revoked = decision.revoked
-            status_der = der.encode_cert_status(
-                decision.status,
-                revoked.revocation_time if revoked else None,
-                revoked.reason if revoked else None,
-            )
-            for algorithm, prefix in self.prefixes.items():
-                data = template.encode(
-                    der.encode_cert_id(prefix, serial), status_der,
-                    invalidity_date=revoked.invalidity_date if revoked else None, extended_revoke=decision.extended,
-                )  # fmt: skip
-                response = wrapper.wrap(data, signer.signature(data))
-                responses.append(
-                    SignedResponse(serial, algorithm, PrecomputedResponse(response, this_update, next_update), renew)
+            key = serial_key(serial)
+            if record.revoked is None and record.issued:  # the common case: good, no extension (as decide())
+                sha1_data = encode_good(sha1_cert_id(key))
+                sha256_data = encode_good(sha256_cert_id(key))
+            else:
+                decision = decide(record, settings, serial)
+                revoked = decision.revoked
+                status_der = der.encode_cert_status(
+                    decision.status,
+                    revoked.revocation_time if revoked else None,
+                    revoked.reason if revoked else None,
                 )
+                invalidity = revoked.invalidity_date if revoked else None
+                extended = decision.extended
+                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
+                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
+            rows.append((key, body(sha1_data, sign(sha1_data)), body(sha256_data, sign(sha256_data))))
+        batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
         with write_lock or contextlib.nullcontext():
-            store.store_precomputed(self.issuer_id, responses, change_counter=counter, remove=removed)
-        return BatchResult(self.settings.name, len(responses), len(removed))
+            store.store_signed(self.issuer_id, batch, change_counter=counter, remove=removed)
+        return BatchResult(self.settings.name, len(rows) * len(PRECOMPUTED_HASH_ALGORITHMS), len(removed))
 
 
 class Worker:

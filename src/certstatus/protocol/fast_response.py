@@ -95,6 +95,25 @@ def encode_cert_id(prefix: bytes, serial_number: int) -> bytes:
     return tlv(0x30, prefix + tlv(0x02, serial_key(serial_number)))
 
 
+class CertIdTemplate:
+    """:func:`encode_cert_id` for many serials of one :func:`cert_id_prefix`: the headers once per serial length.
+
+    ``encode(serial_key(n))`` equals ``encode_cert_id(prefix, n)`` (tested).
+    """
+
+    def __init__(self, prefix: bytes) -> None:
+        self._prefix = prefix
+        self._heads: dict[int, bytes] = {}
+
+    def encode(self, key: bytes) -> bytes:
+        """The CertID DER of the serial whose :func:`~certstatus.store.base.serial_key` is ``key``."""
+        head = self._heads.get(len(key))
+        if head is None:
+            whole = tlv(0x30, self._prefix + tlv(0x02, key))  # everything before the key depends on its length only
+            head = self._heads[len(key)] = whole[: len(whole) - len(key)]
+        return head + key
+
+
 def encode_cert_status(
     status: OCSPCertStatus, revocation_time: dt.datetime | None = None, reason: x509.ReasonFlags | None = None
 ) -> bytes:
@@ -150,6 +169,8 @@ class ResponseDataTemplate:
         self._head = responder_id_der + generalized_time(produced_at)
         self._times = generalized_time(this_update) + tlv(0xA0, generalized_time(next_update))
         self._headers: dict[tuple[int, int], bytes] = {}
+        self._good_tail = _GOOD + self._times
+        self._good_heads: dict[int, bytes] = {}
 
     def encode(
         self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None, extended_revoke: bool = False
@@ -171,28 +192,39 @@ class ResponseDataTemplate:
         return headers[0] + single + headers[1]
 
 
+    def encode_good(self, cert_id_der: bytes) -> bytes:
+        """:meth:`encode` of a good certStatus without extensions (most responses): one lookup, two joins."""
+        head = self._good_heads.get(len(cert_id_der))
+        if head is None:
+            whole = self.encode(cert_id_der, _GOOD)
+            head = self._good_heads[len(cert_id_der)] = whole[: len(whole) - len(cert_id_der) - len(self._good_tail)]
+        return head + cert_id_der + self._good_tail
+
+
 def _header(tag: int, length: int) -> bytes:
     return bytes((tag,)) + der_length(length)
 
 
-class ResponseWrapper:
-    """Wraps signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
+class ResponseAssembler:
+    """Builds OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1) around a stored body.
 
-    ``signature_algorithm_der`` is the signer's AlgorithmIdentifier DER and
-    ``certificates_der`` the certificates the response carries (none for a
-    CA-signed response); both are encoded once here, and the five length
-    headers around BasicOCSPResponse once per distinct size.
+    The *body* is the BasicOCSPResponse content up to and including the
+    signature: tbsResponseData, signatureAlgorithm, signature (the
+    generator stores that, without the certificates, which are the same in
+    every response of one signer). ``certificates_element`` is the encoded
+    ``[0] EXPLICIT SEQUENCE OF Certificate`` (:func:`certificates_element`),
+    or ``b""`` for a response that carries none (CA-signed). The five length
+    headers are computed once per distinct size.
     """
 
-    def __init__(self, signature_algorithm_der: bytes, certificates_der: tuple[bytes, ...] = ()) -> None:
-        self._algorithm = signature_algorithm_der
-        self._certs = tlv(0xA0, tlv(0x30, b"".join(certificates_der))) if certificates_der else b""
+    def __init__(self, certificates_element: bytes = b"") -> None:
+        self.certificates_element = certificates_element
         self._prefixes: dict[int, bytes] = {}
 
-    def wrap(self, response_data_der: bytes, signature: bytes) -> bytes:
-        """Return the OCSPResponse DER for ``response_data_der`` and its ``signature``."""
-        bit_string = tlv(0x03, b"\x00" + signature)
-        size = len(response_data_der) + len(self._algorithm) + len(bit_string) + len(self._certs)
+    def assemble(self, body: bytes) -> bytes:
+        """Return the OCSPResponse DER for ``body`` (see the class) with the certificates appended."""
+        certs = self.certificates_element
+        size = len(body) + len(certs)
         prefix = self._prefixes.get(size)
         if prefix is None:
             basic = _header(0x30, size)
@@ -203,4 +235,39 @@ class ResponseWrapper:
             outer_length = len(_SUCCESSFUL) + len(explicit) + len(response_bytes) + response_bytes_length
             prefix = _header(0x30, outer_length) + _SUCCESSFUL + explicit + response_bytes + _BASIC_OID + octets + basic
             self._prefixes[size] = prefix
-        return b"".join((prefix, response_data_der, self._algorithm, bit_string, self._certs))
+        return prefix + body + certs
+
+
+def certificates_element(certificates_der: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """``certs [0] EXPLICIT SEQUENCE OF Certificate`` of BasicOCSPResponse; ``b""`` when there are none."""
+    return tlv(0xA0, tlv(0x30, b"".join(certificates_der))) if certificates_der else b""
+
+
+class ResponseWrapper:
+    """Wraps signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
+
+    ``signature_algorithm_der`` is the signer's AlgorithmIdentifier DER and
+    ``certificates_der`` the certificates the response carries (none for a
+    CA-signed response); both are encoded once here, and the five length
+    headers around BasicOCSPResponse once per distinct size
+    (:class:`ResponseAssembler`).
+    """
+
+    def __init__(self, signature_algorithm_der: bytes, certificates_der: tuple[bytes, ...] = ()) -> None:
+        self._algorithm = signature_algorithm_der
+        self.assembler = ResponseAssembler(certificates_element(certificates_der))
+        self._signature_heads: dict[int, bytes] = {}  # signatureAlgorithm + BIT STRING header, per signature size
+
+    def body(self, response_data_der: bytes, signature: bytes) -> bytes:
+        """The BasicOCSPResponse content without certificates: tbsResponseData, signatureAlgorithm, signature.
+
+        What the generator stores; :meth:`ResponseAssembler.assemble` makes the OCSPResponse of it.
+        """
+        head = self._signature_heads.get(len(signature))
+        if head is None:
+            head = self._signature_heads[len(signature)] = self._algorithm + _header(0x03, len(signature) + 1) + b"\x00"
+        return response_data_der + head + signature
+
+    def wrap(self, response_data_der: bytes, signature: bytes) -> bytes:
+        """Return the OCSPResponse DER for ``response_data_der`` and its ``signature``."""
+        return self.assembler.assemble(self.body(response_data_der, signature))

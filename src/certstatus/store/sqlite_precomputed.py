@@ -1,15 +1,28 @@
 """SQLite storage of pre-signed responses (see :mod:`certstatus.store.base`).
 
-The ``precomputed`` table (migration ``0003_precomputed``) has one row per
-(issuer_id, serial, hash_algorithm): the OCSPResponse DER, thisUpdate,
-nextUpdate, ``renew_at`` (when the generator signs it again) and two
-change-counter values of the issuer (``issuers.change_counter``, which every
-import and push grows): ``signed_seq``, the counter the status was read at,
-and ``changed_seq``, the counter of the last write that changed the serial's
-status. A row is served only while ``changed_seq <= signed_seq``; an import
-that changes the serial raises ``changed_seq`` in its own transaction, so a
-response with an outdated status is never served, not even for the seconds
-before the generator signs it again.
+The ``precomputed`` table (migration ``0004_precomputed_compact``) has one
+row per (issuer_id, serial) holding both responses of the serial, for the
+SHA-1 and the SHA-256 CertID (``sha1``, ``sha256``; the generator signs
+both at one time), their thisUpdate and nextUpdate, ``renew_at`` (when the
+generator signs them again) and two change-counter values of the issuer
+(``issuers.change_counter``, which every import and push grows):
+``signed_seq``, the counter the status was read at, and ``changed_seq``,
+the counter of the last write that changed the serial's status. A row is
+served only while ``changed_seq <= signed_seq``; an import that changes the
+serial raises ``changed_seq`` in its own transaction, so a response with an
+outdated status is never served, not even for the seconds before the
+generator signs it again.
+
+Compact form: the delegated responder certificates (the same in every
+response of one signer; ~430 of ~750 bytes of an ECDSA P-256 response) are
+stored once in ``precomputed_certs``, and a row names them (``certs_id``);
+its responses are then the BasicOCSPResponse content up to the signature,
+and :meth:`PrecomputedSQLite.precomputed` appends the certificates and the
+outer headers (:class:`~certstatus.protocol.fast_response.ResponseAssembler`,
+~1 µs) — the request path gets the complete DER as before. A row with
+``certs_id`` NULL holds complete OCSPResponses (rows from schema version 3,
+and :meth:`PrecomputedSQLite.store_precomputed`). Half the bytes written
+and stored: bench/generate.py prints the figures.
 
 Imports find the changed serials by loading the new rows into this
 connection's temporary tables (:data:`SCRATCH_TABLES`) and comparing.
@@ -22,19 +35,22 @@ import datetime as dt
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
+from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
+    PRECOMPUTED_HASH_ALGORITHMS,
     REASONS_BY_CODE,
     WORK_KINDS,
     CertStatusRecord,
     PrecomputedResponse,
+    SignedBatch,
     SignedResponse,
     combine_revocations,
     serial_from_key,
     serial_key,
 )
 
-#: Hash algorithms the generator signs for (RFC 9919 §3.1.1: SHA-1 and SHA-256 CertIDs).
-PRECOMPUTED_HASH_ALGORITHMS = ("sha1", "sha256")
+__all__ = ["PRECOMPUTED_HASH_ALGORITHMS", "SCRATCH_TABLES", "PrecomputedSQLite"]
+
 _CHUNK = 500  # serials per IN (...) list
 
 #: Per-connection temporary tables of an import: the new rows, and the serials found changed.
@@ -48,6 +64,34 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
 ) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial BLOB PRIMARY KEY) WITHOUT ROWID;
 """
+
+# One statement per hash algorithm (the column is chosen here, never from the request).
+_SELECT = {
+    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    "WHERE issuer_id = ? AND serial = ? AND changed_seq <= signed_seq"
+    for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+}
+_UPSERT = (
+    "INSERT INTO precomputed(issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, "
+    "signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(issuer_id, serial) DO UPDATE SET sha1 = excluded.sha1, sha256 = excluded.sha256, "
+    "certs_id = excluded.certs_id, this_update = excluded.this_update, next_update = excluded.next_update, "
+    "renew_at = excluded.renew_at, signed_seq = excluded.signed_seq, "
+    "changed_seq = max(changed_seq, excluded.changed_seq) "
+    "WHERE excluded.signed_seq >= precomputed.signed_seq"
+)
+# A serial is missing while its row lacks a response of some hash algorithm.
+_MISSING = (
+    "NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
+    "AND p.sha1 IS NOT NULL AND p.sha256 IS NOT NULL)"
+)
+_MISSING_ISSUED = f"FROM issued s WHERE issuer_id = ? AND serial > ? AND {_MISSING}"
+# reason 8, removeFromCRL: a delta CRL's release of a hold, not a revocation.
+_MISSING_REVOKED = (
+    f"FROM revoked s WHERE issuer_id = ? AND serial > ? AND reason IS NOT 8 AND {_MISSING} "
+    "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = s.issuer_id AND i.serial = s.serial)"
+)
+_CHANGED = "FROM precomputed WHERE issuer_id = ? AND changed_seq > signed_seq AND serial > ?"
 
 
 def _ts(value: dt.datetime) -> int:
@@ -66,18 +110,45 @@ class PrecomputedSQLite:
     """
 
     _db: sqlite3.Connection
+    _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
+    _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
 
     # -- read by the request path ----------------------------------------------
 
     def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
-        row = self._db.execute(
-            "SELECT der, this_update, next_update FROM precomputed "
-            "WHERE issuer_id = ? AND serial = ? AND hash_algorithm = ? AND changed_seq <= signed_seq",
-            (issuer_id, serial_key(serial_number), hash_algorithm),
-        ).fetchone()
-        if row is None:
+        sql = _SELECT.get(hash_algorithm)
+        if sql is None:
             return None
-        return PrecomputedResponse(row[0], _dt(row[1]), _dt(row[2]))
+        row = self._db.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
+        if row is None or row[0] is None:
+            return None
+        der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
+        return PrecomputedResponse(der, _dt(row[1]), _dt(row[2]))
+
+    def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
+        """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).
+
+        Complete DER, as :meth:`precomputed` returns it (for exports: bench/precomputed.py feeds CFSSL; tests).
+        """
+        if hash_algorithm not in _SELECT:
+            raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {hash_algorithm!r}")
+        rows = self._db.execute(
+            f"SELECT serial, {hash_algorithm}, this_update, next_update, certs_id FROM precomputed "
+            f"WHERE issuer_id = ? AND {hash_algorithm} IS NOT NULL ORDER BY serial",
+            (issuer_id,),
+        ).fetchall()
+        for key, body, this_update, next_update, certs_id in rows:
+            der = body if certs_id is None else self._assembler(certs_id).assemble(body)
+            yield serial_from_key(key), PrecomputedResponse(der, _dt(this_update), _dt(next_update))
+
+    def _assembler(self, certs_id: int) -> ResponseAssembler:
+        if self._assemblers is None:
+            self._assemblers = {}
+        assembler = self._assemblers.get(certs_id)
+        if assembler is None:
+            row = self._db.execute("SELECT der FROM precomputed_certs WHERE id = ?", (certs_id,)).fetchone()
+            assembler = self._assemblers[certs_id] = ResponseAssembler(row[0])
+        return assembler
 
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
         """Status records of several serials: two indexed queries per chunk of 500, combined as lookup() does."""
@@ -122,70 +193,85 @@ class PrecomputedSQLite:
     def store_precomputed(
         self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
+        """Write complete OCSPResponses (see :class:`StatusStore`); the generator uses :meth:`store_signed`.
+
+        One row per serial: its responses must share thisUpdate, nextUpdate
+        and renew_at, and a hash algorithm not given is cleared (the serial
+        is then pending as "missing"). ValueError otherwise, or for a hash
+        algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS` (nothing written).
+        """
+        by_serial: dict[int, dict[str, SignedResponse]] = {}
+        for item in responses:
+            if item.hash_algorithm not in PRECOMPUTED_HASH_ALGORITHMS:
+                raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {item.hash_algorithm!r}")
+            by_serial.setdefault(item.serial_number, {})[item.hash_algorithm] = item
+        rows = []
+        for serial, items in by_serial.items():
+            times = {(i.response.this_update, i.response.next_update, i.renew_at) for i in items.values()}
+            if len(times) != 1:
+                raise ValueError(f"the responses of serial {serial:#x} differ in thisUpdate/nextUpdate/renew_at; store them apart")
+            this_update, next_update, renew = times.pop()
+            ders = [items[a].response.der if a in items else None for a in PRECOMPUTED_HASH_ALGORITHMS]
+            rows.append((serial_key(serial), *ders, None, _ts(this_update), _ts(next_update), _ts(renew)))
+        self._write_rows(issuer_id, rows, change_counter, remove)
+
+    def store_signed(
+        self, issuer_id: int, batch: SignedBatch, *, change_counter: int, remove: Iterable[int] = ()
+    ) -> None:
+        times = (_ts(batch.this_update), _ts(batch.next_update), _ts(batch.renew_at))
+        self._write_rows(issuer_id, batch.rows, change_counter, remove, batch.certificates_element, times)
+
+    def _write_rows(
+        self,
+        issuer_id: int,
+        rows: Sequence[tuple],
+        change_counter: int,
+        remove: Iterable[int],
+        certificates: bytes | None = None,
+        times: tuple[int, int, int] | None = None,
+    ) -> None:
+        """Upsert ``rows``: (key, sha1, sha256, certs_id, 3 times) or, with ``times``, (key, sha1, sha256) bodies."""
+        new_certs = None
         with self._transaction():
             current = self._change_counter(issuer_id)
             # The issuer was written after the statuses were read: which serials changed is not kept,
             # so every response of this batch stays unserved until signed again (a few batches at most).
             stale = current if current != change_counter else 0
-            times: dict[dt.datetime, int] = {}  # a batch shares its three times: convert each once
-            rows = []
-            for item in responses:
-                response = item.response
-                for when in (response.this_update, response.next_update, item.renew_at):
-                    if when not in times:
-                        times[when] = _ts(when)
-                rows.append(
-                    (
-                        issuer_id, serial_key(item.serial_number), item.hash_algorithm, response.der,
-                        times[response.this_update], times[response.next_update], times[item.renew_at],
-                        change_counter, stale,
-                    )
-                )  # fmt: skip
-            self._db.executemany(
-                "INSERT INTO precomputed(issuer_id, serial, hash_algorithm, der, this_update, next_update, "
-                "renew_at, signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(issuer_id, serial, hash_algorithm) DO UPDATE SET der = excluded.der, "
-                "this_update = excluded.this_update, next_update = excluded.next_update, "
-                "renew_at = excluded.renew_at, signed_seq = excluded.signed_seq, "
-                "changed_seq = max(changed_seq, excluded.changed_seq) "
-                "WHERE excluded.signed_seq >= precomputed.signed_seq",
-                rows,
-            )
+            if times is None:
+                params = [(issuer_id, *row, change_counter, stale) for row in rows]
+            else:
+                certs_id = (self._certs_ids or {}).get(certificates)
+                if certs_id is None:
+                    certs_id = self._certs_id(certificates)
+                    new_certs = (certificates, certs_id)
+                tail = (certs_id, *times, change_counter, stale)
+                params = [(issuer_id, *row, *tail) for row in rows]
+            self._db.executemany(_UPSERT, params)
             if current == change_counter:
                 self._db.executemany(
                     "DELETE FROM precomputed WHERE issuer_id = ? AND serial = ?",
                     ((issuer_id, serial_key(serial)) for serial in remove),
                 )
+        if new_certs is not None:  # remembered once committed
+            if self._certs_ids is None:
+                self._certs_ids = {}
+            self._certs_ids[new_certs[0]] = new_certs[1]
+
+    def _certs_id(self, certificates: bytes) -> int:
+        """The id of ``certificates`` in precomputed_certs, inserted when new (inside the caller's transaction)."""
+        self._db.execute("INSERT OR IGNORE INTO precomputed_certs(der) VALUES (?)", (certificates,))
+        return self._db.execute("SELECT id FROM precomputed_certs WHERE der = ?", (certificates,)).fetchone()[0]
 
     def pending_precomputed(
         self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
     ) -> Iterator[list[int]]:
         if kind == "changed":
-            yield from self._keyset(
-                "SELECT DISTINCT serial FROM precomputed WHERE issuer_id = ? AND changed_seq > signed_seq "
-                "AND serial > ? ORDER BY serial LIMIT ?",
-                issuer_id, batch_size,
-            )  # fmt: skip
+            yield from self._keyset(f"SELECT serial {_CHANGED} ORDER BY serial LIMIT ?", issuer_id, batch_size)
         elif kind == "missing":
             # Issued serials first, then revoked serials no source lists as issued (CRL-only CAs:
             # only these): two index-ordered scans instead of one UNION the planner would sort.
-            missing = (
-                "(NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
-                "AND p.hash_algorithm = 'sha1') OR NOT EXISTS (SELECT 1 FROM precomputed p WHERE "
-                "p.issuer_id = s.issuer_id AND p.serial = s.serial AND p.hash_algorithm = 'sha256'))"
-            )
-            yield from self._keyset(
-                f"SELECT DISTINCT serial FROM issued s WHERE issuer_id = ? AND serial > ? AND {missing} "
-                "ORDER BY serial LIMIT ?",
-                issuer_id, batch_size,
-            )  # fmt: skip
-            yield from self._keyset(
-                # reason 8, removeFromCRL: a delta CRL's release of a hold, not a revocation.
-                f"SELECT DISTINCT serial FROM revoked s WHERE issuer_id = ? AND serial > ? AND reason IS NOT 8 AND {missing} "
-                "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = s.issuer_id AND i.serial = s.serial) "
-                "ORDER BY serial LIMIT ?",
-                issuer_id, batch_size,
-            )  # fmt: skip
+            yield from self._keyset(f"SELECT DISTINCT serial {_MISSING_ISSUED} ORDER BY serial LIMIT ?", issuer_id, batch_size)
+            yield from self._keyset(f"SELECT DISTINCT serial {_MISSING_REVOKED} ORDER BY serial LIMIT ?", issuer_id, batch_size)
         elif kind == "due":
             yield from self._due(issuer_id, _ts(now), batch_size)
         else:
@@ -206,15 +292,27 @@ class PrecomputedSQLite:
             rows = self._db.execute(
                 "SELECT renew_at, serial FROM precomputed WHERE issuer_id = ? AND renew_at <= ? "
                 "AND (renew_at, serial) > (?, ?) ORDER BY renew_at, serial LIMIT ?",
-                (issuer_id, now, last[0], last[1], batch_size * len(PRECOMPUTED_HASH_ALGORITHMS)),
+                (issuer_id, now, last[0], last[1], batch_size),
             ).fetchall()
             if not rows:
                 return
-            last = (rows[-1][0], rows[-1][1])
-            yield [serial_from_key(key) for key in dict.fromkeys(row[1] for row in rows)]
+            last = rows[-1]
+            yield [serial_from_key(row[1]) for row in rows]
 
     def count_pending(self, issuer_id: int, kind: str, *, now: dt.datetime) -> int:
-        return sum(len(batch) for batch in self.pending_precomputed(issuer_id, kind, now=now, batch_size=10_000))
+        after = (issuer_id, b"")
+        if kind == "changed":
+            return self._db.execute(f"SELECT count(*) {_CHANGED}", after).fetchone()[0]
+        if kind == "missing":
+            return sum(
+                self._db.execute(f"SELECT count(DISTINCT serial) {part}", after).fetchone()[0]
+                for part in (_MISSING_ISSUED, _MISSING_REVOKED)
+            )
+        if kind == "due":
+            return self._db.execute(
+                "SELECT count(*) FROM precomputed WHERE issuer_id = ? AND renew_at <= ?", (issuer_id, _ts(now))
+            ).fetchone()[0]
+        raise ValueError(f"kind must be one of {WORK_KINDS}, not {kind!r}")
 
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         row = self._db.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = ?", (issuer_id,)).fetchone()
