@@ -50,6 +50,7 @@ from certstatus.app import build_application
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
+from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import serial_from_key
 from tests.precomputed_helpers import copy_pki
 from tests.sources_helpers import ocsp_query
@@ -95,9 +96,7 @@ def _check_served_rows(database: Path, statuses: dict[int, tuple[str, str | None
     """
     key = signer.public_key()
     checked = 0
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT serial, hash_algorithm, der FROM precomputed WHERE changed_seq <= signed_seq").fetchall()
-    for serial_key, algorithm, der in rows:
+    for (serial_key, algorithm), der in _fresh_rows(database).items():
         serial = serial_from_key(serial_key)
         response = ocsp.load_der_ocsp_response(der)
         assert response.response_status is OCSPResponseStatus.SUCCESSFUL
@@ -121,16 +120,29 @@ def _pending_serials(database: Path, now: int) -> int:
     """Serials the next generation must sign: a row missing, outdated (changed after signing) or due."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         return db.execute(
-            "SELECT count(*) FROM issued s WHERE s.source = 'index' AND ("
-            " (SELECT count(*) FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial"
-            "  AND p.changed_seq <= p.signed_seq AND p.renew_at > ?) < 2)",
+            "SELECT count(*) FROM issued s WHERE s.source = 'index' AND NOT EXISTS ("
+            " SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial"
+            "  AND p.sha1 IS NOT NULL AND p.sha256 IS NOT NULL AND p.changed_seq <= p.signed_seq AND p.renew_at > ?)",
             (now,),
         ).fetchone()[0]
 
 
 def _fresh_rows(database: Path) -> dict[tuple[bytes, str], bytes]:
+    """(serial key, hash algorithm) -> complete response DER of every servable pre-signed row.
+
+    Rows hold both responses without the delegated responder certificate (schema 4); it is
+    spliced back as the store does when serving.
+    """
+    rows: dict[tuple[bytes, str], bytes] = {}
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        return {(s, a): der for s, a, der in db.execute("SELECT serial, hash_algorithm, der FROM precomputed WHERE changed_seq <= signed_seq")}
+        certs = {row[0]: ResponseAssembler(row[1]) for row in db.execute("SELECT id, der FROM precomputed_certs")}
+        for serial, sha1, sha256, certs_id in db.execute(
+            "SELECT serial, sha1, sha256, certs_id FROM precomputed WHERE changed_seq <= signed_seq"
+        ):
+            for algorithm, body in (("sha1", sha1), ("sha256", sha256)):
+                if body is not None:
+                    rows[(serial, algorithm)] = body if certs_id is None else certs[certs_id].assemble(body)
+    return rows
 
 
 def _run(config: Path, *args: str) -> subprocess.CompletedProcess:
