@@ -36,6 +36,14 @@ class ResolveIssuers:
         self.registry = registry
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        cert_ids = exchange.query.cert_ids
+        if len(cert_ids) == 1:  # the usual request: one dict lookup, no set of CAs to build
+            ca = self.registry.find(cert_ids[0])
+            if ca is None or not exchange.route.allows(ca.name):
+                raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, "no CertID names an issuer served on this URL")
+            exchange.cas = [ca]
+            exchange.ca = ca
+            return call_next(exchange)
         cas: list[ServedCA | None] = []
         for cert_id in exchange.query.cert_ids:
             ca = self.registry.find(cert_id)
