@@ -2,7 +2,10 @@
 
 Targets (tests/fuzz_world.py): OCSP request DER through the HTTP edge (POST),
 GET paths, CRLs (load_crl), index.txt, issued lists, admin push batches (JSON),
-configuration TOML. The first byte of an input picks the target, the second a
+configuration TOML, and HTTP/1.1 framing: raw client bytes through the
+protocol edge (server/protocol.py, httptools) on one connection, cut into
+chunks by the variant byte, checked by the rules of tests/fuzz_framing.py
+(well-formed responses in order, no 5xx but tryLater, close after refusals). The first byte of an input picks the target, the second a
 variant (URL prefix, method, admin endpoint), the rest is the data. The seed
 corpus is tests/vectors/fuzz/<target>/ (real requests by openssl and
 cryptography, real CRLs, ...) plus the same kinds made fresh for this run's
@@ -17,6 +20,7 @@ input took longer than --max-ms (default 50 ms).
     .venv/bin/python bench/fuzz.py --runs 1000000          # 10^6 inputs (about 15-30 min on 2 cores)
     .venv/bin/python bench/fuzz.py --seconds 20            # what CI runs (tests/unit/test_fuzz_harness.py)
     .venv/bin/python bench/fuzz.py --target request --runs 100000
+    .venv/bin/python bench/fuzz.py --target framing --runs 1000000  # HTTP framing alone
 
 Prints inputs run, inputs/s, and per target the count, median, p99 and max
 latency per input (ms), then the findings. The 5 slowest inputs of each target
@@ -50,6 +54,7 @@ with atheris.instrument_imports(include=["certstatus", "asn1crypto"]):
     import certstatus.config  # noqa: F401
     import certstatus.protocol.request  # noqa: F401
     import certstatus.server.http  # noqa: F401
+    import certstatus.server.protocol  # noqa: F401
     import certstatus.sources.crl  # noqa: F401
     import certstatus.sources.index_txt  # noqa: F401
     import certstatus.sources.issued  # noqa: F401
@@ -129,10 +134,13 @@ class Harness:
                 continue
             ordered = sorted(values)
             p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            retimed = max(self._retime(target, data) for _took, data in self.slowest[target])
+            retimed, slowest = max((self._retime(target, data), data) for _took, data in self.slowest[target])
             print(f"{target:<8} {len(ordered):>9} {statistics.median(ordered):>10.3f} {p99:>8.3f} {ordered[-1]:>8.3f} {retimed:>16.3f}")
             if retimed >= self.max_ms:
-                slow.append(f"{target} {retimed:.1f} ms")
+                self.findings_dir.mkdir(parents=True, exist_ok=True)
+                path = self.findings_dir / f"slow-{target}-{hashlib.sha256(slowest).hexdigest()[:16]}"
+                path.write_bytes(slowest[2:])
+                slow.append(f"{target} {retimed:.1f} ms (input: {path}, variant {slowest[1]})")
         print(f"findings: {len(self.findings)}")
         for key, (_target, path) in self.findings.items():
             print(f"  {key}\n    input: {path}")

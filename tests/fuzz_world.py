@@ -21,7 +21,11 @@ index          :func:`certstatus.sources.index_txt.parse_index`    IndexData or 
 issued         :func:`certstatus.sources.issued.parse_issued`      serials or SourceError
 push           ``AdminApi.handle`` (POST /v1/ca/NAME/changes ...)  200/400/404/413 JSON, never 500
 config         :func:`certstatus.config.load_config`               Settings or ConfigError
+framing        ``HttpProtocol`` (raw HTTP/1.1 bytes, split into    well-formed responses in order, no
+               chunks by the variant byte)                         5xx but tryLater, close after refusals
 =============  ==================================================  ====================================
+
+The framing rules are spelled out in tests/fuzz_framing.py.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from certstatus.server.http import HttpResponse
 from certstatus.sources.crl import load_crl
 from certstatus.sources.index_txt import parse_index
 from certstatus.sources.issued import parse_issued
+from tests.fuzz_framing import FramingEdge, split_points
 
-TARGETS = ("request", "get", "crl", "index", "issued", "push", "config")
+TARGETS = ("request", "get", "crl", "index", "issued", "push", "config", "framing")
 TOKEN = "fuzz-admin-token-0123456789abcdef"
 OCSP_REQUEST = {b"content-type": b"application/ocsp-request"}
 PUSH_PATHS = ("/v1/ca/pushed/changes", "/v1/ca/pushed/revoke", "/v1/ca/pushed/unrevoke", "/v1/ca/pushed/issue", "/v1/ca/nobody/revoke")
@@ -109,6 +114,33 @@ def cryptography_request(pki: DemoPki, leaf: str, algorithm: hashes.HashAlgorith
     return builder.build().public_bytes(serialization.Encoding.DER)
 
 
+def framing_seeds(requests: list[bytes]) -> list[bytes]:
+    """HTTP/1.1 byte streams: keep-alive pipelines of POST, GET and HEAD, chunked bodies,
+    Expect: 100-continue, HTTP/1.0, Connection: close, refusals (oversize, bad framing)."""
+    import base64
+
+    def post(der: bytes, extra: bytes = b"") -> bytes:
+        return b"POST / HTTP/1.1\r\nHost: ocsp\r\nContent-Type: application/ocsp-request\r\n%sContent-Length: %d\r\n\r\n%s" % (extra, len(der), der)
+
+    def get(der: bytes, method: bytes = b"GET", version: bytes = b"1.1", extra: bytes = b"") -> bytes:
+        return b"%s /%s HTTP/%s\r\nHost: ocsp\r\n%s\r\n" % (method, base64.b64encode(der), version, extra)
+
+    good, revoked, unknown = requests[0], requests[1], requests[2]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (revoked[:10], revoked[10:]))
+    return [
+        post(good) + get(revoked) + get(unknown, b"HEAD") + post(good, b"Connection: close\r\n"),
+        post(unknown, b"Expect: 100-continue\r\n") + get(good, version=b"1.0"),
+        b"POST /pushed HTTP/1.1\r\nHost: ocsp\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n" + get(good),
+        get(good, version=b"1.0", extra=b"Connection: keep-alive\r\n") + get(revoked, extra=b"If-None-Match: *\r\n"),
+        b"GET /health HTTP/1.1\r\n\r\nGET /ready HTTP/1.1\r\n\r\nPUT / HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+        post(good) + b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        post(good) + b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 17000 + b"\r\n\r\n",
+        post(good) + b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        post(good) + b"GET / HTTP/1.1\r\nX-Folded: a\r\n  b\r\n\r\n" + get(good),
+        b"GET /%s HTTP/1.1\nHost: ocsp\n\n" % base64.b64encode(good) + b"GET / HTTP/1.1\r\nX: \x00\r\n\r\n",
+    ]
+
+
 class FuzzWorld:
     """A demo PKI, a served application, an admin API and the seed inputs, in ``folder``."""
 
@@ -119,6 +151,7 @@ class FuzzWorld:
         self.admin = admin
         self.issuer = issuer
         self.seeds: dict[str, list[bytes]] = {}
+        self.framing = FramingEdge(app.http)
 
     @classmethod
     def build(cls, folder: Path, pki: DemoPki | None = None) -> "FuzzWorld":
@@ -147,6 +180,7 @@ class FuzzWorld:
     def close(self) -> None:
         """Close the application's store and the admin API's."""
         self.app.close()
+        self.framing.close()
         if self.admin._store is not None:
             self.admin._store.close()
 
@@ -177,6 +211,7 @@ class FuzzWorld:
             "issued": [pki.issued.read_bytes()],
             "push": pushes,
             "config": [config.read_bytes()],
+            "framing": framing_seeds(requests),
         }
 
     # --- one input through one parser -------------------------------------------------------
@@ -215,6 +250,10 @@ class FuzzWorld:
             if status is OCSPResponseStatus.INTERNAL_ERROR:
                 raise Finding(f"{method} {path[:80]!r} answered internalError (a bug, see the log)")
         return response
+
+    def feed_framing(self, data: bytes, selector: int = 0) -> object:
+        """Raw bytes on one connection of the protocol edge, cut into chunks by ``selector``."""
+        return self.framing.run_stream(split_points(data, selector))
 
     def feed_crl(self, data: bytes, selector: int = 0) -> object:
         try:

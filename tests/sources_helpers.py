@@ -35,12 +35,14 @@ def crl_der(
     hours: int = 24,
     delta_base: int | None = None,
     key: PrivateKey | None = None,
+    freshest_crl: Iterable[str] = (),
 ) -> bytes:
     """A DER CRL of the demo CA (signed by ``key`` when given: mis-signed)."""
     cert, ca_key = ca_of(pki)
     crl = sign_crl(
         cert, key or ca_key, list(entries), crl_number=number, this_update=this_update,
         next_update=this_update + dt.timedelta(hours=hours), delta_base=delta_base,
+        freshest_crl=freshest_crl,
     )  # fmt: skip
     return crl.public_bytes(serialization.Encoding.DER)
 

@@ -113,6 +113,7 @@ class CaSettings:
     max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
     stale_grace: int = 0
     on_stale: str = "tryLater"
+    follow_freshest_crl: bool = True
     issued_signed: bool = False
     push: bool = False
     push_issued: bool = False

@@ -347,6 +347,8 @@ CA = Section(
         Key("max_crl_bytes", _CORE["integer"], "Larger CRL downloads are refused while streaming.", "268435456"),
         Key("stale_grace", _CORE["validity"], "How long past the newest CRL's nextUpdate the data still serves.", '"0s"'),
         Key("on_stale", _choice("tryLater", "serve"), "Past that: answer tryLater, or keep serving with a warning.", '"tryLater"'),
+        Key("follow_freshest_crl", BOOLEAN, "Also fetch the delta CRLs named by a complete CRL's FreshestCRL extension "
+            "(`http(s)://`, `ldap(s)://` only), on their own schedule.", "true"),
         Key("issued_signed", BOOLEAN, "Every issued-list file must be CMS SignedData by the CA.", "false"),
         Key("push", BOOLEAN, "Accept changes pushed through the admin API or `certstatus push`.", "false"),
         Key("push_issued", BOOLEAN, "Pushes also list every issued serial (others are not issued); needs `push`.", "false"),

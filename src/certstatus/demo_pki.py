@@ -154,11 +154,13 @@ def sign_crl(
     this_update: dt.datetime,
     next_update: dt.datetime,
     delta_base: int | None = None,
+    freshest_crl: Iterable[str] = (),
 ) -> x509.CertificateRevocationList:
     """Sign a v2 CRL (RFC 5280 §5) naming ``ca_cert`` as issuer, with SHA-256.
 
     Carries authorityKeyIdentifier (of ``ca_cert``'s key) and cRLNumber, plus a
-    critical deltaCRLIndicator when ``delta_base`` is given. Each entry gets a
+    critical deltaCRLIndicator when ``delta_base`` is given and a FreshestCRL
+    extension (§5.2.6) pointing at the ``freshest_crl`` URIs when given. Each entry gets a
     reasonCode only when ``reason`` is set and an invalidityDate when set.
     Signing with a key other than ``ca_cert``'s yields a mis-signed CRL (for tests).
     """
@@ -172,6 +174,10 @@ def sign_crl(
     )
     if delta_base is not None:
         builder = builder.add_extension(x509.DeltaCRLIndicator(delta_base), True)
+    uris = [x509.UniformResourceIdentifier(uri) for uri in freshest_crl]
+    if uris:
+        point = x509.DistributionPoint(full_name=uris, relative_name=None, reasons=None, crl_issuer=None)
+        builder = builder.add_extension(x509.FreshestCRL([point]), False)
     for entry in entries:
         revoked = x509.RevokedCertificateBuilder(entry.serial_number, entry.revocation_time)
         if entry.reason is not None:

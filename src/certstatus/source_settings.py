@@ -9,6 +9,7 @@ Per CA (``[ca.NAME]``), next to ``crl``/``index``/``issued``::
     max_crl_bytes = 268435456   # larger downloads are refused
     stale_grace = "0s"          # how long past the newest CRL's nextUpdate the data still serves
     on_stale = "tryLater"       # or "serve": keep answering, with a warning in the log
+    follow_freshest_crl = true  # also fetch the delta CRLs a complete CRL's FreshestCRL names
     issued_signed = false       # true: every issued list must be CMS SignedData by the CA
     push = true                 # accept pushed changes (CLI, admin API)
     push_issued = false         # true: pushes list every issued serial (others are not issued)
@@ -41,7 +42,7 @@ DEFAULT_REFRESH_INTERVAL = 3600
 DEFAULT_MAX_CRL_BYTES = 256 * 1024 * 1024
 SOURCE_KEYS = {
     "refresh_interval", "fetch_timeout", "fetch_retries", "max_crl_bytes", "stale_grace", "on_stale",
-    "issued_signed", "push", "push_issued", "sql",
+    "follow_freshest_crl", "issued_signed", "push", "push_issued", "sql",
 }  # fmt: skip
 _SQL_KEYS = {"dsn", "query", "timeout", "pool_size"}
 _ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca", "metrics_dir"}
@@ -94,7 +95,7 @@ def source_options(table: dict[str, Any], *, where: str, prefix: str) -> dict[st
         if table["on_stale"] not in ("tryLater", "serve"):
             raise ConfigError(where, f"{prefix}.on_stale", f"{table['on_stale']!r} is not tryLater or serve.", 'Write "tryLater" or "serve".')
         options["on_stale"] = table["on_stale"]
-    for key in ("issued_signed", "push", "push_issued"):
+    for key in ("follow_freshest_crl", "issued_signed", "push", "push_issued"):
         if key in table:
             if not isinstance(table[key], bool):
                 raise ConfigError(where, f"{prefix}.{key}", "must be true or false.", "Write true or false.")

@@ -176,3 +176,69 @@ def test_fetched_validators_are_kept_only_after_a_good_import(server: CrlServer,
     previous: dict[str, Fetched] = {}
     assert import_crls(store, tgt, [server.url(path)], ManualClock(T0), previous=previous)[0].error
     assert previous == {}  # a refused CRL is fetched in full next time, not answered 304
+
+
+def test_freshest_crl_of_the_complete_crl_leads_to_its_delta(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    """RFC 5280 §5.2.6: the complete CRL names where its delta CRLs are; only the base is configured."""
+    delta_url = server.url("/fresh/delta.crl")
+    server.publish("/fresh/base.crl", crl_der(demo_pki, [revoked(1, x509.ReasonFlags.certificate_hold)], number=30,
+                                              freshest_crl=[delta_url, "file:///etc/passwd"]))
+    server.publish("/fresh/delta.crl", crl_der(demo_pki, [revoked(1, x509.ReasonFlags.remove_from_crl), revoked(2)],
+                                               number=31, delta_base=30))
+    tgt = target(store, demo_pki, crl=(server.url("/fresh/base.crl"),), fetch_timeout=1.0, fetch_retries=0)
+    results = import_crls(store, tgt, [server.url("/fresh/base.crl")], ManualClock(T0))
+    assert [(r.origin, r.kind, r.error) for r in results] == [
+        (server.url("/fresh/base.crl"), "crl", None), (delta_url, "delta", None),
+    ]  # the file: URI of the extension is never read
+    assert store.lookup(tgt.issuer_id, 1) is None  # the delta released the hold
+    assert store.lookup(tgt.issuer_id, 2).revoked is not None
+    assert store.source_states(tgt.issuer_id)["delta"].origin == delta_url
+
+
+def test_freshest_crl_pointing_at_a_complete_crl_is_refused(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    server.publish("/fresh-bad/base.crl", crl_der(demo_pki, [revoked(1)], number=40,
+                                                  freshest_crl=[server.url("/fresh-bad/other.crl")]))
+    server.publish("/fresh-bad/other.crl", crl_der(demo_pki, [], number=41))  # complete, not a delta
+    tgt = target(store, demo_pki, fetch_timeout=1.0, fetch_retries=0)
+    base, other = import_crls(store, tgt, [server.url("/fresh-bad/base.crl")], ManualClock(T0))
+    assert base.error is None
+    assert other.error is not None and "not a delta CRL" in other.error
+    assert store.lookup(tgt.issuer_id, 1).revoked is not None  # the base alone serves
+    assert "delta" not in store.source_states(tgt.issuer_id)
+
+
+def test_follow_freshest_crl_false_fetches_only_the_configured_urls(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    server.publish("/fresh-off/base.crl", crl_der(demo_pki, [], number=50, freshest_crl=[server.url("/fresh-off/delta.crl")]))
+    server.publish("/fresh-off/delta.crl", crl_der(demo_pki, [revoked(3)], number=51, delta_base=50))
+    tgt = target(store, demo_pki, fetch_timeout=1.0, fetch_retries=0, follow_freshest_crl=False)
+    results = import_crls(store, tgt, [server.url("/fresh-off/base.crl")], ManualClock(T0))
+    assert [r.kind for r in results] == ["crl"]
+    assert server.requests("/fresh-off/delta.crl") == []
+    assert store.lookup(tgt.issuer_id, 3) is None
+
+
+def test_refresher_schedules_a_followed_delta_by_its_own_next_update(server: CrlServer, demo_pki: DemoPki, store) -> None:
+    base_path, delta_path = "/fresh-sched/base.crl", "/fresh-sched/delta.crl"
+    server.publish(base_path, crl_der(demo_pki, [], number=60, hours=24, freshest_crl=[server.url(delta_path)]))
+    server.publish(delta_path, crl_der(demo_pki, [revoked(7)], number=61, delta_base=60, hours=1))
+    tgt = target(store, demo_pki, crl=(server.url(base_path),), fetch_timeout=1.0, fetch_retries=0, refresh_interval=3600 * 24)
+    settings = Settings(ServerSettings(), (tgt.settings,))
+    clock = ManualClock(T0)
+    refresher = Refresher(settings, lambda: store, clock, min_interval=30)
+    targets = {"demo": tgt}
+    assert [r.kind for r in refresher.run_pass(store, targets)] == ["crl", "delta"]
+    schedule = {s.origin: s.next_attempt for s in refresher.status()}
+    assert schedule == {server.url(base_path): T0 + dt.timedelta(hours=24), server.url(delta_path): T0 + dt.timedelta(hours=1)}
+
+    # An hour later only the delta is due; the CA has published a newer one.
+    server.publish(delta_path, crl_der(demo_pki, [revoked(7), revoked(8)], number=62, delta_base=60,
+                                       this_update=T0 + dt.timedelta(hours=1), hours=1))
+    clock.advance(3600)
+    results = refresher.run_pass(store, targets)
+    assert [(r.origin, r.entries) for r in results] == [(server.url(delta_path), 2)]
+    assert store.lookup(tgt.issuer_id, 8).revoked is not None
+
+    # A new process (restart) finds the followed delta in the store and keeps its schedule.
+    again = Refresher(settings, lambda: store, clock, min_interval=30)
+    again.seed(store, targets)
+    assert {s.origin for s in again.status()} == {server.url(base_path), server.url(delta_path)}

@@ -167,3 +167,83 @@ def test_secrets_appear_in_no_log_error_metrics_or_worker_settings(
         for secret in (passphrase, db_password, ADMIN_TOKEN):
             assert secret not in text, f"{secret[:5]}... appears in the {name}"
         assert not pin.search(text), f"the PKCS#11 PIN appears in the {name}"
+
+
+def test_sql_source_dsn_passwords_reach_workers_only_through_passfiles(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path: Path) -> None:
+    """``[ca.NAME.sql] dsn`` passwords (user part and ``?password=``) leave the settings handed to workers.
+
+    Two CAs query a PostgreSQL that demands a password over TCP (SCRAM), so
+    their right answers prove the password reached the worker processes; a
+    third CA has a wrong password, so its failure is logged. No password
+    appears in the settings file, the workers' environment, the log (debug
+    level), or an admin answer; each sits in its own 0600 passfile.
+    """
+    import psycopg
+
+    from certstatus.demo_pki import make_demo_pki
+    from tests.ocsp_client import cert_status, request_der
+
+    pkis = {"userpart": demo_pki, "inquery": demo_pki_rsa, "wrong": make_demo_pki(tmp_path / "third-pki")}  # one issuer per CA
+
+    password = "sqlpw-" + secrets.token_hex(12)
+    wrong = "wrongpw-" + secrets.token_hex(12)
+    folder = tmp_path / "server"
+    port, admin_port = free_port(), free_port()
+    with throwaway_postgres(password=password) as postgres:
+        with psycopg.connect(postgres.dsn, password=password, autocommit=True) as db:
+            db.execute("CREATE TABLE certs (serial_hex text PRIMARY KEY, status text NOT NULL, revoked_at timestamptz, reason text)")
+            for pki in pkis.values():
+                for name, status in (("good", "V"), ("revoked-keycompromise", "R")):
+                    hex_serial = f"{pki.serials[name]:X}"
+                    db.execute("INSERT INTO certs VALUES (%s, %s, now(), 'keyCompromise') ON CONFLICT DO NOTHING",
+                               (hex_serial.zfill(len(hex_serial) + len(hex_serial) % 2), status))  # fmt: skip
+        query = "SELECT status, revoked_at, reason FROM certs WHERE serial_hex = %(serial_hex)s"
+        user_part = postgres.dsn.replace("://postgres@", f"://postgres:{password}@", 1)
+        in_query = f"{postgres.dsn}?password={password}&application_name=certstatus"
+        bad = postgres.dsn.replace("://postgres@", f"://postgres:{wrong}@", 1)
+        config = (
+            f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\ndatabase = "store.sqlite3"\n\n'
+            f'[admin]\nlisten = "127.0.0.1:{admin_port}"\ntoken_file = "admin.token"\n\n'
+            + "".join(
+                f'[ca.{name}]\ncertificate = "{pkis[name].ca_cert}"\npath = "/{name}"\n'
+                f'signer_certificate = "{pkis[name].ocsp_cert}"\nsigner_key = "{pkis[name].ocsp_key}"\n'
+                f'[ca.{name}.sql]\ndsn = "{dsn}"\nquery = "{query}"\ntimeout = "2s"\npool_size = 1\n\n'
+                for name, dsn in (("userpart", user_part), ("inquery", in_query), ("wrong", bad))
+            )
+        )  # fmt: skip
+        server = start_server(folder, config, port=port, admin_port=admin_port, log_level="debug")
+        outputs = {}
+        try:
+            for name in ("userpart", "inquery"):  # several requests: both workers connect
+                pki = pkis[name]
+                for _ in range(4):
+                    for leaf, expected in (("good", "good"), ("revoked-keycompromise", "revoked")):
+                        answer = httpx.post(f"{server.url}{name}/", content=request_der(pki.leaves[leaf], pki.ca_cert),
+                                            headers={"content-type": "application/ocsp-request", "connection": "close"}, timeout=10)  # fmt: skip
+                        assert answer.status_code == 200 and cert_status(answer.content) == expected, (name, leaf, server.log_text()[-2000:])
+            refused = httpx.post(server.url + "wrong/", content=request_der(pkis["wrong"].leaves["good"], pkis["wrong"].ca_cert),
+                                 headers={"content-type": "application/ocsp-request"}, timeout=10)  # fmt: skip
+            assert refused.status_code == 503  # tryLater: the database refused the wrong password
+            auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+            outputs["metrics"] = httpx.get(server.admin_url + "/metrics", headers=auth, timeout=10).text
+            outputs["sources"] = httpx.get(server.admin_url + "/v1/sources", headers=auth, timeout=10).text
+            workers = _children(server.process.pid)
+            environ = [Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace") for pid in workers]
+            outputs["worker environment"] = "".join(environ)
+            outputs["worker command lines"] = "".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in workers)
+            handed = {v.split("=", 1)[1] for e in environ for v in e.split("\0") if v.startswith("CERTSTATUS_SETTINGS_FILE=")}
+            assert len(handed) == 1, handed
+            settings_file = Path(handed.pop())
+            outputs["worker settings"] = settings_file.read_text()
+            passfiles = sorted(settings_file.parent.glob("pgpass-sql-*"))
+            assert [p.name for p in passfiles] == ["pgpass-sql-0", "pgpass-sql-1", "pgpass-sql-2"]
+            assert all(p.stat().st_mode & 0o077 == 0 for p in passfiles)
+            assert password in passfiles[0].read_text() and password in passfiles[1].read_text()
+            assert outputs["worker settings"].count("passfile=") == 3
+        finally:
+            server.stop()
+        outputs["server log"] = server.log_text()
+    assert "wrong" in outputs["server log"] and "password authentication failed" in outputs["server log"]
+    for name, text in outputs.items():
+        for secret in (password, wrong, ADMIN_TOKEN):
+            assert secret not in text, f"{secret[:6]}... appears in the {name}"

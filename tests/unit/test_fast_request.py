@@ -251,3 +251,30 @@ def test_non_minimal_length_goes_to_the_reference_parser(demo_pki):
     long_form = b"\x30\x81" + der[1:2] + der[2:]  # same content, length in long form
     assert not fast_path_taken(long_form)
     assert_same(long_form)
+
+
+def _one_cert_id_request(serial_tlv: bytes) -> bytes:
+    """An OCSPRequest of one SHA-1 CertID whose serialNumber is ``serial_tlv`` as given."""
+
+    def tlv(tag: int, content: bytes) -> bytes:
+        return bytes([tag, len(content)]) + content
+
+    cert_id = tlv(0x30, tlv(0x30, bytes.fromhex("06052b0e03021a0500")) + tlv(0x04, b"n" * 20) + tlv(0x04, b"k" * 20) + serial_tlv)
+    return tlv(0x30, tlv(0x30, tlv(0x30, tlv(0x30, cert_id))))
+
+
+@pytest.mark.parametrize("content", ["0000", "0001", "007f", "ff80", "ffff", "00" * 20, "0028109cdf8c4ef2dd9ddf5b8e69ecbc946e7d29"])
+def test_serial_that_is_not_a_minimal_integer_is_malformed_on_both_paths(content):
+    # Fuzzing finding (bench/fuzz.py --target framing): the fast path took a serialNumber with a
+    # redundant leading octet, and the response echoed that CertID, which strict DER readers
+    # (cryptography, Go) cannot parse. The reference parser refuses it: so must the fast one.
+    der = _one_cert_id_request(b"\x02" + bytes([len(content) // 2]) + bytes.fromhex(content))
+    assert not fast_path_taken(der)
+    assert assert_same(der) == "malformedRequest"
+
+
+@pytest.mark.parametrize("content", ["00", "7f", "0080", "ff7f", "80", "01" * 20])
+def test_minimal_serials_stay_on_the_fast_path(content):
+    der = _one_cert_id_request(b"\x02" + bytes([len(content) // 2]) + bytes.fromhex(content))
+    assert fast_path_taken(der)
+    assert assert_same(der).cert_ids[0].serial_number == int.from_bytes(bytes.fromhex(content), "big", signed=True)

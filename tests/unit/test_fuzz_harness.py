@@ -1,6 +1,7 @@
 """The coverage-guided fuzzer (bench/fuzz.py, atheris) runs a bounded number of inputs without a finding.
 
-CI runs 40 000 inputs from a fixed libFuzzer seed (about 15 s); the 10^6-input
+CI runs 40 000 inputs from a fixed libFuzzer seed (about 15 s), spread over all targets,
+HTTP framing included; the 10^6-input
 run with the < 50 ms per input bound is ``python bench/fuzz.py --runs 1000000``.
 Here the latency bound is only a hang detector (5 s): CI machines are shared.
 """

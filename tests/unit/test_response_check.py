@@ -21,6 +21,12 @@ from tests.ocsp_client import request_der
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
+def _now() -> dt.datetime:
+    """The checking time: the wall clock, as producedAt is (cryptography's builder stamps it at signing);
+    NOW, taken at import, is minutes old when a long suite reaches these tests."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def _load(path):
     return x509.load_pem_x509_certificate(path.read_bytes())
 
@@ -66,20 +72,20 @@ def _query(demo_pki, leaf="good", nonce=None):
 
 
 def test_response_of_the_delegated_responder_passes(demo_pki, parts):
-    checked = check_response(_response(parts), _query(demo_pki), parts["ca"], NOW)
+    checked = check_response(_response(parts), _query(demo_pki), parts["ca"], _now())
     assert checked.statuses == ("good",) and checked.next_update == NOW + dt.timedelta(hours=4)
 
 
 def test_response_signed_by_the_ca_itself_passes(demo_pki, parts):
-    checked = check_response(_response(parts, signer="ca", signer_key="ca_key"), _query(demo_pki), parts["ca"], NOW)
+    checked = check_response(_response(parts, signer="ca", signer_key="ca_key"), _query(demo_pki), parts["ca"], _now())
     assert checked.statuses == ("good",)
 
 
 def test_response_with_the_nonce_echoed_passes_and_a_different_nonce_fails(demo_pki, parts):
     nonce = b"\x01" * 16
-    assert check_response(_response(parts, nonce=nonce), _query(demo_pki, nonce=nonce), parts["ca"], NOW).has_nonce
+    assert check_response(_response(parts, nonce=nonce), _query(demo_pki, nonce=nonce), parts["ca"], _now()).has_nonce
     with pytest.raises(ResponseRejected, match="nonce differs"):
-        check_response(_response(parts, nonce=b"\x02" * 16), _query(demo_pki, nonce=nonce), parts["ca"], NOW)
+        check_response(_response(parts, nonce=b"\x02" * 16), _query(demo_pki, nonce=nonce), parts["ca"], _now())
 
 
 @pytest.mark.parametrize(
@@ -95,17 +101,17 @@ def test_response_with_the_nonce_echoed_passes_and_a_different_nonce_fails(demo_
 )
 def test_response_failing_a_check_is_rejected_with_the_reason(demo_pki, parts, changes, words):
     with pytest.raises(ResponseRejected, match=words):
-        check_response(_response(parts, **changes), _query(demo_pki), parts["ca"], NOW)
+        check_response(_response(parts, **changes), _query(demo_pki), parts["ca"], _now())
 
 
 def test_response_signed_for_another_ca_is_rejected(demo_pki, demo_pki_rsa, parts):
     rsa_ca = _load(demo_pki_rsa.ca_cert)
     with pytest.raises(ResponseRejected, match="not issued by the CA"):
-        check_response(_response(parts), _query(demo_pki), rsa_ca, NOW)
+        check_response(_response(parts), _query(demo_pki), rsa_ca, _now())
 
 
 def test_unsuccessful_response_is_returned_as_its_status(demo_pki, parts):
     unauthorized = bytes((0x30, 0x03, 0x0A, 0x01, 6))
-    assert check_response(unauthorized, _query(demo_pki), parts["ca"], NOW).status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert check_response(unauthorized, _query(demo_pki), parts["ca"], _now()).status is ocsp.OCSPResponseStatus.UNAUTHORIZED
     with pytest.raises(ResponseRejected, match="not an OCSP response"):
-        check_response(b"<html>", _query(demo_pki), parts["ca"], NOW)
+        check_response(b"<html>", _query(demo_pki), parts["ca"], _now())

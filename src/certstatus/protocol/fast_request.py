@@ -79,6 +79,8 @@ def _cert_id(der: bytes, start: int, end: int) -> CertID:
     serial, serial_end = _header(der, key_end, stop, 0x02)
     if serial_end != stop or serial == serial_end:
         raise _Unusual
+    if serial_end - serial > 1 and der[serial] in (0x00, 0xFF) and (der[serial] ^ der[serial + 1]) & 0x80 == 0:
+        raise _Unusual  # not a minimal DER INTEGER: the reference refuses it (it would be echoed, unreadable)
     return CertID(
         name,
         der[name_hash:pos],

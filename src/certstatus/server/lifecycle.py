@@ -65,6 +65,38 @@ def worker_settings() -> Settings:
     return Settings.from_json(Path(os.environ[SETTINGS_ENV]).read_text())
 
 
+def _passfile_dsn(dsn: str, passfile: Path) -> str:
+    """``dsn`` without its password, naming ``passfile`` (written, mode 0600) that holds it; as is without one."""
+    bare, password = split_password(dsn)
+    if password is None:
+        return dsn
+    _write_private(passfile, pgpass_line(password))
+    return with_passfile(bare, str(passfile))
+
+
+def without_passwords(settings: Settings, folder: Path) -> Settings:
+    """``settings`` with every PostgreSQL password moved into a libpq passfile in ``folder``.
+
+    Covers ``server.database`` (file ``pgpass``) and each ``[ca.NAME.sql]`` DSN
+    (file ``pgpass-sql-N``, N the CA's position: one file per DSN, since a
+    passfile line here matches any host). The DSNs handed on name their file
+    with ``passfile=``; libpq reads the password from it when it connects, so
+    the settings text (and whatever logs or dumps it) holds no password.
+    """
+    database = settings.server.database
+    if is_dsn(database):
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, database=_passfile_dsn(str(database), folder / "pgpass"))
+        )
+    cas = []
+    for number, ca in enumerate(settings.cas):
+        if ca.sql is not None:
+            sql = dataclasses.replace(ca.sql, dsn=_passfile_dsn(ca.sql.dsn, folder / f"pgpass-sql-{number}"))
+            ca = dataclasses.replace(ca, sql=sql)
+        cas.append(ca)
+    return dataclasses.replace(settings, cas=tuple(cas))
+
+
 class Lifecycle:
     """Supervisor-side operations for ``settings``; ``load_settings()`` reads them again on reload."""
 
@@ -114,16 +146,8 @@ class Lifecycle:
         if self._settings_dir is None:
             self._settings_dir = tempfile.mkdtemp(prefix="certstatus-settings-")  # mode 0700
         folder = Path(self._settings_dir)
-        settings = self.settings
-        database = settings.server.database
-        if is_dsn(database):  # the password goes to a pgpass file, never into the settings text
-            database, password = split_password(str(database))
-            if password is not None:
-                _write_private(folder / "pgpass", pgpass_line(password))
-                database = with_passfile(database, str(folder / "pgpass"))
-                settings = dataclasses.replace(settings, server=dataclasses.replace(settings.server, database=database))
         path = folder / "settings.json"
-        _write_private(path, settings.to_json())
+        _write_private(path, without_passwords(self.settings, folder).to_json())
         os.environ[SETTINGS_ENV] = str(path)
 
     def _start_services(self) -> None:

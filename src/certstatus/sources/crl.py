@@ -101,6 +101,7 @@ def _parse(data: bytes, origin: str) -> x509.CertificateRevocationList:
 def _extract(crl: x509.CertificateRevocationList, origin: str) -> CrlData:
     crl_number: int | None = None
     delta_base: int | None = None
+    freshest: list[str] = []
     for ext in crl.extensions:
         value = ext.value
         if isinstance(value, x509.CRLNumber):
@@ -109,6 +110,8 @@ def _extract(crl: x509.CertificateRevocationList, origin: str) -> CrlData:
             delta_base = value.crl_number
         elif isinstance(value, x509.IssuingDistributionPoint):
             _check_scope(value, origin)
+        elif isinstance(value, x509.FreshestCRL):
+            freshest.extend(_delta_uris(value))
         elif ext.critical and ext.oid not in _KNOWN_CRL_EXTENSIONS:
             raise SourceError(
                 origin,
@@ -133,7 +136,27 @@ def _extract(crl: x509.CertificateRevocationList, origin: str) -> CrlData:
         crl_number=crl_number,
         delta_base=delta_base,
         entries=tuple(entries[serial] for serial in sorted(entries)),
+        freshest_crl=tuple(dict.fromkeys(freshest)),
     )
+
+
+#: URI schemes a FreshestCRL pointer may use. Never ``file:`` or a bare path: what the
+#: network hands us must not make certstatus read local files.
+_DELTA_SCHEMES = ("http://", "https://", "ldap://", "ldaps://")
+
+
+def _delta_uris(value: x509.FreshestCRL) -> list[str]:
+    """The fetchable fullName URIs of a FreshestCRL extension (RFC 5280 §5.2.6, §4.2.1.13).
+
+    Distribution points named relative to the issuer or by other GeneralName
+    types, and URIs of other schemes, are skipped.
+    """
+    uris = []
+    for point in value:
+        for name in point.full_name or ():
+            if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith(_DELTA_SCHEMES):
+                uris.append(name.value)
+    return uris
 
 
 def _check_scope(idp: x509.IssuingDistributionPoint, origin: str) -> None:

@@ -174,14 +174,20 @@ def import_crls(
 
     ``previous`` maps an origin to its last successful :class:`Fetched`
     (conditional HTTP requests); it is updated in place with each new fetch.
-    One :class:`ImportResult` per origin, in ``origins`` order.
+    One :class:`ImportResult` per origin, in ``origins`` order, followed by
+    one per delta CRL URI found in a fetched complete CRL's FreshestCRL
+    extension (RFC 5280 §5.2.6) and not among ``origins`` or the CA's ``crl``,
+    when the CA has ``follow_freshest_crl`` (such a URI must hold a delta CRL).
     """
     name = target.settings.name
     policy = fetch_policy(target.settings)
     previous = {} if previous is None else previous
     results: dict[str, ImportResult] = {}
     parsed: list[tuple[str, CrlData]] = []
-    for origin in origins:
+    pending = list(origins)
+    discovered: list[str] = []
+    while pending:
+        origin = pending.pop(0)
         try:
             got = fetch(origin, policy, previous.get(origin))
         except SourceError as exc:
@@ -191,18 +197,27 @@ def import_crls(
             results[origin] = ImportResult(name, CRL_KIND, origin, unchanged=True, note="HTTP 304 not modified")
             continue
         try:
-            parsed.append((origin, load_crl(got.data or b"", target.certificate, origin=origin)))
+            crl = load_crl(got.data or b"", target.certificate, origin=origin)
+            if origin in discovered and crl.delta_base is None:
+                raise SourceError(origin, "is named by the complete CRL's FreshestCRL extension but is not a delta CRL; "
+                                          "ask the CA to fix the extension, or set follow_freshest_crl = false")
         except SourceError as exc:
             results[origin] = ImportResult(name, CRL_KIND, origin, error=exc.problem)
             continue
+        parsed.append((origin, crl))
         previous[origin] = Fetched(None, got.etag, got.last_modified)
+        if target.settings.follow_freshest_crl and crl.delta_base is None:
+            for uri in crl.freshest_crl:
+                if uri not in origins and uri not in discovered and uri not in target.settings.crl:
+                    discovered.append(uri)
+                    pending.append(uri)
     for origin, crl in sorted(parsed, key=lambda item: item[1].delta_base is not None):
         try:
             results[origin] = apply_crl(store, target, crl, origin, clock, feed)
         except (SourceError, StoreError) as exc:  # StoreError: the write failed (disk full), rolled back
             previous.pop(origin, None)  # refetch in full next time
             results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=_problem(exc))
-    return [results[origin] for origin in origins]
+    return [results[origin] for origin in (*origins, *discovered)]
 
 
 def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:

@@ -33,7 +33,9 @@ class CrlData:
 
     ``this_update``/``next_update`` are aware UTC datetimes; ``crl_number`` is
     the cRLNumber extension (``None`` when absent); ``delta_base`` is the
-    BaseCRLNumber of a delta CRL's deltaCRLIndicator, ``None`` for a full CRL.
+    BaseCRLNumber of a delta CRL's deltaCRLIndicator, ``None`` for a full CRL;
+    ``freshest_crl`` the ``http(s)://`` and ``ldap(s)://`` URIs of the
+    FreshestCRL extension (where the delta CRLs are, RFC 5280 §5.2.6).
     """
 
     this_update: dt.datetime
@@ -41,6 +43,7 @@ class CrlData:
     crl_number: int | None
     delta_base: int | None
     entries: tuple[RevokedEntry, ...]
+    freshest_crl: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ One :class:`Refresher` per ``certstatus serve`` supervisor (or one pass for
   a 304.
 * Local files and directories (CRL files, ``index.txt``, issued lists):
   re-imported when their size or mtime changes (checked every ``file_poll``).
+* Delta CRLs named by a complete CRL's FreshestCRL extension (RFC 5280
+  §5.2.6; ``follow_freshest_crl``): found when the complete CRL is fetched
+  (or, after a restart, from the delta the store holds) and from then on
+  scheduled like a configured CRL URL, by their own nextUpdate.
 * On demand (:meth:`Refresher.trigger`: SIGHUP, the admin API): every
   source now.
 
@@ -99,6 +103,7 @@ class Refresher:
         self.min_interval = min_interval
         self.file_poll = file_poll
         self._origins: dict[tuple[str, str, str], OriginStatus] = {}
+        self._discovered: dict[str, list[str]] = {}  # CA name -> delta CRL URIs from FreshestCRL
         self._validators: dict[str, Fetched] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -113,10 +118,13 @@ class Refresher:
         now = self.clock.now()
         for ca in self.settings.cas:
             states = store.source_states(targets[ca.name].issuer_id)
-            for kind, origin in _origins_of(ca):
+            delta = states.get("delta")
+            if ca.follow_freshest_crl and delta is not None and is_remote(delta.origin) and delta.origin not in ca.crl:
+                self._discover(ca, delta.origin)  # found by an earlier process through FreshestCRL
+            for kind, origin in self._origins_of(ca):
                 status = OriginStatus(ca.name, kind, origin, next_attempt=now)
                 if is_remote(origin):
-                    state = states.get("crl")
+                    state = next((s for s in states.values() if s.origin == origin), states.get("crl"))
                     if state is not None:
                         status.next_attempt = self._next_after_success(ca, state.imported_at, state.next_update)
                 else:
@@ -130,7 +138,7 @@ class Refresher:
         now = self.clock.now()
         for ca in self.settings.cas:
             due_crls, due_files = [], []
-            for kind, origin in _origins_of(ca):
+            for kind, origin in self._origins_of(ca):
                 status = self._origins.setdefault((ca.name, kind, origin), OriginStatus(ca.name, kind, origin, now))
                 if not (force or status.next_attempt <= now):
                     continue
@@ -149,6 +157,8 @@ class Refresher:
                 )
                 states = store.source_states(target.issuer_id)
                 for result in crl_results:
+                    if result.origin not in ca.crl:
+                        self._discover(ca, result.origin)
                     state = next((s for s in states.values() if s.origin == result.origin), None)
                     self._record(ca, "crl", result, state.next_update if state else None)
                 results.extend(crl_results)
@@ -158,9 +168,19 @@ class Refresher:
                 results.append(result)
         return results
 
+    def _origins_of(self, ca: CaSettings) -> list[tuple[str, str]]:
+        return _origins_of(ca) + [("crl", origin) for origin in self._discovered.get(ca.name, ())]
+
+    def _discover(self, ca: CaSettings, origin: str) -> None:
+        """Schedule a delta CRL URI found through FreshestCRL (once)."""
+        known = self._discovered.setdefault(ca.name, [])
+        if origin not in known:
+            known.append(origin)
+            log.info("CA %s: following delta CRL %s (FreshestCRL of the complete CRL)", ca.name, origin)
+
     def _record(self, ca: CaSettings, kind: str, result: ImportResult, next_update: dt.datetime | None) -> None:
         now = self.clock.now()
-        status = self._origins[(ca.name, kind, result.origin)]
+        status = self._origins.setdefault((ca.name, kind, result.origin), OriginStatus(ca.name, kind, result.origin, now))
         status.last_attempt = now
         if result.error is not None:
             status.failures += 1
