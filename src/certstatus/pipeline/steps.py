@@ -11,9 +11,13 @@ from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
-from certstatus.protocol.live_response import encode_response_data
-from certstatus.protocol.response import CERT_STATUS_NAMES, SingleAnswer
+from certstatus.protocol.fast_response import encode_cert_status
+from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
+from certstatus.protocol.response import CERT_STATUS_NAMES
 from certstatus.store.base import StatusStore
+
+# certStatus names by the enum's value (an Enum's hash is computed in Python: a lookup by value is cheaper).
+_STATUS_NAMES = {status.value: name for status, name in CERT_STATUS_NAMES.items()}
 
 
 class ResolveIssuers:
@@ -32,6 +36,14 @@ class ResolveIssuers:
         self.registry = registry
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        cert_ids = exchange.query.cert_ids
+        if len(cert_ids) == 1:  # the usual request: one dict lookup, no set of CAs to build
+            ca = self.registry.find(cert_ids[0])
+            if ca is None or not exchange.route.allows(ca.name):
+                raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, "no CertID names an issuer served on this URL")
+            exchange.cas = [ca]
+            exchange.ca = ca
+            return call_next(exchange)
         cas: list[ServedCA | None] = []
         for cert_id in exchange.query.cert_ids:
             ca = self.registry.find(cert_id)
@@ -59,41 +71,50 @@ class LocalStatusSigner:
     def __init__(self, store: StatusStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        # validity (seconds) -> the encoded times of the current second (ResponseTimes).
+        self._times: dict[int, ResponseTimes] = {}
+
+    def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
+        times = self._times.get(validity)
+        if times is None or not times.covers(now):
+            times = self._times[validity] = ResponseTimes(now, validity)
+        return times
 
     def __call__(self, exchange: Exchange) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
         if not ca.has_data:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"no revocation data imported for CA {ca.name}")
-        now = self.clock.now().replace(microsecond=0)
-        next_update = now + dt.timedelta(seconds=ca.settings.validity)
-        answers = []
+        settings = ca.settings
+        times = self._times_at(self.clock.now(), settings.validity)
+        now = times.now
+        query = exchange.query
+        records = exchange.records
+        singles = []
+        statuses = []
         extended = False
-        for index, (cert_id, cert_ca) in enumerate(zip(exchange.query.cert_ids, exchange.cas, strict=True)):
+        for index, (cert_id, cert_ca) in enumerate(zip(query.cert_ids, exchange.cas, strict=True)):
             if cert_ca is None:
                 decision = UNKNOWN
             else:
-                if exchange.records is not None:
-                    record = exchange.records[index]
+                if records is not None:
+                    record = records[index]
                 else:
                     try:
                         record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
                     except StoreUnavailable as exc:
                         raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-                decision = decide(record, ca.settings, cert_id.serial_number)
-            extended = extended or decision.extended
+                decision = decide(record, settings, cert_id.serial_number)
+            status = decision.status
             revoked = decision.revoked
-            answers.append(
-                SingleAnswer(
-                    cert_id_der=cert_id.der,
-                    status=decision.status,
-                    this_update=now,
-                    next_update=next_update,
-                    revocation_time=revoked.revocation_time if revoked else None,
-                    reason=revoked.reason if revoked else None,
-                    invalidity_date=revoked.invalidity_date if revoked else None,
-                )
-            )
-        query = exchange.query
+            if revoked is None:
+                singles.append(single_response(cert_id.der, encode_cert_status(status), times.times_der))
+            else:
+                extended = extended or decision.extended
+                singles.append(single_response(
+                    cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
+                    times.times_der, revoked.invalidity_date,
+                ))  # fmt: skip
+            statuses.append(_STATUS_NAMES[status.value])
         try:
             signer = ca.signers.select(
                 query.preferred_signature_algorithms,
@@ -102,24 +123,9 @@ class LocalStatusSigner:
             )
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-        response_data = encode_response_data(
-            responder_id=signer.responder_id_der,
-            produced_at=now,
-            answers=answers,
-            nonce=exchange.query.nonce,
-            extended_revoke=extended,
-        )
+        data = response_data(signer.responder_id_der, times.this_update_der, singles, query.nonce, extended)
         try:
-            der = signer.sign(response_data)
+            der = signer.sign(data)
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-        return OCSPAnswer(
-            der=der,
-            this_update=now,
-            next_update=next_update,
-            produced_at=now,
-            source="live",
-            statuses=tuple(CERT_STATUS_NAMES[a.status] for a in answers),
-            has_nonce=exchange.query.nonce is not None,
-        )
-
+        return OCSPAnswer(der, now, times.next_update, now, "live", tuple(statuses), query.nonce is not None)

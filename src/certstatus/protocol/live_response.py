@@ -44,22 +44,53 @@ _BASIC_OID = bytes.fromhex("06092b0601050507300101")
 
 # thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
 _time = lru_cache(maxsize=256)(generalized_time)
+_SECOND = dt.timedelta(seconds=1)
+
+
+def single_response(cert_id_der: bytes, cert_status_der: bytes, times_der: bytes,
+                    invalidity_date: dt.datetime | None = None) -> bytes:
+    """One SingleResponse from encoded parts: ``times_der`` is thisUpdate's GeneralizedTime, then
+    (optionally) ``[0] EXPLICIT`` nextUpdate — :meth:`ResponseTimes.times_der`; the invalidity
+    date (a revoked answer's singleExtension) is given as a datetime."""
+    if invalidity_date is not None:
+        # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
+        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + _time(invalidity_date))
+        return tlv(0x30, cert_id_der + cert_status_der + times_der + tlv(0xA1, tlv(0x30, extension)))
+    return tlv(0x30, cert_id_der + cert_status_der + times_der)
+
+
+class ResponseTimes:
+    """producedAt/thisUpdate/nextUpdate of live responses signed within one second, encoded once.
+
+    ``now`` is the whole second (aware UTC), ``next_update`` = now + ``validity`` seconds;
+    :meth:`covers` says whether a clock reading falls within that second.
+    """
+
+    __slots__ = ("now", "end", "next_update", "this_update_der", "times_der")
+
+    def __init__(self, when: dt.datetime, validity: int) -> None:
+        self.now = when.replace(microsecond=0)
+        self.end = self.now + _SECOND
+        self.next_update = self.now + dt.timedelta(seconds=validity)
+        self.this_update_der = generalized_time(self.now)
+        self.times_der = self.this_update_der + b"\xa0\x11" + generalized_time(self.next_update)
+
+    def covers(self, when: dt.datetime) -> bool:
+        """True when ``when`` (aware) lies within this second."""
+        return self.now <= when < self.end
 
 
 def _single_response(answer: SingleAnswer) -> bytes:
     status = answer.status
-    parts = (
-        answer.cert_id_der
-        + encode_cert_status(status, answer.revocation_time, answer.reason)
-        + _time(answer.this_update)
-    )
+    times = _time(answer.this_update)
     if answer.next_update is not None:
-        parts += b"\xa0\x11" + _time(answer.next_update)
-    if answer.invalidity_date is not None and status is OCSPCertStatus.REVOKED:
-        # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
-        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + _time(answer.invalidity_date))
-        parts += tlv(0xA1, tlv(0x30, extension))
-    return tlv(0x30, parts)
+        times += b"\xa0\x11" + _time(answer.next_update)
+    return single_response(
+        answer.cert_id_der,
+        encode_cert_status(status, answer.revocation_time, answer.reason),
+        times,
+        answer.invalidity_date if status is OCSPCertStatus.REVOKED else None,
+    )
 
 
 def encode_response_data(
@@ -82,11 +113,20 @@ def encode_response_data(
         raise ValueError("a ResponseData needs at least one SingleResponse")
     if not isinstance(responder_id, bytes):
         responder_id = responder_id.dump()
-    body = (
-        responder_id
-        + _time(produced_at)
-        + tlv(0x30, b"".join([_single_response(answer) for answer in answers]))
+    return response_data(
+        responder_id, _time(produced_at), [_single_response(answer) for answer in answers], nonce, extended_revoke
     )
+
+
+def response_data(
+    responder_id_der: bytes,
+    produced_at_der: bytes,
+    singles: Sequence[bytes],
+    nonce: bytes | None = None,
+    extended_revoke: bool = False,
+) -> bytes:
+    """ResponseData DER from encoded parts (:func:`single_response`); what :func:`encode_response_data` writes."""
+    body = responder_id_der + produced_at_der + tlv(0x30, singles[0] if len(singles) == 1 else b"".join(singles))
     if nonce is not None or extended_revoke:
         extensions = b""
         if nonce is not None:

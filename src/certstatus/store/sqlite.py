@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+_LOOKUP = (
+    "SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL WHERE EXISTS "
+    "(SELECT 1 FROM issued WHERE issuer_id = ?1 AND serial = ?2)"
+)
 _BULK_CACHE_KIB = -65536  # negative: KiB (SQLite PRAGMA cache_size)
 _DEFAULT_CACHE_KIB = -2000
 
@@ -143,26 +148,23 @@ class SQLiteStore(PrecomputedSQLite):
             return row[0]
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
-        key = serial_key(serial_number)
-        rows = self._db.execute(
-            "SELECT source, revocation_time, reason, invalidity_date FROM revoked "
-            "WHERE issuer_id = ? AND serial = ?",
-            (issuer_id, key),
-        ).fetchall()
-        issued = (
-            self._db.execute(
-                "SELECT 1 FROM issued WHERE issuer_id = ? AND serial = ? LIMIT 1", (issuer_id, key)
-            ).fetchone()
-            is not None
-        )
-        if not rows and not issued:
+        # One statement (one read transaction: SQLite's WAL read lock and file checks are system
+        # calls per transaction) for both tables: the revoked rows of every source, then one row
+        # with a NULL source when any source lists the serial as issued.
+        rows = self._db.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
+        if not rows:
             return None
-        revoked = combine_revocations(
-            serial_number,
-            ((r[0], _dt(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], _dt(r[3])) for r in rows),
-        )
-        if revoked is None and not issued:
-            return None
+        revoked_rows = [row for row in rows if row[0] is not None]  # no order is assumed
+        issued = len(revoked_rows) < len(rows)
+        rows = revoked_rows
+        revoked = None
+        if rows:
+            revoked = combine_revocations(
+                serial_number,
+                ((r[0], _dt(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], _dt(r[3])) for r in rows),
+            )
+            if revoked is None and not issued:
+                return None
         return CertStatusRecord(issued=issued, revoked=revoked)
 
     def replace_source(

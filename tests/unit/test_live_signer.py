@@ -1,0 +1,153 @@
+"""The live step (LocalStatusSigner) against the asn1crypto reference, byte for byte.
+
+RSA PKCS#1 v1.5 signatures are deterministic, so a whole OCSPResponse signed by
+the step can be compared with the one the reference encoders
+(protocol/response.py) write for the same statuses, times and nonce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from cryptography.x509.ocsp import OCSPCertStatus
+
+from certstatus.clock import ManualClock
+from certstatus.config import CaSettings
+from certstatus.pipeline.base import Exchange, Route
+from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
+from certstatus.protocol import response
+from certstatus.protocol.fast_request import parse_request_fast
+from certstatus.protocol.live_response import tlv
+from certstatus.protocol.response import EXTENDED_REVOKED_TIME, SingleAnswer
+from certstatus.signing.keys import load_certificates, load_private_key
+from certstatus.signing.signer import ResponseSigner
+from certstatus.sources.records import RevokedEntry
+from certstatus.store.base import SourceState
+from certstatus.store.sqlite import SQLiteStore
+
+UTC = dt.timezone.utc
+START = dt.datetime.now(UTC).replace(microsecond=250_000)  # within the demo signer's validity
+REVOKED_AT = (START - dt.timedelta(days=3)).replace(microsecond=0)
+INVALID_FROM = (START - dt.timedelta(days=5)).replace(microsecond=0)
+GOOD, REVOKED, HOLD, UNKNOWN = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+@pytest.fixture
+def world(tmp_path, demo_pki_rsa):
+    ca_cert = load_certificates(demo_pki_rsa.ca_cert)[0]
+    signer = ResponseSigner(load_private_key(demo_pki_rsa.ocsp_key, None).key,
+                            load_certificates(demo_pki_rsa.ocsp_cert)[0], ca_cert)  # fmt: skip
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    issuer_id = store.register_issuer("rsa", ca_cert.public_bytes(serialization.Encoding.DER))
+    store.replace_source(
+        issuer_id, SourceState("index", "index.txt", START, 4), issued=[GOOD, REVOKED, HOLD],
+        revoked=[RevokedEntry(REVOKED, REVOKED_AT, x509.ReasonFlags.key_compromise, INVALID_FROM),
+                 RevokedEntry(HOLD, REVOKED_AT, None)],
+    )  # fmt: skip
+    settings = CaSettings(name="rsa", certificate=demo_pki_rsa.ca_cert, index=demo_pki_rsa.index, validity=3600)
+    clock = ManualClock(START)
+    ca = ServedCA(settings, ca_cert, issuer_id, signer)
+    yield store, IssuerRegistry([ca]), ca, signer, clock, ca_cert
+    store.close()
+
+
+def _request(ca: ServedCA, serials, nonce: bytes | None) -> bytes:
+    """An OCSPRequest with one SHA-1 CertID per serial and an optional nonce (cryptography writes one CertID)."""
+    name_hash, key_hash = ca.hashes["sha1"]
+    cert_ids = [
+        parse_request_fast(
+            ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, hashes.SHA1())
+            .build().public_bytes(serialization.Encoding.DER)
+        ).cert_ids[0].der
+        for serial in serials
+    ]  # fmt: skip
+    extensions = b""
+    if nonce is not None:
+        nonce_extension = tlv(0x30, bytes.fromhex("06092b0601050507300102") + tlv(0x04, tlv(0x04, nonce)))
+        extensions = tlv(0xA2, tlv(0x30, nonce_extension))
+    return tlv(0x30, tlv(0x30, tlv(0x30, b"".join(tlv(0x30, c) for c in cert_ids)) + extensions))
+
+
+def _reference(signer, ca_settings, query, statuses, now, nonce) -> bytes:
+    next_update = now + dt.timedelta(seconds=ca_settings.validity)
+    answers = []
+    extended = False
+    for cert_id, status in zip(query.cert_ids, statuses, strict=True):
+        kind = status
+        if kind == "good":
+            answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.GOOD, now, next_update))
+        elif kind == "unknown":
+            answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.UNKNOWN, now, next_update))
+        elif kind == "revoked":
+            answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.REVOKED, now, next_update,
+                                        revocation_time=REVOKED_AT, reason=x509.ReasonFlags.key_compromise,
+                                        invalidity_date=INVALID_FROM))  # fmt: skip
+        elif kind == "hold-none":
+            answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.REVOKED, now, next_update,
+                                        revocation_time=REVOKED_AT))  # fmt: skip
+        else:  # extended revoked (RFC 6960 §2.2)
+            extended = True
+            answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.REVOKED, now, next_update,
+                                        revocation_time=EXTENDED_REVOKED_TIME,
+                                        reason=x509.ReasonFlags.certificate_hold))  # fmt: skip
+    data = response.encode_response_data(
+        responder_id=signer.responder_id, produced_at=now, answers=answers, nonce=nonce, extended_revoke=extended
+    )
+    return response.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
+                                          signer.certificates_der)  # fmt: skip
+
+
+def _answer(world, serials, nonce=None, settings_change=None):
+    store, registry, ca, signer, clock, ca_cert = world
+    if settings_change:
+        ca.settings = dataclasses.replace(ca.settings, **settings_change)
+    query = parse_request_fast(_request(ca, serials, nonce))
+    exchange = Exchange(query, Route("/", None), clock.now())
+    step = LocalStatusSigner(store, clock)
+    return query, ResolveIssuers(registry).handle(exchange, step), step
+
+
+@pytest.mark.parametrize("nonce", [None, b"\x5a" * 16])
+def test_every_status_is_the_reference_bytes(world, nonce):
+    store, registry, ca, signer, clock, ca_cert = world
+    serials = [GOOD, REVOKED, HOLD, UNKNOWN]
+    query, answer, _ = _answer(world, serials, nonce)
+    now = START.replace(microsecond=0)
+    expected = _reference(signer, ca.settings, query, ["good", "revoked", "hold-none", "unknown"], now, query.nonce)
+    assert answer.der == expected
+    assert (answer.this_update, answer.produced_at) == (now, now)
+    assert answer.next_update == now + dt.timedelta(seconds=3600)
+    assert answer.statuses == ("good", "revoked", "revoked", "unknown")
+    assert answer.has_nonce is (nonce is not None)
+
+
+def test_extended_revoked_is_the_reference_bytes(world):
+    store, registry, ca, signer, clock, ca_cert = world
+    query, answer, _ = _answer(world, [UNKNOWN, GOOD], settings_change={"unknown_serials": "revoked"})
+    expected = _reference(signer, ca.settings, query, ["extended", "good"], START.replace(microsecond=0), None)
+    assert answer.der == expected
+
+
+def test_times_follow_the_clock_across_seconds(world):
+    store, registry, ca, signer, clock, ca_cert = world
+    step = LocalStatusSigner(store, clock)
+    query = parse_request_fast(_request(ca, [GOOD], None))
+
+    def sign_now():
+        return ResolveIssuers(registry).handle(Exchange(query, Route("/", None), clock.now()), step)
+
+    first = sign_now()
+    clock.advance(0.5)  # .75: the same second, the same times
+    assert sign_now().der == first.der
+    clock.advance(0.5)  # .25 of the next second
+    later = sign_now()
+    assert later.this_update == first.this_update + dt.timedelta(seconds=1)
+    assert later.der == _reference(signer, ca.settings, query, ["good"], later.this_update, None)
+    clock.set(START - dt.timedelta(seconds=30))  # a clock set back is followed too
+    assert sign_now().this_update == (START - dt.timedelta(seconds=30)).replace(microsecond=0)
