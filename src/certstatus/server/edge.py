@@ -55,7 +55,6 @@ which the protocol calls from its once-a-second sweep and at shutdown.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from bisect import bisect_left
 from collections import deque
@@ -172,8 +171,11 @@ class EdgeCache:
         """Forget the answer noted for the previous request (call before the handler runs)."""
         self._seen = None
 
-    def fill(self, key: bytes) -> None:
-        """Keep the answer the handler just produced under ``key``, when it may be shared (module docstring)."""
+    def fill(self, key: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        """Keep the answer the handler just produced under ``key``, when it may be shared (module docstring).
+
+        ``headers`` are those of the handler's HTTP response: its ETag is reused, not computed again.
+        """
         seen, self._seen = self._seen, None
         if seen is None or not self.budget.max_bytes:
             return
@@ -190,7 +192,9 @@ class EdgeCache:
         deadline = min(refresh_due(answer.this_update, answer.next_update).timestamp(), stale_deadline())
         if self.time() >= deadline:
             return
-        etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
+        etag = dict(headers).get(b"etag")
+        if etag is None:  # the handler sent no validator: not a shareable answer
+            return
         middle = (
             b", public, no-transform, must-revalidate\r\nlast-modified: " + _http_date(answer.this_update)
             + b"\r\nexpires: " + _http_date(answer.next_update) + b"\r\netag: " + etag + b"\r\ndate: "

@@ -295,7 +295,7 @@ class HttpProtocol(asyncio.Protocol):
         name = method.decode("latin-1")
         response = state.handler.handle(name, self.url, self.headers, body, self.client)
         if key is not None and response.status == 200:
-            edge.fill(key)
+            edge.fill(key, response.headers)
         self._respond(response, close=close, body=name != "HEAD")
         self.deadline = self.loop.time() + state.client_timeout
 
