@@ -91,11 +91,25 @@ def test_admin_listener_is_off_by_default(demo_pki: DemoPki, tmp_path: Path) -> 
 
 
 def _children(pid: int) -> list[int]:
+    """The descendants of ``pid`` that still exist (a short-lived child may exit while we look)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(c) for c in text]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
     return found + [g for c in found for g in _children(c)]
+
+
+def _proc_texts(pids: list[int], name: str) -> list[str]:
+    """``/proc/PID/name`` of each process still alive; one that exited between listing and reading is left out."""
+    texts = []
+    for pid in pids:
+        try:
+            texts.append(Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return texts
 
 
 def test_secrets_appear_in_no_log_error_metrics_or_worker_settings(
@@ -144,7 +158,7 @@ def test_secrets_appear_in_no_log_error_metrics_or_worker_settings(
             outputs["metrics"] = httpx.get(server.admin_url + "/metrics", headers=auth, timeout=10).text
             outputs["sources"] = httpx.get(server.admin_url + "/v1/sources", headers=auth, timeout=10).text
             outputs["bad push"] = httpx.post(server.admin_url + "/v1/ca/file/revoke", content=b"{", headers=auth, timeout=10).text
-            environ = [Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace") for pid in _children(server.process.pid)]
+            environ = _proc_texts(_children(server.process.pid), "environ")
             outputs["worker environment"] = "".join(environ)
             handed = {v.split("=", 1)[1] for e in environ for v in e.split("\0") if v.startswith("CERTSTATUS_SETTINGS_FILE=")}
             assert len(handed) == 1, handed
@@ -228,9 +242,9 @@ def test_sql_source_dsn_passwords_reach_workers_only_through_passfiles(demo_pki:
             outputs["metrics"] = httpx.get(server.admin_url + "/metrics", headers=auth, timeout=10).text
             outputs["sources"] = httpx.get(server.admin_url + "/v1/sources", headers=auth, timeout=10).text
             workers = _children(server.process.pid)
-            environ = [Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace") for pid in workers]
+            environ = _proc_texts(workers, "environ")
             outputs["worker environment"] = "".join(environ)
-            outputs["worker command lines"] = "".join(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") for pid in workers)
+            outputs["worker command lines"] = "".join(_proc_texts(workers, "cmdline"))
             handed = {v.split("=", 1)[1] for e in environ for v in e.split("\0") if v.startswith("CERTSTATUS_SETTINGS_FILE=")}
             assert len(handed) == 1, handed
             settings_file = Path(handed.pop())
