@@ -1,0 +1,419 @@
+"""PostgreSQL storage of pre-signed responses, and the one-generator-per-CA lock of a fleet.
+
+The tables are SQLite's (migration ``0004_precomputed_compact``, see
+:mod:`certstatus.store.sqlite_precomputed` for the rules): one ``precomputed``
+row per (issuer_id, serial) holding the SHA-1 and SHA-256 CertID responses
+without their certificates, which are stored once in ``precomputed_certs``
+and spliced back on read (:class:`~certstatus.protocol.fast_response.ResponseAssembler`).
+A row is served while ``changed_seq <= signed_seq``; an import or push that
+changes a serial raises ``changed_seq`` in its own transaction
+(:meth:`PrecomputedPostgres._mark_changed`).
+
+What PostgreSQL adds:
+
+* **Writes race imports on other hosts.** SQLite's ``BEGIN IMMEDIATE``
+  serialises writers; here a generator batch reads the issuer's change
+  counter ``FOR SHARE``, so an import (whose first statement raises the
+  counter, taking the row lock) either commits before the batch reads it —
+  and the batch is stored as changed — or waits for the batch to commit and
+  then marks its rows changed. Both take the issuer row first: no deadlock.
+* **One generator per CA across the fleet.** :meth:`claim_generator` takes a
+  session advisory lock (``pg_try_advisory_lock``) keyed on the schema and
+  the issuer id, on a connection of its own named ``certstatus generator
+  <host> pid <pid>`` (``application_name``), so another process can say who
+  holds it. PostgreSQL releases it when that connection ends: a killed,
+  crashed or partitioned holder (once its TCP connection is gone) frees the
+  CA for the next process that asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+
+import psycopg
+
+from certstatus.protocol.fast_response import ResponseAssembler
+from certstatus.store.base import (
+    PRECOMPUTED_HASH_ALGORITHMS,
+    REASONS_BY_CODE,
+    WORK_KINDS,
+    CertStatusRecord,
+    PrecomputedResponse,
+    SignedBatch,
+    SignedResponse,
+    combine_revocations,
+    serial_from_key,
+    serial_key,
+)
+
+log = logging.getLogger("certstatus.store.postgres")
+
+_UTC = dt.timezone.utc
+
+# One statement per hash algorithm (the column is chosen here, never from the request).
+_SELECT = {
+    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    "WHERE issuer_id = %(issuer)s AND serial = %(serial)s AND changed_seq <= signed_seq"
+    for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+}
+_CERTS = "SELECT der FROM precomputed_certs WHERE id = %(id)s"
+
+#: The status rows of several serials in one round trip: revocations, then one row per issued serial.
+_LOOKUP_MANY = """
+SELECT serial, source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)s)
+UNION ALL
+SELECT DISTINCT serial, NULL, NULL::timestamptz, NULL::smallint, NULL::timestamptz
+FROM issued WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)s)
+"""
+
+_INCOMING = (
+    "CREATE TEMP TABLE IF NOT EXISTS incoming_precomputed (serial bytea, sha1 bytea, sha256 bytea) ON COMMIT DELETE ROWS"
+)
+_UPSERT = """
+INSERT INTO precomputed (issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, signed_seq, changed_seq)
+SELECT %(issuer)s, serial, sha1, sha256, %(certs)s, %(this_update)s, %(next_update)s, %(renew_at)s, %(signed)s, %(stale)s
+FROM incoming_precomputed
+ON CONFLICT (issuer_id, serial) DO UPDATE SET sha1 = EXCLUDED.sha1, sha256 = EXCLUDED.sha256,
+    certs_id = EXCLUDED.certs_id, this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update,
+    renew_at = EXCLUDED.renew_at, signed_seq = EXCLUDED.signed_seq,
+    changed_seq = GREATEST(precomputed.changed_seq, EXCLUDED.changed_seq)
+WHERE EXCLUDED.signed_seq >= precomputed.signed_seq
+"""
+
+# A serial is missing while its row lacks a response of some hash algorithm.
+_MISSING = (
+    "NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
+    "AND p.sha1 IS NOT NULL AND p.sha256 IS NOT NULL)"
+)
+_MISSING_ISSUED = f"FROM issued s WHERE s.issuer_id = %(issuer)s AND s.serial > %(after)s AND {_MISSING}"
+# reason 8, removeFromCRL: a delta CRL's release of a hold, not a revocation.
+_MISSING_REVOKED = (
+    f"FROM revoked s WHERE s.issuer_id = %(issuer)s AND s.serial > %(after)s AND s.reason IS DISTINCT FROM 8 AND {_MISSING} "
+    "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = s.issuer_id AND i.serial = s.serial)"
+)
+_CHANGED = "FROM precomputed WHERE issuer_id = %(issuer)s AND changed_seq > signed_seq AND serial > %(after)s"
+
+#: Prefix of the first key of the generator lock (the second is the issuer id).
+_LOCK_NAME = b"certstatus generator "
+
+
+def generator_lock_key(schema: str) -> int:
+    """The first key of the generator advisory lock of ``schema`` (a non-negative int4; the second key is the issuer id).
+
+    Keyed on the schema so that two certstatus schemas of one database do
+    not exclude each other's generators.
+    """
+    return zlib.crc32(_LOCK_NAME + schema.encode()) & 0x7FFFFFFF
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(_UTC)
+
+
+class PrecomputedPostgres:
+    """The pre-signed response methods of ``PostgresStore`` (a mixin; see :class:`certstatus.store.base.StatusStore`).
+
+    Expects ``self.dsn``, ``self.schema``, ``self._read()`` (the request
+    path's prepared statements on a per-thread connection) and
+    ``self._connection()`` (a pooled autocommit connection).
+    """
+
+    dsn: str
+    schema: str
+    _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
+    _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
+    _lock_conn: psycopg.Connection | None = None
+    _claimed: set[int] | None = None
+    _claim_guard: threading.Lock | None = None
+
+    # -- read by the request path ----------------------------------------------
+
+    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+        query = _SELECT.get(hash_algorithm)
+        if query is None:
+            return None
+        rows = self._read(query, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        if not rows or rows[0][0] is None:
+            return None
+        body, this_update, next_update, certs_id = rows[0]
+        der = bytes(body) if certs_id is None else self._assembler(certs_id).assemble(bytes(body))
+        return PrecomputedResponse(der, _utc(this_update), _utc(next_update))
+
+    def _assembler(self, certs_id: int) -> ResponseAssembler:
+        if self._assemblers is None:
+            self._assemblers = {}
+        assembler = self._assemblers.get(certs_id)
+        if assembler is None:
+            der = self._read(_CERTS, {"id": certs_id})[0][0]
+            assembler = self._assemblers[certs_id] = ResponseAssembler(bytes(der))
+        return assembler
+
+    def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
+        """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).
+
+        Complete DER, as :meth:`precomputed` returns it (exports, tests).
+        ValueError for a hash algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS`.
+        """
+        if hash_algorithm not in _SELECT:
+            raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {hash_algorithm!r}")
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT serial, {hash_algorithm}, this_update, next_update, certs_id FROM precomputed "
+                f"WHERE issuer_id = %s AND {hash_algorithm} IS NOT NULL ORDER BY serial",
+                (issuer_id,),
+            ).fetchall()
+        for key, body, this_update, next_update, certs_id in rows:
+            der = bytes(body) if certs_id is None else self._assembler(certs_id).assemble(bytes(body))
+            yield serial_from_key(bytes(key)), PrecomputedResponse(der, _utc(this_update), _utc(next_update))
+
+    def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
+        """Status records of several serials in one round trip, combined as :meth:`lookup` does."""
+        keys = [serial_key(serial) for serial in serial_numbers]
+        with self._connection() as conn:
+            rows = conn.execute(_LOOKUP_MANY, {"issuer": issuer_id, "serials": keys}).fetchall()
+        issued: set[bytes] = set()
+        revoked: dict[bytes, list[tuple]] = {}
+        for key, source, revocation_time, reason, invalidity in rows:
+            if source is None:
+                issued.add(bytes(key))
+            else:
+                revoked.setdefault(bytes(key), []).append((source, revocation_time, reason, invalidity))
+        records = {}
+        for serial, key in zip(serial_numbers, keys, strict=True):
+            entry = None
+            found = revoked.get(key)
+            if found is not None:
+                entry = combine_revocations(
+                    serial,
+                    (
+                        (r[0], _utc(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else _utc(r[3]))
+                        for r in found
+                    ),
+                )
+            if entry is None and key not in issued:
+                continue
+            records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
+        return records
+
+    # -- written by the generator ----------------------------------------------
+
+    def store_precomputed(
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
+    ) -> None:
+        """Write complete OCSPResponses (see :class:`StatusStore`); the generator uses :meth:`store_signed`.
+
+        As on SQLite: one row per serial, whose responses must share
+        thisUpdate, nextUpdate and renew_at (ValueError otherwise, or for a
+        hash algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS`; nothing
+        written). Rows are grouped by their times, one upsert per group, all
+        in one transaction.
+        """
+        by_serial: dict[int, dict[str, SignedResponse]] = {}
+        for item in responses:
+            if item.hash_algorithm not in PRECOMPUTED_HASH_ALGORITHMS:
+                raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {item.hash_algorithm!r}")
+            by_serial.setdefault(item.serial_number, {})[item.hash_algorithm] = item
+        groups: dict[tuple[dt.datetime, dt.datetime, dt.datetime], list[tuple]] = {}
+        for serial, items in by_serial.items():
+            times = {(i.response.this_update, i.response.next_update, i.renew_at) for i in items.values()}
+            if len(times) != 1:
+                raise ValueError(f"the responses of serial {serial:#x} differ in thisUpdate/nextUpdate/renew_at; store them apart")
+            ders = [items[a].response.der if a in items else None for a in PRECOMPUTED_HASH_ALGORITHMS]
+            groups.setdefault(times.pop(), []).append((serial_key(serial), *ders))
+        self._write_rows(issuer_id, [(None, times, rows) for times, rows in groups.items()], change_counter, remove)
+
+    def store_signed(
+        self, issuer_id: int, batch: SignedBatch, *, change_counter: int, remove: Iterable[int] = ()
+    ) -> None:
+        times = (batch.this_update, batch.next_update, batch.renew_at)
+        self._write_rows(issuer_id, [(batch.certificates_element, times, batch.rows)], change_counter, remove)
+
+    def _write_rows(
+        self,
+        issuer_id: int,
+        groups: Sequence[tuple[bytes | None, tuple[dt.datetime, dt.datetime, dt.datetime], Sequence[tuple]]],
+        change_counter: int,
+        remove: Iterable[int],
+    ) -> None:
+        """Upsert each group (certificates element or None, (thisUpdate, nextUpdate, renew_at), (key, sha1, sha256) rows)."""
+        new_certs: dict[bytes, int] = {}
+        removed = [serial_key(serial) for serial in remove]
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            row = cur.execute("SELECT change_counter FROM issuers WHERE id = %s FOR SHARE", (issuer_id,)).fetchone()
+            current = 0 if row is None else row[0]
+            # The issuer was written after the statuses were read: which serials changed is not kept,
+            # so every response of this batch stays unserved until signed again (a few batches at most).
+            stale = current if current != change_counter else 0
+            cur.execute(_INCOMING)
+            for certificates, (this_update, next_update, renew), rows in groups:
+                certs_id = None
+                if certificates is not None:
+                    certs_id = (self._certs_ids or {}).get(certificates) or new_certs.get(certificates)
+                    if certs_id is None:
+                        certs_id = new_certs[certificates] = _certs_id(cur, certificates)
+                with cur.copy("COPY incoming_precomputed (serial, sha1, sha256) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["bytea", "bytea", "bytea"])
+                    for item in rows:
+                        copy.write_row(item)
+                cur.execute(
+                    _UPSERT,
+                    {"issuer": issuer_id, "certs": certs_id, "this_update": this_update, "next_update": next_update,
+                     "renew_at": renew, "signed": change_counter, "stale": stale},
+                )  # fmt: skip
+                cur.execute("DELETE FROM incoming_precomputed")
+            if removed and current == change_counter:
+                cur.execute("DELETE FROM precomputed WHERE issuer_id = %s AND serial = ANY(%s)", (issuer_id, removed))
+        if new_certs:  # remembered once committed
+            if self._certs_ids is None:
+                self._certs_ids = {}
+            self._certs_ids.update(new_certs)
+
+    def pending_precomputed(
+        self, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int = 1000
+    ) -> Iterator[list[int]]:
+        if kind == "changed":
+            yield from self._keyset(f"SELECT serial {_CHANGED} ORDER BY serial LIMIT %(limit)s", issuer_id, batch_size)
+        elif kind == "missing":
+            # Issued serials first, then revoked serials no source lists as issued (CRL-only CAs: only these).
+            yield from self._keyset(f"SELECT DISTINCT s.serial {_MISSING_ISSUED} ORDER BY s.serial LIMIT %(limit)s", issuer_id, batch_size)
+            yield from self._keyset(f"SELECT DISTINCT s.serial {_MISSING_REVOKED} ORDER BY s.serial LIMIT %(limit)s", issuer_id, batch_size)
+        elif kind == "due":
+            yield from self._due(issuer_id, now, batch_size)
+        else:
+            raise ValueError(f"kind must be one of {WORK_KINDS}, not {kind!r}")
+
+    def _keyset(self, query: str, issuer_id: int, batch_size: int) -> Iterator[list[int]]:
+        after = b""  # sorts before every serial key
+        while True:
+            with self._connection() as conn:
+                keys = [bytes(row[0]) for row in conn.execute(query, {"issuer": issuer_id, "after": after, "limit": batch_size})]
+            if not keys:
+                return
+            after = keys[-1]
+            yield [serial_from_key(key) for key in keys]
+
+    def _due(self, issuer_id: int, now: dt.datetime, batch_size: int) -> Iterator[list[int]]:
+        query = (
+            "SELECT renew_at, serial FROM precomputed WHERE issuer_id = %(issuer)s AND renew_at <= %(now)s "
+            "AND (renew_at, serial) > (%(renew)s, %(after)s) ORDER BY renew_at, serial LIMIT %(limit)s"
+        )
+        last: tuple = (dt.datetime(1, 1, 2, tzinfo=_UTC), b"")
+        while True:
+            params = {"issuer": issuer_id, "now": now, "renew": last[0], "after": last[1], "limit": batch_size}
+            with self._connection() as conn:
+                rows = conn.execute(query, params).fetchall()
+            if not rows:
+                return
+            last = (rows[-1][0], bytes(rows[-1][1]))
+            yield [serial_from_key(bytes(row[1])) for row in rows]
+
+    def count_pending(self, issuer_id: int, kind: str, *, now: dt.datetime) -> int:
+        params = {"issuer": issuer_id, "after": b"", "now": now}
+        if kind == "changed":
+            parts = [f"SELECT count(*) {_CHANGED}"]
+        elif kind == "missing":
+            parts = [f"SELECT count(DISTINCT s.serial) {part}" for part in (_MISSING_ISSUED, _MISSING_REVOKED)]
+        elif kind == "due":
+            parts = ["SELECT count(*) FROM precomputed WHERE issuer_id = %(issuer)s AND renew_at <= %(now)s"]
+        else:
+            raise ValueError(f"kind must be one of {WORK_KINDS}, not {kind!r}")
+        with self._connection() as conn:
+            return sum(conn.execute(part, params).fetchone()[0] for part in parts)
+
+    def next_renewal(self, issuer_id: int) -> dt.datetime | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = %s", (issuer_id,)).fetchone()
+        return None if row[0] is None else _utc(row[0])
+
+    # -- written by imports and pushes (inside their transaction) ----------------
+
+    @staticmethod
+    def _has_precomputed(cur: psycopg.Cursor, issuer_id: int) -> bool:
+        """True when the issuer has pre-signed rows (else an import need not collect its changed serials)."""
+        return cur.execute("SELECT EXISTS (SELECT 1 FROM precomputed WHERE issuer_id = %s)", (issuer_id,)).fetchone()[0]
+
+    @staticmethod
+    def _mark_changed(cur: psycopg.Cursor, issuer_id: int, counter: int, serials: Sequence[bytes] | None = None) -> None:
+        """Mark the responses of ``serials`` (None: those in the temporary table changed_serials) changed at ``counter``."""
+        if serials is None:
+            cur.execute(
+                "UPDATE precomputed p SET changed_seq = %s FROM changed_serials c WHERE p.issuer_id = %s AND p.serial = c.serial",
+                (counter, issuer_id),
+            )
+        elif serials:
+            cur.execute(
+                "UPDATE precomputed SET changed_seq = %s WHERE issuer_id = %s AND serial = ANY(%s)", (counter, issuer_id, list(serials))
+            )
+
+    # -- the generator lock ------------------------------------------------------
+
+    def claim_generator(self, issuer_id: int) -> str | None:
+        """Become, or stay, the one process that generates for ``issuer_id``; None when this store holds it.
+
+        Otherwise return who holds it (``application_name``, client address
+        and backend pid, as far as ``pg_stat_activity`` shows them), for the
+        log. A lost lock connection (PostgreSQL restarted) loses every claim
+        of this store; the next call tries again on a new connection. Raises
+        :class:`~certstatus.errors.StoreError` when PostgreSQL cannot be reached.
+        """
+        from certstatus.store.postgres import connect
+
+        if self._claim_guard is None:
+            self._claim_guard = threading.Lock()
+        key = generator_lock_key(self.schema)
+        with self._claim_guard:
+            conn = self._lock_conn
+            if conn is not None:
+                try:
+                    conn.execute("SELECT 1")  # alive: a session lock cannot be taken from us
+                except psycopg.Error:
+                    if self._claimed:
+                        log.warning("lost the generator lock connection to %s; claiming again", self.label)
+                    self._release_generator()
+                    conn = None
+            if conn is None:
+                name = f"certstatus generator {socket.gethostname()} pid {os.getpid()}"
+                conn = self._lock_conn = connect(self.dsn, application_name=name[:63])
+                self._claimed = set()
+            if issuer_id in self._claimed:
+                return None
+            if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (key, issuer_id)).fetchone()[0]:
+                self._claimed.add(issuer_id)
+                return None
+            row = conn.execute(
+                "SELECT a.application_name, a.client_addr::text, l.pid FROM pg_locks l "
+                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 2",
+                (key, issuer_id),
+            ).fetchone()
+            if row is None:  # released between the two statements
+                return "another process (it has just released it)"
+            name, address, pid = row
+            where = f" from {address}" if address else ""
+            return f"{name or 'another process'}{where} (PostgreSQL backend pid {pid})"
+
+    def _release_generator(self) -> None:
+        """Close the lock connection: PostgreSQL releases every generator lock of this store."""
+        conn, self._lock_conn, self._claimed = self._lock_conn, None, set()
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+
+def _certs_id(cur: psycopg.Cursor, certificates: bytes) -> int:
+    """The id of ``certificates`` in precomputed_certs, inserted when new (inside the caller's transaction)."""
+    row = cur.execute(
+        "INSERT INTO precomputed_certs(der) VALUES (%s) ON CONFLICT (der) DO NOTHING RETURNING id", (certificates,)
+    ).fetchone()
+    if row is None:
+        row = cur.execute("SELECT id FROM precomputed_certs WHERE der = %s", (certificates,)).fetchone()
+    return row[0]
