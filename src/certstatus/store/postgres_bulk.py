@@ -97,6 +97,9 @@ def replace_rows(
         has_rows = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {_MINE})", params).fetchone()[0]
         if not has_rows:
             _copy(cur, f"{table} ({columns})", types, rows[table])
+            # A first import may write millions of rows: plans over this table (the generator's index walks)
+            # need statistics that know it, now rather than when autovacuum (if on) gets to it.
+            cur.execute(f"ANALYZE {table}")
             if track:  # every row is new
                 cur.execute(f"INSERT INTO changed_serials SELECT serial FROM {table} WHERE {_MINE} ON CONFLICT DO NOTHING", params)
             continue
