@@ -344,12 +344,15 @@ class PostgresStore(PrecomputedPostgres):
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{issuer_id}:{counter}"))
         return counter
 
-    def _read(self, query: str, params: dict[str, Any]) -> list[tuple]:
-        """Run a read on this thread's connection, prepared once; retry once on a fresh connection."""
+    def _read(self, query: str, params: dict[str, Any], *, binary: bool = False) -> list[tuple]:
+        """Run a read on this thread's connection, prepared once; retry once on a fresh connection.
+
+        ``binary``: results in PostgreSQL's binary format (bytea arrives as is, not hex-encoded).
+        """
         for attempt in (1, 2):
             try:
                 cursor = self._reader()
-                cursor.execute(query, params, prepare=True)
+                cursor.execute(query, params, prepare=True, binary=binary)
                 return cursor.fetchall()
             except psycopg.OperationalError as exc:
                 self._drop_reader()

@@ -160,7 +160,7 @@ class PrecomputedPostgres:
         query = _SELECT.get(hash_algorithm)
         if query is None:
             return None
-        rows = self._read(query, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        rows = self._read(query, {"issuer": issuer_id, "serial": serial_key(serial_number)}, binary=True)
         if not rows or rows[0][0] is None:
             return None
         body, this_update, next_update, certs_id = rows[0]
