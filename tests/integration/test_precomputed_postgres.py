@@ -28,7 +28,7 @@ from certstatus.clock import ManualClock
 from certstatus.generator.run import Generator
 from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS
 from certstatus.store.postgres import PostgresStore
-from certstatus.store.postgres_precomputed import generator_lock_key
+from certstatus.store.postgres_lock import generator_lock_key
 from tests.precomputed_helpers import answer, ca_settings, copy_pki, request_der, settings_for
 from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_status, run_certstatus
 from tests.servers import demo_ca_table, table

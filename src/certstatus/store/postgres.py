@@ -14,7 +14,10 @@ What differs is speed and propagation:
 * every write bumps the issuer's ``change_counter`` and sends
   ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
   every responder process learns of it at commit
-  (:mod:`certstatus.store.changes` listens).
+  (:mod:`certstatus.store.changes` listens);
+* pre-signed responses (:mod:`certstatus.store.postgres_precomputed`) are
+  written by one generator per CA across the fleet, the holder of an
+  advisory lock (:mod:`certstatus.store.postgres_lock`).
 
 The schema is selected by the DSN's ``search_path`` (``?options=-csearch_path%3Dname``);
 the notification channel is named after the schema, so two certstatus
@@ -50,6 +53,7 @@ from certstatus.store.base import (
 )
 from certstatus.store.dsn import mask_dsn
 from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows
+from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
 BACKEND = "postgres"
@@ -108,7 +112,7 @@ def connect(dsn: str, *, connect_timeout: int = 5, **params: Any) -> psycopg.Con
     return conn
 
 
-class PostgresStore(PrecomputedPostgres):
+class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     """Status store in a PostgreSQL schema, shared by any number of processes.
 
     ``dsn`` is a ``postgresql://`` URI. Thread-safe: :meth:`lookup` uses one

@@ -1,4 +1,4 @@
-"""PostgreSQL storage of pre-signed responses, and the one-generator-per-CA lock of a fleet.
+"""PostgreSQL storage of pre-signed responses (precomputed and cached modes).
 
 The tables are SQLite's (migration ``0004_precomputed_compact``, see
 :mod:`certstatus.store.sqlite_precomputed` for the rules): one ``precomputed``
@@ -9,7 +9,8 @@ A row is served while ``changed_seq <= signed_seq``; an import or push that
 changes a serial raises ``changed_seq`` in its own transaction
 (:meth:`PrecomputedPostgres._mark_changed`).
 
-What PostgreSQL adds:
+What PostgreSQL adds (the one-generator-per-CA lock of a fleet is
+:mod:`certstatus.store.postgres_lock`):
 
 * **Writes race imports on other hosts.** SQLite's ``BEGIN IMMEDIATE``
   serialises writers; here a generator batch reads the issuer's change
@@ -17,13 +18,6 @@ What PostgreSQL adds:
   counter, taking the row lock) either commits before the batch reads it —
   and the batch is stored as changed — or waits for the batch to commit and
   then marks its rows changed. Both take the issuer row first: no deadlock.
-* **One generator per CA across the fleet.** :meth:`claim_generator` takes a
-  session advisory lock (``pg_try_advisory_lock``) keyed on the schema and
-  the issuer id, on a connection of its own named ``certstatus generator
-  <host> pid <pid>`` (``application_name``), so another process can say who
-  holds it. PostgreSQL releases it when that connection ends: a killed,
-  crashed or partitioned holder (once its TCP connection is gone) frees the
-  CA for the next process that asks.
 * **Plans that stay right while the generator fills the table.** The work
   queries walk an index in key order and stop after a batch, and probe the
   ``precomputed`` primary key once per serial: fine with statistics that
@@ -39,11 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
-import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
 import psycopg
@@ -119,19 +109,6 @@ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)
 AND s.n_mod_since_analyze > 1000 + 0.2 * GREATEST(c.reltuples, 0)
 """
 
-#: Prefix of the first key of the generator lock (the second is the issuer id).
-_LOCK_NAME = b"certstatus generator "
-
-
-def generator_lock_key(schema: str) -> int:
-    """The first key of the generator advisory lock of ``schema`` (a non-negative int4; the second key is the issuer id).
-
-    Keyed on the schema so that two certstatus schemas of one database do
-    not exclude each other's generators.
-    """
-    return zlib.crc32(_LOCK_NAME + schema.encode()) & 0x7FFFFFFF
-
-
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(_UTC)
 
@@ -148,9 +125,6 @@ class PrecomputedPostgres:
     schema: str
     _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
     _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
-    _lock_conn: psycopg.Connection | None = None
-    _claimed: set[int] | None = None
-    _claim_guard: threading.Lock | None = None
     _statistics_checked: float = float("-inf")
     _statistics_refused: bool = False
 
@@ -395,64 +369,6 @@ class PrecomputedPostgres:
             cur.execute(
                 "UPDATE precomputed SET changed_seq = %s WHERE issuer_id = %s AND serial = ANY(%s)", (counter, issuer_id, list(serials))
             )
-
-    # -- the generator lock ------------------------------------------------------
-
-    def claim_generator(self, issuer_id: int) -> str | None:
-        """Become, or stay, the one process that generates for ``issuer_id``; None when this store holds it.
-
-        Otherwise return who holds it (``application_name``, client address
-        and backend pid, as far as ``pg_stat_activity`` shows them), for the
-        log. A lost lock connection (PostgreSQL restarted) loses every claim
-        of this store; the next call tries again on a new connection. Raises
-        :class:`~certstatus.errors.StoreError` when PostgreSQL cannot be reached.
-        """
-        from certstatus.store.postgres import connect
-
-        if self._claim_guard is None:
-            self._claim_guard = threading.Lock()
-        key = generator_lock_key(self.schema)
-        with self._claim_guard:
-            conn = self._lock_conn
-            if conn is not None:
-                try:
-                    conn.execute("SELECT 1")  # alive: a session lock cannot be taken from us
-                except psycopg.Error:
-                    if self._claimed:
-                        log.warning("lost the generator lock connection to %s; claiming again", self.label)
-                    self._release_generator()
-                    conn = None
-            if conn is None:
-                name = f"certstatus generator {socket.gethostname()} pid {os.getpid()}"
-                conn = self._lock_conn = connect(self.dsn, application_name=name[:63])
-                self._claimed = set()
-            if issuer_id in self._claimed:
-                return None
-            if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (key, issuer_id)).fetchone()[0]:
-                self._claimed.add(issuer_id)
-                return None
-            row = conn.execute(
-                "SELECT a.application_name, a.client_addr::text, l.pid FROM pg_locks l "
-                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 2",
-                (key, issuer_id),
-            ).fetchone()
-            if row is None:  # released between the two statements
-                return "another process (it has just released it)"
-            name, address, pid = row
-            where = f" from {address}" if address else ""
-            return f"{name or 'another process'}{where} (PostgreSQL backend pid {pid})"
-
-    def _release_generator(self) -> None:
-        """Close the lock connection: PostgreSQL releases every generator lock of this store."""
-        conn, self._lock_conn, self._claimed = self._lock_conn, None, set()
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
-
 
 def _certs_id(cur: psycopg.Cursor, certificates: bytes) -> int:
     """The id of ``certificates`` in precomputed_certs, inserted when new (inside the caller's transaction)."""
