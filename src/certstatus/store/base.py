@@ -338,7 +338,7 @@ class StatusStore(Protocol):
         None when this store instance holds the claim (it lasts until
         :meth:`close` or the end of the process); otherwise a description
         of the holder, for the log. PostgreSQL: a session advisory lock
-        (:mod:`certstatus.store.postgres_precomputed`); SQLite: always None
+        (:mod:`certstatus.store.postgres_lock`); SQLite: always None
         (one host; its writers are serialised by the file lock).
         """
 
