@@ -4,6 +4,8 @@
     .venv/bin/python bench/generate.py                      # 1 000 000 certificates, ECDSA P-256 responder
     .venv/bin/python bench/generate.py --key rsa            # RSA-2048 responder
     .venv/bin/python bench/generate.py --serials 100000     # smaller
+    .venv/bin/python bench/generate.py --serials 100000 --database postgresql://postgres@127.0.0.1:5432/test
+                                                            # into PostgreSQL (a schema of its own, dropped after)
 
 Steps, each timed in this run:
 
@@ -28,6 +30,7 @@ times and quote medians.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -35,7 +38,6 @@ import random
 import re
 import resource
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,13 +45,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from certstatus.demo_pki import make_demo_pki
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.response import SingleAnswer, encode_response_data
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.factory import open_store
 from cryptography.x509.ocsp import OCSPCertStatus
 
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
@@ -147,7 +151,7 @@ def _process_tree(pid: int) -> list[int]:
     return [pid] + [grandchild for child in children for grandchild in _process_tree(child)]
 
 
-def serve_check(folder: Path, config: Path, database: Path, serials: list[int], asks: int) -> None:
+def serve_check(folder: Path, config: Path, database: Path | str, serials: list[int], asks: int) -> None:
     """Serve the generated store, ask ``asks`` random serials over HTTP GET, compare with the store."""
     from certstatus.protocol.certid import issuer_hashes as hashes_of
     import base64
@@ -171,9 +175,9 @@ def serve_check(folder: Path, config: Path, database: Path, serials: list[int], 
         signer = _signer(folder / "pki")
         prefix = fast.cert_id_prefix("sha1", *hashes_of(signer.ca_certificate, "sha1"))
         rng = random.Random(7)
-        with sqlite3.connect(database) as db:
-            issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'big'").fetchone()[0]
-        store = SQLiteStore(database)  # the complete DER, certificates spliced back as the request path reads it
+        # The complete DER, certificates spliced back as the request path reads it (SQLite or PostgreSQL).
+        store = open_store(database)
+        issuer_id = store.register_issuer("big", signer.ca_certificate.public_bytes(serialization.Encoding.DER))
         same = 0
         start = time.perf_counter()
         for serial in rng.sample(serials, asks):
@@ -197,6 +201,42 @@ def serve_check(folder: Path, config: Path, database: Path, serials: list[int], 
         log.close()
 
 
+@contextlib.contextmanager
+def _store(uri: str | None, folder: Path):
+    """The store to generate into: ``uri`` with a fresh schema of its own (dropped afterwards), or a new SQLite file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if uri is None:
+        database = folder / "store.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        yield database
+        return
+    import psycopg
+    from urllib.parse import quote
+
+    schema = f"bench_generate_{os.getpid()}"
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{uri}{'&' if '?' in uri else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _store_bytes(database: Path | str) -> int:
+    """The store's size on disk: the SQLite file and its WAL, or every relation of the PostgreSQL schema (indexes, TOAST)."""
+    if isinstance(database, Path):
+        return sum(Path(f"{database}{s}").stat().st_size for s in ("", "-wal") if Path(f"{database}{s}").exists())
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=1_000_000)
@@ -204,19 +244,20 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed)")
     parser.add_argument("--no-serve", action="store_true")
+    parser.add_argument("--database", metavar="URI",
+                        help="a postgresql:// database to generate into (a schema of its own is created there and "
+                             "dropped at the end; default: an SQLite file in the work folder)")  # fmt: skip
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="certstatus-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="certstatus-bench-") as tmp, _store(args.database, Path(args.dir or tmp)) as database:
         folder = args.dir or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
         make_demo_pki(folder / "pki", key_type=args.key)
         index = folder / "index.txt"
         started = time.perf_counter()
         serials = synthesize_index(index, args.serials)
         print(f"synthesized index.txt: {args.serials:,} certificates in {time.perf_counter() - started:.1f} s")
-        database = folder / "store.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        if isinstance(database, str):
+            subprocess.run([CERTSTATUS, "db", "upgrade", "--db", database], check=True, capture_output=True)
         config = folder / "certstatus.toml"
         config.write_text(
             f'[server]\nlisten = "127.0.0.1:8080"\nworkers = 1\ndatabase = "{database}"\n\n'
@@ -257,7 +298,7 @@ def main() -> None:
         library, template = encoder_comparison(folder / "pki", 300 if args.key == "rsa" else 2000)
         print(f"one response, one process: asn1crypto encoder + sign {library:.0f} us, byte templates + sign "
               f"{template:.0f} us ({library / template:.1f}x)")
-        size = sum(Path(f"{database}{s}").stat().st_size for s in ("", "-wal") if Path(f"{database}{s}").exists())
+        size = _store_bytes(database)
         print(f"store: {size / 2**20:,.0f} MiB for {args.serials:,} certificates ({size / responses:.0f} bytes per response)")
         if not args.no_serve:
             serve_check(folder, config, database, serials, min(1000, args.serials))

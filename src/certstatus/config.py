@@ -278,7 +278,7 @@ def load_config(path: Path) -> Settings:
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
-    """Refuse duplicate CA names and URL paths, and pre-signed modes on a PostgreSQL store; return ``settings``."""
+    """Refuse duplicate CA names and URL paths, and TLS on the protocol edge; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
     if settings.server.http == "protocol" and settings.ops.tls.enabled:
@@ -288,11 +288,6 @@ def check_settings(settings: Settings, where: str) -> Settings:
             'Remove server.http (or set "uvicorn"), or terminate TLS in front of certstatus.',
         )  # fmt: skip
     for ca in settings.cas:
-        if ca.mode != "live" and is_dsn(settings.server.database):
-            raise ConfigError(
-                ca.where, f"ca.{ca.name}.mode", f'"{ca.mode}" needs the SQLite store: the PostgreSQL store keeps no pre-signed responses yet.',
-                f'Use mode = "live" with {settings.server.database_key} = "postgresql://...", or an SQLite file.',
-            )  # fmt: skip
         if ca.name in names:
             raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
         names.add(ca.name)

@@ -374,7 +374,8 @@ CA = Section(
         Key("mode", _choice("live", "precomputed", "cached"),
             "`live`: sign every request. `precomputed`: a response for every known status is signed ahead "
             "(SHA-1 and SHA-256 CertIDs) and served as is, nonces ignored. `cached`: pre-signed for requests "
-            "without nonce, live otherwise. Needs the SQLite store; not with `[ca.NAME.sql]`. See "
+            "without nonce, live otherwise. Either store (PostgreSQL: one generator per CA across the fleet); "
+            "not with `[ca.NAME.sql]`. See "
             "[precomputed.md](precomputed.md).", '"live"'),
         Key("precomputed_miss", _choice("sign", "unauthorized"),
             "Precomputed mode, a serial the store knows nothing about: signed live, or `unauthorized` "

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from certstatus.app import build_application, prepare
 from certstatus.clock import ManualClock
-from certstatus.config import ConfigError, ServerSettings, Settings, check_settings
+from certstatus.config import ConfigError, check_settings
 from certstatus.config import ca_settings as parse_ca_settings
 from certstatus.generator.run import Generator
 from certstatus.generator.schedule import GenerationLoop
@@ -389,11 +389,8 @@ def test_preferred_signature_algorithms_are_ignored_by_precomputed_and_honoured_
     assert cached.ask(request).source == "live"  # never cached: another client may prefer another algorithm
 
 
-def test_precomputed_mode_is_refused_on_a_postgresql_store(demo_pki):
-    settings = Settings(
-        ServerSettings(database="postgresql://ocsp@db.example/certstatus", where="certstatus.toml"), (ca_settings(demo_pki, "cached"),)
-    )
-    with pytest.raises(ConfigError, match="needs the SQLite store") as error:
-        check_settings(settings, "certstatus.toml")
-    assert error.value.key == "ca.demo.mode"
-    check_settings(settings_for("postgresql://ocsp@db.example/certstatus", ca_settings(demo_pki, "live")), "certstatus.toml")
+def test_precomputed_and_cached_modes_are_accepted_on_a_postgresql_store(demo_pki):
+    """The PostgreSQL store keeps pre-signed responses (tests/integration/test_precomputed_postgres.py serves them)."""
+    for mode in ("precomputed", "cached", "live"):
+        settings = settings_for("postgresql://ocsp@db.example/certstatus", ca_settings(demo_pki, mode))
+        assert check_settings(settings, "certstatus.toml") is settings

@@ -53,6 +53,9 @@ def print_summary(summary: GenerationSummary) -> None:
     for ca in summary.cas.values():
         table.add_row(ca.name, f"{ca.signed:,}", f"{ca.removed:,}")
     console.print(table)
+    for ca in summary.cas.values():
+        if ca.generated_by is not None:
+            console.print(f"CA {ca.name}: not signed here: {ca.generated_by} holds its generator lock", highlight=False)
     processes = f"{summary.processes} processes" if summary.processes else "in-process"
     console.print(
         f"{summary.signed:,} responses in {summary.seconds:.1f} s: "

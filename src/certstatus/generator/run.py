@@ -12,10 +12,17 @@ responses, and the next pass starts with what is still missing.
 
 A kind is finished (every batch stored) before the next one is read, so a
 serial is signed once per pass.
+
+Processes sharing one store (a fleet of ``serve`` processes and ``certstatus
+generate`` runs over one PostgreSQL database) sign one CA at a time: a pass
+signs only the CAs whose generator claim this process holds
+(:meth:`StatusStore.claim_generator`) and logs which process generates the
+others.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -37,6 +44,8 @@ from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
 DEFAULT_BATCH_SIZE = 500
 
+log = logging.getLogger("certstatus.generator")
+
 
 class Progress(Protocol):
     """Receives the progress of a pass, in serials (each one is a response per hash algorithm)."""
@@ -48,11 +57,16 @@ class Progress(Protocol):
 
 @dataclass
 class CaSummary:
-    """What a pass did for one CA: responses ``signed``, serials ``removed`` (no longer known)."""
+    """What a pass did for one CA: responses ``signed``, serials ``removed`` (no longer known).
+
+    ``generated_by`` names the other process that generates the CA (its
+    claim on the shared store), when this pass skipped it; None otherwise.
+    """
 
     name: str
     signed: int = 0
     removed: int = 0
+    generated_by: str | None = None
 
 
 @dataclass
@@ -141,6 +155,34 @@ class Generator:
             for ca in self.cas
         }
         self._executor: Executor | None = None
+        #: CA name -> the process that holds its generator claim (None: this one; absent: not asked yet).
+        self.holders: dict[str, str | None] = {}
+
+    def claim(self) -> list[str]:
+        """Claim (or keep) the generator of every CA (:meth:`StatusStore.claim_generator`); return the CAs newly claimed.
+
+        Logs once per change of holder which CAs another process generates:
+        with one database shared by a fleet, one process signs per CA.
+        """
+        gained = []
+        for ca in self.cas:
+            holder = self.store.claim_generator(self.issuer_ids[ca.name])
+            before = self.holders.get(ca.name, "")
+            if holder is None and before is not None:
+                gained.append(ca.name)
+                if before:
+                    log.info("CA %s: this process is its generator now (the previous holder released the lock)", ca.name)
+            elif holder is not None and holder != before:
+                log.info(
+                    "CA %s: not generating in this process: %s holds its generator lock on the shared store "
+                    "(one generator per CA; this process takes over if that one stops)", ca.name, holder,
+                )  # fmt: skip
+            self.holders[ca.name] = holder
+        return gained
+
+    def mine(self) -> tuple[CaSettings, ...]:
+        """The CAs whose generator claim this process held at the last :meth:`claim`."""
+        return tuple(ca for ca in self.cas if self.holders.get(ca.name, "") is None)
 
     def __enter__(self) -> "Generator":
         return self
@@ -173,19 +215,23 @@ class Generator:
         """Serials a pass over ``kinds`` would sign now (reads the store; for progress bars)."""
         now = self.clock.now()
         return sum(
-            self.store.count_pending(self.issuer_ids[ca.name], kind, now=now) for ca in self.cas for kind in kinds
+            self.store.count_pending(self.issuer_ids[ca.name], kind, now=now) for ca in self.mine() for kind in kinds
         )
 
     def run_pass(self, kinds: Sequence[str] = WORK_KINDS, progress: Progress | None = None) -> GenerationSummary:
-        """Sign everything of ``kinds`` that is pending now; return what was done.
+        """Sign everything of ``kinds`` that is pending now, for the CAs this process claims; return what was done.
 
         Raises what a worker raised (e.g. :class:`~certstatus.errors.SignerError`).
         """
         started = time.perf_counter()
-        summary = GenerationSummary(cas={ca.name: CaSummary(ca.name) for ca in self.cas}, processes=self.processes)
+        self.claim()
+        summary = GenerationSummary(
+            cas={ca.name: CaSummary(ca.name, generated_by=self.holders.get(ca.name)) for ca in self.cas},
+            processes=self.processes,
+        )
         if progress is not None:
             progress.start(self.pending(kinds))
-        if not self.cas:
+        if not self.mine():
             return summary
         pool = self._pool()
         window = 2 * max(1, self.processes)
@@ -204,7 +250,7 @@ class Generator:
                         progress.advance(serials)
 
         try:
-            for ca in self.cas:
+            for ca in self.mine():
                 for kind in kinds:
                     batches = self.store.pending_precomputed(
                         self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size

@@ -14,7 +14,10 @@ sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
   over changed and due responses.
 
 Otherwise it sleeps. It runs at a lower CPU priority (nice 10) than the
-HTTP workers, and exits when its parent is gone.
+HTTP workers, and exits when its parent is gone. Over a shared PostgreSQL
+store only the process holding a CA's generator claim signs for it
+(:meth:`Generator.claim`); the others ask again every tick and take over,
+with a full pass, once the holder is gone.
 """
 
 from __future__ import annotations
@@ -54,13 +57,16 @@ class GenerationLoop:
     def tick(self) -> GenerationSummary | None:
         """Run a pass if a generated issuer changed or a response is due; return its summary, or None."""
         store = self.generator.store
+        if self.generator.claim():  # a CA became ours (its previous generator stopped): everything pending
+            self.seen = None
         counters = store.change_counters()
         mine = {issuer_id: counters.get(issuer_id, 0) for issuer_id in self.generator.issuer_ids.values()}
         if mine != self.seen:
             self.seen = mine  # read before the pass: a change during it triggers the next one
             return self.generator.run_pass(WORK_KINDS)
         now = self.generator.clock.now()
-        for issuer_id in self.generator.issuer_ids.values():
+        for ca in self.generator.mine():
+            issuer_id = self.generator.issuer_ids[ca.name]
             renewal = store.next_renewal(issuer_id)
             if renewal is not None and renewal <= now:
                 return self.generator.run_pass(("changed", "due"))

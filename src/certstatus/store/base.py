@@ -277,7 +277,7 @@ class StatusStore(Protocol):
     def upgrade(self) -> list:
         """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
 
-    # -- pre-signed responses (precomputed and cached modes; SQLite so far) ----------
+    # -- pre-signed responses (precomputed and cached modes) ---------------------------
 
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
         """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
@@ -331,6 +331,16 @@ class StatusStore(Protocol):
 
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
+
+    def claim_generator(self, issuer_id: int) -> str | None:
+        """Become, or stay, the one generator of ``issuer_id`` among the processes sharing the store.
+
+        None when this store instance holds the claim (it lasts until
+        :meth:`close` or the end of the process); otherwise a description
+        of the holder, for the log. PostgreSQL: a session advisory lock
+        (:mod:`certstatus.store.postgres_lock`); SQLite: always None
+        (one host; its writers are serialised by the file lock).
+        """
 
     def close(self) -> None:
         """Release the connection."""

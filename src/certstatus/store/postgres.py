@@ -14,7 +14,10 @@ What differs is speed and propagation:
 * every write bumps the issuer's ``change_counter`` and sends
   ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
   every responder process learns of it at commit
-  (:mod:`certstatus.store.changes` listens).
+  (:mod:`certstatus.store.changes` listens);
+* pre-signed responses (:mod:`certstatus.store.postgres_precomputed`) are
+  written by one generator per CA across the fleet, the holder of an
+  advisory lock (:mod:`certstatus.store.postgres_lock`).
 
 The schema is selected by the DSN's ``search_path`` (``?options=-csearch_path%3Dname``);
 the notification channel is named after the schema, so two certstatus
@@ -49,7 +52,9 @@ from certstatus.store.base import (
     source_state_from_row,
 )
 from certstatus.store.dsn import mask_dsn
-from certstatus.store.postgres_bulk import replace_rows
+from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows
+from certstatus.store.postgres_lock import GeneratorLockPostgres
+from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
 BACKEND = "postgres"
 
@@ -90,10 +95,13 @@ def _problem(exc: psycopg.Error) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def connect(dsn: str, *, connect_timeout: int = 5) -> psycopg.Connection:
-    """Open one autocommit connection in UTC; raise :class:`StoreError` naming the reason on failure."""
+def connect(dsn: str, *, connect_timeout: int = 5, **params: Any) -> psycopg.Connection:
+    """Open one autocommit connection in UTC; raise :class:`StoreError` naming the reason on failure.
+
+    ``params`` are more libpq parameters (``application_name=...``).
+    """
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout)
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout, **params)
     except psycopg.OperationalError as exc:
         raise StoreError(
             mask_dsn(dsn),
@@ -104,7 +112,7 @@ def connect(dsn: str, *, connect_timeout: int = 5) -> psycopg.Connection:
     return conn
 
 
-class PostgresStore:
+class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     """Status store in a PostgreSQL schema, shared by any number of processes.
 
     ``dsn`` is a ``postgresql://`` URI. Thread-safe: :meth:`lookup` uses one
@@ -203,7 +211,7 @@ class PostgresStore:
             ).fetchone()
             if bytes(current) != certificate_der:
                 # Same name, new certificate: the old rows belong to another key.
-                for table in ("revoked", "issued", "sources"):
+                for table in ("revoked", "issued", "sources", "precomputed"):
                     conn.execute(sql.SQL("DELETE FROM {} WHERE issuer_id = %s").format(sql.Identifier(table)), (issuer_id,))
                 conn.execute("UPDATE issuers SET certificate = %s WHERE id = %s", (certificate_der, issuer_id))
                 self._bump(conn, issuer_id)
@@ -242,18 +250,24 @@ class PostgresStore:
         revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            self._bump(conn, issuer_id)
+            counter = self._bump(conn, issuer_id)  # first: the issuer row lock orders us with generator writes
+            # The serials whose rows change are collected only when they have pre-signed responses to stop.
+            track = self._has_precomputed(cur, issuer_id)
+            if track:
+                cur.execute(CHANGED_SERIALS)
             for other in drop_kinds:
-                self._delete_source(cur, issuer_id, other)
-            replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows)
+                self._delete_source(cur, issuer_id, other, track=track)
+            replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows, track=track)
             self._save_state(cur, issuer_id, state)
+            if track:
+                self._mark_changed(cur, issuer_id, counter)
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
         unknown = [change.action for change in changes if change.action not in ("issue", "unrevoke", "revoke")]
         if unknown:
             raise ValueError(f"unknown change action {unknown[0]!r}")
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            self._bump(conn, issuer_id)
+            counter = self._bump(conn, issuer_id)
             for change in changes:
                 key = serial_key(change.serial_number)
                 if change.action == "issue":
@@ -281,11 +295,16 @@ class PostgresStore:
                         ),
                     )
             self._save_state(cur, issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes)))
+            self._mark_changed(cur, issuer_id, counter, [serial_key(change.serial_number) for change in changes])
 
     @staticmethod
-    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str) -> None:
-        cur.execute("DELETE FROM revoked WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
-        cur.execute("DELETE FROM issued WHERE issuer_id = %s AND source = %s", (issuer_id, kind))
+    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str, *, track: bool = False) -> None:
+        for table in ("revoked", "issued"):
+            delete = sql.SQL("DELETE FROM {} WHERE issuer_id = %s AND source = %s").format(sql.Identifier(table))
+            if track:  # its serials changed (a complete CRL dropping the delta CRL)
+                delete = sql.SQL("WITH gone AS ({} RETURNING serial) INSERT INTO changed_serials "
+                                 "SELECT serial FROM gone ON CONFLICT DO NOTHING").format(delete)  # fmt: skip
+            cur.execute(delete, (issuer_id, kind))
         cur.execute("DELETE FROM sources WHERE issuer_id = %s AND kind = %s", (issuer_id, kind))
 
     @staticmethod
@@ -311,6 +330,7 @@ class PostgresStore:
             return dict(conn.execute("SELECT id, change_counter FROM issuers").fetchall())
 
     def close(self) -> None:
+        self._release_generator()
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:
@@ -328,12 +348,15 @@ class PostgresStore:
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{issuer_id}:{counter}"))
         return counter
 
-    def _read(self, query: str, params: dict[str, Any]) -> list[tuple]:
-        """Run a read on this thread's connection, prepared once; retry once on a fresh connection."""
+    def _read(self, query: str, params: dict[str, Any], *, binary: bool = False) -> list[tuple]:
+        """Run a read on this thread's connection, prepared once; retry once on a fresh connection.
+
+        ``binary``: results in PostgreSQL's binary format (bytea arrives as is, not hex-encoded).
+        """
         for attempt in (1, 2):
             try:
                 cursor = self._reader()
-                cursor.execute(query, params, prepare=True)
+                cursor.execute(query, params, prepare=True, binary=binary)
                 return cursor.fetchall()
             except psycopg.OperationalError as exc:
                 self._drop_reader()

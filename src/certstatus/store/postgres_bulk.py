@@ -7,6 +7,11 @@ revocation time, reason or invalidity date) are deleted, new ones inserted.
 A re-imported CRL that changed by a few entries then touches a few rows, not
 a million, and leaves no million dead tuples behind.
 
+With ``track``, the serials whose rows were added or removed (a revocation
+whose time, reason or invalidity date changed is both) are also written to
+the temporary table ``changed_serials`` (:data:`CHANGED_SERIALS`), from which
+the store marks their pre-signed responses changed in the same transaction.
+
 Runs inside the caller's transaction, on the caller's cursor.
 """
 
@@ -30,6 +35,9 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
 ) ON COMMIT DELETE ROWS;
 """
 
+#: The serials an import changed, collected for marking their pre-signed responses (emptied at commit).
+CHANGED_SERIALS = "CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial bytea PRIMARY KEY) ON COMMIT DELETE ROWS"
+
 _MINE = "issuer_id = %(issuer)s AND source = %(kind)s"
 _MINE_R = "r.issuer_id = %(issuer)s AND r.source = %(kind)s"
 _SAME_REVOCATION = (
@@ -49,6 +57,9 @@ _DIFF = {
     ),
 }
 
+#: Wraps a DELETE/INSERT ... RETURNING serial so that its serials land in changed_serials.
+_COLLECT = ("WITH touched AS (", ") INSERT INTO changed_serials SELECT serial FROM touched ON CONFLICT DO NOTHING")
+
 
 def replace_rows(
     cur: psycopg.Cursor,
@@ -56,11 +67,15 @@ def replace_rows(
     kind: str,
     issued: Mapping[bytes, None],
     revoked: Mapping[bytes, RevokedEntry],
+    *,
+    track: bool = False,
 ) -> None:
     """Make the ``issued`` and ``revoked`` rows of (issuer, source ``kind``) equal the given ones.
 
     ``issued`` and ``revoked`` are keyed on :func:`certstatus.store.base.serial_key`
-    (duplicates already dropped). Must run inside a transaction.
+    (duplicates already dropped). With ``track``, the serials of every row
+    added or removed go to ``changed_serials`` (created by the caller with
+    :data:`CHANGED_SERIALS`). Must run inside a transaction.
     """
     rows = {
         "issued": ((issuer_id, key, kind) for key in issued),
@@ -82,11 +97,19 @@ def replace_rows(
         has_rows = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {_MINE})", params).fetchone()[0]
         if not has_rows:
             _copy(cur, f"{table} ({columns})", types, rows[table])
+            # A first import may write millions of rows: plans over this table (the generator's index walks)
+            # need statistics that know it, now rather than when autovacuum (if on) gets to it.
+            cur.execute(f"ANALYZE {table}")
+            if track:  # every row is new
+                cur.execute(f"INSERT INTO changed_serials SELECT serial FROM {table} WHERE {_MINE} ON CONFLICT DO NOTHING", params)
             continue
         cur.execute(_TEMP_TABLES)
         _copy(cur, f"incoming_{table} ({columns})", types, rows[table])
         cur.execute(f"ANALYZE incoming_{table}")  # the planner then hashes instead of looping
         delete, insert = _DIFF[table]
+        if track:
+            delete = f"{_COLLECT[0]}{delete} RETURNING r.serial{_COLLECT[1]}"
+            insert = f"{_COLLECT[0]}{insert} RETURNING serial{_COLLECT[1]}"
         cur.execute(delete, params)
         cur.execute(insert, params)
 

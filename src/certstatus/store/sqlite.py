@@ -327,6 +327,10 @@ class SQLiteStore(PrecomputedSQLite):
         rows = self._db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = ?", (issuer_id,)).fetchall()
         return {row[0]: source_state_from_row(row, _dt) for row in rows}
 
+    def claim_generator(self, issuer_id: int) -> str | None:
+        """Always None: an SQLite store belongs to one host (see :meth:`StatusStore.claim_generator`)."""
+        return None
+
     def close(self) -> None:
         self._db.close()
 
