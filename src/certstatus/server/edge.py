@@ -57,7 +57,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from bisect import bisect_left
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from certstatus.clock import UTC, Clock, SystemClock
@@ -104,7 +104,12 @@ class EdgeCache:
         self.metrics = metrics
         self.on_fill = on_fill  # told the CertID DER of each answer taken over (the answer cache drops it)
         self.size = 0
-        self._entries: dict[bytes, tuple] = {}
+        # Least recently used first. An OrderedDict, not a dict with delete-and-reinsert on each
+        # hit: that leaves a dummy slot per hit, and the dict is rebuilt whenever they fill its
+        # table (every ~2.5 × len hits), a stall of ~9 ms of CPU at 100 000 entries and ~70 ms at
+        # 1 000 000 during which no connection of the worker is served. move_to_end relinks a
+        # node and never grows the table.
+        self._entries: OrderedDict[bytes, tuple] = OrderedDict()
         self._changed: deque[int] = deque()
         self._second = -1
         self._date = b""
@@ -137,9 +142,7 @@ class EdgeCache:
         if now >= entry[_DEADLINE]:
             self._drop(key)
             return None
-        entries = self._entries
-        del entries[key]  # least recently used first out: a hit moves to the end
-        entries[key] = entry
+        self._entries.move_to_end(key)  # least recently used first out: a hit moves to the end
         second = int(now)
         if second != self._second:
             self._second = second
