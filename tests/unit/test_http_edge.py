@@ -507,6 +507,22 @@ def test_nonce_response_is_no_store_and_never_304(app: Application, demo_pki: De
     assert parsed.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
 
 
+def test_date_header_follows_the_clock_forward_and_back(app: Application, demo_pki: DemoPki) -> None:
+    # The handler formats Date once per second: every response must still carry its own second,
+    # also when the clock moves back (an injected clock, or a wall clock stepped by NTP).
+    der = request(demo_pki, "good")
+    start = app.clock.now()
+    expected = []
+    for step in (0, 0.4, 1, 3600, -7200):
+        app.clock.advance(step)  # type: ignore[attr-defined]
+        response = post(app, der)
+        now = app.clock.now().replace(microsecond=0)
+        expected.append(format_datetime(now, usegmt=True).encode())
+        assert headers_of(response)[b"date"] == expected[-1]
+        assert headers_of(response)[b"last-modified"] == expected[-1]  # thisUpdate: this second too
+    assert len(set(expected)) == 4 and expected[0] == format_datetime(start, usegmt=True).encode()
+
+
 def test_legacy_raw_nonce_is_echoed_byte_for_byte(app: Application, demo_pki: DemoPki) -> None:
     raw = bytes(range(0xA0, 0xB0))  # extnValue content without the inner OCTET STRING (old clients)
     nonce_extension = b"\x30\x1d\x06\x09\x2b\x06\x01\x05\x05\x07\x30\x01\x02\x04\x10" + raw

@@ -151,3 +151,26 @@ def test_times_follow_the_clock_across_seconds(world):
     assert later.der == _reference(signer, ca.settings, query, ["good"], later.this_update, None)
     clock.set(START - dt.timedelta(seconds=30))  # a clock set back is followed too
     assert sign_now().this_update == (START - dt.timedelta(seconds=30)).replace(microsecond=0)
+
+
+@pytest.mark.parametrize("delegated", [True, False])
+def test_signer_wrap_is_the_reference_bytes_for_every_size(demo_pki_rsa, delegated):
+    # ResponseSigner.sign wraps with length headers cached per size: responses of many sizes
+    # (1 to 700 SingleResponses, with and without a nonce; the last two sizes again, from the
+    # cache), with the responder certificate or none for a CA-signed response, must still give
+    # the reference encoder's bytes.
+    ca_cert = load_certificates(demo_pki_rsa.ca_cert)[0]
+    if delegated:
+        key, certificate = load_private_key(demo_pki_rsa.ocsp_key, None).key, load_certificates(demo_pki_rsa.ocsp_cert)[0]
+    else:
+        key, certificate = load_private_key(demo_pki_rsa.ca_key, None).key, ca_cert
+    signer = ResponseSigner(key, certificate, ca_cert)
+    assert bool(signer.certificates_der) is delegated
+    now = START.replace(microsecond=0)
+    single = SingleAnswer(tlv(0x30, b"\x00" * 60), OCSPCertStatus.GOOD, now, now + dt.timedelta(hours=1))
+    for count, nonce in [(1, None), (1, b"\x01" * 32), (2, None), (3, b"\x02" * 8), (700, None), (2, None), (1, None)]:
+        data = response.encode_response_data(responder_id=signer.responder_id, produced_at=now,
+                                             answers=[single] * count, nonce=nonce)  # fmt: skip
+        expected = response.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
+                                                   signer.certificates_der)  # fmt: skip
+        assert signer.sign(data) == expected

@@ -88,33 +88,27 @@ class LocalStatusSigner:
         times = self._times_at(self.clock.now(), settings.validity)
         now = times.now
         query = exchange.query
-        records = exchange.records
-        singles = []
-        statuses = []
-        extended = False
-        for index, (cert_id, cert_ca) in enumerate(zip(query.cert_ids, exchange.cas, strict=True)):
-            if cert_ca is None:
-                decision = UNKNOWN
-            else:
-                if records is not None:
-                    record = records[index]
-                else:
-                    try:
-                        record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
-                    except StoreUnavailable as exc:
-                        raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-                decision = decide(record, settings, cert_id.serial_number)
-            status = decision.status
-            revoked = decision.revoked
-            if revoked is None:
-                singles.append(single_response(cert_id.der, encode_cert_status(status), times.times_der))
-            else:
-                extended = extended or decision.extended
-                singles.append(single_response(
-                    cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
-                    times.times_der, revoked.invalidity_date,
-                ))  # fmt: skip
-            statuses.append(_STATUS_NAMES[status.value])
+        cert_ids = query.cert_ids
+        if len(cert_ids) == 1 and exchange.cas[0] is not None:
+            # The usual request: one CertID of the CA that answers, without the loop's lists.
+            cert_id = cert_ids[0]
+            single, status, extended = self._single(exchange, ca, settings, 0, cert_id, times)
+            singles = [single]
+            statuses: tuple[str, ...] = (_STATUS_NAMES[status],)
+        else:
+            singles = []
+            names = []
+            extended = False
+            for index, (cert_id, cert_ca) in enumerate(zip(cert_ids, exchange.cas, strict=True)):
+                if cert_ca is None:
+                    singles.append(single_response(cert_id.der, encode_cert_status(UNKNOWN.status), times.times_der))
+                    names.append(_STATUS_NAMES[UNKNOWN.status.value])
+                    continue
+                single, status, revoke = self._single(exchange, ca, settings, index, cert_id, times)
+                singles.append(single)
+                names.append(_STATUS_NAMES[status])
+                extended = extended or revoke
+            statuses = tuple(names)
         try:
             signer = ca.signers.select(
                 query.preferred_signature_algorithms,
@@ -123,9 +117,33 @@ class LocalStatusSigner:
             )
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-        data = response_data(signer.responder_id_der, times.this_update_der, singles, query.nonce, extended)
+        nonce = query.nonce
+        data = response_data(signer.responder_id_der, times.this_update_der, singles, nonce, extended)
         try:
             der = signer.sign(data)
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-        return OCSPAnswer(der, now, times.next_update, now, "live", tuple(statuses), query.nonce is not None)
+        return OCSPAnswer(der, now, times.next_update, now, "live", statuses, nonce is not None)
+
+    def _single(
+        self, exchange: Exchange, ca: ServedCA, settings, index: int, cert_id, times: ResponseTimes
+    ) -> tuple[bytes, int, bool]:
+        """One SingleResponse of a CertID of ``ca``: (DER, the certStatus enum's value, extended revoked)."""
+        records = exchange.records
+        if records is not None:
+            record = records[index]
+        else:
+            try:
+                record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
+            except StoreUnavailable as exc:
+                raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        decision = decide(record, settings, cert_id.serial_number)
+        status = decision.status
+        revoked = decision.revoked
+        if revoked is None:
+            return single_response(cert_id.der, encode_cert_status(status), times.times_der), status.value, False
+        single = single_response(
+            cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
+            times.times_der, revoked.invalidity_date,
+        )  # fmt: skip
+        return single, status.value, decision.extended

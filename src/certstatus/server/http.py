@@ -78,6 +78,8 @@ METHOD_NOT_ALLOWED = _plain(405, b"method not allowed\n", ((b"allow", ALLOW),))
 TOO_LARGE = _plain(413, b"request too large\n")
 
 _ERROR_HTTP_STATUS = {OCSPResponseStatus.TRY_LATER: 503}
+_NONCE_HEADERS = ((b"content-type", OCSP_RESPONSE_TYPE), (b"cache-control", b"no-store"))
+_SECOND = dt.timedelta(seconds=1)
 
 
 def ocsp_error(status: OCSPResponseStatus) -> HttpResponse:
@@ -136,6 +138,9 @@ class OCSPHttpHandler:
         self.connection_gate = connection_gate
         #: The protocol edge's answer cache (:mod:`certstatus.server.edge`) once one is attached.
         self.edge = None
+        # The Date header of the current second (finish): formatted once per second.
+        self._date_from = self._date_until = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        self._date = (b"date", b"")
 
     def admit_connection(self, client_address: str | None, tls_client_chain: tuple[bytes, ...]) -> bool:
         """False when a TLS client must be disconnected now (its certificate is revoked here)."""
@@ -191,8 +196,12 @@ class OCSPHttpHandler:
         never earlier than Last-Modified (thisUpdate), as a server's once-a-second
         cached Date can be (RFC 9110 §8.8.2.1).
         """
-        date = _http_date(self.clock.now().replace(microsecond=0))  # whole seconds: the cache hits
-        return HttpResponse(response.status, (*response.headers, (b"date", date)), response.body)
+        now = self.clock.now()
+        if not self._date_from <= now < self._date_until:  # a new second (or a clock moved back)
+            start = now.replace(microsecond=0)
+            self._date_from, self._date_until = start, start + _SECOND
+            self._date = (b"date", _http_date(start))
+        return HttpResponse(response.status, (*response.headers, self._date), response.body)
 
     def _handle(
         self,
@@ -280,20 +289,20 @@ class OCSPHttpHandler:
     def _success(self, answer: OCSPAnswer, headers: Mapping[bytes, bytes], restricted: bool = False) -> HttpResponse:
         """200 (or 304) with RFC 5019 §6.2 cache headers; ``private`` instead of ``public``
         when the CA answers authorized clients only, so no shared cache hands it to others."""
-        etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
         if answer.has_nonce:
-            # A nonce makes the response unique to one request: no cache may reuse it.
-            cache_headers: tuple[tuple[bytes, bytes], ...] = ((b"cache-control", b"no-store"),)
-        else:
-            now = self.clock.now()
-            max_age = max(0, int((answer.next_update - now).total_seconds()))
-            cache_headers = (
-                (b"cache-control", b"max-age=%d, %s, no-transform, must-revalidate" % (max_age, b"private" if restricted else b"public")),
-                (b"last-modified", _http_date(answer.this_update)),
-                (b"expires", _http_date(answer.next_update)),
-                (b"etag", etag),
-            )
-        if not answer.has_nonce and _etag_matches(headers.get(b"if-none-match"), etag):
+            # A nonce makes the response unique to one request: no cache may reuse it, nor
+            # revalidate it, so it carries no ETag (and If-None-Match is not compared).
+            return HttpResponse(200, _NONCE_HEADERS, answer.der)
+        etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
+        now = self.clock.now()
+        max_age = max(0, int((answer.next_update - now).total_seconds()))
+        cache_headers = (
+            (b"cache-control", b"max-age=%d, %s, no-transform, must-revalidate" % (max_age, b"private" if restricted else b"public")),
+            (b"last-modified", _http_date(answer.this_update)),
+            (b"expires", _http_date(answer.next_update)),
+            (b"etag", etag),
+        )
+        if _etag_matches(headers.get(b"if-none-match"), etag):
             return HttpResponse(304, cache_headers)
         return HttpResponse(200, ((b"content-type", OCSP_RESPONSE_TYPE), *cache_headers), answer.der)
 

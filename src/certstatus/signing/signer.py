@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
-from certstatus.protocol import live_response
+from certstatus.protocol import fast_response
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import public_key_bits
 from certstatus.signing.algorithms import SignatureAlgorithm, default_algorithm, key_family
@@ -83,6 +83,8 @@ class ResponseSigner:
         else:
             # A CA-signed response carries no certificate (golang/go#59641).
             self.certificates_der = ()
+        # The wrap around each signature: certificates and length headers encoded once (per size).
+        self._wrapper = fast_response.ResponseWrapper(self.signature_algorithm_der, self.certificates_der)
         self._variants: dict[str, ResponseSigner] = {self.algorithm.name: self}
 
     @property
@@ -133,10 +135,8 @@ class ResponseSigner:
         Raises :class:`~certstatus.errors.SignerUnavailable` when an HSM
         key cannot sign right now.
         """
-        signature = self._sign(response_data_der)
-        return live_response.encode_basic_response(
-            response_data_der, self.signature_algorithm_der, signature, self.certificates_der
-        )
+        # Same bytes as live_response.encode_basic_response (tests/unit/test_live_signer.py).
+        return self._wrapper.wrap(response_data_der, self._sign(response_data_der))
 
     def __repr__(self) -> str:
         return f"<ResponseSigner {self.name} {self.algorithm.name} until {self.not_after:%Y-%m-%d}>"

@@ -53,6 +53,10 @@ _BULK_CACHE_KIB = -65536  # negative: KiB (SQLite PRAGMA cache_size)
 _DEFAULT_CACHE_KIB = -2000
 
 
+#: The record of a serial listed as issued and revoked by no source (immutable, shared).
+_ISSUED = CertStatusRecord(issued=True, revoked=None)
+
+
 def _ts(value: dt.datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 
@@ -87,6 +91,8 @@ class SQLiteStore(PrecomputedSQLite):
         elif check:
             migrations.check_version(BACKEND, self.schema_version(), self.path)
         self._db.executescript(SCRATCH_TABLES)  # this connection's temporary tables (imports' diff)
+        # The status lookup reuses one cursor (a new cursor object per request is measurable).
+        self._lookup_cursor = self._db.cursor()
 
     def schema_version(self) -> int:
         """The applied schema version: 0 for an empty file, 1 for a file made before versioned migrations."""
@@ -151,9 +157,11 @@ class SQLiteStore(PrecomputedSQLite):
         # One statement (one read transaction: SQLite's WAL read lock and file checks are system
         # calls per transaction) for both tables: the revoked rows of every source, then one row
         # with a NULL source when any source lists the serial as issued.
-        rows = self._db.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
+        rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
         if not rows:
             return None
+        if len(rows) == 1 and rows[0][0] is None:
+            return _ISSUED  # the usual row: listed as issued, revoked by no source
         revoked_rows = [row for row in rows if row[0] is not None]  # no order is assumed
         issued = len(revoked_rows) < len(rows)
         rows = revoked_rows
