@@ -148,7 +148,7 @@ class FramingEdge:
     """One HttpProtocol per stream over the application's handler; limits as configured."""
 
     def __init__(self, handler, *, max_header_bytes: int = 16 * 1024) -> None:
-        self.loop = asyncio.new_event_loop()  # never run: HttpProtocol only reads its clock
+        self.loop = asyncio.new_event_loop()  # run only for the turns of a large read
         self.handler = RecordingHandler(handler)
         self.state = ServerState(self.handler, client_timeout=10.0, max_header_bytes=max_header_bytes)
 
@@ -167,6 +167,8 @@ class FramingEdge:
                 if transport.closed:
                     break  # a real transport stops delivering data once closed
                 protocol.data_received(chunk)
+                while protocol.backlogged():  # a large read is answered in turns (fairness): run them
+                    self.loop.run_until_complete(asyncio.sleep(0))
             protocol.connection_lost(None)
         except Exception as exc:  # noqa: BLE001 - anything escaping the protocol is a finding
             raise Finding(f"{type(exc).__name__} escaped HttpProtocol: {exc}") from exc

@@ -334,3 +334,46 @@ def test_hostile_streams_over_real_sockets(live: Server, world: FuzzWorld, data:
         check_response(response)
         if response.closes and number != len(finals) - 1:
             raise Finding(f"response {number} says connection: close but more follow")
+
+
+# --- fairness: a large pipelined read is answered in turns -----------------------------------------
+
+
+def test_large_pipelined_read_is_answered_in_turns_while_other_connections_are_served(world: FuzzWorld) -> None:
+    import asyncio
+
+    from certstatus.server.protocol import TURN_BYTES, TURN_REQUESTS, HttpProtocol
+    from tests.fuzz_framing import FakeTransport
+
+    der = cryptography_request(world.pki, "good", hashes.SHA1(), None)
+    one = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/ocsp-request\r\nContent-Length: %d\r\n\r\n%s" % (len(der), der)
+    count = 10 * TURN_REQUESTS
+    edge = world.framing
+    loop = edge.loop
+    pipelining, pipelining_out = HttpProtocol(edge.state, loop), FakeTransport()
+    other, other_out = HttpProtocol(edge.state, loop), FakeTransport()
+    pipelining.connection_made(pipelining_out)
+    other.connection_made(other_out)
+
+    pipelining.data_received(one * count)  # one read holding every request
+    first_turn = len(parse_responses(bytes(pipelining_out.written), partial_ok=True))
+    # a turn ends with the parser slice in which its TURN_REQUESTS-th request completed
+    assert TURN_REQUESTS <= first_turn <= TURN_REQUESTS + TURN_BYTES // len(one) + 1 and pipelining.backlogged()
+    pipelining.data_received(one)  # read while backlogged: queued behind the rest, in order
+    other.data_received(one)  # another client is answered before the pipelining client's next turn
+    assert len(parse_responses(bytes(other_out.written))) == 1
+    assert len(parse_responses(bytes(pipelining_out.written), partial_ok=True)) == first_turn
+
+    turns = []
+    take_turn = pipelining._take_turn
+    pipelining._take_turn = lambda: (turns.append(1), take_turn())  # count the later turns
+    while pipelining.backlogged():
+        loop.run_until_complete(asyncio.sleep(0))
+    responses = parse_responses(bytes(pipelining_out.written))
+    assert len(responses) == count + 1 and len(turns) >= count // first_turn - 1
+    for response in responses:
+        check_response(response)
+        parsed = x509_ocsp.load_der_ocsp_response(response.body)
+        assert parsed.response_status == OCSPResponseStatus.SUCCESSFUL and parsed.certificate_status == OCSPCertStatus.GOOD
+    pipelining.connection_lost(None)
+    other.connection_lost(None)

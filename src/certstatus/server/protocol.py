@@ -15,6 +15,11 @@ and enforces what a public listener needs (RFC 9112):
   :data:`SWEEP_SECONDS` (or a quarter of the timeout) closes overdue connections;
 * back-pressure: a client that pipelines without reading stops being read
   until its responses drain;
+* fairness: one read holding many pipelined requests (up to the event loop's
+  read size, 256 KiB: a thousand requests) is answered :data:`TURN_REQUESTS`
+  at a time, and the loop serves the other connections in between, so one
+  pipelining client cannot stall a worker's other clients for the length of
+  its whole read;
 * overload: a connection beyond ``max_connections`` of the worker gets 503
   ``tryLater`` to its first request and is closed, beyond twice the limit it is
   closed at once (:mod:`certstatus.server.overload`). Forwarded requests are
@@ -41,6 +46,10 @@ log = logging.getLogger("certstatus.server")
 
 #: Longest interval between two sweeps for overdue connections (seconds).
 SWEEP_SECONDS = 1.0
+#: Bytes given to the parser at a time when one read holds more than this (about 16 requests).
+TURN_BYTES = 4096
+#: Requests a connection has answered before it yields the event loop to the others (fairness).
+TURN_REQUESTS = 32
 
 _REASONS = {
     100: b"Continue", 200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 404: b"Not Found",
@@ -173,6 +182,11 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.in_request = False
         self.closing = False
+        self.answered = 0  # requests answered on this connection (fairness turns)
+        # Bytes read but not yet parsed: the rest of a large read, waiting for this connection's
+        # next turn (reading is paused meanwhile, so later reads queue behind it in order).
+        self._backlog: list[bytes] = []
+        self._write_paused = False
         self._reset()
 
     def _reset(self) -> None:
@@ -208,6 +222,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
         self.closing = True
+        self._backlog.clear()
         # The parser holds this protocol (its callbacks): break the cycle so the connection is
         # freed by reference counting now, not by a garbage collection later.
         self.parser = None
@@ -215,6 +230,42 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        if self._backlog:  # keep the order: this comes after what is still queued
+            self._backlog.append(data)
+            return
+        if len(data) <= TURN_BYTES:  # the usual read: one or a few requests
+            self._feed(data)
+            return
+        self._backlog.append(data)
+        self.transport.pause_reading()
+        self._take_turn()
+
+    def _take_turn(self) -> None:
+        """Parse queued bytes until :data:`TURN_REQUESTS` more requests are answered, then
+        let the loop serve other connections and continue in a later iteration."""
+        backlog = self._backlog
+        limit = self.answered + TURN_REQUESTS
+        while backlog and not self.closing and not self._write_paused:
+            data = backlog[0]
+            if len(data) > TURN_BYTES:
+                backlog[0] = data[TURN_BYTES:]
+                data = data[:TURN_BYTES]
+            else:
+                del backlog[0]
+            self._feed(data)
+            if self.answered >= limit and backlog:
+                self.loop.call_soon(self._take_turn)
+                return
+        if self.closing:
+            backlog.clear()
+        elif not backlog and not self._write_paused:
+            self.transport.resume_reading()
+
+    def backlogged(self) -> bool:
+        """Whether bytes already read wait for this connection's next turn."""
+        return bool(self._backlog) and not self.closing
+
+    def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -227,11 +278,17 @@ class HttpProtocol(asyncio.Protocol):
                 self._refusal(BAD_REQUEST)
 
     def pause_writing(self) -> None:
-        # The client does not read its responses: stop reading its requests.
+        # The client does not read its responses: stop reading (and answering) its requests.
+        self._write_paused = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if not self.closing:
+        self._write_paused = False
+        if self.closing:
+            return
+        if self._backlog:
+            self.loop.call_soon(self._take_turn)  # answers the queued requests, then resumes reading
+        else:
             self.transport.resume_reading()
 
     # httptools callbacks ---------------------------------------------------
@@ -273,6 +330,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.closing:
             return
         self.in_request = False
+        self.answered += 1
         state = self.state
         close = state.draining or not self.parser.should_keep_alive()
         method = self.parser.get_method()
