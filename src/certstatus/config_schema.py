@@ -231,8 +231,8 @@ SERVER = Section(
         Key("max_in_flight", _CORE["integer"],
             "Per worker process: requests waiting in threads for blocking work, i.e. forwarded requests "
             "waiting for a remote responder (1 to 10000); one more gets HTTP 503 `tryLater` at once instead of "
-            'a place in a queue. With `http = "protocol"` forwarded requests are answered inline (one at a '
-            "time per worker) and this limit does not apply.", "64"),
+            "a place in a queue. Both HTTP edges apply it; requests pipelined behind a forwarded one wait "
+            "for its answer, in order.", "64"),
     ),
 )
 

@@ -151,8 +151,6 @@ def test_half_sent_request_is_dropped_after_client_timeout(server, good_der):
 
 
 def test_forwarded_request_beyond_max_in_flight_gets_try_later(server, stalling, demo_pki_rsa):
-    if server.edge == "protocol":
-        pytest.skip("the protocol edge answers forwarded requests inline: max_in_flight does not apply")
     der = request_der(demo_pki_rsa.leaves["good"], demo_pki_rsa.ca_cert)
     stalling.accepted.clear()
     first: list[httpx.Response] = []
@@ -170,3 +168,24 @@ def test_forwarded_request_beyond_max_in_flight_gets_try_later(server, stalling,
         waiting.join(60)
     assert first and first[0].status_code == 503  # the remote gave no answer: tryLater too
     assert "overload:" in server.log_text()
+
+
+def test_requests_behind_a_forwarded_one_wait_in_order_while_other_connections_are_served(
+    server, stalling, good_der, demo_pki_rsa
+):
+    forwarded = request_der(demo_pki_rsa.leaves["good"], demo_pki_rsa.ca_cert)
+    stalling.accepted.clear()
+    with connect(server.port) as sock:
+        sock.settimeout(60)
+        sock.sendall(post(forwarded) + post(good_der))  # pipelined: the local one must come second
+        assert stalling.accepted.wait(30), "the forwarded request never reached the remote responder"
+        with connect(server.port) as other:  # the worker is not blocked by the waiting forward
+            other.settimeout(30)
+            status, _, body, _ = answered(other, good_der)
+            assert status == 200 and ocsp.load_der_ocsp_response(body).certificate_status is ocsp.OCSPCertStatus.GOOD
+        for connection in stalling.held:  # the remote hangs up: the forwarded request gets tryLater
+            connection.close()
+        reader = Reader(sock)
+        first, second = reader.response(), reader.response()
+    assert_try_later(*first)
+    assert second[0] == 200 and ocsp.load_der_ocsp_response(second[2]).certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -22,8 +22,12 @@ and enforces what a public listener needs (RFC 9112):
   its whole read;
 * overload: a connection beyond ``max_connections`` of the worker gets 503
   ``tryLater`` to its first request and is closed, beyond twice the limit it is
-  closed at once (:mod:`certstatus.server.overload`). Forwarded requests are
-  answered inline here (the handler is called without ``offload``).
+  closed at once (:mod:`certstatus.server.overload`);
+* blocking work: a forwarded request waits for its remote responder in one of
+  the guard's ``max_in_flight`` threads, not on the event loop (the handler is
+  called with ``offload``); one more gets 503 ``tryLater`` at once. The
+  connection's later pipelined requests are held, in order, until its answer
+  is written; other connections are served meanwhile.
 
 Why not uvicorn: ``bench/http_stacks.py`` measured this protocol against the
 ASGI adapter under uvicorn and granian on the same requests (figures in
@@ -35,11 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 
 import httptools
 
 from certstatus.server.edge import EdgeCache
-from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler
+from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
 from certstatus.server.overload import TRY_LATER, OverloadGuard
 
 log = logging.getLogger("certstatus.server")
@@ -82,7 +87,8 @@ class ServerState:
     goes to the handler).
 
     Sizes in bytes, ``client_timeout`` in seconds; ``guard`` holds the
-    connection limit (None: no limit).
+    connection limit and the threads of blocking work (None: no limit, blocking
+    work in the loop's default executor).
     """
 
     def __init__(
@@ -111,7 +117,8 @@ class ServerState:
 
         def sweep() -> None:
             now = loop.time()
-            for connection in [c for c in self.connections if c.deadline < now]:
+            # A connection waiting for a forwarded answer is bounded by the forward timeout instead.
+            for connection in [c for c in self.connections if c.deadline < now and c.held is None]:
                 connection.time_out()
             if self.edge is not None:
                 self.edge.flush_metrics()
@@ -187,6 +194,8 @@ class HttpProtocol(asyncio.Protocol):
         # next turn (reading is paused meanwhile, so later reads queue behind it in order).
         self._backlog: list[bytes] = []
         self._write_paused = False
+        #: Requests completed while a forwarded answer is awaited (None: none awaited); answered in order after it.
+        self.held: deque | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -245,7 +254,7 @@ class HttpProtocol(asyncio.Protocol):
         let the loop serve other connections and continue in a later iteration."""
         backlog = self._backlog
         limit = self.answered + TURN_REQUESTS
-        while backlog and not self.closing and not self._write_paused:
+        while backlog and not self.closing and not self._write_paused and self.held is None:
             data = backlog[0]
             if len(data) > TURN_BYTES:
                 backlog[0] = data[TURN_BYTES:]
@@ -258,7 +267,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if self.closing:
             backlog.clear()
-        elif not backlog and not self._write_paused:
+        elif not backlog and not self._write_paused and self.held is None:
             self.transport.resume_reading()
 
     def backlogged(self) -> bool:
@@ -284,7 +293,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self.closing:
+        if self.closing or self.held is not None:  # a forwarded answer resumes reading when written
             return
         if self._backlog:
             self.loop.call_soon(self._take_turn)  # answers the queued requests, then resumes reading
@@ -335,10 +344,18 @@ class HttpProtocol(asyncio.Protocol):
         close = state.draining or not self.parser.should_keep_alive()
         method = self.parser.get_method()
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        if self.held is not None:  # a forwarded answer comes first: keep the order
+            self.held.append((method, self.url, self.headers, body, close))
+            return
+        self._answer(method, self.url, self.headers, body, close)
+
+    def _answer(self, method: bytes, url: bytes, headers: dict[bytes, bytes], body: bytes, close: bool) -> None:
+        """Answer one complete request: from the edge cache, or the handler (maybe via a thread)."""
+        state = self.state
         edge = state.edge
         key = None
-        if edge is not None and b"if-none-match" not in self.headers:
-            key = _edge_key(method, self.url, body)
+        if edge is not None and b"if-none-match" not in headers:
+            key = _edge_key(method, url, body)
             if key is not None:
                 data = edge.lookup(key, close)
                 if data is not None:
@@ -351,11 +368,53 @@ class HttpProtocol(asyncio.Protocol):
                     return
                 edge.start()
         name = method.decode("latin-1")
-        response = state.handler.handle(name, self.url, self.headers, body, self.client)
+        response = state.handler.handle(name, url, headers, body, self.client, offload=True)
+        if isinstance(response, Pending):  # a forwarded request: wait in a thread, hold what follows
+            self.held = deque()
+            self.transport.pause_reading()
+            self._fetch(response, close, name == "HEAD")
+            return
         if key is not None and response.status == 200:
             edge.fill(key, response.headers)
         self._respond(response, close=close, body=name != "HEAD")
         self.deadline = self.loop.time() + state.client_timeout
+
+    def _fetch(self, pending: Pending, close: bool, head: bool) -> None:
+        """Run ``pending``'s blocking part in one of the guard's threads; tryLater when all are taken."""
+        guard = self.state.guard
+        if guard is not None and not guard.enter():
+            self._answered_held(self.state.handler.finish(TRY_LATER), close, head)
+            return
+        future = self.loop.run_in_executor(guard.executor if guard is not None else None, pending.fetch)
+        future.add_done_callback(lambda _: self._fetched(pending, close, head))
+
+    def _fetched(self, pending: Pending, close: bool, head: bool) -> None:
+        if self.state.guard is not None:
+            self.state.guard.leave()
+        if self.closing:  # the client went away meanwhile
+            return
+        response = pending.resume()
+        if isinstance(response, Pending):
+            self._fetch(response, close, head)
+        else:
+            self._answered_held(response, close, head)
+
+    def _answered_held(self, response: HttpResponse, close: bool, head: bool) -> None:
+        """Write the awaited answer, then the requests held behind it, in order; read again."""
+        self._respond(response, close=close, body=not head)
+        self.deadline = self.loop.time() + self.state.client_timeout
+        held, self.held = self.held, None
+        while held and not self.closing:
+            self._answer(*held.popleft())
+            if self.held is not None:  # another forwarded one: the rest waits behind it
+                self.held.extend(held)
+                return
+        if self.closing:
+            return
+        if self._backlog:
+            self.loop.call_soon(self._take_turn)
+        elif not self._write_paused:
+            self.transport.resume_reading()
 
     # helpers ---------------------------------------------------------------
 
@@ -396,7 +455,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def close_if_idle(self) -> bool:
         """Close now when no request is in progress (graceful shutdown); True if closed."""
-        if self.in_request or self.closing:
+        if self.in_request or self.held is not None or self.closing:
             return self.closing
         self.closing = True
         self.transport.close()

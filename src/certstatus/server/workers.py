@@ -62,11 +62,13 @@ def run_worker(
     max_header_bytes: int,
     grace_seconds: float = GRACE_SECONDS,
     max_connections: int | None = None,
+    max_in_flight: int = 64,
 ) -> None:
     """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain and return.
 
-    ``max_connections`` (None: no limit) is the worker's connection limit
-    (:mod:`certstatus.server.overload`).
+    ``max_connections`` (None: no limit) is the worker's connection limit and
+    ``max_in_flight`` the number of forwarded requests it waits for at once,
+    each in a thread (:mod:`certstatus.server.overload`).
     """
     try:
         import uvloop
@@ -77,8 +79,7 @@ def run_worker(
     asyncio.set_event_loop(loop)
     guard = None
     if max_connections is not None:
-        # max_in_flight does not apply here: this edge answers forwarded requests inline.
-        guard = OverloadGuard(max_connections, 1, counter=refused_counter())
+        guard = OverloadGuard(max_connections, max_in_flight, counter=refused_counter())
     state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes,
                         guard=guard)
     # What start-up built lives as long as the worker: out of the collector's sight, a full
@@ -110,6 +111,8 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     for connection in list(state.connections):
         connection.time_out()
     state.stop_sweeping()
+    if state.guard is not None:
+        state.guard.close()  # the forwarding threads; one still waiting ends within its forward timeout
     await asyncio.sleep(0)
 
 
@@ -137,7 +140,8 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
 
     try:
         run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
-                   grace_seconds=grace_seconds, max_connections=settings.server.max_connections)
+                   grace_seconds=grace_seconds, max_connections=settings.server.max_connections,
+                   max_in_flight=settings.server.max_in_flight)
     finally:
         for application in built:
             application.close()  # flushes the audit log
