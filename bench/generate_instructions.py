@@ -17,8 +17,8 @@ instructions run: the signing library (cryptography/OpenSSL), SQLite, the
 Python interpreter (our code and the objects it builds), the rest (libc, the
 kernel interface). Instructions are not time (a cache miss costs more than
 an add), but they show what each change removes, repeatably. The parent
-process of a multi-process pass (its pending queries, ~1 µs per response)
-is included here since everything runs in one process.
+process of a multi-process pass (cutting the index into ranges, well under
+1 µs per response) is included here since everything runs in one process.
 """
 
 from __future__ import annotations

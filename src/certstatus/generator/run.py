@@ -22,6 +22,7 @@ others.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -112,6 +113,9 @@ def _init_pool_worker(settings_json: str, write_lock) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     signing.init_worker(settings_json, write_lock)
+    # Start-up objects (modules, signers, settings) live as long as the worker: keep them out of the
+    # collector's full passes, which a batch's thousands of row tuples would otherwise trigger again and again.
+    gc.freeze()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -236,29 +240,26 @@ class Generator:
         pool = self._pool()
         window = 2 * max(1, self.processes)
         now = self.clock.now()
-        in_flight: dict[Future, int] = {}
+        in_flight: dict[Future, None] = {}
 
         def collect(block_until_below: int) -> None:
             while len(in_flight) > block_until_below:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    serials = in_flight.pop(future)
+                    del in_flight[future]
                     result: signing.BatchResult = future.result()
                     summary.cas[result.ca].signed += result.signed
                     summary.cas[result.ca].removed += result.removed
-                    if progress is not None:
-                        progress.advance(serials)
+                    if progress is not None and result.serials:
+                        progress.advance(result.serials)
 
         try:
             for ca in self.mine():
                 for kind in kinds:
-                    batches = self.store.pending_precomputed(
-                        self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size
-                    )
-                    for batch in batches:
+                    units = signing.work_units(self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size)
+                    for work in units:
                         collect(window - 1)
-                        future = pool.submit(signing.sign_task, ca.name, batch, self.clock.now().timestamp())
-                        in_flight[future] = len(batch)
+                        in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
                     collect(0)  # this kind is stored before the next is read
         except BaseException:
             for future in in_flight:

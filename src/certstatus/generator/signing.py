@@ -1,21 +1,25 @@
-"""The generator's worker side: sign one batch of serials of one CA and store the responses.
+"""The generator's worker side: sign one unit of work of one CA and store the responses.
 
 Each worker process loads the signers and opens the store itself
 (:func:`init_worker`), so nothing secret crosses a process boundary and the
-parent only hands out lists of serials. A batch is: read the change
-counter of the issuer, then the statuses (:meth:`StatusStore.lookup_many`), decide each
-certStatus (:mod:`certstatus.pipeline.status`), encode one response per
-CertID hash algorithm with the byte templates of
-:mod:`certstatus.protocol.fast_response`, sign, and write everything in one
-transaction in the store's compact form (:meth:`StatusStore.store_signed`:
-one row per serial, the responder certificates once per batch, not in every
-response). Serials the store no longer knows lose their rows instead.
+parent only hands out small descriptions of work (:func:`work_units`: a
+range of the store's index, or a list of serials). A unit is: read the
+change counter of the issuer, then the pending serials of the unit with
+their statuses (:func:`read_work`: by range scans on SQLite), decide each
+certStatus (:mod:`certstatus.pipeline.status`; good serials, the common
+case, skip it), encode one response per CertID hash algorithm with the
+byte templates of :mod:`certstatus.protocol.fast_response`, sign, and
+write everything in one transaction in the store's compact form
+(:meth:`StatusStore.store_signed`: one row per serial, the responder
+certificates once per batch, not in every response). Serials the store no
+longer knows lose their rows instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -26,16 +30,68 @@ from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, SignedBatch, StatusStore, serial_key
+from certstatus.store.base import (
+    PRECOMPUTED_HASH_ALGORITHMS,
+    CertStatusRecord,
+    SignedBatch,
+    StatusStore,
+    serial_from_key,
+    serial_key,
+)
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What one batch did: ``signed`` responses written, ``removed`` serials dropped."""
+    """What one unit of work did: ``serials`` pending in it, ``signed`` responses written, ``removed`` serials dropped."""
 
     ca: str
     signed: int
     removed: int
+    serials: int = 0
+
+
+#: A unit of work of the generator: a store range (``precomputed_ranges``) or ``("serials", [serial, ...])``.
+Work = tuple
+
+
+def work_units(store: StatusStore, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int) -> Iterator[Work]:
+    """The pending work of ``kind`` (:data:`WORK_KINDS`) in units of at most ``batch_size`` serials, for :func:`read_work`.
+
+    A store with the range fast path (SQLite:
+    :meth:`~certstatus.store.sqlite_precomputed.PrecomputedSQLite.precomputed_ranges`)
+    hands out ranges of its index, so the caller neither reads nor ships the
+    serials; any other store's :meth:`StatusStore.pending_precomputed`
+    batches are shipped as lists.
+    """
+    ranges = getattr(store, "precomputed_ranges", None)
+    if ranges is not None:
+        return ranges(issuer_id, kind, now=now, batch_size=batch_size)
+    return (("serials", batch) for batch in store.pending_precomputed(issuer_id, kind, now=now, batch_size=batch_size))
+
+
+def read_work(store: StatusStore, issuer_id: int, work: Work) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
+    """``(keys, records, gone)`` of one unit of :func:`work_units`.
+
+    ``keys`` are the :func:`serial_key` of the unit's serials the store
+    knows; ``records`` hold the status of those that are not simply issued
+    and unrevoked (a key without a record is good); ``gone`` are the serials
+    no source knows any more.
+    """
+    if work[0] != "serials":
+        return store.precomputed_batch(issuer_id, work)
+    serials = work[1]
+    found = store.lookup_many(issuer_id, serials)
+    keys, records, gone = [], {}, []
+    for serial in serials:
+        record = found.get(serial)
+        if record is None:
+            gone.append(serial)
+            continue
+        key = serial_key(serial)
+        keys.append(key)
+        if record.revoked is not None or not record.issued:
+            records[key] = record
+    return keys, records, gone
 
 
 class CASigner:
@@ -75,38 +131,36 @@ class CASigner:
         return templates
 
     def sign_batch(
-        self, store: StatusStore, serial_numbers: list[int], now: dt.datetime, write_lock: AbstractContextManager | None = None
+        self, store: StatusStore, work: Work, now: dt.datetime, write_lock: AbstractContextManager | None = None
     ) -> BatchResult:
-        """Sign every serial of the batch for SHA-1 and SHA-256 CertIDs at ``now`` and store the responses.
+        """Sign every pending serial of ``work`` for SHA-1 and SHA-256 CertIDs at ``now`` and store the responses.
 
-        ``write_lock`` (shared by the worker processes) serialises the
-        writes, so a worker waiting for the store wakes when the other is
-        done instead of polling SQLite's busy handler. Raises
-        :class:`~certstatus.errors.SignerUnavailable` when the CA has no
-        signer valid at ``now`` (nothing is written).
+        ``work`` is a unit of :func:`work_units`. ``write_lock`` (shared by
+        the worker processes) serialises the writes, so a worker waiting for
+        the store wakes when the other is done instead of polling SQLite's
+        busy handler. Raises :class:`~certstatus.errors.SignerUnavailable`
+        when the CA has no signer valid at ``now`` (nothing is written).
         """
         signer, responder_id_der, wrapper = self._signer(now)
         counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see StatusStore.store_precomputed
-        records = store.lookup_many(self.issuer_id, serial_numbers)
+        keys, records, removed = read_work(store, self.issuer_id, work)
+        if not keys and not removed:
+            return BatchResult(self.settings.name, 0, 0, 0)
         this_update = now.replace(microsecond=0)
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
         encode, encode_good, body, sign = template.encode, template.encode_good, wrapper.body, signer.signature
         sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
-        settings = self.settings
-        rows, removed = [], []
-        for serial in serial_numbers:
-            record = records.get(serial)
-            if record is None:
-                removed.append(serial)  # no longer known: its requests are misses now
-                continue
-            key = serial_key(serial)
-            if record.revoked is None and record.issued:  # the common case: good, no extension (as decide())
+        special = records.get
+        rows = []
+        for key in keys:
+            record = special(key)
+            if record is None:  # the common case: issued, not revoked, no extension (as decide())
                 sha1_data = encode_good(sha1_cert_id(key))
                 sha256_data = encode_good(sha256_cert_id(key))
             else:
-                decision = decide(record, settings, serial)
+                decision = decide(record, self.settings, serial_from_key(key))
                 revoked = decision.revoked
                 status_der = der.encode_cert_status(
                     decision.status,
@@ -121,7 +175,7 @@ class CASigner:
         batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
         with write_lock or contextlib.nullcontext():
             store.store_signed(self.issuer_id, batch, change_counter=counter, remove=removed)
-        return BatchResult(self.settings.name, len(rows) * len(PRECOMPUTED_HASH_ALGORITHMS), len(removed))
+        return BatchResult(self.settings.name, len(rows) * len(PRECOMPUTED_HASH_ALGORITHMS), len(removed), len(keys) + len(removed))
 
 
 class Worker:
@@ -132,8 +186,8 @@ class Worker:
         self.write_lock = write_lock
         self.cas = {ca.name: CASigner.load(ca, store, SystemClock()) for ca in settings.cas}
 
-    def run(self, ca_name: str, serial_numbers: list[int], now: dt.datetime) -> BatchResult:
-        return self.cas[ca_name].sign_batch(self.store, serial_numbers, now, self.write_lock)
+    def run(self, ca_name: str, work: Work, now: dt.datetime) -> BatchResult:
+        return self.cas[ca_name].sign_batch(self.store, work, now, self.write_lock)
 
 
 _worker: Worker | None = None
@@ -148,9 +202,9 @@ def init_worker(settings_json: str, write_lock: AbstractContextManager | None = 
     _worker = Worker(settings, open_store(settings), write_lock)
 
 
-def sign_task(ca_name: str, serial_numbers: list[int], now_timestamp: float) -> BatchResult:
-    """Process-pool task: sign one batch in this process (after :func:`init_worker`)."""
+def sign_task(ca_name: str, work: Work, now_timestamp: float) -> BatchResult:
+    """Process-pool task: sign one unit of :func:`work_units` in this process (after :func:`init_worker`)."""
     if _worker is None:
         raise RuntimeError("init_worker has not run in this process")
-    return _worker.run(ca_name, serial_numbers, dt.datetime.fromtimestamp(now_timestamp, dt.timezone.utc))
+    return _worker.run(ca_name, work, dt.datetime.fromtimestamp(now_timestamp, dt.timezone.utc))
 
