@@ -19,7 +19,7 @@ counter tells caches in every process (:mod:`certstatus.store.changes`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -216,6 +216,64 @@ def combine_revocations(
         return None
     _, revocation_time, reason, invalidity = min(by_source.values(), key=lambda row: row[1])
     return RevokedEntry(serial_number, revocation_time, reason, invalidity)
+
+
+def revocation_from_rows(
+    serial_number: int, rows: Iterable[Sequence[Any]], to_datetime: Callable[[Any], dt.datetime]
+) -> RevokedEntry | None:
+    """:func:`combine_revocations` over stored ``revoked`` rows ``(source, revocation_time, reason code,
+    invalidity_date)``, their times converted by the backend's ``to_datetime`` (UTC)."""
+    return combine_revocations(
+        serial_number,
+        (
+            (r[0], to_datetime(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else to_datetime(r[3]))
+            for r in rows
+        ),
+    )
+
+
+def status_records(
+    serial_numbers: Sequence[int],
+    keys: Sequence[bytes],
+    issued: Set[bytes],
+    revoked: dict[bytes, list[Sequence[Any]]],
+    to_datetime: Callable[[Any], dt.datetime],
+) -> dict[int, CertStatusRecord]:
+    """``lookup_many``'s result from the statuses a backend read: ``keys`` are the serials'
+    :func:`serial_key`, ``issued`` the keys some source lists, ``revoked`` the ``revoked`` rows
+    by key (see :func:`revocation_from_rows`). A serial no source knows is left out."""
+    records = {}
+    for serial, key in zip(serial_numbers, keys, strict=True):
+        rows = revoked.get(key)
+        entry = None if rows is None else revocation_from_rows(serial, rows, to_datetime)
+        if entry is None and key not in issued:
+            continue
+        records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
+    return records
+
+
+def precomputed_rows(
+    responses: Iterable[SignedResponse],
+) -> list[tuple[bytes, tuple[dt.datetime, dt.datetime, dt.datetime], list[bytes | None]]]:
+    """``store_precomputed``'s input as one row per serial: (serial key, (thisUpdate, nextUpdate,
+    renew_at), DER per :data:`PRECOMPUTED_HASH_ALGORITHMS`, None where not given).
+
+    Raises ValueError, before anything is written, for a hash algorithm outside
+    :data:`PRECOMPUTED_HASH_ALGORITHMS` or for responses of one serial whose times differ.
+    """
+    by_serial: dict[int, dict[str, SignedResponse]] = {}
+    for item in responses:
+        if item.hash_algorithm not in PRECOMPUTED_HASH_ALGORITHMS:
+            raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {item.hash_algorithm!r}")
+        by_serial.setdefault(item.serial_number, {})[item.hash_algorithm] = item
+    rows = []
+    for serial, items in by_serial.items():
+        times = {(i.response.this_update, i.response.next_update, i.renew_at) for i in items.values()}
+        if len(times) != 1:
+            raise ValueError(f"the responses of serial {serial:#x} differ in thisUpdate/nextUpdate/renew_at; store them apart")
+        ders = [items[a].response.der if a in items else None for a in PRECOMPUTED_HASH_ALGORITHMS]
+        rows.append((serial_key(serial), times.pop(), ders))
+    return rows
 
 
 class StatusStore(Protocol):

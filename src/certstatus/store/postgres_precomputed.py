@@ -42,15 +42,15 @@ from psycopg import sql
 from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
-    REASONS_BY_CODE,
     WORK_KINDS,
     CertStatusRecord,
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
-    combine_revocations,
+    precomputed_rows,
     serial_from_key,
     serial_key,
+    status_records,
 )
 
 log = logging.getLogger("certstatus.store.postgres")
@@ -180,22 +180,7 @@ class PrecomputedPostgres:
                 issued.add(bytes(key))
             else:
                 revoked.setdefault(bytes(key), []).append((source, revocation_time, reason, invalidity))
-        records = {}
-        for serial, key in zip(serial_numbers, keys, strict=True):
-            entry = None
-            found = revoked.get(key)
-            if found is not None:
-                entry = combine_revocations(
-                    serial,
-                    (
-                        (r[0], _utc(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else _utc(r[3]))
-                        for r in found
-                    ),
-                )
-            if entry is None and key not in issued:
-                continue
-            records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
-        return records
+        return status_records(serial_numbers, keys, issued, revoked, _utc)
 
     # -- written by the generator ----------------------------------------------
 
@@ -210,18 +195,9 @@ class PrecomputedPostgres:
         written). Rows are grouped by their times, one upsert per group, all
         in one transaction.
         """
-        by_serial: dict[int, dict[str, SignedResponse]] = {}
-        for item in responses:
-            if item.hash_algorithm not in PRECOMPUTED_HASH_ALGORITHMS:
-                raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {item.hash_algorithm!r}")
-            by_serial.setdefault(item.serial_number, {})[item.hash_algorithm] = item
         groups: dict[tuple[dt.datetime, dt.datetime, dt.datetime], list[tuple]] = {}
-        for serial, items in by_serial.items():
-            times = {(i.response.this_update, i.response.next_update, i.renew_at) for i in items.values()}
-            if len(times) != 1:
-                raise ValueError(f"the responses of serial {serial:#x} differ in thisUpdate/nextUpdate/renew_at; store them apart")
-            ders = [items[a].response.der if a in items else None for a in PRECOMPUTED_HASH_ALGORITHMS]
-            groups.setdefault(times.pop(), []).append((serial_key(serial), *ders))
+        for key, times, ders in precomputed_rows(responses):
+            groups.setdefault(times, []).append((key, *ders))
         self._write_rows(issuer_id, [(None, times, rows) for times, rows in groups.items()], change_counter, remove)
 
     def store_signed(

@@ -36,18 +36,18 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence, Set
 
 from certstatus.protocol.fast_response import ResponseAssembler
-from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
-    REASONS_BY_CODE,
     WORK_KINDS,
     CertStatusRecord,
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
-    combine_revocations,
+    precomputed_rows,
+    revocation_from_rows,
     serial_from_key,
     serial_key,
+    status_records,
 )
 
 __all__ = ["PRECOMPUTED_HASH_ALGORITHMS", "SCRATCH_TABLES", "PrecomputedSQLite"]
@@ -120,14 +120,6 @@ _RANGE_PARTS_OF_KIND = {"changed": ("changed",), "missing": ("issued", "revoked"
 _REVOKED_COLUMNS = "serial, source, revocation_time, reason, invalidity_date"
 
 
-def _revocation(serial: int, rows: list[tuple]) -> RevokedEntry | None:
-    """The RevokedEntry of ``serial`` from its ``revoked`` rows (source, time, reason, invalidity), or None."""
-    return combine_revocations(
-        serial,
-        ((r[0], _dt(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else _dt(r[3])) for r in rows),
-    )
-
-
 def _records(
     keys: list[bytes], revoked: dict[bytes, list[tuple]], issued: Set[bytes] | None
 ) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
@@ -137,7 +129,7 @@ def _records(
     for key in keys:
         is_issued = issued is None or key in issued
         rows = revoked.get(key)
-        entry = None if rows is None else _revocation(serial_from_key(key), rows)
+        entry = None if rows is None else revocation_from_rows(serial_from_key(key), rows, _dt)
         if entry is not None:
             records[key] = CertStatusRecord(issued=is_issued, revoked=entry)
         elif not is_issued:
@@ -208,14 +200,7 @@ class PrecomputedSQLite:
         """Status records of several serials: two indexed queries per chunk of 500, combined as lookup() does."""
         keys = [serial_key(serial) for serial in serial_numbers]
         issued, revoked = self._statuses_of(issuer_id, keys)
-        records = {}
-        for serial, key in zip(serial_numbers, keys, strict=True):
-            rows = revoked.get(key)
-            entry = None if rows is None else _revocation(serial, rows)
-            if entry is None and key not in issued:
-                continue
-            records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
-        return records
+        return status_records(serial_numbers, keys, issued, revoked, _dt)
 
     def _statuses_of(self, issuer_id: int, keys: Sequence[bytes]) -> tuple[set[bytes], dict[bytes, list[tuple]]]:
         """(issued keys, revocation rows by key) of ``keys``, by IN lists of :data:`_CHUNK` keys."""
@@ -338,19 +323,10 @@ class PrecomputedSQLite:
         is then pending as "missing"). ValueError otherwise, or for a hash
         algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS` (nothing written).
         """
-        by_serial: dict[int, dict[str, SignedResponse]] = {}
-        for item in responses:
-            if item.hash_algorithm not in PRECOMPUTED_HASH_ALGORITHMS:
-                raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {item.hash_algorithm!r}")
-            by_serial.setdefault(item.serial_number, {})[item.hash_algorithm] = item
-        rows = []
-        for serial, items in by_serial.items():
-            times = {(i.response.this_update, i.response.next_update, i.renew_at) for i in items.values()}
-            if len(times) != 1:
-                raise ValueError(f"the responses of serial {serial:#x} differ in thisUpdate/nextUpdate/renew_at; store them apart")
-            this_update, next_update, renew = times.pop()
-            ders = [items[a].response.der if a in items else None for a in PRECOMPUTED_HASH_ALGORITHMS]
-            rows.append((serial_key(serial), *ders, None, _ts(this_update), _ts(next_update), _ts(renew)))
+        rows = [
+            (key, *ders, None, _ts(this_update), _ts(next_update), _ts(renew))
+            for key, (this_update, next_update, renew), ders in precomputed_rows(responses)
+        ]
         self._write_rows(issuer_id, rows, change_counter, remove)
 
     def store_signed(
