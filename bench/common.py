@@ -392,3 +392,19 @@ def import_store(fixture: Fixture) -> None:
     """Import the fixture's data into its store once (serve would do it at every start)."""
     subprocess.run([PYTHON, "-m", "certstatus", "import", "--config", str(fixture.config)],
                    check=True, capture_output=True)
+
+
+@contextmanager
+def postgres_schema(server_uri: str, prefix: str):
+    """A fresh schema named ``PREFIX_PID`` on ``server_uri``; yield the URI that selects it
+    (libpq ``options=-csearch_path=…``); drop it with everything in it afterwards."""
+    import psycopg
+
+    schema = f"{prefix}_{os.getpid()}"
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{server_uri}{'&' if '?' in server_uri else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(server_uri, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

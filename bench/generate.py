@@ -48,6 +48,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from common import postgres_schema
+
 from certstatus.demo_pki import make_demo_pki
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
@@ -245,17 +247,8 @@ def _store(uri: str | None, folder: Path):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
         yield database
         return
-    import psycopg
-    from urllib.parse import quote
-
-    schema = f"bench_generate_{os.getpid()}"
-    with psycopg.connect(uri, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{uri}{'&' if '?' in uri else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema(uri, "bench_generate") as schema_uri:
+        yield schema_uri
 
 
 def _store_bytes(database: Path | str) -> int:

@@ -25,7 +25,6 @@ answers of each server is compared byte for byte with its store.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -35,12 +34,11 @@ import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 from cryptography.hazmat.primitives.serialization import Encoding
 from common import (
-    PYTHON, certstatus_command, free_port, load_arguments, make_fixture, median_result, need, port_config, request_der,
+    PYTHON, certstatus_command, free_port, load_arguments, make_fixture, median_result, need, port_config, postgres_schema,
+    request_der,
     server, warm, wrk, write_requests,
 )  # fmt: skip
 
@@ -54,19 +52,6 @@ SETTLE_SECONDS = 6
 
 #: Cache bytes per serial when the caches are on (an edge entry is ~1.35 kB with the responder certificate).
 CACHE_BYTES_PER_SERIAL = 2000
-
-
-@contextlib.contextmanager
-def postgres_schema(server_uri: str):
-    """A fresh schema on ``server_uri``; yield its URI (search_path); drop it afterwards."""
-    schema = f"bench_store_{os.getpid()}"
-    with psycopg.connect(server_uri, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{server_uri}{'&' if '?' in server_uri else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(server_uri, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def with_database(fixture, database: str | Path, name: str):
@@ -117,7 +102,7 @@ def main() -> None:
                         help="PostgreSQL server (a schema is created there and dropped)")  # fmt: skip
     args = parser.parse_args()
     need("wrk", "taskset")
-    with tempfile.TemporaryDirectory(prefix="certstatus-store-") as tmp, postgres_schema(args.postgres) as pg:
+    with tempfile.TemporaryDirectory(prefix="certstatus-store-") as tmp, postgres_schema(args.postgres, "bench_store") as pg:
         base = make_fixture(Path(tmp) / "ec", "ec", args.count, extra_ca='mode = "precomputed"\n', revoked_every=10,
                             extra_server="response_cache_bytes = 0")  # fmt: skip
         subprocess.run([PYTHON, "-m", "certstatus", "db", "upgrade", "--db", pg], check=True, capture_output=True)
