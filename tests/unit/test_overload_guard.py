@@ -39,6 +39,33 @@ def test_in_flight_places_are_taken_and_given_back():
     guard.close()
 
 
+def test_run_blocking_runs_in_a_thread_and_gives_the_place_back_when_done():
+    import asyncio
+    import threading
+
+    guard = OverloadGuard(10, 1)
+    release = threading.Event()
+    threads: list[str] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        first = guard.run_blocking(loop, lambda: (threads.append(threading.current_thread().name), release.wait(10)))
+        assert first is not None and guard.in_flight == 1
+        assert guard.run_blocking(loop, lambda: None) is None  # the only place is taken: refused at once
+        release.set()
+        await first
+        await asyncio.sleep(0)  # the done callbacks run
+        assert guard.in_flight == 0
+        second = guard.run_blocking(loop, lambda: None)
+        assert second is not None
+        await second
+
+    asyncio.run(scenario())
+    assert threads and threads[0].startswith("certstatus-blocking")
+    assert guard.refused_total["in_flight"] == 1
+    guard.close()
+
+
 def test_refusals_are_counted_by_reason_in_prometheus():
     registry = CollectorRegistry()
     guard = OverloadGuard(1, 1, counter=refused_counter(registry))

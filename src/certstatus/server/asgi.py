@@ -96,16 +96,14 @@ class OCSPApp:
     async def _fetch(self, pending: Pending) -> HttpResponse | Pending:
         """Run the blocking part of ``pending`` in a thread and resume it; tryLater when
         ``max_in_flight`` requests already wait."""
-        guard = self.guard
-        if guard is None:
-            await asyncio.get_running_loop().run_in_executor(None, pending.fetch)
-            return pending.resume()
-        if not guard.enter():
-            return self.handler.finish(TRY_LATER)
-        try:
-            await asyncio.get_running_loop().run_in_executor(guard.executor, pending.fetch)
-        finally:
-            guard.leave()
+        loop = asyncio.get_running_loop()
+        if self.guard is None:
+            future = loop.run_in_executor(None, pending.fetch)
+        else:
+            future = self.guard.run_blocking(loop, pending.fetch)
+            if future is None:
+                return self.handler.finish(TRY_LATER)
+        await future
         return pending.resume()
 
     async def _lifespan(self, receive, send) -> None:

@@ -24,6 +24,7 @@ client address or serial in a label) and logged at most once per
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -122,6 +123,16 @@ class OverloadGuard:
     def leave(self) -> None:
         """Give back the place taken by :meth:`enter`."""
         self.in_flight -= 1
+
+    def run_blocking(self, loop: asyncio.AbstractEventLoop, work: Callable[[], object]) -> asyncio.Future | None:
+        """Run ``work`` in one of the :attr:`executor` threads and return its future, or None (counted,
+        logged) when all ``max_in_flight`` places are taken. The place is given back when the future
+        is done (the work ended, or the future was cancelled). Call from the event loop."""
+        if not self.enter():
+            return None
+        future = loop.run_in_executor(self.executor, work)
+        future.add_done_callback(lambda _: self.leave())
+        return future
 
     def close(self) -> None:
         """Stop the threads (worker shutdown; work in progress finishes first)."""

@@ -382,15 +382,16 @@ class HttpProtocol(asyncio.Protocol):
     def _fetch(self, pending: Pending, close: bool, head: bool) -> None:
         """Run ``pending``'s blocking part in one of the guard's threads; tryLater when all are taken."""
         guard = self.state.guard
-        if guard is not None and not guard.enter():
-            self._answered_held(self.state.handler.finish(TRY_LATER), close, head)
-            return
-        future = self.loop.run_in_executor(guard.executor if guard is not None else None, pending.fetch)
+        if guard is None:
+            future = self.loop.run_in_executor(None, pending.fetch)
+        else:
+            future = guard.run_blocking(self.loop, pending.fetch)
+            if future is None:
+                self._answered_held(self.state.handler.finish(TRY_LATER), close, head)
+                return
         future.add_done_callback(lambda _: self._fetched(pending, close, head))
 
     def _fetched(self, pending: Pending, close: bool, head: bool) -> None:
-        if self.state.guard is not None:
-            self.state.guard.leave()
         if self.closing:  # the client went away meanwhile
             return
         response = pending.resume()
