@@ -1,12 +1,13 @@
-"""Direct DER writers for ResponseData and OCSPResponse, the live-signing hot path.
+"""Direct DER writers for ResponseData, the live-signing hot path.
 
 Byte for byte the output of :func:`certstatus.protocol.response.encode_response_data`
-and :func:`~certstatus.protocol.response.encode_basic_response` (the asn1crypto
-reference, kept for the tests: tests/unit/test_live_response.py compares them
-on generated inputs), written by concatenating TLVs instead of building
-asn1crypto objects. ``bench/hotpath.py`` measures the reference at ~190 µs per
-ResponseData and ~65 µs per wrapper against a few µs here — more than the
-ECDSA P-256 signature itself (~23 µs).
+(the asn1crypto reference, kept for the tests: tests/unit/test_live_response.py
+compares them on generated inputs), written by concatenating TLVs instead of
+building asn1crypto objects. The signed ResponseData is wrapped into the
+OCSPResponse by :class:`certstatus.protocol.fast_response.ResponseWrapper`
+(compared with :func:`~certstatus.protocol.response.encode_basic_response` there).
+``bench/hotpath.py`` measures the reference at ~190 µs per ResponseData and ~65 µs
+per wrapper against a few µs here — more than the ECDSA P-256 signature itself (~23 µs).
 
 Structures (RFC 6960 §4.2.1)::
 
@@ -38,9 +39,6 @@ _NONCE_OID = bytes.fromhex("06092b0601050507300102")
 # Extension { id-pkix-ocsp-extended-revoke, extnValue OCTET STRING { NULL } } (RFC 6960 §4.4.8).
 _EXTENDED_REVOKE = bytes.fromhex("300f06092b06010505073001090402 0500".replace(" ", ""))
 _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
-# responseStatus successful, then responseBytes' responseType id-pkix-ocsp-basic.
-_SUCCESSFUL = b"\x0a\x01\x00"
-_BASIC_OID = bytes.fromhex("06092b0601050507300101")
 
 # thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
 _time = lru_cache(maxsize=256)(generalized_time)
@@ -135,20 +133,3 @@ def response_data(
             extensions += _EXTENDED_REVOKE
         body += tlv(0xA1, tlv(0x30, extensions))
     return tlv(0x30, body)
-
-
-def encode_basic_response(
-    response_data_der: bytes,
-    signature_algorithm_der: bytes,
-    signature: bytes,
-    certificates_der: Sequence[bytes] = (),
-) -> bytes:
-    """Wrap signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
-
-    Same arguments and bytes as :func:`certstatus.protocol.response.encode_basic_response`.
-    """
-    basic = response_data_der + signature_algorithm_der + tlv(0x03, b"\x00" + signature)
-    if certificates_der:
-        basic += tlv(0xA0, tlv(0x30, b"".join(certificates_der)))
-    response_bytes = tlv(0x30, _BASIC_OID + tlv(0x04, tlv(0x30, basic)))
-    return tlv(0x30, _SUCCESSFUL + tlv(0xA0, response_bytes))
