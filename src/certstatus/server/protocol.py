@@ -192,7 +192,7 @@ class HttpProtocol(asyncio.Protocol):
         self.answered = 0  # requests answered on this connection (fairness turns)
         # Bytes read but not yet parsed: the rest of a large read, waiting for this connection's
         # next turn (reading is paused meanwhile, so later reads queue behind it in order).
-        self._backlog: list[bytes] = []
+        self._backlog: list[bytes | memoryview] = []
         self._write_paused = False
         #: Requests completed while a forwarded answer is awaited (None: none awaited); answered in order after it.
         self.held: deque | None = None
@@ -245,7 +245,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(data) <= TURN_BYTES:  # the usual read: one or a few requests
             self._feed(data)
             return
-        self._backlog.append(data)
+        self._backlog.append(memoryview(data))  # sliced per turn without copying the rest
         self.transport.pause_reading()
         self._take_turn()
 
