@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import threading
+import time
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -98,3 +101,72 @@ def test_unreachable_server_while_serving_answers_try_later(pg_store: PostgresSt
     with pytest.raises(OCSPError) as refused:
         step(exchange)
     assert refused.value.status is OCSPResponseStatus.TRY_LATER
+
+
+class _TableLock:
+    """Hold ACCESS EXCLUSIVE on ``table`` in another session (a migration or a stuck transaction
+    would); released at exit, or by a timer after ``seconds`` so a failing test cannot hang."""
+
+    def __init__(self, dsn: str, table: str, seconds: float = 20.0) -> None:
+        self.conn = psycopg.connect(dsn)
+        self.conn.execute(psycopg.sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(psycopg.sql.Identifier(table)))
+        self.timer = threading.Timer(seconds, self.conn.cancel_safe)
+
+    def __enter__(self) -> _TableLock:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_a_lookup_on_a_locked_table_is_unavailable_after_the_read_timeout(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn, upgrade=True, read_timeout=0.3)
+    try:
+        issuer = store.register_issuer("ca", b"cert")
+        store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[5])
+        assert store.lookup(issuer, 5) == CertStatusRecord(True, None)
+        with _TableLock(postgres_dsn, "revoked"):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="statement_timeout \\(300ms\\)"):
+                store.lookup(issuer, 5)
+            # Without the timeout the lookup would wait for the lock, i.e. the 20 s timer.
+            assert time.monotonic() - started < 10
+        assert store.lookup(issuer, 5) == CertStatusRecord(True, None)  # the same reader, usable again
+    finally:
+        store.close()
+
+
+def test_source_states_on_a_locked_table_are_unavailable_after_the_read_timeout(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn, upgrade=True, read_timeout=0.3)
+    try:
+        issuer = store.register_issuer("ca", b"cert")
+        store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[5])
+        with _TableLock(postgres_dsn, "sources"):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                store.source_states(issuer)
+            assert time.monotonic() - started < 10
+        assert list(store.source_states(issuer)) == ["issued"]
+    finally:
+        store.close()
+
+
+def test_a_statement_timeout_from_the_dsn_is_kept(postgres_dsn: str) -> None:
+    options = psycopg.conninfo.conninfo_to_dict(postgres_dsn).get("options", "")
+    dsn = psycopg.conninfo.make_conninfo(postgres_dsn, options=f"{options} -cstatement_timeout=12345".strip())
+    store = PostgresStore(dsn, upgrade=True)
+    try:
+        conn = store._reader().connection
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "12345ms"
+        assert conn.info.get_parameters()["tcp_user_timeout"] == str(round((store.read_timeout + 5) * 1000))
+    finally:
+        store.close()
+    # Without it, the reader gets READ_TIMEOUT_SECONDS.
+    store = PostgresStore(postgres_dsn)
+    try:
+        assert store._reader().connection.execute("SHOW statement_timeout").fetchone()[0] == "2s"
+    finally:
+        store.close()

@@ -19,6 +19,14 @@ What differs is speed and propagation:
   written by one generator per CA across the fleet, the holder of an
   advisory lock (:mod:`certstatus.store.postgres_lock`).
 
+The request path never waits on PostgreSQL without bound: its reads (status
+and pre-signed lookups, source states) run on per-thread reader connections
+with a ``statement_timeout`` of :data:`READ_TIMEOUT_SECONDS` (unless the DSN or
+the role already sets one) and TCP keepalives plus ``tcp_user_timeout``, so a
+locked table, an overloaded server or a network partition becomes
+:class:`StoreUnavailable` (tryLater) within seconds instead of freezing the
+worker's event loop, edge-cache hits and ``/health`` included.
+
 The schema is selected by the DSN's ``search_path`` (``?options=-csearch_path%3Dname``);
 the notification channel is named after the schema, so two certstatus
 schemas in one database do not hear each other.
@@ -34,6 +42,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.errors import QueryCanceled
 from psycopg_pool import ConnectionPool
 
 from certstatus.errors import StoreError, StoreUnavailable
@@ -60,6 +70,13 @@ BACKEND = "postgres"
 
 
 _UTC = dt.timezone.utc
+#: Longest a request-path read may take (seconds): the reader connections' ``statement_timeout``
+#: when the DSN sets none (``?options=-cstatement_timeout%3D5000`` overrides it, in ms).
+READ_TIMEOUT_SECONDS = 2.0
+#: libpq parameters of the reader connections, unless the DSN names them: a peer that stops
+#: acknowledging (a partition) fails the connection after tcp_user_timeout (ms) instead of the
+#: kernel's ~15 minutes of retransmissions; idle connections are probed by keepalives.
+_READER_TCP = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "3", "keepalives_count": "3"}
 #: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
 _UPGRADE_LOCK = 0x63657274  # "cert"
 
@@ -69,6 +86,8 @@ SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issue
 UNION ALL
 SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
 """
+
+_SOURCE_STATES = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %(issuer)s"
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -136,8 +155,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         check: bool = True,
         pool_size: int = 4,
         connect_timeout: int = 5,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
     ) -> None:
         self.dsn = dsn
+        self.read_timeout = read_timeout
         self.label = mask_dsn(dsn)
         with connect(dsn, connect_timeout=connect_timeout) as conn:
             schema = conn.execute("SELECT current_schema()").fetchone()[0]
@@ -320,8 +341,8 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         )  # fmt: skip
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
-        with self._connection() as conn:
-            rows = conn.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %s", (issuer_id,)).fetchall()
+        # On the request path (the freshness guard): a reader connection, bounded like lookups.
+        rows = self._read(_SOURCE_STATES, {"issuer": issuer_id})
         return {row[0]: source_state_from_row(row, _utc) for row in rows}
 
     def change_counters(self) -> dict[int, int]:
@@ -358,6 +379,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                 cursor = self._reader()
                 cursor.execute(query, params, prepare=True, binary=binary)
                 return cursor.fetchall()
+            except QueryCanceled:  # statement_timeout: the server is there but too slow
+                raise StoreUnavailable(
+                    self.label, f"PostgreSQL did not answer a lookup within its statement_timeout ({self._local.timeout})."
+                ) from None
             except psycopg.OperationalError as exc:
                 self._drop_reader()
                 if attempt == 2:
@@ -369,11 +394,23 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     def _reader(self) -> psycopg.Cursor:
         cursor = getattr(self._local, "cursor", None)
         if cursor is None or cursor.connection.closed:
-            conn = connect(self.dsn, connect_timeout=self._connect_timeout)
+            conn = connect(self.dsn, connect_timeout=self._connect_timeout, **self._reader_params())
+            timeout = conn.execute("SHOW statement_timeout").fetchone()[0]
+            if timeout == "0":  # neither the DSN nor the role sets one
+                timeout = f"{max(1, round(self.read_timeout * 1000))}ms"
+                conn.execute(f"SET statement_timeout = '{timeout}'")
+            self._local.timeout = timeout
             with self._readers_lock:
                 self._readers.append(conn)
             cursor = self._local.cursor = conn.cursor()
         return cursor
+
+    def _reader_params(self) -> dict[str, str]:
+        """libpq parameters of a reader connection: :data:`_READER_TCP` and ``tcp_user_timeout``
+        (the read timeout plus the connect timeout, in ms), each unless the DSN names it."""
+        given = conninfo_to_dict(self.dsn)
+        wanted = {**_READER_TCP, "tcp_user_timeout": str(round((self.read_timeout + self._connect_timeout) * 1000))}
+        return {key: value for key, value in wanted.items() if key not in given}
 
     def _drop_reader(self) -> None:
         cursor = getattr(self._local, "cursor", None)
