@@ -55,7 +55,8 @@ class Pipeline:
     says why a TLS client must be disconnected (None: admit); ``closers``
     release resources at shutdown; ``guard`` is the freshness guard and
     ``cache`` the answer cache of precomputed/cached CAs (both told of store
-    changes).
+    changes); ``signer`` is the last step, which the protocol edge's live lane
+    (:mod:`certstatus.server.live_lane`) calls directly.
     """
 
     handler: Handler
@@ -64,6 +65,7 @@ class Pipeline:
     closers: list[Callable[[], None]] = field(default_factory=list)
     guard: FreshnessGuard | None = None
     cache: ResponseCache | None = None
+    signer: LocalStatusSigner | None = None
 
 
 def build_pipeline(
@@ -121,5 +123,6 @@ def build_pipeline(
     if any(ca.mode != "live" for ca in settings.cas):
         pipeline.cache = ResponseCache(settings.server.response_cache_bytes)
         steps += [ModePolicy(), pipeline.cache, PrecomputedLookup(store, registry)]
-    pipeline.handler = compose(steps, LocalStatusSigner(store, clock))
+    pipeline.signer = LocalStatusSigner(store, clock)
+    pipeline.handler = compose(steps, pipeline.signer)
     return pipeline

@@ -51,6 +51,14 @@ class FreshnessGuard:
         """Forget the issuer's state: the next request re-reads it (a store change subscriber, any thread)."""
         self._cache.pop(issuer_id, None)
 
+    def fresh(self, ca: ServedCA) -> bool:
+        """True when ``ca`` has data that is not stale: :meth:`handle` would pass it on without a word.
+
+        Raises :class:`~certstatus.errors.StoreUnavailable` when the states must be re-read and cannot be.
+        """
+        state = self.current(ca)
+        return state.has_data and not state.stale(self.clock.now(), ca.settings.stale_grace)
+
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
         if ca.settings.sql is not None:

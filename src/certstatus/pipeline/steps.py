@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
@@ -11,11 +12,14 @@ from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
+from certstatus.protocol.certid import CertID
 from certstatus.protocol.fast_response import encode_cert_status
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
-from certstatus.store.base import StatusStore
+from certstatus.store.base import CertStatusRecord, StatusStore
 
+#: Marks "read the status record from the store" (a record may legitimately be None: not listed).
+_LOOK_UP = object()
 # certStatus names by the enum's value (an Enum's hash is computed in Python: a lookup by value is cheaper).
 _STATUS_NAMES = {status.value: name for status, name in CERT_STATUS_NAMES.items()}
 
@@ -84,40 +88,70 @@ class LocalStatusSigner:
         ca: ServedCA = exchange.ca
         if not ca.has_data:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"no revocation data imported for CA {ca.name}")
-        settings = ca.settings
-        times = self._times_at(self.clock.now(), settings.validity)
-        now = times.now
         query = exchange.query
         cert_ids = query.cert_ids
         if len(cert_ids) == 1 and exchange.cas[0] is not None:
             # The usual request: one CertID of the CA that answers, without the loop's lists.
-            cert_id = cert_ids[0]
-            single, status, extended = self._single(exchange, ca, settings, 0, cert_id, times)
-            singles = [single]
-            statuses: tuple[str, ...] = (_STATUS_NAMES[status],)
-        else:
-            singles = []
-            names = []
-            extended = False
-            for index, (cert_id, cert_ca) in enumerate(zip(cert_ids, exchange.cas, strict=True)):
-                if cert_ca is None:
-                    singles.append(single_response(cert_id.der, encode_cert_status(UNKNOWN.status), times.times_der))
-                    names.append(_STATUS_NAMES[UNKNOWN.status.value])
-                    continue
-                single, status, revoke = self._single(exchange, ca, settings, index, cert_id, times)
-                singles.append(single)
-                names.append(_STATUS_NAMES[status])
-                extended = extended or revoke
-            statuses = tuple(names)
-        try:
-            signer = ca.signers.select(
-                query.preferred_signature_algorithms,
+            return self.answer_single(
+                ca, cert_ids[0], query.nonce, query.preferred_signature_algorithms,
                 query.signature.algorithm_oid if query.signature is not None else None,
-                now,
-            )
+                record=exchange.records[0] if exchange.records is not None else _LOOK_UP,
+            )  # fmt: skip
+        settings = ca.settings
+        times = self._times_at(self.clock.now(), settings.validity)
+        singles = []
+        names = []
+        extended = False
+        for index, (cert_id, cert_ca) in enumerate(zip(cert_ids, exchange.cas, strict=True)):
+            if cert_ca is None:
+                singles.append(single_response(cert_id.der, encode_cert_status(UNKNOWN.status), times.times_der))
+                names.append(_STATUS_NAMES[UNKNOWN.status.value])
+                continue
+            record = exchange.records[index] if exchange.records is not None else _LOOK_UP
+            single, status, revoke = self._single(ca, settings, cert_id, times, record)
+            singles.append(single)
+            names.append(_STATUS_NAMES[status])
+            extended = extended or revoke
+        return self._signed(
+            ca, times, singles, tuple(names), extended, query.nonce, query.preferred_signature_algorithms,
+            query.signature.algorithm_oid if query.signature is not None else None,
+        )  # fmt: skip
+
+    def answer_single(
+        self,
+        ca: ServedCA,
+        cert_id: CertID,
+        nonce: bytes | None = None,
+        preferred_signature_algorithms: Sequence = (),
+        request_signature_oid: str | None = None,
+        *,
+        record: CertStatusRecord | None | object = _LOOK_UP,
+    ) -> OCSPAnswer:
+        """The signed answer for one CertID of ``ca``: a ResponseData of one SingleResponse,
+        thisUpdate the current second, nonce echoed.
+
+        ``record`` is the serial's status record when the caller has it (a live SQL
+        source; None: not listed); by default it is read from the store. Raises
+        :class:`OCSPError` tryLater when the store or every signer is unavailable.
+        """
+        settings = ca.settings
+        times = self._times_at(self.clock.now(), settings.validity)
+        single, status, extended = self._single(ca, settings, cert_id, times, record)
+        return self._signed(
+            ca, times, [single], (_STATUS_NAMES[status],), extended, nonce, preferred_signature_algorithms,
+            request_signature_oid,
+        )  # fmt: skip
+
+    def _signed(
+        self, ca: ServedCA, times: ResponseTimes, singles: list[bytes], statuses: tuple[str, ...], extended: bool,
+        nonce: bytes | None, preferred_signature_algorithms: Sequence, request_signature_oid: str | None,
+    ) -> OCSPAnswer:
+        """Choose the signer, sign the ResponseData of ``singles`` and make the answer."""
+        now = times.now
+        try:
+            signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, now)
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
-        nonce = query.nonce
         data = response_data(signer.responder_id_der, times.this_update_der, singles, nonce, extended)
         try:
             der = signer.sign(data)
@@ -126,13 +160,12 @@ class LocalStatusSigner:
         return OCSPAnswer(der, now, times.next_update, now, "live", statuses, nonce is not None)
 
     def _single(
-        self, exchange: Exchange, ca: ServedCA, settings, index: int, cert_id, times: ResponseTimes
+        self, ca: ServedCA, settings, cert_id: CertID, times: ResponseTimes, record
     ) -> tuple[bytes, int, bool]:
-        """One SingleResponse of a CertID of ``ca``: (DER, the certStatus enum's value, extended revoked)."""
-        records = exchange.records
-        if records is not None:
-            record = records[index]
-        else:
+        """One SingleResponse of a CertID of ``ca``: (DER, the certStatus enum's value, extended revoked).
+
+        ``record`` is the status record, or :data:`_LOOK_UP` to read it from the store."""
+        if record is _LOOK_UP:
             try:
                 record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
             except StoreUnavailable as exc:

@@ -54,25 +54,31 @@ which the protocol calls from its once-a-second sweep and at shutdown.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from certstatus.clock import UTC, Clock, SystemClock
-from certstatus.metrics import AGE_BUCKETS, LATENCY_BUCKETS, RequestMetrics
+from certstatus.clock import Clock, SystemClock
+from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
 from certstatus.refresh import refresh_due
-from certstatus.server.http import OCSP_RESPONSE_TYPE, _http_date
+from certstatus.server.rendered import (
+    SHARED_HEAD,
+    AnswerCounts,
+    HeadLines,
+    add_observations,
+    pipeline_metrics,
+    served_without_pipeline,
+    shared_middle,
+)
+
+__all__ = ["EDGE_ENTRY_OVERHEAD", "SOURCE", "EdgeCache", "add_observations", "edge_for"]
 
 #: Bytes counted per entry beyond its key, header block and DER (dict slot, entry tuple, LRU order).
 EDGE_ENTRY_OVERHEAD = 300
 #: The source label of answers served by the edge (metrics).
 SOURCE = "edge"
-
-_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: " + OCSP_RESPONSE_TYPE + b"\r\ncache-control: max-age="
 
 # Entry fields (a tuple of atoms: small, and untracked by the garbage collector).
 _DEADLINE, _NEXT_UPDATE, _THIS_UPDATE, _MIDDLE, _LENGTH, _LENGTH_CLOSE, _DER, _ISSUER, _STATS, _SIZE = range(10)
@@ -111,19 +117,10 @@ class EdgeCache:
         # node and never grows the table.
         self._entries: OrderedDict[bytes, tuple] = OrderedDict()
         self._changed: deque[int] = deque()
-        self._second = -1
-        self._date = b""
-        self._lengths: dict[int, tuple[bytes, bytes]] = {}
+        self._lines = HeadLines()
         # The answer the handler produced for the request being handled (pipeline_step).
         self._seen: tuple | None = None
-        # Plain counts since the last flush_metrics().
-        self._stats: list[tuple[str, tuple[str, ...]]] = []
-        self._stats_index: dict[tuple[str, tuple[str, ...]], int] = {}
-        self._hits: list[int] = []
-        self._latency = [0] * (len(LATENCY_BUCKETS) + 1)
-        self._latency_sum_ns = 0
-        self._age = [0] * (len(AGE_BUCKETS) + 1)
-        self._age_sum = 0.0
+        self.counts = AnswerCounts(SOURCE)  # hits since the last flush_metrics()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -143,21 +140,11 @@ class EdgeCache:
             self._drop(key)
             return None
         self._entries.move_to_end(key)  # least recently used first out: a hit moves to the end
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._date = _http_date(dt.datetime.fromtimestamp(second, UTC))
         data = b"".join((
-            _HEAD, b"%d" % int(entry[_NEXT_UPDATE] - now), entry[_MIDDLE], self._date,
+            SHARED_HEAD, b"%d" % int(entry[_NEXT_UPDATE] - now), entry[_MIDDLE], self._lines.date(now),
             entry[_LENGTH_CLOSE] if close else entry[_LENGTH], entry[_DER],
         ))  # fmt: skip
-        self._hits[entry[_STATS]] += 1
-        age = now - entry[_THIS_UPDATE]
-        self._age[bisect_left(AGE_BUCKETS, age)] += 1
-        self._age_sum += age
-        elapsed = time.perf_counter_ns() - started
-        self._latency[bisect_left(LATENCY_BUCKETS, elapsed / 1e9)] += 1
-        self._latency_sum_ns += elapsed
+        self.counts.count(entry[_STATS], time.perf_counter_ns() - started, now - entry[_THIS_UPDATE])
         return data
 
     # filling -------------------------------------------------------------------
@@ -198,25 +185,12 @@ class EdgeCache:
         etag = dict(headers).get(b"etag")
         if etag is None:  # the handler sent no validator: not a shareable answer
             return
-        middle = (
-            b", public, no-transform, must-revalidate\r\nlast-modified: " + _http_date(answer.this_update)
-            + b"\r\nexpires: " + _http_date(answer.next_update) + b"\r\netag: " + etag + b"\r\ndate: "
-        )  # fmt: skip
+        middle = shared_middle(answer.this_update, answer.next_update, etag)
         size = len(key) + len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
         if size > self.budget.max_bytes:
             return
-        lines = self._lengths.get(len(answer.der))
-        if lines is None:
-            lines = self._lengths[len(answer.der)] = (
-                b"\r\ncontent-length: %d\r\n\r\n" % len(answer.der),
-                b"\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(answer.der),
-            )
-        stats_key = (name, answer.statuses)
-        stats = self._stats_index.get(stats_key)
-        if stats is None:
-            stats = self._stats_index[stats_key] = len(self._stats)
-            self._stats.append(stats_key)
-            self._hits.append(0)
+        lines = self._lines.lengths(len(answer.der))
+        stats = self.counts.slot(name, answer.statuses)
         if key in self._entries:
             self._drop(key)
         self._entries[key] = (deadline, next_update, answer.this_update.timestamp(), middle, lines[0], lines[1],
@@ -250,70 +224,25 @@ class EdgeCache:
 
     def flush_metrics(self) -> int:
         """Add the hits counted since the last flush to the Prometheus metrics; return how many."""
-        hits = sum(self._hits)
-        if not hits:
-            return 0
-        metrics = self.metrics
-        counts = list(zip(self._stats, self._hits, strict=True))
-        self._hits = [0] * len(self._hits)
-        latency, self._latency = self._latency, [0] * len(self._latency)
-        latency_sum, self._latency_sum_ns = self._latency_sum_ns / 1e9, 0
-        age, self._age = self._age, [0] * len(self._age)
-        age_sum, self._age_sum = self._age_sum, 0.0
-        if metrics is None:
-            return hits
-        for (ca, statuses), count in counts:
-            if not count:
-                continue
-            metrics.requests.labels(ca, "successful", SOURCE).inc(count)
-            for status in statuses:
-                metrics.certificates.labels(ca, status).inc(count)
-        add_observations(metrics.latency.labels(SOURCE), latency, latency_sum)
-        add_observations(metrics.response_age.labels(SOURCE), age, age_sum)
-        return hits
-
-
-def add_observations(histogram, bucket_counts: list[int], total: float) -> None:
-    """Add many observations to a labelled ``prometheus_client`` Histogram at once:
-    ``bucket_counts[i]`` values fell in bucket ``i`` (the last: +Inf), summing to ``total``.
-
-    The same result as ``observe()`` once per value (tests compare), at one increment per
-    bucket instead of one call per value.
-    """
-    for bucket, count in zip(histogram._buckets, bucket_counts, strict=True):
-        if count:
-            bucket.inc(count)
-    histogram._sum.inc(total)
+        return self.counts.flush(self.metrics)
 
 
 def edge_for(application) -> EdgeCache | None:
     """The edge cache for one worker's :class:`~certstatus.app.Application`, wired to its
     pipeline, answer cache budget, metrics and store change hub; None when no CA is eligible
     (module docstring) or the cache is off (``server.response_cache_bytes = 0``)."""
-    from certstatus.pipeline.authorize import policy_for
-    from certstatus.pipeline.metrics import ObserveMetrics
-
     settings = application.settings
     pipeline = application.pipeline
-    ops = settings.ops
     if pipeline is None or pipeline.cache is None or not settings.server.response_cache_bytes:
         return None
-    if ops.audit.log is not None:  # every request must reach the audit/billing log
-        return None
-    if ops.tls.client_auth != "none" or ops.tls.client_cert_header or ops.access.signer_trust_anchors or ops.tls.client_trust_anchors:
-        return None  # requests are authenticated: the pipeline must see each one
     guard = pipeline.guard
-    eligible: dict[int, tuple[str, Callable[[], float]]] = {}
-    for ca in application.registry.cas:
-        ca_settings = ca.settings
-        if ca_settings.mode == "live" or ca_settings.forward or ca_settings.sql is not None:
-            continue
-        if not policy_for(ca_settings, ops.access).open:
-            continue
-        eligible[ca.issuer_id] = (ca.name, _stale_deadline(guard, ca))
+    eligible: dict[int, tuple[str, Callable[[], float]]] = {
+        ca.issuer_id: (ca.name, _stale_deadline(guard, ca))
+        for ca in served_without_pipeline(application) if ca.settings.mode != "live"
+    }  # fmt: skip
     if not eligible:
         return None
-    metrics = next((o.metrics for o in pipeline.observers if isinstance(o, ObserveMetrics)), None)
+    metrics = pipeline_metrics(pipeline)
     answer_cache = pipeline.cache.cache
     edge = EdgeCache(answer_cache.budget, application.clock, eligible, metrics=metrics, on_fill=answer_cache.discard)
     handler = application.http

@@ -138,6 +138,8 @@ class OCSPHttpHandler:
         self.connection_gate = connection_gate
         #: The protocol edge's answer cache (:mod:`certstatus.server.edge`) once one is attached.
         self.edge = None
+        #: The protocol edge's live lane (:mod:`certstatus.server.live_lane`) once one is attached.
+        self.lane = None
         # The Date header of the current second (finish): formatted once per second.
         self._date_from = self._date_until = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         self._date = (b"date", b"")
@@ -214,29 +216,10 @@ class OCSPHttpHandler:
         offload: bool,
     ) -> HttpResponse | Pending:
         started_ns = time.perf_counter_ns()
-        path = raw_path.split(b"?", 1)[0].decode("latin-1")
-        if path.startswith("//"):
-            path = "/" + path.lstrip("/")
-        if method in ("GET", "HEAD") and path in ("/health", "/ready"):
-            return _head(method == "HEAD", self._probe(path))
-        found = self.route_for(path)
-        if method == "POST":
-            if found is None or found[1].strip("/"):
-                return NOT_FOUND
-            if len(body) > self.max_request_bytes:
-                return TOO_LARGE
-            der = body
-        elif method in ("GET", "HEAD"):
-            if found is None:
-                return NOT_FOUND
-            try:
-                der = decode_get_path(found[1])
-            except MalformedRequest:
-                return NOT_FOUND
-            if len(der) > self.max_request_bytes:
-                return TOO_LARGE
-        else:
-            return METHOD_NOT_ALLOWED
+        found = self.ocsp_request(method, raw_path, body)
+        if isinstance(found, HttpResponse):
+            return found
+        route, der = found
         forwarded_cert = None
         if self.proxies is not None:
             client_address, forwarded_cert = self.proxies.resolve(client_address, headers)
@@ -248,11 +231,39 @@ class OCSPHttpHandler:
                 observer.malformed(self.clock.now(), client_address, started_ns, str(exc))
             return _head(method == "HEAD", ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST))
         exchange = Exchange(
-            query, found[0], self.clock.now(), client_address,
+            query, route, self.clock.now(), client_address,
             request_der=der, tls_client_chain=tls_client_chain, forwarded_client_cert=forwarded_cert,
             started_ns=started_ns, offload=offload,
         )
         return self._run(exchange, headers, method == "HEAD")
+
+    def ocsp_request(self, method: str, raw_path: bytes, body: bytes) -> tuple[Route, bytes] | HttpResponse:
+        """The route and OCSPRequest DER of an HTTP request (RFC 6960 Appendix A), or the
+        response that answers it instead: a health probe, 404 (no route, a GET path that is
+        not base64), 405 (another method), 413 (over ``max_request_bytes``)."""
+        path = raw_path.split(b"?", 1)[0].decode("latin-1")
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        if method in ("GET", "HEAD") and path in ("/health", "/ready"):
+            return _head(method == "HEAD", self._probe(path))
+        found = self.route_for(path)
+        if method == "POST":
+            if found is None or found[1].strip("/"):
+                return NOT_FOUND
+            if len(body) > self.max_request_bytes:
+                return TOO_LARGE
+            return found[0], body
+        if method in ("GET", "HEAD"):
+            if found is None:
+                return NOT_FOUND
+            try:
+                der = decode_get_path(found[1])
+            except MalformedRequest:
+                return NOT_FOUND
+            if len(der) > self.max_request_bytes:
+                return TOO_LARGE
+            return found[0], der
+        return METHOD_NOT_ALLOWED
 
     def _probe(self, path: str) -> HttpResponse:
         if path == "/health":
@@ -293,7 +304,7 @@ class OCSPHttpHandler:
             # A nonce makes the response unique to one request: no cache may reuse it, nor
             # revalidate it, so it carries no ETag (and If-None-Match is not compared).
             return HttpResponse(200, _NONCE_HEADERS, answer.der)
-        etag = b'"' + hashlib.sha256(answer.der).hexdigest().encode() + b'"'
+        etag = etag_of(answer.der)
         now = self.clock.now()
         max_age = max(0, int((answer.next_update - now).total_seconds()))
         cache_headers = (
@@ -305,6 +316,11 @@ class OCSPHttpHandler:
         if _etag_matches(headers.get(b"if-none-match"), etag):
             return HttpResponse(304, cache_headers)
         return HttpResponse(200, ((b"content-type", OCSP_RESPONSE_TYPE), *cache_headers), answer.der)
+
+
+def etag_of(der: bytes) -> bytes:
+    """The strong ETag (RFC 9110 §8.8.3) of a response body: its SHA-256 in hex, quoted."""
+    return b'"' + hashlib.sha256(der).hexdigest().encode() + b'"'
 
 
 def _head(head: bool, response: HttpResponse) -> HttpResponse:
