@@ -15,7 +15,8 @@ costs: HTTP bytes fed to :class:`~certstatus.server.protocol.HttpProtocol`
 HTTP response) up to the ``transport.write`` call — the socket system calls
 and the event loop are not counted (a stub transport). The same is done with
 the signature replaced by a constant (``--no-sign`` rows), which isolates the
-signature's share.
+signature's share, and once more with the live lane off (every request through
+the handler and the pipeline, as before server/live_lane.py), for comparison.
 
 Note: under valgrind OpenSSL sees a CPU without some extensions (ADX/BMI2),
 so the signature's count runs a slower code path than on the real machine;
@@ -71,16 +72,19 @@ class _Transport:
         return False
 
 
-def child(folder: Path, count: int, no_sign: bool) -> None:
+def child(folder: Path, count: int, no_sign: bool, handler_only: bool = False) -> None:
     """One measured process: start-up, warm-up, then ``count`` requests through the protocol edge."""
     from certstatus.app import build_application
     from certstatus.config import load_config
+    from certstatus.server.live_lane import lane_for
     from certstatus.server.protocol import HttpProtocol, ServerState
 
     bodies = _read_bodies(folder / "requests.bin")
     raw = [b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
            b"Content-Length: %d\r\n\r\n" % len(body) + body for body in bodies]  # fmt: skip
     application = build_application(load_config(folder / "certstatus.toml"), watch=False)
+    if not handler_only:
+        lane_for(application)  # as a worker does (server/workers.py): the live lane answers these requests
     if no_sign:
         for ca in application.registry.cas:
             for signer in ca.signers.signers:
@@ -96,12 +100,15 @@ def child(folder: Path, count: int, no_sign: bool) -> None:
         sys.exit("no response was written")
 
 
-def callgrind(folder: Path, count: int, no_sign: bool) -> int:
+def callgrind(folder: Path, count: int, no_sign: bool, handler_only: bool = False) -> int:
     """Total instructions of :func:`child` under callgrind."""
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/callgrind.{count}.{int(no_sign)}",
+    command = ["valgrind", "--tool=callgrind",
+               f"--callgrind-out-file={folder}/callgrind.{count}.{int(no_sign)}.{int(handler_only)}",
                sys.executable, __file__, "--child", str(folder), "--requests", str(count)]  # fmt: skip
     if no_sign:
         command.append("--no-sign")
+    if handler_only:
+        command.append("--handler-only")
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return int(re.search(r"Collected : (\d+)", result.stderr).group(1))
 
@@ -112,9 +119,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="measured requests (default 2000)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-sign", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--handler-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.requests, args.no_sign)
+        child(args.child, args.requests, args.no_sign, args.handler_only)
         return
     from certstatus.app import prepare
     from certstatus.config import load_config
@@ -134,13 +142,15 @@ def main() -> None:
         print(f"callgrind, {args.requests:,} live {name} requests (nonce-less, one CertID), protocol edge "
               "to transport.write", flush=True)  # fmt: skip
         rows = []
-        for no_sign in (False, True):
-            base = callgrind(folder, 0, no_sign)
-            total = callgrind(folder, args.requests, no_sign)
+        for no_sign, handler_only in ((False, False), (True, False), (True, True)):
+            base = callgrind(folder, 0, no_sign, handler_only)
+            total = callgrind(folder, args.requests, no_sign, handler_only)
             rows.append((total - base) / args.requests)
         print(f"{'per request, whole edge':34s} {rows[0]:12,.0f} instructions")
         print(f"{'per request, signature a constant':34s} {rows[1]:12,.0f} instructions")
         print(f"{'the signature (difference)':34s} {rows[0] - rows[1]:12,.0f} instructions")
+        print(f"{'the same, lane off (handler path)':34s} {rows[2]:12,.0f} instructions   "
+              f"(the live lane saves {1 - rows[1] / rows[2]:.1%} of the non-signature work)")
 
 
 if __name__ == "__main__":

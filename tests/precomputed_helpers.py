@@ -103,3 +103,17 @@ def answer(app, der: bytes, clock) -> OCSPAnswer:
 
 def parse(der: bytes) -> ocsp.OCSPResponse:
     return ocsp.load_der_ocsp_response(der)
+
+
+def revoke_in_index(pki: DemoPki, serial_number: int, store, served, clock) -> None:
+    """Mark ``serial_number`` revoked (keyCompromise, 2026-01-01) in the PKI's index.txt and import
+    the file for ``served`` (a ServedCA) into ``store``, as the refresher would."""
+    from certstatus.sources.importer import CaTarget, import_index
+
+    serial = f"{serial_number:X}"
+    lines = pki.index.read_text().splitlines(keepends=True)
+    pki.index.write_text("".join(
+        line.replace("V\t", "R\t", 1).replace("\t\t", "\t260101000000Z,keyCompromise\t", 1) if serial in line else line
+        for line in lines
+    ))  # fmt: skip
+    import_index(store, CaTarget(served.settings, served.issuer_id, served.certificate), str(pki.index), clock)

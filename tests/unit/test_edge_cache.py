@@ -29,10 +29,9 @@ from certstatus.metrics import LATENCY_BUCKETS, RequestMetrics
 from certstatus.pipeline.cache import ENTRY_OVERHEAD
 from certstatus.server.edge import EDGE_ENTRY_OVERHEAD, add_observations, edge_for
 from certstatus.server.protocol import HttpProtocol, ServerState
-from certstatus.sources.importer import CaTarget, import_index
 from certstatus.store.changes import StoreChange
 from certstatus.store.sqlite import SQLiteStore
-from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, settings_for
+from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, revoke_in_index, settings_for
 
 NONCE = b"0123456789abcdef"
 
@@ -200,14 +199,8 @@ def test_a_revocation_pushed_through_the_store_is_answered_at_once(worker, demo_
     w.send(request)
     w.send(request)
     assert w.edge.flush_metrics() == 1
-    serial = f"{demo_pki.serials['good']:X}"
-    index = w.pki.index.read_text().splitlines(keepends=True)
-    w.pki.index.write_text("".join(
-        line.replace("V\t", "R\t", 1).replace("\t\t", "\t260101000000Z,keyCompromise\t", 1) if serial in line else line
-        for line in index
-    ))  # fmt: skip
     served = w.app.registry.cas[0]
-    import_index(w.store, CaTarget(served.settings, served.issuer_id, served.certificate), str(w.pki.index), w.clock)
+    revoke_in_index(w.pki, demo_pki.serials["good"], w.store, served, w.clock)
     # What the worker's ChangeWatcher thread does when it sees the issuer's counter grow:
     w.app.changes.publish(StoreChange(served.issuer_id, w.store.change_counters()[served.issuer_id]))
     answer = ocsp.load_der_ocsp_response(split(w.send(request))[2])

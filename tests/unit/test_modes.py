@@ -26,7 +26,6 @@ from certstatus.generator.run import Generator
 from certstatus.generator.schedule import GenerationLoop
 from certstatus.pipeline.base import OCSPAnswer, OCSPError
 from certstatus.pipeline.cache import ENTRY_OVERHEAD, AnswerCache
-from certstatus.sources.importer import CaTarget, import_index
 from certstatus.store.changes import StoreChange
 from certstatus.store.sqlite import SQLiteStore
 from tests.signing_support import ocsp_request
@@ -38,6 +37,7 @@ from tests.precomputed_helpers import (
     multi_request_der,
     parse,
     request_der,
+    revoke_in_index,
     settings_for,
     without_hash_parameters,
 )
@@ -271,16 +271,7 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_on_the_next_tick(
     request = request_der(cached.pki, "good")
     assert parse(cached.ask(request).der).certificate_status is ocsp.OCSPCertStatus.GOOD
 
-    serial = f"{demo_pki.serials['good']:X}"
-    index = cached.pki.index.read_text().splitlines(keepends=True)
-    cached.pki.index.write_text(
-        "".join(
-            line.replace("V\t", "R\t", 1).replace("\t\t", "\t260101000000Z,keyCompromise\t", 1) if serial in line else line
-            for line in index
-        )
-    )
-    served = cached.app.registry.cas[0]
-    import_index(cached.store, CaTarget(served.settings, served.issuer_id, served.certificate), str(cached.pki.index), cached.clock)
+    revoke_in_index(cached.pki, demo_pki.serials["good"], cached.store, cached.app.registry.cas[0], cached.clock)
     # What the worker's ChangeWatcher thread does when it sees the issuer's counter grow:
     cached.app.changes.publish(StoreChange(cached.issuer_id, cached.store.change_counters()[cached.issuer_id]))
     live = cached.ask(request)

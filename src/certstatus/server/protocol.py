@@ -83,7 +83,8 @@ def url_limit(max_request_bytes: int) -> int:
 
 class ServerState:
     """What the connections of one worker share: handler, limits, open connections,
-    and the edge answer cache (:mod:`certstatus.server.edge`; None: every request
+    the edge answer cache (:mod:`certstatus.server.edge`) and the live lane
+    (:mod:`certstatus.server.live_lane`), the handler's own (None: every request
     goes to the handler).
 
     Sizes in bytes, ``client_timeout`` in seconds; ``guard`` holds the
@@ -102,6 +103,7 @@ class ServerState:
     ) -> None:
         self.handler = handler
         self.edge = edge if edge is not None else handler.edge
+        self.lane = handler.lane
         self.guard = guard
         self.client_timeout = client_timeout
         self.max_header_bytes = max_header_bytes
@@ -120,8 +122,7 @@ class ServerState:
             # A connection waiting for a forwarded answer is bounded by the forward timeout instead.
             for connection in [c for c in self.connections if c.deadline < now and c.held is None]:
                 connection.time_out()
-            if self.edge is not None:
-                self.edge.flush_metrics()
+            self.flush_metrics()
             self._sweeper = loop.call_later(interval, sweep)
 
         self._sweeper = loop.call_later(interval, sweep)
@@ -131,8 +132,14 @@ class ServerState:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        self.flush_metrics()
+
+    def flush_metrics(self) -> None:
+        """Add what the edge cache and the live lane answered to the metrics (each sweep, and at shutdown)."""
         if self.edge is not None:
             self.edge.flush_metrics()
+        if self.lane is not None:
+            self.lane.flush_metrics()
 
 
 def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -> bytes:
@@ -350,23 +357,28 @@ class HttpProtocol(asyncio.Protocol):
         self._answer(method, self.url, self.headers, body, close)
 
     def _answer(self, method: bytes, url: bytes, headers: dict[bytes, bytes], body: bytes, close: bool) -> None:
-        """Answer one complete request: from the edge cache, or the handler (maybe via a thread)."""
+        """Answer one complete request: from the edge cache, the live lane, or the handler (maybe via a thread)."""
         state = self.state
         edge = state.edge
         key = None
-        if edge is not None and b"if-none-match" not in headers:
-            key = _edge_key(method, url, body)
-            if key is not None:
-                data = edge.lookup(key, close)
-                if data is not None:
-                    self.transport.write(data)
-                    if close:
-                        self.closing = True
-                        self.transport.close()
-                    else:
-                        self.deadline = self.loop.time() + state.client_timeout
-                    return
-                edge.start()
+        if b"if-none-match" not in headers:
+            data = None
+            if edge is not None:
+                key = _edge_key(method, url, body)
+                if key is not None:
+                    data = edge.lookup(key, close)
+                    if data is None:
+                        edge.start()
+            if data is None and state.lane is not None:
+                data = state.lane.answer(method, url, body, close)
+            if data is not None:
+                self.transport.write(data)
+                if close:
+                    self.closing = True
+                    self.transport.close()
+                else:
+                    self.deadline = self.loop.time() + state.client_timeout
+                return
         name = method.decode("latin-1")
         response = state.handler.handle(name, url, headers, body, self.client, offload=True)
         if isinstance(response, Pending):  # a forwarded request: wait in a thread, hold what follows

@@ -123,7 +123,7 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
     from certstatus.config import Settings
     from certstatus.observability import configure_logging
     from certstatus.server.edge import edge_for
-
+    from certstatus.server.live_lane import lane_for
     from certstatus.signing.loader import start_signer_watcher
 
     configure_logging(log_level)
@@ -136,6 +136,7 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
         built.append(application)
         start_signer_watcher(application.registry.cas)  # rescans signers_dir; SIGHUP forces it
         edge_for(application)  # the edge answer cache, when a CA is eligible (server/edge.py)
+        lane_for(application)  # the live lane, when a live CA is eligible (server/live_lane.py)
         return application.http
 
     try:
