@@ -18,7 +18,10 @@ What it does, all on 127.0.0.1 and in a temporary folder:
 
 ``openssl ocsp`` answers one request per connection, so every figure is given
 with keep-alive and with ``Connection: close``; OpenSSL's keep-alive figure is
-in effect a close figure. Benchmarks are never timed tests (see STYLE.md).
+in effect a close figure. Each row also gives the load generator's own CPU per
+request (``wrk_cpu_us/req``, from wrk's rusage): with ``--both-cores`` wrk shares
+the two cores with the server, so that is CPU the server cannot have.
+Benchmarks are never timed tests (see STYLE.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import http.client
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -128,6 +132,7 @@ class Measurement:
     p99_ms: float
     problems: list[str]
     per_cpu_second: float = 0.0
+    client_us: float = 0.0  # CPU of the load generator (wrk) per request, µs
 
 
 # --------------------------------------------------------------------------- data
@@ -346,7 +351,10 @@ def run_wrk(port: int, script: Path, bodies: Path, connection: str, args: argpar
          f"http://{HOST}:{port}/", "--", str(bodies), connection],
         1, pin,
     )  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     match = _WRK_RESULT.search(done.stdout)
     if done.returncode != 0 or not match:
         raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -357,6 +365,7 @@ def run_wrk(port: int, script: Path, bodies: Path, connection: str, args: argpar
         p50_ms=values["p50_us"] / 1000,
         p99_ms=values["p99_us"] / 1000,
         problems=problems,
+        client_us=client_cpu / max(values["requests"], 1) * 1e6,
     )
 
 
@@ -381,9 +390,10 @@ def measure(label: str, server: Server, bodies: Path, connection: str, script: P
         p99_ms=statistics.median(r.p99_ms for r in runs),
         problems=[f"run {i + 1}: {p}" for i, r in enumerate(runs) for p in r.problems],
         per_cpu_second=statistics.median(per_cpu),
+        client_us=statistics.median(r.client_us for r in runs),
     )
     print(f"{label:<34} req/s={result.rps:8.0f}  p50_ms={result.p50_ms:7.2f}  p99_ms={result.p99_ms:8.2f}"
-          f"  req/cpu-s={result.per_cpu_second:7.0f}"
+          f"  req/cpu-s={result.per_cpu_second:7.0f}  wrk_cpu_us/req={result.client_us:5.1f}"
           f"   (runs: {', '.join(f'{r.rps:.0f}' for r in runs)})", flush=True)  # fmt: skip
     for problem in result.problems:
         print(f"    {label}: {problem}", flush=True)
