@@ -278,3 +278,22 @@ def test_minimal_serials_stay_on_the_fast_path(content):
     der = _one_cert_id_request(b"\x02" + bytes([len(content) // 2]) + bytes.fromhex(content))
     assert fast_path_taken(der)
     assert assert_same(der).cert_ids[0].serial_number == int.from_bytes(bytes.fromhex(content), "big", signed=True)
+
+
+@pytest.mark.parametrize(
+    "cert_id_content",
+    [
+        # Fuzzing finding (bench/fuzz.py --target framing, session 4): a CertID with a trailing
+        # field was accepted by the reference parser and echoed, and cryptography read the
+        # response as "ExtraData in ResponseData". The same for a non-minimal length inside it.
+        bytes.fromhex("300906052b0e03021a0500") + b"\x04\x14" + b"n" * 20 + b"\x04\x14" + b"k" * 20 + b"\x02\x01\x05\x05\x00",
+        bytes.fromhex("300906052b0e03021a0500") + b"\x04\x81\x14" + b"n" * 20 + b"\x04\x14" + b"k" * 20 + b"\x02\x01\x05",
+    ],
+    ids=["trailing-field", "non-minimal-length"],
+)
+def test_a_cert_id_that_is_not_der_is_malformed_on_both_paths(cert_id_content):
+    cert_id = b"\x30" + bytes([len(cert_id_content)]) + cert_id_content
+    der = b"\x30" + bytes([len(cert_id) + 4]) + b"\x30" + bytes([len(cert_id) + 2]) + b"\x30" + bytes([len(cert_id)]) + cert_id
+    der = b"\x30" + bytes([len(der)]) + der
+    assert not fast_path_taken(der)
+    assert assert_same(der) == "malformedRequest"

@@ -116,9 +116,9 @@ def parse_request(der: bytes) -> OCSPQuery:
     """Parse DER bytes of an OCSPRequest.
 
     Raises :class:`MalformedRequest` for empty, truncated or trailing bytes,
-    a version other than v1, an empty requestList, a CertID hash algorithm
-    other than SHA-1/256/384/512 or with parameters other than absent/NULL, a
-    serialNumber that is not a minimal DER INTEGER, a critical extension not understood, or a
+    a version other than v1, an empty requestList, a CertID that is not DER, a
+    CertID hash algorithm other than SHA-1/256/384/512 or with parameters other than
+    absent/NULL, a serialNumber that is not a minimal DER INTEGER, a critical extension not understood, or a
     nonce of 0 or more than 128 octets (RFC 9654 §2.1).
     """
     if not der:
@@ -203,7 +203,13 @@ def _read_cert_id(cert_id: asn1_ocsp.CertId) -> CertID:
     name_hash = cert_id["issuer_name_hash"].native
     key_hash = cert_id["issuer_key_hash"].native
     serial = cert_id["serial_number"].native
-    return CertID(name, name_hash, key_hash, serial, cert_id.dump())
+    der = cert_id.dump()
+    if asn1_ocsp.CertId.load(der).dump(force=True) != der:
+        # X.690 §10: the CertID is echoed as received, and one with trailing fields or
+        # non-minimal lengths makes the whole response unreadable to DER clients (the fuzzer's
+        # finding: cryptography reports ExtraData in ResponseData).
+        raise MalformedRequest("CertID is not DER (trailing fields or non-minimal lengths)")
+    return CertID(name, name_hash, key_hash, serial, der)
 
 
 _DER_NULL = b"\x05\x00"
