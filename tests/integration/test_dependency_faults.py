@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import http.client
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def test_postgres_restart_under_load_gives_try_later_then_right_answers_without_
         server = ServeProcess.start(config, port)
         expected = {"good": "good", "revoked-keycompromise": "revoked"}
         bodies = {leaf: _request(demo_pki, leaf) for leaf in expected}
+        _until_answered(server, port, bodies["good"])  # the socket listens before a worker has started
         seen: list[tuple[str, str, int, str]] = []  # (phase, leaf, HTTP status, answer)
         phase = ["before"]
         stop = threading.Event()
@@ -143,6 +145,58 @@ def test_postgres_restart_under_load_gives_try_later_then_right_answers_without_
     tail = by_phase["restarted"][-8:]
     assert tail and all(a == expected[leaf] for leaf, _s, a in tail), tail
     assert "Traceback" not in log
+
+
+def test_a_worker_that_cannot_start_while_postgresql_is_down_is_started_again_once_it_is_back(
+    demo_pki: DemoPki, tmp_path: Path
+) -> None:
+    """A worker that dies while the database is down cannot start either (it opens the store at
+    start-up); the supervisor starts it again with a back-off instead of giving up."""
+    with throwaway_postgres() as postgres:
+        port = free_port()
+        config = tmp_path / "certstatus.toml"
+        config.write_text(
+            f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 1\ndatabase = "{postgres.dsn}"\n\n'
+            f'[ca.issuing]\ncertificate = "{demo_pki.ca_cert}"\ncrl = ["{demo_pki.crl}"]\n'
+            f'signer_certificate = "{demo_pki.ocsp_cert}"\nsigner_key = "{demo_pki.ocsp_key}"\n'
+        )
+        run_certstatus("db", "upgrade", "--config", str(config))
+        server = ServeProcess.start(config, port)
+        body = _request(demo_pki, "good")
+        try:
+            _until_answered(server, port, body)
+            (worker,) = _worker_pids(server.process.pid)
+            postgres.stop("fast")
+            os.kill(worker, signal.SIGKILL)  # its replacement starts while the database is down
+            deadline = time.monotonic() + DEADLINE
+            while "failure 2 at start-up in a row" not in server.log.read_text(errors="replace"):
+                assert time.monotonic() < deadline and server.process.poll() is None, server.log.read_text(errors="replace")
+                time.sleep(0.2)
+            postgres.start()
+            _until_answered(server, port, body)
+        finally:
+            server.stop()
+
+
+def _until_answered(server: ServeProcess, port: int, body: bytes) -> None:
+    """Wait (at most :data:`DEADLINE`) until ``body`` (the "good" leaf's request) is answered good."""
+    deadline = time.monotonic() + DEADLINE
+    while _try(port, body) != (200, "good"):
+        assert time.monotonic() < deadline and server.process.poll() is None, server.log.read_text(errors="replace")
+        time.sleep(0.2)
+
+
+def _try(port: int, body: bytes) -> tuple[int, str] | None:
+    try:
+        return _ask(port, body)
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def _worker_pids(supervisor: int) -> list[int]:
+    """The supervisor's worker processes (multiprocessing's resource tracker left out)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 # --- CRL source down: staleness policy ----------------------------------------------------------

@@ -36,8 +36,13 @@ log = logging.getLogger("certstatus.server")
 
 #: Seconds a worker waits for open connections to finish after SIGTERM.
 GRACE_SECONDS = 10.0
-#: A worker dying sooner than this after its start is not restarted (a crash loop).
+#: A worker dying sooner than this after its start failed at start-up: it is restarted after a
+#: back-off (a database that is down for a moment), not at once (a crash loop).
 MIN_WORKER_LIFETIME = 2.0
+#: Back-off before restarting a worker that failed at start-up: doubled per failure in a row.
+START_BACKOFF = (1.0, 15.0)  # (first, longest) seconds
+#: Failures at start-up in a row after which, with no worker running, the server gives up (~30 s).
+MAX_START_FAILURES = 5
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -166,11 +171,17 @@ def serve_forever(
     (:meth:`Settings.to_json`, read at each start so that a reload reaches new
     workers). ``on_ready`` runs here once the workers are started and signals
     handled; ``on_reload`` on SIGHUP — the workers are replaced unless it
-    returns False (a refused reload).
+    returns False (a refused reload). A worker that dies is started again; one that
+    dies within :data:`MIN_WORKER_LIFETIME` of its start (it could not start: the
+    database was down a moment, say) after a back-off of :data:`START_BACKOFF`,
+    doubled per failure in a row; after :data:`MAX_START_FAILURES` in a row with
+    none running, the server gives up (``SystemExit``).
     """
     context = multiprocessing.get_context("spawn")
     running: dict[int, tuple[multiprocessing.Process, float]] = {}
     pending: list[int] = []
+    restarts: list[float] = []  # monotonic times at which a worker that failed at start-up is started again
+    failures = 0  # start-up failures in a row
 
     def spawn() -> None:
         process = context.Process(
@@ -191,8 +202,13 @@ def serve_forever(
             spawn()
         if on_ready is not None:
             on_ready()
-        while running:
-            ready = multiprocessing.connection.wait(list(running), timeout=0.2)
+        while running or restarts:
+            if running:
+                ready = multiprocessing.connection.wait(list(running), timeout=0.2)
+            else:
+                ready = []
+                time.sleep(0.2)
+            _reap_replaced()
             while pending:
                 signum = pending.pop(0)
                 if signum == signal.SIGHUP:
@@ -200,6 +216,7 @@ def serve_forever(
                     if on_reload is not None and on_reload() is False:
                         continue  # refused: the running workers keep serving the running configuration
                     old = list(running.values())
+                    restarts.clear()
                     for _ in range(workers):
                         spawn()
                     for process, _started in old:
@@ -209,6 +226,10 @@ def serve_forever(
                 else:
                     _stop_all(running, grace_seconds)
                     return
+            now = time.monotonic()
+            for due in [when for when in restarts if when <= now]:
+                restarts.remove(due)
+                spawn()
             for sentinel in ready:
                 entry = running.pop(sentinel, None)
                 if entry is None:
@@ -218,9 +239,15 @@ def serve_forever(
                 lived = time.monotonic() - started
                 log.error("worker %d exited (status %s) after %.1f s", process.pid, process.exitcode, lived)
                 if lived >= MIN_WORKER_LIFETIME:
+                    failures = 0
                     spawn()
-                elif not running:
-                    raise SystemExit("every worker failed at start-up; see the errors above")
+                    continue
+                failures += 1
+                if failures >= MAX_START_FAILURES and not running and not restarts:
+                    raise SystemExit(f"every worker failed at start-up, {failures} times in a row; see the errors above")
+                delay = min(START_BACKOFF[1], START_BACKOFF[0] * 2 ** (failures - 1))
+                log.warning("starting a worker again in %.0f s (failure %d at start-up in a row)", delay, failures)
+                restarts.append(time.monotonic() + delay)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -232,8 +259,13 @@ _replaced: list[multiprocessing.Process] = []
 
 def _reap_later(process: multiprocessing.Process) -> None:
     """Keep a replaced worker until it has drained (joined at shutdown, or when it is done)."""
-    _replaced[:] = [p for p in _replaced if p.is_alive()]
+    _reap_replaced()
     _replaced.append(process)
+
+
+def _reap_replaced() -> None:
+    """Forget the replaced workers that have exited (``is_alive`` reaps them: no zombie is left)."""
+    _replaced[:] = [p for p in _replaced if p.is_alive()]
 
 
 def _stop_all(running: dict, grace_seconds: float) -> None:
