@@ -514,7 +514,8 @@ def main() -> int:
     parser.add_argument("--peak-seconds", type=int, default=8, help="wrk run measuring the peak")
     parser.add_argument("--warmup", type=float, help="seconds before RSS is taken as the start (default: a tenth, >= 20 s)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--http", choices=("uvicorn", "protocol"), default="uvicorn", help="the server (default uvicorn, the config default)")
+    parser.add_argument("--http", choices=("auto", "uvicorn", "protocol"), default="auto",
+                        help="the server (default auto, the config default: the protocol edge for plain HTTP)")
     parser.add_argument("--serials", type=int, default=3000, help="certificates per CA")
     parser.add_argument("--requests", type=int, default=4000, help="distinct requests per CA (rotated)")
     parser.add_argument("--connections", type=int, default=24, help="keep-alive connections of the soak client")

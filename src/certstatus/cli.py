@@ -202,7 +202,7 @@ def serve(log_level: str, **opts) -> None:
             highlight=False,
         )
 
-    if settings.server.http != "protocol":  # the protocol edge reports the port it bound (0: a free one)
+    if settings.http_server != "protocol":  # the protocol edge reports the port it bound (0: a free one)
         listening(settings.server.host, settings.server.port)
     run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening)
 

@@ -154,7 +154,7 @@ class ServerSettings:
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # per worker
-    http: str = "uvicorn"  # or "protocol": server/protocol.py (plain HTTP)
+    http: str = "auto"  # "protocol" (server/protocol.py, plain HTTP), "uvicorn" (ASGI), auto: see Settings.http_server
     where: str = dataclasses.field(default="command line", compare=False)
     key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
 
@@ -174,6 +174,15 @@ class Settings:
     cas: tuple[CaSettings, ...]
     admin: AdminSettings | None = None
     ops: OperationsSettings = OperationsSettings()
+
+    @property
+    def http_server(self) -> str:
+        """The workers' HTTP server: ``server.http``, where ``"auto"`` (the default) is the
+        protocol edge (server/protocol.py: edge answer cache, live lane) for plain HTTP and
+        uvicorn when ``[tls]`` is on (TLS and client certificates are built on uvicorn)."""
+        if self.server.http != "auto":
+            return self.server.http
+        return "uvicorn" if self.ops.tls.enabled else "protocol"
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -285,7 +294,7 @@ def check_settings(settings: Settings, where: str) -> Settings:
         raise ConfigError(
             settings.server.where, "server.http",
             '"protocol" serves plain HTTP only; TLS is served by the default server.',
-            'Remove server.http (or set "uvicorn"), or terminate TLS in front of certstatus.',
+            'Remove server.http (auto: uvicorn with [tls]), or terminate TLS in front of certstatus.',
         )  # fmt: skip
     for ca in settings.cas:
         if ca.name in names:
@@ -447,9 +456,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
         raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
-    http = raw.get("http", "uvicorn")
-    if http not in ("uvicorn", "protocol"):
-        raise ConfigError(where, "server.http", f"{http!r} is not uvicorn or protocol.", 'Write "uvicorn" (default) or "protocol".')
+    http = raw.get("http", "auto")
+    if http not in ("auto", "uvicorn", "protocol"):
+        raise ConfigError(where, "server.http", f"{http!r} is not auto, uvicorn or protocol.",
+                          'Write "auto" (default: protocol for plain HTTP, uvicorn with [tls]), "protocol" or "uvicorn".')
     permissions = raw.get("key_permissions", "refuse")
     if permissions not in ("refuse", "warn"):
         raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')

@@ -217,9 +217,11 @@ SERVER = Section(
             '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
         Key("response_cache_bytes", _CORE["integer"], "Per worker: the in-process cache of answers of `precomputed` and "
             "`cached` CAs, in bytes, least recently used out; 0 = off. See [precomputed.md](precomputed.md).", "67108864"),
-        Key("http", _choice("uvicorn", "protocol"), 'The HTTP server of the workers: uvicorn (ASGI), or `"protocol"`, '
+        Key("http", _choice("auto", "protocol", "uvicorn"), 'The HTTP server of the workers: `"protocol"`, '
             "certstatus's own asyncio protocol over httptools (plain HTTP only, no `[tls]`; keep-alive, pipelining, "
-            "413/414/431 limits and `client_timeout`; figures in bench/README.md).", '"uvicorn"'),
+            "413/414/431 limits, `client_timeout`, the edge answer cache and the live lane), or `\"uvicorn\"` (ASGI; "
+            'TLS and client certificates). `"auto"` takes the protocol edge for plain HTTP and uvicorn with `[tls]` '
+            "(figures of both in bench/README.md).", '"auto"'),
         Key("client_timeout", Kind("seconds (a number, 0.1 to 3600)", _string),
             "Seconds a client has to send a whole request from its first byte (slow senders do not extend "
             "it), and the idle time of a keep-alive connection or of a new one that sends nothing; "

@@ -51,7 +51,7 @@ def serve(
     configure_logging(log_level)
     lifecycle = Lifecycle(settings, reload_settings)
     lifecycle.start()
-    if settings.server.http == "protocol":
+    if settings.http_server == "protocol":
         _serve_protocol(settings, lifecycle, log_level, on_listening)
         return
     os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
