@@ -23,7 +23,7 @@ T0 = dt.datetime(2030, 6, 1, tzinfo=dt.timezone.utc)
 DEADLINE = 10.0  # seconds; a bound for a broken watcher, not a speed check (bench/fleet.py measures)
 
 
-def _wait_for(predicate, what: str) -> None:
+def wait_for(predicate, what: str) -> None:
     end = time.monotonic() + DEADLINE
     while not predicate():
         if time.monotonic() > end:
@@ -113,7 +113,7 @@ def test_worker_learns_that_another_process_imported_its_cas_data(database, demo
             assert [r.error for r in results] == [None]
         finally:
             importer.close()
-        _wait_for(lambda: served.has_data, "has_data refresh")
+        wait_for(lambda: served.has_data, "has_data refresh")
         answer = app.http.handle("POST", b"/", {}, request)
         assert answer.status == 200
         assert ocsp.load_der_ocsp_response(answer.body).certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import queue
-import time
 from pathlib import Path
 
 import pytest
@@ -34,10 +33,9 @@ from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import SourceState
 from certstatus.store.changes import StoreChange
 from certstatus.store.factory import open_store
-from tests.sources_helpers import ca_of
 from tests.precomputed_helpers import answer, ca_settings, copy_pki, parse, request_der, settings_for
-
-DEADLINE = 10.0  # seconds; a bound for a broken guard or watcher, not a speed check
+from tests.sources_helpers import ca_of
+from tests.store.test_changes import wait_for
 
 
 class Ca:
@@ -93,14 +91,6 @@ def ca(database, demo_pki, tmp_path):
     made.close()
 
 
-def _wait_for(predicate, what: str) -> None:
-    end = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > end:
-            pytest.fail(f"{what} did not happen within {DEADLINE} s")
-        time.sleep(0.01)
-
-
 def test_a_reissued_crl_with_the_same_entries_wakes_no_generator_and_drops_no_cache(ca) -> None:
     assert ca.loop.tick().signed > 0  # the first pass signs everything
     app = ca.app(watch=True)
@@ -122,7 +112,7 @@ def test_a_reissued_crl_with_the_same_entries_wakes_no_generator_and_drops_no_ca
     # A write to another issuer after it: once the watcher publishes that one, it has seen the re-import.
     other = ca.store.register_issuer("other", b"other")
     ca.store.replace_source(other, SourceState("crl", "other", now, 0))
-    _wait_for(lambda: any(change.issuer_id == other for change in list(heard.queue)), "the other issuer's change")
+    wait_for(lambda: any(change.issuer_id == other for change in list(heard.queue)), "the other issuer's change")
     assert [change for change in list(heard.queue) if change.issuer_id == ca.issuer_id] == []
     assert answer(app, good, ca.clock).source == "cache"
 
@@ -166,7 +156,7 @@ def test_a_stale_ca_is_fresh_again_after_a_reissued_crl_with_the_same_entries(ca
         except OCSPError:
             return False
 
-    _wait_for(answered, "the freshness guard seeing the new CRL")
+    wait_for(answered, "the freshness guard seeing the new CRL")
     assert parse(answer(app, good, ca.clock).der).certificate_status is ocsp.OCSPCertStatus.GOOD
 
 
