@@ -202,6 +202,16 @@ def count_changes(rows: int, kinds_before: Set[str], kind: str, drop_kinds: Sequ
     return ChangeCount(rows, (kind not in kinds_before) + len(lost))
 
 
+def source_marks(rows: Iterable[Sequence[Any]]) -> dict[int, tuple]:
+    """{issuer id: its source states} from ``sources`` rows ``(issuer_id, kind, imported_at, this_update,
+    next_update)`` in any order: values to compare with those of an earlier call
+    (:meth:`StatusStore.source_marks`), in the backend's own encoding."""
+    marks: dict[int, list] = {}
+    for row in rows:
+        marks.setdefault(row[0], []).append(tuple(row[1:]))
+    return {issuer_id: tuple(sorted(states)) for issuer_id, states in marks.items()}
+
+
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
 #: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
 CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
@@ -362,6 +372,15 @@ class StatusStore(Protocol):
         The generator reads the issuer's counter before the statuses it
         signs (:meth:`store_precomputed`); its own writes do not grow it
         (a re-signed response changes no status).
+        """
+
+    def source_marks(self) -> dict[int, tuple]:
+        """Return {issuer id: a value that changes with every import or push of the issuer}.
+
+        Every import writes its source state (import time, a CRL's
+        thisUpdate/nextUpdate) even when it changes no status and leaves the
+        change counter alone; :mod:`certstatus.store.changes` compares these
+        values to tell the freshness guard. Only equality is meaningful.
         """
 
     def schema_version(self) -> int:

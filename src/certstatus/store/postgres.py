@@ -11,10 +11,11 @@ What differs is speed and propagation:
 * ``lookup`` is one round trip to a statement prepared once per connection;
 * ``replace_source`` writes with binary ``COPY``, and only the difference when
   the source had rows (:mod:`certstatus.store.postgres_bulk`);
-* every write bumps the issuer's ``change_counter`` and sends
-  ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
-  every responder process learns of it at commit
-  (:mod:`certstatus.store.changes` listens);
+* every write that changes statuses bumps the issuer's ``change_counter`` and
+  sends ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction,
+  so every responder process learns of it at commit
+  (:mod:`certstatus.store.changes` listens); an import or push takes the
+  issuer row's lock first, whether or not it ends up changing anything;
 * pre-signed responses (:mod:`certstatus.store.postgres_precomputed`) are
   written by one generator per CA across the fleet, the holder of an
   advisory lock (:mod:`certstatus.store.postgres_lock`).
@@ -51,6 +52,7 @@ from certstatus.store.base import (
     combine_revocations,
     count_changes,
     serial_key,
+    source_marks,
     source_state_from_row,
 )
 from certstatus.store.dsn import mask_dsn
@@ -90,9 +92,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-def channel_for(schema: str) -> str:
-    """The NOTIFY channel of the certstatus schema ``schema`` (an identifier, at most 63 bytes)."""
-    name = "certstatus_changes" if schema == "public" else f"certstatus_changes_{schema}"
+def channel_for(schema: str, topic: str = "changes") -> str:
+    """The NOTIFY channel of ``topic`` in the certstatus schema ``schema`` (an identifier, at most 63 bytes).
+
+    ``"changes"``: writes that changed statuses (payload ``'<issuer id>:<counter>'``);
+    ``"sources"``: imports that changed none, only their source state (payload ``'<issuer id>'``).
+    """
+    name = f"certstatus_{topic}" if schema == "public" else f"certstatus_{topic}_{schema}"
     return name.encode()[:63].decode("utf-8", "ignore")
 
 
@@ -160,6 +166,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                 )
             self.schema: str = schema
             self.channel = channel_for(schema)
+            self.sources_channel = channel_for(schema, "sources")
             if upgrade:
                 self._upgrade(conn)
             if check:
@@ -275,6 +282,8 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                 self._bump(conn, issuer_id)  # = counter: the row is locked
                 if track:
                     self._mark_changed(cur, issuer_id, counter)
+            else:
+                self._sources_changed(conn, issuer_id)
         return changed
 
     def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> ChangeCount:
@@ -315,6 +324,8 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
             if changed:
                 self._bump(conn, issuer_id)  # = counter: the row is locked
                 self._mark_changed(cur, issuer_id, counter, written)
+            else:
+                self._sources_changed(conn, issuer_id)
         return changed
 
     @staticmethod
@@ -355,6 +366,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         with self._connection() as conn:
             return dict(conn.execute("SELECT id, change_counter FROM issuers").fetchall())
 
+    def source_marks(self) -> dict[int, tuple]:
+        with self._connection() as conn:
+            return source_marks(conn.execute("SELECT issuer_id, kind, imported_at, this_update, next_update FROM sources"))
+
     def close(self) -> None:
         self._release_generator()
         with self._readers_lock:
@@ -382,6 +397,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         ).fetchone()[0]
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{issuer_id}:{counter}"))
         return counter
+
+    def _sources_changed(self, conn: psycopg.Connection, issuer_id: int) -> None:
+        """Announce at commit an import that changed only the issuer's source state (no counter to bump)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (self.sources_channel, str(issuer_id)))
 
     def _read(self, query: str, params: dict[str, Any], *, binary: bool = False) -> list[tuple]:
         """Run a read on this thread's connection, prepared once; retry once on a fresh connection.

@@ -5,7 +5,8 @@ while an import writes. Every write is one transaction: an import that fails
 half-way leaves the previous rows serving. An import writes only the
 difference to the rows it replaces, and marks the pre-signed responses of
 the serials it changed (pre-signed responses:
-:mod:`certstatus.store.sqlite_precomputed`).
+:mod:`certstatus.store.sqlite_precomputed`); the issuer's change counter
+grows only when it changed something (:class:`~certstatus.store.base.ChangeCount`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from certstatus.store.base import (
     combine_revocations,
     count_changes,
     serial_key,
+    source_marks,
     source_state_from_row,
 )
 from certstatus.store.sqlite_precomputed import SCRATCH_TABLES, PrecomputedSQLite
@@ -59,6 +61,7 @@ _PUSH_REVOKE = (
     "WHERE revocation_time IS NOT excluded.revocation_time OR reason IS NOT excluded.reason "
     "OR invalidity_date IS NOT excluded.invalidity_date"
 )
+_SOURCE_MARKS = "SELECT issuer_id, kind, imported_at, this_update, next_update FROM sources"
 _BULK_CACHE_KIB = -65536  # negative: KiB (SQLite PRAGMA cache_size)
 _DEFAULT_CACHE_KIB = -2000
 
@@ -142,6 +145,9 @@ class SQLiteStore(PrecomputedSQLite):
     def change_counters(self) -> dict[int, int]:
         """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
         return dict(self._db.execute("SELECT id, change_counter FROM issuers"))
+
+    def source_marks(self) -> dict[int, tuple]:
+        return source_marks(self._db.execute(_SOURCE_MARKS))
 
     def _bump(self, issuer_id: int) -> None:
         self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
