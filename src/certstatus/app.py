@@ -200,8 +200,8 @@ def build_application(
         connection_gate=pipeline.connection_gate,
     )
     changes = application.changes
-    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when it changes
-        changes.subscribe(lambda change: pipeline.cache.issuer_changed(change.issuer_id))
+    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when a status changes
+        changes.subscribe(lambda change: change.statuses and pipeline.cache.issuer_changed(change.issuer_id))
     if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
         watcher = application.watcher = ChangeWatcher(settings.server.database, changes)
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))

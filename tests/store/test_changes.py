@@ -23,7 +23,7 @@ T0 = dt.datetime(2030, 6, 1, tzinfo=dt.timezone.utc)
 DEADLINE = 10.0  # seconds; a bound for a broken watcher, not a speed check (bench/fleet.py measures)
 
 
-def _wait_for(predicate, what: str) -> None:
+def wait_for(predicate, what: str) -> None:
     end = time.monotonic() + DEADLINE
     while not predicate():
         if time.monotonic() > end:
@@ -54,6 +54,23 @@ def test_a_write_by_another_process_is_published_with_issuer_and_counter(databas
         writer.close()
 
 
+def test_an_import_that_changes_no_status_is_published_as_a_source_change(database, watched) -> None:
+    """The freshness guard must see the new nextUpdate; caches need not drop anything (statuses=False)."""
+    watcher, received = watched
+    writer = open_store(database)
+    try:
+        issuer = writer.register_issuer("ca", b"cert")
+        writer.replace_source(issuer, SourceState("crl", "/crl", T0, 1, T0, T0 + dt.timedelta(hours=1)), issued=[1])
+        counter = writer.change_counters()[issuer]
+        wait_for(lambda: StoreChange(issuer, counter) in list(received.queue), "the status change")
+        later = SourceState("crl", "/crl", T0, 1, T0 + dt.timedelta(hours=1), T0 + dt.timedelta(hours=2))
+        assert not writer.replace_source(issuer, later, issued=[1])
+        wait_for(lambda: StoreChange(issuer, counter, statuses=False) in list(received.queue), "the source change")
+        assert writer.change_counters()[issuer] == counter
+    finally:
+        writer.close()
+
+
 def test_a_failing_subscriber_does_not_stop_the_others() -> None:
     hub = ChangeHub()
     seen: list[StoreChange] = []
@@ -79,9 +96,9 @@ def test_watcher_reconnects_and_catches_up_on_changes_made_meanwhile(postgres_ds
     watcher = ChangeWatcher(postgres_dsn, hub, retry_interval=0.2).start()
     try:
         with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-            listen = f'LISTEN "{writer.channel}"'
+            listen = f'LISTEN "{writer.channel}"%'
             killed = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s", (listen,)
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE %s", (listen,)
             ).fetchall()
             assert killed == [(True,)]
         writer.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[1])
@@ -113,7 +130,7 @@ def test_worker_learns_that_another_process_imported_its_cas_data(database, demo
             assert [r.error for r in results] == [None]
         finally:
             importer.close()
-        _wait_for(lambda: served.has_data, "has_data refresh")
+        wait_for(lambda: served.has_data, "has_data refresh")
         answer = app.http.handle("POST", b"/", {}, request)
         assert answer.status == 200
         assert ocsp.load_der_ocsp_response(answer.body).certificate_status is ocsp.OCSPCertStatus.GOOD

@@ -46,6 +46,19 @@ def test_every_write_notifies_issuer_and_counter_at_commit(pg_store: PostgresSto
     assert pg_store.change_counters() == {issuer: 2}
 
 
+def test_an_import_that_changes_no_status_notifies_only_the_sources_channel(pg_store: PostgresStore, postgres_dsn: str) -> None:
+    issuer = pg_store.register_issuer("ca", b"cert")
+    pg_store.replace_source(issuer, SourceState("issued", "/x", T0, 1), issued=[1])
+    with psycopg.connect(postgres_dsn, autocommit=True) as listener:
+        for channel in (pg_store.channel, pg_store.sources_channel):
+            listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+        pg_store.replace_source(issuer, SourceState("issued", "/x", T0 + dt.timedelta(hours=1), 1), issued=[1])
+        assert pg_store.change_counters() == {issuer: 2}
+        pg_store.replace_source(issuer, SourceState("issued", "/x", T0 + dt.timedelta(hours=2), 2), issued=[1, 2])
+        notes = [(note.channel, note.payload) for note in listener.notifies(timeout=5, stop_after=2)]
+    assert notes == [(pg_store.sources_channel, str(issuer)), (pg_store.channel, f"{issuer}:3")]
+
+
 def test_a_failed_write_notifies_nothing(pg_store: PostgresStore, postgres_dsn: str) -> None:
     issuer = pg_store.register_issuer("ca", b"cert")
     with psycopg.connect(postgres_dsn, autocommit=True) as listener:
@@ -63,6 +76,7 @@ def test_a_failed_write_notifies_nothing(pg_store: PostgresStore, postgres_dsn: 
 def test_channel_is_named_after_the_schema() -> None:
     assert channel_for("public") == "certstatus_changes"
     assert channel_for("ocsp") == "certstatus_changes_ocsp"
+    assert channel_for("ocsp", "sources") == "certstatus_sources_ocsp"
     assert len(channel_for("x" * 80).encode()) == 63
 
 

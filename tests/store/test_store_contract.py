@@ -17,7 +17,7 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import REASON_CODES, CertStatusRecord, SourceState, StatusStore
+from certstatus.store.base import REASON_CODES, CertStatusRecord, ChangeCount, SourceState, StatusStore
 from certstatus.store.factory import open_store
 
 T0 = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -301,7 +301,7 @@ def test_readers_see_previous_rows_until_the_import_commits(store: StatusStore, 
         reader.close()
 
 
-def test_every_write_grows_the_issuers_change_counter(store: StatusStore) -> None:
+def test_every_write_that_changes_an_issuer_grows_its_change_counter(store: StatusStore) -> None:
     a = store.register_issuer("ca-a", b"cert-a")
     b = store.register_issuer("ca-b", b"cert-b")
     before = store.change_counters()
@@ -311,6 +311,43 @@ def test_every_write_grows_the_issuers_change_counter(store: StatusStore) -> Non
     store.register_issuer("ca-b", b"cert-b-rekeyed")
     after = store.change_counters()
     assert after[a] == middle[a] and after[b] > middle[b]
+
+
+def test_reimporting_the_same_statuses_changes_nothing_but_the_source_state(store: StatusStore, issuers: tuple[int, int]) -> None:
+    one, _ = issuers
+    entries = [_revoked(1), _revoked(2, reason=None), _revoked(3, invalidity=T0 - 9 * HOUR)]
+    assert store.replace_source(one, _state("crl", 3, next_update=T0), revoked=entries) == ChangeCount(3, 1)
+    assert store.replace_source(one, _state("index", 3), issued=[1, 2, 3], revoked=entries[:1]) == ChangeCount(4, 1)
+    before = store.change_counters()
+    # A CRL re-issued an hour later with the same entries (in another order), the same index file.
+    later = SourceState("crl", "/data/crl", T0 + HOUR, 3, this_update=T0 + HOUR, next_update=T0 + 2 * HOUR, crl_number=2)
+    unchanged = store.replace_source(one, later, revoked=entries[::-1])
+    assert unchanged == ChangeCount(0, 0) and not unchanged
+    assert not store.replace_source(one, _state("index", 3), issued=[3, 2, 1], revoked=entries[:1])
+    assert store.change_counters() == before
+    assert store.source_states(one)["crl"] == later  # readiness and the freshness guard see the new nextUpdate
+    assert store.lookup(one, 2) == CertStatusRecord(issued=True, revoked=_revoked(2, reason=None))
+
+
+def test_an_import_counts_the_rows_it_changed_and_grows_the_counter(store: StatusStore, issuers: tuple[int, int]) -> None:
+    one, two = issuers
+    store.replace_source(one, _state("crl", 2), revoked=[_revoked(1), _revoked(2)])
+    before = store.change_counters()
+    assert store.replace_source(one, _state("crl", 3), revoked=[_revoked(1), _revoked(2), _revoked(3)]) == ChangeCount(1, 0)
+    # A revocation whose reason changed: its old row deleted, its new row inserted.
+    assert store.replace_source(one, _state("crl", 3), revoked=[_revoked(1), _revoked(2, reason=None), _revoked(3)]) == ChangeCount(2, 0)
+    after = store.change_counters()
+    assert after[one] == before[one] + 2 and after[two] == before[two]
+
+
+def test_source_kinds_gained_or_dropped_are_changes_even_without_rows(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """The CA has data from its first import on (has_data), even an empty CRL; a dropped delta changes its view."""
+    one, _ = issuers
+    counter = store.change_counters()[one]
+    assert store.replace_source(one, _state("crl", 0, crl_number=1)) == ChangeCount(0, 1)
+    assert store.replace_source(one, _state("delta", 0, crl_number=2)) == ChangeCount(0, 1)
+    assert store.replace_source(one, _state("crl", 0, crl_number=3), drop_kinds=["delta"]) == ChangeCount(0, 1)
+    assert store.change_counters()[one] == counter + 3 and set(store.source_states(one)) == {"crl"}
 
 
 def test_store_reports_the_current_schema_version(store: StatusStore) -> None:

@@ -13,7 +13,7 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import SourceState, StatusChange, combine_revocations
+from certstatus.store.base import ChangeCount, SourceState, StatusChange, combine_revocations
 
 T = dt.datetime(2030, 1, 1, tzinfo=UTC)
 HOLD, KEY, REMOVE = x509.ReasonFlags.certificate_hold, x509.ReasonFlags.key_compromise, x509.ReasonFlags.remove_from_crl
@@ -45,6 +45,22 @@ def test_apply_changes_revokes_unrevokes_and_issues_in_one_transaction(store) ->
     assert store.source_states(issuer)["push"] == SourceState("push", "push", T, 3)
     store.apply_changes(issuer, [StatusChange("unrevoke", 5)], at=T + dt.timedelta(seconds=1))
     assert store.lookup(issuer, 5) is None
+
+
+def test_a_push_that_changes_no_row_leaves_the_change_counter_alone(store) -> None:
+    issuer = store.register_issuer("ca", b"ca")
+    revoke = StatusChange("revoke", 5, T, KEY)
+    assert store.apply_changes(issuer, [], at=T) == ChangeCount(0, 1)  # the first push: the CA has data
+    assert store.apply_changes(issuer, [revoke, StatusChange("issue", 5)], at=T) == ChangeCount(2, 0)
+    counter = store.change_counters()[issuer]
+    same = [revoke, StatusChange("issue", 5), StatusChange("unrevoke", 6)]  # pushed again; 6 was never revoked
+    assert store.apply_changes(issuer, same, at=T + dt.timedelta(hours=1)) == ChangeCount(0, 0)
+    assert store.change_counters()[issuer] == counter
+    assert store.source_states(issuer)["push"].imported_at == T + dt.timedelta(hours=1)
+    later = StatusChange("revoke", 5, T, HOLD)  # the same serial, another reason
+    assert store.apply_changes(issuer, [later], at=T) == ChangeCount(1, 0)
+    assert store.change_counters()[issuer] == counter + 1
+    assert store.lookup(issuer, 5).revoked == RevokedEntry(5, T, HOLD)
 
 
 def test_apply_changes_with_a_bad_action_writes_nothing(store) -> None:

@@ -208,6 +208,23 @@ def test_a_revocation_pushed_through_the_store_is_answered_at_once(worker, demo_
     assert w.edge.flush_metrics() == 0
 
 
+def test_a_change_of_source_states_only_keeps_the_cached_answers(worker):
+    """A CRL re-issued with the same entries (StoreChange statuses=False) changes no answer: both caches keep it."""
+    w = worker("cached")
+    request = post(request_der(w.pki, "good"))
+    w.send(request)
+    w.send(request)
+    assert w.edge.flush_metrics() == 1
+    issuer_id = w.app.registry.cas[0].issuer_id
+    counter = w.store.change_counters()[issuer_id]
+    w.app.changes.publish(StoreChange(issuer_id, counter, statuses=False))
+    w.send(request)
+    assert w.edge.flush_metrics() == 1  # still an edge hit
+    w.app.changes.publish(StoreChange(issuer_id, counter + 1))
+    w.send(request)
+    assert w.edge.flush_metrics() == 0  # a status change drops it (the handler answered)
+
+
 def test_stale_data_answers_try_later_even_when_cached(worker, demo_pki):
     crl_next_update = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).next_update_utc
     w = worker(start=crl_next_update - dt.timedelta(minutes=10), stale_grace=60)

@@ -7,8 +7,9 @@ the new settings) then run :func:`run_background` in its own process. Once a sec
 API or pushes publish a change (:class:`~certstatus.sources.changes.ChangeFeed`
 sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
 
-* the status sequence moved (an import, in this or another process): a
-  full pass — changed serials first, so a revocation is re-signed within
+* the issuer's change counter moved (an import or push that changed a
+  status, in this or another process; a re-import of the same statuses does
+  not move it): a full pass — changed serials first, so a revocation is re-signed within
   seconds, then new serials, then renewals;
 * a response is due for renewal (:meth:`StatusStore.next_renewal`): a pass
   over changed and due responses.

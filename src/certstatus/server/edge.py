@@ -39,8 +39,10 @@ Never served:
   nextUpdate + ``stale_grace``; :class:`~certstatus.pipeline.freshness.FreshnessGuard`
   answers tryLater from then on, unless ``on_stale = "serve"``);
 * after a status change of its issuer: :meth:`EdgeCache.issuer_changed` is
-  subscribed to the worker's store change hub (any process's import, push
-  or generator) and drops the issuer's entries before the next lookup.
+  subscribed to the worker's store change hub (any process's import or push
+  that changed a status) and drops the issuer's entries before the next
+  lookup. A re-import that changed none drops nothing: an entry keeps the
+  stale deadline it was filled with, so a newer CRL can only end it early.
 
 Bounded in bytes by the same :class:`~certstatus.pipeline.cache.ByteBudget`
 as the pipeline's answer cache (``server.response_cache_bytes``), least
@@ -249,7 +251,7 @@ def edge_for(application) -> EdgeCache | None:
     inner = handler.pipeline
     handler.pipeline = lambda exchange: edge.pipeline_step(exchange, inner)
     handler.edge = edge
-    application.changes.subscribe(lambda change: edge.issuer_changed(change.issuer_id))
+    application.changes.subscribe(lambda change: change.statuses and edge.issuer_changed(change.issuer_id))
     return edge
 
 

@@ -14,6 +14,8 @@ rows, keyed on (issuer, serial, CertID hash algorithm): the generator
 statuses marks their stored responses changed in its own transaction: they
 stop being served at once (until re-signed), and the issuer's change
 counter tells caches in every process (:mod:`certstatus.store.changes`).
+An import that changes no status (a CRL re-issued with the same entries)
+writes only its source state and leaves the counter alone.
 """
 
 from __future__ import annotations
@@ -172,6 +174,44 @@ def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.da
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeCount:
+    """What one import (:meth:`StatusStore.replace_source`) or push (:meth:`StatusStore.apply_changes`) changed.
+
+    ``rows``: status rows (``issued``, ``revoked``) inserted, deleted or
+    updated (a revocation whose time, reason or invalidity date changed is
+    one or two rows, by backend); ``sources``: source kinds the issuer gained
+    (a kind's first import: the CA now has data) or lost (``drop_kinds``).
+    False when both are 0: the store then leaves the issuer's change counter
+    alone (no cache drops the issuer, the generator starts no pass), and
+    writes only the new source state (times, ``entries``).
+    """
+
+    rows: int = 0
+    sources: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.sources)
+
+
+def count_changes(rows: int, kinds_before: Set[str], kind: str, drop_kinds: Sequence[str] = ()) -> ChangeCount:
+    """The :class:`ChangeCount` of a write of ``rows`` status rows that saved source ``kind`` and
+    dropped ``drop_kinds``, to an issuer whose source kinds were ``kinds_before`` (read in the
+    write's transaction)."""
+    lost = {other for other in drop_kinds if other in kinds_before and other != kind}
+    return ChangeCount(rows, (kind not in kinds_before) + len(lost))
+
+
+def source_marks(rows: Iterable[Sequence[Any]]) -> dict[int, tuple]:
+    """{issuer id: its source states} from ``sources`` rows ``(issuer_id, kind, imported_at, this_update,
+    next_update)`` in any order: values to compare with those of an earlier call
+    (:meth:`StatusStore.source_marks`), in the backend's own encoding."""
+    marks: dict[int, list] = {}
+    for row in rows:
+        marks.setdefault(row[0], []).append(tuple(row[1:]))
+    return {issuer_id: tuple(sorted(states)) for issuer_id, states in marks.items()}
+
+
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
 #: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
 CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
@@ -293,40 +333,54 @@ class StatusStore(Protocol):
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
-    ) -> None:
-        """Replace every row of this issuer's source ``state.kind`` in one transaction.
+    ) -> ChangeCount:
+        """Replace every row of this issuer's source ``state.kind`` in one transaction; return what changed.
 
         ``drop_kinds`` names other source kinds of the issuer whose rows and
         state are deleted in the same transaction (a complete CRL at least as
         new as the imported delta CRL drops the delta).
 
-        In the same transaction, the pre-signed responses of every serial
-        whose rows changed (added, removed, or revoked differently, in any of
-        the replaced kinds) are marked changed, which stops them from being
-        served until the generator signs them again.
+        Only the difference is written. When something changed
+        (:class:`ChangeCount`), in the same transaction the issuer's change
+        counter grows and the pre-signed responses of every serial whose rows
+        changed (added, removed, or revoked differently, in any of the
+        replaced kinds) are marked changed, which stops them from being
+        served until the generator signs them again. A re-import of the same
+        statuses writes only ``state`` and leaves the counter alone.
         """
 
-    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
-        """Apply pushed changes to the issuer's ``"push"`` source in one transaction.
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> ChangeCount:
+        """Apply pushed changes to the issuer's ``"push"`` source in one transaction; return what changed.
 
         revoke → insert or replace the pushed revocation; unrevoke → delete
         it; issue → record the serial as issued. The ``"push"`` source state
         gets ``imported_at=at`` and ``entries`` = ``len(changes)`` (the size
         of the last push). ValueError for an unknown action (nothing written).
-        Every pushed serial is a change, as in :meth:`replace_source`.
+        As in :meth:`replace_source`, only the pushed serials whose rows
+        changed are marked changed, and the counter grows only when some did
+        (or when this is the issuer's first push).
         """
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
 
     def change_counters(self) -> dict[int, int]:
-        """Return {issuer id: change counter}; every write to an issuer grows its counter.
+        """Return {issuer id: change counter}; every write that changes an issuer's statuses grows its counter.
 
         Other processes compare counters to learn what changed
         (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
         The generator reads the issuer's counter before the statuses it
         signs (:meth:`store_precomputed`); its own writes do not grow it
         (a re-signed response changes no status).
+        """
+
+    def source_marks(self) -> dict[int, tuple]:
+        """Return {issuer id: a value that changes with every import or push of the issuer}.
+
+        Every import writes its source state (import time, a CRL's
+        thisUpdate/nextUpdate) even when it changes no status and leaves the
+        change counter alone; :mod:`certstatus.store.changes` compares these
+        values to tell the freshness guard. Only equality is meaningful.
         """
 
     def schema_version(self) -> int:

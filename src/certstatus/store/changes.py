@@ -5,16 +5,24 @@ or a generator run in any of them (or in ``certstatus import``) must reach
 what each process keeps in memory — a CA's ``has_data`` flag, cached
 responses — within a second. The pieces:
 
-* every write bumps the issuer's ``change_counter`` in its transaction
-  (both stores); PostgreSQL also sends ``NOTIFY <channel>, '<issuer>:<counter>'``;
+* every write that changes an issuer's statuses (or its set of sources) bumps
+  the issuer's ``change_counter`` in its transaction (both stores); PostgreSQL
+  also sends ``NOTIFY <channel>, '<issuer>:<counter>'``. An import that changes
+  no status (a CRL re-issued with the same entries) bumps nothing; it changes
+  only the issuer's source state (its new nextUpdate), which the watcher
+  learns from the ``sources`` table (:meth:`StatusStore.source_marks`; on
+  PostgreSQL at once from ``NOTIFY <sources channel>, '<issuer>'``) and
+  publishes as a change with ``statuses=False``: the freshness guard and
+  ``has_data`` re-read, caches keep their entries (nothing they hold changed);
 * :class:`ChangeWatcher`, a thread per process, LISTENs (PostgreSQL) or polls
   the counters (SQLite, every ``poll_interval`` seconds), and compares all
   counters on start, after a reconnection and every ``resync_interval``
-  seconds, so a notification lost while disconnected is still seen;
+  seconds (source states too), so a notification lost while disconnected is
+  still seen;
 * :class:`ChangeHub` hands each :class:`StoreChange` to the subscribers::
 
       hub = ChangeHub()
-      unsubscribe = hub.subscribe(lambda change: cache.drop_issuer(change.issuer_id))
+      unsubscribe = hub.subscribe(lambda change: change.statuses and cache.drop_issuer(change.issuer_id))
 
 Subscribers run on the watcher thread: keep them short and thread-safe
 (dropping dict entries is; to touch event-loop state use
@@ -40,10 +48,17 @@ log = logging.getLogger("certstatus.store.changes")
 
 @dataclass(frozen=True, slots=True)
 class StoreChange:
-    """The store rows of issuer ``issuer_id`` changed; ``counter`` is its change counter after the write."""
+    """The store rows of issuer ``issuer_id`` changed; ``counter`` is its change counter after the write.
+
+    ``statuses`` False: only its source states changed (an import that changed
+    no status: a CRL re-issued with the same entries, with a new nextUpdate);
+    ``counter`` is then the last one seen. What depends on statuses alone
+    (cached answers) need not react.
+    """
 
     issuer_id: int
     counter: int
+    statuses: bool = True
 
 
 Subscriber = Callable[[StoreChange], None]
@@ -106,6 +121,7 @@ class ChangeWatcher:
         self.retry_interval = retry_interval
         self.store: StatusStore | None = None
         self._seen: dict[int, int] | None = None
+        self._marks: dict[int, tuple] = {}
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="certstatus-change-watcher", daemon=True)
@@ -159,13 +175,16 @@ class ChangeWatcher:
 
         store = self.store
         with connect(store.dsn) as conn:
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(store.channel)))
+            conn.execute(sql.SQL("LISTEN {}; LISTEN {}").format(sql.Identifier(store.channel), sql.Identifier(store.sources_channel)))
             self._resync()
             self._ready.set()
             next_resync = time.monotonic() + self.resync_interval
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=min(0.25, self.resync_interval), stop_after=1):
-                    self._notified(note.payload)
+                    if note.channel == store.sources_channel:
+                        self._compare_sources()  # the payload (issuer id) is only a hint: compare them all
+                    else:
+                        self._notified(note.payload)
                 if time.monotonic() >= next_resync:
                     self._resync()
                     next_resync = time.monotonic() + self.resync_interval
@@ -182,9 +201,11 @@ class ChangeWatcher:
         counters = self.store.change_counters()
         if self._seen is None:  # first connection: the baseline, nothing to announce
             self._seen = dict(counters)
+            self._marks = self.store.source_marks()
             return
         for issuer_id, counter in counters.items():
             self._saw(issuer_id, counter)
+        self._compare_sources()
 
     def _saw(self, issuer_id: int, counter: int) -> None:
         # Notifications may repeat what a resync already announced: publish each counter once.
@@ -194,3 +215,12 @@ class ChangeWatcher:
         seen[issuer_id] = counter
         self._seen = seen
         self.hub.publish(StoreChange(issuer_id, counter))
+
+    def _compare_sources(self) -> None:
+        """Publish ``statuses=False`` for each issuer whose source states changed since the last look."""
+        marks = self.store.source_marks()
+        seen = self._seen if self._seen is not None else {}
+        for issuer_id in marks.keys() | self._marks.keys():
+            if marks.get(issuer_id) != self._marks.get(issuer_id):
+                self.hub.publish(StoreChange(issuer_id, seen.get(issuer_id, 0), statuses=False))
+        self._marks = marks

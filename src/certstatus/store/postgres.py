@@ -11,10 +11,11 @@ What differs is speed and propagation:
 * ``lookup`` is one round trip to a statement prepared once per connection;
 * ``replace_source`` writes with binary ``COPY``, and only the difference when
   the source had rows (:mod:`certstatus.store.postgres_bulk`);
-* every write bumps the issuer's ``change_counter`` and sends
-  ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction, so
-  every responder process learns of it at commit
-  (:mod:`certstatus.store.changes` listens);
+* every write that changes statuses bumps the issuer's ``change_counter`` and
+  sends ``NOTIFY <channel>, '<issuer id>:<counter>'`` in the same transaction,
+  so every responder process learns of it at commit
+  (:mod:`certstatus.store.changes` listens); an import or push takes the
+  issuer row's lock first, whether or not it ends up changing anything;
 * pre-signed responses (:mod:`certstatus.store.postgres_precomputed`) are
   written by one generator per CA across the fleet, the holder of an
   advisory lock (:mod:`certstatus.store.postgres_lock`).
@@ -55,14 +56,17 @@ from certstatus.store.base import (
     REASONS_BY_CODE,
     SOURCE_COLUMNS,
     CertStatusRecord,
+    ChangeCount,
     SourceState,
     StatusChange,
     combine_revocations,
+    count_changes,
     serial_key,
+    source_marks,
     source_state_from_row,
 )
 from certstatus.store.dsn import mask_dsn
-from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows
+from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows, write_counted
 from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
@@ -89,6 +93,15 @@ SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(iss
 
 _SOURCE_STATES = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %(issuer)s"
 
+#: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
+_PUSH_REVOKE = (
+    "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (issuer_id, serial, source) DO UPDATE SET "
+    "revocation_time = EXCLUDED.revocation_time, reason = EXCLUDED.reason, invalidity_date = EXCLUDED.invalidity_date "
+    "WHERE (revoked.revocation_time, revoked.reason, revoked.invalidity_date) "
+    "IS DISTINCT FROM (EXCLUDED.revocation_time, EXCLUDED.reason, EXCLUDED.invalidity_date)"
+)
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version integer PRIMARY KEY,
@@ -98,9 +111,13 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-def channel_for(schema: str) -> str:
-    """The NOTIFY channel of the certstatus schema ``schema`` (an identifier, at most 63 bytes)."""
-    name = "certstatus_changes" if schema == "public" else f"certstatus_changes_{schema}"
+def channel_for(schema: str, topic: str = "changes") -> str:
+    """The NOTIFY channel of ``topic`` in the certstatus schema ``schema`` (an identifier, at most 63 bytes).
+
+    ``"changes"``: writes that changed statuses (payload ``'<issuer id>:<counter>'``);
+    ``"sources"``: imports that changed none, only their source state (payload ``'<issuer id>'``).
+    """
+    name = f"certstatus_{topic}" if schema == "public" else f"certstatus_{topic}_{schema}"
     return name.encode()[:63].decode("utf-8", "ignore")
 
 
@@ -170,6 +187,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                 )
             self.schema: str = schema
             self.channel = channel_for(schema)
+            self.sources_channel = channel_for(schema, "sources")
             if upgrade:
                 self._upgrade(conn)
             if check:
@@ -263,7 +281,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
-    ) -> None:
+    ) -> ChangeCount:
         # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
         # do (COPY has no conflict clause): the last revocation of a serial wins.
         # The rows are written by COPY and a diff (store/postgres_bulk.py).
@@ -271,24 +289,32 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            counter = self._bump(conn, issuer_id)  # first: the issuer row lock orders us with generator writes
+            counter = self._lock_issuer(cur, issuer_id) + 1  # first: orders us with generator writes
+            kinds_before = self._source_kinds(cur, issuer_id)
             # The serials whose rows change are collected only when they have pre-signed responses to stop.
             track = self._has_precomputed(cur, issuer_id)
             if track:
                 cur.execute(CHANGED_SERIALS)
-            for other in drop_kinds:
-                self._delete_source(cur, issuer_id, other, track=track)
-            replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows, track=track)
+            rows = sum(self._delete_source(cur, issuer_id, other, track=track) for other in drop_kinds)
+            rows += replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows, track=track)
             self._save_state(cur, issuer_id, state)
-            if track:
-                self._mark_changed(cur, issuer_id, counter)
+            changed = count_changes(rows, kinds_before, kind, drop_kinds)
+            if changed:
+                self._bump(conn, issuer_id)  # = counter: the row is locked
+                if track:
+                    self._mark_changed(cur, issuer_id, counter)
+            else:
+                self._sources_changed(conn, issuer_id)
+        return changed
 
-    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> ChangeCount:
         unknown = [change.action for change in changes if change.action not in ("issue", "unrevoke", "revoke")]
         if unknown:
             raise ValueError(f"unknown change action {unknown[0]!r}")
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            counter = self._bump(conn, issuer_id)
+            counter = self._lock_issuer(cur, issuer_id) + 1
+            kinds_before = self._source_kinds(cur, issuer_id)
+            written: list[bytes] = []
             for change in changes:
                 key = serial_key(change.serial_number)
                 if change.action == "issue":
@@ -302,10 +328,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                     )
                 else:
                     cur.execute(
-                        "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (issuer_id, serial, source) DO UPDATE SET "
-                        "revocation_time = EXCLUDED.revocation_time, reason = EXCLUDED.reason, "
-                        "invalidity_date = EXCLUDED.invalidity_date",
+                        _PUSH_REVOKE,
                         (
                             issuer_id,
                             key,
@@ -315,18 +338,32 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
                             change.invalidity_date,
                         ),
                     )
+                if cur.rowcount:
+                    written.append(key)
             self._save_state(cur, issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes)))
-            self._mark_changed(cur, issuer_id, counter, [serial_key(change.serial_number) for change in changes])
+            changed = count_changes(len(written), kinds_before, PUSH_KIND)
+            if changed:
+                self._bump(conn, issuer_id)  # = counter: the row is locked
+                self._mark_changed(cur, issuer_id, counter, written)
+            else:
+                self._sources_changed(conn, issuer_id)
+        return changed
 
     @staticmethod
-    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str, *, track: bool = False) -> None:
-        for table in ("revoked", "issued"):
-            delete = sql.SQL("DELETE FROM {} WHERE issuer_id = %s AND source = %s").format(sql.Identifier(table))
-            if track:  # its serials changed (a complete CRL dropping the delta CRL)
-                delete = sql.SQL("WITH gone AS ({} RETURNING serial) INSERT INTO changed_serials "
-                                 "SELECT serial FROM gone ON CONFLICT DO NOTHING").format(delete)  # fmt: skip
-            cur.execute(delete, (issuer_id, kind))
+    def _delete_source(cur: psycopg.Cursor, issuer_id: int, kind: str, *, track: bool = False) -> int:
+        """Delete the rows and state of the issuer's source ``kind``; return how many status rows went.
+
+        With ``track`` their serials go to changed_serials (a complete CRL dropping the delta CRL).
+        """
+        rows = 0
+        for table in ("revoked", "issued"):  # constant table names
+            rows += write_counted(cur, f"DELETE FROM {table} WHERE issuer_id = %s AND source = %s", (issuer_id, kind), track=track)
         cur.execute("DELETE FROM sources WHERE issuer_id = %s AND kind = %s", (issuer_id, kind))
+        return rows
+
+    @staticmethod
+    def _source_kinds(cur: psycopg.Cursor, issuer_id: int) -> set[str]:
+        return {row[0] for row in cur.execute("SELECT kind FROM sources WHERE issuer_id = %s", (issuer_id,))}
 
     @staticmethod
     def _save_state(cur: psycopg.Cursor, issuer_id: int, state: SourceState) -> None:
@@ -350,6 +387,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         with self._connection() as conn:
             return dict(conn.execute("SELECT id, change_counter FROM issuers").fetchall())
 
+    def source_marks(self) -> dict[int, tuple]:
+        with self._connection() as conn:
+            return source_marks(conn.execute("SELECT issuer_id, kind, imported_at, this_update, next_update FROM sources"))
+
     def close(self) -> None:
         self._release_generator()
         with self._readers_lock:
@@ -360,6 +401,15 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
 
     # -- internals ------------------------------------------------------------
 
+    @staticmethod
+    def _lock_issuer(cur: psycopg.Cursor, issuer_id: int) -> int:
+        """Take the issuer row's write lock for this transaction (as the counter's UPDATE would) and
+        return its change counter: an import holds it from its first statement, so a generator
+        batch (``FOR SHARE``) is stored either before it or after it, never in between."""
+        return cur.execute(
+            "SELECT change_counter FROM issuers WHERE id = %s FOR NO KEY UPDATE", (issuer_id,)
+        ).fetchone()[0]
+
     def _bump(self, conn: psycopg.Connection, issuer_id: int) -> int:
         """Count a write to ``issuer_id`` and announce it at commit (NOTIFY is transactional)."""
         counter = conn.execute(
@@ -368,6 +418,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         ).fetchone()[0]
         conn.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{issuer_id}:{counter}"))
         return counter
+
+    def _sources_changed(self, conn: psycopg.Connection, issuer_id: int) -> None:
+        """Announce at commit an import that changed only the issuer's source state (no counter to bump)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (self.sources_channel, str(issuer_id)))
 
     def _read(self, query: str, params: dict[str, Any], *, binary: bool = False) -> list[tuple]:
         """Run a read on this thread's connection, prepared once; retry once on a fresh connection.

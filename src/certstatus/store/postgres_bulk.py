@@ -11,6 +11,8 @@ With ``track``, the serials whose rows were added or removed (a revocation
 whose time, reason or invalidity date changed is both) are also written to
 the temporary table ``changed_serials`` (:data:`CHANGED_SERIALS`), from which
 the store marks their pre-signed responses changed in the same transaction.
+Either way the rows written are counted: a re-import that wrote none leaves
+the issuer's change counter alone.
 
 Runs inside the caller's transaction, on the caller's cursor.
 """
@@ -57,8 +59,24 @@ _DIFF = {
     ),
 }
 
-#: Wraps a DELETE/INSERT ... RETURNING serial so that its serials land in changed_serials.
-_COLLECT = ("WITH touched AS (", ") INSERT INTO changed_serials SELECT serial FROM touched ON CONFLICT DO NOTHING")
+#: Wraps a DELETE/INSERT ... RETURNING serial so that its serials land in changed_serials; yields its row count.
+_COLLECT = (
+    "WITH touched AS (",
+    "), collected AS (INSERT INTO changed_serials SELECT serial FROM touched ON CONFLICT DO NOTHING) "
+    "SELECT count(*) FROM touched",
+)
+
+
+def write_counted(cur: psycopg.Cursor, statement: str, params, *, track: bool, returning: str = "serial") -> int:
+    """Run a DELETE or INSERT of status rows; return how many rows it wrote.
+
+    With ``track``, the ``returning`` column (the serial) of every row written
+    also goes to ``changed_serials``.
+    """
+    if not track:
+        cur.execute(statement, params)
+        return cur.rowcount
+    return cur.execute(f"{_COLLECT[0]}{statement} RETURNING {returning}{_COLLECT[1]}", params).fetchone()[0]
 
 
 def replace_rows(
@@ -69,8 +87,9 @@ def replace_rows(
     revoked: Mapping[bytes, RevokedEntry],
     *,
     track: bool = False,
-) -> None:
-    """Make the ``issued`` and ``revoked`` rows of (issuer, source ``kind``) equal the given ones.
+) -> int:
+    """Make the ``issued`` and ``revoked`` rows of (issuer, source ``kind``) equal the given ones;
+    return how many rows were deleted or inserted.
 
     ``issued`` and ``revoked`` are keyed on :func:`certstatus.store.base.serial_key`
     (duplicates already dropped). With ``track``, the serials of every row
@@ -92,11 +111,13 @@ def replace_rows(
         ),
     }
     params = {"issuer": issuer_id, "kind": kind}
+    written = 0
     tables = (("issued", _ISSUED_TYPES, "issuer_id, serial, source"), ("revoked", _REVOKED_TYPES, _REVOKED_COLUMNS))
     for table, types, columns in tables:
         has_rows = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {_MINE})", params).fetchone()[0]
         if not has_rows:
             _copy(cur, f"{table} ({columns})", types, rows[table])
+            written += len(issued if table == "issued" else revoked)
             # A first import may write millions of rows: plans over this table (the generator's index walks)
             # need statistics that know it, now rather than when autovacuum (if on) gets to it.
             cur.execute(f"ANALYZE {table}")
@@ -107,11 +128,9 @@ def replace_rows(
         _copy(cur, f"incoming_{table} ({columns})", types, rows[table])
         cur.execute(f"ANALYZE incoming_{table}")  # the planner then hashes instead of looping
         delete, insert = _DIFF[table]
-        if track:
-            delete = f"{_COLLECT[0]}{delete} RETURNING r.serial{_COLLECT[1]}"
-            insert = f"{_COLLECT[0]}{insert} RETURNING serial{_COLLECT[1]}"
-        cur.execute(delete, params)
-        cur.execute(insert, params)
+        written += write_counted(cur, delete, params, track=track, returning="r.serial")
+        written += write_counted(cur, insert, params, track=track)
+    return written
 
 
 def _copy(cur: psycopg.Cursor, target: str, types: list[str], rows) -> None:

@@ -5,7 +5,8 @@ while an import writes. Every write is one transaction: an import that fails
 half-way leaves the previous rows serving. An import writes only the
 difference to the rows it replaces, and marks the pre-signed responses of
 the serials it changed (pre-signed responses:
-:mod:`certstatus.store.sqlite_precomputed`).
+:mod:`certstatus.store.sqlite_precomputed`); the issuer's change counter
+grows only when it changed something (:class:`~certstatus.store.base.ChangeCount`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from certstatus.store.base import (
     REASONS_BY_CODE,
     SOURCE_COLUMNS,
     CertStatusRecord,
+    ChangeCount,
     SourceState,
     StatusChange,
     combine_revocations,
+    count_changes,
     serial_key,
+    source_marks,
     source_state_from_row,
 )
 from certstatus.store.sqlite_precomputed import SCRATCH_TABLES, PrecomputedSQLite
@@ -49,6 +53,15 @@ _LOOKUP = (
     "UNION ALL SELECT NULL, NULL, NULL, NULL WHERE EXISTS "
     "(SELECT 1 FROM issued WHERE issuer_id = ?1 AND serial = ?2)"
 )
+#: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
+_PUSH_REVOKE = (
+    "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (issuer_id, serial, source) DO UPDATE SET revocation_time = excluded.revocation_time, "
+    "reason = excluded.reason, invalidity_date = excluded.invalidity_date "
+    "WHERE revocation_time IS NOT excluded.revocation_time OR reason IS NOT excluded.reason "
+    "OR invalidity_date IS NOT excluded.invalidity_date"
+)
+_SOURCE_MARKS = "SELECT issuer_id, kind, imported_at, this_update, next_update FROM sources"
 _BULK_CACHE_KIB = -65536  # negative: KiB (SQLite PRAGMA cache_size)
 _DEFAULT_CACHE_KIB = -2000
 
@@ -133,6 +146,9 @@ class SQLiteStore(PrecomputedSQLite):
         """Return {issuer id: change counter}; a counter grows with every write to that issuer."""
         return dict(self._db.execute("SELECT id, change_counter FROM issuers"))
 
+    def source_marks(self) -> dict[int, tuple]:
+        return source_marks(self._db.execute(_SOURCE_MARKS))
+
     def _bump(self, issuer_id: int) -> None:
         self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
 
@@ -183,7 +199,7 @@ class SQLiteStore(PrecomputedSQLite):
         issued: Iterable[int] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
-    ) -> None:
+    ) -> ChangeCount:
         # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
         # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
         # A serial listed twice: the last entry wins (deduplicated before sorting). They land in
@@ -203,8 +219,9 @@ class SQLiteStore(PrecomputedSQLite):
         self._db.execute(f"PRAGMA cache_size = {_BULK_CACHE_KIB}")
         try:
             with self._transaction():
-                self._replace_issued(issuer_id, state.kind, issued_keys)
-                self._replace_revoked(issuer_id, state.kind, revoked_rows)
+                kinds_before = self._source_kinds(issuer_id)
+                rows = self._replace_issued(issuer_id, state.kind, issued_keys)
+                rows += self._replace_revoked(issuer_id, state.kind, revoked_rows)
                 for kind in drop_kinds:
                     for table in ("revoked", "issued"):
                         self._db.execute(
@@ -212,34 +229,36 @@ class SQLiteStore(PrecomputedSQLite):
                             "WHERE issuer_id = ? AND source = ?",
                             (issuer_id, kind),
                         )
-                    self._delete_source(issuer_id, kind)
+                    rows += self._delete_source(issuer_id, kind)
                 self._save_state(issuer_id, state)
-                self._bump(issuer_id)
-                self._mark_changed(issuer_id)
+                changed = count_changes(rows, kinds_before, state.kind, drop_kinds)
+                if changed:
+                    self._bump(issuer_id)
+                    self._mark_changed(issuer_id)
+            return changed
         finally:
             self._db.execute(f"PRAGMA cache_size = {_DEFAULT_CACHE_KIB}")
             self._clear_scratch()
 
-    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> None:
+    def apply_changes(self, issuer_id: int, changes: Sequence[StatusChange], *, at: dt.datetime) -> ChangeCount:
         try:
             with self._transaction():
+                kinds_before = self._source_kinds(issuer_id)
+                rows = 0
                 for change in changes:
                     key = serial_key(change.serial_number)
                     if change.action == "issue":
-                        self._db.execute(
+                        written = self._db.execute(
                             "INSERT OR IGNORE INTO issued(issuer_id, serial, source) VALUES (?, ?, ?)",
                             (issuer_id, key, PUSH_KIND),
-                        )
+                        ).rowcount
                     elif change.action == "unrevoke":
-                        self._db.execute(
+                        written = self._db.execute(
                             "DELETE FROM revoked WHERE issuer_id = ? AND serial = ? AND source = ?",
                             (issuer_id, key, PUSH_KIND),
-                        )
+                        ).rowcount
                     elif change.action == "revoke":
-                        self._db.execute(
-                            "INSERT OR REPLACE INTO revoked(issuer_id, serial, source, revocation_time, reason, "
-                            "invalidity_date) VALUES (?, ?, ?, ?, ?, ?)",
-                            (
+                        written = self._db.execute(_PUSH_REVOKE, (
                                 issuer_id,
                                 key,
                                 PUSH_KIND,
@@ -247,20 +266,26 @@ class SQLiteStore(PrecomputedSQLite):
                                 None if change.reason is None else REASON_CODES[change.reason],
                                 _ts(change.invalidity_date),
                             ),
-                        )
+                        ).rowcount
                     else:
                         raise ValueError(f"unknown change action {change.action!r}")
-                    self._db.execute("INSERT OR IGNORE INTO changed_serials(serial) VALUES (?)", (key,))
+                    if written:
+                        rows += written
+                        self._db.execute("INSERT OR IGNORE INTO changed_serials(serial) VALUES (?)", (key,))
                 self._save_state(
                     issuer_id, SourceState(kind=PUSH_KIND, origin="push", imported_at=at, entries=len(changes))
                 )
-                self._bump(issuer_id)
-                self._mark_changed(issuer_id)
+                changed = count_changes(rows, kinds_before, PUSH_KIND)
+                if changed:
+                    self._bump(issuer_id)
+                    self._mark_changed(issuer_id)
+            return changed
         finally:
             self._clear_scratch()
 
-    def _replace_issued(self, issuer_id: int, kind: str, issued_keys: list[bytes]) -> None:
-        """Make the source's issued rows equal ``issued_keys``; collect the serials added or removed."""
+    def _replace_issued(self, issuer_id: int, kind: str, issued_keys: list[bytes]) -> int:
+        """Make the source's issued rows equal ``issued_keys``; collect the serials added or removed; return
+        how many rows were deleted or inserted."""
         db = self._db
         db.executemany("INSERT OR IGNORE INTO incoming_issued(serial) VALUES (?)", ((key,) for key in issued_keys))
         mine = "issuer_id = ? AND source = ?"
@@ -269,20 +294,23 @@ class SQLiteStore(PrecomputedSQLite):
             "AND serial NOT IN (SELECT serial FROM incoming_issued)",
             (issuer_id, kind),
         )
-        db.execute(f"DELETE FROM issued WHERE {mine} AND serial IN (SELECT serial FROM changed_serials)", (issuer_id, kind))
+        deleted = db.execute(
+            f"DELETE FROM issued WHERE {mine} AND serial IN (SELECT serial FROM changed_serials)", (issuer_id, kind)
+        ).rowcount
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM incoming_issued n WHERE NOT EXISTS "
             "(SELECT 1 FROM issued i WHERE i.issuer_id = ? AND i.serial = n.serial AND i.source = ?)",
             (issuer_id, kind),
         )
-        db.execute(
+        return deleted + db.execute(
             "INSERT OR IGNORE INTO issued(issuer_id, serial, source) SELECT ?, serial, ? FROM incoming_issued "
             "WHERE serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
-        )
+        ).rowcount
 
-    def _replace_revoked(self, issuer_id: int, kind: str, revoked_rows: list[tuple]) -> None:
-        """Make the source's revoked rows equal ``revoked_rows``; collect the serials whose rows differ."""
+    def _replace_revoked(self, issuer_id: int, kind: str, revoked_rows: list[tuple]) -> int:
+        """Make the source's revoked rows equal ``revoked_rows``; collect the serials whose rows differ; return
+        how many rows were deleted or inserted."""
         db = self._db
         db.executemany(
             "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
@@ -299,21 +327,27 @@ class SQLiteStore(PrecomputedSQLite):
             f"(SELECT 1 FROM revoked r WHERE r.issuer_id = ? AND r.source = ? AND {same})",
             (issuer_id, kind),
         )
-        db.execute(
+        deleted = db.execute(
             "DELETE FROM revoked WHERE issuer_id = ? AND source = ? AND serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
-        )
-        db.execute(
+        ).rowcount
+        return deleted + db.execute(
             "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
             "SELECT ?, serial, ?, revocation_time, reason, invalidity_date FROM incoming_revoked "
             "WHERE serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
-        )
+        ).rowcount
 
-    def _delete_source(self, issuer_id: int, kind: str) -> None:
-        for table in ("revoked", "issued", "sources"):
-            column = "kind" if table == "sources" else "source"
-            self._db.execute(f"DELETE FROM {table} WHERE issuer_id = ? AND {column} = ?", (issuer_id, kind))
+    def _delete_source(self, issuer_id: int, kind: str) -> int:
+        """Delete the rows and state of the issuer's source ``kind``; return how many status rows went."""
+        rows = 0
+        for table in ("revoked", "issued"):
+            rows += self._db.execute(f"DELETE FROM {table} WHERE issuer_id = ? AND source = ?", (issuer_id, kind)).rowcount
+        self._db.execute("DELETE FROM sources WHERE issuer_id = ? AND kind = ?", (issuer_id, kind))
+        return rows
+
+    def _source_kinds(self, issuer_id: int) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT kind FROM sources WHERE issuer_id = ?", (issuer_id,))}
 
     def _save_state(self, issuer_id: int, state: SourceState) -> None:
         self._db.execute(

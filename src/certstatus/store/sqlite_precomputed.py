@@ -5,7 +5,7 @@ row per (issuer_id, serial) holding both responses of the serial, for the
 SHA-1 and the SHA-256 CertID (``sha1``, ``sha256``; the generator signs
 both at one time), their thisUpdate and nextUpdate, ``renew_at`` (when the
 generator signs them again) and two change-counter values of the issuer
-(``issuers.change_counter``, which every import and push grows):
+(``issuers.change_counter``, which every import and push that changes a status grows):
 ``signed_seq``, the counter the status was read at, and ``changed_seq``,
 the counter of the last write that changed the serial's status. A row is
 served only while ``changed_seq <= signed_seq``; an import that changes the
