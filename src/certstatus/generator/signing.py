@@ -114,11 +114,11 @@ class CASigner:
 
     @classmethod
     def load(cls, settings: CaSettings, store: StatusStore, clock: Clock) -> "CASigner":
-        """Load the CA certificate and its signers as a worker does (:func:`certstatus.app.load_ca`).
+        """Load the CA certificate and its signers as a worker does (:func:`certstatus.loading.load_ca`).
 
         Raises :class:`~certstatus.errors.SignerError` when no signer is usable.
         """
-        from certstatus.app import load_ca
+        from certstatus.loading import load_ca
 
         return cls(load_ca(settings, store, clock))
 
@@ -196,7 +196,7 @@ _worker: Worker | None = None
 def init_worker(settings_json: str, write_lock: AbstractContextManager | None = None) -> None:
     """Process-pool initializer: open the store and load every signer of ``settings_json``."""
     global _worker
-    from certstatus.app import open_store
+    from certstatus.loading import open_store
 
     settings = Settings.from_json(settings_json)
     _worker = Worker(settings, open_store(settings), write_lock)
