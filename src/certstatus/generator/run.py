@@ -216,6 +216,8 @@ class Generator:
                     initializer=_init_pool_worker,
                     initargs=(self.settings.to_json(), self._write_lock),
                 )
+                for _ in range(self.processes):  # the pool starts a process per task submitted, up to max_workers
+                    self._executor.submit(os.getpid)
         return self._executor
 
     def pending(self, kinds: Sequence[str] = WORK_KINDS) -> int:
@@ -236,11 +238,13 @@ class Generator:
             cas={ca.name: CaSummary(ca.name, generated_by=self.holders.get(ca.name)) for ca in self.cas},
             processes=self.processes,
         )
+        if not self.mine():
+            if progress is not None:
+                progress.start(0)
+            return summary
+        pool = self._pool()  # the signing processes start (import, load the signers) while this one counts
         if progress is not None:
             progress.start(self.pending(kinds))
-        if not self.mine():
-            return summary
-        pool = self._pool()
         window = 2 * max(1, self.processes)
         now = self.clock.now()
         in_flight: dict[Future, None] = {}
