@@ -44,7 +44,7 @@ from certstatus.signing.keys import load_certificates
 from certstatus.store.base import WORK_KINDS, StatusStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = 2000
 
 log = logging.getLogger("certstatus.generator")
 
