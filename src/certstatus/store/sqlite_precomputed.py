@@ -164,7 +164,7 @@ class WalCheckpointer:
     """
 
     def __init__(
-        self, path: str, write_lock, *, interval: float = 0.25, restart_frames: int = 5000
+        self, path: str, write_lock, *, interval: float = 0.5, restart_frames: int = 5000
     ) -> None:
         self.path = path
         self.write_lock = write_lock
