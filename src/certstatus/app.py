@@ -81,17 +81,6 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         store.close()
 
 
-def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
-    """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
-    clock = clock or SystemClock()
-    store = open_store(settings)
-    try:
-        for ca in settings.cas:
-            load_ca(ca, store, clock)
-    finally:
-        store.close()
-
-
 def check_operations(settings: Settings) -> None:
     """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
     from certstatus.access.trust import load_anchors
