@@ -296,3 +296,12 @@ def test_background_checkpoints_copy_the_wal_and_restart_it_outside_the_writers(
     assert lock.checkpointer_turns  # the last pages are copied with the writers waiting (so it can start over)
     assert writer.execute("SELECT count(*) FROM filler").fetchone()[0] == transactions * rows
     writer.close()
+
+
+def test_a_serial_two_sources_list_is_pending_and_counted_once(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3])
+    store.replace_source(issuer_id, SourceState("issued", "issued.txt", T0, 2), issued=[2, 3, 4])
+    store.replace_source(issuer_id, SourceState("crl", "ca.crl", T0, 2), revoked=[RevokedEntry(9, T0), RevokedEntry(3, T0)])
+    assert _pending(store, issuer_id, "missing", batch_size=2) == [1, 2, 3, 4, 9]
+    assert store.count_pending(issuer_id, "missing", now=T0) == 5

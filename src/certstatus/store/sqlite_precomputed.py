@@ -495,8 +495,10 @@ class PrecomputedSQLite:
         if kind == "changed":
             return self._db.execute(f"SELECT count(*) {_CHANGED}", after).fetchone()[0]
         if kind == "missing":
+            # count(*) of a DISTINCT subquery: SQLite walks the index in serial order instead of
+            # building a temporary b-tree of every serial for count(DISTINCT) (~0.4 -> ~0.25 s per million).
             return sum(
-                self._db.execute(f"SELECT count(DISTINCT serial) {part}", after).fetchone()[0]
+                self._db.execute(f"SELECT count(*) FROM (SELECT DISTINCT serial {part})", after).fetchone()[0]
                 for part in (_MISSING_ISSUED, _MISSING_REVOKED)
             )
         if kind == "due":
