@@ -14,23 +14,20 @@ from dataclasses import dataclass, field
 
 from certstatus.audit import AuditLog
 from certstatus.clock import Clock, SystemClock
-from certstatus.config import CaSettings, Settings
-from certstatus.errors import CertstatusError, ConfigError, StoreError
+from certstatus.config import Settings
+from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, readiness_problems
+from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
-from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
+from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
-from certstatus.signing.keys import load_certificates
-from certstatus.signing.loader import load_signer_set
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
-from certstatus.store.factory import open_store as open_database
-from cryptography.hazmat.primitives import serialization
 
 
 @dataclass
@@ -61,39 +58,6 @@ class Application:
         self.closers.clear()
 
 
-def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
-    """Open ``server.database`` (see :func:`certstatus.store.factory.open_store`).
-
-    Raises :class:`ConfigError` naming the setting when the database is
-    unreachable or its schema is not current.
-    """
-    try:
-        return open_database(settings.server.database, upgrade=upgrade)
-    except StoreError as exc:
-        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
-
-
-def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
-    """Load the CA certificate and its signers, validate the signers, register the issuer.
-
-    Raises :class:`SignerError` with the file names (or token objects) when
-    a signer is unusable (see :mod:`certstatus.signing.loader`). A forwarded
-    CA has no signers (``ServedCA.signers`` is None): its remote responders sign.
-    """
-    certificate = load_certificates(ca.certificate)[0]
-    issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
-    if ca.forward:
-        return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
-
-    def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
-        record = store.lookup(issuer_id, signer.certificate.serial_number)
-        return record is not None and record.revoked is not None
-
-    signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
-    has_data = ca.sql is not None or bool(store.source_states(issuer_id))
-    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
-
-
 def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
     """Validate every CA and signer and import all configured data (start-up, once).
 
@@ -113,17 +77,6 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
                 store.apply_changes(served.issuer_id, (), at=clock.now())
             results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
         return results
-    finally:
-        store.close()
-
-
-def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
-    """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
-    clock = clock or SystemClock()
-    store = open_store(settings)
-    try:
-        for ca in settings.cas:
-            load_ca(ca, store, clock)
     finally:
         store.close()
 

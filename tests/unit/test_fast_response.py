@@ -194,3 +194,31 @@ def test_good_response_data_shortcut_matches_asn1crypto(demo_pki, serial):
         responder_id=signer.responder_id, produced_at=NOW, answers=[SingleAnswer(cert_id, OCSPCertStatus.GOOD, NOW, LATER)]
     )
     assert template.encode_good(cert_id) == template.encode_good(cert_id) == reference
+
+
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256"])
+def test_good_head_and_tail_around_the_key_match_asn1crypto(demo_pki, algorithm):
+    """The generator's joined good ResponseData: good_head(len(key)) + key + good_tail, for every serial length."""
+    signer = _signer(demo_pki)
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, algorithm)
+    cert_ids = fast.CertIdTemplate(fast.cert_id_prefix(algorithm, name_hash, key_hash))
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, NOW, LATER)
+    for serial in SERIALS:
+        key = serial_key(serial)
+        reference = encode_response_data(
+            responder_id=signer.responder_id, produced_at=NOW,
+            answers=[SingleAnswer(_reference_cert_id(algorithm, name_hash, key_hash, serial), OCSPCertStatus.GOOD, NOW, LATER)],
+        )  # fmt: skip
+        assert template.good_head(cert_ids, len(key)) + key + template.good_tail == reference
+
+
+@pytest.mark.parametrize("signature_size", [0, 64, 71, 72, 256])
+def test_signature_head_joins_the_body_as_body_does(demo_pki, signature_size):
+    signer = _signer(demo_pki)
+    wrapper = fast.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    data, signature = fast.tlv(0x30, b"\x01" * 200), bytes(signature_size)
+    assert data + wrapper.signature_head(signature_size) + signature == wrapper.body(data, signature)
+    assert wrapper.signature_heads[signature_size] == wrapper.signature_head(signature_size)
+    assert wrapper.assembler.assemble(wrapper.body(data, signature)) == encode_basic_response(
+        data, signer.signature_algorithm_der, signature, signer.certificates_der
+    )

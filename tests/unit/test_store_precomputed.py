@@ -242,3 +242,66 @@ def test_lookup_many_applies_the_delta_crl_view(store):
     assert records == {2: store.lookup(issuer_id, 2)}
     assert store.lookup(issuer_id, 1) is None
     assert records[2].revoked.reason is x509.ReasonFlags.key_compromise
+
+
+def test_background_checkpoints_copy_the_wal_and_restart_it_outside_the_writers(tmp_path):
+    """The generator's parent checkpoints (WalCheckpointer): writers that never checkpoint keep a bounded WAL."""
+    import os
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "store.sqlite3"
+    SQLiteStore(path).close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer copies the WAL
+    writer.execute("CREATE TABLE filler (data BLOB)")
+    class Lock:  # the workers' write lock, counting the checkpointer's turns
+        def __init__(self):
+            self.lock, self.checkpointer_turns = threading.Lock(), 0
+
+        def acquire(self, timeout=-1):
+            taken = self.lock.acquire(timeout=timeout)
+            self.checkpointer_turns += taken and threading.current_thread().name == "wal-checkpoint"
+            return taken
+
+        def release(self):
+            self.lock.release()
+
+        def __enter__(self):
+            self.acquire()
+
+        def __exit__(self, *exc):
+            self.release()
+
+    lock = Lock()
+    page = os.urandom(3000)
+    transactions, rows = 300, 10
+    store = SQLiteStore(path)
+    with store.background_checkpoints(lock) as checkpointer:
+        checkpointer.interval, checkpointer.restart_frames = 0.002, 40
+        for _ in range(transactions):
+            with lock:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.executemany("INSERT INTO filler VALUES (?)", [(page,)] * rows)
+                writer.execute("COMMIT")
+            time.sleep(0.001)
+        deadline = time.monotonic() + 10
+        while os.path.getsize(path) < transactions * rows * len(page) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    store.close()
+    written = transactions * rows * len(page)
+    assert os.path.getsize(path) >= written  # the rows reached the database file: checkpointed
+    assert os.path.getsize(f"{path}-wal") < written  # and the WAL started over (at least once) instead of growing
+    assert lock.checkpointer_turns  # the last pages are copied with the writers waiting (so it can start over)
+    assert writer.execute("SELECT count(*) FROM filler").fetchone()[0] == transactions * rows
+    writer.close()
+
+
+def test_a_serial_two_sources_list_is_pending_and_counted_once(store):
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3])
+    store.replace_source(issuer_id, SourceState("issued", "issued.txt", T0, 2), issued=[2, 3, 4])
+    store.replace_source(issuer_id, SourceState("crl", "ca.crl", T0, 2), revoked=[RevokedEntry(9, T0), RevokedEntry(3, T0)])
+    assert _pending(store, issuer_id, "missing", batch_size=2) == [1, 2, 3, 4, 9]
+    assert store.count_pending(issuer_id, "missing", now=T0) == 5

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from certstatus.cli import _print_import, _settings, ca_options, console
 from certstatus.config import Settings
-from certstatus.generator.run import RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
+from certstatus.generator.run import DEFAULT_BATCH_SIZE, RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
 
 
 class _RateColumn(ProgressColumn):
@@ -67,7 +67,10 @@ def print_summary(summary: GenerationSummary) -> None:
 @click.command("generate")
 @ca_options
 @click.option("--processes", type=int, default=None, help="Signing processes (default: one per core; 0: this process).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True, help="Serials per batch (one transaction each).")
+@click.option(
+    "--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH_SIZE, show_default=True,
+    help="Serials per batch (one transaction each).",
+)  # fmt: skip
 @click.option("--no-import", is_flag=True, help="Sign what the store holds; do not import the configured sources first.")
 def generate_command(processes: int | None, batch_size: int, no_import: bool, **opts) -> None:
     """Sign a response for every known status into the store, on every core, then exit.
@@ -77,15 +80,18 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     Responses still fresh are kept: a generation stopped half-way resumes
     where it stopped.
     """
-    from certstatus.app import open_store, prepare, validate_signers
+    from certstatus.loading import open_store, validate_signers  # not certstatus.app: no server to build here
 
     settings = _settings(opts)
     if not opts["config"]:
         settings = Settings(settings.server, tuple(_as_generated(ca) for ca in settings.cas))
     if no_import:
         validate_signers(settings)
-    elif not _print_import(prepare(settings)):
-        sys.exit(1)
+    else:
+        from certstatus.app import prepare
+
+        if not _print_import(prepare(settings)):
+            sys.exit(1)
     if not generated_cas(settings):
         console.print('no CA has mode = "precomputed" or "cached": nothing to generate')
         return

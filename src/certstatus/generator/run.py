@@ -22,6 +22,7 @@ others.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -43,7 +44,7 @@ from certstatus.signing.keys import load_certificates
 from certstatus.store.base import WORK_KINDS, StatusStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = 2000
 
 log = logging.getLogger("certstatus.generator")
 
@@ -159,6 +160,7 @@ class Generator:
             for ca in self.cas
         }
         self._executor: Executor | None = None
+        self._write_lock = None  # the workers' shared write lock (with a pool)
         #: CA name -> the process that holds its generator claim (None: this one; absent: not asked yet).
         self.holders: dict[str, str | None] = {}
 
@@ -207,12 +209,15 @@ class Generator:
                 self._executor = _InlineExecutor()
             else:
                 context = multiprocessing.get_context("spawn")
+                self._write_lock = context.Lock()
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=context,
                     initializer=_init_pool_worker,
-                    initargs=(self.settings.to_json(), context.Lock()),
+                    initargs=(self.settings.to_json(), self._write_lock),
                 )
+                for _ in range(self.processes):  # the pool starts a process per task submitted, up to max_workers
+                    self._executor.submit(os.getpid)
         return self._executor
 
     def pending(self, kinds: Sequence[str] = WORK_KINDS) -> int:
@@ -233,11 +238,13 @@ class Generator:
             cas={ca.name: CaSummary(ca.name, generated_by=self.holders.get(ca.name)) for ca in self.cas},
             processes=self.processes,
         )
+        if not self.mine():
+            if progress is not None:
+                progress.start(0)
+            return summary
+        pool = self._pool()  # the signing processes start (import, load the signers) while this one counts
         if progress is not None:
             progress.start(self.pending(kinds))
-        if not self.mine():
-            return summary
-        pool = self._pool()
         window = 2 * max(1, self.processes)
         now = self.clock.now()
         in_flight: dict[Future, None] = {}
@@ -253,14 +260,18 @@ class Generator:
                     if progress is not None and result.serials:
                         progress.advance(result.serials)
 
+        # SQLite: the WAL is copied into the database from a thread of this process, not in the workers' commits.
+        checkpoints = getattr(self.store, "background_checkpoints", None)
+        background = contextlib.nullcontext() if checkpoints is None or self._write_lock is None else checkpoints(self._write_lock)
         try:
-            for ca in self.mine():
-                for kind in kinds:
-                    units = signing.work_units(self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size)
-                    for work in units:
-                        collect(window - 1)
-                        in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
-                    collect(0)  # this kind is stored before the next is read
+            with background:
+                for ca in self.mine():
+                    for kind in kinds:
+                        units = signing.work_units(self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size)
+                        for work in units:
+                            collect(window - 1)
+                            in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
+                        collect(0)  # this kind is stored before the next is read
         except BaseException:
             for future in in_flight:
                 future.cancel()

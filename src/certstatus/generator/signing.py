@@ -114,11 +114,11 @@ class CASigner:
 
     @classmethod
     def load(cls, settings: CaSettings, store: StatusStore, clock: Clock) -> "CASigner":
-        """Load the CA certificate and its signers as a worker does (:func:`certstatus.app.load_ca`).
+        """Load the CA certificate and its signers as a worker does (:func:`certstatus.loading.load_ca`).
 
         Raises :class:`~certstatus.errors.SignerError` when no signer is usable.
         """
-        from certstatus.app import load_ca
+        from certstatus.loading import load_ca
 
         return cls(load_ca(settings, store, clock))
 
@@ -150,15 +150,23 @@ class CASigner:
         next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
         renew = renew_at(this_update, next_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
-        encode, encode_good, body, sign = template.encode, template.encode_good, wrapper.body, signer.signature
+        encode, sign = template.encode, signer.signature
         sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
+        # The common case, good, joins bytes without a call: the ResponseData up to the serial key per key
+        # length (both CertIDs), and the signature's head per signature length (ECDSA's vary by a byte or two).
+        good_heads: dict[int, tuple[bytes, bytes]] = {}
+        good_tail = template.good_tail
+        signature_heads, signature_head = wrapper.signature_heads, wrapper.signature_head
         special = records.get
         rows = []
         for key in keys:
             record = special(key)
-            if record is None:  # the common case: issued, not revoked, no extension (as decide())
-                sha1_data = encode_good(sha1_cert_id(key))
-                sha256_data = encode_good(sha256_cert_id(key))
+            if record is None:  # issued, not revoked, no extension (as decide())
+                heads = good_heads.get(len(key))
+                if heads is None:
+                    heads = good_heads[len(key)] = tuple(template.good_head(cert_id, len(key)) for cert_id in self._cert_ids)
+                sha1_data = heads[0] + key + good_tail
+                sha256_data = heads[1] + key + good_tail
             else:
                 decision = decide(record, self.settings, serial_from_key(key))
                 revoked = decision.revoked
@@ -171,7 +179,10 @@ class CASigner:
                 extended = decision.extended
                 sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
                 sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
-            rows.append((key, body(sha1_data, sign(sha1_data)), body(sha256_data, sign(sha256_data))))
+            sha1_signature, sha256_signature = sign(sha1_data), sign(sha256_data)
+            sha1_head = signature_heads.get(len(sha1_signature)) or signature_head(len(sha1_signature))
+            sha256_head = signature_heads.get(len(sha256_signature)) or signature_head(len(sha256_signature))
+            rows.append((key, sha1_data + sha1_head + sha1_signature, sha256_data + sha256_head + sha256_signature))
         batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
         with write_lock or contextlib.nullcontext():
             store.store_signed(self.issuer_id, batch, change_counter=counter, remove=removed)
@@ -196,7 +207,7 @@ _worker: Worker | None = None
 def init_worker(settings_json: str, write_lock: AbstractContextManager | None = None) -> None:
     """Process-pool initializer: open the store and load every signer of ``settings_json``."""
     global _worker
-    from certstatus.app import open_store
+    from certstatus.loading import open_store
 
     settings = Settings.from_json(settings_json)
     _worker = Worker(settings, open_store(settings), write_lock)

@@ -200,6 +200,22 @@ class ResponseDataTemplate:
             head = self._good_heads[len(cert_id_der)] = whole[: len(whole) - len(cert_id_der) - len(self._good_tail)]
         return head + cert_id_der + self._good_tail
 
+    @property
+    def good_tail(self) -> bytes:
+        """What follows the CertID in every :meth:`encode_good` output: the good certStatus and the times."""
+        return self._good_tail
+
+    def good_head(self, cert_id: CertIdTemplate, key_length: int) -> bytes:
+        """What precedes the serial key in ``encode_good(cert_id.encode(key))`` for every key of ``key_length`` bytes.
+
+        ``good_head(cert_id, len(key)) + key + good_tail`` is that
+        ResponseData (tested): a loop over many serials keeps one head per key
+        length and makes each ResponseData with two joins, no call.
+        """
+        key = bytes(key_length)  # the headers depend on the key's length only
+        whole = self.encode_good(cert_id.encode(key))
+        return whole[: len(whole) - key_length - len(self._good_tail)]
+
 
 def _header(tag: int, length: int) -> bytes:
     return bytes((tag,)) + der_length(length)
@@ -265,8 +281,18 @@ class ResponseWrapper:
         """
         head = self._signature_heads.get(len(signature))
         if head is None:
-            head = self._signature_heads[len(signature)] = self._algorithm + _header(0x03, len(signature) + 1) + b"\x00"
+            head = self.signature_head(len(signature))
         return response_data_der + head + signature
+
+    def signature_head(self, length: int) -> bytes:
+        """What :meth:`body` puts between the ResponseData and a signature of ``length`` bytes (cached in :attr:`signature_heads`)."""
+        head = self._signature_heads[length] = self._algorithm + _header(0x03, length + 1) + b"\x00"
+        return head
+
+    @property
+    def signature_heads(self) -> dict[int, bytes]:
+        """Signature length -> :meth:`signature_head`, for loops that join the body themselves (read only)."""
+        return self._signature_heads
 
     def wrap(self, response_data_der: bytes, signature: bytes) -> bytes:
         """Return the OCSPResponse DER for ``response_data_der`` and its ``signature``."""

@@ -31,9 +31,13 @@ Times are stored as integer seconds since the epoch (UTC).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence, Set
+from contextlib import AbstractContextManager
 
 from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
@@ -50,7 +54,9 @@ from certstatus.store.base import (
     status_records,
 )
 
-__all__ = ["PRECOMPUTED_HASH_ALGORITHMS", "SCRATCH_TABLES", "PrecomputedSQLite"]
+__all__ = ["PRECOMPUTED_HASH_ALGORITHMS", "SCRATCH_TABLES", "PrecomputedSQLite", "WalCheckpointer"]
+
+log = logging.getLogger("certstatus.store")
 
 _CHUNK = 500  # serials per IN (...) list
 
@@ -140,6 +146,70 @@ def _records(
     return keys, records, [serial_from_key(key) for key in gone]
 
 
+class WalCheckpointer:
+    """Copies the WAL into the database file from a thread, outside the generator's write lock (a context manager).
+
+    SQLite checkpoints in the commit that finds the WAL past
+    ``wal_autocheckpoint`` pages: with the generator's workers, inside the
+    shared write lock, so the other workers waited ~0.1-0.2 s for every
+    ~40 MB written (copy and fsync). This thread, in the generator's parent
+    process, runs a passive checkpoint every ``interval`` seconds beside the
+    writers (SQLite lets a checkpoint run while a transaction writes; the
+    sqlite3 module releases the GIL meanwhile). A passive checkpoint cannot
+    finish while writers keep appending, and the WAL file is only reused
+    from its start after one has: once the WAL holds ``restart_frames``
+    pages, the thread copies what is left under ``write_lock`` (the pages
+    of the last fraction of a second) so the next writer starts the WAL
+    over. The writers' own autocheckpoint stays as the backstop.
+    """
+
+    def __init__(
+        self, path: str, write_lock, *, interval: float = 0.5, restart_frames: int = 5000
+    ) -> None:
+        self.path = path
+        self.write_lock = write_lock
+        self.interval = interval
+        self.restart_frames = restart_frames
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="wal-checkpoint")
+
+    def __enter__(self) -> "WalCheckpointer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            log.warning("%s: no background checkpoints (%s); writers checkpoint themselves", self.path, exc)
+            return
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            while not self._stop.wait(self.interval):
+                frames = self._checkpoint(db)
+                if frames >= self.restart_frames:
+                    self._checkpoint(db)  # most of what came meanwhile, outside the lock
+                    if self.write_lock.acquire(timeout=1.0):  # a worker that died holding it: skip
+                        try:
+                            self._checkpoint(db)
+                        finally:
+                            self.write_lock.release()
+        except sqlite3.Error as exc:
+            log.warning("%s: background checkpoints stopped (%s); writers checkpoint themselves", self.path, exc)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _checkpoint(db: sqlite3.Connection) -> int:
+        """One passive checkpoint; return the pages in the WAL (0 when it is not in WAL mode)."""
+        _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(frames, 0)
+
+
 def _ts(value: dt.datetime) -> int:
     return int(value.timestamp())
 
@@ -156,6 +226,7 @@ class PrecomputedSQLite:
     """
 
     _db: sqlite3.Connection
+    path: str
     _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
     _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
 
@@ -309,6 +380,12 @@ class PrecomputedSQLite:
 
     # -- written by the generator ----------------------------------------------
 
+    def background_checkpoints(self, write_lock) -> AbstractContextManager:
+        """A :class:`WalCheckpointer` for the generator's parent while its workers write under ``write_lock``."""
+        if self.path == ":memory:":
+            return contextlib.nullcontext()
+        return WalCheckpointer(self.path, write_lock)
+
     def _change_counter(self, issuer_id: int) -> int:
         row = self._db.execute("SELECT change_counter FROM issuers WHERE id = ?", (issuer_id,)).fetchone()
         return 0 if row is None else row[0]
@@ -418,8 +495,10 @@ class PrecomputedSQLite:
         if kind == "changed":
             return self._db.execute(f"SELECT count(*) {_CHANGED}", after).fetchone()[0]
         if kind == "missing":
+            # count(*) of a DISTINCT subquery: SQLite walks the index in serial order instead of
+            # building a temporary b-tree of every serial for count(DISTINCT) (~0.4 -> ~0.25 s per million).
             return sum(
-                self._db.execute(f"SELECT count(DISTINCT serial) {part}", after).fetchone()[0]
+                self._db.execute(f"SELECT count(*) FROM (SELECT DISTINCT serial {part})", after).fetchone()[0]
                 for part in (_MISSING_ISSUED, _MISSING_REVOKED)
             )
         if kind == "due":
