@@ -219,3 +219,67 @@ def test_cli_push_commands_and_their_errors(config: Path, demo_pki: DemoPki) -> 
     refused = _cli("revoke", "crl-only", "1", "--config", str(config))
     for result, text in ((unknown, "no CA named 'nobody'"), (malformed, "not a hexadecimal serial"), (refused, "does not accept pushes")):
         assert result.returncode == 2 and text in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+
+
+def test_a_silent_client_does_not_stop_the_admin_listener(config: Path, demo_pki: DemoPki, tmp_path) -> None:
+    """A client that connects and sends nothing (no TLS ClientHello, or half an HTTP request)
+    holds one connection's thread, not the listener: everyone else is still answered."""
+    import socket
+    import ssl
+
+    settings = load_config(config)
+    prepare(settings)
+    admin_settings, client = _tls_material(tmp_path, demo_pki)
+    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=None)
+    server = AdminServer(admin_settings, api)
+    server.start()
+    context = ssl.create_default_context(cafile=str(demo_pki.chain))
+    context.load_cert_chain(*client)
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+    silent[1].sendall(b"POST /v1/ca/pushed/revoke HTTP/1.1\r\nContent-Length: 100\r\n")  # never finished
+    try:
+        url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
+        answer = httpx.post(url, json={"serial": "78"}, verify=context, timeout=5)  # was: blocked in accept()
+        assert answer.status_code == 200 and answer.json()["applied"] == 1
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop()
+
+
+def test_admin_connections_beyond_the_limit_are_closed_at_once(config: Path, demo_pki: DemoPki, tmp_path) -> None:
+    import socket
+    import ssl
+    import time
+
+    from certstatus.admin.server import MAX_CONNECTIONS
+
+    settings = load_config(config)
+    prepare(settings)
+    admin_settings, client = _tls_material(tmp_path, demo_pki)
+    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=None)
+    server = AdminServer(admin_settings, api)
+    server.start()
+    context = ssl.create_default_context(cafile=str(demo_pki.chain))
+    context.load_cert_chain(*client)
+    url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.5)  # every one accepted and holding its slot
+        with pytest.raises(httpx.TransportError):  # one more: closed without an answer
+            httpx.post(url, json={"serial": "79"}, verify=context, timeout=5)
+        for sock in silent:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while True:  # their threads see the end of the stream and give their slots back
+            try:
+                answer = httpx.post(url, json={"serial": "79"}, verify=context, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answer.status_code == 200 and answer.json()["applied"] == 1
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop()

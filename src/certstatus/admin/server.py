@@ -1,9 +1,13 @@
 """The admin listener and the background services of ``certstatus serve``'s supervisor.
 
 :class:`AdminServer` moves bytes between a socket and
-:class:`~certstatus.admin.api.AdminApi`: one thread, one request at a time
-(pushes are serialised anyway by the store's single writer), optional TLS
-with required client certificates (``client_ca``), 30 s socket timeout.
+:class:`~certstatus.admin.api.AdminApi`: a thread per connection, at most
+:data:`MAX_CONNECTIONS` at once (one more is closed at once), optional TLS
+with required client certificates (``client_ca``), 30 s socket timeout. The
+TLS handshake runs in the connection's thread under that timeout, not in
+``accept``: a client that connects and sends nothing cannot stop metrics
+scrapes, probes and pushes of everyone else (pushes are serialised anyway by
+the store's single writer).
 
 :func:`start_services` starts what runs beside the OCSP workers: the
 :class:`~certstatus.sources.refresh.Refresher` and, when ``[admin]`` is
@@ -18,7 +22,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.process import BaseProcess
 
 from certstatus.admin.api import AdminApi, AdminResponse
@@ -32,6 +36,11 @@ from certstatus.sources.refresh import Refresher, register_targets
 from certstatus.store.base import StatusStore
 
 log = logging.getLogger("certstatus.admin")
+
+#: Admin connections served at once; one more is closed without an answer.
+MAX_CONNECTIONS = 16
+#: Seconds a connection may take for its TLS handshake and each read or write.
+SOCKET_TIMEOUT = 30.0
 
 
 def read_token(settings: AdminSettings) -> str | None:
@@ -78,10 +87,8 @@ class AdminServer:
         self.api = api
         self.context = tls_context(settings)
         handler = _handler_class(api, self.context is not None and settings.client_ca is not None)
-        self.httpd = HTTPServer((settings.host, settings.port), handler)
-        if self.context is not None:
-            self.httpd.socket = self.context.wrap_socket(self.httpd.socket, server_side=True)
-        elif not ipaddress.ip_address(_numeric(settings.host)).is_loopback:
+        self.httpd = _AdminHTTPServer((settings.host, settings.port), handler, self.context)
+        if self.context is None and not ipaddress.ip_address(_numeric(settings.host)).is_loopback:
             log.warning("admin API on %s without TLS: the token crosses the network in clear", settings.host)
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
@@ -93,6 +100,42 @@ class AdminServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _AdminHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most :data:`MAX_CONNECTIONS`; TLS handshakes in those threads."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, context: ssl.SSLContext | None) -> None:
+        self.context = context
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.warning("admin listener: %d connections already open; closing one from %s", MAX_CONNECTIONS, client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            request.settimeout(SOCKET_TIMEOUT)
+            if self.context is not None:
+                try:
+                    request = self.context.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError) as exc:  # no handshake within the timeout, or a refused one
+                    log.info("admin listener: TLS handshake with %s failed: %s", client_address[0], exc)
+                    self.shutdown_request(request)
+                    return
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 def _numeric(host: str) -> str:
