@@ -283,3 +283,30 @@ def test_admin_connections_beyond_the_limit_are_closed_at_once(config: Path, dem
         for sock in silent:
             sock.close()
         server.stop()
+
+
+def test_the_admin_api_runs_on_one_thread_whatever_thread_reads_the_request(config: Path) -> None:
+    """Connections are read in threads of their own, but the API's store (an SQLite connection
+    belongs to the thread that opened it) must always be used from one thread."""
+    import socket
+
+    settings = load_config(config)
+    prepare(settings)
+    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=TOKEN)
+    server = AdminServer(AdminSettings("127.0.0.1", 0, None, None, None, None), api)
+    server.start()
+    body = json.dumps({"serial": "7b"}).encode()
+    head = (f"POST /v1/ca/pushed/revoke HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    try:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(head + body[:3])  # its thread now waits for the rest of the body
+        first = httpx.post(f"http://127.0.0.1:{server.port}/v1/ca/pushed/revoke", json={"serial": "7c"},
+                           headers={"authorization": f"Bearer {TOKEN}"}, timeout=5)  # fmt: skip
+        assert first.status_code == 200, first.text  # the store is opened for this one
+        slow.sendall(body[3:])  # answered by the other, older thread: the same store
+        reply = slow.makefile("rb").read()
+        slow.close()
+        assert reply.startswith(b"HTTP/1.0 200") and b'"applied": 1' in reply, reply
+    finally:
+        server.stop()

@@ -6,8 +6,9 @@
 with required client certificates (``client_ca``), 30 s socket timeout. The
 TLS handshake runs in the connection's thread under that timeout, not in
 ``accept``: a client that connects and sends nothing cannot stop metrics
-scrapes, probes and pushes of everyone else (pushes are serialised anyway by
-the store's single writer).
+scrapes, probes and pushes of everyone else. The API itself runs on one
+thread of its own, one request at a time (its store belongs to that thread,
+and pushes are serialised anyway by the store's single writer).
 
 :func:`start_services` starts what runs beside the OCSP workers: the
 :class:`~certstatus.sources.refresh.Refresher` and, when ``[admin]`` is
@@ -21,6 +22,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.process import BaseProcess
@@ -86,7 +88,10 @@ class AdminServer:
     def __init__(self, settings: AdminSettings, api: AdminApi) -> None:
         self.api = api
         self.context = tls_context(settings)
-        handler = _handler_class(api, self.context is not None and settings.client_ca is not None)
+        # The API runs on one thread of its own: its store was opened there (an SQLite connection
+        # belongs to its thread) and pushes are serialised by the store's single writer anyway.
+        self.api_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certstatus-admin-api")
+        handler = _handler_class(api, self.context is not None and settings.client_ca is not None, self.api_thread)
         self.httpd = _AdminHTTPServer((settings.host, settings.port), handler, self.context)
         if self.context is None and not ipaddress.ip_address(_numeric(settings.host)).is_loopback:
             log.warning("admin API on %s without TLS: the token crosses the network in clear", settings.host)
@@ -100,6 +105,7 @@ class AdminServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.api_thread.shutdown(wait=True)
 
 
 class _AdminHTTPServer(ThreadingHTTPServer):
@@ -146,7 +152,7 @@ def _numeric(host: str) -> str:
         return "127.0.0.1" if host == "localhost" else "0.0.0.0"
 
 
-def _handler_class(api: AdminApi, mutual_tls: bool) -> type[BaseHTTPRequestHandler]:
+def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecutor) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 30
         server_version = "certstatus-admin"
@@ -161,7 +167,7 @@ def _handler_class(api: AdminApi, mutual_tls: bool) -> type[BaseHTTPRequestHandl
             body = self.rfile.read(int(length))
             verified = mutual_tls and bool(getattr(self.connection, "getpeercert", lambda: None)())
             headers = {k.lower(): v for k, v in self.headers.items()}
-            answer = api.handle(self.command, self.path, headers, body, client_certificate=verified)
+            answer = api_thread.submit(api.handle, self.command, self.path, headers, body, client_certificate=verified).result()
             self._reply(answer.status, answer.encode(), answer.content_type)
 
         def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
