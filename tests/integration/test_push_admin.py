@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.admin.api import AdminApi
-from certstatus.admin.server import AdminServer
+from certstatus.admin.server import MAX_CONNECTIONS, AdminServer
 from certstatus.app import build_application, open_store, prepare
 from certstatus.clock import SystemClock
 from certstatus.config import load_config
@@ -177,16 +180,20 @@ def _tls_material(folder: Path, pki: DemoPki) -> tuple[AdminSettings, tuple[str,
     return settings, (str(client[0]), str(client[1]))
 
 
-def test_admin_listener_requires_a_client_certificate(config: Path, demo_pki: DemoPki, tmp_path) -> None:
+def _admin_server(config: Path, admin_settings: AdminSettings, token: str | None = None) -> AdminServer:
+    """A started admin listener over the configuration's store (stop it)."""
     settings = load_config(config)
     prepare(settings)
-    admin_settings, client = _tls_material(tmp_path, demo_pki)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=None)
+    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=token)
     server = AdminServer(admin_settings, api)
     server.start()
-    url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
-    import ssl
+    return server
 
+
+def test_admin_listener_requires_a_client_certificate(config: Path, demo_pki: DemoPki, tmp_path) -> None:
+    admin_settings, client = _tls_material(tmp_path, demo_pki)
+    server = _admin_server(config, admin_settings)
+    url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
     context = ssl.create_default_context(cafile=str(demo_pki.chain))
     try:
         with pytest.raises(httpx.TransportError):  # TLS handshake refused without a client certificate
@@ -224,15 +231,8 @@ def test_cli_push_commands_and_their_errors(config: Path, demo_pki: DemoPki) -> 
 def test_a_silent_client_does_not_stop_the_admin_listener(config: Path, demo_pki: DemoPki, tmp_path) -> None:
     """A client that connects and sends nothing (no TLS ClientHello, or half an HTTP request)
     holds one connection's thread, not the listener: everyone else is still answered."""
-    import socket
-    import ssl
-
-    settings = load_config(config)
-    prepare(settings)
     admin_settings, client = _tls_material(tmp_path, demo_pki)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=None)
-    server = AdminServer(admin_settings, api)
-    server.start()
+    server = _admin_server(config, admin_settings)
     context = ssl.create_default_context(cafile=str(demo_pki.chain))
     context.load_cert_chain(*client)
     silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
@@ -248,18 +248,8 @@ def test_a_silent_client_does_not_stop_the_admin_listener(config: Path, demo_pki
 
 
 def test_admin_connections_beyond_the_limit_are_closed_at_once(config: Path, demo_pki: DemoPki, tmp_path) -> None:
-    import socket
-    import ssl
-    import time
-
-    from certstatus.admin.server import MAX_CONNECTIONS
-
-    settings = load_config(config)
-    prepare(settings)
     admin_settings, client = _tls_material(tmp_path, demo_pki)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=None)
-    server = AdminServer(admin_settings, api)
-    server.start()
+    server = _admin_server(config, admin_settings)
     context = ssl.create_default_context(cafile=str(demo_pki.chain))
     context.load_cert_chain(*client)
     url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
@@ -288,13 +278,7 @@ def test_admin_connections_beyond_the_limit_are_closed_at_once(config: Path, dem
 def test_the_admin_api_runs_on_one_thread_whatever_thread_reads_the_request(config: Path) -> None:
     """Connections are read in threads of their own, but the API's store (an SQLite connection
     belongs to the thread that opened it) must always be used from one thread."""
-    import socket
-
-    settings = load_config(config)
-    prepare(settings)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=TOKEN)
-    server = AdminServer(AdminSettings("127.0.0.1", 0, None, None, None, None), api)
-    server.start()
+    server = _admin_server(config, AdminSettings("127.0.0.1", 0, None, None, None, None), TOKEN)
     body = json.dumps({"serial": "7b"}).encode()
     head = (f"POST /v1/ca/pushed/revoke HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
