@@ -86,17 +86,23 @@ def _ask(port: int, body: bytes) -> tuple[int, str]:
 # --- PostgreSQL restarted under load ----------------------------------------------------------
 
 
+def _serve_one_worker(postgres, pki: DemoPki, folder: Path) -> tuple[ServeProcess, int]:
+    """``certstatus serve`` with one worker over ``postgres`` (schema upgraded first), the demo CA
+    fed by its CRL; returns the process and its port."""
+    port = free_port()
+    config = folder / "certstatus.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 1\ndatabase = "{postgres.dsn}"\n\n'
+        f'[ca.issuing]\ncertificate = "{pki.ca_cert}"\ncrl = ["{pki.crl}"]\n'
+        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
+    )
+    run_certstatus("db", "upgrade", "--config", str(config))
+    return ServeProcess.start(config, port), port
+
+
 def test_postgres_restart_under_load_gives_try_later_then_right_answers_without_restart(demo_pki: DemoPki, tmp_path: Path) -> None:
     with throwaway_postgres() as postgres:
-        port = free_port()
-        config = tmp_path / "certstatus.toml"
-        config.write_text(
-            f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 1\ndatabase = "{postgres.dsn}"\n\n'
-            f'[ca.issuing]\ncertificate = "{demo_pki.ca_cert}"\ncrl = ["{demo_pki.crl}"]\n'
-            f'signer_certificate = "{demo_pki.ocsp_cert}"\nsigner_key = "{demo_pki.ocsp_key}"\n'
-        )
-        run_certstatus("db", "upgrade", "--config", str(config))
-        server = ServeProcess.start(config, port)
+        server, port = _serve_one_worker(postgres, demo_pki, tmp_path)
         expected = {"good": "good", "revoked-keycompromise": "revoked"}
         bodies = {leaf: _request(demo_pki, leaf) for leaf in expected}
         _until_answered(server, port, bodies["good"])  # the socket listens before a worker has started
@@ -153,15 +159,7 @@ def test_a_worker_that_cannot_start_while_postgresql_is_down_is_started_again_on
     """A worker that dies while the database is down cannot start either (it opens the store at
     start-up); the supervisor starts it again with a back-off instead of giving up."""
     with throwaway_postgres() as postgres:
-        port = free_port()
-        config = tmp_path / "certstatus.toml"
-        config.write_text(
-            f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 1\ndatabase = "{postgres.dsn}"\n\n'
-            f'[ca.issuing]\ncertificate = "{demo_pki.ca_cert}"\ncrl = ["{demo_pki.crl}"]\n'
-            f'signer_certificate = "{demo_pki.ocsp_cert}"\nsigner_key = "{demo_pki.ocsp_key}"\n'
-        )
-        run_certstatus("db", "upgrade", "--config", str(config))
-        server = ServeProcess.start(config, port)
+        server, port = _serve_one_worker(postgres, demo_pki, tmp_path)
         body = _request(demo_pki, "good")
         try:
             _until_answered(server, port, body)
