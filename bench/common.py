@@ -408,3 +408,22 @@ def postgres_schema(server_uri: str, prefix: str):
     finally:
         with psycopg.connect(server_uri, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def check_same_bytes(port: int, fixture, expected, name: str) -> None:
+    """POST a sample of the fixture's requests (one SHA-1 CertID each) to ``port`` and compare each
+    answer with ``expected(serial)`` (the stored response's DER, None when none is stored); exit
+    naming ``name`` and the serial at the first difference."""
+    import urllib.request
+
+    ca = load_certificates(fixture.pki.ca_cert)[0]
+    name_hash, key_hash = issuer_hashes(ca, "sha1")
+    for serial in fixture.serials[:: max(1, len(fixture.serials) // 50)]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", data=request_der(name_hash, key_hash, serial),
+            headers={"Content-Type": "application/ocsp-request"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            stored = expected(serial)
+            if stored is None or answer.read() != stored:
+                sys.exit(f"{name} did not answer the stored response for serial {serial:x}")
