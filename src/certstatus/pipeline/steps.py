@@ -90,11 +90,11 @@ class LocalStatusSigner:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"no revocation data imported for CA {ca.name}")
         query = exchange.query
         cert_ids = query.cert_ids
+        signature_oid = query.signature.algorithm_oid if query.signature is not None else None
         if len(cert_ids) == 1 and exchange.cas[0] is not None:
             # The usual request: one CertID of the CA that answers, without the loop's lists.
             return self.answer_single(
-                ca, cert_ids[0], query.nonce, query.preferred_signature_algorithms,
-                query.signature.algorithm_oid if query.signature is not None else None,
+                ca, cert_ids[0], query.nonce, query.preferred_signature_algorithms, signature_oid,
                 record=exchange.records[0] if exchange.records is not None else _LOOK_UP,
             )  # fmt: skip
         settings = ca.settings
@@ -113,9 +113,8 @@ class LocalStatusSigner:
             names.append(_STATUS_NAMES[status])
             extended = extended or revoke
         return self._signed(
-            ca, times, singles, tuple(names), extended, query.nonce, query.preferred_signature_algorithms,
-            query.signature.algorithm_oid if query.signature is not None else None,
-        )  # fmt: skip
+            ca, times, singles, tuple(names), extended, query.nonce, query.preferred_signature_algorithms, signature_oid
+        )
 
     def answer_single(
         self,

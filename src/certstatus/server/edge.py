@@ -60,7 +60,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
-from certstatus.clock import Clock, SystemClock
+from certstatus.clock import Clock
 from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
@@ -73,6 +73,7 @@ from certstatus.server.rendered import (
     pipeline_metrics,
     served_without_pipeline,
     shared_middle,
+    unix_time,
 )
 
 __all__ = ["EDGE_ENTRY_OVERHEAD", "SOURCE", "EdgeCache", "add_observations", "edge_for"]
@@ -107,7 +108,7 @@ class EdgeCache:
         self.budget = budget
         budget.members.append(self)
         self.clock = clock
-        self.time = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
+        self.time = unix_time(clock)
         self.eligible = eligible
         self.metrics = metrics
         self.on_fill = on_fill  # told the CertID DER of each answer taken over (the answer cache drops it)

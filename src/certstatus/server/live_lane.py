@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from certstatus.clock import Clock, SystemClock
+from certstatus.clock import Clock
 from certstatus.errors import StoreUnavailable
 from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import OCSPError
@@ -56,6 +56,7 @@ from certstatus.server.rendered import (
     pipeline_metrics,
     served_without_pipeline,
     shared_dates,
+    unix_time,
 )
 
 #: The methods the lane answers (HEAD and the rest take the handler's path).
@@ -85,7 +86,7 @@ class LiveLane:
         self.signer = signer
         self.eligible = eligible
         self.metrics = metrics
-        self.time = time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
+        self.time = unix_time(clock)
         self.counts = AnswerCounts("live")
         self._lines = HeadLines()
         self._times = _Times(None, None)  # of the last answer: live answers of one second share them

@@ -17,9 +17,11 @@ second (a ``labels().inc()`` per request costs more than an edge hit).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from bisect import bisect_left
+from collections.abc import Callable
 
-from certstatus.clock import UTC
+from certstatus.clock import UTC, Clock, SystemClock
 from certstatus.metrics import AGE_BUCKETS, LATENCY_BUCKETS, RequestMetrics
 from certstatus.server.http import OCSP_RESPONSE_TYPE, _http_date
 
@@ -27,6 +29,12 @@ from certstatus.server.http import OCSP_RESPONSE_TYPE, _http_date
 SHARED_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: " + OCSP_RESPONSE_TYPE + b"\r\ncache-control: max-age="
 #: Start of a nonce answer (never stored by caches), up to its Date value.
 NONCE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: " + OCSP_RESPONSE_TYPE + b"\r\ncache-control: no-store\r\ndate: "
+
+
+def unix_time(clock: Clock) -> Callable[[], float]:
+    """``clock``'s now as Unix seconds: :func:`time.time` itself for the wall clock (the hit
+    path's cheapest reading), else derived from ``clock.now()`` (tests' ManualClock)."""
+    return time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
 
 
 def served_without_pipeline(application) -> list:
