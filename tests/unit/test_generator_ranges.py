@@ -135,3 +135,29 @@ def test_unknown_kind_and_batch_size_are_refused(store):
         list(store.precomputed_ranges(issuer_id, "everything", now=T0, batch_size=3))
     with pytest.raises(ValueError, match="batch_size"):
         list(store.precomputed_ranges(issuer_id, "missing", now=T0, batch_size=0))
+
+
+def test_an_issuer_or_range_without_responses_counts_and_yields_every_serial(store):
+    # Ranges where precomputed has no row skip its probe per serial: they must yield what the lists do.
+    issuer_id = store.register_issuer("one", b"ca-1")
+    store.replace_source(issuer_id, SourceState("index", "index.txt", T0, 20), issued=range(20))
+    store.replace_source(issuer_id, SourceState("issued", "issued.txt", T0, 5), issued=range(5))  # listed twice
+    crl_only = [RevokedEntry(s, T0 - HOUR, x509.ReasonFlags.key_compromise) for s in (30, 31)]
+    crl_only.append(RevokedEntry(32, T0, x509.ReasonFlags.remove_from_crl))  # a released hold: no response
+    store.replace_source(issuer_id, SourceState("crl", "ca.crl", T0, 3), revoked=crl_only)
+    everything = [serial_key(s) for s in [*range(20), 30, 31]]
+    assert store.count_pending(issuer_id, "missing", now=T0) == 22
+    for batch_size in (1, 4, 1000):
+        keys, _, gone = _flatten(_work_by_ranges(store, issuer_id, "missing", T0, batch_size))
+        assert keys == everything and not gone, batch_size
+    _sign(store, issuer_id, [7, 30], T0)
+    store.store_precomputed(  # only one of the two responses: still missing
+        issuer_id, [SignedResponse(12, "sha1", PrecomputedResponse(b"r", T0, T0 + 24 * HOUR), T0 + 12 * HOUR)],
+        change_counter=store.change_counters()[issuer_id],
+    )
+    left = [key for key in everything if key not in (serial_key(7), serial_key(30))]
+    assert store.count_pending(issuer_id, "missing", now=T0) == 20
+    for batch_size in (1, 4, 1000):
+        keys, _, gone = _flatten(_work_by_ranges(store, issuer_id, "missing", T0, batch_size))
+        assert keys == left and not gone, batch_size
+        assert _flatten(_work_by_lists(store, issuer_id, "missing", T0, batch_size))[0] == left

@@ -10,6 +10,7 @@ from cryptography import x509
 from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
 from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.sqlite_precomputed import WalCheckpointer
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
@@ -278,8 +279,9 @@ def test_background_checkpoints_copy_the_wal_and_restart_it_outside_the_writers(
     page = os.urandom(3000)
     transactions, rows = 300, 10
     store = SQLiteStore(path)
-    with store.background_checkpoints(lock) as checkpointer:
-        checkpointer.interval, checkpointer.restart_frames = 0.002, 40
+    # Built with its settings (not set after it started: its first wait would be the default 0.5 s, while
+    # the WAL grows past the figure below); the generator's is store.background_checkpoints(lock).
+    with WalCheckpointer(str(path), lock, interval=0.002, restart_bytes=40 * 4096):
         for _ in range(transactions):
             with lock:
                 writer.execute("BEGIN IMMEDIATE")

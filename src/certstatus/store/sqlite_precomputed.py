@@ -123,6 +123,15 @@ _RANGE_PARTS = {
     ),
 }
 _RANGE_PARTS_OF_KIND = {"changed": ("changed",), "missing": ("issued", "revoked")}
+# The same queries for a range where precomputed has no row yet (a first pass, serials added since):
+# every serial of it is missing, so they skip the probe of precomputed per serial (~0.2 us per serial).
+def _unprobed(sql: str) -> str:
+    """``sql`` without its probe of precomputed per serial (for serials of which none is signed yet)."""
+    return sql.replace(f" AND {_MISSING}", "")
+
+
+_UNSIGNED_PARTS = {part: tuple(_unprobed(sql) for sql in _RANGE_PARTS[part]) for part in ("issued", "revoked")}
+_ANY_SIGNED = "SELECT 1 FROM precomputed WHERE issuer_id = ? AND serial > ?"
 _REVOKED_COLUMNS = "serial, source, revocation_time, reason, invalidity_date"
 
 
@@ -157,19 +166,20 @@ class WalCheckpointer:
     writers (SQLite lets a checkpoint run while a transaction writes; the
     sqlite3 module releases the GIL meanwhile). A passive checkpoint cannot
     finish while writers keep appending, and the WAL file is only reused
-    from its start after one has: once the WAL holds ``restart_frames``
-    pages, the thread copies what is left under ``write_lock`` (the pages
-    of the last fraction of a second) so the next writer starts the WAL
-    over. The writers' own autocheckpoint stays as the backstop.
+    from its start after one has: once the WAL holds ``restart_bytes``
+    of pages (20 MiB: 5000 pages of 4 KiB, 1280 of 16 KiB), the thread
+    copies what is left under ``write_lock`` (the pages of the last
+    fraction of a second) so the next writer starts the WAL over. The
+    writers' own autocheckpoint stays as the backstop.
     """
 
     def __init__(
-        self, path: str, write_lock, *, interval: float = 0.5, restart_frames: int = 5000
+        self, path: str, write_lock, *, interval: float = 0.5, restart_bytes: int = 20 * 2**20
     ) -> None:
         self.path = path
         self.write_lock = write_lock
         self.interval = interval
-        self.restart_frames = restart_frames
+        self.restart_bytes = restart_bytes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="wal-checkpoint")
 
@@ -189,9 +199,10 @@ class WalCheckpointer:
             return
         try:
             db.execute("PRAGMA synchronous=NORMAL")
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
             while not self._stop.wait(self.interval):
                 frames = self._checkpoint(db)
-                if frames >= self.restart_frames:
+                if frames * page_size >= self.restart_bytes:
                     self._checkpoint(db)  # most of what came meanwhile, outside the lock
                     if self.write_lock.acquire(timeout=1.0):  # a worker that died holding it: skip
                         try:
@@ -360,6 +371,9 @@ class PrecomputedSQLite:
                 params = (issuer_id, work[3], *after, *last)
         else:
             queries = _RANGE_PARTS[part]
+            if part in _UNSIGNED_PARTS and not self._any_signed(issuer_id, after, last):
+                # A row written meanwhile (another generator) is only signed again: its UPSERT keeps the newer.
+                queries = _UNSIGNED_PARTS[part]
             sql, params = (queries[2], (issuer_id, after)) if last is None else (queries[1], (issuer_id, after, last))
         keys = [row[0] for row in self._db.execute(sql, params)]
         if not keys:
@@ -377,6 +391,12 @@ class PrecomputedSQLite:
         if part == "issued" and not revoked:
             return keys, {}, []
         return _records(keys, revoked, None if part == "issued" else frozenset())
+
+    def _any_signed(self, issuer_id: int, after: bytes, last: bytes | None) -> bool:
+        """Whether precomputed has a row of the issuer with a serial key in (``after``, ``last``] (None: no end)."""
+        if last is None:
+            return self._db.execute(f"{_ANY_SIGNED} LIMIT 1", (issuer_id, after)).fetchone() is not None
+        return self._db.execute(f"{_ANY_SIGNED} AND serial <= ? LIMIT 1", (issuer_id, after, last)).fetchone() is not None
 
     # -- written by the generator ----------------------------------------------
 
@@ -497,9 +517,12 @@ class PrecomputedSQLite:
         if kind == "missing":
             # count(*) of a DISTINCT subquery: SQLite walks the index in serial order instead of
             # building a temporary b-tree of every serial for count(DISTINCT) (~0.4 -> ~0.25 s per million).
+            parts = (_MISSING_ISSUED, _MISSING_REVOKED)
+            if not self._any_signed(issuer_id, b"", None):  # nothing signed yet: no probe per serial
+                parts = tuple(_unprobed(part) for part in parts)
             return sum(
                 self._db.execute(f"SELECT count(*) FROM (SELECT DISTINCT serial {part})", after).fetchone()[0]
-                for part in (_MISSING_ISSUED, _MISSING_REVOKED)
+                for part in parts
             )
         if kind == "due":
             return self._db.execute(
