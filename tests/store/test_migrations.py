@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from certstatus.errors import StoreError
 from certstatus.store import migrations
 from certstatus.store.factory import open_store
 from certstatus.store.postgres import PostgresStore
-from certstatus.store.sqlite import SQLiteStore
+from certstatus.store.sqlite import PAGE_SIZE, SQLiteStore
 
 
 def _run(*args: str):
@@ -79,7 +80,8 @@ def test_concurrent_upgrades_apply_each_step_once(postgres_dsn: str) -> None:
         thread.join()
     assert errors == []
     with psycopg.connect(postgres_dsn) as conn:
-        assert conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall() == [(1,), (2,), (3,), (4,)]
+        applied = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+        assert applied == [(v,) for v in range(1, migrations.latest_version("postgres") + 1)]
 
 
 def test_old_postgres_schema_upgrades_keeping_its_rows(postgres_dsn: str) -> None:
@@ -91,7 +93,7 @@ def test_old_postgres_schema_upgrades_keeping_its_rows(postgres_dsn: str) -> Non
         )
         conn.execute("INSERT INTO schema_migrations(version, name) VALUES (1, 'initial')")
         conn.execute("INSERT INTO issuers(name, certificate) VALUES ('old', 'der')")
-    with pytest.raises(StoreError, match="schema version 1, this certstatus needs 4"):
+    with pytest.raises(StoreError, match=f"schema version 1, this certstatus needs {migrations.latest_version('postgres')}"):
         open_store(postgres_dsn)
     assert [m.version for m in PostgresStore(postgres_dsn, upgrade=True).upgrade()] == []
     store = open_store(postgres_dsn)
@@ -149,7 +151,22 @@ def test_sqlite_file_from_before_migrations_is_upgraded_in_place(tmp_path: Path)
             (2, "change_counter"),
             (3, "precomputed"),
             (4, "precomputed_compact"),
+            (5, "source_fingerprint"),
         ]
+
+
+def test_new_sqlite_file_has_large_pages_and_an_old_file_keeps_its_own(tmp_path: Path) -> None:
+    new = SQLiteStore(tmp_path / "new.sqlite3")
+    assert new._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16384
+    new.close()
+    path = tmp_path / "old.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute("PRAGMA page_size = 4096")
+        old.executescript(migrations.migrations("sqlite")[0].sql)
+    store = SQLiteStore(path)  # upgraded in place, not rebuilt: a file keeps the page size it was made with
+    assert store.schema_version() == migrations.latest_version("sqlite")
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    store.close()
 
 
 def test_db_commands_on_sqlite(tmp_path: Path) -> None:
@@ -158,7 +175,7 @@ def test_db_commands_on_sqlite(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "does not exist" in _text(missing)
     assert _run("db", "upgrade", "--db", str(path)).exit_code == 0
     status = _run("db", "status", "--db", str(path))
-    assert status.exit_code == 0 and "schema version 4, current" in _text(status)
+    assert status.exit_code == 0 and "schema version 5, current" in _text(status)
 
 
 def test_db_commands_need_exactly_one_of_config_and_db(tmp_path: Path) -> None:

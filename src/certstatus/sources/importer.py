@@ -12,23 +12,36 @@ refused; the same CRL again is "unchanged" and not rewritten. A delta needs
 an imported complete CRL whose cRLNumber is at least the delta's
 BaseCRLNumber and below the delta's own number; a complete CRL at least as
 new as the imported delta drops that delta in the same transaction.
+
+Index and issued-list sources (one file or URL, not a directory) record a
+fingerprint of the bytes they were imported from in their source state
+(:func:`source_fingerprint`, same transaction as the rows). When the same
+bytes are read again (a restart, SIGHUP, the refresher seeing a new mtime),
+the source is reported "unchanged (same file)" and neither parsed nor
+written: its state, import time included, stays that of the last import.
+CRL files are always parsed (the complete/delta order and FreshestCRL need
+the CRL); the same CRL again is "unchanged (same CRL)" as said above.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from certstatus import __version__
 from certstatus.clock import Clock
 from certstatus.config import CaSettings
 from certstatus.errors import SourceError, StoreError
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.crl import load_crl
-from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
+from certstatus.sources.fetch import Fetched, FetchPolicy, fetch, is_remote
 from certstatus.sources.index_txt import parse_index
-from certstatus.sources.issuance import load_issued
+from certstatus.sources.issuance import load_issued, serials_in
 from certstatus.sources.records import CrlData
 from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
 
@@ -220,10 +233,61 @@ def import_crls(
     return [results[origin] for origin in (*origins, *discovered)]
 
 
+#: Bump when a parser reads the same index or issued-list bytes differently, so that every store
+#: imports them again once (the certstatus version is part of the fingerprint too).
+FINGERPRINT_FORMAT = 1
+
+
+def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: str, imported_at: dt.datetime) -> str:
+    """The hex SHA-256 naming what one import of ``kind`` from ``origin`` read; stored in its source state.
+
+    ``data_sha256`` is the hex SHA-256 of the bytes read. The value covers
+    them and all that decides what they mean: the parser
+    (:data:`FINGERPRINT_FORMAT`, the certstatus version), the kind, the origin,
+    the CA certificate (issued lists hold certificates checked against it and
+    may be signed by it) and ``issued_signed``. ``imported_at`` (whole seconds,
+    the store's precision) ties the value to the import that wrote it: a writer
+    that saves the state without the fingerprint (a responder of an older
+    release still running against an upgraded PostgreSQL keeps the old value
+    there) writes a new import time, so the stale value no longer matches.
+    """
+    ca_der = target.certificate.public_bytes(serialization.Encoding.DER)
+    about = [
+        f"certstatus source fingerprint {FINGERPRINT_FORMAT} {__version__}", kind, origin,
+        hashlib.sha256(ca_der).hexdigest(), f"issued_signed={target.settings.issued_signed}",
+        str(int(imported_at.timestamp())), data_sha256,
+    ]  # fmt: skip
+    return hashlib.sha256("\n".join(about).encode()).hexdigest()
+
+
+def _read_unless_same(
+    store: StatusStore, target: CaTarget, kind: str, origin: str, policy: FetchPolicy
+) -> tuple[bytes, str] | ImportResult:
+    """The bytes of ``origin`` and their hex SHA-256; or, when ``kind`` was last imported from exactly
+    those bytes (:func:`source_fingerprint`), the "unchanged (same file)" result."""
+    raw = fetch(origin, policy).data or b""
+    digest = hashlib.sha256(raw).hexdigest()
+    state = store.source_states(target.issuer_id).get(kind)
+    if (
+        state is not None and state.fingerprint is not None and state.origin == origin
+        and source_fingerprint(target, kind, origin, digest, state.imported_at) == state.fingerprint
+    ):  # fmt: skip
+        return ImportResult(target.settings.name, kind, origin, state.entries, unchanged=True, note="same file")
+    return raw, digest
+
+
 def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
-    """Replace the CA's index rows with an OpenSSL ``index.txt``."""
-    data = parse_index(fetch(origin, fetch_policy(target.settings)).data or b"", origin=origin)
-    state = SourceState(kind="index", origin=origin, imported_at=clock.now(), entries=len(data.issued))
+    """Replace the CA's index rows with an OpenSSL ``index.txt`` (not parsed when imported from the same bytes)."""
+    read = _read_unless_same(store, target, "index", origin, fetch_policy(target.settings))
+    if isinstance(read, ImportResult):
+        return read
+    raw, digest = read
+    data = parse_index(raw, origin=origin)
+    now = clock.now()
+    state = SourceState(
+        kind="index", origin=origin, imported_at=now, entries=len(data.issued),
+        fingerprint=source_fingerprint(target, "index", origin, digest, now),
+    )  # fmt: skip
     store.replace_source(target.issuer_id, state, issued=data.issued, revoked=data.revoked)
     if feed is not None:
         feed.publish(target.issuer_id, None)
@@ -231,11 +295,25 @@ def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock
 
 
 def import_issued(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
-    """Replace the CA's issued-list rows with the serials of ``origin`` (file or directory)."""
-    serials = load_issued(
-        origin, target.certificate, policy=fetch_policy(target.settings), signed=target.settings.issued_signed
-    )
-    state = SourceState(kind="issued", origin=origin, imported_at=clock.now(), entries=len(serials))
+    """Replace the CA's issued-list rows with the serials of ``origin`` (file or directory).
+
+    A file or URL imported before from the same bytes is not parsed again;
+    a directory is always read in full (no fingerprint).
+    """
+    policy = fetch_policy(target.settings)
+    signed = target.settings.issued_signed
+    digest = None
+    if not is_remote(origin) and Path(origin).is_dir():
+        serials = load_issued(origin, target.certificate, policy=policy, signed=signed)
+    else:
+        read = _read_unless_same(store, target, "issued", origin, policy)
+        if isinstance(read, ImportResult):
+            return read
+        raw, digest = read
+        serials = tuple(sorted(serials_in(raw, target.certificate, origin=origin, signed=signed)))
+    now = clock.now()
+    fingerprint = None if digest is None else source_fingerprint(target, "issued", origin, digest, now)
+    state = SourceState(kind="issued", origin=origin, imported_at=now, entries=len(serials), fingerprint=fingerprint)
     store.replace_source(target.issuer_id, state, issued=serials)
     if feed is not None:
         feed.publish(target.issuer_id, None)

@@ -80,7 +80,10 @@ class SourceState:
     ``kind`` is ``"crl"`` (complete CRL), ``"delta"`` (delta CRL, RFC 5280
     §5.2.4), ``"index"``, ``"issued"`` or ``"push"``; ``origin`` the path or
     URL; times are aware UTC (``this_update``/``next_update`` from a CRL,
-    None for other kinds); ``entries`` the number of rows imported.
+    None for other kinds); ``entries`` the number of rows imported;
+    ``fingerprint`` the hex SHA-256 of the bytes imported and what they were
+    read with (:func:`certstatus.sources.importer.source_fingerprint`), None
+    when unknown (another kind, or a row written before schema version 5).
     """
 
     kind: str
@@ -90,6 +93,7 @@ class SourceState:
     this_update: dt.datetime | None = None
     next_update: dt.datetime | None = None
     crl_number: int | None = None
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ class SignedBatch:
 WORK_KINDS = ("changed", "missing", "due")
 
 #: The columns of the ``sources`` table, in the order :func:`source_state_from_row` reads them.
-SOURCE_COLUMNS = "kind, origin, imported_at, entries, this_update, next_update, crl_number"
+SOURCE_COLUMNS = "kind, origin, imported_at, entries, this_update, next_update, crl_number, fingerprint"
 
 
 def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.datetime | None]) -> SourceState:
@@ -171,6 +175,7 @@ def source_state_from_row(row: Sequence[Any], to_datetime: Callable[[Any], dt.da
         this_update=to_datetime(row[4]),
         next_update=to_datetime(row[5]),
         crl_number=None if row[6] is None else int(row[6]),
+        fingerprint=row[7],
     )
 
 

@@ -368,13 +368,13 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     @staticmethod
     def _save_state(cur: psycopg.Cursor, issuer_id: int, state: SourceState) -> None:
         cur.execute(
-            "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "INSERT INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, next_update, crl_number, "
+            "fingerprint) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (issuer_id, kind) DO UPDATE SET origin = EXCLUDED.origin, "
             "imported_at = EXCLUDED.imported_at, entries = EXCLUDED.entries, this_update = EXCLUDED.this_update, "
-            "next_update = EXCLUDED.next_update, crl_number = EXCLUDED.crl_number",
+            "next_update = EXCLUDED.next_update, crl_number = EXCLUDED.crl_number, fingerprint = EXCLUDED.fingerprint",
             (issuer_id, state.kind, state.origin, state.imported_at, state.entries, state.this_update,
-             state.next_update, state.crl_number),
+             state.next_update, state.crl_number, state.fingerprint),
         )  # fmt: skip
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:

@@ -360,7 +360,7 @@ class SQLiteStore(PrecomputedSQLite):
     def _save_state(self, issuer_id: int, state: SourceState) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO sources(issuer_id, kind, origin, imported_at, entries, this_update, "
-            "next_update, crl_number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "next_update, crl_number, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 issuer_id,
                 state.kind,
@@ -370,6 +370,7 @@ class SQLiteStore(PrecomputedSQLite):
                 _ts(state.this_update),
                 _ts(state.next_update),
                 None if state.crl_number is None else str(state.crl_number),
+                state.fingerprint,
             ),
         )
 
