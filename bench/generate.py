@@ -19,8 +19,8 @@ Steps, each timed in this run:
    CertIDs), its responses/s and the ratio to the raw ceiling;
 4. the same response built and signed one process by the asn1crypto
    reference encoder and by the byte templates (why the generator has own code);
-5. serving: ``certstatus serve`` over the generated store (it checks that
-   nothing is left to sign, then serves), 1 000 random serials asked over
+5. serving: ``certstatus serve`` over the generated store (it serves at once;
+   its background generator finds nothing left to sign), 1 000 random serials asked over
    HTTP and compared byte for byte with the store; worker RSS from /proc.
 
 Load only ever goes to 127.0.0.1. The machine may be shared: run it three

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,10 @@ def run_certstatus(*args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 @dataclass
 class ServeProcess:
-    """A `certstatus serve --config FILE` subprocess listening on 127.0.0.1:``port``."""
+    """A `certstatus serve` subprocess listening on 127.0.0.1:``port``: ``--config FILE``, or the
+    single-CA form (``config`` None)."""
 
-    config: Path
+    config: Path | None
     port: int
     process: subprocess.Popen
     log: Path
@@ -44,29 +46,45 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.port}/"
 
     @classmethod
-    def start(cls, config: Path, port: int, *, timeout: float = 60) -> "ServeProcess":
-        """Start the server and wait until it accepts connections (AssertionError with its log if it dies)."""
-        log = config.with_suffix(f".{port}.log")
+    def start(cls, config: Path, port: int, *, timeout: float = 60, command: Sequence[str] = CERTSTATUS) -> "ServeProcess":
+        """Start the server and wait until it accepts connections (AssertionError with its log if it dies).
+
+        ``command`` runs certstatus (default ``python -m certstatus``; a test may name a script that
+        wraps its ``main``).
+        """
+        server = cls.launch(["serve", "--config", str(config)], config.with_suffix(f".{port}.log"), port, command=command)
+        server.wait_listening(timeout)
+        return server
+
+    @classmethod
+    def launch(cls, args: Sequence[str], log: Path, port: int, *, command: Sequence[str] = CERTSTATUS) -> "ServeProcess":
+        """Start ``certstatus ARGS --log-level info`` (a serve that listens on ``port``), output to ``log``;
+        do not wait (:meth:`wait_listening`)."""
         handle = open(log, "wb")
         process = subprocess.Popen(
-            [*CERTSTATUS, "serve", "--config", str(config), "--log-level", "info"],
+            [*command, *args, "--log-level", "info"],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         handle.close()
-        server = cls(config, port, process, log)
+        config = Path(args[args.index("--config") + 1]) if "--config" in args else None
+        return cls(config, port, process, log)
+
+    def wait_listening(self, timeout: float = 60) -> None:
+        """Return once the port accepts connections; AssertionError with the log if the process exits or
+        does not listen within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            if process.poll() is not None:
-                raise AssertionError(f"certstatus serve exited {process.returncode}:\n{log.read_text()}")
+            if self.process.poll() is not None:
+                raise AssertionError(f"certstatus serve exited {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return server
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
             except OSError:
                 if time.monotonic() > deadline:
-                    server.stop()
-                    raise AssertionError(f"certstatus serve did not listen on {port}:\n{log.read_text()}") from None
+                    self.stop()
+                    raise AssertionError(f"certstatus serve did not listen on {self.port}:\n{self.log.read_text()}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

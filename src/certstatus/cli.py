@@ -182,6 +182,9 @@ def import_command(**opts) -> None:
 def serve(log_level: str, **opts) -> None:
     """Import the data, then answer OCSP requests until SIGTERM.
 
+    Precomputed/cached CAs: the single-CA form signs every known status before it listens;
+    with --config the listener opens at once and the background generator signs what is pending.
+
     Either --config FILE (any number of CAs), or the single-CA form:
     --issuer ca.pem [--crl ca.crl] [--index index.txt] [--issued serials.txt]
     --signer-cert ocsp.pem --signer-key ocsp.key|ocsp.p12.
@@ -192,7 +195,13 @@ def serve(log_level: str, **opts) -> None:
 
     settings = _settings(opts)
     _print_import(prepare(settings))
-    generate_before_serving(settings)  # precomputed/cached CAs: everything signed before the first request
+    if opts["issuer"]:
+        # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
+        # before it serves, with a progress bar, as issue 3 asks of it.
+        generate_before_serving(settings)
+    # With --config, no pass here: a restarted responder must answer at once. The stored responses serve
+    # (each only while its status is current and before its refresh point, else signed live), and the
+    # background generator, a service of the supervisor, signs what is pending (certstatus.generator.schedule).
 
     def listening(host: str, port: int) -> None:
         console.print(

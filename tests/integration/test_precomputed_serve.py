@@ -4,7 +4,9 @@ One server for the module: the ECDSA demo CA in cached mode at /cached/, the
 RSA demo CA in precomputed mode at /precomputed/, two worker processes of the
 protocol edge (``server.http = "protocol"``, with its edge answer cache) and
 the background generator, and the admin listener (metrics). The server
-generates before it serves, so the first answers are already the stored bytes.
+listens at once and generates in the background; the fixture waits for that
+first pass, so the tests' answers are the stored bytes (a request before it
+would be signed live and kept in the worker's caches).
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ class PrecomputedServer:
             + demo_ca_table("precomputed", precomputed, index=True, path="/precomputed", mode="precomputed")
         )
         self.server = start_server(folder, config, port=port, admin_port=admin)
+        deadline = time.monotonic() + 60
+        while "first generation pass done" not in self.server.log_text():
+            if time.monotonic() > deadline:
+                self.server.stop()
+                raise RuntimeError(f"no first generation pass within 60 s:\n{self.server.log_text()}")
+            time.sleep(0.05)
         self.port = port
         self.config = folder / "certstatus.toml"
 

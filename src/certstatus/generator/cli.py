@@ -1,4 +1,7 @@
-"""``certstatus generate``, and the generation ``certstatus serve`` does before and while serving."""
+"""``certstatus generate``, and the pass the single-CA ``certstatus serve`` runs before it listens.
+
+With ``--config``, ``serve`` generates only in the background (:mod:`certstatus.generator.schedule`).
+"""
 
 from __future__ import annotations
 
@@ -110,10 +113,11 @@ def _as_generated(ca):
 
 
 def generate_before_serving(settings: Settings) -> None:
-    """``certstatus serve``: one pass with a progress bar before the listener opens (nothing when every CA is live).
+    """The single-CA ``certstatus serve --mode precomputed|cached``: one pass with a progress bar before
+    the listener opens (nothing when the CA is live).
 
-    The background generator that keeps the responses current afterwards is
-    one of the supervisor's services (:mod:`certstatus.generator.schedule`).
+    The background generator keeps the responses current afterwards (a
+    service of the supervisor: :mod:`certstatus.generator.schedule`).
     """
     from certstatus.app import open_store
 

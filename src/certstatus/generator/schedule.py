@@ -1,11 +1,18 @@
 """Generation while serving: a background process that keeps the pre-signed responses current.
 
-``certstatus serve`` runs one pass in the foreground (the workers start
-with every response signed); the supervisor's services
-(:func:`certstatus.admin.server.start_services`, restarted on SIGHUP with
-the new settings) then run :func:`run_background` in its own process. Once a second, or at once when the supervisor's refresher, admin
-API or pushes publish a change (:class:`~certstatus.sources.changes.ChangeFeed`
-sets the wake-up event), it looks at the store (:meth:`GenerationLoop.tick`):
+``certstatus serve --config`` signs nothing before it listens (the single-CA
+form runs one pass first: :func:`certstatus.generator.cli.generate_before_serving`): the stored responses
+are served at once (a row whose status changed since it was signed, or
+past its refresh point, never is: that request is signed live), and the
+supervisor's services (:func:`certstatus.admin.server.start_services`,
+restarted on SIGHUP with the new settings) run :func:`run_background` in its
+own process, whose first tick is a full pass: what changed, is missing or
+is due while the responder was down (that walk over every known serial,
+~0.6 s per million with SQLite on two cores, and the signing used to delay
+the listener; bench/startup.py). Then once a second, or at once when
+the supervisor's refresher, admin API or pushes publish a change
+(:class:`~certstatus.sources.changes.ChangeFeed` sets the wake-up event), it
+looks at the store (:meth:`GenerationLoop.tick`):
 
 * the issuer's change counter moved (an import or push that changed a
   status, in this or another process; a re-import of the same statuses does
@@ -89,13 +96,20 @@ def run_background(settings_json: str, log_level: str, processes: int | None, wa
     try:
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
             loop = GenerationLoop(generator)
+            first = True
             while os.getppid() == parent:
                 try:
                     summary = loop.tick()
                 except Exception:
                     log.exception("generation pass failed; retrying in %s s", TICK_SECONDS)
                     summary = None
-                if summary is not None and (summary.signed or summary.removed):
+                if first and summary is not None and any(ca.generated_by is None for ca in summary.cas.values()):
+                    first = False  # a pass that signed for a CA of ours (over PostgreSQL another process may hold them all)
+                    log.info(
+                        "first generation pass done in %.1f s: signed %d responses, dropped %d serials no longer known",
+                        summary.seconds, summary.signed, summary.removed,
+                    )  # fmt: skip
+                elif summary is not None and (summary.signed or summary.removed):
                     log.info(
                         "signed %d responses (%.0f/s), dropped %d serials no longer known",
                         summary.signed, summary.responses_per_second, summary.removed,
