@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import re
 import sys
-import time
 
 import pytest
 from cryptography import x509
@@ -31,36 +30,8 @@ from certstatus.server.edge import EDGE_ENTRY_OVERHEAD, add_observations, edge_f
 from certstatus.server.protocol import HttpProtocol, ServerState
 from certstatus.store.changes import StoreChange
 from certstatus.store.sqlite import SQLiteStore
+from tests.edge_wire import NONCE, Loop, Wire, get, post, split
 from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, revoke_in_index, settings_for
-
-NONCE = b"0123456789abcdef"
-
-
-class Wire:
-    """An in-memory asyncio transport: what the protocol writes, and whether it closed."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default=None):
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-class Loop:
-    def time(self) -> float:
-        return time.monotonic()
-
 
 class Worker:
     """One worker: store, generated responses, application with its edge cache, a ManualClock."""
@@ -109,23 +80,6 @@ def worker(demo_pki, tmp_path):
     yield make
     for item in made:
         item.close()
-
-
-def post(der: bytes, path: str = "/demo", *headers: str) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: ocsp", "Content-Type: application/ocsp-request", f"Content-Length: {len(der)}", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + der
-
-
-def get(der: bytes, method: str = "GET", *headers: str) -> bytes:
-    lines = [f"{method} /demo/{base64.b64encode(der).decode()} HTTP/1.1", "Host: ocsp", *headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def split(response: bytes) -> tuple[int, dict[str, str], bytes]:
-    head, _, body = response.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers, body
 
 
 def max_age(response: bytes) -> int:

@@ -25,8 +25,8 @@ from certstatus.metrics import RequestMetrics
 from certstatus.server.live_lane import lane_for
 from certstatus.server.protocol import HttpProtocol, ServerState
 from certstatus.store.sqlite import SQLiteStore
+from tests.edge_wire import NONCE, Loop, Wire, get, post, split
 from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, revoke_in_index, settings_for
-from tests.unit.test_edge_cache import NONCE, Loop, Wire, get, post, split
 
 
 class Worker:
