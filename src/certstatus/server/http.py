@@ -308,7 +308,7 @@ class OCSPHttpHandler:
         now = self.clock.now()
         max_age = max(0, int((answer.next_update - now).total_seconds()))
         cache_headers = (
-            (b"cache-control", b"max-age=%d, %s, no-transform, must-revalidate" % (max_age, b"private" if restricted else b"public")),
+            (b"cache-control", b"max-age=%d" % max_age + CACHE_DIRECTIVES % (b"private" if restricted else b"public")),
             (b"last-modified", _http_date(answer.this_update)),
             (b"expires", _http_date(answer.next_update)),
             (b"etag", etag),
@@ -316,6 +316,11 @@ class OCSPHttpHandler:
         if _etag_matches(headers.get(b"if-none-match"), etag):
             return HttpResponse(304, cache_headers)
         return HttpResponse(200, ((b"content-type", OCSP_RESPONSE_TYPE), *cache_headers), answer.der)
+
+
+#: The Cache-Control directives after max-age (RFC 5019 §6.2), ``%s`` being ``public`` or ``private``;
+#: also in the edge's pre-rendered heads (:mod:`certstatus.server.rendered`).
+CACHE_DIRECTIVES = b", %s, no-transform, must-revalidate"
 
 
 def etag_of(der: bytes) -> bytes:

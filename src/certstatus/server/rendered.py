@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from certstatus.clock import UTC, Clock, SystemClock
 from certstatus.metrics import AGE_BUCKETS, LATENCY_BUCKETS, RequestMetrics
-from certstatus.server.http import OCSP_RESPONSE_TYPE, _http_date
+from certstatus.server.http import CACHE_DIRECTIVES, OCSP_RESPONSE_TYPE, _http_date
 
 #: Start of a shareable 200 answer, up to its max-age value.
 SHARED_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: " + OCSP_RESPONSE_TYPE + b"\r\ncache-control: max-age="
@@ -70,7 +70,7 @@ def shared_middle(this_update: dt.datetime, next_update: dt.datetime, etag: byte
 def shared_dates(this_update: dt.datetime, next_update: dt.datetime) -> bytes:
     """The start of :func:`shared_middle`, up to the ETag value (the same for every answer of one second)."""
     return (
-        b", public, no-transform, must-revalidate\r\nlast-modified: " + _http_date(this_update)
+        CACHE_DIRECTIVES % b"public" + b"\r\nlast-modified: " + _http_date(this_update)
         + b"\r\nexpires: " + _http_date(next_update) + b"\r\netag: "
     )  # fmt: skip
 
