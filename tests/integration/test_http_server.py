@@ -332,6 +332,27 @@ def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path,
     busy.close()
 
 
+def test_sigterm_answers_a_connection_accepted_just_before_it(demo_pki, tmp_path, request_der):
+    """A client that connected an instant before the shutdown and has not sent its request yet
+    is not idle: its request is answered (then the connection closed), not dropped."""
+    process, port = start_server(tmp_path, demo_pki, workers=1)
+    fresh = connect(port)
+    idle = connect(port)
+    # One worker accepts in the order of the listen queue: once ``idle`` is answered,
+    # ``fresh`` (connected first) has been accepted too.
+    idle.sendall(post(request_der))
+    assert Reader(idle).response()[0] == 200
+    process.send_signal(signal.SIGTERM)
+    assert Reader(idle).closed()  # idle keep-alive connection: closed at once
+    fresh.sendall(post(request_der))
+    status, headers, body = Reader(fresh).response()
+    assert status == 200 and headers[b"connection"] == b"close"
+    assert_good(body)
+    assert process.wait(timeout=15) == 0
+    idle.close()
+    fresh.close()
+
+
 def worker_pids(pid: int) -> set[int]:
     pids = set()
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():

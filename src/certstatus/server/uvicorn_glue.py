@@ -28,6 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from certstatus.server.asgi import try_later_app
 from certstatus.server.lifecycle import Lifecycle, worker_settings
+from certstatus.server.protocol import FRESH_CONNECTION_GRACE
 from certstatus.server.tls import peer_chain, server_context
 
 
@@ -38,9 +39,6 @@ def ssl_context_factory(config, default_factory) -> ssl.SSLContext:
     assert context is not None, "ssl_context_factory is only configured with [tls]"
     return context
 
-
-#: Seconds a connection accepted just before shutdown may take to send its first request.
-FRESH_CONNECTION_GRACE = 2.0
 
 
 class ClientCertHttpToolsProtocol(HttpToolsProtocol):

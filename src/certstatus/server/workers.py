@@ -9,9 +9,11 @@ Each worker builds its own application from the settings and runs a uvloop
 event loop.
 
 Signals to the supervisor: SIGTERM/SIGINT stop — workers stop accepting,
-close idle connections at once, answer requests in progress with
-``Connection: close``, and exit when their connections are gone or after
-``GRACE_SECONDS``. SIGHUP calls ``on_reload`` and replaces every worker (new
+close idle connections at once (a connection accepted in the last
+:data:`~certstatus.server.protocol.FRESH_CONNECTION_GRACE` seconds that has
+sent nothing yet is not idle: its request is on its way), answer requests in
+progress with ``Connection: close``, and exit when their connections are gone
+or after ``GRACE_SECONDS``. SIGHUP calls ``on_reload`` and replaces every worker (new
 ones first, then the old ones drain), which reloads signers. A worker that
 dies on its own is replaced.
 """
@@ -110,8 +112,9 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     state.draining = True
     deadline = loop.time() + grace
     while state.connections and loop.time() < deadline:
+        now = loop.time()
         for connection in list(state.connections):
-            connection.close_if_idle()
+            connection.close_if_idle(now)
         await asyncio.sleep(0.05)
     for connection in list(state.connections):
         connection.time_out()
