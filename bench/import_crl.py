@@ -8,8 +8,15 @@ SQLite store each time and the script prints each wall time, the median, and
 the baseline of the same run: ``openssl crl -noout`` parsing the same file
 (so the figure can be compared across noisy machines).
 
+Each run then imports the same file again into the same store, as a restart or
+SIGHUP does ("again": the CRL is unchanged, so nothing is written). With
+``--peer`` (another checkout's `certstatus`, e.g. a worktree of an older
+commit) the peer does the same two imports into its own store in the same
+run, and the medians are printed side by side.
+
     .venv/bin/python bench/import_crl.py [--entries 1000000] [--runs 3] [--keep DIR]
         [--postgres postgresql://postgres@127.0.0.1:5432/test]   # into PostgreSQL instead of SQLite
+        [--peer /work/wt-base/.venv/bin/certstatus]
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ def main() -> None:
     parser.add_argument(
         "--postgres", metavar="SERVER_DSN", help="import into a fresh schema (made and dropped here) of this PostgreSQL server"
     )
+    parser.add_argument("--peer", metavar="CERTSTATUS", help="another checkout's certstatus, timed in the same runs")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-crl-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,26 +116,39 @@ def main() -> None:
         start = time.perf_counter()
         ca_cert, crl = build_crl(folder, args.entries)
         print(f"built {args.entries} entries CRL ({crl.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
-        certstatus = str(Path(sys.executable).with_name("certstatus"))
-        baseline, ours = [], []
+        programs = {"certstatus": str(Path(sys.executable).with_name("certstatus"))}
+        if args.peer:
+            programs["peer"] = args.peer
+        baseline: list[float] = []
+        first: dict[str, list[float]] = {name: [] for name in programs}
+        again: dict[str, list[float]] = {name: [] for name in programs}
         for run in range(args.runs):
             baseline.append(timed(["openssl", "crl", "-in", str(crl), "-noout"]))
-            db = folder / f"run{run}.sqlite3"
-            if args.postgres:
-                db = _postgres_schema(args.postgres, f"bench_import_{os.getpid()}_{run}", certstatus)
-            ours.append(timed([
-                certstatus, "import", "--issuer", str(ca_cert), "--crl", str(crl), "--db", str(db),
-                "--signer-cert", str(folder / "pki" / "ocsp.pem"), "--signer-key", str(folder / "pki" / "ocsp.key"),
-            ]))  # fmt: skip
-            if args.postgres:
-                _drop_schema(args.postgres, f"bench_import_{os.getpid()}_{run}")
-            else:
-                db.unlink()
-            print(f"run {run + 1}: certstatus import {ours[-1]:.2f} s, openssl crl -noout {baseline[-1]:.2f} s")
-        median = statistics.median(ours)
+            line = [f"run {run + 1}: openssl crl -noout {baseline[-1]:.2f} s"]
+            for name, program in programs.items():
+                schema = f"bench_import_{os.getpid()}_{run}_{name}"
+                db = _postgres_schema(args.postgres, schema, program) if args.postgres else folder / f"run{run}-{name}.sqlite3"
+                command = [
+                    program, "import", "--issuer", str(ca_cert), "--crl", str(crl), "--db", str(db),
+                    "--signer-cert", str(folder / "pki" / "ocsp.pem"), "--signer-key", str(folder / "pki" / "ocsp.key"),
+                ]  # fmt: skip
+                first[name].append(timed(command))
+                again[name].append(timed(command))
+                if args.postgres:
+                    _drop_schema(args.postgres, schema)
+                else:
+                    Path(db).unlink()
+                line.append(f"{name} import {first[name][-1]:.2f} s, again {again[name][-1]:.2f} s")
+            print("; ".join(line))
         base = statistics.median(baseline)
+        median = statistics.median(first["certstatus"])
         print(f"certstatus import of {args.entries} entries: median {median:.2f} s (target < 15 s)")
         print(f"baseline openssl crl -noout: median {base:.2f} s; ratio {median / base:.1f}x")
+        print(f"certstatus import again (same file): median {statistics.median(again['certstatus']):.2f} s")
+        if args.peer:
+            peer_first, peer_again = statistics.median(first["peer"]), statistics.median(again["peer"])
+            print(f"peer import: median {peer_first:.2f} s; again: median {peer_again:.2f} s; "
+                  f"again, certstatus / peer: {statistics.median(again['certstatus']) / peer_again:.2f}")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

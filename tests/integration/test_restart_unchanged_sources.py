@@ -1,7 +1,7 @@
-"""A restarted `certstatus serve` does not import an index or issued list it imported from the same bytes.
+"""A restarted `certstatus serve` does not import a CRL, index or issued list it imported from the same bytes.
 
 The real `certstatus import` then `certstatus serve` (SQLite and PostgreSQL): the
-serve's import table says "unchanged (same file)" for both files, the store's
+serve's import table says "unchanged (same file)" for the three files, the store's
 change counter and the sources' import times stay those of the import, and
 openssl gets its answer; once index.txt changed, the next start imports it.
 """
@@ -53,17 +53,18 @@ def test_a_restart_skips_the_same_files_and_imports_a_changed_index(database, de
     config = tmp_path / "certstatus.toml"
     config.write_text(
         f'[server]\nlisten = "127.0.0.1:{free_port()}"\nworkers = 1\ndatabase = "{database}"\n\n'
-        f'[ca.demo]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\nissued = "{pki.issued}"\n'
+        f'[ca.demo]\ncertificate = "{pki.ca_cert}"\ncrl = ["{pki.crl}"]\nindex = "{pki.index}"\nissued = "{pki.issued}"\n'
         f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
     )
     if database.startswith("postgresql:"):
         run_certstatus("db", "upgrade", "--config", str(config))
     assert "unchanged" not in run_certstatus("import", "--config", str(config)).stdout
     counter, states = store_view(database, pki)
-    assert states["index"][3] is not None and states["issued"][3] is not None
+    assert None not in (states["crl"][3], states["index"][3], states["issued"][3])
 
     log = serve_once(config, pki)
 
+    assert f"demo crl {pki.crl} {states['crl'][2]} unchanged (same file)" in log
     assert f"demo index {pki.index} {states['index'][2]} unchanged (same file)" in log
     assert f"demo issued {pki.issued} {states['issued'][2]} unchanged (same file)" in log
     assert store_view(database, pki) == (counter, states)
@@ -75,4 +76,6 @@ def test_a_restart_skips_the_same_files_and_imports_a_changed_index(database, de
     after_counter, after = store_view(database, pki)
     assert f"demo index {pki.index} {states['index'][2] + 1} imported" in log
     assert f"demo issued {pki.issued} {states['issued'][2]} unchanged (same file)" in log
+    assert f"demo crl {pki.crl} {states['crl'][2]} unchanged (same file)" in log
     assert after_counter > counter and after["index"][1] > states["index"][1] and after["issued"] == states["issued"]
+    assert after["crl"] == states["crl"]

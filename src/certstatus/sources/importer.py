@@ -13,14 +13,15 @@ an imported complete CRL whose cRLNumber is at least the delta's
 BaseCRLNumber and below the delta's own number; a complete CRL at least as
 new as the imported delta drops that delta in the same transaction.
 
-Index and issued-list sources (one file or URL, not a directory) record a
-fingerprint of the bytes they were imported from in their source state
-(:func:`source_fingerprint`, same transaction as the rows). When the same
-bytes are read again (a restart, SIGHUP, the refresher seeing a new mtime),
-the source is reported "unchanged (same file)" and neither parsed nor
-written: its state, import time included, stays that of the last import.
-CRL files are always parsed (the complete/delta order and FreshestCRL need
-the CRL); the same CRL again is "unchanged (same CRL)" as said above.
+Every source but a directory of issued lists records a fingerprint of the
+bytes it was imported from in its source state (:func:`source_fingerprint`,
+same transaction as the rows). When the same bytes are read again (a
+restart, SIGHUP, the refresher seeing a new mtime, an HTTP fetch whose
+validators the process no longer has), the source is reported "unchanged
+(same file)" and neither parsed, verified nor written: its state, import
+time included, stays that of the last import. A complete CRL that names
+delta CRLs in a FreshestCRL extension the CA follows gets no fingerprint:
+it is parsed each time, since that is where its deltas are found.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ImportResult:
 
     ``kind`` is ``crl``, ``delta``, ``index`` or ``issued``; ``unchanged``
     means nothing was written because the data was already imported (HTTP
-    304, or the same CRL again); ``note`` says why.
+    304, the same bytes again, or the same CRL again); ``note`` says why.
     """
 
     ca: str
@@ -91,12 +92,18 @@ def import_crl_data(
 
 
 def apply_crl(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None = None
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None = None,
+    *, data_sha256: str | None = None,
 ) -> ImportResult:
-    """Apply one verified CRL (:func:`certstatus.sources.crl.load_crl`); see :func:`import_crl_data`."""
+    """Apply one verified CRL (:func:`certstatus.sources.crl.load_crl`); see :func:`import_crl_data`.
+
+    ``data_sha256`` (hex SHA-256 of the bytes the CRL was read from) is recorded
+    as the source's fingerprint (:func:`source_fingerprint`) when the CRL is
+    written; None records none (the bytes are parsed again next time).
+    """
     if crl.delta_base is None:
-        return _apply_complete(store, target, crl, origin, clock, feed)
-    return _apply_delta(store, target, crl, origin, clock, feed)
+        return _apply_complete(store, target, crl, origin, clock, feed, data_sha256)
+    return _apply_delta(store, target, crl, origin, clock, feed, data_sha256)
 
 
 def _check_not_older(crl: CrlData, previous: SourceState | None, origin: str, what: str) -> bool:
@@ -112,15 +119,19 @@ def _check_not_older(crl: CrlData, previous: SourceState | None, origin: str, wh
     return crl.crl_number == previous.crl_number and crl.this_update == previous.this_update
 
 
-def _state(kind: str, origin: str, crl: CrlData, entries: int, clock: Clock) -> SourceState:
+def _state(target: CaTarget, kind: str, origin: str, crl: CrlData, entries: int, clock: Clock,
+           data_sha256: str | None) -> SourceState:
+    now = clock.now()
+    fingerprint = None if data_sha256 is None else source_fingerprint(target, kind, origin, data_sha256, now)
     return SourceState(
-        kind=kind, origin=origin, imported_at=clock.now(), entries=entries,
-        this_update=crl.this_update, next_update=crl.next_update, crl_number=crl.crl_number,
+        kind=kind, origin=origin, imported_at=now, entries=entries, this_update=crl.this_update,
+        next_update=crl.next_update, crl_number=crl.crl_number, fingerprint=fingerprint,
     )  # fmt: skip
 
 
 def _apply_complete(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
+    data_sha256: str | None,
 ) -> ImportResult:
     states = store.source_states(target.issuer_id)
     if _check_not_older(crl, states.get(CRL_KIND), origin, "complete CRL"):
@@ -132,7 +143,8 @@ def _apply_complete(
     # removeFromCRL only means something in a delta CRL (RFC 5280 §5.3.1).
     entries = [e for e in crl.entries if e.reason is not x509.ReasonFlags.remove_from_crl]
     store.replace_source(
-        target.issuer_id, _state(CRL_KIND, origin, crl, len(entries), clock), revoked=entries, drop_kinds=drop
+        target.issuer_id, _state(target, CRL_KIND, origin, crl, len(entries), clock, data_sha256), revoked=entries,
+        drop_kinds=drop,
     )
     if feed is not None:
         feed.publish(target.issuer_id, None)
@@ -140,7 +152,8 @@ def _apply_complete(
 
 
 def _apply_delta(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None
+    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
+    data_sha256: str | None,
 ) -> ImportResult:
     name = target.settings.name
     states = store.source_states(target.issuer_id)
@@ -167,7 +180,8 @@ def _apply_delta(
     if _check_not_older(crl, states.get(DELTA_KIND), origin, "delta CRL"):
         return ImportResult(name, DELTA_KIND, origin, len(crl.entries), unchanged=True, note="same delta CRL")
     store.replace_source(
-        target.issuer_id, _state(DELTA_KIND, origin, crl, len(crl.entries), clock), revoked=crl.entries
+        target.issuer_id, _state(target, DELTA_KIND, origin, crl, len(crl.entries), clock, data_sha256),
+        revoked=crl.entries,
     )
     if feed is not None:
         feed.publish(target.issuer_id, tuple(entry.serial_number for entry in crl.entries))
@@ -195,8 +209,9 @@ def import_crls(
     name = target.settings.name
     policy = fetch_policy(target.settings)
     previous = {} if previous is None else previous
+    states = store.source_states(target.issuer_id)
     results: dict[str, ImportResult] = {}
-    parsed: list[tuple[str, CrlData]] = []
+    parsed: list[tuple[str, CrlData, str | None]] = []
     pending = list(origins)
     discovered: list[str] = []
     while pending:
@@ -209,32 +224,42 @@ def import_crls(
         if got.not_modified:
             results[origin] = ImportResult(name, CRL_KIND, origin, unchanged=True, note="HTTP 304 not modified")
             continue
+        data = got.data or b""
+        digest = hashlib.sha256(data).hexdigest()
+        same = _unchanged(target, states.get(CRL_KIND), origin, digest) or _unchanged(
+            target, states.get(DELTA_KIND), origin, digest
+        )
+        if same is not None:
+            results[origin] = same
+            previous[origin] = Fetched(None, got.etag, got.last_modified)
+            continue
         try:
-            crl = load_crl(got.data or b"", target.certificate, origin=origin)
+            crl = load_crl(data, target.certificate, origin=origin)
             if origin in discovered and crl.delta_base is None:
                 raise SourceError(origin, "is named by the complete CRL's FreshestCRL extension but is not a delta CRL; "
                                           "ask the CA to fix the extension, or set follow_freshest_crl = false")
         except SourceError as exc:
             results[origin] = ImportResult(name, CRL_KIND, origin, error=exc.problem)
             continue
-        parsed.append((origin, crl))
+        follows = target.settings.follow_freshest_crl and crl.delta_base is None and bool(crl.freshest_crl)
+        parsed.append((origin, crl, None if follows else digest))  # a CRL whose deltas must be found is parsed each time
         previous[origin] = Fetched(None, got.etag, got.last_modified)
-        if target.settings.follow_freshest_crl and crl.delta_base is None:
+        if follows:
             for uri in crl.freshest_crl:
                 if uri not in origins and uri not in discovered and uri not in target.settings.crl:
                     discovered.append(uri)
                     pending.append(uri)
-    for origin, crl in sorted(parsed, key=lambda item: item[1].delta_base is not None):
+    for origin, crl, digest in sorted(parsed, key=lambda item: item[1].delta_base is not None):
         try:
-            results[origin] = apply_crl(store, target, crl, origin, clock, feed)
+            results[origin] = apply_crl(store, target, crl, origin, clock, feed, data_sha256=digest)
         except (SourceError, StoreError) as exc:  # StoreError: the write failed (disk full), rolled back
             previous.pop(origin, None)  # refetch in full next time
             results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=_problem(exc))
     return [results[origin] for origin in (*origins, *discovered)]
 
 
-#: Bump when a parser reads the same index or issued-list bytes differently, so that every store
-#: imports them again once (the certstatus version is part of the fingerprint too).
+#: Bump when a parser reads the same source bytes differently, so that every store imports them
+#: again once (the certstatus version is part of the fingerprint too).
 FINGERPRINT_FORMAT = 1
 
 
@@ -244,8 +269,10 @@ def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: st
     ``data_sha256`` is the hex SHA-256 of the bytes read. The value covers
     them and all that decides what they mean: the parser
     (:data:`FINGERPRINT_FORMAT`, the certstatus version), the kind, the origin,
-    the CA certificate (issued lists hold certificates checked against it and
-    may be signed by it) and ``issued_signed``. ``imported_at`` (whole seconds,
+    the CA certificate (CRLs are verified with it; issued lists hold
+    certificates checked against it and may be signed by it), ``issued_signed``
+    and ``follow_freshest_crl`` (a complete CRL imported while it was off may
+    name deltas that must now be followed). ``imported_at`` (whole seconds,
     the store's precision) ties the value to the import that wrote it: a writer
     that saves the state without the fingerprint (a responder of an older
     release still running against an upgraded PostgreSQL keeps the old value
@@ -255,25 +282,32 @@ def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: st
     about = [
         f"certstatus source fingerprint {FINGERPRINT_FORMAT} {__version__}", kind, origin,
         hashlib.sha256(ca_der).hexdigest(), f"issued_signed={target.settings.issued_signed}",
+        f"follow_freshest_crl={target.settings.follow_freshest_crl}",
         str(int(imported_at.timestamp())), data_sha256,
     ]  # fmt: skip
     return hashlib.sha256("\n".join(about).encode()).hexdigest()
+
+
+def _unchanged(target: CaTarget, state: SourceState | None, origin: str, data_sha256: str) -> ImportResult | None:
+    """The "unchanged (same file)" result when ``state`` was imported from ``origin`` and bytes whose hex
+    SHA-256 is ``data_sha256`` (:func:`source_fingerprint`); None otherwise (they must be imported)."""
+    if (
+        state is not None and state.fingerprint is not None and state.origin == origin
+        and source_fingerprint(target, state.kind, origin, data_sha256, state.imported_at) == state.fingerprint
+    ):  # fmt: skip
+        return ImportResult(target.settings.name, state.kind, origin, state.entries, unchanged=True, note="same file")
+    return None
 
 
 def _read_unless_same(
     store: StatusStore, target: CaTarget, kind: str, origin: str, policy: FetchPolicy
 ) -> tuple[bytes, str] | ImportResult:
     """The bytes of ``origin`` and their hex SHA-256; or, when ``kind`` was last imported from exactly
-    those bytes (:func:`source_fingerprint`), the "unchanged (same file)" result."""
+    those bytes, the "unchanged (same file)" result."""
     raw = fetch(origin, policy).data or b""
     digest = hashlib.sha256(raw).hexdigest()
-    state = store.source_states(target.issuer_id).get(kind)
-    if (
-        state is not None and state.fingerprint is not None and state.origin == origin
-        and source_fingerprint(target, kind, origin, digest, state.imported_at) == state.fingerprint
-    ):  # fmt: skip
-        return ImportResult(target.settings.name, kind, origin, state.entries, unchanged=True, note="same file")
-    return raw, digest
+    same = _unchanged(target, store.source_states(target.issuer_id).get(kind), origin, digest)
+    return (raw, digest) if same is None else same
 
 
 def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
