@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 CLIENT_TIMEOUT = 0.5
 
 
-def start_server(tmp: Path, pki, *, workers: int = 2) -> tuple[subprocess.Popen, int]:
+def start_server(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CLIENT_TIMEOUT) -> tuple[subprocess.Popen, int]:
     """Start ``certstatus serve`` on 127.0.0.1:0 and return (process, port)."""
     config = tmp / "certstatus.toml"
     config.write_text(
@@ -35,7 +36,7 @@ def start_server(tmp: Path, pki, *, workers: int = 2) -> tuple[subprocess.Popen,
         'listen = "127.0.0.1:0"\n'
         f"workers = {workers}\n"
         f'database = "{tmp / "store.sqlite3"}"\n'
-        f"client_timeout = {CLIENT_TIMEOUT}\n"
+        f"client_timeout = {client_timeout}\n"
         "max_request_bytes = 2000\n\n"
         "[ca.demo]\n"
         f'certificate = "{pki.ca_cert}"\n'
@@ -312,7 +313,7 @@ def test_workers_are_separate_processes_sharing_the_port(demo_pki, tmp_path, req
 
 
 def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path, request_der):
-    process, port = start_server(tmp_path, demo_pki, workers=1)
+    process, port = start_server(tmp_path, demo_pki, workers=1, client_timeout=5.0)  # a partial request outlives the 2 s drain wait
     idle = connect(port)
     busy = connect(port)
     message = post(request_der)
@@ -321,7 +322,7 @@ def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path,
     idle.sendall(post(request_der))
     assert Reader(idle).response()[0] == 200
     process.send_signal(signal.SIGTERM)
-    assert Reader(idle).closed()  # idle keep-alive connection: closed at once
+    assert Reader(idle).closed()  # quiet for DRAIN_QUIET_SECONDS (2 s) since its answer: closed
     busy.sendall(message[20:])
     reader = Reader(busy)
     status, headers, body = reader.response()
@@ -332,25 +333,45 @@ def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path,
     busy.close()
 
 
-def test_sigterm_answers_a_connection_accepted_just_before_it(demo_pki, tmp_path, request_der):
-    """A client that connected an instant before the shutdown and has not sent its request yet
-    is not idle: its request is answered (then the connection closed), not dropped."""
-    process, port = start_server(tmp_path, demo_pki, workers=1)
+def test_sigterm_answers_the_requests_on_their_way(demo_pki, tmp_path, request_der):
+    """A client that connected an instant before the shutdown and has not sent its request yet,
+    and a keep-alive client whose next request follows at once, are not idle: both requests are
+    answered with ``Connection: close``, not dropped."""
+    process, port = start_server(tmp_path, demo_pki, workers=1, client_timeout=5.0)
     fresh = connect(port)
-    idle = connect(port)
-    # One worker accepts in the order of the listen queue: once ``idle`` is answered,
+    busy = connect(port)
+    # One worker accepts in the order of the listen queue: once ``busy`` is answered,
     # ``fresh`` (connected first) has been accepted too.
-    idle.sendall(post(request_der))
-    assert Reader(idle).response()[0] == 200
+    busy.sendall(post(request_der))
+    assert Reader(busy).response()[0] == 200
     process.send_signal(signal.SIGTERM)
-    assert Reader(idle).closed()  # idle keep-alive connection: closed at once
-    fresh.sendall(post(request_der))
-    status, headers, body = Reader(fresh).response()
-    assert status == 200 and headers[b"connection"] == b"close"
-    assert_good(body)
+    wait_for_line(process, "draining")  # the worker has stopped accepting: what follows arrives while it drains
+    for connection in (fresh, busy):
+        connection.sendall(post(request_der))
+        status, headers, body = Reader(connection).response()
+        assert status == 200 and headers[b"connection"] == b"close"
+        assert_good(body)
     assert process.wait(timeout=15) == 0
-    idle.close()
+    busy.close()
     fresh.close()
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float = 15.0) -> None:
+    """Read the server's output until it holds ``text`` (AssertionError after ``timeout`` seconds).
+
+    Reads the pipe itself, not ``process.stdout``'s buffer: what start_server left there was
+    written before this wait began."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    fd = process.stdout.fileno()
+    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        seen += chunk
+        if text.encode() in seen:
+            return
+    raise AssertionError(f"no output with {text!r} within {timeout} s: {seen.decode(errors='replace')}")
 
 
 def worker_pids(pid: int) -> set[int]:

@@ -55,8 +55,9 @@ SWEEP_SECONDS = 1.0
 TURN_BYTES = 4096
 #: Requests a connection has answered before it yields the event loop to the others (fairness).
 TURN_REQUESTS = 32
-#: Seconds a connection accepted just before a graceful shutdown may take to send its first request.
-FRESH_CONNECTION_GRACE = 2.0
+#: Seconds a connection without a request in progress must have been quiet (since it was accepted
+#: or last answered) before a graceful shutdown closes it: a request may be on its way.
+DRAIN_QUIET_SECONDS = 2.0
 
 _REASONS = {
     100: b"Continue", 200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 404: b"Not Found",
@@ -469,18 +470,19 @@ class HttpProtocol(asyncio.Protocol):
         self.transport.close()
 
     def close_if_idle(self, now: float) -> bool:
-        """Close now when no request is in progress (graceful shutdown at loop time ``now``,
-        seconds); True if closed.
+        """Close when no request is in progress and the connection has been quiet for
+        :data:`DRAIN_QUIET_SECONDS` (graceful shutdown, at loop time ``now``, seconds); True if closed.
 
-        A connection accepted less than :data:`FRESH_CONNECTION_GRACE` seconds ago that has
-        not sent a byte yet is not idle: its client connected an instant before the shutdown
-        and its request is on its way. Closing it would drop that request unanswered (a
-        client retries a request on a reused keep-alive connection, RFC 9112 §9.3.1, not on a
-        new one), so it is left to send it; the answer then carries ``Connection: close``.
+        A connection accepted or answered less than that ago is not idle: a client that
+        connected an instant before the shutdown, or a busy keep-alive client, has its next
+        request on its way. Closing then would drop that request unanswered, or reset the
+        connection with the request unread (a new connection's client does not retry, and a
+        POST is not retried on a reused one, RFC 9112 §9.3.1), so it is left to send it; the
+        answer carries ``Connection: close``.
         """
         if self.in_request or self.held is not None or self.closing:
             return self.closing
-        if self.answered == 0 and now < self.deadline - self.state.client_timeout + FRESH_CONNECTION_GRACE:
+        if now < self.deadline - self.state.client_timeout + DRAIN_QUIET_SECONDS:  # accepted or last answered then
             return False
         self.closing = True
         self.transport.close()

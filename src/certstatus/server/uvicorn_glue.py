@@ -28,7 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from certstatus.server.asgi import try_later_app
 from certstatus.server.lifecycle import Lifecycle, worker_settings
-from certstatus.server.protocol import FRESH_CONNECTION_GRACE
+from certstatus.server.protocol import DRAIN_QUIET_SECONDS
 from certstatus.server.tls import peer_chain, server_context
 
 
@@ -48,7 +48,7 @@ class ClientCertHttpToolsProtocol(HttpToolsProtocol):
     without a request in progress, including one accepted an instant before
     whose request is still on its way — that client sees the connection drop
     unanswered. Here a connection that has not yet sent a request gets
-    :data:`FRESH_CONNECTION_GRACE` seconds to send it; it is answered, then closed.
+    :data:`~certstatus.server.protocol.DRAIN_QUIET_SECONDS` seconds to send it; it is answered, then closed.
     """
 
     _closing_after_first: asyncio.TimerHandle | None = None
@@ -114,7 +114,7 @@ class ClientCertHttpToolsProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         if self.cycle is None and self._closing_after_first is None:
-            self._closing_after_first = self.loop.call_later(FRESH_CONNECTION_GRACE, self.transport.close)
+            self._closing_after_first = self.loop.call_later(DRAIN_QUIET_SECONDS, self.transport.close)
             return
         super().shutdown()
 

@@ -9,11 +9,11 @@ Each worker builds its own application from the settings and runs a uvloop
 event loop.
 
 Signals to the supervisor: SIGTERM/SIGINT stop — workers stop accepting,
-close idle connections at once (a connection accepted in the last
-:data:`~certstatus.server.protocol.FRESH_CONNECTION_GRACE` seconds that has
-sent nothing yet is not idle: its request is on its way), answer requests in
-progress with ``Connection: close``, and exit when their connections are gone
-or after ``GRACE_SECONDS``. SIGHUP calls ``on_reload`` and replaces every worker (new
+answer requests in progress and those that arrive with ``Connection: close``,
+close each connection without a request in progress once it has been quiet
+for :data:`~certstatus.server.protocol.DRAIN_QUIET_SECONDS` (since accepted
+or last answered: a busy client's next request is on its way), and exit when
+their connections are gone or after ``GRACE_SECONDS``. SIGHUP calls ``on_reload`` and replaces every worker (new
 ones first, then the old ones drain), which reloads signers. A worker that
 dies on its own is replaced.
 """
@@ -25,6 +25,7 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
 import time
@@ -110,6 +111,7 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     await stop.wait()
     server.close()
     state.draining = True
+    log.info("worker %d draining: stopped accepting, %d connections open", os.getpid(), len(state.connections))
     deadline = loop.time() + grace
     while state.connections and loop.time() < deadline:
         now = loop.time()
