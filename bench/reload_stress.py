@@ -2,7 +2,7 @@
 """Requests lost while `certstatus serve` is reloaded (SIGHUP) over and over; expected: none.
 
 A server over the EC demo CA (2 protocol-edge workers, admin listener, audit log) on
-127.0.0.1; three client threads (httpx) POST the same OCSP request in a loop, each on one
+127.0.0.1; three client threads (the tests' ``Asker``, httpx) POST the same OCSP request in a loop, each on one
 keep-alive connection, or with ``--close`` a new connection per request
 (``Connection: close``); the server gets SIGHUP every ``--every`` seconds, ``--sighups`` times
 (each replaces every worker). Prints the answers, the failed requests and their kinds. A
@@ -18,41 +18,15 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-from cryptography.x509.ocsp import OCSPResponseStatus
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' helpers
 
 from certstatus.demo_pki import make_demo_pki  # noqa: E402
-from tests.ocsp_client import request_der, response_status  # noqa: E402
-from tests.servers import demo_ca_table, free_port, server_tables, start_server  # noqa: E402
-
-
-class Client(threading.Thread):
-    def __init__(self, url: str, der: bytes, close: bool) -> None:
-        super().__init__(daemon=True)
-        self.url, self.der = url, der
-        self.headers = {"connection": "close"} if close else {}
-        self.stop = threading.Event()
-        self.answers = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                try:
-                    reply = client.post(self.url, content=self.der, headers=self.headers)
-                    if reply.status_code == 200 and response_status(reply.content) is OCSPResponseStatus.SUCCESSFUL:
-                        self.answers += 1
-                    else:
-                        self.failures.append(f"HTTP {reply.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(type(exc).__name__ + ": " + str(exc))
+from tests.ocsp_client import request_der  # noqa: E402
+from tests.servers import Asker, demo_ca_table, free_port, server_tables, start_server  # noqa: E402
 
 
 def main() -> None:
@@ -68,7 +42,7 @@ def main() -> None:
         port, admin = free_port(), free_port()
         config = server_tables(port, workers=2, admin=admin, audit=True) + demo_ca_table("ec", pki, crl="crl.pem")
         server = start_server(folder, config, port=port, admin_port=admin)
-        clients = [Client(server.url, request_der(pki.leaves["good"], pki.ca_cert), args.close) for _ in range(3)]
+        clients = [Asker(server.url, request_der(pki.leaves["good"], pki.ca_cert), close=args.close) for _ in range(3)]
         for client in clients:
             client.start()
         try:

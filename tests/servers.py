@@ -12,11 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.x509.ocsp import OCSPResponseStatus
+
+from tests.ocsp_client import response_status
 
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 
@@ -144,3 +148,29 @@ def demo_ca_table(name: str, demo, *, crl=None, index: bool = False, **keys) -> 
     """``[ca.NAME]`` for a demo PKI: its CA and delegated responder, ``crl`` (default its own CRL)."""
     return table(f"ca.{name}", certificate=demo.ca_cert, crl=[crl or demo.crl], index=demo.index if index else None,
                  signer_certificate=demo.ocsp_cert, signer_key=demo.ocsp_key, **keys)
+
+
+class Asker(threading.Thread):
+    """POST one OCSP request over and over until ``stop`` is set: a new connection each time
+    (``Connection: close``), or with ``close=False`` one keep-alive connection. Counts the
+    answers (HTTP 200, OCSP successful) and keeps each failure's text."""
+
+    def __init__(self, url: str, der: bytes, *, close: bool = True) -> None:
+        super().__init__(daemon=True)
+        self.url, self.der = url, der
+        self.headers = {"connection": "close"} if close else {}
+        self.stop = threading.Event()
+        self.answers = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.stop.is_set():
+                try:
+                    reply = client.post(self.url, content=self.der, headers=self.headers)
+                    if reply.status_code == 200 and response_status(reply.content) is OCSPResponseStatus.SUCCESSFUL:
+                        self.answers += 1
+                    else:
+                        self.failures.append(f"HTTP {reply.status_code}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))

@@ -13,7 +13,6 @@ import json
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from certstatus.clock import UTC
 from certstatus.demo_pki import sign_crl
 from certstatus.sources.records import RevokedEntry
 from tests.ocsp_client import cert_status, request_der, response_status
-from tests.servers import CERTSTATUS, demo_ca_table, free_port, server_tables, start_server
+from tests.servers import CERTSTATUS, Asker, demo_ca_table, free_port, server_tables, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -46,29 +45,6 @@ def server(demo_pki, tmp_path_factory):
     running.config_args = (port, admin)
     yield running
     running.stop()
-
-
-class Asker(threading.Thread):
-    """Ask about one certificate over and over, a new connection each time, until stopped."""
-
-    def __init__(self, url: str, der: bytes) -> None:
-        super().__init__(daemon=True)
-        self.url, self.der = url, der
-        self.stop = threading.Event()
-        self.answers = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                try:
-                    reply = client.post(self.url, content=self.der, headers={"connection": "close"})
-                    if reply.status_code == 200 and response_status(reply.content) is OCSPResponseStatus.SUCCESSFUL:
-                        self.answers += 1
-                    else:
-                        self.failures.append(f"HTTP {reply.status_code}")
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
 
 
 def _ask(server, der: bytes) -> bytes:
