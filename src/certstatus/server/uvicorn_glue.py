@@ -40,7 +40,6 @@ def ssl_context_factory(config, default_factory) -> ssl.SSLContext:
     return context
 
 
-
 class ClientCertHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, with the TLS client certificate checked and passed on.
 

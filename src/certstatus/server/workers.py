@@ -13,9 +13,9 @@ answer requests in progress and those that arrive with ``Connection: close``,
 close each connection without a request in progress once it has been quiet
 for :data:`~certstatus.server.protocol.DRAIN_QUIET_SECONDS` (since accepted
 or last answered: a busy client's next request is on its way), and exit when
-their connections are gone or after ``GRACE_SECONDS``. SIGHUP calls ``on_reload`` and replaces every worker (new
-ones first, then the old ones drain), which reloads signers. A worker that
-dies on its own is replaced.
+their connections are gone or after ``GRACE_SECONDS``. SIGHUP calls
+``on_reload`` and replaces every worker (new ones first, then the old ones
+drain), which reloads signers. A worker that dies on its own is replaced.
 """
 
 from __future__ import annotations

@@ -123,13 +123,15 @@ _RANGE_PARTS = {
     ),
 }
 _RANGE_PARTS_OF_KIND = {"changed": ("changed",), "missing": ("issued", "revoked")}
-# The same queries for a range where precomputed has no row yet (a first pass, serials added since):
-# every serial of it is missing, so they skip the probe of precomputed per serial (~0.2 us per serial).
+
+
 def _unprobed(sql: str) -> str:
     """``sql`` without its probe of precomputed per serial (for serials of which none is signed yet)."""
     return sql.replace(f" AND {_MISSING}", "")
 
 
+# The range queries for a range where precomputed has no row yet (a first pass, serials added since):
+# every serial of it is missing, so they skip the probe of precomputed per serial (~0.2 us per serial).
 _UNSIGNED_PARTS = {part: tuple(_unprobed(sql) for sql in _RANGE_PARTS[part]) for part in ("issued", "revoked")}
 _ANY_SIGNED = "SELECT 1 FROM precomputed WHERE issuer_id = ? AND serial > ?"
 _REVOKED_COLUMNS = "serial, source, revocation_time, reason, invalidity_date"
