@@ -1,4 +1,5 @@
-"""nginx staples certstatus's responses: a real TLS stapling client (``ssl_stapling``, ``ssl_stapling_verify``).
+"""TLS servers staple certstatus's responses: nginx (``ssl_stapling``, ``ssl_stapling_verify``) and
+``openssl s_server -status``.
 
 One ``certstatus serve`` (the demo CA, CRL + index, delegated responder,
 audit log, pushes on; the CA also on its own path ``/demo``) and one nginx
@@ -23,6 +24,10 @@ nothing, so TLS clients see no stapled response rather than a revoked one.
 (Without a reload it keeps stapling the previous good response until that
 response's nextUpdate: the response validity bounds how long a revocation
 stays hidden behind nginx.)
+
+``openssl s_server -status`` fetches a response (from the leaf's AIA URL) on
+every handshake and staples whatever it gets: there, a revocation shows
+at the next handshake as ``Cert Status: revoked``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import pytest
 from certstatus.demo_pki import make_demo_pki
 from tests.integration.conftest import needs_openssl
 from tests.nginx import Nginx, Site, Stapled, nginx_binary, s_client_status
-from tests.servers import CERTSTATUS, demo_ca_table, free_port, server_tables, start_server
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, server_tables, start_server, wait_for_port
 
 pytestmark = [pytest.mark.integration, needs_openssl]
 
@@ -139,3 +144,33 @@ def test_after_a_revocation_and_a_reload_nginx_fetches_revoked_and_staples_nothi
     asked = _audit(server, serial, "revoked")
     assert asked, server.log_text()
     assert {(r["method"], r["certs"][0]["cert_id_hash"], r["nonce"]) for r in asked} == {("GET", "sha1", False)}
+
+
+def test_openssl_s_server_staples_the_revoked_response_at_the_next_handshake(stapling, tmp_path) -> None:
+    server, _, pki, _ = stapling
+    leaf, serial = pki.leaves["good2"], pki.serials["good2"]
+    chain = tmp_path / "good2-chain.pem"
+    chain.write_bytes(leaf.read_bytes() + pki.ca_cert.read_bytes())
+    port = free_port()
+    log = tmp_path / "s_server.log"
+    with open(log, "wb") as out:
+        s_server = subprocess.Popen(
+            ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(chain), "-key", str(leaf.with_suffix(".key")),
+             "-CAfile", str(pki.chain), "-status", "-www"],  # -CAfile: where it finds the issuer for the CertID
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        wait_for_port(port, s_server, timeout=15)
+        before = s_client_status(port, pki.chain, "good2.demo.test")
+        assert (before.response_status, before.cert_status, before.verified) == ("successful", "good", True), before.output
+        revoke = subprocess.run(
+            [CERTSTATUS, "revoke", "demo", f"{serial:X}", "--reason", "superseded", "--config", str(server.folder / "certstatus.toml")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert revoke.returncode == 0, revoke.stdout + revoke.stderr
+        after = s_client_status(port, pki.chain, "good2.demo.test")
+        assert (after.response_status, after.cert_status, after.verified) == ("successful", "revoked", True), after.output
+    finally:
+        s_server.terminate()
+        s_server.wait(10)
+    assert _audit(server, serial, "revoked"), server.log_text()
