@@ -23,11 +23,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.servers import wait_for_port
 
 _CONF = """\
 pid {folder}/nginx.pid;
@@ -103,19 +103,12 @@ class Nginx:
                 self._command("-g", "daemon off;"), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 15
         for site in self.sites:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.output()}")
-                try:
-                    socket.create_connection(("127.0.0.1", site.port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise RuntimeError(f"nginx did not listen on {site.port} within 15 s:\n{self.output()}") from None
-                    time.sleep(0.05)
+            try:
+                wait_for_port(site.port, self.process, timeout=15)
+            except RuntimeError as exc:
+                self.stop()
+                raise RuntimeError(f"{exc}:\n{self.output()}") from None
 
     def reload(self) -> None:
         """``nginx -s reload``: the master re-reads the configuration and starts new workers, whose
