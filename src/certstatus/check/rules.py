@@ -250,9 +250,10 @@ def _times(single: ocsp.OCSPSingleResponse, response: ocsp.OCSPResponse, signer:
         findings.append(Finding("validity", verdict, f"{_span(window)} (nextUpdate − thisUpdate + 1 s)", label))
         if signer.certificate is not None:
             not_after = signer.certificate.not_valid_after_utc
-            ok = next_update <= not_after
-            findings.append(Finding("signer_not_after", "ok" if ok else "violation",
-                                    f"nextUpdate {_t(next_update)} {'≤' if ok else '>'} signer notAfter {_t(not_after)}", label))  # fmt: skip
+            if next_update <= not_after:
+                findings.append(Finding("signer_not_after", "ok", f"nextUpdate not after signer notAfter {_t(not_after)}", label))
+            else:
+                findings.append(Finding("signer_not_after", "violation", f"nextUpdate {_t(next_update)} > signer notAfter {_t(not_after)}", label))
         if next_update < now - CLOCK_SKEW:
             current.append(f"nextUpdate {_t(next_update)} has passed")
         elif next_update <= this_update:
@@ -301,7 +302,7 @@ def _cache_headers(reply: Reply, single: ocsp.OCSPSingleResponse, response: ocsp
             problems.append(f"{name} {reply.header(name)!r} is not an HTTP date")
     if problems:
         return Finding("cache_headers", "violation", "; ".join(problems), label)
-    return Finding("cache_headers", "ok", f"Cache-Control: {cache_control}", label)
+    return Finding("cache_headers", "ok", "max-age, Last-Modified, Expires and ETag agree with the response", label)
 
 
 def _etag(replies: Sequence[Reply]) -> list[Finding]:
