@@ -88,3 +88,8 @@ def test_a_responder_that_does_not_answer_at_all_is_an_operator_error(demo_pki, 
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert f"http://127.0.0.1:{port}/: no HTTP answer" in text and "Check the URL" in text
+
+
+def test_a_tls_ca_file_that_cannot_be_read_names_the_option(demo_pki, tmp_path: Path) -> None:
+    result = _run("https://127.0.0.1:1/", "--issuer", str(demo_pki.ca_cert), "--serial", "10", "--tls-ca-file", str(tmp_path / "missing.pem"))
+    assert result.exit_code == 2 and "--tls-ca-file" in result.output and "Traceback" not in result.output

@@ -56,8 +56,7 @@ def check_command(url: str, issuer: str, serials: tuple[str, ...], unassigned: t
         raise ConfigError(CLI, "URL", f"{url!r} is not an http:// or https:// URL.", "Give the responder's URL, e.g. http://ocsp.example.com/.")
     ca = load_certificates(issuer)[0]
     probes = plan(ca, issued, never)
-    verify: str | bool = tls_ca_file if tls_ca_file else True
-    with httpx.Client(timeout=timeout, verify=verify) as client:
+    with httpx.Client(timeout=timeout, verify=_tls_context(tls_ca_file)) as client:
         replies = list(ask_all(client, url, probes, SystemClock()))
     if all(reply.error is not None for reply in replies):
         raise CertstatusError(f"{url}: no HTTP answer ({replies[0].error}). Check the URL and that the responder is running and reachable.")
@@ -68,6 +67,17 @@ def check_command(url: str, issuer: str, serials: tuple[str, ...], unassigned: t
     else:
         _print_table(url, summaries, len(replies))
     sys.exit(1 if violations else 0)
+
+
+def _tls_context(ca_file: str | None):
+    """The TLS client context for an https:// URL: the system's trust, or ``ca_file``'s."""
+    import ssl
+
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(CLI, "--tls-ca-file", f"{ca_file} cannot be read as PEM CA certificates ({exc}).",
+                          "Give a file of PEM certificates.") from None  # fmt: skip
 
 
 def _serial(text: str, option: str) -> int:
