@@ -65,13 +65,14 @@ subjectKeyIdentifier = hash
 
 
 class OpenSslCa:
-    """An ``openssl ca`` database in ``folder`` with an ECDSA P-256 CA named ``common_name``.
+    """An ``openssl ca`` database in ``folder`` with an ECDSA P-256 CA named ``common_name``,
+    valid for ``days`` days.
 
     Every method runs the ``openssl`` binary and raises
     :class:`subprocess.CalledProcessError` (with OpenSSL's stderr) if it fails.
     """
 
-    def __init__(self, folder: Path, common_name: str = "OpenSSL Test CA") -> None:
+    def __init__(self, folder: Path, common_name: str = "OpenSSL Test CA", *, days: int = 3650) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "newcerts").mkdir(exist_ok=True)
@@ -82,7 +83,7 @@ class OpenSslCa:
         self.config.write_text(_CONFIG.format(folder=folder))
         self.run(
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "3650",
+            "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", str(days),
             "-subj", f"/CN={common_name}", "-config", str(self.config),
             "-extensions", "ca_ext",
         )  # fmt: skip
