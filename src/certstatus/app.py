@@ -8,11 +8,13 @@ opens and loads what is already checked.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certstatus.audit import AuditLog
+from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
@@ -28,6 +30,8 @@ from certstatus.server.proxy import TrustedProxies
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
+
+log = logging.getLogger("certstatus.app")
 
 
 @dataclass
@@ -62,7 +66,9 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     """Validate every CA and signer and import all configured data (start-up, once).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
-    served; returns the per-source import results (failures included).
+    served; returns the per-source import results (failures included). What a
+    CA certificate leaves unsaid (:func:`certstatus.ca_certificate.profile_warnings`)
+    is logged at warning level, once per start or reload.
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
@@ -72,6 +78,8 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
         results = []
         for ca in settings.cas:
             served = load_ca(ca, store, clock)
+            for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
+                log.warning("CA %s: %s (%s)", ca.name, warning, ca.certificate)
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
