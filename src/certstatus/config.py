@@ -208,7 +208,8 @@ class Settings:
             cas.append(CaSettings(**ca))
         admin = raw.get("admin")
         if admin is not None:
-            admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
+            admin = {k: v if k in ("host", "port", "operator_names") or v is None else Path(v) for k, v in admin.items()}
+            admin = AdminSettings(**{**admin, "operator_names": tuple(admin.get("operator_names", ()))})
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 

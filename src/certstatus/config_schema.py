@@ -317,7 +317,11 @@ ADMIN = Section(
         Key("token_file", PATH, "File holding the bearer token (`Authorization: Bearer …`, 16 characters at least)."),
         Key("tls_certificate", PATH, "TLS certificate of the admin listener (with `tls_key`)."),
         Key("tls_key", PATH, "Its key."),
-        Key("client_ca", PATH, "CA certificates of operators' client certificates (TLS required); a token or this is needed."),
+        Key("client_ca", PATH, "CA certificates of operators' client certificates (TLS required); a token or this is needed. "
+            "A client certificate opens the admin API only when it lists extendedKeyUsage clientAuth and no CA served "
+            "here reports it (or a CA of its chain) revoked; both are checked on every request."),
+        Key("operator_names", STRINGS, "With `client_ca`: only client certificates whose subject matches one entry "
+            "(syntax of `[access] authorized_names`); default: any subject `client_ca` issued."),
         Key("metrics_dir", PATH, "Folder where worker processes keep their metric files "
             "(PROMETHEUS_MULTIPROC_DIR); emptied at start. Default: a private temporary folder."),
     ),

@@ -3,7 +3,9 @@
 They work on the store directly (the same store the servers read, so a
 change is served at once by every process over it) and exit 2 with one
 paragraph for an operator error (unknown CA, pushes off, malformed serial),
-1 when ``reload`` had a source refused.
+1 when ``reload`` had a source refused, and 1 when ``unrevoke`` left the
+serial revoked or changed nothing (its message says which source still
+revokes it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ _config_option = click.option(
 )
 
 
-def _push(config: str, ca_name: str, changes_fields: list[dict]) -> int:
+def _push(config: str, ca_name: str, changes_fields: list[dict]) -> tuple[int, list[dict]]:
+    """Apply the changes; return how many, and the unrevoke reports (:mod:`certstatus.admin.push_report`)."""
+    from certstatus.admin.push_report import unrevoke_reports
     from certstatus.app import open_store
     from certstatus.sources.push import apply_push, find_target, parse_change
     from certstatus.sources.refresh import register_targets
@@ -34,10 +38,10 @@ def _push(config: str, ca_name: str, changes_fields: list[dict]) -> int:
     store = open_store(settings)
     try:
         target = find_target(register_targets(store, settings.cas), ca_name)
-        apply_push(store, target, changes, clock)
+        result = apply_push(store, target, changes, clock)
+        return result.changes, unrevoke_reports(store, target, result)
     finally:
         store.close()
-    return len(changes)
 
 
 @click.command()
@@ -59,9 +63,18 @@ def revoke(ca: str, serial: str, reason: str | None, revocation_time: str | None
 @click.argument("serial")
 @_config_option
 def unrevoke(ca: str, serial: str, config: str) -> None:
-    """Remove the pushed revocation of SERIAL (hex) of CA (e.g. release a certificateHold)."""
-    _push(config, ca, [{"action": "unrevoke", "serial": serial}])
-    click.echo(f"unrevoked {serial} of CA {ca}")
+    """Remove the pushed revocation of SERIAL (hex) of CA (e.g. release a certificateHold).
+
+    Says what changed and what still revokes the serial (a CRL or index lists
+    it: it stays revoked until that source stops). Exit 0 when a pushed
+    revocation was removed and the serial is no longer revoked, 1 otherwise.
+    """
+    from certstatus.admin.push_report import unrevoke_done, unrevoke_sentence
+
+    _, (report,) = _push(config, ca, [{"action": "unrevoke", "serial": serial}])
+    click.echo(unrevoke_sentence(ca, report))
+    if not unrevoke_done(report):
+        sys.exit(1)
 
 
 @click.command()
@@ -70,7 +83,7 @@ def unrevoke(ca: str, serial: str, config: str) -> None:
 @_config_option
 def issue(ca: str, serials: tuple[str, ...], config: str) -> None:
     """Record SERIALS (hex) as issued by CA, all in one transaction."""
-    count = _push(config, ca, [{"action": "issue", "serial": serial} for serial in serials])
+    count, _ = _push(config, ca, [{"action": "issue", "serial": serial} for serial in serials])
     click.echo(f"recorded {count} issued serial(s) of CA {ca}")
 
 

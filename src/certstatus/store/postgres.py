@@ -61,6 +61,7 @@ from certstatus.store.base import (
     StatusChange,
     combine_revocations,
     count_changes,
+    revocations_from_rows,
     serial_key,
     source_marks,
     source_state_from_row,
@@ -272,6 +273,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         if revoked is None and not issued:
             return None
         return CertStatusRecord(issued=issued, revoked=revoked)
+
+    def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
+        rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        return revocations_from_rows(serial_number, (row for row in rows if row[0] is not None), _utc)
 
     def replace_source(
         self,

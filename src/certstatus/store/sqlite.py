@@ -31,6 +31,7 @@ from certstatus.store.base import (
     StatusChange,
     combine_revocations,
     count_changes,
+    revocations_from_rows,
     serial_key,
     source_marks,
     source_state_from_row,
@@ -198,6 +199,10 @@ class SQLiteStore(PrecomputedSQLite):
             if revoked is None and not issued:
                 return None
         return CertStatusRecord(issued=issued, revoked=revoked)
+
+    def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
+        rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
+        return revocations_from_rows(serial_number, (row for row in rows if row[0] is not None), _dt)
 
     def replace_source(
         self,
