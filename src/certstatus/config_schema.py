@@ -283,9 +283,11 @@ ACCESS = Section(
             "`by_authentication`: any authenticated TLS client or request signer; `by_name`: its "
             "subject must match `authorized_names`. Refused requests get `unauthorized`.", '"none"'),
         Key("authorized_names", STRINGS,
-            'Subjects allowed with `by_name`: an exact DN as RFC 4514 (`"CN=app1,O=Example"`, '
-            'compared attribute by attribute, case-insensitively), `"glob:CN=*,O=Example"` '
-            '(shell pattern on the RFC 4514 string) or `"re:^CN=app[0-9]+,O=Example$"` (regular expression).'),
+            'Subjects allowed with `by_name`: an exact DN (`"CN=app1,O=Example"` as RFC 4514 writes it, or '
+            '`"O=Example,CN=app1"` in the order `openssl x509 -subject` prints), compared as a set of RDNs: '
+            'attribute by attribute, in any order, case-insensitively; `"glob:CN=*,O=Example"` '
+            '(shell pattern on the RFC 4514 string, last RDN first) or `"re:^CN=app[0-9]+,O=Example$"` '
+            '(regular expression on that string).'),
     ),
 )
 
