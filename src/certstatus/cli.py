@@ -28,6 +28,7 @@ from certstatus.config import (
     parse_duration,
     parse_listen,
 )
+from certstatus.cli_output import print_error
 from certstatus.errors import CertstatusError, ConfigError
 from certstatus.signing.commands import SIGNER_OPTIONS, register_signer_commands, single_ca_signer_fields
 
@@ -43,7 +44,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except CertstatusError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            print_error(str(exc))
             sys.exit(2)
 
 
