@@ -192,14 +192,21 @@ def serve(log_level: str, **opts) -> None:
     """
     from certstatus.app import prepare
     from certstatus.generator.cli import generate_before_serving
+    from certstatus.server.listen import open_listener
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
-    _print_import(prepare(settings))
-    if opts["issuer"]:
-        # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
-        # before it serves, with a progress bar, as issue 3 asks of it.
-        generate_before_serving(settings)
+    # The addresses first: one in use stops start-up now, in one line, not after the import.
+    sock = open_listener(settings)
+    try:
+        _print_import(prepare(settings))
+        if opts["issuer"]:
+            # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
+            # before it serves, with a progress bar, as issue 3 asks of it.
+            generate_before_serving(settings)
+    except BaseException:
+        sock.close()
+        raise
     # With --config, no pass here: a restarted responder must answer at once. The stored responses serve
     # (each only while its status is current and before its refresh point, else signed live), and the
     # background generator, a service of the supervisor, signs what is pending (certstatus.generator.schedule).
@@ -214,7 +221,7 @@ def serve(log_level: str, **opts) -> None:
 
     if settings.http_server != "protocol":  # the protocol edge reports the port it bound (0: a free one)
         listening(settings.server.host, settings.server.port)
-    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening)
+    run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening, sock=sock)
 
 
 @main.command()
@@ -230,6 +237,10 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     from certstatus.server.run import serve as run_server
 
     host, port = parse_listen(listen, file=CLI, key="--listen")
+    if not no_serve:  # before the PKI is written and imported: a port in use stops the demo at once
+        from certstatus.server.listen import check_address
+
+        check_address(host, port, where=CLI, key="--listen")
     pki = make_demo_pki(Path(folder), key_type=key_type, ocsp_url=f"http://{host}:{port}/")
     config = pki.folder / "certstatus.toml"
     config.write_text(
