@@ -1,4 +1,4 @@
-"""What the command line prints: messages exactly as raised.
+"""What the command line prints: messages exactly as raised, tables whole outside a terminal, durations.
 
 Every operator error goes through one renderer (``certstatus.cli._Group`` →
 ``print_error``); the property test feeds it any text, and the corpus below
@@ -16,9 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certstatus.cli import main
-from certstatus.cli_output import print_error
+from certstatus.cli_output import duration, plural, print_error, print_import
 from certstatus.config import load_config
 from certstatus.errors import ConfigError
+from certstatus.sources.importer import ImportResult
 
 CA = '[ca.x]\ncertificate = "ca.pem"\nsigner_certificate = "ocsp.pem"\nsigner_key = "ocsp.key"\n'
 
@@ -93,3 +94,29 @@ def test_any_error_message_is_printed_as_given(message: str) -> None:
     with contextlib.redirect_stderr(stream):
         print_error(message)
     assert stream.getvalue() == f"error: {message}\n"
+
+
+def test_import_table_cells_are_shown_as_written_and_whole(capsys) -> None:
+    origin = "/srv/pki/" + "very-long-directory-name/" * 6 + "issuing-ca.crl"
+    results = [
+        ImportResult("issuing", "crl", origin, 1234),
+        ImportResult("issuing", "index", "[index].txt", error="refused: [/] signature of [ca.issuing] does not verify"),
+    ]
+    assert print_import(results) is False
+    out = capsys.readouterr().err
+    assert origin in out and "[index].txt" in out  # not cut to 80 columns, not read as markup
+    assert "refused: [/] signature of [ca.issuing] does not verify" in out
+    assert "…" not in out
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (59.4, "59s"), (61, "1m 1s"), (3600, "1h 0m"), (5 * 3600 + 180, "5h 3m"), (604734, "6d 23h"),
+     (604800, "7d 0h"), (-90, "-1m 30s")],
+)
+def test_durations_read_as_days_hours_minutes(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+def test_counts_take_the_singular_for_one() -> None:
+    assert (plural(1, "worker"), plural(2, "worker"), plural(0, "CA")) == ("1 worker", "2 workers", "0 CAs")
