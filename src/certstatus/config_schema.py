@@ -452,8 +452,8 @@ _INTRO = """\
 
 `certstatus serve --config certstatus.toml` reads one TOML file. Relative paths are relative to
 the file that names them. Every error names the file, the key and what to write instead.
-`certstatus config check FILE` checks a file without serving. `SIGHUP` re-reads the file and the
-revocation data (see [operations.md](operations.md)).
+`certstatus config check --config FILE` runs the checks of start-up without serving. `SIGHUP`
+re-reads the file and the revocation data (see [operations.md](operations.md)).
 
 ```toml
 [server]
