@@ -90,13 +90,19 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
 
 
 def check_operations(settings: Settings) -> None:
-    """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
+    """Load the TLS certificate, key and trust anchors, and the admin token and TLS files, once,
+    so a bad file stops start-up (and a reload) before anything changes."""
     from certstatus.access.trust import load_anchors
     from certstatus.server.tls import server_context
 
     server_context(settings.ops.tls)
     load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
     load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
+    if settings.admin is not None:
+        from certstatus.admin.server import read_token, tls_context
+
+        read_token(settings.admin)
+        tls_context(settings.admin)
 
 
 def routes_for(settings: Settings) -> dict[str, Route]:

@@ -6,6 +6,7 @@ See docs/security.md for the threat model these tests back.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
 import subprocess
@@ -39,16 +40,36 @@ def _config(folder: Path, pki: DemoPki, key: Path, extra: str = "") -> Path:
     return path
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o642])
 def test_key_readable_by_others_refuses_to_start_naming_the_file_and_chmod(demo_pki: DemoPki, tmp_path: Path, mode: int) -> None:
+    """World access or a group that may write: `import` (and so `serve`) refuses, and `config check` says the same."""
     key = tmp_path / "ocsp.key"
     key.write_bytes(demo_pki.ocsp_key.read_bytes())
     key.chmod(mode)
-    done = subprocess.run([*CERTSTATUS, "import", "--config", str(_config(tmp_path, demo_pki, key))], capture_output=True, text=True, timeout=60)
+    config = _config(tmp_path, demo_pki, key, 'listen = "127.0.0.1:0"')  # config check binds it
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=60)
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0
     assert str(key) in output and f"chmod 600 {key}" in output and f"mode {mode:04o}" in output, output
     assert "ca.demo.signer_key" in output and "Traceback" not in output
+    checked = subprocess.run([*CERTSTATUS, "config", "check", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert checked.stderr == done.stderr  # the same one-line error as the import's
+
+
+def test_a_0640_key_owned_by_root_is_accepted_as_the_systemd_layout_says(demo_pki: DemoPki, tmp_path: Path) -> None:
+    """deploy/certstatus.service: keys `0640 root:certstatus`. PostgreSQL's rule accepts a group-readable key owned by root."""
+    key = tmp_path / "ocsp.key"
+    key.write_bytes(demo_pki.ocsp_key.read_bytes())
+    key.chmod(0o640)
+    if os.geteuid() == 0:
+        assert key.stat().st_uid == 0
+    config = _config(tmp_path, demo_pki, key, 'listen = "127.0.0.1:0"')
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported" in done.stdout and "chmod" not in done.stdout + done.stderr
+    checked = subprocess.run([*CERTSTATUS, "config", "check", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_key_permissions_warn_starts_with_a_warning(demo_pki: DemoPki, tmp_path: Path) -> None:

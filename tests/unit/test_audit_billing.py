@@ -84,3 +84,31 @@ def test_billing_counts_certificates_of_successful_answers_per_requestor_and_day
 
     by_issuer = billing_report(log_files(path), T0, T0 + dt.timedelta(days=2), by="issuer")
     assert {row.key: row.counts["certificates"] for row in by_issuer.rows} == {"ca1": 3, "ca2": 1}
+
+
+def test_billing_report_without_dates_counts_the_current_month(tmp_path):
+    """`certstatus billing report --log FILE` alone: this month (UTC), from its first day to the next month's."""
+    from click.testing import CliRunner
+
+    from certstatus.cli import main
+    from certstatus.cli_operations import month_bounds
+
+    now = dt.datetime.now(dt.timezone.utc)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    path = tmp_path / "audit.log"
+    log = AuditLog(str(path))
+    for when, requestor in ((first + dt.timedelta(minutes=1), "CN=this-month"), (first - dt.timedelta(minutes=1), "CN=last-month")):
+        log.write({**_record(0, requestor, "ca1", ["good"]), "time": when})
+    log.close()
+    result = CliRunner().invoke(main, ["billing", "report", "--log", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["from"], report["to"]) == month_bounds(now)
+    assert [row["requestor"] for row in report["rows"]] == ["CN=this-month"]
+
+
+def test_month_bounds_cross_the_year():
+    from certstatus.cli_operations import month_bounds
+
+    assert month_bounds(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc)) == ("2026-12-01", "2027-01-01")
+    assert month_bounds(dt.datetime(2027, 2, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == ("2027-01-01", "2027-02-01")

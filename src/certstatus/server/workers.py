@@ -53,13 +53,9 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
     Raises ``OSError`` when the address is in use or not local.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.setblocking(False)
-    return sock
+    from certstatus.server.listen import bind_address, start_listening
+
+    return start_listening(bind_address(host, port), backlog)
 
 
 def run_worker(
