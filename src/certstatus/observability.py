@@ -14,6 +14,8 @@ import json
 import logging
 import sys
 
+from certstatus.store.dsn import redact
+
 
 #: Attributes every LogRecord has; others came from ``extra``.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))  # a DSN's password never reaches a log line
 
 
 def configure_logging(level: str = "info") -> None:

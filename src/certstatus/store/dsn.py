@@ -8,7 +8,8 @@ loader uses it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 DSN_SCHEMES = ("postgresql://", "postgres://")
 
@@ -29,23 +30,24 @@ def check_dsn(dsn: str) -> None:
         raise ValueError(" ".join(str(exc).split())) from None
 
 
-def mask_dsn(dsn: str) -> str:
-    """Return ``dsn`` with its password (in the user part or the query) replaced by ``***``."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "postgresql://***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{hostport}"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe="=-/:%*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+#: The password of a PostgreSQL URI: ``postgresql://USER:PASSWORD@`` (up to the netloc's last ``@``).
+_URI_PASSWORD = re.compile(r"(?P<head>postgres(?:ql)?://[^\s:/?#@]*):[^\s/?#]*@", re.IGNORECASE)
+#: A ``password=VALUE`` parameter: in a URI's query, or a key/value conninfo (``'quoted value'`` too).
+_PARAMETER_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&#'\"]+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every PostgreSQL DSN in it replaced by ``***``.
+
+    A DSN alone (``postgresql://u:pw@db/x`` → ``postgresql://u:***@db/x``) or
+    any message that quotes one (a libpq or psycopg error, a log line):
+    passwords in the user part of a URI and ``password=`` parameters (URI
+    query or key/value conninfo) are masked; the rest (user, host, database)
+    stays, since it is what an operator needs to find the database. Every
+    message or log line that may name a DSN goes through this function.
+    """
+    text = _URI_PASSWORD.sub(r"\g<head>:***@", text)
+    return _PARAMETER_PASSWORD.sub(r"\g<head>***", text)
 
 
 def split_password(dsn: str) -> tuple[str, str | None]:
