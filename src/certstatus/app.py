@@ -16,7 +16,7 @@ from certstatus.audit import AuditLog
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
-from certstatus.health import CaHealth, readiness_problems
+from certstatus.health import CaHealth, public_readiness
 from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.pipeline.base import Route
@@ -147,7 +147,7 @@ def build_application(
         routes_for(settings),
         clock,
         max_request_bytes=settings.server.max_request_bytes,
-        readiness=lambda: readiness_problems(store, cas, clock.now()),
+        readiness=public_readiness(store, cas, clock),
         proxies=proxies,
         observers=pipeline.observers,
         connection_gate=pipeline.connection_gate,

@@ -74,6 +74,23 @@ def test_a_ca_serving_stale_data_on_purpose_stays_ready(demo_pki, tmp_path):
         application.close()
 
 
+def test_public_ready_says_only_store_unreachable_and_logs_the_details_once(demo_pki, tmp_path, logs):
+    """Who can reach the OCSP port learns nothing of the database; the operator reads the log."""
+    settings = _settings(demo_pki, tmp_path)
+    prepare(settings)
+    application = build_application(settings)
+    try:
+        application.store.close()  # the store stops answering under the worker
+        for _ in range(3):
+            ready = application.http.handle("GET", b"/ready", {}, b"")
+            assert (ready.status, ready.body) == (503, b"not ready:\n- store unreachable\n")
+        details = [r for r in logs.records if r.name == "certstatus.health"]
+        assert len(details) == 1 and details[0].levelno == logging.WARNING, details
+        assert details[0].getMessage().startswith("not ready: store unreachable: ProgrammingError: ")
+    finally:
+        application.closers = []
+
+
 def test_logging_policy_bad_input_at_info_operator_problems_at_error(demo_pki, tmp_path, logs):
     settings = _settings(demo_pki, tmp_path)
     prepare(settings)
