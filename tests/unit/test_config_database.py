@@ -61,10 +61,22 @@ def test_command_line_db_takes_a_dsn() -> None:
         ("host=db user=u password=pw dbname=d", "host=db user=u password=*** dbname=d"),
         ("host=db password = 'p w\\'x' dbname=d", "host=db password = *** dbname=d"),
         ("password authentication failed for user \"u\"", "password authentication failed for user \"u\""),
+        ("postgresq://u:pw@h/d is not a PostgreSQL DSN", "postgresq://u:***@h/d is not a PostgreSQL DSN"),
+        ("fetch https://crl:pw@ca.example/x.crl: 404", "fetch https://crl:***@ca.example/x.crl: 404"),
+        ("at 12:30 on host:5432", "at 12:30 on host:5432"),
     ],
 )
 def test_passwords_never_reach_messages(text: str, masked: str) -> None:
     assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:s3cret@[::1/d", "postgresql://u:s3c%zzret@h/d", "postgresql://u@h/d?password=s3cret&bogus=1"]
+)
+def test_a_dsn_libpq_refuses_is_named_without_its_password(dsn: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        database_setting(dsn, base=Path("."), file="command line", key="--db")
+    assert "not a valid PostgreSQL URI" in str(refused.value) and "s3c" not in str(refused.value), refused.value
 
 
 def test_db_option_with_config_overrides_the_file_with_a_dsn(tmp_path: Path) -> None:
