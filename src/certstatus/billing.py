@@ -10,7 +10,7 @@ rotated predecessors — and counts, for every line whose time falls in
 * ``refused``: requests answered with an unsuccessful responseStatus.
 
 Rows are keyed by ``requestor`` (the authenticated TLS client or request
-signer, else the requestorName, else the client address) or ``issuer`` (the
+signer; unauthenticated requests under ``-``) or ``issuer`` (the
 CA), optionally split per ``day`` or ``month`` (UTC). Unreadable lines are
 counted and reported, never fatal.
 """

@@ -14,7 +14,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 def _record(n: int, requestor: str, issuer: str, statuses: list[str], status: str = "successful") -> dict:
     return {
-        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name": None,
+        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name_claimed": None,
         "signer": None, "requestor": requestor, "issuer": issuer,
         "certs": [{"serial": f"{n:x}", "cert_id_hash": "sha1", "status": s} for s in statuses],
         "response_status": status, "source": "live", "nonce": False, "reason": None, "latency_us": 100,

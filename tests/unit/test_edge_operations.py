@@ -126,6 +126,36 @@ def test_a_debug_line_per_request_when_the_audit_log_is_on(demo_pki, tmp_path, l
     assert (tmp_path / "audit.log").read_text().count("\n") == 1
 
 
+def test_a_claimed_requestor_name_is_audited_as_a_claim_never_as_the_requestor(demo_pki, tmp_path):
+    """requestorName is anyone's to write (RFC 6960 §4.1.1, unsigned here): billing must not believe it."""
+    import json
+
+    from asn1crypto import ocsp as asn1_ocsp
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+
+    from certstatus.config_ops import AuditSettings
+
+    settings = _settings(demo_pki, tmp_path, audit=AuditSettings(log=str(tmp_path / "audit.log")))
+    prepare(settings)
+    application = build_application(settings)
+    claimed = x509.Name.from_rfc4514_string("CN=Big Customer,O=Example")
+    query = asn1_ocsp.OCSPRequest.load(request_der(demo_pki.leaves["good"], demo_pki.ca_cert))
+    tbs = asn1_ocsp.TBSRequest({
+        "requestor_name": asn1_x509.GeneralName(name="directory_name", value=asn1_x509.Name.load(claimed.public_bytes())),
+        "request_list": query["tbs_request"]["request_list"],
+    })  # fmt: skip
+    try:
+        answer = application.http.handle("POST", b"/", {}, asn1_ocsp.OCSPRequest({"tbs_request": tbs}).dump(), "192.0.2.7")
+        assert response_status(answer.body) is OCSPResponseStatus.SUCCESSFUL
+    finally:
+        application.close()
+    (record,) = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert record["requestor_name_claimed"] == "CN=Big Customer,O=Example"
+    assert record["requestor"] is None and record["tls_client"] is None and record["signer"] is None
+    assert "requestor_name" not in record and record["client"] == "192.0.2.7"
+
+
 def test_settings_without_operations_add_no_observer_gate_or_proxy(demo_pki, tmp_path):
     settings = replace(_settings(demo_pki, tmp_path))
     prepare(settings)
