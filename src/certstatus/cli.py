@@ -191,8 +191,10 @@ def serve(log_level: str, **opts) -> None:
     """
     from certstatus.app import prepare
     from certstatus.generator.cli import generate_before_serving
+    from certstatus.observability import configure_logging
     from certstatus.server.run import serve as run_server
 
+    configure_logging(log_level)  # from here on, an uncaught exception is a JSON line, not a raw traceback
     settings = _settings(opts)
     _print_import(prepare(settings))
     if opts["issuer"]:

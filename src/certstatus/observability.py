@@ -5,6 +5,14 @@ bad client input at info or below; per-request lines at debug.
 
 Structured fields: anything passed as ``extra={...}`` to a logging call
 becomes a key of the JSON object (``log.info("refused", extra={"client": ip})``).
+
+Nothing else reaches stderr as raw text: :func:`configure_logging` also
+formats other libraries' warnings and errors (asyncio's "exception in
+callback", psycopg's pool, ``warnings``) as JSON lines, and turns an uncaught
+exception — in the main thread, another thread, a finaliser — into one
+critical JSON line with the traceback inside (``exception``);
+:func:`process_main` does the same for the body of a child process, which
+multiprocessing would print as raw text.
 """
 
 from __future__ import annotations
@@ -12,9 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import sys
+import threading
+from collections.abc import Callable
 
+from certstatus.errors import CertstatusError
 from certstatus.store.dsn import redact
+
+log = logging.getLogger("certstatus")
 
 
 #: Attributes every LogRecord has; others came from ``extra``.
@@ -40,10 +54,72 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info") -> None:
-    """Send certstatus logs to stderr as JSON lines at ``level``."""
+    """Send logs to stderr as JSON lines: certstatus's at ``level``, other libraries' at warning and above.
+
+    Also installs the hooks that make an uncaught exception (``sys.excepthook``,
+    ``threading.excepthook``, ``sys.unraisablehook``) one critical JSON line, and
+    routes :mod:`warnings` to the log. Safe to call again (a worker after its supervisor).
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("certstatus")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    others = logging.getLogger()  # asyncio, psycopg, httpx, concurrent.futures, py.warnings
+    others.handlers[:] = [handler]
+    others.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    sys.excepthook = _uncaught
+    threading.excepthook = _uncaught_in_thread
+    sys.unraisablehook = _unraisable
+
+
+def log_level() -> str:
+    """This process's certstatus log level by name (``"info"``), for the child processes it starts."""
+    return logging.getLevelName(log.getEffectiveLevel()).lower()
+
+
+def _uncaught(exc_type, exc_value, exc_traceback) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        log.info("interrupted")
+        return
+    log.critical("uncaught exception: %s: %s", exc_type.__name__, exc_value, exc_info=(exc_type, exc_value, exc_traceback))
+
+
+def _uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):  # as threading's own hook: a thread may end itself so
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    log.critical("uncaught exception in thread %s: %s: %s", name, args.exc_type.__name__, args.exc_value,
+                 exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # fmt: skip
+
+
+def _unraisable(unraisable) -> None:
+    what = unraisable.err_msg or "Exception ignored in"
+    log.error("%s: %r", what, unraisable.object,
+              exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))  # fmt: skip
+
+
+def process_main(log_level: str, target: Callable[..., object], *args: object) -> None:
+    """Body of a child process (``multiprocessing`` target): JSON logging at ``log_level``, then ``target(*args)``.
+
+    An exception ``target`` lets through becomes one JSON line and exit status
+    1; multiprocessing would print it as raw text. A
+    :class:`~certstatus.errors.CertstatusError` (the database is down, a key
+    cannot be read) is an error line with its one-paragraph message; any other
+    exception is a bug: a critical line with the traceback inside.
+    ``SystemExit`` passes unchanged.
+    """
+    configure_logging(log_level)
+    name = multiprocessing.current_process().name  # "certstatus-worker", "certstatus-generator"
+    try:
+        target(*args)
+    except SystemExit:
+        raise
+    except CertstatusError as exc:
+        log.error("%s stopped: %s", name, exc)
+        raise SystemExit(1) from None
+    except BaseException as exc:  # noqa: BLE001 - every escape becomes a log line
+        log.critical("%s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
+        raise SystemExit(1) from None

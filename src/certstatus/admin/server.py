@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -128,6 +129,13 @@ class _AdminHTTPServer(ThreadingHTTPServer):
         except BaseException:
             self.slots.release()
             raise
+
+    def handle_error(self, request, client_address) -> None:
+        """A connection's handler raised: one log line (socketserver would print the traceback as raw text)."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # the client went away or stalled
+            log.info("admin listener: connection from %s ended: %s", client_address[0], sys.exc_info()[1])
+            return
+        log.exception("admin listener: internal error serving %s", client_address[0])
 
     def process_request_thread(self, request, client_address) -> None:
         try:

@@ -34,6 +34,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from certstatus.observability import process_main
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.protocol import HttpProtocol, ServerState
@@ -129,17 +130,15 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     await asyncio.sleep(0)
 
 
-def _worker_main(sock: socket.socket, log_level: str, client_timeout: float,
-                 max_header_bytes: int, grace_seconds: float) -> None:
-    """Entry point of a spawned worker: build the application, serve until SIGTERM."""
+def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: int, grace_seconds: float) -> None:
+    """Body of a spawned worker (under :func:`~certstatus.observability.process_main`): build the application,
+    serve until SIGTERM."""
     from certstatus.app import build_application
-    from certstatus.observability import configure_logging
     from certstatus.server.edge import edge_for
     from certstatus.server.lifecycle import worker_settings
     from certstatus.server.live_lane import lane_for
     from certstatus.signing.loader import start_signer_watcher
 
-    configure_logging(log_level)
     settings = worker_settings()
 
     built = []
@@ -192,8 +191,8 @@ def serve_forever(
 
     def spawn() -> None:
         process = context.Process(
-            target=_worker_main,
-            args=(sock, log_level, client_timeout, max_header_bytes, grace_seconds),
+            target=process_main,  # JSON logging; an exception is one log line, not a raw traceback
+            args=(log_level, _worker_main, sock, client_timeout, max_header_bytes, grace_seconds),
             name="certstatus-worker",
         )
         process.start()
