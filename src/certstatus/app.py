@@ -19,6 +19,7 @@ from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, public_readiness
 from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
+from certstatus.observability import grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry
@@ -70,8 +71,9 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     store = open_store(settings)
     try:
         results = []
-        for ca in settings.cas:
-            served = load_ca(ca, store, clock)
+        with grouped_config_warnings():  # once per start or reload, listing the CAs (not once per CA and process)
+            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]
+        for ca, served in zip(settings.cas, served_cas, strict=True):
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
@@ -125,7 +127,8 @@ def build_application(
     application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
-        registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+        with held_config_warnings():  # the supervisor's prepare() reported them, once
+            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock) for ca in settings.cas])
         audit_log = None
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)

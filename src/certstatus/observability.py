@@ -17,13 +17,15 @@ multiprocessing would print as raw text.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import logging
 import multiprocessing
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from certstatus.errors import CertstatusError
 from certstatus.store.dsn import redact
@@ -73,6 +75,62 @@ def configure_logging(level: str = "info") -> None:
     sys.excepthook = _uncaught
     threading.excepthook = _uncaught_in_thread
     sys.unraisablehook = _unraisable
+
+
+#: Configuration warnings of this thread: None, logged at once; a dict (kind → items), gathered by
+#: :func:`grouped_config_warnings`; :data:`_HELD`, logged at debug (:func:`held_config_warnings`).
+_config_warnings: contextvars.ContextVar[dict[str, list[str]] | str | None] = contextvars.ContextVar(
+    "certstatus_config_warnings", default=None
+)
+_HELD = "held"
+_config_log = logging.getLogger("certstatus.config")
+
+
+def config_warning(kind: str, item: str) -> None:
+    """Warn about the configuration: ``kind`` says what is wrong and what to do (one sentence, the same
+    for every item), ``item`` what it concerns (``"CA a: signer x (CN=...)"``).
+
+    Every process that loads the configuration meets the same warnings (the
+    supervisor, each worker, each signing process): logged as they come, 111
+    CAs with a locally trusted responder and 2 workers made 444 lines. So:
+    outside a context, logged at once (warning); inside
+    :func:`grouped_config_warnings`, one line per kind listing every item
+    when the context ends; inside :func:`held_config_warnings` (a process
+    whose supervisor reported them), at debug.
+    """
+    gathered = _config_warnings.get()
+    if gathered is None:
+        _config_log.warning("%s: %s", kind, item)
+    elif gathered == _HELD:
+        _config_log.debug("%s: %s", kind, item)
+    else:
+        items = gathered.setdefault(kind, [])
+        if item not in items:
+            items.append(item)
+
+
+@contextlib.contextmanager
+def grouped_config_warnings() -> Iterator[None]:
+    """Gather :func:`config_warning` calls; at the end log one warning per kind: ``KIND (N): ITEM; ITEM; ...``
+    (the items also as the ``items`` field)."""
+    gathered: dict[str, list[str]] = {}
+    token = _config_warnings.set(gathered)
+    try:
+        yield
+    finally:
+        _config_warnings.reset(token)
+        for kind, items in gathered.items():
+            _config_log.warning("%s (%d): %s", kind, len(items), "; ".join(items), extra={"items": items})
+
+
+@contextlib.contextmanager
+def held_config_warnings() -> Iterator[None]:
+    """Log :func:`config_warning` calls at debug: in a worker, whose supervisor reported them once."""
+    token = _config_warnings.set(_HELD)
+    try:
+        yield
+    finally:
+        _config_warnings.reset(token)
 
 
 def log_level() -> str:

@@ -112,3 +112,26 @@ def test_an_admin_request_that_raises_is_one_log_line_not_a_traceback_on_stderr(
     (record,) = [r for r in caplog.records if r.name == "certstatus.admin"]
     assert record.levelno == logging.ERROR and record.exc_info[0] is RuntimeError
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_configuration_warnings_are_one_line_per_kind_when_grouped_and_debug_when_held(caplog) -> None:
+    import logging
+
+    from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
+
+    caplog.set_level(logging.DEBUG, logger="certstatus.config")
+    with grouped_config_warnings():
+        for ca in ("a", "b", "a"):  # a process that loads a CA twice (prepare, then readiness) says it once
+            config_warning("locally trusted responders", f"CA {ca}: signer s")
+        config_warning("no nocheck", "s.pem")
+        assert caplog.records == []  # nothing before the loading is over
+    with held_config_warnings():
+        config_warning("locally trusted responders", "CA a: signer s")
+    config_warning("no nocheck", "t.pem")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "locally trusted responders (2): CA a: signer s; CA b: signer s"),
+        ("WARNING", "no nocheck (1): s.pem"),
+        ("DEBUG", "locally trusted responders: CA a: signer s"),
+        ("WARNING", "no nocheck: t.pem"),
+    ]
+    assert caplog.records[0].items == ["CA a: signer s", "CA b: signer s"]

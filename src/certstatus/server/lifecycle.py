@@ -40,6 +40,7 @@ from certstatus.config import Settings
 from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, readiness_problems, readiness_report, store_problem
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
+from certstatus.observability import held_config_warnings
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
 from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
@@ -211,7 +212,8 @@ class Lifecycle:
 
         store = open_store(settings)
         try:
-            return ca_health(IssuerRegistry(load_ca(ca, store, self.clock) for ca in settings.cas))
+            with held_config_warnings():  # prepare() reported them
+                return ca_health(IssuerRegistry([load_ca(ca, store, self.clock) for ca in settings.cas]))
         finally:
             store.close()
 
