@@ -167,7 +167,7 @@ def process_main(log_level: str, target: Callable[..., object], *args: object) -
     :class:`~certstatus.errors.CertstatusError` (the database is down, a key
     cannot be read) is an error line with its one-paragraph message; any other
     exception is a bug: a critical line with the traceback inside.
-    ``SystemExit`` passes unchanged.
+    ``SystemExit`` passes unchanged; ``KeyboardInterrupt`` exits 130 quietly.
     """
     configure_logging(log_level)
     name = multiprocessing.current_process().name  # "certstatus-worker", "certstatus-generator"
@@ -175,6 +175,8 @@ def process_main(log_level: str, target: Callable[..., object], *args: object) -
         target(*args)
     except SystemExit:
         raise
+    except KeyboardInterrupt:  # Ctrl-C reached the process group before the process set its own handlers
+        raise SystemExit(130) from None
     except CertstatusError as exc:
         log.error("%s stopped: %s", name, exc)
         raise SystemExit(1) from None

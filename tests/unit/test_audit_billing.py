@@ -84,3 +84,15 @@ def test_billing_counts_certificates_of_successful_answers_per_requestor_and_day
 
     by_issuer = billing_report(log_files(path), T0, T0 + dt.timedelta(days=2), by="issuer")
     assert {row.key: row.counts["certificates"] for row in by_issuer.rows} == {"ca1": 3, "ca2": 1}
+
+
+def test_an_unauthenticated_request_is_billed_to_its_address_never_to_the_name_it_claims(tmp_path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(str(path))
+    claimed = _record(0, None, "ca1", ["good"])
+    claimed["requestor_name_claimed"] = "CN=Big Customer"
+    log.write(claimed)
+    log.write(_record(1, "CN=a", "ca1", ["good"]))
+    log.close()
+    report = billing_report(log_files(path), T0, T0 + dt.timedelta(days=1), by="requestor")
+    assert sorted(row.key for row in report.rows) == ["192.0.2.1", "CN=a"]
