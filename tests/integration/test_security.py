@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -298,7 +299,7 @@ def test_postgresql_outage_logs_no_password_and_public_ready_says_only_store_unr
         (folder / "certstatus.toml").write_text(config)
         subprocess.run([*CERTSTATUS, "db", "upgrade", "--config", str(folder / "certstatus.toml")], check=True, capture_output=True, timeout=60)
         server = start_server(folder, config, port=port, admin_port=admin_port, tls=edge == "tls", log_level="debug")
-        client = httpx.Client(verify=str(access_pki.tls_root) if edge == "tls" else True, timeout=10)
+        client = httpx.Client(verify=ssl.create_default_context(cafile=str(access_pki.tls_root)), timeout=10)
         auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         try:
             body = request_der(pki.leaves["good"], pki.ca_cert)
