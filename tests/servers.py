@@ -37,7 +37,7 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"certstatus exited with {process.returncode} before listening")
+            raise RuntimeError(f"{Path(str(process.args[0])).name} exited with {process.returncode} before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return

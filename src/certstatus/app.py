@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certstatus.audit import AuditLog
+from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, public_readiness
 from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
-from certstatus.observability import grouped_config_warnings, held_config_warnings
+from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry
@@ -63,7 +64,9 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     """Validate every CA and signer and import all configured data (start-up, once).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
-    served; returns the per-source import results (failures included).
+    served; returns the per-source import results (failures included). What a
+    CA certificate leaves unsaid (:func:`certstatus.ca_certificate.profile_warnings`)
+    is logged at warning level, once per start or reload.
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
@@ -71,8 +74,11 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     store = open_store(settings)
     try:
         results = []
-        with grouped_config_warnings():  # once per start or reload, listing the CAs (not once per CA and process)
+        with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
             served_cas = [load_ca(ca, store, clock) for ca in settings.cas]
+            for ca, served in zip(settings.cas, served_cas, strict=True):
+                for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
+                    config_warning(warning, f"CA {ca.name} ({ca.certificate})")
         for ca, served in zip(settings.cas, served_cas, strict=True):
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.

@@ -283,3 +283,7 @@ _register_operations()
 from certstatus.generator.cli import generate_command  # noqa: E402  (it imports this module)
 
 main.add_command(generate_command)
+
+from certstatus.check.command import check_command  # noqa: E402  (own module, registered here)
+
+main.add_command(check_command)

@@ -53,7 +53,7 @@ _ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca"
 class SqlSettings:
     """A live SQL source: ``dsn`` (postgresql://...), ``query`` with psycopg named
     parameters ``%(issuer)s``, ``%(serial)s`` (numeric), ``%(serial_hex)s``
-    (upper-case, even length) and ``%(serial_dec)s``; ``timeout`` in seconds
+    (upper-case, even length, ``-`` before a negative one) and ``%(serial_dec)s``; ``timeout`` in seconds
     (pool wait + statement); ``pool_size`` connections per worker process."""
 
     dsn: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from email.utils import format_datetime
@@ -301,6 +302,21 @@ def test_get_of_the_bare_root_is_not_found(app: Application) -> None:
 def test_get_base64_that_is_not_a_request_is_malformed(app: Application) -> None:
     response = app.http.handle("GET", b"/" + base64.b64encode(b"not an OCSP request"), {}, b"")
     assert_unsuccessful(response, OCSPResponseStatus.MALFORMED_REQUEST)
+
+
+def test_the_audit_log_records_the_http_method_of_each_request(make_app: AppFactory, demo_pki: DemoPki, tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    app = make_app(ca_table("demo", demo_pki), f'[audit]\nlog = "{log}"\n')
+    der = request(demo_pki, "good")
+    successful(post(app, der))
+    successful(get(app, der))
+    assert get(app, der, method="HEAD").status == 200
+    app.http.handle("GET", b"/" + base64.b64encode(b"not an OCSP request"), {}, b"")
+    app.close()  # flushes the audit log
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["method"], r["response_status"]) for r in records] == [
+        ("POST", "successful"), ("GET", "successful"), ("HEAD", "successful"), (None, "malformedRequest")
+    ]
 
 
 # --- size limits, malformed requests, refusals ----------------------------------------------------

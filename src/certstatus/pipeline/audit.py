@@ -3,7 +3,8 @@
 It wraps every other step, so it sees answers and refusals alike, and
 writes last, once the answer (or the refusal) is known. The record:
 
-``time`` (UTC) · ``client`` (address) · ``tls_client`` (subject) ·
+``time`` (UTC) · ``method`` (GET, POST or HEAD; None for bytes that were not an
+OCSP request) · ``client`` (address) · ``tls_client`` (subject) ·
 ``requestor_name_claimed`` (RFC 6960 requestorName: what the request says of
 itself, verified by nothing) · ``signer`` (verified request signer subject) ·
 ``requestor`` (who is billed: the authenticated identity, tls_client else
@@ -60,6 +61,7 @@ def audit_record(
     ]
     return {
         "time": exchange.received_at,
+        "method": exchange.method,
         "client": exchange.client_address,
         "tls_client": tls_client,
         "requestor_name_claimed": requestor_name,
@@ -78,7 +80,7 @@ def audit_record(
 def malformed_record(received_at: dt.datetime, client_address: str | None, started_ns: int, reason: str) -> dict:
     """The audit record of bytes that were not an OCSP request (no certificate asked, nothing billed)."""
     return {
-        "time": received_at, "client": client_address, "tls_client": None, "requestor_name_claimed": None,
+        "time": received_at, "method": None, "client": client_address, "tls_client": None, "requestor_name_claimed": None,
         "signer": None, "requestor": None, "issuer": None, "certs": [],
         "response_status": "malformedRequest", "source": None, "nonce": False, "reason": reason,
         "latency_us": (time.perf_counter_ns() - started_ns) // 1000,

@@ -62,7 +62,8 @@ class Exchange:
     :class:`~certstatus.pipeline.authenticate.Authentication` the authenticate
     step found. ``request_der`` is the OCSPRequest as received (forwarded
     as-is). ``started_ns`` is ``time.perf_counter_ns()`` when the request
-    arrived (latency). With ``offload`` a step may raise :class:`WouldBlock`
+    arrived (latency). ``method`` is the HTTP method it came with (GET, POST or HEAD, RFC 6960
+    Appendix A.1). With ``offload`` a step may raise :class:`WouldBlock`
     instead of blocking; the result of the blocking work comes back in
     ``prefetched``.
     """
@@ -82,6 +83,7 @@ class Exchange:
     prefetched: dict = field(default_factory=dict)
     restricted: bool = False  # answered to authorized clients only: not for shared caches
     records: list | None = None
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,10 +115,10 @@ def check_response(der: bytes, query: OCSPQuery, ca_certificate: x509.Certificat
 
 def _responder_certificate(response: ocsp.OCSPResponse, ca: x509.Certificate, now: dt.datetime) -> x509.Certificate:
     """The certificate that signed the response: the CA, or a delegated responder of it (§4.2.2.2)."""
-    if _names(response, ca):
+    if responder_id_names(response, ca):
         return ca
     for cert in response.certificates:
-        if not _names(response, cert):
+        if not responder_id_names(response, cert):
             continue
         try:
             cert.verify_directly_issued_by(ca)
@@ -137,8 +137,9 @@ def _responder_certificate(response: ocsp.OCSPResponse, ca: x509.Certificate, no
     raise ResponseRejected("signed by neither the CA nor a delegated responder certificate it includes")
 
 
-def _names(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
-    """True when the response's responderID names ``cert`` (byKey or byName)."""
+def responder_id_names(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+    """True when the response's responderID names ``cert`` (RFC 6960 §4.2.2.3: byKey, the SHA-1 of
+    its subjectPublicKey, or byName, its subject)."""
     if response.responder_key_hash is not None:
         return response.responder_key_hash == hashlib.sha1(public_key_bits(cert)).digest()
     return response.responder_name == cert.subject

@@ -241,7 +241,7 @@ class OCSPHttpHandler:
         exchange = Exchange(
             query, route, self.clock.now(), client_address,
             request_der=der, tls_client_chain=tls_client_chain, forwarded_client_cert=forwarded_cert,
-            started_ns=started_ns, offload=offload,
+            started_ns=started_ns, offload=offload, method=method,
         )
         return self._run(exchange, headers, method == "HEAD")
 
