@@ -134,9 +134,11 @@ def serve(log_level: str, **opts) -> None:
     """
     from certstatus.app import prepare
     from certstatus.generator.cli import generate_before_serving
+    from certstatus.observability import configure_logging
     from certstatus.server.listen import open_listener
     from certstatus.server.run import serve as run_server
 
+    configure_logging(log_level)  # from here on, an uncaught exception is a JSON line, not a raw traceback
     settings = _settings(opts)
     # The addresses first: one in use stops start-up now, in one line, not after the import.
     sock = open_listener(settings)

@@ -294,8 +294,9 @@ ACCESS = Section(
 
 AUDIT = Section(
     "audit", "Audit and billing log",
-    "One JSON line per request: time (UTC), client address, TLS client subject, requestorName, "
-    "request signer, requestor (the first of those that is known), issuer, the certificates asked "
+    "One JSON line per request: time (UTC), client address, TLS client subject, the requestorName the "
+    "request claims (`requestor_name_claimed`, verified by nothing), the verified request signer, requestor "
+    "(the authenticated identity: TLS client, else request signer; null when unauthenticated), issuer, the certificates asked "
     "(serial, CertID hash algorithm, certStatus answered), responseStatus, source "
     "(`cache`, `precomputed`, `live`, `forwarded`), reason of a refusal and latency in µs. "
     "Lines are written by a background thread, never on the request path. "

@@ -39,6 +39,7 @@ from typing import Any
 
 from certstatus.config_schema import check_known_keys
 from certstatus.errors import ConfigError
+from certstatus.store.dsn import redact
 
 DEFAULT_REFRESH_INTERVAL = 3600
 DEFAULT_MAX_CRL_BYTES = 256 * 1024 * 1024
@@ -119,7 +120,7 @@ def _sql(raw: Any, where: str, prefix: str) -> SqlSettings:
     check_known_keys(raw, _SQL_KEYS, where=where, prefix=prefix)
     dsn, query = raw.get("dsn"), raw.get("query")
     if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(where, f"{prefix}.dsn", f"{dsn!r} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
+        raise ConfigError(where, f"{prefix}.dsn", f"{redact(repr(dsn))} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
     if not isinstance(query, str) or "%(" not in query:
         raise ConfigError(
             where, f"{prefix}.query", "must be an SQL query using %(serial_hex)s, %(serial)s or %(serial_dec)s.",

@@ -14,7 +14,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 def _record(n: int, requestor: str, issuer: str, statuses: list[str], status: str = "successful") -> dict:
     return {
-        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name": None,
+        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name_claimed": None,
         "signer": None, "requestor": requestor, "issuer": issuer,
         "certs": [{"serial": f"{n:x}", "cert_id_hash": "sha1", "status": s} for s in statuses],
         "response_status": status, "source": "live", "nonce": False, "reason": None, "latency_us": 100,
@@ -112,3 +112,15 @@ def test_month_bounds_cross_the_year():
 
     assert month_bounds(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc)) == ("2026-12-01", "2027-01-01")
     assert month_bounds(dt.datetime(2027, 2, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == ("2027-01-01", "2027-02-01")
+
+
+def test_an_unauthenticated_request_is_billed_to_its_address_never_to_the_name_it_claims(tmp_path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(str(path))
+    claimed = _record(0, None, "ca1", ["good"])
+    claimed["requestor_name_claimed"] = "CN=Big Customer"
+    log.write(claimed)
+    log.write(_record(1, "CN=a", "ca1", ["good"]))
+    log.close()
+    report = billing_report(log_files(path), T0, T0 + dt.timedelta(days=1), by="requestor")
+    assert sorted(row.key for row in report.rows) == ["192.0.2.1", "CN=a"]

@@ -107,8 +107,7 @@ def _serve_protocol(settings: Settings, lifecycle: Lifecycle, log_level: str,
     host, port = sock.getsockname()[:2]
     try:
         serve_forever(
-            sock,
-            lambda: lifecycle.settings.to_json(),
+            sock,  # the workers read the settings lifecycle.start() exported (no password: a passfile)
             workers=settings.server.worker_count,
             client_timeout=settings.server.client_timeout,
             max_header_bytes=MAX_HEADER_BYTES,

@@ -9,6 +9,7 @@ single-CA signer options of ``serve``/``import``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
@@ -54,6 +55,26 @@ def single_ca_signer_fields(opts: dict) -> dict:
         signer_locally_trusted=bool(opts.get("signer_locally_trusted")),
     )
     return fields
+
+
+#: A signer name: the stem of its files in the signers directory and its token label. One plain file name:
+#: no path separator, no "." or "..", no leading dot (a hidden file the re-scan would skip).
+_SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_signer_name(name: str) -> str:
+    """Return ``name`` when it is a signer name (:data:`_SIGNER_NAME`); raise :class:`ConfigError` otherwise.
+
+    The name becomes file names in the signers directory (``NAME.key``, ``NAME.toml``...): ``../x``
+    or ``/etc/x`` would write outside it.
+    """
+    if not _SIGNER_NAME.fullmatch(name):
+        raise ConfigError(
+            CLI, "--name", f"{name!r} is not a signer name: it becomes the name of files in the signers directory.",
+            "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. ocsp-2027); "
+            "no '/', no '..'.",
+        )  # fmt: skip
+    return name
 
 
 _STATE_STYLE = {"active": "bold green", "standby": "green", "next": "cyan", "expired": "red", "revoked": "red",
@@ -181,6 +202,8 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
     from certstatus.signing.pkcs11_keys import open_pkcs11_key
     from certstatus.signing.pkcs11_uri import parse_pkcs11_uri
 
+    if name is not None:
+        check_signer_name(name)  # before anything is written
     now = dt.datetime.now(dt.timezone.utc)
     ca = _ca_for(settings, ca_name) if settings is not None else None
     folder = _signers_dir(ca, signers_dir) if ca is not None else Path(signers_dir or ".")
@@ -269,6 +292,8 @@ def _add(ca, opts, certificate_file: str) -> None:
     from certstatus.signing.keys import load_certificates
     from certstatus.signing.lifecycle import check_issued_certificate, signer_toml, write_atomically
 
+    if opts["name"] is not None:
+        check_signer_name(opts["name"])
     folder = _signers_dir(ca, opts["signers_dir"])
     certificates = load_certificates(Path(certificate_file))
     certificate = certificates[0]
