@@ -203,7 +203,15 @@ def test_pre_signed_responses_of_a_revoked_signer_are_not_served_and_are_signed_
         _wait_for("the stored response is not served", lambda: all(_signer_of(_ask(server, pki)) == "older responder" for _ in range(6)), server)
         _wait_for("the generator signs it again with the successor", lambda: stored_signer() == "older responder", server)
         assert "Cert Status: good" in openssl_verify(tmp_path, _ask(server, pki).content, pki.demo, pki.demo.leaves["good"])
+
+        # The last signer revoked: its stored responses are not served either, and the generator stops quietly.
+        _revoke(server.admin_url, pki.serial("older"))
+        _wait_for("tryLater", lambda: all(_signer_of(_ask(server, pki)) == "tryLater" for _ in range(6)), server)
+        time.sleep(2.0)  # the generator's next ticks
         assert len(_log_lines_naming(server, f"serial {pki.serial('newer'):X}")) == 1
+        [about_older] = _log_lines_naming(server, f"serial {pki.serial('older'):X}")
+        assert about_older["level"] == "error"
+        assert not _log_lines_naming(server, "generation pass failed")
     finally:
         assert server.stop() == 0
 
