@@ -141,6 +141,9 @@ def test_metrics_show_a_signer_added_with_signer_add_without_sighup(tmp_path, pk
         while (states := signer_states(server.admin_get("/metrics").text)) != {"ocsp": "standby", "next-year": "active"}:
             assert time.monotonic() < deadline, f"{states}\n{server.log_text()}"
             time.sleep(0.2)
+        time.sleep(2)  # every worker's re-scan too
+        installed = [line for line in server.log_text().splitlines() if "signer next-year installed" in line]
+        assert len(installed) == 1, installed  # once per server, not once per worker
     finally:
         assert server.stop() == 0
 

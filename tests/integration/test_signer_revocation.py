@@ -151,14 +151,14 @@ def test_a_revoked_responder_certificate_stops_signing_in_every_worker_and_is_lo
 
         # Pushed through the admin API: the successor signs, in both workers (new connection each time).
         _revoke(server.admin_url, newer)
-        _wait_for("the successor signs", lambda: all(_signer_of(_ask(server, pki)) == "older responder" for _ in range(6)), server)
+        _wait_for("the successor signs", lambda: all(_signer_of(_ask(server, pki)) == "older responder" for _ in range(20)), server)
         reply = _ask(server, pki)
         assert "Cert Status: good" in openssl_verify(tmp_path, reply.content, pki.demo, pki.demo.leaves["good"])
         _wait_for("/metrics shows it revoked", lambda: _signer_states(server.admin_get) == {"older": "active", "newer": "revoked"}, server)
 
         # Revoked by `certstatus revoke`, another process: none is left, so tryLater, and /ready says why.
         run_certstatus("revoke", "demo", f"{older:X}", "--reason", "keyCompromise", "--config", str(server.folder / "certstatus.toml"))
-        _wait_for("tryLater", lambda: all(_signer_of(_ask(server, pki)) == "tryLater" for _ in range(6)), server)
+        _wait_for("tryLater", lambda: all(_signer_of(_ask(server, pki)) == "tryLater" for _ in range(20)), server)
         _wait_for("/metrics shows both revoked", lambda: _signer_states(server.admin_get) == {"older": "revoked", "newer": "revoked"}, server)
         ready = server.admin_get("/ready")
         assert ready.status_code == 503 and "CA demo: no signer is valid now" in ready.text
@@ -200,13 +200,13 @@ def test_pre_signed_responses_of_a_revoked_signer_are_not_served_and_are_signed_
         reply = httpx.post(f"{server.admin_url}/v1/ca/demo/crl", headers={**AUTH, "content-type": "application/pkix-crl"},
                            content=crl.public_bytes(serialization.Encoding.DER), timeout=10)
         assert reply.status_code == 200, reply.text
-        _wait_for("the stored response is not served", lambda: all(_signer_of(_ask(server, pki)) == "older responder" for _ in range(6)), server)
+        _wait_for("the stored response is not served", lambda: all(_signer_of(_ask(server, pki)) == "older responder" for _ in range(20)), server)
         _wait_for("the generator signs it again with the successor", lambda: stored_signer() == "older responder", server)
         assert "Cert Status: good" in openssl_verify(tmp_path, _ask(server, pki).content, pki.demo, pki.demo.leaves["good"])
 
         # The last signer revoked: its stored responses are not served either, and the generator stops quietly.
         _revoke(server.admin_url, pki.serial("older"))
-        _wait_for("tryLater", lambda: all(_signer_of(_ask(server, pki)) == "tryLater" for _ in range(6)), server)
+        _wait_for("tryLater", lambda: all(_signer_of(_ask(server, pki)) == "tryLater" for _ in range(20)), server)
         time.sleep(2.0)  # the generator's next ticks
         assert len(_log_lines_naming(server, f"serial {pki.serial('newer'):X}")) == 1
         [about_older] = _log_lines_naming(server, f"serial {pki.serial('older'):X}")

@@ -237,9 +237,9 @@ def reload_signer_set(
     before = {s.certificate for s in signer_set.signers}
     signer_set.replace(signers, refused, is_revoked=is_revoked)
     for signer in signers:
-        if signer.certificate not in before:
-            log.warning("CA %s: signer %s installed (valid %s to %s)", ca.name, signer.name,
-                        f"{signer.not_before:%Y-%m-%d %H:%M:%SZ}", f"{signer.not_after:%Y-%m-%d %H:%M:%SZ}")
+        if signer.certificate not in before:  # said once per server: by the set that announces (the supervisor)
+            log.log(logging.WARNING if signer_set.announce else logging.DEBUG, "CA %s: signer %s installed (valid %s to %s)",
+                    ca.name, signer.name, f"{signer.not_before:%Y-%m-%d %H:%M:%SZ}", f"{signer.not_after:%Y-%m-%d %H:%M:%SZ}")
     return True
 
 
