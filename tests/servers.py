@@ -108,6 +108,17 @@ def start_server(folder: Path, config: str, *, port: int, admin_port: int | None
     return server
 
 
+def signer_states(metrics: str) -> dict[str, str]:
+    """signer → state (active, standby, next, expired, revoked) from the text of ``/metrics``
+    (its ``certstatus_signer_expiry_seconds`` series)."""
+    states = {}
+    for line in metrics.splitlines():
+        if line.startswith("certstatus_signer_expiry_seconds{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+            states[labels["signer"].strip('"')] = labels["state"].strip('"')
+    return states
+
+
 def toml_path(path: Path) -> str:
     """A path as a TOML string."""
     return '"' + str(path).replace("\\", "\\\\") + '"'

@@ -27,6 +27,8 @@ from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
+from certstatus.signing.loader import SignerWatcher, start_signer_watcher
+from certstatus.signing.revocation import SignerRevocations
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
@@ -38,6 +40,8 @@ class Application:
 
     ``changes`` announces store changes made by any process (subscribe
     caches to it); ``watcher`` feeds it, or is None when not watching.
+    ``revocations`` keeps the signers in step with the CA's own revocation
+    data (subscribe to it what holds answers a revoked signer signed).
     """
 
     settings: Settings
@@ -49,6 +53,7 @@ class Application:
     watcher: ChangeWatcher | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     pipeline: Pipeline | None = None  # the composed steps (the protocol edge's cache wires into them)
+    revocations: SignerRevocations | None = None
 
     def close(self) -> None:
         """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""
@@ -168,13 +173,32 @@ def build_application(
         connection_gate=pipeline.connection_gate,
     )
     changes = application.changes
-    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when a status changes
-        changes.subscribe(lambda change: change.statuses and pipeline.cache.issuer_changed(change.issuer_id))
+    revocations = application.revocations = SignerRevocations(registry.cas)
+    watcher = None
     if watch and str(settings.server.database) != ":memory:":  # nobody else can write an in-memory store
         watcher = application.watcher = ChangeWatcher(settings.server.database, changes)
+        revocations.follow(changes, watcher)  # first: a revoked signer is out before the caches below empty
+    if pipeline.cache is not None:  # precomputed/cached CAs: drop an issuer's cached answers when a status changes
+        changes.subscribe(lambda change: change.statuses and pipeline.cache.issuer_changed(change.issuer_id))
+        revocations.subscribe(pipeline.cache.issuer_changed)
+    if watcher is not None:
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
         changes.subscribe(lambda change: pipeline.guard.invalidate(change.issuer_id))
         watcher.start()
         for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
             registry.refresh_state(ca.issuer_id, store)
+        revocations.check(store)
     return application
+
+
+def watch_signers(application: Application) -> SignerWatcher:
+    """Start the worker's :class:`SignerWatcher`: re-reads ``signers_dir``, re-checks the signers' revocation
+    now and then with a store of its own (a safety net behind ``application.revocations``); SIGHUP forces it.
+    Stopped by :meth:`Application.close`."""
+    settings = application.settings
+    opener = None
+    if str(settings.server.database) != ":memory:":
+        opener = lambda: open_store(settings, upgrade=False)  # noqa: E731 - opened in the watcher's thread
+    watcher = start_signer_watcher(application.registry.cas, revocations=application.revocations, open_store=opener)
+    application.closers.append(watcher.stop)
+    return watcher

@@ -16,6 +16,7 @@ from certstatus.observability import grouped_config_warnings
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
+from certstatus.signing.revocation import revocation_lookup
 from certstatus.store.base import StatusStore
 from certstatus.store.factory import open_store as open_database
 from cryptography.hazmat.primitives import serialization
@@ -33,9 +34,13 @@ def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStor
         raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
 
 
-def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
+def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool = False) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
+    The signers' revocation is read from ``store`` once, here (in the
+    calling thread); keeping it current is :mod:`certstatus.signing.revocation`'s
+    job. ``announce``: this process logs revoked signers at warning/error
+    level (the supervisor; see :class:`~certstatus.signing.signer_set.SignerSet`).
     Raises :class:`ConfigError` naming the ``certificate`` key when the
     certificate is not a CA's (:func:`certstatus.ca_certificate.not_a_ca`: a
     leaf or the responder certificate given instead), :class:`SignerError`
@@ -55,12 +60,7 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
     if ca.forward:
         return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
-
-    def is_revoked(signer) -> bool:  # "not revoked by the CA's own data"
-        record = store.lookup(issuer_id, signer.certificate.serial_number)
-        return record is not None and record.revoked is not None
-
-    signers = load_signer_set(ca, certificate, clock, is_revoked=is_revoked)
+    signers = load_signer_set(ca, certificate, clock, is_revoked=revocation_lookup(store, issuer_id), announce=announce)
     has_data = ca.sql is not None or bool(store.source_states(issuer_id))
     return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
 

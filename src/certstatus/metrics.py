@@ -19,7 +19,9 @@ Names, for what an operator asks:
   ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
 * ``certstatus_signer_expiry_seconds{ca, signer, state}`` — notAfter − now of every signer,
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
-  without a successor (:func:`certstatus.signing.signer_set.signer_expiry`);
+  without a successor (:func:`certstatus.signing.signer_set.signer_expiry`), from the
+  supervisor's signers, which follow ``signers_dir`` re-scans and revocations
+  (:class:`certstatus.server.lifecycle.SupervisorSigners`);
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
 * ``certstatus_precomputed_expired_total{ca, reason}`` — pre-signed responses found past their refresh
   point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);

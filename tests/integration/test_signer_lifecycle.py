@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.cli import main
 from certstatus.demo_pki import make_demo_pki
+from tests.servers import free_port, signer_states, start_server, table
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,30 @@ def test_new_signer_is_added_and_picked_up_by_the_running_server_without_restart
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_metrics_show_a_signer_added_with_signer_add_without_sighup(tmp_path, pki) -> None:
+    port, admin_port = free_port(), free_port()
+    config = _config(tmp_path, pki).read_text().replace("[server]\n", f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = 2\n')
+    server = start_server(tmp_path, config + table("admin", listen=f"127.0.0.1:{admin_port}", token_file="admin.token"),
+                          port=port, admin_port=admin_port)
+    try:
+        assert signer_states(server.admin_get("/metrics").text) == {"ocsp": "active"}
+        config_path = str(tmp_path / "certstatus.toml")
+        assert _invoke("signer", "new", "--config", config_path, "--name", "next-year")[0].exit_code == 0
+        issued = tmp_path / "issued.pem"
+        _issue(pki, tmp_path / "signers" / "next-year.csr", issued)
+        result, output = _invoke("signer", "add", "--config", config_path, str(issued))
+        assert result.exit_code == 0, output
+        deadline = time.monotonic() + 20  # signers_rescan is 1 s
+        while (states := signer_states(server.admin_get("/metrics").text)) != {"ocsp": "standby", "next-year": "active"}:
+            assert time.monotonic() < deadline, f"{states}\n{server.log_text()}"
+            time.sleep(0.2)
+        time.sleep(2)  # every worker's re-scan too
+        installed = [line for line in server.log_text().splitlines() if "signer next-year installed" in line]
+        assert len(installed) == 1, installed  # once per server, not once per worker
+    finally:
+        assert server.stop() == 0
 
 
 def test_signer_new_in_a_pkcs11_token_then_add(tmp_path, pki, softhsm) -> None:

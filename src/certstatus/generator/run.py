@@ -13,6 +13,12 @@ responses, and the next pass starts with what is still missing.
 A kind is finished (every batch stored) before the next one is read, so a
 serial is signed once per pass.
 
+A pass first drops the stored responses that carry a responder certificate
+the CA's own data now revokes (:meth:`Generator.drop_revoked_signers`): they
+become missing, and the pass signs them again with the signer that took over
+(the signing processes re-check their signers' revocation whenever the
+issuer's change counter moved).
+
 Processes sharing one store (a fleet of ``serve`` processes and ``certstatus
 generate`` runs over one PostgreSQL database) sign one CA at a time: a pass
 signs only the CAs whose generator claim this process holds
@@ -35,6 +41,9 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from certstatus.clock import Clock, SystemClock
@@ -157,12 +166,13 @@ class Generator:
         self.clock = clock or SystemClock()
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         self.batch_size = batch_size
+        self.ca_certificates = {ca.name: load_certificates(ca.certificate)[0] for ca in self.cas}
         self.issuer_ids = {
-            ca.name: store.register_issuer(
-                ca.name, load_certificates(ca.certificate)[0].public_bytes(serialization.Encoding.DER)
-            )
+            ca.name: store.register_issuer(ca.name, self.ca_certificates[ca.name].public_bytes(serialization.Encoding.DER))
             for ca in self.cas
         }
+        self._responders: dict[tuple[str, int], int | None] = {}  # (CA, certs id) -> its responder's serial, if the CA issued it
+        self._dropped: set[tuple[int, int]] = set()  # (issuer id, certs id) whose responses were dropped as revoked
         self._executor: Executor | None = None
         self._write_lock = None  # the workers' shared write lock (with a pool)
         #: CA name -> the process that holds its generator claim (None: this one; absent: not asked yet).
@@ -224,6 +234,50 @@ class Generator:
                     self._executor.submit(os.getpid)
         return self._executor
 
+    def drop_revoked_signers(self) -> int:
+        """Drop the stored responses of this process's CAs that carry a responder certificate the CA's own
+        data now revokes (RFC 6960 §4.2.2.2: it may sign no more); return how many serials lost theirs.
+
+        They are pending as missing, so the pass signs them again with the signer now current; the request
+        path stopped serving them already (:class:`~certstatus.pipeline.precomputed.PrecomputedLookup`).
+        Each (CA, signer) is dropped once while it stays revoked.
+        """
+        certificates = None
+        dropped = 0
+        for ca in self.mine():
+            issuer_id = self.issuer_ids[ca.name]
+            if certificates is None:
+                certificates = self.store.precomputed_certificates()
+            for certs_id, element in certificates.items():
+                serial = self._responder_serial(ca.name, certs_id, element)
+                if serial is None:
+                    continue
+                record = self.store.lookup(issuer_id, serial)
+                key = (issuer_id, certs_id)
+                if record is None or record.revoked is None:
+                    self._dropped.discard(key)  # (no longer) revoked: its responses are served
+                elif key not in self._dropped:
+                    count = self.store.drop_precomputed(issuer_id, certs_id)
+                    self._dropped.add(key)
+                    dropped += count
+                    log.debug("CA %s: %d pre-signed responses carry the revoked responder certificate (serial %X): "
+                              "dropped, signing them again", ca.name, count, serial)  # the supervisor warned
+        return dropped
+
+    def _responder_serial(self, ca_name: str, certs_id: int, element: bytes) -> int | None:
+        """Serial number of the responder certificate (the first) of a certificates element, when the CA issued it."""
+        key = (ca_name, certs_id)
+        if key not in self._responders:
+            self._responders[key] = None
+            try:
+                first = asn1_ocsp.Certificates.load(element, explicit=0)[0]
+                responder = x509.load_der_x509_certificate(first.dump())
+                responder.verify_directly_issued_by(self.ca_certificates[ca_name])
+                self._responders[key] = responder.serial_number
+            except (ValueError, TypeError, IndexError, InvalidSignature):
+                pass  # not a responder of this CA (another CA's, a locally trusted one)
+        return self._responders[key]
+
     def pending(self, kinds: Sequence[str] = WORK_KINDS) -> int:
         """Serials a pass over ``kinds`` would sign now (reads the store; for progress bars)."""
         now = self.clock.now()
@@ -246,6 +300,7 @@ class Generator:
             if progress is not None:
                 progress.start(0)
             return summary
+        self.drop_revoked_signers()
         pool = self._pool()  # the signing processes start (import, load the signers) while this one counts
         if progress is not None:
             progress.start(self.pending(kinds))

@@ -39,6 +39,7 @@ from multiprocessing.synchronize import Event as EventType
 
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
+from certstatus.errors import SignerUnavailable
 from certstatus.generator.run import Generator, GenerationSummary, generated_cas
 from certstatus.observability import log_level as current_log_level, process_main
 from certstatus.sources.changes import ChangeFeed
@@ -97,9 +98,17 @@ def run_background(settings_json: str, processes: int | None, wake: EventType | 
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
             loop = GenerationLoop(generator)
             first = True
+            unavailable = None  # the last "no signer" a pass stopped at (said once)
             while os.getppid() == parent:
                 try:
                     summary = loop.tick()
+                    if summary is not None:
+                        unavailable = None
+                except SignerUnavailable as exc:  # an expired or revoked last signer: logged where it was decided
+                    summary = None
+                    if str(exc) != unavailable:
+                        log.info("generation pass stopped: %s; it resumes once a signer is valid", exc)
+                    unavailable = str(exc)
                 except Exception:
                     log.exception("generation pass failed; retrying in %s s", TICK_SECONDS)
                     summary = None

@@ -30,6 +30,7 @@ from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
+from certstatus.signing.revocation import revocation_lookup
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
@@ -100,7 +101,10 @@ class CASigner:
 
     The signer of a batch is the CA's current one (:class:`~certstatus.signing.signer_set.SignerSet`:
     rollover, HSM keys, as for live answers); a response never outlives it:
-    nextUpdate is at most the signer certificate's notAfter.
+    nextUpdate is at most the signer certificate's notAfter. Whether the
+    CA's own data revokes a signer is asked again before a batch whenever
+    the issuer's change counter moved since the last batch, so a revoked
+    responder certificate signs no batch started after its revocation.
     """
 
     def __init__(self, served: ServedCA) -> None:
@@ -112,6 +116,7 @@ class CASigner:
         }
         self._cert_ids = tuple(der.CertIdTemplate(prefix) for prefix in self.prefixes.values())
         self._templates: dict[int, tuple[ResponseSigner, bytes, der.ResponseWrapper]] = {}
+        self._revocations_read_at: int | None = None  # the change counter at the last revocation check
 
     @classmethod
     def load(cls, settings: CaSettings, store: StatusStore, clock: Clock) -> "CASigner":
@@ -142,8 +147,11 @@ class CASigner:
         busy handler. Raises :class:`~certstatus.errors.SignerUnavailable`
         when the CA has no signer valid at ``now`` (nothing is written).
         """
-        signer, responder_id_der, wrapper = self._signer(now)
         counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see StatusStore.store_precomputed
+        if counter != self._revocations_read_at:  # a status changed: perhaps a signer's own
+            self.served.signers.check_revocations(revocation_lookup(store, self.issuer_id))
+            self._revocations_read_at = counter
+        signer, responder_id_der, wrapper = self._signer(now)
         keys, records, removed = read_work(store, self.issuer_id, work)
         if not keys and not removed:
             return BatchResult(self.settings.name, 0, 0, 0)

@@ -20,7 +20,12 @@ Per CA ``mode`` (docs/precomputed.md):
 Never served: a stored response past its refresh point
 (:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
 is signed live instead, a warning is logged (at most once a minute per CA)
-and ``certstatus_precomputed_expired_total`` counts it.
+and ``certstatus_precomputed_expired_total`` counts it; and a stored
+response that carries a responder certificate the CA's own data revokes
+(:attr:`SignerSet.revoked_certificates <certstatus.signing.signer_set.SignerSet.revoked_certificates>`,
+empty unless a signer was revoked: then the generator drops and re-signs
+those responses, :meth:`certstatus.generator.run.Generator.drop_revoked_signers`)
+— signed live by the signer that took over, or tryLater when none is left.
 
 Stored responses are for the canonical CertID of SHA-1 or SHA-256 (NULL
 hashAlgorithm parameters, as RFC 5019 clients and OpenSSL send it). A
@@ -122,6 +127,9 @@ class PrecomputedLookup:
             ):
                 raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:x} unknown to CA {ca.name}")
             return call_next(exchange)
+        revoked = ca.signers.revoked_certificates
+        if revoked and any(certificate in stored.der for certificate in revoked):
+            return call_next(exchange)  # its signer was revoked since: not served (see the module docstring)
         now = exchange.received_at
         if now >= refresh_due(stored.this_update, stored.next_update):
             self._expired(ca, "past_next_update" if now >= stored.next_update else "past_refresh_point", stored.next_update, now)

@@ -153,13 +153,12 @@ async def _send(send, response: HttpResponse) -> None:
 
 def create_app() -> OCSPApp:
     """uvicorn factory for worker processes: settings come from the file ``$CERTSTATUS_SETTINGS_FILE`` names."""
-    from certstatus.app import build_application
+    from certstatus.app import build_application, watch_signers
     from certstatus.observability import configure_logging
-    from certstatus.signing.loader import start_signer_watcher
 
     configure_logging(os.environ.get("CERTSTATUS_LOG_LEVEL", "info"))
     settings = worker_settings()
     application = build_application(settings)
-    start_signer_watcher(application.registry.cas)
+    watch_signers(application)
     guard = OverloadGuard(settings.server.max_connections, settings.server.max_in_flight, counter=refused_counter())
     return OCSPApp(application.http, on_shutdown=application.close, guard=guard)

@@ -40,8 +40,9 @@ Never served:
   answers tryLater from then on, unless ``on_stale = "serve"``);
 * after a status change of its issuer: :meth:`EdgeCache.issuer_changed` is
   subscribed to the worker's store change hub (any process's import or push
-  that changed a status) and drops the issuer's entries before the next
-  lookup. A re-import that changed none drops nothing: an entry keeps the
+  that changed a status) and to its signer revocation checks (a responder
+  certificate of the CA found revoked), and drops the issuer's entries
+  before the next lookup. A re-import that changed none drops nothing: an entry keeps the
   stale deadline it was filled with, so a newer CRL can only end it early.
 
 Bounded in bytes by the same :class:`~certstatus.pipeline.cache.ByteBudget`
@@ -253,6 +254,8 @@ def edge_for(application) -> EdgeCache | None:
     handler.pipeline = lambda exchange: edge.pipeline_step(exchange, inner)
     handler.edge = edge
     application.changes.subscribe(lambda change: change.statuses and edge.issuer_changed(change.issuer_id))
+    if application.revocations is not None:  # a signer found revoked by the safety-net re-check
+        application.revocations.subscribe(edge.issuer_changed)
     return edge
 
 

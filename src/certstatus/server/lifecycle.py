@@ -9,7 +9,10 @@ Any worker supervisor uses it the same way:
    the only settings any child process gets), and starts the
    supervisor's services (:func:`certstatus.admin.server.start_services`:
    the source refresher and the admin listener, to which it adds
-   ``GET /metrics``, ``/health`` and ``/ready``);
+   ``GET /metrics``, ``/health`` and ``/ready``) and its own copy of the
+   signers (:class:`SupervisorSigners`: what ``/metrics`` and ``/ready``
+   report, kept current as the workers' are, and the process that logs a
+   revoked signer — once per server, not once per worker);
 2. on SIGHUP, :meth:`Lifecycle.reload`: re-reads the configuration,
    validates it and imports the revocation data (:func:`certstatus.app.prepare`),
    restarts the services with it and exports it; when it returns True the
@@ -41,8 +44,11 @@ from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, readiness_problems, readiness_report, store_problem
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
 from certstatus.observability import held_config_warnings
+from certstatus.signing.loader import SignerWatcher
+from certstatus.signing.revocation import SignerRevocations
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
+from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
 
 log = logging.getLogger("certstatus.server")
@@ -100,6 +106,55 @@ def without_passwords(settings: Settings, folder: Path) -> Settings:
     return dataclasses.replace(settings, cas=tuple(cas))
 
 
+class SupervisorSigners:
+    """The supervisor's own copy of every CA's signers, kept current as a worker's are.
+
+    Loaded as workers load them (``settings`` are the exported ones, without
+    passwords), but with ``announce``: this process logs a revoked signer at
+    warning or error level, the workers and the generator at debug. A
+    :class:`~certstatus.store.changes.ChangeWatcher` thread re-checks an
+    issuer's signers when its statuses change, a
+    :class:`~certstatus.signing.loader.SignerWatcher` thread re-reads
+    ``signers_dir`` and re-checks every signer now and then, each with a store
+    of its own thread; ``/metrics`` and ``/ready`` only read the result.
+    """
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        from certstatus.app import ca_health, load_ca, open_store
+        from certstatus.pipeline.issuers import IssuerRegistry
+
+        self.watcher: ChangeWatcher | None = None
+        store = open_store(settings)
+        try:
+            with held_config_warnings():  # prepare() reported them
+                registry = IssuerRegistry([load_ca(ca, store, clock, announce=True) for ca in settings.cas])
+            self.cas = registry.cas
+            self.revocations = SignerRevocations(self.cas)
+            if str(settings.server.database) != ":memory:":
+                hub = ChangeHub()
+                self.watcher = ChangeWatcher(settings.server.database, hub)
+                self.revocations.follow(hub, self.watcher)
+                self.watcher.start()
+                self.revocations.check(store)  # what changed between loading and the watcher's baseline
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            store.close()
+        self.health: list[CaHealth] = ca_health(registry)
+        opener = None if self.watcher is None else (lambda: open_store(settings, upgrade=False))
+        self.signer_watcher = SignerWatcher(self.cas, revocations=self.revocations, open_store=opener).start()
+
+    def stop(self) -> None:
+        """Stop both threads (the SignerWatcher's ends at its next wake-up)."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        watcher = getattr(self, "signer_watcher", None)
+        if watcher is not None:
+            watcher.stop()
+
+
 class Lifecycle:
     """Supervisor-side operations for ``settings``; ``load_settings()`` reads them again on reload."""
 
@@ -114,6 +169,7 @@ class Lifecycle:
         #: What the processes of this server run on (workers, generator, this one's services): ``settings``
         #: with the database passwords in passfiles, so no DSN they log or report holds one. Set by start().
         self.handed: Settings | None = None
+        self.signers: SupervisorSigners | None = None
         self._cas: list[CaHealth] = []
 
     # start / stop ------------------------------------------------------------------
@@ -130,6 +186,9 @@ class Lifecycle:
         if self.services is not None:
             self.services.stop()
             self.services = None
+        if self.signers is not None:
+            self.signers.stop()
+            self.signers = None
         if self._settings_dir is not None:
             shutil.rmtree(self._settings_dir, ignore_errors=True)
             self._settings_dir = None
@@ -162,9 +221,12 @@ class Lifecycle:
         from certstatus.app import open_store
 
         settings = self.handed
+        if self.signers is not None:
+            self.signers.stop()
+        self.signers = SupervisorSigners(settings, self.clock)
+        self._cas = self.signers.health
         routes = {}
         if settings.admin is not None:
-            self._cas = self._ca_health(settings)
             routes = {("GET", "/health"): lambda: _text(200, "ok\n"), ("GET", "/ready"): self._ready}
             if self.metrics_dir is not None:
                 registry = admin_registry(self.metrics_dir, self._snapshot)
@@ -205,17 +267,6 @@ class Lifecycle:
         return True
 
     # admin routes ------------------------------------------------------------------
-
-    def _ca_health(self, settings: Settings) -> list[CaHealth]:
-        from certstatus.app import ca_health, load_ca, open_store
-        from certstatus.pipeline.issuers import IssuerRegistry
-
-        store = open_store(settings)
-        try:
-            with held_config_warnings():  # prepare() reported them
-                return ca_health(IssuerRegistry([load_ca(ca, store, self.clock) for ca in settings.cas]))
-        finally:
-            store.close()
 
     def _with_store(self, use):
         from certstatus.app import open_store

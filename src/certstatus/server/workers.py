@@ -129,11 +129,10 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
 def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: int, grace_seconds: float) -> None:
     """Body of a spawned worker (under :func:`~certstatus.observability.process_main`): build the application,
     serve until SIGTERM."""
-    from certstatus.app import build_application
+    from certstatus.app import build_application, watch_signers
     from certstatus.server.edge import edge_for
     from certstatus.server.lifecycle import worker_settings
     from certstatus.server.live_lane import lane_for
-    from certstatus.signing.loader import start_signer_watcher
 
     settings = worker_settings()
 
@@ -142,7 +141,7 @@ def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: i
     def make_handler() -> OCSPHttpHandler:
         application = build_application(settings)
         built.append(application)
-        start_signer_watcher(application.registry.cas)  # rescans signers_dir; SIGHUP forces it
+        watch_signers(application)  # rescans signers_dir, re-checks revocations; SIGHUP forces it
         edge_for(application)  # the edge answer cache, when a CA is eligible (server/edge.py)
         lane_for(application)  # the live lane, when a live CA is eligible (server/live_lane.py)
         return application.http

@@ -98,6 +98,7 @@ def signer_rows(settings, clock=None) -> tuple[list[dict], bool]:
     from certstatus.app import open_store
     from certstatus.signing.keys import load_certificates
     from certstatus.signing.loader import crl_signature_oid, load_signers
+    from certstatus.signing.revocation import revocation_lookup
     from certstatus.signing.signer_set import SignerSet
 
     clock = clock or SystemClock()
@@ -110,13 +111,10 @@ def signer_rows(settings, clock=None) -> tuple[list[dict], bool]:
             ca_certificate = load_certificates(ca.certificate)[0]
             issuer_id = store.register_issuer(ca.name, ca_certificate.public_bytes(serialization.Encoding.DER))
 
-            def is_revoked(signer, issuer_id=issuer_id) -> bool:
-                record = store.lookup(issuer_id, signer.certificate.serial_number)
-                return record is not None and record.revoked is not None
-
             signers, refused = load_signers(ca, ca_certificate, now, strict=False)
-            signer_set = SignerSet(ca.name, signers, clock, is_revoked=is_revoked,
+            signer_set = SignerSet(ca.name, signers, clock,
                                    expiry_warning=ca.signer_expiry_warning, crl_signature_oid=crl_signature_oid(ca))
+            signer_set.check_revocations(revocation_lookup(store, issuer_id))
             states = signer_set.states(now)
             if not any(s.state == "active" for s in states):
                 ok = False

@@ -14,18 +14,25 @@ file or token object.
 * On reload, refused signers are logged at error level and skipped; an empty
   result keeps the previous signers.
 
-Reload without restart: each worker re-reads ``signers_dir`` every
-``signers_rescan`` seconds when a file in it changed; SIGHUP to the server
-makes its supervisor replace the workers, which re-reads everything (a
-worker that gets SIGHUP itself reloads at once).
+Reload without restart: each worker (and the supervisor, whose signers feed
+``/metrics`` and ``/ready``) re-reads ``signers_dir`` every ``signers_rescan``
+seconds when a file in it changed, and asks the store whether the new
+signers are revoked before it uses them; SIGHUP to the server makes its
+supervisor replace the workers, which re-reads everything (a worker that
+gets SIGHUP itself reloads at once). The same thread re-checks every
+signer's revocation every :data:`~certstatus.signing.revocation.RECHECK_SECONDS`,
+a safety net behind the check on every store change
+(:mod:`certstatus.signing.revocation`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -36,9 +43,10 @@ from certstatus.errors import CertstatusError, ConfigError, SignerError
 from certstatus.observability import config_warning
 from certstatus.signing.algorithms import algorithm_named
 from certstatus.signing.provider import provider_for
+from certstatus.signing.revocation import RECHECK_SECONDS, SignerRevocations, revocation_lookup
 from certstatus.signing.settings import SignerSettings, configured_signers, read_signer_file
 from certstatus.signing.signer import ResponseSigner, prove_key, validate_signer
-from certstatus.signing.signer_set import RefusedSigner, SignerSet
+from certstatus.signing.signer_set import RefusedSigner, RevocationLookup, SignerSet
 
 log = logging.getLogger("certstatus.signing")
 
@@ -179,12 +187,16 @@ def load_signer_set(
     ca_certificate: x509.Certificate,
     clock: Clock,
     *,
-    is_revoked: Callable[[ResponseSigner], bool] | None = None,
+    is_revoked: RevocationLookup | None = None,
+    announce: bool = False,
 ) -> SignerSet:
     """Load, validate and assemble the signers of ``ca`` (a CaSettings) at start-up.
 
-    Raises :class:`SignerError` for a misconfigured signer (see the module
-    docstring) and when no signer is left that is valid now or later.
+    ``is_revoked`` (see :func:`~certstatus.signing.revocation.revocation_lookup`)
+    is asked about every delegated signer before the set is returned;
+    ``announce``: see :class:`SignerSet`. Raises :class:`SignerError` for a
+    misconfigured signer (see the module docstring) and when no signer is
+    left that is valid now or later.
     """
     now = clock.now()
     signers, refused = load_signers(ca, ca_certificate, now, strict=True)
@@ -197,17 +209,24 @@ def load_signer_set(
     if not any(s.valid_at(now) for s in signers):
         log.error("CA %s: no signer is valid yet; answering tryLater until %s", ca.name,
                   min(s.not_before for s in signers))
-    return SignerSet(
+    signer_set = SignerSet(
         ca.name, signers, clock,
-        is_revoked=is_revoked, expiry_warning=ca.signer_expiry_warning,
-        crl_signature_oid=crl_signature_oid(ca), refused=refused,
+        expiry_warning=ca.signer_expiry_warning, crl_signature_oid=crl_signature_oid(ca), refused=refused,
+        announce=announce,
     )  # fmt: skip
+    if is_revoked is not None:
+        signer_set.check_revocations(is_revoked)
+    return signer_set
 
 
-def reload_signer_set(signer_set: SignerSet, ca, ca_certificate: x509.Certificate) -> bool:
+def reload_signer_set(
+    signer_set: SignerSet, ca, ca_certificate: x509.Certificate, *, is_revoked: RevocationLookup | None = None
+) -> bool:
     """Re-read the CA's signers into ``signer_set``; refused ones are logged and skipped.
 
-    Returns False (and keeps the previous signers) when nothing usable was loaded.
+    With ``is_revoked``, the signers' revocation is asked before they are
+    swapped in (a revoked new signer never signs). Returns False (and keeps
+    the previous signers) when nothing usable was loaded.
     """
     signers, refused = load_signers(
         ca, ca_certificate, signer_set.clock.now(), strict=False, reuse=signer_set.signers
@@ -217,11 +236,11 @@ def reload_signer_set(signer_set: SignerSet, ca, ca_certificate: x509.Certificat
                   ca.name, len(signer_set.signers))
         return False
     before = {s.certificate for s in signer_set.signers}
-    signer_set.replace(signers, refused)
+    signer_set.replace(signers, refused, is_revoked=is_revoked)
     for signer in signers:
-        if signer.certificate not in before:
-            log.warning("CA %s: signer %s installed (valid %s to %s)", ca.name, signer.name,
-                        f"{signer.not_before:%Y-%m-%d %H:%M:%SZ}", f"{signer.not_after:%Y-%m-%d %H:%M:%SZ}")
+        if signer.certificate not in before:  # said once per server: by the set that announces (the supervisor)
+            log.log(logging.WARNING if signer_set.announce else logging.DEBUG, "CA %s: signer %s installed (valid %s to %s)",
+                    ca.name, signer.name, f"{signer.not_before:%Y-%m-%d %H:%M:%SZ}", f"{signer.not_after:%Y-%m-%d %H:%M:%SZ}")
     return True
 
 
@@ -236,24 +255,46 @@ def _fingerprint(folder: Path | None) -> tuple:
 
 
 class SignerWatcher:
-    """Re-reads the ``signers_dir`` of the served CAs when it changes (a daemon thread).
+    """Keeps the signers of the served CAs current, in a daemon thread.
 
-    Looks every ``min(signers_rescan)`` seconds; :meth:`trigger` (SIGHUP)
-    makes it reload every CA at once. ``cas`` are ServedCA objects
-    (``settings``, ``certificate``, ``signers``).
+    Re-reads the ``signers_dir`` of a CA when a file in it changed (looks
+    every ``min(signers_rescan)`` seconds); with ``revocations`` and
+    ``open_store`` (returns a new StatusStore, opened and closed in this
+    thread per round) it asks the store about the new signers before using
+    them, and re-checks every signer's revocation every ``recheck_seconds``
+    (a safety net: store changes are followed at once, see
+    :mod:`certstatus.signing.revocation`). :meth:`trigger` (SIGHUP) makes it
+    reload every CA and re-check at once. ``cas`` are ServedCA objects
+    (``settings``, ``certificate``, ``issuer_id``, ``signers``).
     """
 
-    def __init__(self, cas: Iterable) -> None:
-        self.cas = [ca for ca in cas if ca.settings.signers_dir is not None]
+    def __init__(
+        self,
+        cas: Iterable,
+        *,
+        revocations: SignerRevocations | None = None,
+        open_store: Callable[[], object] | None = None,
+        recheck_seconds: float = RECHECK_SECONDS,
+    ) -> None:
+        self.cas = [ca for ca in cas if ca.signers is not None and ca.settings.signers_dir is not None]
+        self.revocations = revocations if open_store is not None else None
+        self.open_store = open_store
+        self.recheck_seconds = recheck_seconds
         self._wake = threading.Event()
         self._forced = False
         self._stop = False
         self._seen = {ca.name: _fingerprint(ca.settings.signers_dir) for ca in self.cas}
-        self.period = min((ca.settings.signers_rescan for ca in self.cas), default=60)
+        periods = [ca.settings.signers_rescan for ca in self.cas]
+        if self.revocations is not None:
+            periods.append(recheck_seconds)
+        self.period = min(periods, default=60)
+        self._next_recheck = time.monotonic() + recheck_seconds
+        self._store = None  # opened per round (check), in this thread
+        self._store_failed = False
         self._thread = threading.Thread(target=self._run, name="certstatus-signer-watcher", daemon=True)
 
     def start(self) -> "SignerWatcher":
-        if self.cas:
+        if self.cas or (self.revocations is not None and self.revocations.watched):
             self._thread.start()
         return self
 
@@ -267,15 +308,45 @@ class SignerWatcher:
         self._wake.set()
 
     def check(self, force: bool = False) -> None:
-        """Reload the CAs whose signers_dir changed (all of them when ``force``)."""
-        for ca in self.cas:
-            seen = _fingerprint(ca.settings.signers_dir)
-            if force or seen != self._seen.get(ca.name):
-                self._seen[ca.name] = seen
-                try:
-                    reload_signer_set(ca.signers, ca.settings, ca.certificate)
-                except Exception:  # never let the watcher die: the previous signers keep serving
-                    log.exception("CA %s: reloading signers failed; keeping the previous ones", ca.name)
+        """Reload the CAs whose signers_dir changed (all of them when ``force``); re-check revocations when due."""
+        try:
+            for ca in self.cas:
+                seen = _fingerprint(ca.settings.signers_dir)
+                if force or seen != self._seen.get(ca.name):
+                    self._seen[ca.name] = seen
+                    try:
+                        store = self._round_store()
+                        lookup = None if store is None else revocation_lookup(store, ca.issuer_id)
+                        reload_signer_set(ca.signers, ca.settings, ca.certificate, is_revoked=lookup)
+                    except Exception:  # never let the watcher die: the previous signers keep serving
+                        log.exception("CA %s: reloading signers failed; keeping the previous ones", ca.name)
+            if self.revocations is not None and (force or time.monotonic() >= self._next_recheck):
+                self._next_recheck = time.monotonic() + self.recheck_seconds
+                store = self._round_store()
+                if store is not None:
+                    try:
+                        self.revocations.check(store)
+                    except Exception:  # never let the watcher die
+                        log.exception("re-checking the signers' revocation failed; next try in %.0f s", self.recheck_seconds)
+        finally:
+            self._close_round_store()
+
+    def _round_store(self):
+        """This round's store, opened in this thread on first use; None when there is none or it cannot be opened."""
+        if self._store is None and self.open_store is not None and not self._store_failed:
+            try:
+                self._store = self.open_store()
+            except Exception as exc:  # the store is down: the signers keep their last known state
+                self._store_failed = True
+                log.info("cannot open the store to check the signers' revocation (%s: %s); next try in %.0f s",
+                         type(exc).__name__, exc, self.period)
+        return self._store
+
+    def _close_round_store(self) -> None:
+        store, self._store, self._store_failed = self._store, None, False
+        if store is not None:
+            with contextlib.suppress(Exception):
+                store.close()
 
     def _run(self) -> None:
         while not self._stop:
@@ -287,14 +358,16 @@ class SignerWatcher:
             self.check(force=forced)
 
 
-def start_signer_watcher(cas: Iterable) -> SignerWatcher:
-    """Start watching the signers directories of ``cas``; SIGHUP forces a reload.
+def start_signer_watcher(
+    cas: Iterable, *, revocations: SignerRevocations | None = None, open_store: Callable[[], object] | None = None
+) -> SignerWatcher:
+    """Start a :class:`SignerWatcher` over ``cas``; SIGHUP forces a reload.
 
     The SIGHUP handler is installed only from a process's main thread, where
     SIGHUP has its default action or a Python handler (which is chained); the
     server's supervisor owns its own SIGHUP and replaces the workers.
     """
-    watcher = SignerWatcher(cas).start()
+    watcher = SignerWatcher(cas, revocations=revocations, open_store=open_store).start()
     if watcher.cas and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
         previous = signal.getsignal(signal.SIGHUP)
         if previous == signal.SIG_DFL or callable(previous):

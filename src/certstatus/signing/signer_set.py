@@ -5,8 +5,15 @@ among the signers valid now (notBefore ≤ now ≤ notAfter) and not revoked by
 the CA's own data, the one with the latest notBefore. A successor is used
 the moment it becomes valid; an expired signer is never used. The choice is
 cached until the next instant it can change (a notBefore or notAfter, the
-expiry-warning threshold, or the periodic revocation re-check), so a request
-pays one comparison.
+expiry-warning threshold) or until the revocation state changes, so a
+request pays one comparison.
+
+Revocation state is handed in, never read on the request path: whoever owns
+a store connection in its thread calls :meth:`SignerSet.check_revocations`
+with a lookup bound to it (:mod:`certstatus.signing.revocation` does so when
+the store changes). A newly revoked signer is logged once per process: at
+warning (a successor signs) or error (none is left: tryLater) where the
+SignerSet has ``announce`` set (the server's supervisor), at debug elsewhere.
 
 RFC 6960 §4.4.7.2: when a request carries preferred signature algorithms,
 the responder picks (1) the first of them a usable signer's key can produce,
@@ -69,14 +76,35 @@ class SignerState:
     warning: bool
 
 
+#: ``is_revoked(signer) -> bool``: does the CA's own data revoke this delegated responder certificate?
+RevocationLookup = Callable[[ResponseSigner], bool]
+
+
+def checks_revocation(signer: ResponseSigner) -> bool:
+    """Whether the CA's own data can revoke ``signer``: a delegated responder certificate issued by the CA
+    (the CA's own key and a locally trusted responder are not in its data)."""
+    return signer.is_delegated and not signer.locally_trusted
+
+
+@dataclass(frozen=True)
+class _Revocations:
+    """What one revocation check changed: signers newly revoked or no longer revoked, and who signs now."""
+
+    revoked: tuple[ResponseSigner, ...]
+    cleared: tuple[ResponseSigner, ...]
+    active: ResponseSigner | None
+    changed: bool
+
+
 class SignerSet:
     """The signers of one CA and the rule that picks the one signing now.
 
-    ``is_revoked(signer) -> bool`` asks the CA's own data (the store) whether
-    a delegated signer certificate is revoked; it is called at most every
-    ``recheck_seconds`` (clock time). ``expiry_warning`` is in seconds.
-    ``crl_signature_oid`` is the CA's CRL signature algorithm (RFC 6960
-    §4.4.7.2 step 2), when known.
+    ``expiry_warning`` is in seconds. ``crl_signature_oid`` is the CA's CRL
+    signature algorithm (RFC 6960 §4.4.7.2 step 2), when known. Which
+    delegated signers the CA's own data revokes is learnt from
+    :meth:`check_revocations` (and :meth:`replace`); ``announce`` makes this
+    set log what changed at warning/error level (one process per server
+    does: the supervisor), the others log it at debug.
     """
 
     def __init__(
@@ -85,24 +113,27 @@ class SignerSet:
         signers: Iterable[ResponseSigner],
         clock: Clock,
         *,
-        is_revoked: Callable[[ResponseSigner], bool] | None = None,
         expiry_warning: int = 14 * 86400,
-        recheck_seconds: int = 60,
         crl_signature_oid: str | None = None,
         refused: Sequence[RefusedSigner] = (),
+        announce: bool = False,
     ) -> None:
         self.ca_name = ca_name
         self.clock = clock
-        self.is_revoked = is_revoked
         self.expiry_warning = dt.timedelta(seconds=expiry_warning)
-        self.recheck = dt.timedelta(seconds=recheck_seconds)
         self.crl_signature_oid = crl_signature_oid
+        self.announce = announce
         #: Expiry warnings logged so far (a counter for metrics exporters).
         self.warnings_total = 0
+        #: DER of the responder certificates the CA's own data revokes (empty almost always): a stored
+        #: response carrying one is not served (:class:`certstatus.pipeline.precomputed.PrecomputedLookup`).
+        self.revoked_certificates: tuple[bytes, ...] = ()
         self._lock = threading.Lock()
         self._last_warned: dict[int, dt.datetime] = {}
         self._unusable_logged = False
         self._signers: tuple[ResponseSigner, ...] = ()
+        self._revoked: frozenset[int] = frozenset()  # serial numbers of loaded signers the CA's data revokes
+        self._told: frozenset[int] = frozenset()  # the revocations logged so far
         self.refused: tuple[RefusedSigner, ...] = ()
         self.replace(signers, refused)
 
@@ -118,14 +149,113 @@ class SignerSet:
         """Every loaded signer, expired and future ones included."""
         return self._signers
 
-    def replace(self, signers: Iterable[ResponseSigner], refused: Sequence[RefusedSigner] = ()) -> None:
-        """Swap in a new list of signers (reload); the next request chooses among them."""
+    def replace(
+        self,
+        signers: Iterable[ResponseSigner],
+        refused: Sequence[RefusedSigner] = (),
+        is_revoked: RevocationLookup | None = None,
+    ) -> None:
+        """Swap in a new list of signers (reload); the next request chooses among them.
+
+        With ``is_revoked`` (a lookup bound to a store of the calling
+        thread) the new signers' revocation is asked first, so a revoked one
+        is never chosen; without it, a signer keeps the state last learnt
+        for its serial number (unknown ones count as not revoked).
+        """
         signers = tuple(signers)
+        answers = self._ask(signers, is_revoked) if is_revoked is not None else {}
         with self._lock:
             self._signers = signers
             self.refused = tuple(refused)
-            self._revoked: dict[int, bool] = {}
             self._cache: tuple[dt.datetime, dt.datetime, tuple[ResponseSigner, ...]] | None = None
+            report = self._apply(answers, force=True)
+        self._tell(report)
+
+    def check_revocations(self, is_revoked: RevocationLookup) -> bool:
+        """Ask ``is_revoked`` about every delegated signer and use the answers from the next request on.
+
+        ``is_revoked(signer) -> bool`` reads the CA's own data (the store)
+        in the calling thread. A signer it fails for (the store is down)
+        keeps its last known state. Newly revoked signers are logged (see
+        the class). Returns True when the set of revoked signers changed.
+        """
+        answers = self._ask(self._signers, is_revoked)
+        with self._lock:
+            report = self._apply(answers)
+        self._tell(report)
+        return report.changed
+
+    def _ask(self, signers: Sequence[ResponseSigner], is_revoked: RevocationLookup) -> dict[int, bool]:
+        """Serial number → revoked, for each signer the CA's data can revoke and ``is_revoked`` answered for."""
+        answers: dict[int, bool] = {}
+        for signer in signers:
+            if not checks_revocation(signer):
+                continue
+            try:
+                answers[signer.certificate.serial_number] = bool(is_revoked(signer))
+            except Exception as exc:  # the store is down: keep what was known, say so
+                log.log(
+                    logging.WARNING if self.announce else logging.DEBUG,
+                    "CA %s: cannot check whether signer %s is revoked (%s: %s); it keeps its last known state",
+                    self.ca_name, signer.name, type(exc).__name__, exc,
+                )  # fmt: skip
+        return answers
+
+    def _apply(self, answers: dict[int, bool], *, force: bool = False) -> _Revocations:
+        """Take ``answers`` (under the lock): the new revoked set, what changed, the signer now active."""
+        serials = {s.certificate.serial_number for s in self._signers if checks_revocation(s)}
+        revoked = frozenset(
+            serial for serial in serials if answers.get(serial, serial in self._revoked)
+        )  # fmt: skip
+        changed = revoked != self._revoked
+        if changed or force:
+            self._revoked = revoked
+            self._cache = None
+            self.revoked_certificates = tuple(
+                s.certificates_der[0] for s in self._signers if checks_revocation(s) and s.certificate.serial_number in revoked
+            )  # fmt: skip
+        newly = revoked - self._told
+        cleared = (self._told & serials) - revoked
+        self._told = revoked
+        if not (newly or cleared):
+            return _Revocations((), (), None, changed)
+        now = self.clock.now()
+        cache = self._cache
+        if cache is not None and cache[0] <= now < cache[1]:
+            usable = cache[2]
+        else:  # what revocations change is logged once, by _tell: not a second time by _refresh
+            usable = self._refresh(now, quiet=True)
+        by_serial = {s.certificate.serial_number: s for s in self._signers}
+        return _Revocations(
+            tuple(by_serial[serial] for serial in sorted(newly)),
+            tuple(by_serial[serial] for serial in sorted(cleared)),
+            usable[0] if usable else None,
+            changed,
+        )
+
+    def _tell(self, report: _Revocations) -> None:
+        """Log what a revocation check changed: warning/error where ``announce``, debug elsewhere."""
+        for signer in report.revoked:
+            what = (
+                f"CA {self.ca_name}: the responder certificate of signer {signer.name} "
+                f"(serial {signer.certificate.serial_number:X}, {signer.certificate.subject.rfc4514_string()}) "
+                "is revoked by the CA's own data; it signs no more"
+            )
+            if report.active is None:
+                level = logging.ERROR
+                message = (f"{what}, and no other signer is valid now: answering tryLater until one is installed "
+                           "(certstatus signer new / signer add)")
+            else:
+                level = logging.WARNING
+                message = (f"{what}; signer {report.active.name} signs from now on. Remove the revoked one "
+                           "from the configuration or signers_dir")
+            log.log(level if self.announce else logging.DEBUG, "%s", message)
+        for signer in report.cleared:
+            log.log(
+                logging.INFO if self.announce else logging.DEBUG,
+                "CA %s: signer %s (serial %X) is no longer revoked by the CA's own data; it may sign again",
+                self.ca_name, signer.name, signer.certificate.serial_number,
+            )  # fmt: skip
 
     # -- request path ----------------------------------------------------------
 
@@ -174,42 +304,34 @@ class SignerSet:
     # -- choice and warnings -------------------------------------------------
 
     def _revoked_now(self, signer: ResponseSigner) -> bool:
-        if self.is_revoked is None or not signer.is_delegated or signer.locally_trusted:
-            return False
-        key = id(signer)
-        if key not in self._revoked:
-            try:
-                self._revoked[key] = bool(self.is_revoked(signer))
-            except Exception:  # the store is down: a signer is not revoked by missing data
-                log.exception("CA %s: cannot check whether signer %s is revoked", self.ca_name, signer.name)
-                self._revoked[key] = False
-        return self._revoked[key]
+        return signer.certificate.serial_number in self._revoked and checks_revocation(signer)
 
-    def _refresh(self, now: dt.datetime) -> tuple[ResponseSigner, ...]:
-        self._revoked = {}  # re-read at most once per recheck period
+    def _refresh(self, now: dt.datetime, *, quiet: bool = False) -> tuple[ResponseSigner, ...]:
+        """Choose anew (under the lock). ``quiet``: having no signer is logged by the caller."""
         usable = sorted(
             (s for s in self._signers if s.valid_at(now) and not self._revoked_now(s)),
             key=lambda s: s.not_before,
             reverse=True,
         )
-        until = now + self.recheck
+        until = _NEVER
         for signer in self._signers:
             for edge in (signer.not_before, signer.not_after + _TICK, signer.not_after - self.expiry_warning):
                 if now < edge < until:
                     until = edge
         self._cache = (now, until, tuple(usable))
         if usable:
-            if self._unusable_logged:
+            if self._unusable_logged and not quiet:
                 log.warning("CA %s: signer %s is valid again; signing resumed", self.ca_name, usable[0].name)
             self._unusable_logged = False
             self._warn_expiry(usable[0], now)
         elif not self._unusable_logged:
             self._unusable_logged = True
-            log.error(
-                "CA %s has no signer valid now (%d configured: expired, not yet valid or revoked); answering "
-                "tryLater until one is installed (certstatus signer new / signer add)",
-                self.ca_name, len(self._signers),
-            )
+            if not quiet:
+                log.error(
+                    "CA %s has no signer valid now (%d configured: expired, not yet valid or revoked); answering "
+                    "tryLater until one is installed (certstatus signer new / signer add)",
+                    self.ca_name, len(self._signers),
+                )
         return self._cache[2]
 
     def _has_successor(self, signer: ResponseSigner, now: dt.datetime) -> bool:

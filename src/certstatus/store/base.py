@@ -472,6 +472,19 @@ class StatusStore(Protocol):
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
 
+    def precomputed_certificates(self) -> dict[int, bytes]:
+        """The certificates the pre-signed responses carry, stored once per signer: id → the DER of
+        BasicOCSPResponse's ``certs [0] EXPLICIT SEQUENCE OF Certificate`` (RFC 6960 §4.2.1), the
+        responder certificate first. A few entries: one per signer (chain) that ever signed."""
+
+    def drop_precomputed(self, issuer_id: int, certificates_id: int) -> int:
+        """Delete the issuer's pre-signed responses that carry the certificates ``certificates_id``
+        (:meth:`precomputed_certificates`), in one transaction; return how many serials lost them.
+
+        For responses signed by a responder certificate the CA has since revoked: their serials are
+        pending as ``"missing"`` and the generator signs them again.
+        """
+
     def claim_generator(self, issuer_id: int) -> str | None:
         """Become, or stay, the one generator of ``issuer_id`` among the processes sharing the store.
 

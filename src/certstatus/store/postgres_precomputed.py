@@ -308,6 +308,16 @@ class PrecomputedPostgres:
             row = conn.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = %s", (issuer_id,)).fetchone()
         return None if row[0] is None else _utc(row[0])
 
+    def precomputed_certificates(self) -> dict[int, bytes]:
+        with self._connection() as conn:
+            return {certs_id: bytes(der) for certs_id, der in conn.execute("SELECT id, der FROM precomputed_certs")}
+
+    def drop_precomputed(self, issuer_id: int, certificates_id: int) -> int:
+        with self._connection() as conn, conn.transaction():
+            return conn.execute(
+                "DELETE FROM precomputed WHERE issuer_id = %s AND certs_id = %s", (issuer_id, certificates_id)
+            ).rowcount
+
     def _refresh_statistics(self, *, force: bool = False) -> None:
         """ANALYZE the work tables modified much since their last analysis (see the module; every few seconds at most)."""
         now = time.monotonic()

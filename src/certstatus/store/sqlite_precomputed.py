@@ -536,6 +536,15 @@ class PrecomputedSQLite:
         row = self._db.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = ?", (issuer_id,)).fetchone()
         return None if row[0] is None else _dt(row[0])
 
+    def precomputed_certificates(self) -> dict[int, bytes]:
+        return dict(self._db.execute("SELECT id, der FROM precomputed_certs").fetchall())
+
+    def drop_precomputed(self, issuer_id: int, certificates_id: int) -> int:
+        with self._transaction():
+            return self._db.execute(
+                "DELETE FROM precomputed WHERE issuer_id = ? AND certs_id = ?", (issuer_id, certificates_id)
+            ).rowcount
+
     # -- written by imports and pushes (inside their transaction) ----------------
 
     def _mark_changed(self, issuer_id: int) -> None:
