@@ -36,7 +36,6 @@ import ipaddress
 import logging
 import socket
 import ssl
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -168,13 +167,6 @@ class _AdminHTTPServer(HTTPServer):
             target=self._connection, args=(request, client_address, slot), name="certstatus-admin-connection", daemon=True
         ).start()
 
-    def handle_error(self, request, client_address) -> None:
-        """A connection's handler raised: one log line (socketserver would print the traceback as raw text)."""
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # the client went away or stalled
-            log.info("admin listener: connection from %s ended: %s", client_address[0], sys.exc_info()[1])
-            return
-        log.exception("admin listener: internal error serving %s", client_address[0])
-
     def _connection(self, sock: socket.socket, client_address, slot: Slot) -> None:
         try:
             sock.settimeout(SOCKET_TIMEOUT)
@@ -187,10 +179,12 @@ class _AdminHTTPServer(HTTPServer):
                     log.log(level, "admin listener: TLS handshake with %s failed: %s", client_address[0], exc)
                     return
             self.RequestHandlerClass(sock, client_address, self, slot)
+        except _ApiFailed as failed:  # a bug: one error line (with the traceback inside the JSON), never raw stderr
+            log.error("admin listener: internal error serving %s", client_address[0], exc_info=failed.__cause__)
+        except _Stopping as exc:  # the API's thread is gone: the listener is stopping
+            log.debug("admin listener: connection from %s dropped while stopping: %s", client_address[0], exc)
         except (OSError, ValueError) as exc:  # the client went away, or a deadline shut the connection down
             log.debug("admin listener: connection from %s ended: %s", client_address[0], exc)
-        except RuntimeError as exc:  # the API's thread is gone: the listener is stopping
-            log.debug("admin listener: connection from %s dropped while stopping: %s", client_address[0], exc)
         finally:
             self.slots.release(slot)
             self.shutdown_request(sock)
@@ -205,6 +199,27 @@ def _numeric(host: str) -> str:
         return host
     except ValueError:
         return "127.0.0.1" if host == "localhost" else "0.0.0.0"
+
+
+class _Stopping(Exception):
+    """The admin API's thread no longer takes work: the listener is stopping."""
+
+
+class _ApiFailed(Exception):
+    """The admin API raised (a bug); the exception is the ``__cause__``."""
+
+
+def _on_api_thread(api_thread: ThreadPoolExecutor, method: Callable, *args):
+    """``method(*args)`` on the API's thread (its store belongs to that thread); raise :class:`_Stopping`
+    when the thread is gone and :class:`_ApiFailed` when the method raised."""
+    try:
+        future = api_thread.submit(method, *args)
+    except RuntimeError as exc:  # cannot schedule new futures after shutdown
+        raise _Stopping(str(exc)) from exc
+    try:
+        return future.result()
+    except Exception as exc:
+        raise _ApiFailed() from exc
 
 
 def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecutor) -> type[BaseHTTPRequestHandler]:
@@ -233,7 +248,7 @@ def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecut
             headers = {k.lower(): v for k, v in self.headers.items()}
             chain = peer_chain(self.connection) if mutual_tls else ()
             slots.wait(self.slot)
-            refusal = api_thread.submit(api.admit, self.command, self.path, headers, chain).result()
+            refusal = _on_api_thread(api_thread, api.admit, self.command, self.path, headers, chain)
             if refusal is not None:
                 return self._answer(refusal)  # and close: the body is never read
             length = int(headers.get("content-length", "0").strip())
@@ -246,7 +261,7 @@ def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecut
                 return
             slots.wait(self.slot)
             with body:
-                answer = api_thread.submit(api.respond, self.command, self.path, body).result()
+                answer = _on_api_thread(api_thread, api.respond, self.command, self.path, body)
             self._answer(answer)
 
         def _body(self, length: int) -> BinaryIO | None:
