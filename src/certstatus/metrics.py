@@ -25,11 +25,17 @@ Names, for what an operator asks:
   point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);
 * ``certstatus_ready`` — 1 when ``/ready`` would answer 200;
 * ``certstatus_overload_refused_total{reason}`` — connections or requests refused for overload,
-  counted by the HTTP edge (:mod:`certstatus.server.overload`).
+  counted by the HTTP edge (:mod:`certstatus.server.overload`);
+* ``certstatus_store_up`` — 1 when the admin listener could read the store at this scrape;
+* ``certstatus_worker_restarts_total`` — workers that exited on their own and were started again,
+  counted by the supervisor (:func:`worker_restarts_counter`);
+* ``certstatus_generator_pending_serials{ca}``, ``certstatus_generator_responses_signed_total{ca}`` —
+  the background generator's backlog and work (:mod:`certstatus.generator.metrics`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -86,6 +92,7 @@ class Snapshot:
     sources: tuple  # certstatus.sources.health.SourceAge
     signers: tuple  # certstatus.signing.signer_set.SignerState
     ready: bool
+    store_up: bool = True
 
 
 class OperationsCollector:
@@ -114,7 +121,9 @@ class OperationsCollector:
             expiry.add_metric([state.ca, state.name, state.state], state.seconds_left)
             warning.add_metric([state.ca, state.name], 1 if state.warning else 0)
         ready = GaugeMetricFamily("certstatus_ready", "1 when /ready answers 200.", value=1 if snapshot.ready else 0)
-        yield from (age, next_update, expiry, warning, ready, self._cache_hit_ratio())
+        store_up = GaugeMetricFamily("certstatus_store_up", "1 when the store could be read at this scrape.",
+                                     value=1 if snapshot.store_up else 0)
+        yield from (age, next_update, expiry, warning, ready, store_up, self._cache_hit_ratio())
 
     def _cache_hit_ratio(self) -> GaugeMetricFamily:
         hits = total = 0.0
@@ -129,6 +138,15 @@ class OperationsCollector:
         return GaugeMetricFamily("certstatus_cache_hit_ratio",
                                  "Successful answers from a cache or precomputed, over all successful answers.",
                                  value=hits / total if total else 0.0)
+
+
+def worker_restarts_counter() -> Counter | None:
+    """``certstatus_worker_restarts_total``, counted by the supervisor; None when metrics are off
+    (no ``PROMETHEUS_MULTIPROC_DIR``: no admin listener sums them)."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return None
+    return Counter("certstatus_worker_restarts", "Worker processes that exited on their own and were started again.",
+                   registry=CollectorRegistry(auto_describe=False))
 
 
 def admin_registry(metrics_dir: str, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
