@@ -187,6 +187,28 @@ def test_text_from_outside_is_escaped():
     assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html and "&lt;b&gt;bad&lt;/b&gt; &amp; worse" in html
 
 
+def test_facts_older_than_their_lifetime_are_gathered_again_in_the_background():
+    import threading
+
+    gathered, release = [], threading.Event()
+
+    def gather() -> PageFacts:
+        if gathered:
+            release.wait(10)
+        gathered.append(len(gathered))
+        return PageFacts(NOW + dt.timedelta(seconds=len(gathered)), (judged(_ca(f"ca{len(gathered)}")),), TrafficRing().overall())
+
+    page = StatusPage(gather, TrafficRing(), facts_seconds=0.0)
+    assert _shown(page.html("")) == ["ca1"]  # the first request waits for the first gathering
+    assert _shown(page.html("")) == ["ca1"]  # the next ones render what is at hand while a gathering runs
+    release.set()
+    for _ in range(100):
+        if len(gathered) == 2 and page._gathering is None:
+            break
+        threading.Event().wait(0.05)
+    assert _shown(page.html("")) == ["ca2"]
+
+
 def judged(ca: CaFacts) -> CaFacts:
     return dataclasses.replace(ca, verdict=judge(ca, NOW))
 

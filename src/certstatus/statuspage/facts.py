@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from certstatus.signing.signer_set import RefusedSigner, SignerState
 from certstatus.sources.health import source_ages
 from certstatus.sources.refresh import OriginStatus
 from certstatus.statuspage.traffic import Generator, Overall, TrafficRing
-from certstatus.statuspage.verdict import GREEN, ORDER, Verdict, judge
+from certstatus.statuspage.verdict import AMBER, GREEN, ORDER, RED, Verdict, judge
 from certstatus.store.base import SourceState, StatusStore
 
 
@@ -76,15 +77,25 @@ class CaFacts:
 @dataclass(frozen=True)
 class PageFacts:
     """Everything the page shows: ``cas`` red first, then amber, then green, by name within a colour;
-    ``store_error`` says why the store could not be read (None: it answered)."""
+    ``store_error`` says why the store could not be read (None: it answered); ``seconds`` how long
+    gathering took."""
 
     at: dt.datetime
     cas: tuple[CaFacts, ...]
     overall: Overall
     store_error: str | None = None
+    seconds: float = 0.0  # how long gathering took (wall clock)
+    counts: dict[str, int] = dataclasses.field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        counts = {RED: 0, AMBER: 0, GREEN: 0}
+        for ca in self.cas:
+            counts[ca.verdict.color] += 1
+        object.__setattr__(self, "counts", counts)
 
     def count(self, color: str) -> int:
-        return sum(1 for ca in self.cas if ca.verdict.color == color)
+        """How many CAs are of ``color``."""
+        return self.counts[color]
 
 
 class _StatesOnce:
@@ -141,6 +152,7 @@ def gather_facts(
     is reported in ``store_error`` and as a problem of every CA answered from local data; the
     rest (signers, schedule, traffic) is shown still. Never raises for the store.
     """
+    started = time.perf_counter()
     by_name = {ca.name: ca for ca in health}
     origins: dict[str, list[OriginStatus]] = {}
     for status in refresh:
@@ -185,4 +197,4 @@ def gather_facts(
         if store is not None:
             store.close()
     found.sort(key=lambda ca: (ORDER[ca.verdict.color], ca.name))
-    return PageFacts(now, tuple(found), window, store_error)
+    return PageFacts(now, tuple(found), window, store_error, time.perf_counter() - started)

@@ -1,15 +1,18 @@
-"""The status page as the admin listener serves it: facts gathered at most every few seconds,
-filtered and paged per request.
+"""The status page as the admin listener serves it: facts gathered in the background, filtered
+and paged per request.
 
 Gathering reads the store once per CA (:func:`~certstatus.statuspage.facts.gather_facts`);
-with 10 000 CAs that is the costly part, so the facts are kept :data:`FACTS_SECONDS` and
-every request in between only filters, pages and renders (:data:`PAGE_SIZE` CAs per page).
-Without a filter the page shows the CAs that are not green (all of them when every CA is
-green).
+with 10 000 CAs that takes seconds (bench/status_page.py), and the admin API answers one
+request at a time. So a request renders the facts at hand and, when they are older than
+:data:`FACTS_SECONDS`, starts one gathering in a thread of its own for the next request;
+only the first request after start waits for a gathering. Every request only filters, pages
+(:data:`PAGE_SIZE` CAs per page) and renders. Without a filter the page shows the CAs that
+are not green (all of them when every CA is green). Nothing is gathered while nobody looks.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -21,7 +24,9 @@ from certstatus.statuspage.render import STATES, View, render_page
 from certstatus.statuspage.traffic import TrafficRing
 from certstatus.statuspage.verdict import AMBER, GREEN, RED
 
-#: Seconds the gathered facts are shown before the next request gathers them again.
+log = logging.getLogger("certstatus.admin")
+
+#: Seconds after which a request has the facts gathered again (in the background).
 FACTS_SECONDS = 5.0
 #: CAs per page.
 PAGE_SIZE = 50
@@ -45,14 +50,29 @@ class StatusPage:
         self._lock = threading.Lock()
         self._facts: PageFacts | None = None
         self._gathered_at = float("-inf")
+        self._gathering: threading.Thread | None = None
 
     def facts(self) -> PageFacts:
-        """The facts, gathered again when older than ``facts_seconds``."""
+        """The newest facts; gathered here when there are none yet, else in the background once they
+        are older than ``facts_seconds`` (this call returns the older ones meanwhile)."""
         with self._lock:
-            if self._facts is None or time.monotonic() - self._gathered_at >= self.facts_seconds:
-                self._facts = self.gather()
-                self._gathered_at = time.monotonic()
+            if self._facts is None:
+                self._facts, self._gathered_at = self.gather(), time.monotonic()
+            elif time.monotonic() - self._gathered_at >= self.facts_seconds and self._gathering is None:
+                self._gathering = threading.Thread(target=self._gather, name="certstatus-status-page", daemon=True)
+                self._gathering.start()
             return self._facts
+
+    def _gather(self) -> None:
+        try:
+            facts = self.gather()
+        except Exception:  # noqa: BLE001 - the page keeps the facts it had; the next request tries again
+            log.exception("status page: gathering the facts failed")
+            facts = None
+        with self._lock:
+            if facts is not None:
+                self._facts, self._gathered_at = facts, time.monotonic()
+            self._gathering = None
 
     def html(self, query: str) -> str:
         """The page for the query string ``query`` (``q``: part of a CA name, case-insensitive;

@@ -106,7 +106,8 @@ def render_page(facts: PageFacts, shown: Sequence[CaFacts], traffic: Mapping[str
              else f'<span class="pill down" title="{_e(facts.store_error)}">store unreachable</span>')  # fmt: skip
     counts = " ".join(f'<span class="pill {c}">{facts.count(c)} {c}</span>' for c in (RED, AMBER, GREEN))
     header = (f"<header><h1>certstatus</h1>{counts}{store}"
-              f'<span>{len(facts.cas)} CAs · {_e(when(facts.at))} · refreshes every {refresh_seconds} s</span>'
+              f'<span>{len(facts.cas)} CAs · as of {facts.at:%Y-%m-%d %H:%M:%S}Z (gathered in <span id="gathered">{facts.seconds:.2f}</span> s) · '
+              f'reloads every {refresh_seconds} s</span>'
               f'<form method="post" action="/logout"><button type="submit">Log out</button></form></header>')  # fmt: skip
     body = [head, header, "<main>", _overall(facts), _filter(view), _cas(shown, traffic, facts.at, view), _pages(view), "</main></body></html>"]
     return "".join(body)
