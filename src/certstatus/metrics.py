@@ -28,19 +28,18 @@ Names, for what an operator asks:
   counted by the HTTP edge (:mod:`certstatus.server.overload`);
 * ``certstatus_store_up`` — 1 when the admin listener could read the store at this scrape;
 * ``certstatus_worker_restarts_total`` — workers that exited on their own and were started again,
-  counted by the supervisor (:func:`worker_restarts_counter`);
+  counted by the supervisor (:data:`SUPERVISOR`);
 * ``certstatus_generator_pending_serials{ca}``, ``certstatus_generator_responses_signed_total{ca}`` —
   the background generator's backlog and work (:mod:`certstatus.generator.metrics`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 #: Environment variable naming the folder of the workers' metric files.
@@ -123,7 +122,9 @@ class OperationsCollector:
         ready = GaugeMetricFamily("certstatus_ready", "1 when /ready answers 200.", value=1 if snapshot.ready else 0)
         store_up = GaugeMetricFamily("certstatus_store_up", "1 when the store could be read at this scrape.",
                                      value=1 if snapshot.store_up else 0)
-        yield from (age, next_update, expiry, warning, ready, store_up, self._cache_hit_ratio())
+        restarts = CounterMetricFamily("certstatus_worker_restarts", "Worker processes that exited on their own and were started again.",
+                                       value=SUPERVISOR.worker_restarts)
+        yield from (age, next_update, expiry, warning, ready, store_up, restarts, self._cache_hit_ratio())
 
     def _cache_hit_ratio(self) -> GaugeMetricFamily:
         hits = total = 0.0
@@ -140,13 +141,21 @@ class OperationsCollector:
                                  value=hits / total if total else 0.0)
 
 
-def worker_restarts_counter() -> Counter | None:
-    """``certstatus_worker_restarts_total``, counted by the supervisor; None when metrics are off
-    (no ``PROMETHEUS_MULTIPROC_DIR``: no admin listener sums them)."""
-    if not os.environ.get(MULTIPROC_ENV):
-        return None
-    return Counter("certstatus_worker_restarts", "Worker processes that exited on their own and were started again.",
-                   registry=CollectorRegistry(auto_describe=False))
+class SupervisorCounts:
+    """What the supervisor counts in its own memory and the admin listener (in the same process)
+    exports: its ``prometheus_client`` was imported before ``PROMETHEUS_MULTIPROC_DIR`` was set,
+    so its own Counter objects would not reach the workers' files."""
+
+    def __init__(self) -> None:
+        self.worker_restarts = 0
+
+    def worker_restarted(self) -> None:
+        """A worker exited on its own and another is started (``certstatus_worker_restarts_total``)."""
+        self.worker_restarts += 1
+
+
+#: The counts of this process when it supervises workers.
+SUPERVISOR = SupervisorCounts()
 
 
 def admin_registry(metrics_dir: str, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -47,6 +47,11 @@ class GeneratorMetrics:
         )
         self._counted_at = float("-inf")
 
+    def start(self, generator: "Generator") -> None:
+        """Make every CA's series exist (0) before the first pass: ``increase()`` then sees its first batch."""
+        for ca in generator.cas:
+            self.signed.labels(ca.name)
+
     def batch(self, result: "BatchResult") -> None:
         """Count the responses one finished batch stored."""
         if result.signed:

@@ -101,6 +101,7 @@ def run_background(settings_json: str, log_level: str, processes: int | None, wa
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
             metrics = generator_metrics()
             if metrics is not None:
+                metrics.start(generator)
                 generator.on_batch = metrics.batch
             loop = GenerationLoop(generator)
             first = True

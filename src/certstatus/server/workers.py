@@ -31,7 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from certstatus.metrics import worker_restarts_counter
+from certstatus.metrics import SUPERVISOR
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.protocol import HttpProtocol, ServerState
@@ -188,7 +188,6 @@ def serve_forever(
     pending: list[int] = []
     restarts: list[float] = []  # monotonic times at which a worker that failed at start-up is started again
     failures = 0  # start-up failures in a row
-    restart_count = worker_restarts_counter()
 
     def spawn() -> None:
         process = context.Process(
@@ -245,8 +244,7 @@ def serve_forever(
                 process.join()
                 lived = time.monotonic() - started
                 log.error("worker %d exited (status %s) after %.1f s", process.pid, process.exitcode, lived)
-                if restart_count is not None:
-                    restart_count.inc()
+                SUPERVISOR.worker_restarted()
                 if lived >= MIN_WORKER_LIFETIME:
                     failures = 0
                     spawn()
