@@ -5,7 +5,9 @@ Gathering reads the store once per CA (:func:`~certstatus.statuspage.facts.gathe
 with 10 000 CAs that takes seconds (bench/status_page.py), and the admin API answers one
 request at a time. So a request renders the facts at hand and, when they are older than
 :data:`FACTS_SECONDS`, starts one gathering in a thread of its own for the next request;
-only the first request after start waits for a gathering. Every request only filters, pages
+only the first request after start waits for a gathering. The facts are gathered again no sooner
+than :data:`GATHER_SPACING` times as long as the last gathering took, so that a large deployment
+watched all day spends at most a quarter of a core on it. Every request only filters, pages
 (:data:`PAGE_SIZE` CAs per page) and renders. Without a filter the page shows the CAs that
 are not green (all of them when every CA is green). Nothing is gathered while nobody looks.
 """
@@ -26,8 +28,10 @@ from certstatus.statuspage.verdict import AMBER, GREEN, RED
 
 log = logging.getLogger("certstatus.admin")
 
-#: Seconds after which a request has the facts gathered again (in the background).
+#: Seconds after which a request has the facts gathered again (in the background), at the least.
 FACTS_SECONDS = 5.0
+#: ...and at least this many times as long as the last gathering took.
+GATHER_SPACING = 4.0
 #: CAs per page.
 PAGE_SIZE = 50
 #: Seconds between two reloads of the page by the browser.
@@ -54,14 +58,19 @@ class StatusPage:
 
     def facts(self) -> PageFacts:
         """The newest facts; gathered here when there are none yet, else in the background once they
-        are older than ``facts_seconds`` (this call returns the older ones meanwhile)."""
+        are older than ``facts_seconds`` and GATHER_SPACING times the last gathering (this call
+        returns the older ones meanwhile)."""
         with self._lock:
             if self._facts is None:
                 self._facts, self._gathered_at = self.gather(), time.monotonic()
-            elif time.monotonic() - self._gathered_at >= self.facts_seconds and self._gathering is None:
+            elif time.monotonic() - self._gathered_at >= self._spacing() and self._gathering is None:
                 self._gathering = threading.Thread(target=self._gather, name="certstatus-status-page", daemon=True)
                 self._gathering.start()
             return self._facts
+
+    def _spacing(self) -> float:
+        last = self._facts.seconds if self._facts is not None else 0.0
+        return max(self.facts_seconds, GATHER_SPACING * last)
 
     def _gather(self) -> None:
         try:
