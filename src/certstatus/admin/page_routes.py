@@ -4,7 +4,8 @@
 token, or an operator certificate, which decides alone when presented), and also a browser
 holding a session cookie (:mod:`certstatus.admin.session`). A browser without either gets the
 login page (401): a token form when ``[admin] token_file`` is set, else how to present an
-operator certificate. ``POST /login`` takes the token from a form
+operator certificate. ``POST /login`` (refused, like every request, for a client certificate
+that is refused) takes the token from a form
 (``application/x-www-form-urlencoded``, at most :data:`MAX_FORM_BYTES`) and sets the cookie:
 ``HttpOnly``, ``SameSite=Strict``, ``Path=/``, and with TLS ``Secure`` under the ``__Host-``
 prefix. ``POST /logout`` clears it.
@@ -85,12 +86,14 @@ class PageRoutes:
             if refusal is None:
                 return None
             if refusal.status == 403:  # a certificate decides alone: no login can override it
-                return _html(403, render_login(token_login=False, message=refusal.body.get("error")))
+                return _html(403, render_login(token_login=False, message=refusal.body.get("error"), refused=True))
             if self._has_session(headers):
                 return None
             return _html(401, render_login(token_login=self.sessions is not None))
         if method != "POST":
             return AdminResponse(405, {"error": "use POST"})
+        if client_chain and (refusal := self.authenticate({}, client_chain)) is not None and refusal.status == 403:
+            return _html(403, render_login(token_login=False, message=refusal.body.get("error"), refused=True))
         if route == "/login" and self.sessions is None:
             return AdminResponse(404, {"error": "this listener has no admin token; present an operator certificate"})
         length = headers.get("content-length", "0").strip()

@@ -233,11 +233,14 @@ def _pages(view: View) -> str:
     return f'<nav class="pages">{"".join(links)}</nav>'
 
 
-def render_login(*, token_login: bool, message: str | None = None) -> str:
+def render_login(*, token_login: bool, message: str | None = None, refused: bool = False) -> str:
     """The page shown to a browser that is not authenticated: a token form when the listener has a
-    token (``token_login``), else how to present an operator certificate; ``message`` says what went wrong."""
+    token (``token_login``), else how to present an operator certificate; ``message`` says what went
+    wrong, and with ``refused`` (a client certificate was refused) it is all the page says."""
     note = f'<p class="err">{_e(message)}</p>' if message else ""
-    if token_login:
+    if refused:
+        form = "<p>A client certificate that is refused is not overridden by a token or a session.</p>"
+    elif token_login:
         form = ('<form method="post" action="/login"><label>Admin token <input type="password" name="token" '
                 'autocomplete="current-password" required autofocus></label> <button type="submit">Log in</button></form>'
                 '<p class="muted">The token of <code>[admin] token_file</code>. The browser keeps a session cookie for '
