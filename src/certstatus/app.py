@@ -8,7 +8,6 @@ opens and loads what is already checked.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
-from certstatus.health import CaHealth, readiness_problems
+from certstatus.health import CaHealth, public_readiness
 from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
+from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry
@@ -30,8 +30,6 @@ from certstatus.server.proxy import TrustedProxies
 from certstatus.sources.importer import CaTarget, ImportResult, import_ca
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
-
-log = logging.getLogger("certstatus.app")
 
 
 @dataclass
@@ -76,10 +74,12 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     store = open_store(settings)
     try:
         results = []
-        for ca in settings.cas:
-            served = load_ca(ca, store, clock)
-            for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
-                log.warning("CA %s: %s (%s)", ca.name, warning, ca.certificate)
+        with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
+            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]
+            for ca, served in zip(settings.cas, served_cas, strict=True):
+                for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
+                    config_warning(warning, f"CA {ca.name} ({ca.certificate})")
+        for ca, served in zip(settings.cas, served_cas, strict=True):
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
@@ -90,13 +90,19 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
 
 
 def check_operations(settings: Settings) -> None:
-    """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
+    """Load the TLS certificate, key and trust anchors, and the admin token and TLS files, once,
+    so a bad file stops start-up (and a reload) before anything changes."""
     from certstatus.access.trust import load_anchors
     from certstatus.server.tls import server_context
 
     server_context(settings.ops.tls)
     load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
     load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
+    if settings.admin is not None:
+        from certstatus.admin.server import read_token, tls_context
+
+        read_token(settings.admin)
+        tls_context(settings.admin)
 
 
 def routes_for(settings: Settings) -> dict[str, Route]:
@@ -133,7 +139,8 @@ def build_application(
     application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
-        registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+        with held_config_warnings():  # the supervisor's prepare() reported them, once
+            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock) for ca in settings.cas])
         audit_log = None
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
@@ -155,7 +162,7 @@ def build_application(
         routes_for(settings),
         clock,
         max_request_bytes=settings.server.max_request_bytes,
-        readiness=lambda: readiness_problems(store, cas, clock.now()),
+        readiness=public_readiness(store, cas, clock),
         proxies=proxies,
         observers=pipeline.observers,
         connection_gate=pipeline.connection_gate,

@@ -12,6 +12,7 @@ from certstatus.ca_certificate import not_a_ca
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import ConfigError, StoreError
+from certstatus.observability import grouped_config_warnings
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
@@ -69,7 +70,8 @@ def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
     clock = clock or SystemClock()
     store = open_store(settings)
     try:
-        for ca in settings.cas:
-            load_ca(ca, store, clock)
+        with grouped_config_warnings():
+            for ca in settings.cas:
+                load_ca(ca, store, clock)
     finally:
         store.close()

@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus.config_schema import check_known_keys
 from certstatus.errors import ConfigError
+from certstatus.store.dsn import redact
 
 DEFAULT_REFRESH_INTERVAL = 3600
 DEFAULT_MAX_CRL_BYTES = 256 * 1024 * 1024
@@ -115,12 +117,10 @@ def _sql(raw: Any, where: str, prefix: str) -> SqlSettings:
 
     if not isinstance(raw, dict):
         raise ConfigError(where, prefix, "must be a table.", f"Write it as [{prefix}].")
-    for key in raw:
-        if key not in _SQL_KEYS:
-            raise ConfigError(where, f"{prefix}.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(_SQL_KEYS))}.")
+    check_known_keys(raw, _SQL_KEYS, where=where, prefix=prefix)
     dsn, query = raw.get("dsn"), raw.get("query")
     if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(where, f"{prefix}.dsn", f"{dsn!r} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
+        raise ConfigError(where, f"{prefix}.dsn", f"{redact(repr(dsn))} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
     if not isinstance(query, str) or "%(" not in query:
         raise ConfigError(
             where, f"{prefix}.query", "must be an SQL query using %(serial_hex)s, %(serial)s or %(serial_dec)s.",
@@ -141,9 +141,7 @@ def admin_settings(raw: Any, *, where: str, base: Path, ocsp_port: int) -> Admin
 
     if not isinstance(raw, dict):
         raise ConfigError(where, "admin", "must be a table.", "Write it as [admin].")
-    for key in raw:
-        if key not in _ADMIN_KEYS:
-            raise ConfigError(where, f"admin.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(_ADMIN_KEYS))}.")
+    check_known_keys(raw, _ADMIN_KEYS, where=where, prefix="admin")
     host, port = parse_listen(raw.get("listen", "127.0.0.1:8081"), file=where, key="admin.listen")
     if port == ocsp_port:
         raise ConfigError(where, "admin.listen", "uses the OCSP port.", "Give the admin API its own port.")

@@ -133,11 +133,11 @@ def test_start_up_warns_about_what_the_ca_certificate_leaves_unsaid(tmp_path: Pa
     crl.write_bytes(ca.gencrl())
     settings = load_config(_config(tmp_path, ca, f'crl = "{crl}"'))
 
-    with caplog.at_level(logging.WARNING, logger="certstatus.app"):
+    with caplog.at_level(logging.WARNING, logger="certstatus.config"):
         (result,) = prepare(settings)
 
     assert result.error is None and result.entries == 1
-    warnings = [record.getMessage() for record in caplog.records if record.name == "certstatus.app"]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "certstatus.config"]
     assert len(warnings) == 2 and all(str(ca.cert_path) in warning for warning in warnings)
     app = build_application(settings, watch=False)
     assert ocsp_query(app, ca.certificate, 0x1A2B).certificate_status is OCSPCertStatus.REVOKED

@@ -36,6 +36,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -167,6 +168,13 @@ class _AdminHTTPServer(HTTPServer):
         threading.Thread(
             target=self._connection, args=(request, client_address, slot), name="certstatus-admin-connection", daemon=True
         ).start()
+
+    def handle_error(self, request, client_address) -> None:
+        """A connection's handler raised: one log line (socketserver would print the traceback as raw text)."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # the client went away or stalled
+            log.info("admin listener: connection from %s ended: %s", client_address[0], sys.exc_info()[1])
+            return
+        log.exception("admin listener: internal error serving %s", client_address[0])
 
     def _connection(self, sock: socket.socket, client_address, slot: Slot) -> None:
         try:

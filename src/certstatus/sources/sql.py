@@ -34,6 +34,7 @@ from certstatus.sources.issued import serial_hex
 from certstatus.sources.push import REASON_NAMES
 from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import REASONS_BY_CODE, CertStatusRecord
+from certstatus.store.dsn import redact
 
 _GOOD = {"good", "valid", "v", "e", "expired", "issued"}
 _REVOKED = {"revoked", "r"}
@@ -90,7 +91,7 @@ class SqlStatusSource:
         except psycopg.errors.QueryCanceled:
             raise SqlUnavailable(f"query exceeded {self.settings.timeout:g} s") from None
         except psycopg.Error as exc:
-            raise SqlUnavailable(f"query failed: {exc.__class__.__name__}: {str(exc).strip()}") from None
+            raise SqlUnavailable(f"query failed: {exc.__class__.__name__}: {redact(str(exc).strip())}") from None
         if len(rows) > 1:
             raise SqlUnavailable(f"query returned several rows for serial {serial_number:#x}; it must return at most one")
         return None if not rows else _record(serial_number, rows[0])
