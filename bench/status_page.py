@@ -104,7 +104,10 @@ def main() -> None:
         started = time.perf_counter()
         process = subprocess.Popen([PYTHON, "-m", "certstatus", "serve", "--config", str(config)], stdout=log, stderr=log)
         try:
-            wait_port(admin, process, timeout=1800)
+            try:
+                wait_port(admin, process, timeout=1800)
+            except RuntimeError as exc:
+                raise SystemExit(f"{exc}:\n{(folder / 'serve.log').read_text()[-3000:]}") from None
             print(f"serve listened after {time.perf_counter() - started:.1f} s", file=sys.stderr)
             url = f"http://127.0.0.1:{admin}/"
             first = timed_get(url)[0]

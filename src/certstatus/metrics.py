@@ -17,7 +17,8 @@ Names, for what an operator asks:
 * ``certstatus_data_age_seconds{ca, source}`` — now − the data's date (a CRL's thisUpdate,
   else its import time; :func:`certstatus.sources.health.source_ages`);
   ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
-* ``certstatus_signer_expiry_seconds{ca, signer, state}`` — notAfter − now of every signer,
+* ``certstatus_signer_not_after_timestamp_seconds{ca, signer}`` — notAfter of every signer (Unix time),
+  ``certstatus_signer_state{ca, signer, state}`` — 1 for its state (:data:`SIGNER_STATES`), 0 for the others,
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
   without a successor (:func:`certstatus.signing.signer_set.signer_expiry`);
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
@@ -48,6 +49,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 AGE_BUCKETS = (1, 60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400)
 _CACHE_SOURCES = frozenset({"cache", "precomputed", "edge"})
+#: The states of a signer (:class:`certstatus.signing.signer_set.SignerState`), one series each.
+SIGNER_STATES = ("active", "standby", "next", "expired", "revoked")
 
 
 class RequestMetrics:
@@ -111,20 +114,24 @@ class OperationsCollector:
             age.add_metric([source.ca, source.kind], source.age_seconds)
             if source.next_update is not None:
                 next_update.add_metric([source.ca, source.kind], source.next_update.timestamp())
-        expiry = GaugeMetricFamily("certstatus_signer_expiry_seconds", "notAfter - now of each signer.",
+        not_after = GaugeMetricFamily("certstatus_signer_not_after_timestamp_seconds", "notAfter of each signer (Unix time).",
+                                      labels=["ca", "signer"])
+        states = GaugeMetricFamily("certstatus_signer_state", "1 for the state each signer is in, 0 for the others.",
                                    labels=["ca", "signer", "state"])
         warning = GaugeMetricFamily("certstatus_signer_expiry_warning",
                                     "1 when the active signer expires within the warning time and has no successor.",
                                     labels=["ca", "signer"])
         for state in snapshot.signers:
-            expiry.add_metric([state.ca, state.name, state.state], state.seconds_left)
+            not_after.add_metric([state.ca, state.name], state.not_after.timestamp())
+            for name in SIGNER_STATES:
+                states.add_metric([state.ca, state.name, name], 1 if state.state == name else 0)
             warning.add_metric([state.ca, state.name], 1 if state.warning else 0)
         ready = GaugeMetricFamily("certstatus_ready", "1 when /ready answers 200.", value=1 if snapshot.ready else 0)
         store_up = GaugeMetricFamily("certstatus_store_up", "1 when the store could be read at this scrape.",
                                      value=1 if snapshot.store_up else 0)
         restarts = CounterMetricFamily("certstatus_worker_restarts", "Worker processes that exited on their own and were started again.",
                                        value=SUPERVISOR.worker_restarts)
-        yield from (age, next_update, expiry, warning, ready, store_up, restarts, self._cache_hit_ratio())
+        yield from (age, next_update, not_after, states, warning, ready, store_up, restarts, self._cache_hit_ratio())
 
     def _cache_hit_ratio(self) -> GaugeMetricFamily:
         hits = total = 0.0
