@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import httpx
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
