@@ -110,12 +110,13 @@ def start_server(folder: Path, config: str, *, port: int, admin_port: int | None
 
 def signer_states(metrics: str) -> dict[str, str]:
     """signer → state (active, standby, next, expired, revoked) from the text of ``/metrics``
-    (its ``certstatus_signer_expiry_seconds`` series)."""
+    (the ``certstatus_signer_state`` series whose value is 1)."""
     states = {}
     for line in metrics.splitlines():
-        if line.startswith("certstatus_signer_expiry_seconds{"):
+        if line.startswith("certstatus_signer_state{"):
             labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
-            states[labels["signer"].strip('"')] = labels["state"].strip('"')
+            if float(line.rsplit(" ", 1)[1]) == 1:
+                states[labels["signer"].strip('"')] = labels["state"].strip('"')
     return states
 
 

@@ -17,7 +17,8 @@ Names, for what an operator asks:
 * ``certstatus_data_age_seconds{ca, source}`` — now − the data's date (a CRL's thisUpdate,
   else its import time; :func:`certstatus.sources.health.source_ages`);
   ``certstatus_data_next_update_timestamp_seconds{ca, source}``;
-* ``certstatus_signer_expiry_seconds{ca, signer, state}`` — notAfter − now of every signer,
+* ``certstatus_signer_not_after_timestamp_seconds{ca, signer}`` — notAfter of every signer (Unix time),
+  ``certstatus_signer_state{ca, signer, state}`` — 1 for its state (:data:`SIGNER_STATES`), 0 for the others,
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
   without a successor (:func:`certstatus.signing.signer_set.signer_expiry`), from the
   supervisor's signers, which follow ``signers_dir`` re-scans and revocations
@@ -27,7 +28,12 @@ Names, for what an operator asks:
   point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);
 * ``certstatus_ready`` — 1 when ``/ready`` would answer 200;
 * ``certstatus_overload_refused_total{reason}`` — connections or requests refused for overload,
-  counted by the HTTP edge (:mod:`certstatus.server.overload`).
+  counted by the HTTP edge (:mod:`certstatus.server.overload`);
+* ``certstatus_store_up`` — 1 when the admin listener could read the store at this scrape;
+* ``certstatus_worker_restarts_total`` — workers that exited on their own and were started again,
+  counted by the supervisor (:data:`SUPERVISOR`);
+* ``certstatus_generator_pending_serials{ca}``, ``certstatus_generator_responses_signed_total{ca}`` —
+  the background generator's backlog and work (:mod:`certstatus.generator.metrics`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 #: Environment variable naming the folder of the workers' metric files.
@@ -45,6 +51,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 AGE_BUCKETS = (1, 60, 600, 3600, 4 * 3600, 12 * 3600, 86400, 2 * 86400, 4 * 86400, 7 * 86400)
 _CACHE_SOURCES = frozenset({"cache", "precomputed", "edge"})
+#: The states of a signer (:class:`certstatus.signing.signer_set.SignerState`), one series each.
+SIGNER_STATES = ("active", "standby", "next", "expired", "revoked")
 
 
 class RequestMetrics:
@@ -88,6 +96,7 @@ class Snapshot:
     sources: tuple  # certstatus.sources.health.SourceAge
     signers: tuple  # certstatus.signing.signer_set.SignerState
     ready: bool
+    store_up: bool = True
 
 
 class OperationsCollector:
@@ -107,16 +116,24 @@ class OperationsCollector:
             age.add_metric([source.ca, source.kind], source.age_seconds)
             if source.next_update is not None:
                 next_update.add_metric([source.ca, source.kind], source.next_update.timestamp())
-        expiry = GaugeMetricFamily("certstatus_signer_expiry_seconds", "notAfter - now of each signer.",
+        not_after = GaugeMetricFamily("certstatus_signer_not_after_timestamp_seconds", "notAfter of each signer (Unix time).",
+                                      labels=["ca", "signer"])
+        states = GaugeMetricFamily("certstatus_signer_state", "1 for the state each signer is in, 0 for the others.",
                                    labels=["ca", "signer", "state"])
         warning = GaugeMetricFamily("certstatus_signer_expiry_warning",
                                     "1 when the active signer expires within the warning time and has no successor.",
                                     labels=["ca", "signer"])
         for state in snapshot.signers:
-            expiry.add_metric([state.ca, state.name, state.state], state.seconds_left)
+            not_after.add_metric([state.ca, state.name], state.not_after.timestamp())
+            for name in SIGNER_STATES:
+                states.add_metric([state.ca, state.name, name], 1 if state.state == name else 0)
             warning.add_metric([state.ca, state.name], 1 if state.warning else 0)
         ready = GaugeMetricFamily("certstatus_ready", "1 when /ready answers 200.", value=1 if snapshot.ready else 0)
-        yield from (age, next_update, expiry, warning, ready, self._cache_hit_ratio())
+        store_up = GaugeMetricFamily("certstatus_store_up", "1 when the store could be read at this scrape.",
+                                     value=1 if snapshot.store_up else 0)
+        restarts = CounterMetricFamily("certstatus_worker_restarts", "Worker processes that exited on their own and were started again.",
+                                       value=SUPERVISOR.worker_restarts)
+        yield from (age, next_update, not_after, states, warning, ready, store_up, restarts, self._cache_hit_ratio())
 
     def _cache_hit_ratio(self) -> GaugeMetricFamily:
         hits = total = 0.0
@@ -131,6 +148,23 @@ class OperationsCollector:
         return GaugeMetricFamily("certstatus_cache_hit_ratio",
                                  "Successful answers from a cache or precomputed, over all successful answers.",
                                  value=hits / total if total else 0.0)
+
+
+class SupervisorCounts:
+    """What the supervisor counts in its own memory and the admin listener (in the same process)
+    exports: its ``prometheus_client`` was imported before ``PROMETHEUS_MULTIPROC_DIR`` was set,
+    so its own Counter objects would not reach the workers' files."""
+
+    def __init__(self) -> None:
+        self.worker_restarts = 0
+
+    def worker_restarted(self) -> None:
+        """A worker exited on its own and another is started (``certstatus_worker_restarts_total``)."""
+        self.worker_restarts += 1
+
+
+#: The counts of this process when it supervises workers.
+SUPERVISOR = SupervisorCounts()
 
 
 def admin_registry(metrics_dir: str, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -15,7 +15,6 @@ Clients are real: httpx with and without client certificates, and
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import shutil
 import time
@@ -182,10 +181,12 @@ def test_metrics_sum_every_worker_and_parse_as_prometheus_text(server, pki):
     assert after[key] - before == count
     assert after[("certstatus_ready", ())] == 1.0
     signer = x509.load_pem_x509_certificate(pki.demo.ocsp_cert.read_bytes())
-    left = [value for (name, labels), value in after.items()
-            if name == "certstatus_signer_expiry_seconds" and ("ca", "ec") in labels and ("state", "active") in labels]
-    expected = (signer.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    assert len(left) == 1 and 0 <= left[0] - expected < 60
+    not_after = [value for (name, labels), value in after.items()
+                 if name == "certstatus_signer_not_after_timestamp_seconds" and ("ca", "ec") in labels]
+    assert not_after == [signer.not_valid_after_utc.timestamp()]
+    states = {dict(labels)["state"]: value for (name, labels), value in after.items()
+              if name == "certstatus_signer_state" and ("ca", "ec") in labels}
+    assert states == {"active": 1.0, "standby": 0.0, "next": 0.0, "expired": 0.0, "revoked": 0.0}
     ages = {labels: value for (name, labels), value in after.items() if name == "certstatus_data_age_seconds"}
     assert (("ca", "ec"), ("source", "crl")) in ages and (("ca", "rsa"), ("source", "crl")) in ages
     assert after[("certstatus_request_duration_seconds_count", (("source", "live"),))] >= count

@@ -455,3 +455,33 @@ def test_one_address_holds_at_most_its_share_of_the_slots(config: Path) -> None:
         for sock in held:
             sock.close()
         server.stop()
+
+
+# --- the status page: the same authentication ------------------------------------------------------
+
+
+def test_status_page_admits_operator_certificates_and_a_refused_one_overrides_a_session(config: Path, demo_pki: DemoPki, tmp_path) -> None:
+    """Over TLS with ``client_ca``: an operator's certificate opens the page; a certificate refused
+    by ``operator_names`` gets no session and is refused even with one (the cookie is ``Secure``
+    under the ``__Host-`` prefix)."""
+    from certstatus.admin.page_routes import PageRoutes
+
+    admin_settings, clients = _tls_material(tmp_path, demo_pki, operator_names=("CN=second-operator",))
+    server = _admin_server(config, admin_settings, TOKEN)
+    api = server.api
+    api.pages = PageRoutes(lambda query: "<p>the status page</p>", api.authenticate, api.clock, token=TOKEN, secure=True)
+    base = f"https://127.0.0.1:{server.port}"
+    try:
+        with httpx.Client(verify=clients["second-operator"].context(demo_pki), timeout=10) as operator:
+            page = operator.get(base + "/")
+            assert page.status_code == 200 and page.text == "<p>the status page</p>"
+            assert page.headers["content-type"] == "text/html; charset=utf-8" and page.headers["x-frame-options"] == "DENY"
+            login = operator.post(base + "/login", data={"token": TOKEN})
+            cookie = login.headers["set-cookie"]
+            assert login.status_code == 303 and cookie.startswith("__Host-certstatus-session=") and "; Secure" in cookie
+        with httpx.Client(verify=clients["ca-operator"].context(demo_pki), timeout=10) as refused:
+            assert refused.post(base + "/login", data={"token": TOKEN}).status_code == 403  # no session for it either
+            answer = refused.get(base + "/", headers={"cookie": cookie.split(";", 1)[0]})  # a session someone else got
+            assert answer.status_code == 403 and "not one of [admin] operator_names" in answer.text
+    finally:
+        server.stop()

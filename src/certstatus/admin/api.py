@@ -11,13 +11,17 @@ body is read for a request that will be refused:
   Content-Length;
 * :meth:`AdminApi.respond` answers an admitted request from its body.
 
-Every POST names its body's media type, which a browser cannot send across
-sites without asking first (a CORS preflight): a page visited by an operator
-whose browser holds an operator certificate cannot make it push.
+Every POST of the API names its body's media type, which a browser cannot send
+across sites without asking first (a CORS preflight): a page visited by an
+operator whose browser holds an operator certificate cannot make it push. The
+status page's login and logout forms are the exception, and open nothing but
+the page (:mod:`certstatus.admin.page_routes`).
 
 =======  ===========================  =====================  ==============================================
 method   path                         Content-Type           body → answer
 =======  ===========================  =====================  ==============================================
+GET      /                                                   → the status page (HTML; also with a session cookie)
+POST     /login, /logout              HTML form (urlencoded) the status page's session cookie (page_routes.py)
 GET      /metrics                                            → Prometheus text format (all workers summed)
 GET      /health, /ready                                     → liveness, readiness (text)
 GET      /v1/sources                                         → ages of every source + refresh schedule
@@ -49,7 +53,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from certstatus.access.trust import OwnRevocationCheck
 from certstatus.admin.operators import OperatorPolicy
@@ -64,17 +68,22 @@ from certstatus.sources.push import PushError, apply_push, find_target, parse_ch
 from certstatus.sources.refresh import Refresher
 from certstatus.store.base import StatusStore
 
+if TYPE_CHECKING:
+    from certstatus.admin.page_routes import PageRoutes
+
 log = logging.getLogger("certstatus.admin")
 
 
 @dataclass(frozen=True, slots=True)
 class AdminResponse:
-    """HTTP status and JSON-serialisable body; or ``raw`` bytes of ``content_type`` (metrics, probes)."""
+    """HTTP status and JSON-serialisable body; or ``raw`` bytes of ``content_type`` (metrics, probes,
+    the status page); ``headers`` are more header fields (name, value) of the answer."""
 
     status: int
     body: dict
     raw: bytes | None = None
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> bytes:
         if self.raw is not None:
@@ -119,7 +128,8 @@ class AdminApi:
     (None: a certificate does not authenticate); ``refresher`` serves
     /v1/reload (None: 404); ``max_json_bytes`` bounds JSON bodies (a CRL
     upload is bounded by its CA's ``max_crl_bytes``); ``extra_routes`` maps
-    (method, path) to more endpoints (metrics, probes).
+    (method, path) to more endpoints (metrics, probes); ``pages`` admits and answers the
+    status page's paths (:class:`~certstatus.admin.page_routes.PageRoutes`), before the rest.
     """
 
     def __init__(
@@ -135,6 +145,7 @@ class AdminApi:
         max_json_bytes: int = MAX_JSON_BYTES,
         reload_timeout: float = 300.0,
         extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
+        pages: "PageRoutes | None" = None,
     ) -> None:
         self._store_factory = store_factory
         self._targets_factory = targets_factory
@@ -149,6 +160,7 @@ class AdminApi:
         self.max_json_bytes = max_json_bytes
         self.reload_timeout = reload_timeout
         self.extra_routes = dict(extra_routes or {})
+        self.pages = pages
 
     @property
     def store(self) -> StatusStore:
@@ -191,6 +203,8 @@ class AdminApi:
         """Decide on a request from its head alone (``headers`` with lower-case names): None to
         read its body and :meth:`respond`, else the answer that refuses it. Never raises."""
         try:
+            if self.pages is not None and self.pages.handles(path):
+                return self.pages.admit(method, path, headers, client_chain)
             refused = self.authenticate(headers, client_chain)
             if refused is not None:
                 return refused
@@ -226,6 +240,8 @@ class AdminApi:
         """Answer a request :meth:`admit` let in; ``body`` is its bytes or a binary file (read
         once, here). Never raises."""
         try:
+            if self.pages is not None and self.pages.handles(path):
+                return self.pages.respond(method, path, body if isinstance(body, bytes) else body.read())
             endpoint = self._endpoint(method, path)
             if isinstance(endpoint, AdminResponse):
                 return endpoint

@@ -48,6 +48,7 @@ from typing import BinaryIO
 from certstatus.access.names import NameTable
 from certstatus.admin.api import AdminApi, AdminResponse
 from certstatus.admin.operators import OperatorPolicy
+from certstatus.admin.page_routes import PageRoutes
 from certstatus.admin.slots import ConnectionSlots, Slot
 from certstatus.clock import Clock
 from certstatus.config import Settings
@@ -296,6 +297,8 @@ def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecut
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in answer.headers:
+                self.send_header(name, value)
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
@@ -328,21 +331,28 @@ class Services:
 def start_services(
     settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None,
     extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
+    status_page: Callable[[Refresher], Callable[[str], str]] | None = None,
 ) -> Services:
     """Start the refresher, (if configured) the admin listener and, for precomputed/cached CAs, the
     background generator; raise ConfigError for a bad [admin].
 
-    ``extra_routes`` are more admin endpoints (see :class:`AdminApi`).
+    ``extra_routes`` are more admin endpoints (see :class:`AdminApi`); ``status_page(refresher)``
+    returns the function that renders the status page for a query string (``GET /``, with the
+    API's authentication: :class:`~certstatus.admin.page_routes.PageRoutes`).
     """
     feed = feed or ChangeFeed()
     refresher = Refresher(settings, store_factory, clock, feed)
     admin = None
     if settings.admin is not None:
+        token = read_token(settings.admin)
         api = AdminApi(
             store_factory, lambda store: register_targets(store, settings.cas), clock,
-            token=read_token(settings.admin), operators=operator_policy(settings.admin), refresher=refresher, feed=feed,
+            token=token, operators=operator_policy(settings.admin), refresher=refresher, feed=feed,
             extra_routes=extra_routes,
         )  # fmt: skip
+        if status_page is not None:
+            secure = settings.admin.tls_certificate is not None
+            api.pages = PageRoutes(status_page(refresher), api.authenticate, clock, token=token, secure=secure)
         admin = AdminServer(settings.admin, api)
         admin.start()
     refresher.start()

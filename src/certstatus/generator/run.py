@@ -36,7 +36,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -177,6 +177,8 @@ class Generator:
         self._write_lock = None  # the workers' shared write lock (with a pool)
         #: CA name -> the process that holds its generator claim (None: this one; absent: not asked yet).
         self.holders: dict[str, str | None] = {}
+        #: Called with each finished batch's :class:`~certstatus.generator.signing.BatchResult` (metrics).
+        self.on_batch: Callable[[signing.BatchResult], None] | None = None
 
     def claim(self) -> list[str]:
         """Claim (or keep) the generator of every CA (:meth:`StatusStore.claim_generator`); return the CAs newly claimed.
@@ -316,6 +318,8 @@ class Generator:
                     result: signing.BatchResult = future.result()
                     summary.cas[result.ca].signed += result.signed
                     summary.cas[result.ca].removed += result.removed
+                    if self.on_batch is not None:
+                        self.on_batch(result)
                     if progress is not None and result.serials:
                         progress.advance(result.serials)
 

@@ -37,9 +37,13 @@ import signal
 import time
 from multiprocessing.synchronize import Event as EventType
 
+from prometheus_client import multiprocess
+
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
 from certstatus.errors import SignerUnavailable
+from certstatus.metrics import MULTIPROC_ENV
+from certstatus.generator.metrics import generator_metrics
 from certstatus.generator.run import Generator, GenerationSummary, generated_cas
 from certstatus.observability import log_level as current_log_level, process_main
 from certstatus.sources.changes import ChangeFeed
@@ -96,6 +100,10 @@ def run_background(settings_json: str, processes: int | None, wake: EventType | 
     store = open_store(settings)
     try:
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
+            metrics = generator_metrics()
+            if metrics is not None:
+                metrics.start(generator)
+                generator.on_batch = metrics.batch
             loop = GenerationLoop(generator)
             first = True
             unavailable = None  # the last "no signer" a pass stopped at (said once)
@@ -112,6 +120,8 @@ def run_background(settings_json: str, processes: int | None, wake: EventType | 
                 except Exception:
                     log.exception("generation pass failed; retrying in %s s", TICK_SECONDS)
                     summary = None
+                if metrics is not None:
+                    metrics.count(generator, now=summary is not None)
                 if first and summary is not None and any(ca.generated_by is None for ca in summary.cas.values()):
                     first = False  # a pass that signed for a CA of ours (over PostgreSQL another process may hold them all)
                     log.info(
@@ -167,3 +177,5 @@ def stop_background(process: multiprocessing.process.BaseProcess, timeout: float
         log.error("the background generator did not stop within %s s; killing it", timeout)
         process.kill()
         process.join()
+    if os.environ.get(MULTIPROC_ENV):  # its pending count ends with it (a reload starts another generator)
+        multiprocess.mark_process_dead(process.pid)

@@ -30,6 +30,7 @@ change of either is logged and takes effect at the next restart.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -49,6 +50,9 @@ from certstatus.signing.revocation import SignerRevocations
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
 from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.statuspage.facts import gather_facts
+from certstatus.statuspage.page import StatusPage
+from certstatus.statuspage.traffic import TrafficSampler, traffic_sampler
 from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
 
 log = logging.getLogger("certstatus.server")
@@ -171,6 +175,7 @@ class Lifecycle:
         self.handed: Settings | None = None
         self.signers: SupervisorSigners | None = None
         self._cas: list[CaHealth] = []
+        self.traffic: TrafficSampler | None = None  # the status page's samples of the workers' metrics
 
     # start / stop ------------------------------------------------------------------
 
@@ -178,6 +183,7 @@ class Lifecycle:
         """Prepare the metrics folder, export the settings, start the services."""
         if self.settings.admin is not None:
             self._metrics_folder()
+            self.traffic = traffic_sampler(self.metrics_dir).start()
         self._export()
         self._start_services()
 
@@ -189,6 +195,9 @@ class Lifecycle:
         if self.signers is not None:
             self.signers.stop()
             self.signers = None
+        if self.traffic is not None:
+            self.traffic.stop()
+            self.traffic = None
         if self._settings_dir is not None:
             shutil.rmtree(self._settings_dir, ignore_errors=True)
             self._settings_dir = None
@@ -225,13 +234,15 @@ class Lifecycle:
             self.signers.stop()
         self.signers = SupervisorSigners(settings, self.clock)
         self._cas = self.signers.health
-        routes = {}
+        routes, page = {}, None
         if settings.admin is not None:
             routes = {("GET", "/health"): lambda: _text(200, "ok\n"), ("GET", "/ready"): self._ready}
             if self.metrics_dir is not None:
                 registry = admin_registry(self.metrics_dir, self._snapshot)
                 routes[("GET", "/metrics")] = lambda: _metrics(registry)
-        self.services = start_services(settings, lambda: open_store(settings), self.clock, extra_routes=routes)
+            if self.traffic is not None:
+                page = functools.partial(self._status_page, settings)
+        self.services = start_services(settings, lambda: open_store(settings), self.clock, extra_routes=routes, status_page=page)
 
     # reload ------------------------------------------------------------------------
 
@@ -286,14 +297,25 @@ class Lifecycle:
     def _ready(self) -> AdminResponse:
         return _text(*readiness_report(self._problems()))
 
+    def _status_page(self, settings: Settings, refresher) -> Callable[[str], str]:
+        """The status page's renderer over these services (``GET /`` of the admin listener)."""
+        from certstatus.app import open_store
+
+        ring = self.traffic.ring
+        return StatusPage(
+            lambda: gather_facts(lambda: open_store(settings), settings.cas, self._cas, refresher.status(), ring, self.clock.now()),
+            ring,
+        ).html
+
     def _snapshot(self) -> Snapshot:
         cas, now = self._cas, self.clock.now()
+        store_up = True
         try:
             sources = tuple(self._with_store(lambda store: source_ages(store, ((ca.name, ca.issuer_id) for ca in cas), now)))
         except Exception:  # noqa: BLE001 - the scrape still reports the rest
             log.exception("cannot read the store for metrics")
-            sources = ()
-        return Snapshot(sources, tuple(signer_expiry([ca.signers for ca in cas], now)), not self._problems())
+            sources, store_up = (), False
+        return Snapshot(sources, tuple(signer_expiry([ca.signers for ca in cas], now)), not self._problems(), store_up)
 
 
 def _text(status: int, text: str) -> AdminResponse:

@@ -60,8 +60,11 @@ def refused_counter(registry=None):
         if not os.environ.get(MULTIPROC_ENV):
             return None
         registry = CollectorRegistry(auto_describe=False)
-    return Counter("certstatus_overload_refused", "Requests or connections refused with tryLater for overload, by limit.",
-                   ["reason"], registry=registry)
+    counter = Counter("certstatus_overload_refused", "Requests or connections refused with tryLater for overload, by limit.",
+                      ["reason"], registry=registry)
+    for reason in REASONS:  # every series exists from the start, at 0: rate() and alerts see the first refusal
+        counter.labels(reason)
+    return counter
 
 
 class OverloadGuard:

@@ -34,6 +34,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from certstatus.metrics import SUPERVISOR
 from certstatus.observability import process_main
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.overload import OverloadGuard, refused_counter
@@ -239,6 +240,7 @@ def serve_forever(
                 process.join()
                 lived = time.monotonic() - started
                 log.error("worker %d exited (status %s) after %.1f s", process.pid, process.exitcode, lived)
+                SUPERVISOR.worker_restarted()
                 if lived >= MIN_WORKER_LIFETIME:
                     failures = 0
                     spawn()

@@ -396,10 +396,8 @@ class SignerSet:
 def signer_expiry(signer_sets: Iterable[SignerSet], now: dt.datetime | None = None) -> list[SignerState]:
     """Expiry data of every signer of every CA, for a Prometheus exporter.
 
-    Suggested series: ``certstatus_signer_expiry_seconds{ca,signer,state}`` =
-    ``seconds_left``, ``certstatus_signer_expiry_warning{ca,signer}`` =
-    ``warning``, and ``certstatus_signer_expiry_warnings_total{ca}`` from
-    :attr:`SignerSet.warnings_total`.
+    Exported (:mod:`certstatus.metrics`) as ``certstatus_signer_not_after_timestamp_seconds{ca,signer}``,
+    ``certstatus_signer_state{ca,signer,state}`` and ``certstatus_signer_expiry_warning{ca,signer}``.
     """
     found = []
     for signer_set in signer_sets:
