@@ -52,7 +52,10 @@ def check(file: str) -> None:
             load_ca(ca, store, SystemClock())
     finally:
         store.close()
-    Console(stderr=True).print(f"{file}: ok ({len(settings.cas)} CAs)", highlight=False)
+    console = Console(stderr=True)
+    for notice in settings.server.deprecated:
+        console.print(f"warning: {notice}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"{file}: ok ({len(settings.cas)} CAs)", highlight=False)
 
 
 @click.group("billing")

@@ -1,33 +1,27 @@
-"""Run the OCSP listener: uvicorn with N worker processes over the prepared store.
+"""Run the OCSP listener: N worker processes of the protocol edge over the prepared store.
 
-The supervising process binds the socket, starts the admin listener and
-keeps the worker processes running (:class:`~certstatus.server.uvicorn_glue.Supervisor`):
-SIGHUP reloads configuration and data and replaces the workers one by one,
-SIGTERM/SIGINT stop gracefully (workers finish the requests in progress,
-flush the audit log and exit).
-
-With ``server.http = "protocol"`` the workers run :mod:`certstatus.server.protocol`
-instead (plain HTTP: an asyncio protocol over httptools, with a whole-request
-client timeout), under :mod:`certstatus.server.workers`, with the same
-:class:`Lifecycle` in the supervisor. ``bench/http_stacks.py`` measures both.
+The supervising process binds the socket, runs the :class:`Lifecycle`
+services (source refresher, admin listener, background generator) and keeps
+the worker processes of :mod:`certstatus.server.workers` running; each serves
+plain HTTP or, with ``[tls]``, HTTPS through :mod:`certstatus.server.protocol`.
+SIGHUP reloads configuration and data and replaces the workers, SIGTERM/SIGINT
+stop gracefully (workers finish the requests in progress, flush the audit log
+and exit).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from collections.abc import Callable
-
-import uvicorn
 
 from certstatus.config import Settings
 from certstatus.server.lifecycle import Lifecycle
-from certstatus.server.uvicorn_glue import ClientCertHttpToolsProtocol, Supervisor, log_config, ssl_context_factory
+
+log = logging.getLogger("certstatus.server")
 
 #: Seconds workers get to finish their requests after SIGTERM.
 GRACE_SECONDS = 10
-
-
-#: Largest total size of the header fields of one request for the protocol edge (bytes); more gets 431.
+#: Largest total size of the header fields of one request (bytes); more gets 431.
 MAX_HEADER_BYTES = 16 * 1024
 
 
@@ -42,59 +36,23 @@ def serve(
 
     Workers are separate processes (``settings.server.worker_count``, one at
     least, always under the supervisor so SIGHUP works) that share the
-    listening socket; each builds its own application from the settings
-    handed over in the environment. ``reload_settings()`` reads the settings
-    again on SIGHUP (default: the same settings, data re-imported).
+    listening socket; each builds its own application from the settings.
+    ``reload_settings()`` reads the settings again on SIGHUP (default: the
+    same settings, data re-imported). ``on_listening(host, port)`` is called
+    with the bound address (port 0: a free port) once the workers are started.
+    Raises ``OSError`` when the address cannot be bound.
     """
     from certstatus.observability import configure_logging
-
-    configure_logging(log_level)
-    lifecycle = Lifecycle(settings, reload_settings)
-    lifecycle.start()
-    if settings.http_server == "protocol":
-        _serve_protocol(settings, lifecycle, log_level, on_listening)
-        return
-    os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
-    config = uvicorn.Config(
-        "certstatus.server.asgi:create_app",
-        factory=True,
-        host=settings.server.host,
-        port=settings.server.port,
-        workers=settings.server.worker_count,
-        loop="uvloop",
-        http=f"{ClientCertHttpToolsProtocol.__module__}:{ClientCertHttpToolsProtocol.__name__}",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,  # clients behind proxies: [tls] trusted_proxies, see server/proxy.py
-        log_level="warning" if log_level == "info" else log_level,
-        log_config=log_config("warning" if log_level == "info" else log_level),
-        server_header=False,
-        date_header=False,  # OCSPHttpHandler writes Date from its own clock
-        timeout_keep_alive=settings.server.client_timeout,  # and a whole request's deadline (uvicorn_glue)
-        timeout_graceful_shutdown=GRACE_SECONDS,
-        h11_max_incomplete_event_size=16 * 1024,
-        ssl_context_factory=ssl_context_factory if settings.ops.tls.enabled else None,
-    )
-    sock = config.bind_socket()
-    try:
-        Supervisor(config, [sock], lifecycle).run()
-    finally:
-        sock.close()
-        lifecycle.stop()
-
-
-def _serve_protocol(settings: Settings, lifecycle: Lifecycle, log_level: str,
-                    on_listening: Callable[[str, int], None] | None) -> None:
-    """Bind, run the protocol workers until SIGTERM/SIGINT; SIGHUP reloads and replaces them.
-
-    ``on_listening(host, port)`` is called with the bound address (port 0: a free port)
-    once the workers are started. Raises ``OSError`` when the address cannot be bound.
-    """
     from certstatus.server.workers import bind, serve_forever
 
-    sock = bind(settings.server.host, settings.server.port)
-    host, port = sock.getsockname()[:2]
+    configure_logging(log_level)
+    for notice in settings.server.deprecated:
+        log.warning(notice)
+    lifecycle = Lifecycle(settings, reload_settings)
+    lifecycle.start()
     try:
+        sock = bind(settings.server.host, settings.server.port)
+        host, port = sock.getsockname()[:2]
         serve_forever(
             sock,
             lambda: lifecycle.settings.to_json(),
