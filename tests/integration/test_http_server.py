@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -113,10 +114,11 @@ class Reader:
         return status, headers, body
 
     def closed(self) -> bool:
-        """True when the server closes the connection (within the socket's 5 s timeout)."""
+        """True when the server closes the connection (within the socket's 5 s timeout); over TLS
+        a fatal alert counts as closing too."""
         try:
             return not self._fill() and not self.buffer
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             return True
 
 
