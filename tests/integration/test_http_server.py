@@ -1,4 +1,4 @@
-"""The protocol edge (``server.http = "protocol"``) over real sockets: keep-alive,
+"""The protocol edge over real sockets (plain HTTP): keep-alive,
 pipelining, limits, timeouts, shutdown, reload.
 
 A real ``certstatus serve`` (2 worker processes, client_timeout 0.5 s) on a
@@ -33,7 +33,6 @@ def start_server(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CL
     config = tmp / "certstatus.toml"
     config.write_text(
         "[server]\n"
-        'http = "protocol"\n'
         'listen = "127.0.0.1:0"\n'
         f"workers = {workers}\n"
         f'database = "{tmp / "store.sqlite3"}"\n'
