@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -363,29 +364,34 @@ def certstatus_command(config: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", "certstatus", "serve", "--config", str(config), *extra]
 
 
-def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol") -> Path:
-    """A copy of the fixture's config listening on ``port`` with ``workers`` workers and the
-    ``http`` server ("protocol" or "uvicorn")."""
+def port_config(fixture: Fixture, port: int, workers: int, extra: str = "") -> Path:
+    """A copy of the fixture's config listening on ``port`` with ``workers`` workers, ``extra``
+    (TOML tables, e.g. ``[tls]``) appended."""
     text = fixture.config.read_text()
     text = re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', text)
-    text = re.sub(r"workers = \d+", f'workers = {workers}\nhttp = "{http}"', text)
+    text = re.sub(r"workers = \d+", f"workers = {workers}", text)
     path = fixture.folder / f"certstatus-{port}.toml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
 
 
-def asgi_worker_env(fixture: Fixture) -> dict[str, str]:
-    """The environment an ASGI worker (``certstatus.server.asgi:create_app`` under uvicorn or
-    granian, started by hand) builds its application from: the fixture's settings in a 0600
-    file named by ``$CERTSTATUS_SETTINGS_FILE``, as ``certstatus serve``'s supervisor hands them."""
-    from certstatus.config import load_config
-    from certstatus.server.lifecycle import SETTINGS_ENV
+def generate(fixture: Fixture) -> None:
+    """Sign every status of the fixture's CA into its store (``certstatus generate``)."""
+    subprocess.run([PYTHON, "-m", "certstatus", "generate", "--config", str(fixture.config)],
+                   check=True, capture_output=True)  # fmt: skip
 
-    path = fixture.folder / "asgi-settings.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(load_config(fixture.config).to_json())
-    return {SETTINGS_ENV: str(path), "CERTSTATUS_LOG_LEVEL": "warning"}
+
+def stored_responses(fixture: Fixture) -> dict[int, bytes]:
+    """serial -> the SHA-1 CertID response the generator stored (complete DER)."""
+    from certstatus.store.sqlite import SQLiteStore
+
+    with sqlite3.connect(fixture.folder / "store.sqlite3") as db:
+        issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'bench'").fetchone()[0]
+    store = SQLiteStore(fixture.folder / "store.sqlite3")  # complete DER (the store keeps the certificates apart)
+    try:
+        return {serial: response.der for serial, response in store.stored_responses(issuer_id, "sha1")}
+    finally:
+        store.close()
 
 
 def import_store(fixture: Fixture) -> None:
