@@ -180,6 +180,38 @@ def test_client_certificate_chain_reaches_the_authorization_step(server, pki):
     assert response_status(anonymous.content).name == "UNAUTHORIZED"
 
 
+def test_resumed_session_keeps_its_client_certificate(server, pki):
+    alice = pki.clients["alice"]
+    context = tls_context(pki.tls_root, (alice.cert, alice.key))
+    der = request_der(pki.demo.leaves["good"], pki.demo.ca_cert)
+    session = None
+    for attempt in range(2):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost", session=session) as sock:
+                sock.sendall(post(der, b"Connection: close\r\n").replace(b"POST / ", b"POST /ec "))
+                status, _, body = Reader(sock).response()
+                assert status == 200 and cert_status(body) == "good", (attempt, body)
+                assert sock.session_reused == (attempt == 1)
+                session = sock.session
+
+
+def test_resumed_session_of_a_revoked_client_is_disconnected_too(server, pki):
+    """A resumed session carries the client's certificate but not its verified chain: the
+    certificate itself is still checked against our own data."""
+    who = pki.clients["revoked-client"]
+    context = tls_context(pki.tls_root, (who.cert, who.key))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            assert closed_by_server(sock)  # reads the session ticket, then the end
+            session = sock.session
+    assert session is not None and session.has_ticket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost", session=session) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert closed_by_server(sock)
+            assert sock.session_reused
+
+
 def test_client_certificate_revoked_in_our_data_is_disconnected_before_any_http(server, pki):
     assert refused_before_http(server.port, pki, "revoked-client")
     assert "disconnected TLS client" in server.log_text()

@@ -308,8 +308,12 @@ class HttpProtocol(asyncio.Protocol):
             self.connection_lost(None)
             return
         self.transport = transport
-        chain = peer_chain(transport.get_extra_info("ssl_object"))
-        if chain and not self.state.handler.admit_connection(self.client, chain):
+        try:
+            chain = peer_chain(transport.get_extra_info("ssl_object"))
+        except Exception:  # noqa: BLE001 - a client that cannot be checked is not served
+            log.exception("internal error reading the TLS client certificate of %s", self.client)
+            chain = None
+        if chain is None or (chain and not self.state.handler.admit_connection(self.client, chain)):
             self.closing = True
             transport.close()
             return

@@ -76,7 +76,9 @@ def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> tuple[bytes,
     """The client certificate chain the handshake verified, DER, leaf first; () without one.
 
     Python 3.13 has ``get_verified_chain()``; before it, the same method of the
-    underlying ``_ssl`` object. When neither exists, the leaf alone.
+    underlying ``_ssl`` object. When neither exists, the leaf alone; so too on a
+    resumed session, for which OpenSSL keeps the client's certificate but not the
+    chain it was verified with (the method returns None).
     """
     if ssl_object is None:
         return ()
@@ -87,7 +89,7 @@ def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> tuple[bytes,
     if chain_of is None:
         return (leaf,)
     try:
-        chain = chain_of()
+        chain = chain_of() or ()
     except (ssl.SSLError, ValueError):
         return (leaf,)
     ders = tuple(c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain)
