@@ -321,7 +321,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = self.loop.time() + self.state.client_timeout
 
     def _handshake_failed(self, raw: asyncio.BaseTransport, exc: BaseException) -> None:
-        if isinstance(exc, (OSError, asyncio.TimeoutError)):  # ssl.SSLError, ConnectionError: the client's doing
+        if isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.CancelledError)):  # ssl.SSLError, ConnectionError
             log.debug("TLS handshake with %s failed: %s", self.client, exc)
         else:
             log.error("internal error in the TLS handshake with %s", self.client, exc_info=exc)
