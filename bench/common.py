@@ -17,6 +17,8 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
+import ssl
 import statistics
 import subprocess
 import sys
@@ -93,19 +95,23 @@ def wait_port(port: int, process: subprocess.Popen | None = None, timeout: float
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def wait_answering(port: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    """Wait until an HTTP request gets an answer (any status): the workers are up, not only
-    the socket (a run started earlier counts their start-up in its latency)."""
+def wait_answering(port: int, process: subprocess.Popen, timeout: float = 120.0, *, https: bool = False) -> None:
+    """Wait until an HTTP request (over TLS with ``https``, the certificate unchecked) gets an answer
+    (any status): the workers are up, not only the socket (a run started earlier counts their
+    start-up in its latency)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} on port {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+                sock = context.wrap_socket(raw) if https else raw
                 sock.sendall(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 if sock.recv(16).startswith(b"HTTP/"):
                     return
-        except OSError:
+        except OSError:  # ssl.SSLError too
             pass
         time.sleep(0.1)
     raise RuntimeError(f"nothing answers HTTP on 127.0.0.1:{port} after {timeout} s")
@@ -117,8 +123,8 @@ def taskset(cpus: str | None, command: list[str]) -> list[str]:
 
 @contextmanager
 def server(command: list[str], port: int, *, cpus: str | None = SERVER_CPU, env: dict | None = None,
-           cwd: Path | None = None, log: Path | None = None):
-    """Run ``command`` (pinned to ``cpus``) until the block ends; yield the Popen."""
+           cwd: Path | None = None, log: Path | None = None, https: bool = False):
+    """Run ``command`` (pinned to ``cpus``) until the block ends; yield the Popen. ``https``: it speaks TLS."""
     out = open(log, "wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         taskset(cpus, command), env={**os.environ, **(env or {})}, cwd=cwd,
@@ -126,7 +132,7 @@ def server(command: list[str], port: int, *, cpus: str | None = SERVER_CPU, env:
     )  # fmt: skip
     try:
         wait_port(port, process)
-        wait_answering(port, process)
+        wait_answering(port, process, https=https)
         yield process
     finally:
         try:
@@ -157,13 +163,14 @@ class LoadResult:
 
 
 def wrk(port: int, requests_file: Path, *, seconds: int = 10, connections: int = 64, threads: int = 2,
-        close: bool = False, cpus: str | None = LOAD_CPU, path: str = "/", server_pid: int | None = None) -> LoadResult:
-    """Run wrk against 127.0.0.1:port with the rotating requests; return req/s and latency
+        close: bool = False, cpus: str | None = LOAD_CPU, path: str = "/", server_pid: int | None = None,
+        scheme: str = "http") -> LoadResult:
+    """Run wrk against ``scheme``://127.0.0.1:port with the rotating requests; return req/s and latency
     (and requests per CPU-second of ``server_pid``'s process tree when given)."""
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     command = taskset(cpus, [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-s", str(ROTATE_LUA), f"http://127.0.0.1:{port}{path}", "--", str(requests_file),
+        "-s", str(ROTATE_LUA), f"{scheme}://127.0.0.1:{port}{path}", "--", str(requests_file),
         "close" if close else "keepalive",
     ])  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120).stdout
@@ -363,29 +370,34 @@ def certstatus_command(config: Path, *extra: str) -> list[str]:
     return [PYTHON, "-m", "certstatus", "serve", "--config", str(config), *extra]
 
 
-def port_config(fixture: Fixture, port: int, workers: int, http: str = "protocol") -> Path:
-    """A copy of the fixture's config listening on ``port`` with ``workers`` workers and the
-    ``http`` server ("protocol" or "uvicorn")."""
+def port_config(fixture: Fixture, port: int, workers: int, extra: str = "") -> Path:
+    """A copy of the fixture's config listening on ``port`` with ``workers`` workers, ``extra``
+    (TOML tables, e.g. ``[tls]``) appended."""
     text = fixture.config.read_text()
     text = re.sub(r'listen = "[^"]*"', f'listen = "127.0.0.1:{port}"', text)
-    text = re.sub(r"workers = \d+", f'workers = {workers}\nhttp = "{http}"', text)
+    text = re.sub(r"workers = \d+", f"workers = {workers}", text)
     path = fixture.folder / f"certstatus-{port}.toml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
 
 
-def asgi_worker_env(fixture: Fixture) -> dict[str, str]:
-    """The environment an ASGI worker (``certstatus.server.asgi:create_app`` under uvicorn or
-    granian, started by hand) builds its application from: the fixture's settings in a 0600
-    file named by ``$CERTSTATUS_SETTINGS_FILE``, as ``certstatus serve``'s supervisor hands them."""
-    from certstatus.config import load_config
-    from certstatus.server.lifecycle import SETTINGS_ENV
+def generate(fixture: Fixture) -> None:
+    """Sign every status of the fixture's CA into its store (``certstatus generate``)."""
+    subprocess.run([PYTHON, "-m", "certstatus", "generate", "--config", str(fixture.config)],
+                   check=True, capture_output=True)  # fmt: skip
 
-    path = fixture.folder / "asgi-settings.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(load_config(fixture.config).to_json())
-    return {SETTINGS_ENV: str(path), "CERTSTATUS_LOG_LEVEL": "warning"}
+
+def stored_responses(fixture: Fixture) -> dict[int, bytes]:
+    """serial -> the SHA-1 CertID response the generator stored (complete DER)."""
+    from certstatus.store.sqlite import SQLiteStore
+
+    with sqlite3.connect(fixture.folder / "store.sqlite3") as db:
+        issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'bench'").fetchone()[0]
+    store = SQLiteStore(fixture.folder / "store.sqlite3")  # complete DER (the store keeps the certificates apart)
+    try:
+        return {serial: response.der for serial, response in store.stored_responses(issuer_id, "sha1")}
+    finally:
+        store.close()
 
 
 def import_store(fixture: Fixture) -> None:
@@ -410,20 +422,20 @@ def postgres_schema(server_uri: str, prefix: str):
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def check_same_bytes(port: int, fixture, expected, name: str) -> None:
-    """POST a sample of the fixture's requests (one SHA-1 CertID each) to ``port`` and compare each
-    answer with ``expected(serial)`` (the stored response's DER, None when none is stored); exit
-    naming ``name`` and the serial at the first difference."""
+def check_same_bytes(port: int, fixture, expected, name: str, *, tls: ssl.SSLContext | None = None) -> None:
+    """POST a sample of the fixture's requests (one SHA-1 CertID each) to ``port`` (over HTTPS with
+    the client context ``tls``) and compare each answer with ``expected(serial)`` (the stored
+    response's DER, None when none is stored); exit naming ``name`` and the serial at the first difference."""
     import urllib.request
 
     ca = load_certificates(fixture.pki.ca_cert)[0]
     name_hash, key_hash = issuer_hashes(ca, "sha1")
     for serial in fixture.serials[:: max(1, len(fixture.serials) // 50)]:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/", data=request_der(name_hash, key_hash, serial),
+            f"{'https' if tls else 'http'}://127.0.0.1:{port}/", data=request_der(name_hash, key_hash, serial),
             headers={"Content-Type": "application/ocsp-request"},
         )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10, context=tls) as answer:
             stored = expected(serial)
             if stored is None or answer.read() != stored:
                 sys.exit(f"{name} did not answer the stored response for serial {serial:x}")

@@ -133,7 +133,7 @@ def main() -> None:
         requests = make_requests(pki, args.requests + WARM_UP, folder)
         write_bodies(folder / "requests.bin", requests.plain)
         (folder / "certstatus.toml").write_text(
-            f'[server]\ndatabase = "{folder}/store.sqlite3"\nhttp = "protocol"\n\n'
+            f'[server]\ndatabase = "{folder}/store.sqlite3"\n\n'
             f'[ca.bench]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\n'
             f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\nvalidity = "1d"\n'
         )

@@ -468,8 +468,6 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="distinct request bodies (default 2000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed (default 3)")
     parser.add_argument("--workers", type=int, default=1, help="certstatus worker processes (default 1: one core each)")
-    parser.add_argument("--http", choices=["auto", "uvicorn", "protocol"], default="auto",
-                        help="certstatus's server.http (default auto, the product default: the protocol edge for plain HTTP)")
     parser.add_argument("--both-cores", action="store_true",
                         help="certstatus with 2 workers against openssl ocsp -multi 2, nothing pinned "
                              "(raw signing then measured on both cores at once)")  # fmt: skip
@@ -503,14 +501,12 @@ def main() -> int:
         port = free_port()
         config = folder / "certstatus.toml"
         config.write_text(
-            f'[server]\nlisten = "{HOST}:{port}"\nworkers = {args.workers}\ndatabase = "store.sqlite3"\n'
-            f'http = "{args.http}"\n\n'
+            f'[server]\nlisten = "{HOST}:{port}"\nworkers = {args.workers}\ndatabase = "store.sqlite3"\n\n'
             f'[ca.bench]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\n'
             f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\nvalidity = "1d"\n'
         )
         command = [sys.executable, "-m", "certstatus", "serve", "--config", str(config), "--log-level", "warning"]
-        edge = "protocol" if args.http == "auto" else args.http  # auto: the protocol edge (plain HTTP)
-        ours_server = Server(f"certstatus {edge}", pinned(command, 0, pin), port, folder, requests.plain[0])
+        ours_server = Server("certstatus", pinned(command, 0, pin), port, folder, requests.plain[0])
         servers.append(ours_server)
         ours, problems = bench_server(ours_server, requests, files, script, args, pin)
 

@@ -2,7 +2,7 @@
 
 Usage (under the shared lock):
     flock /work/bench.lock .venv/bin/python bench/overload.py [--runs 3] [--seconds 10] [--calls 10]
-        [--factor 4] [--http protocol|uvicorn]
+        [--factor 4]
 
 What it does, per run, against one worker pinned to core 0, live mode with an
 ECDSA P-256 signer (every answer signed on the spot: the CPU-bound case;
@@ -255,7 +255,6 @@ def uri_file(fixture, port: int, path: Path, count: int = 1000) -> Path:
 
 def main() -> int:
     parser = load_arguments(__doc__)
-    parser.add_argument("--http", choices=("protocol", "uvicorn"), default="protocol", help="the HTTP edge")
     parser.add_argument("--calls", type=int, default=10,
                         help="requests per connection in the open-loop part (1: a new connection per request)")
     parser.add_argument("--factor", type=float, default=FACTOR, help="offered rate / peak")
@@ -268,7 +267,7 @@ def main() -> int:
         fixture = make_fixture(Path(tmp) / "live-ec", "ec", args.count, workers=1)
         import_store(fixture)
         port = free_port()
-        config = port_config(fixture, port, 1, args.http)
+        config = port_config(fixture, port, 1)
         admin_port = free_port()
         token = Path(tmp) / "admin.token"
         token.write_text(TOKEN + "\n")
@@ -307,7 +306,7 @@ def main() -> int:
             for line in checked.wrong[:10]:
                 print(f"  wrong: {line}")
         load = os.getloadavg()
-        print(f"\noverload (bench/overload.py --calls {args.calls} --factor {args.factor:g}; {args.http} edge, "
+        print(f"\noverload (bench/overload.py --calls {args.calls} --factor {args.factor:g}; "
               f"1 worker, live ECDSA P-256, {args.runs} runs of {args.seconds} s, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}): medians")
         regime = "a new connection per request" if args.calls == 1 else "keep-alive"
         print(f"  peak (closed loop, wrk -c64, {regime:>28}) {median(r['peak'] for r in rows):9.0f} req/s")

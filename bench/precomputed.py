@@ -30,21 +30,16 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
-import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from common import (
     load_arguments,
-    PYTHON, asgi_worker_env, median_result, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb, port_config,
-    check_same_bytes, server, warm, wrk, write_requests,
+    median_result, certstatus_command, children, free_port, generate, make_fixture, need, peak_rss_mb, port_config,
+    check_same_bytes, server, stored_responses, warm, wrk, write_requests,
 )  # fmt: skip
 from peers import cfssl_ocspserve, nginx_static
-
-from certstatus.store.sqlite import SQLiteStore
 
 
 #: certstatus's ``server.response_cache_bytes`` per serial: an edge entry (request, headers, DER of
@@ -52,39 +47,8 @@ from certstatus.store.sqlite import SQLiteStore
 CACHE_BYTES_PER_SERIAL = 2000
 
 
-def generate(fixture) -> None:
-    help_text = subprocess.run([PYTHON, "-m", "certstatus", "--help"], capture_output=True, text=True).stdout
-    if "generate" not in help_text:
-        sys.exit("this checkout has no precomputed mode (`certstatus generate`): nothing to measure")
-    subprocess.run([PYTHON, "-m", "certstatus", "generate", "--config", str(fixture.config)],
-                   check=True, capture_output=True)  # fmt: skip
-
-
-def stored_responses(fixture) -> dict[int, bytes]:
-    """serial -> the SHA-1 CertID response the generator stored."""
-    with sqlite3.connect(fixture.folder / "store.sqlite3") as db:
-        issuer_id = db.execute("SELECT id FROM issuers WHERE name = 'bench'").fetchone()[0]
-    store = SQLiteStore(fixture.folder / "store.sqlite3")  # complete DER (the store keeps the certificates apart)
-    try:
-        return {serial: response.der for serial, response in store.stored_responses(issuer_id, "sha1")}
-    finally:
-        store.close()
-
-
-def granian_server(fixture):
-    """The ASGI app (certstatus.server.asgi) under granian, one worker, for comparison."""
-    env = asgi_worker_env(fixture)
-    binary = str(Path(PYTHON).parent / "granian")
-    return lambda port: server([binary, "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-                                "--workers", "1", "--loop", "uvloop", "--no-ws", "--runtime-mode", "st",
-                                "--log-level", "warning", "--no-access-log", "certstatus.server.asgi:create_app"],
-                               port, env=env)
-
-
 def main() -> None:
     parser = load_arguments(__doc__)
-    parser.add_argument("--only-ratios", action="store_true",
-                        help="measure only certstatus (protocol), CFSSL and nginx (what the ratios need)")
     parser.add_argument("--servers", help="comma-separated names of the servers to measure (default: all; "
                                           "the ratios are printed when certstatus, CFSSL and nginx are among them)")
     args = parser.parse_args()
@@ -104,18 +68,11 @@ def main() -> None:
         responses_file.write_text("".join(base64.b64encode(stored[s]).decode() + "\n" for s in fixture.serials))
         requests = write_requests(fixture, Path(tmp) / "post.txt", method="POST", nonce=False)
 
-        def certstatus(http):
-            return lambda port: server(certstatus_command(port_config(fixture, port, 1, http)), port)
-
         candidates = {
-            "certstatus": certstatus("protocol"),
-            "certstatus uvicorn": certstatus("uvicorn"),
-            **({"certstatus granian": granian_server(fixture)} if shutil.which("granian", path=str(Path(PYTHON).parent)) else {}),
+            "certstatus": lambda port: server(certstatus_command(port_config(fixture, port, 1)), port),
             "cfssl ocspserve": lambda port: cfssl_ocspserve(responses_file, port),
             "nginx static": lambda port: nginx_static(Path(tmp) / f"nginx-{port}", port, stored[fixture.serials[0]]),
         }
-        if args.only_ratios:
-            candidates = {n: c for n, c in candidates.items() if n in ("certstatus", "cfssl ocspserve", "nginx static")}
         if args.servers:
             chosen = [name.strip() for name in args.servers.split(",")]
             unknown = [name for name in chosen if name not in candidates]

@@ -112,7 +112,7 @@ def main() -> None:
         }
         for fixture, database in variants.values():
             port = free_port()
-            with server(certstatus_command(port_config(fixture, port, 1, "protocol")), port):
+            with server(certstatus_command(port_config(fixture, port, 1)), port):
                 check_served_from(port, fixture, database)
         print(f"== precomputed serving, {args.count} serials (POST, no nonce), certstatus protocol edge on core 0, "
               f"wrk -t2 -c64 -d{args.seconds}s on core 1, PostgreSQL unpinned, medians of {args.runs} runs ==")
@@ -121,7 +121,7 @@ def main() -> None:
         for _ in range(args.runs):  # interleaved, so that a busy spell hits every variant
             for name, (fixture, _) in variants.items():
                 port = free_port()
-                with server(certstatus_command(port_config(fixture, port, 1, "protocol")), port) as process:
+                with server(certstatus_command(port_config(fixture, port, 1)), port) as process:
                     time.sleep(SETTLE_SECONDS)  # the background generator's first pass (nothing to sign) is over
                     if name.endswith(" on"):
                         warm(port, requests)  # every answer in the edge cache before the measured run

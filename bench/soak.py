@@ -115,7 +115,7 @@ def _tlv(tag: int, content: bytes) -> bytes:
     return bytes([tag, 0x80 | size]) + n.to_bytes(size, "big") + content
 
 
-def build_world(folder: Path, serials: int, workers: int, http: str, port: int) -> tuple[Path, dict[str, object]]:
+def build_world(folder: Path, serials: int, workers: int, port: int) -> tuple[Path, dict[str, object]]:
     """Three demo PKIs with index files, a config serving one per mode; returns (config, pkis by mode)."""
     rng = random.Random(20261121)
     expiry = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=90)).strftime("%y%m%d%H%M%SZ")
@@ -141,7 +141,7 @@ def build_world(folder: Path, serials: int, workers: int, http: str, port: int) 
         )
     config = folder / "certstatus.toml"
     config.write_text(
-        f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = {workers}\nhttp = "{http}"\n'
+        f'[server]\nlisten = "127.0.0.1:{port}"\nworkers = {workers}\n'
         f'database = "{folder / "store.sqlite3"}"\ncommon_path = ""\n\n' + "\n".join(tables)
     )
     return config, pkis
@@ -514,8 +514,6 @@ def main() -> int:
     parser.add_argument("--peak-seconds", type=int, default=8, help="wrk run measuring the peak")
     parser.add_argument("--warmup", type=float, help="seconds before RSS is taken as the start (default: a tenth, >= 20 s)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--http", choices=("auto", "uvicorn", "protocol"), default="auto",
-                        help="the server (default auto, the config default: the protocol edge for plain HTTP)")
     parser.add_argument("--serials", type=int, default=3000, help="certificates per CA")
     parser.add_argument("--requests", type=int, default=4000, help="distinct requests per CA (rotated)")
     parser.add_argument("--connections", type=int, default=24, help="keep-alive connections of the soak client")
@@ -531,9 +529,9 @@ def main() -> int:
         import uvloop
 
         port = free_port()
-        config, pkis = build_world(folder, args.serials, args.workers, args.http, port)
+        config, pkis = build_world(folder, args.serials, args.workers, port)
         planned = plan_requests(pkis, args.requests)
-        print(f"# soak: {args.minutes:g} min, {args.workers} workers ({args.http}), CAs live /live, precomputed /pre, "
+        print(f"# soak: {args.minutes:g} min, {args.workers} workers, CAs live /live, precomputed /pre, "
               f"cached /cached, {args.serials} certificates each, {len(planned)} distinct requests; "
               f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
         peak_tally = Tally()

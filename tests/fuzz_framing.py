@@ -24,7 +24,7 @@ when the edge broke a rule:
 Shared by the hypothesis properties (tests/unit/test_fuzz_framing.py) and
 the atheris target ``framing`` of bench/fuzz.py (through
 :meth:`tests.fuzz_world.FuzzWorld.feed_framing`). :func:`parse_responses`
-also reads what real sockets return (uvicorn and the protocol server).
+also reads what real sockets return (plain HTTP and TLS).
 """
 
 from __future__ import annotations

@@ -162,8 +162,6 @@ def serve(log_level: str, **opts) -> None:
             f"for {', '.join(ca.name for ca in settings.cas)}"
         )
 
-    if settings.http_server != "protocol":  # the protocol edge reports the port it bound (0: a free one)
-        listening(settings.server.host, settings.server.port)
     run_server(settings, log_level=log_level, reload_settings=lambda: _settings(opts), on_listening=listening, sock=sock)
 
 

@@ -154,9 +154,10 @@ class ServerSettings:
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # per worker
-    http: str = "auto"  # "protocol" (server/protocol.py, plain HTTP), "uvicorn" (ASGI), auto: see Settings.http_server
     where: str = dataclasses.field(default="command line", compare=False)
     key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
+    #: Warnings about keys that are accepted but no longer used (one sentence each, naming the file and the fix).
+    deprecated: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def database_key(self) -> str:
@@ -174,15 +175,6 @@ class Settings:
     cas: tuple[CaSettings, ...]
     admin: AdminSettings | None = None
     ops: OperationsSettings = OperationsSettings()
-
-    @property
-    def http_server(self) -> str:
-        """The workers' HTTP server: ``server.http``, where ``"auto"`` (the default) is the
-        protocol edge (server/protocol.py: edge answer cache, live lane) for plain HTTP and
-        uvicorn when ``[tls]`` is on (TLS and client certificates are built on uvicorn)."""
-        if self.server.http != "auto":
-            return self.server.http
-        return "uvicorn" if self.ops.tls.enabled else "protocol"
 
     def to_json(self) -> str:
         """Serialise for worker processes (paths as strings, no secrets inside)."""
@@ -286,15 +278,9 @@ def load_config(path: Path) -> Settings:
 
 
 def check_settings(settings: Settings, where: str) -> Settings:
-    """Refuse duplicate CA names and URL paths, and TLS on the protocol edge; return ``settings``."""
+    """Refuse duplicate CA names and URL paths; return ``settings``."""
     names: set[str] = set()
     paths: dict[str, str] = {}
-    if settings.server.http == "protocol" and settings.ops.tls.enabled:
-        raise ConfigError(
-            settings.server.where, "server.http",
-            '"protocol" serves plain HTTP only; TLS is served by the default server.',
-            'Remove server.http (auto: uvicorn with [tls]), or terminate TLS in front of certstatus.',
-        )  # fmt: skip
     for ca in settings.cas:
         if ca.name in names:
             raise ConfigError(ca.where, f"ca.{ca.name}", "this CA name is configured twice.", "Give each CA its own name.")
@@ -455,10 +441,10 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
         raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
-    http = raw.get("http", "auto")
-    if http not in ("auto", "uvicorn", "protocol"):
-        raise ConfigError(where, "server.http", f"{http!r} is not auto, uvicorn or protocol.",
-                          'Write "auto" (default: protocol for plain HTTP, uvicorn with [tls]), "protocol" or "uvicorn".')
+    deprecated = ()
+    if "http" in raw:  # it chose between two HTTP servers; one serves plain HTTP and TLS now
+        deprecated = (f"{where}: server.http = {raw['http']!r} is no longer used and is ignored: one HTTP server "
+                      "serves plain HTTP and TLS. Remove the key.",)
     permissions = raw.get("key_permissions", "refuse")
     if permissions not in ("refuse", "warn"):
         raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')
@@ -471,7 +457,8 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
                               f"Write a whole number from 1 to {top}, e.g. {default} (per worker process).")
         limits[key] = value
     return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes,
-                          client_timeout=float(timeout), http=http, where=where, key_permissions=permissions, **limits)
+                          client_timeout=float(timeout), where=where, key_permissions=permissions, deprecated=deprecated,
+                          **limits)
 
 
 def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:

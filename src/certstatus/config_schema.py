@@ -218,24 +218,23 @@ SERVER = Section(
             '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
         Key("response_cache_bytes", _CORE["integer"], "Per worker: the in-process cache of answers of `precomputed` and "
             "`cached` CAs, in bytes, least recently used out; 0 = off. See [precomputed.md](precomputed.md).", "67108864"),
-        Key("http", _choice("auto", "protocol", "uvicorn"), 'The HTTP server of the workers: `"protocol"`, '
-            "certstatus's own asyncio protocol over httptools (plain HTTP only, no `[tls]`; keep-alive, pipelining, "
-            "413/414/431 limits, `client_timeout`, the edge answer cache and the live lane), or `\"uvicorn\"` (ASGI; "
-            'TLS and client certificates). `"auto"` takes the protocol edge for plain HTTP and uvicorn with `[tls]` '
-            "(figures of both in bench/README.md).", '"auto"'),
+        Key("http", Kind("any value", lambda value, file, key, base: value),
+            "No longer used: one HTTP server serves plain HTTP and TLS. A file that still sets it is accepted, "
+            "the key ignored, with a warning (logged at start and reload, printed by `config check`); remove it."),
         Key("client_timeout", Kind("seconds (a number, 0.1 to 3600)", _string),
             "Seconds a client has to send a whole request from its first byte (slow senders do not extend "
-            "it), and the idle time of a keep-alive connection or of a new one that sends nothing; "
-            "overdue connections are closed without an answer.", "10"),
+            "it), and the idle time of a keep-alive connection or of a new one that sends nothing; with `[tls]` "
+            "also the longest TLS handshake (and closing exchange). Overdue connections are closed without an "
+            "answer.", "10"),
         Key("max_connections", _CORE["integer"],
-            "Per worker process: open client connections (1 to 1000000). A connection accepted beyond it gets "
+            "Per worker process: open client connections (1 to 1000000), those still in the TLS handshake "
+            "included. A connection accepted beyond it gets "
             "HTTP 503 with the OCSP `tryLater` response to its first request, then is closed; beyond twice it, "
             "it is closed at once. See [operations.md](operations.md#overload).", "1000"),
         Key("max_in_flight", _CORE["integer"],
             "Per worker process: requests waiting in threads for blocking work, i.e. forwarded requests "
             "waiting for a remote responder (1 to 10000); one more gets HTTP 503 `tryLater` at once instead of "
-            "a place in a queue. Both HTTP edges apply it; requests pipelined behind a forwarded one wait "
-            "for its answer, in order.", "64"),
+            "a place in a queue. Requests pipelined behind a forwarded one wait for its answer, in order.", "64"),
     ),
 )
 
@@ -246,7 +245,8 @@ TLS = Section(
     "`client_trust_anchors`; with `\"required\"` a client without a valid certificate is "
     "disconnected in the handshake. A client certificate that this responder's own data reports "
     "revoked (its issuer is a CA served here) is disconnected right after the handshake. "
-    "Behind a TLS-terminating proxy, `client_cert_header` names the header in which the proxy "
+    "A handshake must end within `server.client_timeout`, and connections still in it count towards "
+    "`server.max_connections`. Behind a TLS-terminating proxy, `client_cert_header` names the header in which the proxy "
     "passes the verified client certificate (PEM, URL-encoded PEM as nginx's "
     "`$ssl_client_escaped_cert`, or base64 DER); it is read only from `trusted_proxies`, and "
     "the certificate is verified again against `client_trust_anchors`.",

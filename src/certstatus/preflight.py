@@ -62,6 +62,7 @@ def check_configuration(path: Path, clock: Clock | None = None) -> CheckReport:
     check_secret_files(settings)  # under "warn" it logs, as serve does
     check_operations(settings)
     report = CheckReport(len(settings.cas))
+    report.warnings.extend(settings.server.deprecated)  # keys still accepted, to be removed
     store = SQLiteStore(":memory:")
     try:
         for ca in settings.cas:

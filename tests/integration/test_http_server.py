@@ -1,4 +1,4 @@
-"""The protocol edge (``server.http = "protocol"``) over real sockets: keep-alive,
+"""The protocol edge over real sockets (plain HTTP): keep-alive,
 pipelining, limits, timeouts, shutdown, reload.
 
 A real ``certstatus serve`` (2 worker processes, client_timeout 0.5 s) on a
@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,7 +33,6 @@ def start_server(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CL
     config = tmp / "certstatus.toml"
     config.write_text(
         "[server]\n"
-        'http = "protocol"\n'
         'listen = "127.0.0.1:0"\n'
         f"workers = {workers}\n"
         f'database = "{tmp / "store.sqlite3"}"\n'
@@ -113,10 +113,11 @@ class Reader:
         return status, headers, body
 
     def closed(self) -> bool:
-        """True when the server closes the connection (within the socket's 5 s timeout)."""
+        """True when the server closes the connection (within the socket's 5 s timeout); over TLS
+        a fatal alert counts as closing too."""
         try:
             return not self._fill() and not self.buffer
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             return True
 
 

@@ -73,7 +73,7 @@ def fleet(postgres_module_dsn, demo_pki, tmp_path_factory):
     for name, port in zip("ab", ports, strict=True):
         config = folder / f"{name}.toml"
         config.write_text(
-            table("server", listen=f"127.0.0.1:{port}", workers=1, database=postgres_module_dsn, http="protocol", common_path="")
+            table("server", listen=f"127.0.0.1:{port}", workers=1, database=postgres_module_dsn, common_path="")
             + demo_ca_table("demo", pki, index=True, path="/demo", mode="precomputed", push=True)
         )
         configs.append(config)

@@ -2,7 +2,7 @@
 
 One server for the module: the ECDSA demo CA in cached mode at /cached/, the
 RSA demo CA in precomputed mode at /precomputed/, two worker processes of the
-protocol edge (``server.http = "protocol"``, with its edge answer cache) and
+protocol edge (with its edge answer cache) and
 the background generator, and the admin listener (metrics). The server
 listens at once and generates in the background; the fixture waits for that
 first pass, so the tests' answers are the stored bytes (a request before it
@@ -37,7 +37,7 @@ class PrecomputedServer:
         self.cached, self.precomputed = cached, precomputed
         self.database = folder / "store.sqlite3"
         config = (
-            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="", http="protocol")
+            table("server", listen=f"127.0.0.1:{port}", workers=2, database=self.database, common_path="")
             + table("admin", listen=f"127.0.0.1:{admin}", token_file="admin.token")
             + demo_ca_table("cached", cached, index=True, path="/cached", mode="cached")
             + demo_ca_table("precomputed", precomputed, index=True, path="/precomputed", mode="precomputed")

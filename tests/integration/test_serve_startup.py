@@ -80,7 +80,7 @@ def test_serve_answers_from_the_store_while_its_first_generation_pass_is_held(da
     port = free_port()
     config = tmp_path / "certstatus.toml"
     config.write_text(
-        table("server", listen=f"127.0.0.1:{port}", workers=1, database=database, http="protocol")
+        table("server", listen=f"127.0.0.1:{port}", workers=1, database=database)
         + demo_ca_table("demo", pki, index=True, mode="precomputed")
     )
     if database.startswith("postgresql"):

@@ -453,3 +453,33 @@ def test_port_zero_and_client_timeout_are_read(tmp_path: Path) -> None:
     assert settings.server.port == 0
     assert settings.server.client_timeout == 2.5
     assert load_config(_write(tmp_path, MINIMAL_CA)).server.client_timeout == 10.0
+
+
+@pytest.mark.parametrize("value", ['"uvicorn"', '"protocol"', '"auto"'])
+def test_server_http_is_accepted_and_ignored_with_a_warning_naming_file_key_and_fix(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, f"[server]\nhttp = {value}\n" + MINIMAL_CA)
+    (notice,) = load_config(path).server.deprecated
+    assert notice.startswith(f"{path}: server.http = {value.strip(chr(34))!r} is no longer used")
+    assert notice.endswith("Remove the key.")
+    assert load_config(_write(tmp_path, MINIMAL_CA)).server.deprecated == ()
+
+
+def test_config_check_prints_the_server_http_warning(tmp_path: Path, demo_pki) -> None:
+    from click.testing import CliRunner
+
+    from certstatus.cli import main
+
+    path = _write(tmp_path, f"""
+        [server]
+        http = "uvicorn"
+
+        [ca.demo]
+        certificate = "{demo_pki.ca_cert}"
+        crl = "{demo_pki.crl}"
+        signer_certificate = "{demo_pki.ocsp_cert}"
+        signer_key = "{demo_pki.ocsp_key}"
+        """)
+    result = CliRunner().invoke(main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.stderr
+    assert f"warning: {path}: server.http = 'uvicorn' is no longer used" in result.stderr
+    assert "ok (1 CAs)" in result.stderr

@@ -11,8 +11,8 @@ no exception escaping, well-formed responses in order, no 5xx but an OCSP
 503 tryLater, the connection closed after a refusal.
 
 In process (HttpProtocol over a fake transport) for many examples; through a
-real ``certstatus serve`` with uvicorn and with the protocol server, over
-sockets, for a smaller sample. Speed per input (< 50 ms) is measured by
+real ``certstatus serve``, over plain and TLS sockets (each cut a TLS
+record of its own), for a smaller sample. Speed per input (< 50 ms) is measured by
 ``bench/fuzz.py --target framing``, never here.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from hypothesis import strategies as st
 from certstatus.demo_pki import DemoPki
 from tests.fuzz_framing import Finding, Response, check_response, parse_responses
 from tests.fuzz_world import FuzzWorld, config_text, cryptography_request
+from tests.ocsp_client import tls_context
 from tests.processes import free_port
 from tests.servers import Server, start_server
 
@@ -145,14 +147,13 @@ def cuts(draw: st.DrawFn, data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True) if data[a:b]]
 
 
-def check_planned(plan: list[Planned], responses: list[Response], *, http10_closes: bool = False) -> None:
-    """The responses are the plan's, in order; ``http10_closes``: the server may close after an HTTP/1.0 request."""
+def check_planned(plan: list[Planned], responses: list[Response]) -> None:
+    """The responses are the plan's, in order."""
     finals = [r for r in responses if r.status != 100]
     assert [r.status for r in finals] == [p.status for p in plan], ([r.status for r in finals], [p.raw[:40] for p in plan])
     assert sum(r.status == 100 for r in responses) == sum(p.expect_continue for p in plan)
     for planned, response in zip(plan, finals, strict=True):
-        may_close = http10_closes and b" HTTP/1.0\r\n" in planned.raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
-        assert response.closes == planned.closes or (may_close and response is finals[-1])
+        assert response.closes == planned.closes
         if planned.cert_status is not None or planned.ocsp_status is not None:
             answer = x509_ocsp.load_der_ocsp_response(response.body)
             if planned.cert_status is not None:
@@ -263,26 +264,39 @@ def test_framing_regressions(world: FuzzWorld, stream: bytes) -> None:
     assert result.transport.closed and result.responses[-1].closes
 
 
-# --- real sockets: uvicorn and the protocol server ---------------------------------------------
+# --- real sockets: plain HTTP and TLS ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["uvicorn", "protocol"])
-def live(request: pytest.FixtureRequest, demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@dataclass
+class Live:
+    """A running server and the client context of its TLS listener (None: plain HTTP)."""
+
+    server: Server
+    tls: ssl.SSLContext | None
+
+
+@pytest.fixture(scope="module", params=["plain", "tls"])
+def live(request: pytest.FixtureRequest, demo_pki: DemoPki, access_pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp(f"framing-{request.param}")
     port, admin_port = free_port(), free_port()
+    tls = request.param == "tls"
     config = config_text(demo_pki, folder / "status.sqlite3")
-    config = config.replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{port}"\nworkers = 1\nhttp = "{request.param}"\nclient_timeout = 2')
+    config = config.replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{port}"\nworkers = 1\nclient_timeout = 2')
     config = config.replace('listen = "127.0.0.1:8081"', f'listen = "127.0.0.1:{admin_port}"')
-    server = start_server(folder, config, port=port, admin_port=admin_port)
-    yield server
+    if tls:
+        config += f'\n[tls]\ncertificate = "{access_pki.server.cert}"\nkey = "{access_pki.server.key}"\n'
+    server = start_server(folder, config, port=port, admin_port=admin_port, tls=tls)
+    yield Live(server, tls_context(access_pki.tls_root) if tls else None)
     assert server.stop() == 0, server.log_text()[-3000:]
     assert "Traceback" not in server.log_text(), server.log_text()[-3000:]
 
 
-def exchange(port: int, chunks: list[bytes], *, half_close: bool, want: int | None = None) -> bytes:
+def exchange(live: Live, chunks: list[bytes], *, half_close: bool, want: int | None = None) -> bytes:
     """Send ``chunks`` on one connection; read until ``want`` final responses came or the server closed."""
+    if live.tls is not None:
+        return _exchange_tls(live, chunks, half_close=half_close, want=want)
     received = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", live.server.port), timeout=10) as sock:
         try:
             for chunk in chunks:
                 sock.sendall(chunk)
@@ -291,7 +305,7 @@ def exchange(port: int, chunks: list[bytes], *, half_close: bool, want: int | No
         except OSError:  # EPIPE, ECONNRESET, ENOTCONN: the server closed first (after a refusal)
             pass  # read what it answered
         while True:
-            if want is not None and len([r for r in parse_responses(received, partial_ok=True) if r.status != 100]) >= want:
+            if _finals(received) >= (want or 1 << 30):
                 return received
             try:
                 chunk = sock.recv(65536)
@@ -302,32 +316,83 @@ def exchange(port: int, chunks: list[bytes], *, half_close: bool, want: int | No
             received += chunk
 
 
+def _finals(received: bytes) -> int:
+    return len([r for r in parse_responses(received, partial_ok=True) if r.status != 100])
+
+
+def _exchange_tls(live: Live, chunks: list[bytes], *, half_close: bool, want: int | None) -> bytes:
+    """:func:`exchange` over TLS, through memory BIOs so that each chunk is a TLS record of its own
+    and a half-close is a close_notify after which the answers are still read (an ``ssl`` socket's
+    ``unwrap`` would wait for the server's close_notify and drop them)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = live.tls.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    received = b""
+    with socket.create_connection(("127.0.0.1", live.server.port), timeout=10) as sock:
+
+        def pump() -> bool:  # one read from the socket into the TLS layer; False at its end
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if chunk:
+                incoming.write(chunk)
+            else:
+                incoming.write_eof()
+            return bool(chunk)
+
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                if not pump():
+                    return b""
+        try:
+            sock.sendall(outgoing.read())
+            for chunk in chunks:
+                tls.write(chunk)
+                sock.sendall(outgoing.read())
+            if half_close:
+                try:
+                    tls.unwrap()
+                except ssl.SSLWantReadError:  # close_notify sent; the server's comes after its answers
+                    pass
+                sock.sendall(outgoing.read())
+        except OSError:  # the server closed first (after a refusal): read what it answered
+            pass
+        while _finals(received) < (want or 1 << 30):
+            try:
+                received += tls.read(65536)
+            except ssl.SSLWantReadError:
+                if not pump():
+                    return received
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):  # the server's close_notify, or its TCP end
+                return received
+    return received
+
+
 @SOCKETS
 @given(data=st.data())
-def test_well_formed_pipelines_over_real_sockets(live: Server, demo_pki: DemoPki, data: st.DataObject) -> None:
+def test_well_formed_pipelines_over_real_sockets(live: Live, demo_pki: DemoPki, data: st.DataObject) -> None:
     plan = [p for p in data.draw(pipelines(demo_pki)) if p.method != "HEAD"]  # a HEAD answer's length depends on the request
-    uvicorn = live.folder.name.startswith("framing-uvicorn")
-    for number, planned in enumerate(plan):
-        if uvicorn and b" HTTP/1.0\r\n" in planned.raw:  # uvicorn closes after every HTTP/1.0 request (it may)
-            plan = plan[: number + 1]
-            break
     if not plan:
         return
     stream = b"".join(p.raw for p in plan)
-    received = exchange(live.port, data.draw(cuts(stream)), half_close=False, want=len(plan))
+    received = exchange(live, data.draw(cuts(stream)), half_close=False, want=len(plan))
     responses = parse_responses(received)
     for response in responses:
         check_response(response)
-    check_planned(plan, responses, http10_closes=uvicorn)
+    check_planned(plan, responses)
 
 
 @SOCKETS
 @given(data=st.data())
-def test_hostile_streams_over_real_sockets(live: Server, world: FuzzWorld, data: st.DataObject) -> None:
+def test_hostile_streams_over_real_sockets(live: Live, world: FuzzWorld, data: st.DataObject) -> None:
     stream = data.draw(hostile_streams(world))
     if b"HEAD " in stream:
         stream = stream.replace(b"HEAD ", b"GET ")  # without the handler's record, a HEAD answer's body is unknowable
-    received = exchange(live.port, data.draw(cuts(stream)), half_close=True)
+    received = exchange(live, data.draw(cuts(stream)), half_close=True)
     responses = parse_responses(received, partial_ok=True)  # a half-closed client may miss the rest of an answer
     finals = [r for r in responses if r.status != 100]
     for number, response in enumerate(finals):

@@ -262,6 +262,8 @@ class Lifecycle:
             if result.error:
                 log.error("reload: %s %s of CA %s refused, its previous data keeps serving: %s",
                           result.kind, result.origin, result.ca, result.error)
+        for notice in settings.server.deprecated:
+            log.warning("reload: %s", notice)
         old = self.settings
         if (settings.server.host, settings.server.port) != (old.server.host, old.server.port):
             log.warning("reload: server.listen changed; it takes effect at the next restart")

@@ -20,6 +20,16 @@ and enforces what a public listener needs (RFC 9112):
   at a time, and the loop serves the other connections in between, so one
   pipelining client cannot stall a worker's other clients for the length of
   its whole read;
+* TLS (``[tls]``): each accepted connection is counted and admitted first, then
+  its handshake runs (:meth:`asyncio.loop.start_tls` with the context of
+  :mod:`certstatus.server.tls`), so a connection still in the handshake counts
+  towards ``max_connections`` and one beyond twice the limit is closed before
+  any handshake work; a handshake not finished within ``client_timeout`` is
+  abandoned and the socket closed. After it the verified client chain is read
+  once (:func:`~certstatus.server.tls.peer_chain`), a client certificate our
+  own data reports revoked is disconnected
+  (:meth:`OCSPHttpHandler.admit_connection`), and the chain is handed to the
+  handler with every request of the connection;
 * overload: a connection beyond ``max_connections`` of the worker gets 503
   ``tryLater`` to its first request and is closed, beyond twice the limit it is
   closed at once (:mod:`certstatus.server.overload`);
@@ -29,16 +39,16 @@ and enforces what a public listener needs (RFC 9112):
   connection's later pipelined requests are held, in order, until its answer
   is written; other connections are served meanwhile.
 
-Why not uvicorn: ``bench/http_stacks.py`` measured this protocol against the
-ASGI adapter under uvicorn and granian on the same requests (figures in
-``bench/README.md``); the ASGI hop per request costs more than the rest of the
-precomputed path.
+Why an own protocol rather than an ASGI server: measured against the same
+handler under uvicorn and granian (``bench/README.md``), the ASGI hop per
+request cost more than the rest of the precomputed path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import deque
 
 import httptools
@@ -46,6 +56,7 @@ import httptools
 from certstatus.server.edge import EdgeCache
 from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
 from certstatus.server.overload import TRY_LATER, OverloadGuard
+from certstatus.server.tls import peer_chain
 
 log = logging.getLogger("certstatus.server")
 
@@ -92,7 +103,8 @@ class ServerState:
 
     Sizes in bytes, ``client_timeout`` in seconds; ``guard`` holds the
     connection limit and the threads of blocking work (None: no limit, blocking
-    work in the loop's default executor).
+    work in the loop's default executor); ``tls`` is the listener's server
+    context (None: plain HTTP).
     """
 
     def __init__(
@@ -103,8 +115,10 @@ class ServerState:
         max_header_bytes: int = 16 * 1024,
         edge: EdgeCache | None = None,
         guard: OverloadGuard | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.handler = handler
+        self.tls = tls
         self.edge = edge if edge is not None else handler.edge
         self.lane = handler.lane
         self.guard = guard
@@ -113,6 +127,8 @@ class ServerState:
         self.max_body_bytes = handler.max_request_bytes
         self.max_url_bytes = url_limit(handler.max_request_bytes)
         self.connections: set[HttpProtocol] = set()
+        #: The TLS handshakes in progress (each a future that is done when its handshake ends).
+        self.handshakes: set[asyncio.Future] = set()
         self.draining = False
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -199,6 +215,8 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         self.in_request = False
         self.closing = False
+        #: The client certificate chain the TLS handshake verified (DER, leaf first); () without one.
+        self.tls_client_chain: tuple[bytes, ...] = ()
         self.answered = 0  # requests answered on this connection (fairness turns)
         # Bytes read but not yet parsed: the rest of a large read, waiting for this connection's
         # next turn (reading is paused meanwhile, so later reads queue behind it in order).
@@ -232,13 +250,86 @@ class HttpProtocol(asyncio.Protocol):
     # asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """A TCP connection was accepted: count it, apply the connection limit, start TLS if configured."""
+        state = self.state
         self.transport = transport  # type: ignore[assignment]
+        self.deadline = self.loop.time() + state.client_timeout
+        state.connections.add(self)
+        if state.guard is not None:
+            self._over_limit(state.guard.admit(len(state.connections)))
+        if state.tls is not None and not self.closing:
+            self._start_tls(transport)
+
+    def _start_tls(self, raw: asyncio.BaseTransport) -> None:
+        """Put TLS on the TCP transport ``raw`` (``loop.start_tls``); :meth:`_handshake_done` follows.
+
+        The handshake must end within ``client_timeout`` seconds, and so must the closing
+        exchange (close_notify) of a TLS connection. ``start_tls`` is a coroutine; its first
+        step, which puts the TLS protocol on the socket, runs here, inside ``connection_made``:
+        uvloop starts reading a new connection as soon as ``connection_made`` returns (whatever
+        it paused), so in a task started from here the ClientHello could reach the HTTP parser
+        first. The rest of the coroutine (its wait for the handshake) resumes when the
+        handshake ends, as a task would resume it, without a task per connection.
+        """
+        state = self.state
+        steps = self.loop.start_tls(raw, self, state.tls, server_side=True,  # type: ignore[arg-type]
+                                    ssl_handshake_timeout=state.client_timeout,
+                                    ssl_shutdown_timeout=state.client_timeout)
+        try:
+            waiter = steps.send(None)  # runs up to its wait for the handshake
+        except BaseException as exc:  # noqa: BLE001 - refused before the handshake: the connection ends here
+            self._handshake_failed(raw, exc)
+            return
+        state.handshakes.add(waiter)
+        waiter.add_done_callback(lambda _: self._handshake_done(raw, steps, waiter))
+
+    def _handshake_done(self, raw: asyncio.BaseTransport, steps, waiter: asyncio.Future) -> None:
+        """The handshake ended: take the TLS transport, or close. Then check the client.
+
+        A failed or abandoned handshake closes the socket (logged at debug: it is the
+        client's doing). A client certificate our own data reports revoked is disconnected
+        (:meth:`OCSPHttpHandler.admit_connection` logs it). Afterwards the connection has
+        ``client_timeout`` seconds for its first request, as a new plain one has.
+        """
+        self.state.handshakes.discard(waiter)
+        try:
+            steps.send(None)
+        except StopIteration as done:
+            transport = done.value
+        except BaseException as exc:  # noqa: BLE001 - the handshake failed or timed out
+            self._handshake_failed(raw, exc)
+            return
+        else:  # pragma: no cover - start_tls waits once
+            steps.close()
+            self._handshake_failed(raw, RuntimeError("start_tls did not return after the handshake"))
+            return
+        if self.closing or transport.is_closing():  # timed out, or the client left during the handshake
+            transport.close()
+            self.connection_lost(None)
+            return
+        self.transport = transport
+        try:
+            chain = peer_chain(transport.get_extra_info("ssl_object"))
+        except Exception:  # noqa: BLE001 - a client that cannot be checked is not served
+            log.exception("internal error reading the TLS client certificate of %s", self.client)
+            chain = None
+        if chain is None or (chain and not self.state.handler.admit_connection(self.client, chain)):
+            self.closing = True
+            transport.close()
+            return
+        self.tls_client_chain = chain
         self.deadline = self.loop.time() + self.state.client_timeout
-        self.state.connections.add(self)
-        if self.state.guard is not None:
-            self._over_limit(self.state.guard.admit(len(self.state.connections)))
+
+    def _handshake_failed(self, raw: asyncio.BaseTransport, exc: BaseException) -> None:
+        if isinstance(exc, (OSError, asyncio.TimeoutError, asyncio.CancelledError)):  # ssl.SSLError, ConnectionError
+            log.debug("TLS handshake with %s failed: %s", self.client, exc)
+        else:
+            log.error("internal error in the TLS handshake with %s", self.client, exc_info=exc)
+        raw.close()
+        self.connection_lost(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Also called for a TLS connection whose handshake failed (maybe twice: idempotent).
         self.state.connections.discard(self)
         self.closing = True
         self._backlog.clear()
@@ -383,7 +474,8 @@ class HttpProtocol(asyncio.Protocol):
                     self.deadline = self.loop.time() + state.client_timeout
                 return
         name = method.decode("latin-1")
-        response = state.handler.handle(name, url, headers, body, self.client, offload=True)
+        response = state.handler.handle(name, url, headers, body, self.client, tls_client_chain=self.tls_client_chain,
+                                        offload=True)
         if isinstance(response, Pending):  # a forwarded request: wait in a thread, hold what follows
             self.held = deque()
             self.transport.pause_reading()

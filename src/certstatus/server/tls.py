@@ -1,10 +1,9 @@
 """TLS for the OCSP listener: the server ``ssl.SSLContext`` and the client certificate it verified.
 
-Server-agnostic: :func:`server_context` returns a standard
-``ssl.SSLContext`` that any asyncio server takes (``loop.create_server(...,
-ssl=context)``: uvicorn, or a bare protocol server), and
-:func:`peer_chain` reads the verified client chain from an asyncio
-transport's ``ssl_object``.
+:func:`server_context` returns a standard ``ssl.SSLContext``, which the
+protocol edge (:mod:`certstatus.server.protocol`) puts on each accepted
+connection with ``loop.start_tls``, and :func:`peer_chain` reads the
+verified client chain from the TLS transport's ``ssl_object``.
 
 Policy: TLS 1.2 at least (``[tls] min_version``), OpenSSL's default cipher
 list for that floor, no compression, no renegotiation, ALPN ``http/1.1``.
@@ -14,6 +13,8 @@ without a valid certificate never completes the handshake when required).
 An intermediate CA may serve as an anchor (``VERIFY_X509_PARTIAL_CHAIN``).
 Revocation against our own data is checked after the handshake (Python's
 ``ssl`` has no verify callback): see ``OCSPHttpHandler.admit_connection``.
+The handshake's deadline and the connection limit are the edge's
+(``server.client_timeout``, ``server.max_connections``).
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> tuple[bytes,
     """The client certificate chain the handshake verified, DER, leaf first; () without one.
 
     Python 3.13 has ``get_verified_chain()``; before it, the same method of the
-    underlying ``_ssl`` object. When neither exists, the leaf alone.
+    underlying ``_ssl`` object. When neither exists, the leaf alone; so too on a
+    resumed session, for which OpenSSL keeps the client's certificate but not the
+    chain it was verified with (the method returns None).
     """
     if ssl_object is None:
         return ()
@@ -86,7 +89,7 @@ def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> tuple[bytes,
     if chain_of is None:
         return (leaf,)
     try:
-        chain = chain_of()
+        chain = chain_of() or ()
     except (ssl.SSLError, ValueError):
         return (leaf,)
     ders = tuple(c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain)

@@ -31,6 +31,7 @@ import multiprocessing.connection
 import os
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -72,12 +73,14 @@ def run_worker(
     grace_seconds: float = GRACE_SECONDS,
     max_connections: int | None = None,
     max_in_flight: int = 64,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``sock`` in this process until SIGTERM/SIGINT, then drain and return.
 
     ``max_connections`` (None: no limit) is the worker's connection limit and
     ``max_in_flight`` the number of forwarded requests it waits for at once,
-    each in a thread (:mod:`certstatus.server.overload`).
+    each in a thread (:mod:`certstatus.server.overload`); ``tls`` the server
+    context of a TLS listener (:func:`certstatus.server.tls.server_context`).
     """
     try:
         import uvloop
@@ -90,7 +93,7 @@ def run_worker(
     if max_connections is not None:
         guard = OverloadGuard(max_connections, max_in_flight, counter=refused_counter())
     state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes,
-                        guard=guard)
+                        guard=guard, tls=tls)
     # What start-up built lives as long as the worker: out of the collector's sight, a full
     # collection no longer walks it (~30 ms for ~65 000 objects, a p99 spike every time).
     gc.collect()
@@ -121,6 +124,8 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
         await asyncio.sleep(0.05)
     for connection in list(state.connections):
         connection.time_out()
+    if state.handshakes:  # each ends once its socket is closed
+        await asyncio.wait(list(state.handshakes), timeout=1.0)
     state.stop_sweeping()
     if state.guard is not None:
         state.guard.close()  # the forwarding threads; one still waiting ends within its forward timeout
@@ -134,6 +139,7 @@ def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: i
     from certstatus.server.edge import edge_for
     from certstatus.server.lifecycle import worker_settings
     from certstatus.server.live_lane import lane_for
+    from certstatus.server.tls import server_context
 
     settings = worker_settings()
 
@@ -150,7 +156,7 @@ def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: i
     try:
         run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
                    grace_seconds=grace_seconds, max_connections=settings.server.max_connections,
-                   max_in_flight=settings.server.max_in_flight)
+                   max_in_flight=settings.server.max_in_flight, tls=server_context(settings.ops.tls))
     finally:
         for application in built:
             application.close()  # flushes the audit log
