@@ -482,4 +482,4 @@ def test_config_check_prints_the_server_http_warning(tmp_path: Path, demo_pki) -
     result = CliRunner().invoke(main, ["config", "check", str(path)])
     assert result.exit_code == 0, result.stderr
     assert f"warning: {path}: server.http = 'uvicorn' is no longer used" in result.stderr
-    assert "ok (1 CAs)" in result.stderr
+    assert "ok (1 CA, 1 source file read)" in result.stderr
