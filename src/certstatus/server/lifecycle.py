@@ -175,12 +175,14 @@ class Lifecycle:
         self.handed: Settings | None = None
         self.signers: SupervisorSigners | None = None
         self._cas: list[CaHealth] = []
+        self._environment: dict[str, str | None] = {}  # MULTIPROC_ENV and SETTINGS_ENV before start()
         self.traffic: TrafficSampler | None = None  # the status page's samples of the workers' metrics
 
     # start / stop ------------------------------------------------------------------
 
     def start(self) -> None:
         """Prepare the metrics folder, export the settings, start the services."""
+        self._environment = {name: os.environ.get(name) for name in (MULTIPROC_ENV, SETTINGS_ENV)}
         if self.settings.admin is not None:
             self._metrics_folder()
             self.traffic = traffic_sampler(self.metrics_dir).start()
@@ -188,7 +190,9 @@ class Lifecycle:
         self._start_services()
 
     def stop(self) -> None:
-        """Stop the services and remove a metrics folder this process made."""
+        """Stop the services, remove the folders this process made and take back the environment
+        variables that named them (a later child process of this one must not count into a
+        folder that is gone)."""
         if self.services is not None:
             self.services.stop()
             self.services = None
@@ -203,6 +207,12 @@ class Lifecycle:
             self._settings_dir = None
         if self._own_metrics_dir and self.metrics_dir:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        for name, value in self._environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._environment = {}
 
     def _metrics_folder(self) -> None:
         configured = self.settings.admin.metrics_dir
