@@ -3,6 +3,8 @@
 
     .venv/bin/python bench/generate.py                      # 1 000 000 certificates, ECDSA P-256 responder
     .venv/bin/python bench/generate.py --key rsa            # RSA-2048 responder
+    .venv/bin/python bench/generate.py --key ml-dsa-65 --serials 20000
+                                                            # ML-DSA-65 responder of the ECDSA CA (44 and 87 too)
     .venv/bin/python bench/generate.py --serials 100000     # smaller
     .venv/bin/python bench/generate.py --serials 100000 --database postgresql://postgres@127.0.0.1:5432/test
                                                             # into PostgreSQL (a schema of its own, dropped after)
@@ -50,7 +52,7 @@ from cryptography.hazmat.primitives import serialization
 
 from common import postgres_schema
 
-from certstatus.demo_pki import make_demo_pki
+from certstatus.demo_pki import ML_DSA_KEY_TYPES, make_demo_pki
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.response import SingleAnswer, encode_response_data
@@ -267,7 +269,8 @@ def _store_bytes(database: Path | str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=1_000_000)
-    parser.add_argument("--key", choices=["ec", "rsa"], default="ec", help="responder key: ECDSA P-256 or RSA-2048")
+    parser.add_argument("--key", choices=["ec", "rsa", *ML_DSA_KEY_TYPES], default="ec",
+                        help="responder key: ECDSA P-256, RSA-2048 or ML-DSA (of an ECDSA P-256 CA)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed)")
     parser.add_argument("--no-serve", action="store_true")
@@ -278,7 +281,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="certstatus-bench-") as tmp, _store(args.database, Path(args.dir or tmp)) as database:
         folder = args.dir or Path(tmp)
-        make_demo_pki(folder / "pki", key_type=args.key)
+        post_quantum = args.key in ML_DSA_KEY_TYPES
+        make_demo_pki(folder / "pki", key_type="ec" if post_quantum else args.key, responder_key_type=args.key if post_quantum else None)
         index = folder / "index.txt"
         started = time.perf_counter()
         serials = synthesize_index(index, args.serials)
@@ -298,7 +302,7 @@ def main() -> None:
         print(f"import: {args.serials:,} certificates in {imported:.1f} s ({args.serials / imported:,.0f}/s), "
               "certstatus import (parse + store, one transaction)")
 
-        key_name = "ECDSA P-256" if args.key == "ec" else "RSA-2048"
+        key_name = {"ec": "ECDSA P-256", "rsa": "RSA-2048"}.get(args.key, args.key.upper())
         raw_before, raw_cpu_before = raw_signing_rate(folder / "pki", args.processes)
         started = time.perf_counter()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -332,7 +336,7 @@ def main() -> None:
         print(f"generator / raw signing × cores, wall clock: {rate / raw:.0%} (target >= 80%; moves with other load)")
         print(f"generator / raw signing, CPU time:           {responses / cpu / raw_cpu:.0%} (what the code costs; "
               "other load barely moves it)")
-        library, template = encoder_comparison(folder / "pki", 300 if args.key == "rsa" else 2000)
+        library, template = encoder_comparison(folder / "pki", 2000 if args.key == "ec" else 300)
         print(f"one response, one process: asn1crypto encoder + sign {library:.0f} us, byte templates + sign "
               f"{template:.0f} us ({library / template:.1f}x)")
         size = _store_bytes(database)

@@ -18,7 +18,7 @@ from cryptography.x509 import ocsp
 
 from certstatus.app import build_application, prepare
 from certstatus.clock import ManualClock
-from certstatus.generator.run import Generator
+from certstatus.generator.run import DEFAULT_BATCH_SIZE, Generator
 from certstatus.pipeline.base import OCSPError
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.settings import SignerSettings
@@ -99,6 +99,7 @@ def verified(der: bytes, issuer: x509.Certificate) -> tuple[str, str, ocsp.OCSPR
 @pytest.mark.parametrize("mode", ["live", "cached", "precomputed"])
 def test_ml_dsa_clients_get_the_ml_dsa_signer_and_every_other_client_ecdsa(hybrid, demo_pki, mode) -> None:
     ca = hybrid(mode)
+    assert ca.generator.batch_sizes == ({} if mode == "live" else {"demo": DEFAULT_BATCH_SIZE})  # ECDSA pre-signs
     ca.generator.run_pass()
     serial = demo_pki.serials["revoked-keycompromise"]
     plain = ca.ask(serial)
@@ -184,6 +185,8 @@ def test_a_pure_ml_dsa_ca_pre_signs_with_ml_dsa(tmp_path) -> None:
     generator = Generator(settings, store, clock=clock, processes=0)
     app = build_application(settings, clock, watch=False)
     try:
+        # Batches a twentieth of the ECDSA size: the last ones of a pass keep every process busy.
+        assert generator.batch_sizes == {"demo": DEFAULT_BATCH_SIZE // 20}
         assert generator.run_pass().signed == 2 * (len(pki.serials) - 1 + 1)  # issued leaves + the responder, SHA-1 and SHA-256
         issuer = certificate(pki.ca_cert)
         got = answer(app, ocsp_request(issuer, pki.serials["revoked-superseded"]), clock)

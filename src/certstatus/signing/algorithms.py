@@ -174,6 +174,11 @@ def key_family(key) -> str:
     raise SignerError(f"{type(key).__name__} keys cannot sign OCSP responses; use RSA, ECDSA, Ed25519 or ML-DSA")
 
 
+def is_post_quantum_key(public_key) -> bool:
+    """True for an ML-DSA public key (FIPS 204), e.g. of a responder certificate."""
+    return isinstance(public_key, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey))
+
+
 def default_algorithm(key) -> SignatureAlgorithm:
     """The algorithm used when neither configuration nor client asks otherwise.
 
