@@ -211,3 +211,20 @@ def test_hybrid_ca_answers_ml_dsa_clients_with_ml_dsa_and_the_others_with_ecdsa(
         assert _verified(ecdsa_only, pki, serial).signature_algorithm_oid.dotted_string == ECDSA_SHA256
     _sizes("hybrid, ECDSA client", classic_der)
     _sizes("hybrid, ML-DSA client", _ask(server, "hybrid", pki, serial, preferred=PQ_CLIENT))
+
+
+def test_certstatus_check_verifies_an_ml_dsa_responder(server, pkis) -> None:
+    """`certstatus check` judges the ML-DSA-65 responder like any other: its signature verifies."""
+    import json
+    import sys
+    from pathlib import Path
+
+    pki = pkis["pq-live"]
+    certstatus = str(Path(sys.executable).with_name("certstatus"))
+    done = run([certstatus, "check", f"{server.url}pq-live/", "--issuer", str(pki.ca_cert),
+                "--serial", f"{pki.serials['good']:x}", "--unassigned-serial", f"{pki.serials['unknown']:x}",
+                "--format", "json"], timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout.decode()
+    report = json.loads(done.stdout)
+    [signature] = [rule for rule in report["rules"] if rule["rule"] == "signature"]
+    assert signature["result"] == "ok" and "ML-DSA-65" in signature["detail"], signature
