@@ -275,7 +275,7 @@ class FuzzWorld:
 
     def feed_push(self, data: bytes, selector: int = 0) -> object:
         path = PUSH_PATHS[selector % len(PUSH_PATHS)]
-        answer = self.admin.handle("POST", path, {"authorization": f"Bearer {TOKEN}"}, data)
+        answer = self.admin.handle("POST", path, {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}, data)
         if answer.status >= 500:
             raise Finding(f"admin push {path} {data[:80]!r} answered HTTP {answer.status}: {answer.body}")
         answer.encode()

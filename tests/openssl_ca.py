@@ -48,7 +48,7 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 
 [crl_ext]
-authorityKeyIdentifier = keyid:always
+{crl_extensions}
 
 [req]
 distinguished_name = req_dn
@@ -58,21 +58,31 @@ prompt = no
 CN = unused
 
 [ca_ext]
+{ca_extensions}
+"""
+#: The CA certificate's extensions (an OpenSSL extension section's lines) unless told otherwise.
+CA_EXTENSIONS = """\
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-"""
+subjectKeyIdentifier = hash"""
 
 
 class OpenSslCa:
     """An ``openssl ca`` database in ``folder`` with an ECDSA P-256 CA named ``common_name``,
     valid for ``days`` days.
 
-    Every method runs the ``openssl`` binary and raises
-    :class:`subprocess.CalledProcessError` (with OpenSSL's stderr) if it fails.
+    ``ca_extensions`` are the lines of the CA certificate's extension section
+    (default :data:`CA_EXTENSIONS`: critical CA:TRUE, keyCertSign and cRLSign),
+    e.g. to make a CA whose keyUsage lacks cRLSign; without any, OpenSSL writes
+    a version 1 certificate. ``crl_extensions`` are those of its CRLs (OpenSSL
+    adds the cRLNumber); a CA without subjectKeyIdentifier needs ``""``, as
+    OpenSSL cannot write the authorityKeyIdentifier then. Every method runs the
+    ``openssl`` binary and raises :class:`subprocess.CalledProcessError` (with
+    OpenSSL's stderr) if it fails.
     """
 
-    def __init__(self, folder: Path, common_name: str = "OpenSSL Test CA", *, days: int = 3650) -> None:
+    def __init__(self, folder: Path, common_name: str = "OpenSSL Test CA", *, days: int = 3650,
+                 ca_extensions: str = CA_EXTENSIONS, crl_extensions: str = "authorityKeyIdentifier = keyid:always") -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "newcerts").mkdir(exist_ok=True)
@@ -80,7 +90,7 @@ class OpenSslCa:
         (folder / "serial").write_text("1000\n")
         (folder / "crlnumber").write_text("01\n")
         self.config = folder / "openssl.cnf"
-        self.config.write_text(_CONFIG.format(folder=folder))
+        self.config.write_text(_CONFIG.format(folder=folder, ca_extensions=ca_extensions, crl_extensions=crl_extensions))
         self.run(
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", str(days),

@@ -111,6 +111,24 @@ def openssl_status(issuer: Path, cert: Path, url: str, ca_file: Path, *, verify_
     command = ["openssl", "ocsp", "-issuer", str(issuer), "-cert", str(cert), "-url", url, "-CAfile", str(ca_file)]
     if verify_other is not None:
         command += ["-verify_other", str(verify_other)]
+    return _openssl_ocsp_status(command)
+
+
+def openssl_serial_status(issuer: Path, serial_text: str, url: str, ca_file: Path, *, respout: Path | None = None) -> str:
+    """Ask ``url`` about serial ``serial_text`` of ``issuer`` with `openssl ocsp -serial` (no nonce), as
+    :func:`openssl_status` does about a certificate.
+
+    ``serial_text`` is what `openssl ocsp -serial` takes: decimal or ``0x`` hex, ``-`` when negative
+    (``-0x01``). With ``respout`` the response DER is written there.
+    """
+    command = ["openssl", "ocsp", "-issuer", str(issuer), "-serial", serial_text, "-url", url, "-CAfile", str(ca_file), "-no_nonce"]
+    if respout is not None:
+        command += ["-respout", str(respout)]
+    return _openssl_ocsp_status(command)
+
+
+def _openssl_ocsp_status(command: list[str]) -> str:
+    """Run an `openssl ocsp` command asking about one CertID; its status (see :func:`openssl_status`)."""
     done = subprocess.run(command, capture_output=True, timeout=30)
     out = done.stdout + done.stderr
     if error := re.search(rb"Responder Error: (\w+)", out):

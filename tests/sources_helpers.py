@@ -63,15 +63,16 @@ def target(store: StatusStore, pki: DemoPki, **settings) -> CaTarget:
     return CaTarget(ca, issuer_id, cert)
 
 
-def ocsp_query(app, pki: DemoPki, serial: int):
-    """POST an OCSP request for ``serial`` of the demo CA to ``app`` (an Application, sans-IO).
+def ocsp_query(app, pki: DemoPki | x509.Certificate, serial: int):
+    """POST an OCSP request for ``serial`` of the demo CA (or of the CA certificate given) to ``app``
+    (an Application, sans-IO).
 
     Returns the parsed cryptography OCSPResponse.
     """
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509 import ocsp
 
-    cert, _ = ca_of(pki)
+    cert = pki if isinstance(pki, x509.Certificate) else ca_of(pki)[0]
     # A CertID is the issuer's name and key hashes plus the serial (RFC 6960 §4.1.1): no leaf needed.
     request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
         *_cert_id_hashes(cert), serial, hashes.SHA1()

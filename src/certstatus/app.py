@@ -13,12 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certstatus.audit import AuditLog
+from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
-from certstatus.health import CaHealth, readiness_problems
+from certstatus.health import CaHealth, public_readiness
 from certstatus.loading import load_ca, open_store
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
+from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
 from certstatus.pipeline.issuers import IssuerRegistry
@@ -62,7 +64,9 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     """Validate every CA and signer and import all configured data (start-up, once).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
-    served; returns the per-source import results (failures included).
+    served; returns the per-source import results (failures included). What a
+    CA certificate leaves unsaid (:func:`certstatus.ca_certificate.profile_warnings`)
+    is logged at warning level, once per start or reload.
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
@@ -70,8 +74,12 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
     store = open_store(settings)
     try:
         results = []
-        for ca in settings.cas:
-            served = load_ca(ca, store, clock)
+        with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
+            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]
+            for ca, served in zip(settings.cas, served_cas, strict=True):
+                for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
+                    config_warning(warning, f"CA {ca.name} ({ca.certificate})")
+        for ca, served in zip(settings.cas, served_cas, strict=True):
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
@@ -82,13 +90,19 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
 
 
 def check_operations(settings: Settings) -> None:
-    """Load the TLS certificate, key and trust anchors once, so a bad file stops start-up."""
+    """Load the TLS certificate, key and trust anchors, and the admin token and TLS files, once,
+    so a bad file stops start-up (and a reload) before anything changes."""
     from certstatus.access.trust import load_anchors
     from certstatus.server.tls import server_context
 
     server_context(settings.ops.tls)
     load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
     load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
+    if settings.admin is not None:
+        from certstatus.admin.server import read_token, tls_context
+
+        read_token(settings.admin)
+        tls_context(settings.admin)
 
 
 def routes_for(settings: Settings) -> dict[str, Route]:
@@ -125,7 +139,8 @@ def build_application(
     application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
-        registry = application.registry = IssuerRegistry(load_ca(ca, store, clock) for ca in settings.cas)
+        with held_config_warnings():  # the supervisor's prepare() reported them, once
+            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock) for ca in settings.cas])
         audit_log = None
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
@@ -147,7 +162,7 @@ def build_application(
         routes_for(settings),
         clock,
         max_request_bytes=settings.server.max_request_bytes,
-        readiness=lambda: readiness_problems(store, cas, clock.now()),
+        readiness=public_readiness(store, cas, clock),
         proxies=proxies,
         observers=pipeline.observers,
         connection_gate=pipeline.connection_gate,

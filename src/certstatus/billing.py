@@ -10,8 +10,8 @@ rotated predecessors — and counts, for every line whose time falls in
 * ``refused``: requests answered with an unsuccessful responseStatus.
 
 Rows are keyed by ``requestor`` (the authenticated TLS client or request
-signer, else the requestorName, else the client address) or ``issuer`` (the
-CA), optionally split per ``day`` or ``month`` (UTC). Unreadable lines are
+signer; an unauthenticated request by its client address, never by the
+requestorName it claims) or ``issuer`` (the CA), optionally split per ``day`` or ``month`` (UTC). Unreadable lines are
 counted and reported, never fatal.
 """
 
@@ -102,7 +102,7 @@ def billing_report(
         when = record["time"]
         if not start <= when < end:
             continue
-        key = record.get(by) or "-"
+        key = record.get(by) or (record.get("client") if by == "requestor" else None) or "-"
         period = _period(when.astimezone(dt.timezone.utc), per)
         row = rows.setdefault((period, key), Row(key, period))
         counts = row.counts

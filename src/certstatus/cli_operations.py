@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from certstatus.cli_output import cell, console, plural, print_error, print_import, print_text, table
 from certstatus.errors import ConfigError
 
 CLI = "command line"
@@ -36,23 +35,31 @@ def reference(output: str | None) -> None:
 
 
 @config_group.command("check")
-@click.argument("file", type=click.Path(dir_okay=False))
-def check(file: str) -> None:
-    """Check a configuration file, its certificates, keys and trust anchors, without serving or importing."""
-    from certstatus.app import check_operations, load_ca
-    from certstatus.clock import SystemClock
-    from certstatus.config import load_config
-    from certstatus.store.sqlite import SQLiteStore
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--config", type=click.Path(dir_okay=False), help="The configuration file (or give it as FILE).")
+def check(file: str | None, config: str | None) -> None:
+    """Check a configuration as `serve` would, without serving or changing anything.
 
-    settings = load_config(Path(file))
-    check_operations(settings)
-    store = SQLiteStore(":memory:")
-    try:
-        for ca in settings.cas:
-            load_ca(ca, store, SystemClock())
-    finally:
-        store.close()
-    Console(stderr=True).print(f"{file}: ok ({len(settings.cas)} CAs)", highlight=False)
+    The checks of start-up: the file itself, secret file modes, TLS and admin files, every CA's
+    certificate and signers, its index, issued list and CRL files (parsed and verified, imported into
+    memory; URLs are not fetched), and that the listen addresses can be bound. Exit 2 with the
+    first error, 1 when a source is refused, 0 when `serve` would start and serve every CA.
+    """
+    from certstatus.preflight import check_configuration
+
+    if file and config and file != config:
+        raise ConfigError(CLI, "--config/FILE", "name two files.", "Give the configuration once.")
+    path = config or file
+    if not path:
+        raise ConfigError(CLI, "--config", "no configuration given.", "Run certstatus config check --config FILE.")
+    report = check_configuration(Path(path))
+    for warning in report.warnings:
+        print_error(warning, label="warning:")
+    if report.refused:
+        print_import(report.refused)
+        sys.exit(1)
+    skipped = f"; not fetched: {', '.join(report.not_fetched)}" if report.not_fetched else ""
+    print_text(f"{path}: ok ({plural(report.cas, 'CA')}, {plural(report.sources, 'source file')} read{skipped})")
 
 
 @click.group("billing")
@@ -68,17 +75,27 @@ def _moment(value: str, option: str) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
+def month_bounds(now: dt.datetime) -> tuple[str, str]:
+    """The first day of ``now``'s month and of the next one (UTC), as ``YYYY-MM-DD``."""
+    first = now.astimezone(dt.timezone.utc).date().replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return first.isoformat(), following.isoformat()
+
+
 @billing_group.command("report")
-@click.option("--from", "start", required=True, help="Start (inclusive): a date or ISO time, UTC unless it says otherwise.")
-@click.option("--to", "end", required=True, help="End (exclusive): a date or ISO time.")
+@click.option("--from", "start", help="Start (inclusive): a date or ISO time, UTC unless it says otherwise [default: this month's first day].")
+@click.option("--to", "end", help="End (exclusive): a date or ISO time [default: the next month's first day].")
 @click.option("--by", type=click.Choice(["requestor", "issuer"]), default="requestor", show_default=True)
 @click.option("--per", type=click.Choice(["none", "day", "month"]), default="none", show_default=True, help="Split each row by period (UTC).")
 @click.option("--log", "logs", multiple=True, type=click.Path(dir_okay=False), help="Audit log file (its rotated copies are read too).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Read the audit log path from this configuration's [audit] log.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def report(start: str, end: str, by: str, per: str, logs: tuple[str, ...], config: str | None, fmt: str) -> None:
-    """Count queried certificates per requestor (or issuer) and period, from the audit log."""
+def report(start: str | None, end: str | None, by: str, per: str, logs: tuple[str, ...], config: str | None, fmt: str) -> None:
+    """Count queried certificates per requestor (or issuer) and period, from the audit log (default: this month, UTC)."""
     from certstatus.billing import COLUMNS, billing_report, log_files
+
+    month = month_bounds(dt.datetime.now(dt.timezone.utc))
+    start, end = start or month[0], end or month[1]
 
     paths = list(logs)
     if config:
@@ -105,14 +122,12 @@ def report(start: str, end: str, by: str, per: str, logs: tuple[str, ...], confi
         for row in result.rows:
             writer.writerow([row.key, row.period, *(row.counts[c] for c in COLUMNS)])
         return
-    table = Table(title=f"certificates queried by {by}, {start} to {end}", title_justify="left")
-    for column in (by, "period", *COLUMNS):
-        table.add_column(column, justify="left" if column in (by, "period") else "right")
-    for row in result.rows:
-        table.add_row(row.key, row.period, *(str(row.counts[c]) for c in COLUMNS))
     totals = result.totals()
-    table.add_row("[bold]total[/]", "", *(f"[bold]{totals[c]}[/]" for c in COLUMNS))
-    console = Console(width=200)
-    console.print(table)
+    rows = [(row.key, row.period, *(str(row.counts[c]) for c in COLUMNS)) for row in result.rows]
+    rows.append((cell("total", "bold"), "", *(cell(totals[c], "bold") for c in COLUMNS)))
+    grid = table(f"certificates queried by {by}, {start} to {end}", (by, "period", *COLUMNS), rows)
+    for column in grid.columns[2:]:
+        column.justify = "right"
+    console().print(grid)
     if result.bad_lines:
-        Console(stderr=True).print(f"{result.bad_lines} unreadable lines skipped", highlight=False)
+        print_text(f"{result.bad_lines} unreadable lines skipped")

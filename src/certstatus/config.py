@@ -208,7 +208,8 @@ class Settings:
             cas.append(CaSettings(**ca))
         admin = raw.get("admin")
         if admin is not None:
-            admin = AdminSettings(**{k: v if k in ("host", "port") or v is None else Path(v) for k, v in admin.items()})
+            admin = {k: v if k in ("host", "port", "operator_names") or v is None else Path(v) for k, v in admin.items()}
+            admin = AdminSettings(**{**admin, "operator_names": tuple(admin.get("operator_names", ()))})
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
@@ -260,11 +261,9 @@ def load_config(path: Path) -> Settings:
     raw = _read_toml(path)
     where = str(path)
     base = path.parent
-    unknown = set(raw) - schema.TOP_LEVEL
-    if unknown:
-        raise ConfigError(where, sorted(unknown)[0], "is not a known section.", f"Known tables: {', '.join(sorted(schema.TOP_LEVEL))}.")
+    schema.check_known_keys(raw, schema.TOP_LEVEL, where=where, prefix="", what="section")
     server_raw = _table(raw.get("server", {}), where, "server")
-    _check_keys(server_raw, _SERVER_KEYS, where, "server")
+    schema.check_known_keys(server_raw, _SERVER_KEYS, where=where, prefix="server")
     server = _server_settings(server_raw, where, base)
 
     cas: list[CaSettings] = []
@@ -318,7 +317,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     prefix = f"ca.{name}"
     if not _NAME.match(name):
         raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
-    _check_keys(table, _CA_KEYS, where, prefix)
+    schema.check_known_keys(table, _CA_KEYS, where=where, prefix=prefix)
     if "certificate" not in table:
         raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
@@ -506,12 +505,6 @@ def _table(value: Any, where: str, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(where, key, "must be a table.", f"Write it as [{key}].")
     return value
-
-
-def _check_keys(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
-    for key in table:
-        if key not in known:
-            raise ConfigError(where, f"{prefix}.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(known))}.")
 
 
 def _path(value: Any, base: Path, where: str, key: str) -> Path:

@@ -16,6 +16,7 @@ The core keys of ``[server]`` and ``[ca.NAME]`` are still validated by
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -283,16 +284,19 @@ ACCESS = Section(
             "`by_authentication`: any authenticated TLS client or request signer; `by_name`: its "
             "subject must match `authorized_names`. Refused requests get `unauthorized`.", '"none"'),
         Key("authorized_names", STRINGS,
-            'Subjects allowed with `by_name`: an exact DN as RFC 4514 (`"CN=app1,O=Example"`, '
-            'compared attribute by attribute, case-insensitively), `"glob:CN=*,O=Example"` '
-            '(shell pattern on the RFC 4514 string) or `"re:^CN=app[0-9]+,O=Example$"` (regular expression).'),
+            'Subjects allowed with `by_name`: an exact DN (`"CN=app1,O=Example"` as RFC 4514 writes it, or '
+            '`"O=Example,CN=app1"` in the order `openssl x509 -subject` prints), compared as a set of RDNs: '
+            'attribute by attribute, in any order, case-insensitively; `"glob:CN=*,O=Example"` '
+            '(shell pattern on the RFC 4514 string, last RDN first) or `"re:^CN=app[0-9]+,O=Example$"` '
+            '(regular expression on that string).'),
     ),
 )
 
 AUDIT = Section(
     "audit", "Audit and billing log",
-    "One JSON line per request: time (UTC), client address, TLS client subject, requestorName, "
-    "request signer, requestor (the first of those that is known), issuer, the certificates asked "
+    "One JSON line per request: time (UTC), client address, TLS client subject, the requestorName the "
+    "request claims (`requestor_name_claimed`, verified by nothing), the verified request signer, requestor "
+    "(the authenticated identity: TLS client, else request signer; null when unauthenticated), issuer, the certificates asked "
     "(serial, CertID hash algorithm, certStatus answered), responseStatus, source "
     "(`cache`, `precomputed`, `live`, `forwarded`), reason of a refusal and latency in µs. "
     "Lines are written by a background thread, never on the request path. "
@@ -317,7 +321,11 @@ ADMIN = Section(
         Key("token_file", PATH, "File holding the bearer token (`Authorization: Bearer …`, 16 characters at least)."),
         Key("tls_certificate", PATH, "TLS certificate of the admin listener (with `tls_key`)."),
         Key("tls_key", PATH, "Its key."),
-        Key("client_ca", PATH, "CA certificates of operators' client certificates (TLS required); a token or this is needed."),
+        Key("client_ca", PATH, "CA certificates of operators' client certificates (TLS required); a token or this is needed. "
+            "A client certificate opens the admin API only when it lists extendedKeyUsage clientAuth and no CA served "
+            "here reports it (or a CA of its chain) revoked; both are checked on every request."),
+        Key("operator_names", STRINGS, "With `client_ca`: only client certificates whose subject matches one entry "
+            "(syntax of `[access] authorized_names`); default: any subject `client_ca` issued."),
         Key("metrics_dir", PATH, "Folder where worker processes keep their metric files "
             "(PROMETHEUS_MULTIPROC_DIR); emptied at start. Default: a private temporary folder."),
     ),
@@ -403,6 +411,30 @@ def keys_of(section: Section) -> frozenset[str]:
     return frozenset(key.name for key in section.keys)
 
 
+#: Up to this many known names, a refusal lists them all; beyond, only the closest.
+_LISTED = 8
+
+
+def check_known_keys(table: dict[str, Any], known: set[str] | frozenset[str], *, where: str, prefix: str,
+                     what: str = "key") -> None:
+    """Refuse the first name of ``table`` not in ``known`` with a :class:`ConfigError` at ``prefix.NAME``.
+
+    The fix suggests the closest known name (:func:`difflib.get_close_matches`),
+    else lists the known names when they are few, else points to the reference.
+    """
+    for name in table:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(str(name), sorted(known), n=1)
+        if close:
+            fix = f"Did you mean {close[0]}?"
+        elif len(known) <= _LISTED:
+            fix = f"Known {what}s: {', '.join(sorted(known))}."
+        else:
+            fix = f"`certstatus config reference` lists every {what} (docs/configuration.md)."
+        raise ConfigError(where, f"{prefix}.{name}" if prefix else str(name), f"is not a known {what}.", fix)
+
+
 def parse_table(section: Section, table: dict[str, Any], *, where: str, prefix: str, base: Path,
                 only: frozenset[str] | None = None) -> dict[str, Any]:
     """Check ``table`` (a TOML table of ``section``) and return {key: typed value} for the keys present.
@@ -410,10 +442,7 @@ def parse_table(section: Section, table: dict[str, Any], *, where: str, prefix: 
     ``only`` limits the parsing to those keys (the others are left to their
     owner). Unknown keys are refused. Raises :class:`ConfigError`.
     """
-    known = keys_of(section)
-    for name in table:
-        if name not in known:
-            raise ConfigError(where, f"{prefix}.{name}", "is not a known key.", f"Known keys: {', '.join(sorted(known))}.")
+    check_known_keys(table, keys_of(section), where=where, prefix=prefix)
     values = {}
     for key in section.keys:
         if key.name in table and (only is None or key.name in only):
@@ -428,8 +457,8 @@ _INTRO = """\
 
 `certstatus serve --config certstatus.toml` reads one TOML file. Relative paths are relative to
 the file that names them. Every error names the file, the key and what to write instead.
-`certstatus config check FILE` checks a file without serving. `SIGHUP` re-reads the file and the
-revocation data (see [operations.md](operations.md)).
+`certstatus config check --config FILE` runs the checks of start-up without serving. `SIGHUP`
+re-reads the file and the revocation data (see [operations.md](operations.md)).
 
 ```toml
 [server]

@@ -15,18 +15,27 @@ when it would answer tryLater:
 Forwarded CAs are ready by definition: their remote responders decide. A CA
 with a live SQL source has no imported data to check. The checks are cheap
 (one small query per CA) and run per probe.
+
+What ``/ready`` says is public (anyone who reaches the OCSP port may probe
+it): a store that does not answer is only "store unreachable" there; the
+admin listener's ``/ready`` and the log give the database and the error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from certstatus.clock import Clock
 from certstatus.config import CaSettings
 from certstatus.signing.signer_set import SignerSet
-from certstatus.sources.health import freshness
+from certstatus.sources.health import LogThrottle, freshness
 from certstatus.store.base import StatusStore
+from certstatus.store.dsn import redact
+
+log = logging.getLogger("certstatus.health")
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,22 @@ class CaHealth:
     settings: CaSettings
 
 
+#: What ``/ready`` on the OCSP port says when the store does not answer. Which database, user and host,
+#: and the driver's error, are for operators, not for whoever can reach the OCSP port: they go to the
+#: log and to the admin listener's ``/ready`` (:func:`store_problem`).
+STORE_UNREACHABLE = "store unreachable"
+#: Seconds between two log lines of a process about its unreachable store (a probe every few seconds
+#: would otherwise log one line each).
+STORE_LOG_INTERVAL = 60.0
+
+
+def store_problem(exc: BaseException) -> str:
+    """The readiness problem of a store that raised ``exc``, with the details (DSN password masked)."""
+    return redact(f"{STORE_UNREACHABLE}: {type(exc).__name__}: {exc}")
+
+
 def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.datetime) -> list[str]:
-    """Return what keeps this instance from being ready (empty: ready). Never raises."""
+    """Return what keeps this instance from being ready (empty: ready), with details. Never raises."""
     problems = []
     try:
         for ca in cas:
@@ -53,7 +76,26 @@ def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.date
             if not ca.signers.usable(now):
                 problems.append(f"CA {ca.name}: no signer is valid now (expired, not yet valid or revoked)")
     except Exception as exc:  # noqa: BLE001 - a broken store is exactly what readiness reports
-        problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
+        problems.append(store_problem(exc))
+    return problems
+
+
+def public_readiness(store: StatusStore, cas: Iterable[CaHealth], clock: Clock) -> Callable[[], list[str]]:
+    """The problems function of ``/ready`` on the OCSP listener: :func:`readiness_problems`, except
+    that a store that does not answer is :data:`STORE_UNREACHABLE` and nothing more; its details are
+    logged (a warning, at most once per :data:`STORE_LOG_INTERVAL` seconds)."""
+    cas = list(cas)
+    throttle = LogThrottle(STORE_LOG_INTERVAL)
+
+    def problems() -> list[str]:
+        found = readiness_problems(store, cas, clock.now())
+        for number, problem in enumerate(found):
+            if problem.startswith(STORE_UNREACHABLE + ":"):
+                if throttle.allow("store"):
+                    log.warning("not ready: %s", problem)
+                found[number] = STORE_UNREACHABLE
+        return found
+
     return problems
 
 

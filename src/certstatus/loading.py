@@ -8,9 +8,11 @@ importers (~0.5 s of CPU less per process).
 
 from __future__ import annotations
 
+from certstatus.ca_certificate import not_a_ca
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import ConfigError, StoreError
+from certstatus.observability import grouped_config_warnings
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
@@ -34,11 +36,22 @@ def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStor
 def load_ca(ca: CaSettings, store: StatusStore, clock: Clock) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
-    Raises :class:`SignerError` with the file names (or token objects) when
-    a signer is unusable (see :mod:`certstatus.signing.loader`). A forwarded
-    CA has no signers (``ServedCA.signers`` is None): its remote responders sign.
+    Raises :class:`ConfigError` naming the ``certificate`` key when the
+    certificate is not a CA's (:func:`certstatus.ca_certificate.not_a_ca`: a
+    leaf or the responder certificate given instead), :class:`SignerError`
+    with the file names (or token objects) when a signer is unusable (see
+    :mod:`certstatus.signing.loader`). A forwarded CA has no signers
+    (``ServedCA.signers`` is None): its remote responders sign.
     """
     certificate = load_certificates(ca.certificate)[0]
+    problem = not_a_ca(certificate)
+    if problem is not None:
+        key = "--issuer" if ca.where == "command line" else f"ca.{ca.name}.certificate"
+        raise ConfigError(
+            ca.where, key, f"{ca.certificate} ({certificate.subject.rfc4514_string()}) is refused: {problem}.",
+            "Give the certificate of the CA that issues the certificates answered for, not a leaf or the "
+            "responder certificate.",
+        )
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
     if ca.forward:
         return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
@@ -57,7 +70,8 @@ def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
     clock = clock or SystemClock()
     store = open_store(settings)
     try:
-        for ca in settings.cas:
-            load_ca(ca, store, clock)
+        with grouped_config_warnings():
+            for ca in settings.cas:
+                load_ca(ca, store, clock)
     finally:
         store.close()

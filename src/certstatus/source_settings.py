@@ -27,7 +27,8 @@ The admin listener (off unless the table is present; never on the OCSP port)::
     token_file = "admin.token"  # Authorization: Bearer <token>
     tls_certificate = "admin.pem"   # optional TLS; with client_ca clients need a certificate
     tls_key = "admin.key"
-    client_ca = "admin-clients.pem"
+    client_ca = "admin-clients.pem"  # ... with extendedKeyUsage clientAuth, not revoked by a CA served here
+    operator_names = ["CN=alice,O=Example"]  # optional: only these subjects (authorized_names syntax)
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus.config_schema import check_known_keys
 from certstatus.errors import ConfigError
+from certstatus.store.dsn import redact
 
 DEFAULT_REFRESH_INTERVAL = 3600
 DEFAULT_MAX_CRL_BYTES = 256 * 1024 * 1024
@@ -45,14 +48,15 @@ SOURCE_KEYS = {
     "follow_freshest_crl", "issued_signed", "push", "push_issued", "sql",
 }  # fmt: skip
 _SQL_KEYS = {"dsn", "query", "timeout", "pool_size"}
-_ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca", "metrics_dir"}
+_ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca", "operator_names", "metrics_dir"}
+_ADMIN_PATHS = _ADMIN_KEYS - {"listen", "operator_names"}
 
 
 @dataclass(frozen=True)
 class SqlSettings:
     """A live SQL source: ``dsn`` (postgresql://...), ``query`` with psycopg named
     parameters ``%(issuer)s``, ``%(serial)s`` (numeric), ``%(serial_hex)s``
-    (upper-case, even length) and ``%(serial_dec)s``; ``timeout`` in seconds
+    (upper-case, even length, ``-`` before a negative one) and ``%(serial_dec)s``; ``timeout`` in seconds
     (pool wait + statement); ``pool_size`` connections per worker process."""
 
     dsn: str
@@ -72,6 +76,7 @@ class AdminSettings:
     tls_key: Path | None = None
     client_ca: Path | None = None
     metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR for the workers (default: a private temporary folder)
+    operator_names: tuple[str, ...] = ()  # subjects of client certificates let in (empty: any, given client_ca)
 
 
 def source_options(table: dict[str, Any], *, where: str, prefix: str) -> dict[str, Any]:
@@ -112,12 +117,10 @@ def _sql(raw: Any, where: str, prefix: str) -> SqlSettings:
 
     if not isinstance(raw, dict):
         raise ConfigError(where, prefix, "must be a table.", f"Write it as [{prefix}].")
-    for key in raw:
-        if key not in _SQL_KEYS:
-            raise ConfigError(where, f"{prefix}.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(_SQL_KEYS))}.")
+    check_known_keys(raw, _SQL_KEYS, where=where, prefix=prefix)
     dsn, query = raw.get("dsn"), raw.get("query")
     if not isinstance(dsn, str) or not dsn.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(where, f"{prefix}.dsn", f"{dsn!r} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
+        raise ConfigError(where, f"{prefix}.dsn", f"{redact(repr(dsn))} is not a PostgreSQL DSN.", 'Write "postgresql://USER@HOST/DB".')
     if not isinstance(query, str) or "%(" not in query:
         raise ConfigError(
             where, f"{prefix}.query", "must be an SQL query using %(serial_hex)s, %(serial)s or %(serial_dec)s.",
@@ -132,17 +135,17 @@ def _sql(raw: Any, where: str, prefix: str) -> SqlSettings:
 
 def admin_settings(raw: Any, *, where: str, base: Path, ocsp_port: int) -> AdminSettings:
     """Validate the ``[admin]`` table; it needs a token file or client certificates."""
+    from certstatus.access.names import NameTable
     from certstatus.config import _path, parse_listen
+    from certstatus.config_schema import STRINGS
 
     if not isinstance(raw, dict):
         raise ConfigError(where, "admin", "must be a table.", "Write it as [admin].")
-    for key in raw:
-        if key not in _ADMIN_KEYS:
-            raise ConfigError(where, f"admin.{key}", "is not a known key.", f"Known keys: {', '.join(sorted(_ADMIN_KEYS))}.")
+    check_known_keys(raw, _ADMIN_KEYS, where=where, prefix="admin")
     host, port = parse_listen(raw.get("listen", "127.0.0.1:8081"), file=where, key="admin.listen")
     if port == ocsp_port:
         raise ConfigError(where, "admin.listen", "uses the OCSP port.", "Give the admin API its own port.")
-    paths = {key: _path(raw[key], base, where, f"admin.{key}") if key in raw else None for key in _ADMIN_KEYS - {"listen"}}
+    paths = {key: _path(raw[key], base, where, f"admin.{key}") if key in raw else None for key in _ADMIN_PATHS}
     if (paths["tls_certificate"] is None) != (paths["tls_key"] is None):
         raise ConfigError(where, "admin.tls_key", "tls_certificate and tls_key go together.", "Set both or neither.")
     if paths["client_ca"] is not None and paths["tls_certificate"] is None:
@@ -151,7 +154,14 @@ def admin_settings(raw: Any, *, where: str, base: Path, ocsp_port: int) -> Admin
         raise ConfigError(
             where, "admin", "has no authentication.", "Set token_file, or client_ca with tls_certificate/tls_key."
         )
-    return AdminSettings(host, port, **paths)
+    names: tuple[str, ...] = ()
+    if "operator_names" in raw:
+        names = STRINGS.parse(raw["operator_names"], where, "admin.operator_names", base)
+        if paths["client_ca"] is None:
+            raise ConfigError(where, "admin.operator_names", "names client certificates, but client_ca is not set.",
+                              "Set client_ca (with tls_certificate/tls_key), or remove operator_names.")  # fmt: skip
+        NameTable.parse(names, where=where, key="admin.operator_names")
+    return AdminSettings(host, port, **paths, operator_names=names)
 
 
 def _integer(value: Any, low: int, high: int, where: str, key: str) -> int:

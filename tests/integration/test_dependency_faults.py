@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.client
+import json
 import os
 import signal
 import sqlite3
@@ -174,6 +175,13 @@ def test_a_worker_that_cannot_start_while_postgresql_is_down_is_started_again_on
             _until_answered(server, port, body)
         finally:
             server.stop()
+        log = server.log.read_text(errors="replace")
+    # A failed start is one JSON line naming the database (no raw traceback).
+    served = log[log.index("certstatus listening on"):].splitlines()[1:]
+    entries = [json.loads(line) for line in served]  # every line after start-up is JSON
+    stopped = [e for e in entries if e["message"].startswith("certstatus-worker stopped: ")]
+    assert stopped and all(e["level"] == "error" and "exception" not in e for e in stopped), stopped
+    assert all("cannot connect to PostgreSQL" in e["message"] for e in stopped), stopped
 
 
 def _until_answered(server: ServeProcess, port: int, body: bytes) -> None:

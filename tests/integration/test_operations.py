@@ -26,7 +26,7 @@ from certstatus.clock import UTC
 from certstatus.demo_pki import sign_crl
 from certstatus.sources.records import RevokedEntry
 from tests.ocsp_client import cert_status, request_der, response_status
-from tests.servers import CERTSTATUS, Asker, demo_ca_table, free_port, server_tables, start_server
+from tests.servers import CERTSTATUS, Asker, demo_ca_table, free_port, server_tables, start_server, table
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +150,40 @@ def test_sigterm_finishes_gracefully_and_flushes_the_audit_log(server, demo_pki)
     lines = [json.loads(line) for line in (server.folder / "audit.log").read_text().splitlines()]
     serial = format(demo_pki.serials["good2"], "x")
     assert sum(1 for r in lines if r["nonce"] and r["certs"] and r["certs"][0]["serial"] == serial) >= 25
+
+
+def test_a_warning_about_every_ca_is_one_line_per_start_listing_the_cas(demo_pki, tmp_path):
+    """Three CAs answered by a locally trusted responder, two workers, the admin listener: the supervisor
+    and every worker load every CA, yet the log says it once, naming the three CAs."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certstatus.demo_pki import issue_cert, make_demo_pki
+
+    now = dt.datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    local = issue_cert(None, key, key.public_key(), common_name="local responder",
+                       not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))  # fmt: skip
+    (tmp_path / "local.pem").write_bytes(local.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "local.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))  # fmt: skip
+    (tmp_path / "local.key").chmod(0o600)
+    names = ("alpha", "beta", "gamma")
+    pkis = {name: make_demo_pki(tmp_path / f"pki-{name}") for name in names}
+    port, admin = free_port(), free_port()
+    config = server_tables(port, workers=2, admin=admin) + "".join(
+        table(f"ca.{name}", certificate=pkis[name].ca_cert, crl=[pkis[name].crl], path=f"/{name}",
+              signer_certificate=tmp_path / "local.pem", signer_key=tmp_path / "local.key", signer_locally_trusted=True)
+        for name in names
+    )  # fmt: skip
+    server = start_server(tmp_path / "server", config, port=port, admin_port=admin)
+    try:
+        for name in names:  # every worker has loaded every CA once one answers (two askings: both workers)
+            for _ in range(2):
+                der = request_der(pkis[name].leaves["good"], pkis[name].ca_cert)
+                assert cert_status(httpx.post(f"{server.url}{name}/", content=der, headers={"connection": "close"}, timeout=10).content) == "good"
+    finally:
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in server.log_text().splitlines() if "locally trusted responder" in line]
+    assert len(lines) == 1, lines
+    assert lines[0]["level"] == "warning" and "-VAfile" in lines[0]["message"]
+    assert [item.split(":")[0] for item in lines[0]["items"]] == [f"CA {name}" for name in names]

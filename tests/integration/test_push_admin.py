@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
-import socket
-import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.admin.api import AdminApi
-from certstatus.admin.server import MAX_CONNECTIONS, AdminServer
 from certstatus.app import build_application, open_store, prepare
 from certstatus.clock import SystemClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
-from certstatus.source_settings import AdminSettings
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import register_targets
-from tests.sources_helpers import crl_der, ocsp_query, revoked
+from tests.sources_helpers import T0, crl_der, ocsp_query, revoked
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
@@ -37,6 +27,10 @@ CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 
 @pytest.fixture()
 def config(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path) -> Path:
+    return write_config(tmp_path, demo_pki, demo_pki_rsa)
+
+
+def write_config(tmp_path: Path, demo_pki: DemoPki, demo_pki_rsa: DemoPki) -> Path:
     """A config with a push-fed CA (demo_pki), a CRL-fed CA without pushes (demo_pki_rsa), a token file."""
     (tmp_path / "admin.token").write_text(TOKEN + "\n")
     (tmp_path / "admin.token").chmod(0o600)
@@ -74,9 +68,11 @@ def _api(settings, feed=None) -> AdminApi:
 
 
 AUTH = {"authorization": f"Bearer {TOKEN}"}
+JSON = {**AUTH, "content-type": "application/json"}
+CRL = {**AUTH, "content-type": "application/pkix-crl"}
 
 
-def _post(api: AdminApi, path: str, payload, headers=AUTH):
+def _post(api: AdminApi, path: str, payload, headers=JSON):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return api.handle("POST", path, headers, body)
 
@@ -92,7 +88,7 @@ def test_pushed_revocation_is_served_at_once_and_notified(config: Path, demo_pki
     feed.subscribe(lambda issuer_id, serials: seen.append(serials))
     api = _api(settings, feed)
     answer = _post(api, "/v1/ca/pushed/revoke", {"serial": f"{serial:x}", "reason": "keyCompromise", "revocation_time": "2026-01-02T03:04:05Z"})
-    assert (answer.status, answer.body) == (200, {"ca": "pushed", "applied": 1})
+    assert (answer.status, answer.body) == (200, {"ca": "pushed", "applied": 1, "changed": 1})
     response = ocsp_query(app, demo_pki, serial)
     assert response.certificate_status is OCSPCertStatus.REVOKED
     assert response.revocation_reason is x509.ReasonFlags.key_compromise
@@ -120,15 +116,15 @@ def test_batch_is_one_transaction_and_a_bad_item_writes_nothing(config: Path, de
 @pytest.mark.parametrize(
     "path, payload, headers, status, message",
     [
-        ("/v1/ca/nobody/revoke", {"serial": "1"}, AUTH, 404, "no CA named 'nobody'"),
-        ("/v1/ca/crl-only/revoke", {"serial": "1"}, AUTH, 403, "does not accept pushes"),
-        ("/v1/ca/pushed/revoke", {"serial": "12G"}, AUTH, 400, "not a hexadecimal serial"),
-        ("/v1/ca/pushed/revoke", {"serial": "1", "reason": "sloppy"}, AUTH, 400, "not an RFC 5280 reason"),
-        ("/v1/ca/pushed/revoke", {"serial": "1", "revocation_time": "2026-01-02"}, AUTH, 400, "has no time zone"),
-        ("/v1/ca/pushed/revoke", b"{not json", AUTH, 400, "not JSON"),
-        ("/v1/ca/pushed/revoke", {"serial": "1"}, {"authorization": "Bearer wrong"}, 401, "authenticate"),
-        ("/v1/ca/pushed/revoke", {"serial": "1"}, {}, 401, "authenticate"),
-        ("/v1/nothing", {}, AUTH, 404, "no such admin endpoint"),
+        ("/v1/ca/nobody/revoke", {"serial": "1"}, JSON, 404, "no CA named 'nobody'"),
+        ("/v1/ca/crl-only/revoke", {"serial": "1"}, JSON, 403, "does not accept pushes"),
+        ("/v1/ca/pushed/revoke", {"serial": "12G"}, JSON, 400, "not a hexadecimal serial"),
+        ("/v1/ca/pushed/revoke", {"serial": "1", "reason": "sloppy"}, JSON, 400, "not an RFC 5280 reason"),
+        ("/v1/ca/pushed/revoke", {"serial": "1", "revocation_time": "2026-01-02"}, JSON, 400, "has no time zone"),
+        ("/v1/ca/pushed/revoke", b"{not json", JSON, 400, "not JSON"),
+        ("/v1/ca/pushed/revoke", {"serial": "1"}, {"authorization": "Bearer wrong", "content-type": "application/json"}, 401, "authenticate"),
+        ("/v1/ca/pushed/revoke", {"serial": "1"}, {"content-type": "application/json"}, 401, "authenticate"),
+        ("/v1/nothing", {}, JSON, 404, "no such admin endpoint"),
     ],
 )
 def test_bad_pushes_get_a_clear_error(config: Path, path, payload, headers, status, message) -> None:
@@ -138,71 +134,29 @@ def test_bad_pushes_get_a_clear_error(config: Path, path, payload, headers, stat
     assert answer.status == status and message in answer.body["error"]
 
 
-def test_crl_upload_imports_and_a_refused_one_is_422(config: Path, demo_pki_rsa: DemoPki) -> None:
+def test_crl_upload_imports_and_a_refused_one_is_422(config: Path, demo_pki: DemoPki, demo_pki_rsa: DemoPki) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    api = _api(settings)
+    newer = crl_der(demo_pki, [revoked(0x55)], number=2, this_update=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    assert _post(api, "/v1/ca/pushed/crl", newer, CRL).body["entries"] == 1
+    older = crl_der(demo_pki, [], number=1)
+    refused = _post(api, "/v1/ca/pushed/crl", older, CRL)
+    assert refused.status == 422 and "older than the imported 2" in refused.body["error"]
+    sources = api.handle("GET", "/v1/sources", AUTH, b"").body["sources"]
+    assert {(s["ca"], s["kind"], s["crl_number"]) for s in sources} >= {("pushed", "crl", 2), ("crl-only", "crl", 1)}
+
+
+def test_crl_upload_to_a_ca_without_push_is_403_and_imports_nothing(config: Path, demo_pki_rsa: DemoPki) -> None:
+    """``push = false`` closes every way to write a CA's data from outside, CRL uploads included."""
     settings = load_config(config)
     prepare(settings)
     api = _api(settings)
     newer = crl_der(demo_pki_rsa, [revoked(0x55)], number=2, this_update=dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
-    assert _post(api, "/v1/ca/crl-only/crl", newer).body["entries"] == 1
-    older = crl_der(demo_pki_rsa, [], number=1)
-    refused = _post(api, "/v1/ca/crl-only/crl", older)
-    assert refused.status == 422 and "older than the imported 2" in refused.body["error"]
+    refused = _post(api, "/v1/ca/crl-only/crl", newer, CRL)
+    assert refused.status == 403 and "does not accept pushes" in refused.body["error"]
     sources = api.handle("GET", "/v1/sources", AUTH, b"").body["sources"]
-    assert {(s["ca"], s["kind"], s["crl_number"]) for s in sources} >= {("crl-only", "crl", 2), ("pushed", "push", None)}
-
-
-def _tls_material(folder: Path, pki: DemoPki) -> tuple[AdminSettings, tuple[str, str]]:
-    """Server cert for 127.0.0.1 and a client cert (clientAuth), both from the demo CA."""
-    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
-    now = dt.datetime.now(dt.timezone.utc)
-
-    def make(name: str, usage, san) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([usage]), False)
-            .add_extension(x509.SubjectAlternativeName(san), False)
-            .sign(ca_key, hashes.SHA256())
-        )  # fmt: skip
-        (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (folder / f"{name}.key").write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        )
-        return folder / f"{name}.pem", folder / f"{name}.key"
-
-    server = make("admin-server", ExtendedKeyUsageOID.SERVER_AUTH, [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    client = make("admin-client", ExtendedKeyUsageOID.CLIENT_AUTH, [x509.DNSName("ca-operator")])
-    settings = AdminSettings("127.0.0.1", 0, None, server[0], server[1], pki.chain)
-    return settings, (str(client[0]), str(client[1]))
-
-
-def _admin_server(config: Path, admin_settings: AdminSettings, token: str | None = None) -> AdminServer:
-    """A started admin listener over the configuration's store (stop it)."""
-    settings = load_config(config)
-    prepare(settings)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=token)
-    server = AdminServer(admin_settings, api)
-    server.start()
-    return server
-
-
-def test_admin_listener_requires_a_client_certificate(config: Path, demo_pki: DemoPki, tmp_path) -> None:
-    admin_settings, client = _tls_material(tmp_path, demo_pki)
-    server = _admin_server(config, admin_settings)
-    url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
-    context = ssl.create_default_context(cafile=str(demo_pki.chain))
-    try:
-        with pytest.raises(httpx.TransportError):  # TLS handshake refused without a client certificate
-            httpx.post(url, json={"serial": "77"}, verify=context, timeout=5)
-        context.load_cert_chain(*client)
-        answer = httpx.post(url, json={"serial": "77"}, verify=context, timeout=5)
-        assert answer.status_code == 200 and answer.json()["applied"] == 1
-    finally:
-        server.stop()
+    assert [s["crl_number"] for s in sources if s["ca"] == "crl-only"] == [1]  # the configured CRL, still
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -228,69 +182,133 @@ def test_cli_push_commands_and_their_errors(config: Path, demo_pki: DemoPki) -> 
         assert result.returncode == 2 and text in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
 
 
-def test_a_silent_client_does_not_stop_the_admin_listener(config: Path, demo_pki: DemoPki, tmp_path) -> None:
-    """A client that connects and sends nothing (no TLS ClientHello, or half an HTTP request)
-    holds one connection's thread, not the listener: everyone else is still answered."""
-    admin_settings, client = _tls_material(tmp_path, demo_pki)
-    server = _admin_server(config, admin_settings)
-    context = ssl.create_default_context(cafile=str(demo_pki.chain))
-    context.load_cert_chain(*client)
-    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
-    silent[1].sendall(b"POST /v1/ca/pushed/revoke HTTP/1.1\r\nContent-Length: 100\r\n")  # never finished
-    try:
-        url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
-        answer = httpx.post(url, json={"serial": "78"}, verify=context, timeout=5)  # was: blocked in accept()
-        assert answer.status_code == 200 and answer.json()["applied"] == 1
-    finally:
-        for sock in silent:
-            sock.close()
-        server.stop()
+# --- what the API accepts: media types, times, JSON, serial sizes -----------------------------
 
 
-def test_admin_connections_beyond_the_limit_are_closed_at_once(config: Path, demo_pki: DemoPki, tmp_path) -> None:
-    admin_settings, client = _tls_material(tmp_path, demo_pki)
-    server = _admin_server(config, admin_settings)
-    context = ssl.create_default_context(cafile=str(demo_pki.chain))
-    context.load_cert_chain(*client)
-    url = f"https://127.0.0.1:{server.port}/v1/ca/pushed/revoke"
-    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(MAX_CONNECTIONS)]
-    try:
-        time.sleep(0.5)  # every one accepted and holding its slot
-        with pytest.raises(httpx.TransportError):  # one more: closed without an answer
-            httpx.post(url, json={"serial": "79"}, verify=context, timeout=5)
-        for sock in silent:
-            sock.close()
-        deadline = time.monotonic() + 10
-        while True:  # their threads see the end of the stream and give their slots back
-            try:
-                answer = httpx.post(url, json={"serial": "79"}, verify=context, timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-        assert answer.status_code == 200 and answer.json()["applied"] == 1
-    finally:
-        for sock in silent:
-            sock.close()
-        server.stop()
+@pytest.mark.parametrize(
+    "path, content_type, payload",
+    [
+        ("/v1/ca/pushed/revoke", None, {"serial": "1"}),
+        ("/v1/ca/pushed/revoke", "text/plain", {"serial": "1"}),  # what a cross-site form or fetch() may send
+        ("/v1/ca/pushed/changes", "application/x-www-form-urlencoded", {"changes": [{"action": "revoke", "serial": "1"}]}),
+        ("/v1/reload", "multipart/form-data; boundary=x", b""),
+        ("/v1/ca/pushed/crl", "application/json", b"0\x00"),
+        ("/v1/ca/pushed/revoke", "application/pkix-crl", {"serial": "1"}),
+    ],
+)
+def test_admin_posts_without_their_media_type_are_415_and_write_nothing(config: Path, path, content_type, payload) -> None:
+    """Every POST names its media type (application/json; application/pkix-crl for CRLs), which a
+    browser cannot send across sites without a CORS preflight: no CSRF through an operator's browser."""
+    settings = load_config(config)
+    prepare(settings)
+    api = _api(settings)
+    headers = AUTH if content_type is None else {**AUTH, "content-type": content_type}
+    answer = _post(api, path, payload, headers)
+    assert answer.status == 415 and "Content-Type: application/" in answer.body["error"]
+    store = open_store(settings)
+    assert store.lookup(register_targets(store, settings.cas)["pushed"].issuer_id, 1) is None
+    store.close()
+    with_parameter = _post(api, "/v1/ca/pushed/revoke", {"serial": "1"}, {**AUTH, "content-type": "Application/JSON; charset=utf-8"})
+    assert with_parameter.status == 200
 
 
-def test_the_admin_api_runs_on_one_thread_whatever_thread_reads_the_request(config: Path) -> None:
-    """Connections are read in threads of their own, but the API's store (an SQLite connection
-    belongs to the thread that opened it) must always be used from one thread."""
-    server = _admin_server(config, AdminSettings("127.0.0.1", 0, None, None, None, None), TOKEN)
-    body = json.dumps({"serial": "7b"}).encode()
-    head = (f"POST /v1/ca/pushed/revoke HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
-    try:
-        slow = socket.create_connection(("127.0.0.1", server.port))
-        slow.sendall(head + body[:3])  # its thread now waits for the rest of the body
-        first = httpx.post(f"http://127.0.0.1:{server.port}/v1/ca/pushed/revoke", json={"serial": "7c"},
-                           headers={"authorization": f"Bearer {TOKEN}"}, timeout=5)  # fmt: skip
-        assert first.status_code == 200, first.text  # the store is opened for this one
-        slow.sendall(body[3:])  # answered by the other, older thread: the same store
-        reply = slow.makefile("rb").read()
-        slow.close()
-        assert reply.startswith(b"HTTP/1.0 200") and b'"applied": 1' in reply, reply
-    finally:
-        server.stop()
+@pytest.mark.parametrize(
+    "path, payload, message",
+    [
+        ("/v1/ca/pushed/revoke", {"serial": "1", "revocation_time": "9999-12-31T23:59:59-01:00"}, "out of range"),
+        ("/v1/ca/pushed/revoke", {"serial": "1", "revocation_time": "0001-01-01T00:00:00+01:00"}, "out of range"),
+        ("/v1/ca/pushed/revoke", {"serial": "1", "revocation_time": "0001-01-01T00:00:00Z"}, "out of range"),
+        ("/v1/ca/pushed/revoke", {"serial": "1", "invalidity_date": "1949-12-31T23:59:59Z"}, "out of range"),
+        ("/v1/ca/pushed/revoke", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("/v1/ca/pushed/issue", b'{"serials": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        ("/v1/ca/pushed/changes", b'{"changes": [{"action": "revoke", "serial": "1", "reason": ' + b"9" * 5000 + b"}]}", "not JSON"),
+        ("/v1/ca/pushed/revoke", {"serial": "1" * 100_000}, "at most 20"),
+    ],
+)
+def test_out_of_range_times_and_huge_or_deep_json_are_400_not_500(config: Path, path, payload, message) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    answer = _post(_api(settings), path, payload)
+    assert answer.status == 400 and message in answer.body["error"], answer.body
+    assert len(answer.encode()) < 1000  # the error does not echo the input back
+
+
+def test_a_json_body_over_the_limit_is_413_before_it_is_read(config: Path) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    api = _api(settings)
+    headers = {**JSON, "content-length": str(api.max_json_bytes + 1)}
+    answer = api.admit("POST", "/v1/ca/pushed/issue", headers)  # the head alone decides
+    assert answer is not None and answer.status == 413
+
+
+def test_times_at_the_ends_of_the_range_are_served_as_pushed(config: Path, demo_pki: DemoPki) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    app = build_application(settings)
+    api = _api(settings)
+    ends = ((0x71, "1950-01-01T00:00:00Z", dt.datetime(1950, 1, 1)), (0x72, "9999-12-31T23:59:59Z", dt.datetime(9999, 12, 31, 23, 59, 59)))
+    for serial, text, when in ends:
+        assert _post(api, "/v1/ca/pushed/revoke", {"serial": f"{serial:x}", "revocation_time": text}).status == 200
+        assert ocsp_query(app, demo_pki, serial).revocation_time_utc == when.replace(tzinfo=dt.timezone.utc)
+
+
+def test_serials_longer_than_20_octets_are_refused_in_pushes_but_answered_unknown(config: Path, demo_pki: DemoPki) -> None:
+    """RFC 5280 §4.1.2.2: a CA uses at most 20 octets. A push of a longer serial is a mistake and is
+    refused (admin API and CLI); a request for one is still answered: unknown, as never issued."""
+    config.write_text(config.read_text().replace("push = true\n", "push = true\npush_issued = true\n"))
+    settings = load_config(config)
+    prepare(settings)
+    app = build_application(settings)
+    longest, too_long = (1 << 159) - 1, 1 << 159  # 20 and 21 octets of DER INTEGER content
+    api = _api(settings)
+    refused = _post(api, "/v1/ca/pushed/issue", {"serials": [f"{too_long:x}"]})
+    assert refused.status == 400 and "21 octets long" in refused.body["error"] and "RFC 5280" in refused.body["error"]
+    cli = _cli("revoke", "pushed", f"{too_long:x}", "--config", str(config))
+    assert cli.returncode == 2 and "21 octets long" in " ".join(cli.stderr.split()), cli.stderr
+    assert _post(api, "/v1/ca/pushed/issue", {"serials": [f"{longest:x}"]}).status == 200
+    assert ocsp_query(app, demo_pki, longest).certificate_status is OCSPCertStatus.GOOD
+    assert ocsp_query(app, demo_pki, too_long).certificate_status is OCSPCertStatus.UNKNOWN
+
+
+# --- unrevoke says what changed -----------------------------------------------------------------
+
+
+def test_unrevoke_reports_what_changed_and_which_source_still_revokes(config: Path, demo_pki: DemoPki) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    api = _api(settings)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    crl = crl_der(demo_pki, [revoked(0x55, reason=x509.ReasonFlags.key_compromise)], number=2, this_update=now)
+    assert _post(api, "/v1/ca/pushed/crl", crl, CRL).status == 200
+    assert _post(api, "/v1/ca/pushed/changes", {"changes": [{"action": "revoke", "serial": s} for s in ("55", "56")]}).status == 200
+
+    pushed_only = _post(api, "/v1/ca/pushed/unrevoke", {"serial": "56"}).body
+    assert pushed_only["changed"] == 1
+    assert pushed_only["unrevoked"] == [{"serial": "56", "changed": True, "status": "good", "extended_revoked": False, "revoked_by": []}]
+    [again] = _post(api, "/v1/ca/pushed/unrevoke", {"serial": "56"}).body["unrevoked"]
+    assert again["changed"] is False and again["status"] == "good"
+    [never] = _post(api, "/v1/ca/pushed/unrevoke", {"serial": "1001"}).body["unrevoked"]
+    assert never["changed"] is False and never["revoked_by"] == []
+    [listed] = _post(api, "/v1/ca/pushed/unrevoke", {"serial": "55"}).body["unrevoked"]
+    assert listed["changed"] is True and listed["status"] == "revoked"
+    assert listed["revoked_by"] == [{"source": "crl", "origin": "admin upload for CA pushed",
+                                     "revocation_time": f"{T0 - dt.timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}", "reason": "keyCompromise"}]  # fmt: skip
+
+
+def test_cli_unrevoke_says_what_changed_and_fails_when_the_serial_stays_revoked_or_nothing_changed(config: Path, demo_pki: DemoPki) -> None:
+    settings = load_config(config)
+    prepare(settings)
+    api = _api(settings)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    assert _post(api, "/v1/ca/pushed/crl", crl_der(demo_pki, [revoked(0x55)], number=2, this_update=now), CRL).status == 200
+    assert _post(api, "/v1/ca/pushed/changes", {"changes": [{"action": "revoke", "serial": s} for s in ("55", "56")]}).status == 200
+    cases = [
+        ("56", 0, "removed the pushed revocation of 56 of CA pushed; it is answered good."),
+        ("56", 1, "nothing changed: 56 of CA pushed has no pushed revocation; it is answered good."),
+        ("1001", 1, "nothing changed: 1001 of CA pushed has no pushed revocation"),
+        ("55", 1, "removed the pushed revocation of 55 of CA pushed, but it is still revoked by the crl admin upload for CA pushed"),
+    ]
+    for serial, code, words in cases:
+        done = _cli("unrevoke", "pushed", serial, "--config", str(config))
+        assert done.returncode == code and words in " ".join(done.stdout.split()), (serial, done.stdout, done.stderr)

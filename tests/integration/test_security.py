@@ -6,10 +6,13 @@ See docs/security.md for the threat model these tests back.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import secrets
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +24,7 @@ from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
 from tests.throwaway_postgres import throwaway_postgres
 from tests.processes import free_port
-from tests.servers import ADMIN_TOKEN, start_server
+from tests.servers import ADMIN_TOKEN, demo_ca_table, start_server, table
 from tests.signing_support import write_signer
 from tests.softhsm import USER_PIN, SoftHsm
 
@@ -39,16 +42,36 @@ def _config(folder: Path, pki: DemoPki, key: Path, extra: str = "") -> Path:
     return path
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o642])
 def test_key_readable_by_others_refuses_to_start_naming_the_file_and_chmod(demo_pki: DemoPki, tmp_path: Path, mode: int) -> None:
+    """World access or a group that may write: `import` (and so `serve`) refuses, and `config check` says the same."""
     key = tmp_path / "ocsp.key"
     key.write_bytes(demo_pki.ocsp_key.read_bytes())
     key.chmod(mode)
-    done = subprocess.run([*CERTSTATUS, "import", "--config", str(_config(tmp_path, demo_pki, key))], capture_output=True, text=True, timeout=60)
+    config = _config(tmp_path, demo_pki, key, 'listen = "127.0.0.1:0"')  # config check binds it
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=60)
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0
     assert str(key) in output and f"chmod 600 {key}" in output and f"mode {mode:04o}" in output, output
     assert "ca.demo.signer_key" in output and "Traceback" not in output
+    checked = subprocess.run([*CERTSTATUS, "config", "check", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert checked.stderr == done.stderr  # the same one-line error as the import's
+
+
+def test_a_0640_key_owned_by_root_is_accepted_as_the_systemd_layout_says(demo_pki: DemoPki, tmp_path: Path) -> None:
+    """deploy/certstatus.service: keys `0640 root:certstatus`. PostgreSQL's rule accepts a group-readable key owned by root."""
+    key = tmp_path / "ocsp.key"
+    key.write_bytes(demo_pki.ocsp_key.read_bytes())
+    key.chmod(0o640)
+    if os.geteuid() == 0:
+        assert key.stat().st_uid == 0
+    config = _config(tmp_path, demo_pki, key, 'listen = "127.0.0.1:0"')
+    done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported" in done.stdout and "chmod" not in done.stdout + done.stderr
+    checked = subprocess.run([*CERTSTATUS, "config", "check", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_key_permissions_warn_starts_with_a_warning(demo_pki: DemoPki, tmp_path: Path) -> None:
@@ -261,3 +284,69 @@ def test_sql_source_dsn_passwords_reach_workers_only_through_passfiles(demo_pki:
     for name, text in outputs.items():
         for secret in (password, wrong, ADMIN_TOKEN):
             assert secret not in text, f"{secret[:6]}... appears in the {name}"
+
+
+# --- a PostgreSQL outage: the password in no log line, /ready says only "store unreachable" ------
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition()`` until true; AssertionError naming ``what`` after ``timeout`` seconds (a bound, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("edge", ["plain", "tls"])
+def test_postgresql_outage_logs_no_password_and_public_ready_says_only_store_unreachable(
+    access_pki, tmp_path: Path, edge: str
+) -> None:
+    """Under a PostgreSQL outage the supervisor and both workers log the lost store with the DSN's
+    password masked, on the plain-HTTP edge and on the TLS edge; the public ``/ready`` says "store
+    unreachable" and nothing of user, host or driver; the admin ``/ready`` gives the details."""
+    from tests.ocsp_client import request_der
+
+    pki = access_pki.demo
+    db_password = "dbpw-" + secrets.token_hex(12)
+    folder = tmp_path / "server"
+    folder.mkdir()
+    port, admin_port = free_port(), free_port()
+    with throwaway_postgres(password=db_password) as postgres:  # SCRAM over TCP: workers connect only with the password
+        dsn = postgres.dsn.replace("://postgres@", f"://postgres:{db_password}@", 1)
+        config = table("server", listen=f"127.0.0.1:{port}", workers=2, database=dsn) + demo_ca_table("demo", pki)
+        config += table("admin", listen=f"127.0.0.1:{admin_port}", token_file="admin.token")
+        if edge == "tls":
+            config += table("tls", certificate=access_pki.server.cert, key=access_pki.server.key)
+        (folder / "certstatus.toml").write_text(config)
+        subprocess.run([*CERTSTATUS, "db", "upgrade", "--config", str(folder / "certstatus.toml")], check=True, capture_output=True, timeout=60)
+        server = start_server(folder, config, port=port, admin_port=admin_port, tls=edge == "tls", log_level="debug")
+        client = httpx.Client(verify=ssl.create_default_context(cafile=str(access_pki.tls_root)), timeout=10)
+        auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        try:
+            body = request_der(pki.leaves["good"], pki.ca_cert)
+            ocsp = {"content-type": "application/ocsp-request", "connection": "close"}
+            _wait_for(lambda: client.post(server.url, content=body, headers=ocsp).status_code == 200, "answer before the outage")
+            assert client.get(server.url + "ready").text == "ready\n"
+            postgres.stop("fast")
+            # Both workers' change watchers lose their connection (each logs it), requests get tryLater.
+            _wait_for(lambda: server.log_text().count("store change watcher lost") >= 2, "change watcher warning from both workers")
+            assert client.post(server.url, content=body, headers=ocsp).status_code == 503
+            public = client.get(server.url + "ready")
+            admin = httpx.get(server.admin_url + "/ready", headers=auth, timeout=10)
+            metrics = httpx.get(server.admin_url + "/metrics", headers=auth, timeout=10)  # reads the store: fails, logged
+        finally:
+            client.close()
+            server.stop()
+        log = server.log_text()
+    lines = [line for line in log.splitlines() if line.strip()]
+    for line in lines:
+        assert db_password not in line, line
+    # Not only masked in the log: the workers never had the password (their DSN names a passfile).
+    lost = [line for line in lines if "store change watcher lost" in line]
+    assert lost and all("passfile=" in line and ":***@" not in line for line in lost), lost
+    assert (public.status_code, public.text) == (503, "not ready:\n- store unreachable\n")
+    assert any("store unreachable" in line and "127.0.0.1" in line for line in lines)  # the worker logs the details
+    assert admin.status_code == 503 and "store unreachable: " in admin.text, admin.text
+    assert "127.0.0.1" in admin.text and "postgres" in admin.text  # the details: where, who, why
+    assert db_password not in admin.text
+    assert metrics.status_code == 200

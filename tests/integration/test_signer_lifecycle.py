@@ -64,6 +64,18 @@ def test_signer_new_writes_a_key_and_a_request_with_the_responder_profile(tmp_pa
     assert not (tmp_path / "signers" / "r1.toml").exists()  # not a signer until its certificate is added
 
 
+@pytest.mark.parametrize("name", ["../escaped", "..", "sub/r1", "{tmp}/absolute", ".hidden", "a\\b", ""])
+def test_signer_name_that_is_not_a_plain_file_name_is_refused_before_anything_is_written(tmp_path, pki, name) -> None:
+    name = name.format(tmp=tmp_path)  # an absolute path, inside this test's folder should the refusal fail
+    config = _config(tmp_path, pki)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for command in (["signer", "new", "--config", str(config)], ["signer", "add", "--config", str(config), str(pki.ocsp_cert)]):
+        result, output = _invoke(*command, "--name", name)
+        assert result.exit_code == 2 and "--name" in output and "is not a signer name" in output, output
+        assert "Traceback" not in output
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written, inside or out
+
+
 def test_signer_add_refuses_a_certificate_without_the_eku_or_for_another_key(tmp_path, pki) -> None:
     config = _config(tmp_path, pki)
     assert _invoke("signer", "new", "--config", str(config), "--name", "r2")[0].exit_code == 0

@@ -37,8 +37,9 @@ def schema():
         )
         db.execute(
             f"INSERT INTO {name}.certs VALUES ('0A', 'V', NULL, NULL), ('0B', 'R', %s, 'keyCompromise'), "
-            "('0C', 'R', %s, NULL), ('0D', 'maybe', NULL, NULL), ('0E', 'revoked', NULL, NULL)",
-            (REVOKED_AT, REVOKED_AT),
+            "('0C', 'R', %s, NULL), ('0D', 'maybe', NULL, NULL), ('0E', 'revoked', NULL, NULL), "
+            "('-01', 'R', %s, 'superseded'), ('00', 'V', NULL, NULL), ('FF', 'V', NULL, NULL)",
+            (REVOKED_AT, REVOKED_AT, REVOKED_AT),
         )
         yield name
         db.execute(f"DROP SCHEMA {name} CASCADE")
@@ -61,6 +62,17 @@ def test_rows_become_status_records(schema: str) -> None:
             source.record(0x0D)
         with pytest.raises(SqlUnavailable, match="has no revocation_time"):
             source.record(0x0E)
+    finally:
+        source.close()
+
+
+def test_serial_hex_is_written_as_openssl_writes_negative_and_zero_serials(schema: str) -> None:
+    """-1 is looked up as '-01' (OpenSSL's BN_bn2hex), 0 as '00', 255 as 'FF'."""
+    source = SqlStatusSource("db-ca", _settings(schema))
+    try:
+        assert source.record(-1).revoked.reason is x509.ReasonFlags.superseded
+        assert source.record(0) == source.record(255) and source.record(0).issued
+        assert source.record(1) is None and source.record(-255) is None
     finally:
         source.close()
 

@@ -108,6 +108,46 @@ def test_watcher_reconnects_and_catches_up_on_changes_made_meanwhile(postgres_ds
         writer.close()
 
 
+def test_an_outage_is_one_warning_without_the_password_then_one_line_when_back(tmp_path: Path, caplog) -> None:
+    """However long the store stays away, the watcher logs one warning (the DSN's password masked),
+    its retries at debug, and one line once it listens again."""
+    import logging
+    import socket
+
+    from certstatus.observability import JsonFormatter
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    hub = ChangeHub()
+    caplog.set_level(logging.DEBUG, logger="certstatus.store.changes")
+    down = ChangeWatcher(f"postgresql://certstatus:s3cret-pw@127.0.0.1:{port}/db", hub, retry_interval=0.05)
+    down.start(timeout=0.01)
+    try:
+        wait_for(lambda: sum(r.levelno == logging.DEBUG for r in caplog.records) >= 3, "three failed retries")
+    finally:
+        down.stop()
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.name == "certstatus.store.changes"]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, lines  # "not listening after ..." at start, then the loss: once
+    assert any("store change watcher lost postgresql://certstatus:***@127.0.0.1" in line for line in lines), lines
+    assert not any("s3cret-pw" in r.getMessage() for r in caplog.records), lines  # masked where written, not only by the formatter
+
+    caplog.clear()
+    database = tmp_path / "later" / "store.sqlite3"  # its folder does not exist yet: the watcher cannot open it
+    back = ChangeWatcher(database, hub, retry_interval=0.05)
+    back.start(timeout=0.01)
+    try:
+        wait_for(lambda: any(r.levelno == logging.DEBUG for r in caplog.records), "a failed retry")
+        database.parent.mkdir()
+        open_store(database, upgrade=True).close()
+        wait_for(lambda: any("listening again" in r.getMessage() for r in caplog.records), "the reconnection line")
+    finally:
+        back.stop()
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.INFO and "not listening after" not in r.getMessage()] == [
+        "WARNING", "INFO"]
+
+
 def test_worker_learns_that_another_process_imported_its_cas_data(database, demo_pki, tmp_path: Path) -> None:
     ca = CaSettings(
         name="demo",

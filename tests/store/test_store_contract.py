@@ -153,6 +153,20 @@ def test_extreme_serials_are_stored_and_found(store: StatusStore, issuers: tuple
     assert store.lookup(one, serial + 1) is None
 
 
+def test_minus_one_and_255_never_meet(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """-1 (key ff) revoked by a CRL, 0 (00) and 255 (00ff) issued: each serial has its own rows."""
+    one, _ = issuers
+    store.replace_source(one, _state("crl", 1), revoked=[_revoked(-1)])
+    store.replace_source(one, _state("issued", 3), issued=[-1, 0, 255])
+
+    assert store.lookup(one, -1) == CertStatusRecord(issued=True, revoked=_revoked(-1))
+    assert store.lookup(one, 0) == CertStatusRecord(issued=True, revoked=None)
+    assert store.lookup(one, 255) == CertStatusRecord(issued=True, revoked=None)
+    for never in (1, -255, 256):
+        assert store.lookup(one, never) is None
+    assert store.lookup_many(one, [255, -1, 1]) == {255: store.lookup(one, 255), -1: store.lookup(one, -1)}
+
+
 def test_duplicate_serials_in_one_source_do_not_fail(store: StatusStore, issuers: tuple[int, int]) -> None:
     one, _ = issuers
     store.replace_source(one, _state("issued", 3), issued=[5, 5, 5])

@@ -77,6 +77,19 @@ def test_unrevoke_leaves_revocations_of_other_sources(store) -> None:
     assert store.lookup(issuer, 5).revoked.reason is HOLD
 
 
+def test_revocations_name_every_source_that_revokes_a_serial_in_the_crl_view(store) -> None:
+    issuer = store.register_issuer("ca", b"cert")
+    early = T - dt.timedelta(days=1)
+    store.replace_source(issuer, _state("crl", 1), revoked=[RevokedEntry(5, T, HOLD), RevokedEntry(6, T, HOLD)])
+    store.replace_source(issuer, _state("delta", 2), revoked=[RevokedEntry(6, T, REMOVE)])  # a released hold
+    store.apply_changes(issuer, [StatusChange("revoke", 5, early, KEY, early), StatusChange("issue", 7)], at=T)
+    assert store.revocations(issuer, 5) == {"crl": RevokedEntry(5, T, HOLD), "push": RevokedEntry(5, early, KEY, early)}
+    assert store.revocations(issuer, 6) == {}  # the delta CRL removed it from the CRL view
+    assert store.revocations(issuer, 7) == {} and store.revocations(issuer, 8) == {}
+    store.apply_changes(issuer, [StatusChange("unrevoke", 5)], at=T)
+    assert store.revocations(issuer, 5) == {"crl": RevokedEntry(5, T, HOLD)}
+
+
 def test_replace_source_drops_other_kinds_in_the_same_transaction(store) -> None:
     issuer = store.register_issuer("ca", b"cert")
     store.replace_source(issuer, _state("crl", 1), revoked=[RevokedEntry(5, T, HOLD)])

@@ -30,7 +30,29 @@ def test_exact_names_match_attribute_by_attribute_ignoring_case_and_spacing():
     table = NameTable.parse(["CN=App One,O=Example"])
     assert table.match(_name("CN=app   one,O=EXAMPLE")) == "CN=App One,O=Example"
     assert table.match(_name("CN=App One,O=Example,C=DE")) is None
-    assert table.match(_name("O=Example,CN=App One")) is None  # RDN order is part of the name
+    assert table.match(_name("CN=App One,O=Other")) is None
+
+
+@pytest.mark.parametrize("entry", ["CN=app1,OU=Payments,O=Example", "O=Example,OU=Payments,CN=app1"])
+def test_exact_names_match_in_rfc4514_order_and_in_the_order_openssl_prints(entry):
+    """RFC 4514 writes the last RDN first; `openssl x509 -subject` prints the first first: both name one subject."""
+    subject = x509.Name([
+        x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Example"),
+        x509.NameAttribute(x509.NameOID.ORGANIZATIONAL_UNIT_NAME, "Payments"),
+        x509.NameAttribute(x509.NameOID.COMMON_NAME, "app1"),
+    ])  # the certificate's order: O, OU, CN
+    table = NameTable.parse([entry])
+    assert table.match(subject) == entry
+    assert table.match(_name("CN=app1,OU=Payments,O=Example")) == entry
+    assert table.match(_name("O=Example,CN=app1,OU=Payments")) == entry  # any order of the same RDNs
+
+
+def test_exact_names_compare_rdns_as_a_multiset_and_keep_multivalued_rdns_whole():
+    table = NameTable.parse(["CN=app1,OU=a,OU=a,O=Example", "CN=app2+UID=7,O=Example"])
+    assert table.match(_name("OU=a,CN=app1,O=Example,OU=a")) == "CN=app1,OU=a,OU=a,O=Example"
+    assert table.match(_name("CN=app1,OU=a,O=Example")) is None  # one OU=a less: another subject
+    assert table.match(_name("O=Example,UID=7+CN=app2")) == "CN=app2+UID=7,O=Example"
+    assert table.match(_name("CN=app2,UID=7,O=Example")) is None  # two RDNs are not one multi-valued RDN
 
 
 def test_glob_and_regular_expression_entries_match_the_rfc4514_string():

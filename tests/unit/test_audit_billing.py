@@ -14,7 +14,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 def _record(n: int, requestor: str, issuer: str, statuses: list[str], status: str = "successful") -> dict:
     return {
-        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name": None,
+        "time": T0 + dt.timedelta(hours=n), "client": "192.0.2.1", "tls_client": None, "requestor_name_claimed": None,
         "signer": None, "requestor": requestor, "issuer": issuer,
         "certs": [{"serial": f"{n:x}", "cert_id_hash": "sha1", "status": s} for s in statuses],
         "response_status": status, "source": "live", "nonce": False, "reason": None, "latency_us": 100,
@@ -84,3 +84,43 @@ def test_billing_counts_certificates_of_successful_answers_per_requestor_and_day
 
     by_issuer = billing_report(log_files(path), T0, T0 + dt.timedelta(days=2), by="issuer")
     assert {row.key: row.counts["certificates"] for row in by_issuer.rows} == {"ca1": 3, "ca2": 1}
+
+
+def test_billing_report_without_dates_counts_the_current_month(tmp_path):
+    """`certstatus billing report --log FILE` alone: this month (UTC), from its first day to the next month's."""
+    from click.testing import CliRunner
+
+    from certstatus.cli import main
+    from certstatus.cli_operations import month_bounds
+
+    now = dt.datetime.now(dt.timezone.utc)
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    path = tmp_path / "audit.log"
+    log = AuditLog(str(path))
+    for when, requestor in ((first + dt.timedelta(minutes=1), "CN=this-month"), (first - dt.timedelta(minutes=1), "CN=last-month")):
+        log.write({**_record(0, requestor, "ca1", ["good"]), "time": when})
+    log.close()
+    result = CliRunner().invoke(main, ["billing", "report", "--log", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["from"], report["to"]) == month_bounds(now)
+    assert [row["requestor"] for row in report["rows"]] == ["CN=this-month"]
+
+
+def test_month_bounds_cross_the_year():
+    from certstatus.cli_operations import month_bounds
+
+    assert month_bounds(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc)) == ("2026-12-01", "2027-01-01")
+    assert month_bounds(dt.datetime(2027, 2, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == ("2027-01-01", "2027-02-01")
+
+
+def test_an_unauthenticated_request_is_billed_to_its_address_never_to_the_name_it_claims(tmp_path):
+    path = tmp_path / "audit.log"
+    log = AuditLog(str(path))
+    claimed = _record(0, None, "ca1", ["good"])
+    claimed["requestor_name_claimed"] = "CN=Big Customer"
+    log.write(claimed)
+    log.write(_record(1, "CN=a", "ca1", ["good"]))
+    log.close()
+    report = billing_report(log_files(path), T0, T0 + dt.timedelta(days=1), by="requestor")
+    assert sorted(row.key for row in report.rows) == ["192.0.2.1", "CN=a"]

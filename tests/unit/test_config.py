@@ -182,6 +182,32 @@ def test_unknown_server_key_and_unknown_section_are_named(tmp_path: Path) -> Non
     assert _error(_write(tmp_path, '[servers]\nlisten = ":80"\n' + MINIMAL_CA)).key == "servers"
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "suggestion"),
+    [
+        (MINIMAL_CA + 'signer_kye = "ocsp.key"\n', "ca.issuing.signer_kye", "signer_key"),
+        (MINIMAL_CA + 'refresh_intervall = "1h"\n', "ca.issuing.refresh_intervall", "refresh_interval"),
+        ('[server]\nlisten_address = "127.0.0.1:80"\n' + MINIMAL_CA, "server.listen_address", "listen"),
+        ('[sever]\nlisten = "127.0.0.1:80"\n' + MINIMAL_CA, "sever", "server"),
+        ('[tls]\ncertificat = "tls.pem"\n' + MINIMAL_CA, "tls.certificat", "certificate"),
+        ('[admin]\ntoken_flie = "t"\n' + MINIMAL_CA, "admin.token_flie", "token_file"),
+        (MINIMAL_CA + '[[ca.issuing.signer]]\ncertificate = "a.pem"\nkey = "a.key"\npasword_file = "p"\n',
+         "ca.issuing.signer[1].pasword_file", "password_file"),
+    ],
+)
+def test_a_misspelt_key_gets_the_closest_known_one_not_the_whole_list(tmp_path: Path, text: str, key: str, suggestion: str) -> None:
+    error = _error(_write(tmp_path, text))
+    assert (error.key, error.problem) == (key, f"is not a known {'section' if '.' not in key else 'key'}.")
+    assert error.fix == f"Did you mean {suggestion}?"
+
+
+def test_an_unknown_key_like_none_points_to_the_reference_instead_of_forty_keys(tmp_path: Path) -> None:
+    error = _error(_write(tmp_path, MINIMAL_CA + "zzz = 1\n"))
+    assert error.fix == "`certstatus config reference` lists every key (docs/configuration.md)."
+    few = _error(_write(tmp_path, MINIMAL_CA.replace('crl = "ca.crl"', "") + '[ca.issuing.sql]\nqqq = 1\n'))
+    assert few.fix == "Known keys: dsn, pool_size, query, timeout."  # a short list is still given whole
+
+
 @pytest.mark.parametrize("key", ["certificate", "signer_certificate", "signer_key"])
 def test_missing_required_key_is_named(tmp_path: Path, key: str) -> None:
     text = "\n".join(line for line in MINIMAL_CA.splitlines() if not line.startswith(f"{key} "))

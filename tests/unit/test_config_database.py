@@ -8,7 +8,7 @@ import pytest
 
 from certstatus.config import Settings, database_setting, load_config
 from certstatus.errors import ConfigError
-from certstatus.store.dsn import mask_dsn
+from certstatus.store.dsn import redact
 
 DSN = "postgresql://certstatus@db.example:5432/ocsp?options=-csearch_path%3Docsp"
 
@@ -50,15 +50,33 @@ def test_command_line_db_takes_a_dsn() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dsn", "masked"),
+    ("text", "masked"),
     [
         ("postgresql://u:pw@h:5432/d", "postgresql://u:***@h:5432/d"),
         ("postgresql://u@h/d?password=pw&sslmode=require", "postgresql://u@h/d?password=***&sslmode=require"),
         ("postgresql://h/d", "postgresql://h/d"),
+        ("postgres://u:p@ss:w0rd@h/d", "postgres://u:***@h/d"),  # an "@" left unencoded in the password
+        ("lost postgresql://u:pw@h/d: refused; retrying", "lost postgresql://u:***@h/d: refused; retrying"),
+        ('missing "]" in URI: "postgresql://u:pw@[::1/d"', 'missing "]" in URI: "postgresql://u:***@[::1/d"'),
+        ("host=db user=u password=pw dbname=d", "host=db user=u password=*** dbname=d"),
+        ("host=db password = 'p w\\'x' dbname=d", "host=db password = *** dbname=d"),
+        ("password authentication failed for user \"u\"", "password authentication failed for user \"u\""),
+        ("postgresq://u:pw@h/d is not a PostgreSQL DSN", "postgresq://u:***@h/d is not a PostgreSQL DSN"),
+        ("fetch https://crl:pw@ca.example/x.crl: 404", "fetch https://crl:***@ca.example/x.crl: 404"),
+        ("at 12:30 on host:5432", "at 12:30 on host:5432"),
     ],
 )
-def test_passwords_never_reach_messages(dsn: str, masked: str) -> None:
-    assert mask_dsn(dsn) == masked
+def test_passwords_never_reach_messages(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:s3cret@[::1/d", "postgresql://u:s3c%zzret@h/d", "postgresql://u@h/d?password=s3cret&bogus=1"]
+)
+def test_a_dsn_libpq_refuses_is_named_without_its_password(dsn: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        database_setting(dsn, base=Path("."), file="command line", key="--db")
+    assert "not a valid PostgreSQL URI" in str(refused.value) and "s3c" not in str(refused.value), refused.value
 
 
 def test_db_option_with_config_overrides_the_file_with_a_dsn(tmp_path: Path) -> None:

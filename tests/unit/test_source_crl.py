@@ -301,3 +301,49 @@ def test_crl_whose_issuer_name_has_an_attribute_of_the_wrong_type_is_a_source_er
 
     with pytest.raises(SourceError, match="not a readable CRL"):
         load_crl(broken, issuer, origin="crl.der")
+
+
+# The CA certificate's profile (RFC 5280 §6.3.3 (f), §4.2.1.9): CAs made by `openssl req -x509`, CRLs by `openssl ca`.
+_MAY_NOT_SIGN_CRLS = {
+    "keyUsage-critical-without-cRLSign": (
+        "basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, digitalSignature", "lacks cRLSign"
+    ),
+    "keyUsage-non-critical-without-cRLSign": (
+        "basicConstraints = critical, CA:TRUE\nkeyUsage = keyCertSign, digitalSignature", "lacks cRLSign"
+    ),
+    "cA-false": ("basicConstraints = critical, CA:FALSE\nkeyUsage = critical, keyCertSign, cRLSign", "cA=FALSE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_MAY_NOT_SIGN_CRLS))
+def test_crl_of_a_ca_certificate_that_may_not_sign_crls_is_refused(tmp_path: Path, case: str) -> None:
+    extensions, reason = _MAY_NOT_SIGN_CRLS[case]
+    ca = OpenSslCa(tmp_path / "ca", ca_extensions=extensions)
+    ca.issue("leaf")
+    ca.revoke("leaf", reason="keyCompromise")
+    crl = ca.gencrl()
+    assert x509.load_pem_x509_crl(crl).is_signature_valid(ca.certificate.public_key())  # signed all right
+
+    with pytest.raises(SourceError) as caught:
+        load_crl(crl, ca.certificate, origin="/pki/ca.crl")
+
+    assert caught.value.origin == "/pki/ca.crl"
+    assert reason in caught.value.problem and "may not sign CRLs" in caught.value.problem
+    assert "CN=OpenSSL Test CA" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    ["basicConstraints = critical, CA:TRUE\nsubjectKeyIdentifier = hash", "keyUsage = critical, keyCertSign, cRLSign", ""],
+    ids=["no-keyUsage", "no-basicConstraints", "version-1"],
+)
+def test_crl_of_a_ca_certificate_silent_on_its_use_is_accepted(tmp_path: Path, extensions: str) -> None:
+    """RFC 5280 §6.3.3 (f) checks cRLSign only when keyUsage is present; a CA without basicConstraints is
+    served as configured (the warnings are certstatus.ca_certificate.profile_warnings')."""
+    ca = OpenSslCa(tmp_path / "ca", ca_extensions=extensions, crl_extensions="")
+    assert (ca.certificate.version is x509.Version.v1) == (extensions == "")
+    ca.index_path.write_text("R\t300101000000Z\t250101000000Z,superseded\t1A2B\tunknown\t/CN=leaf\n")
+
+    entries = load_crl(ca.gencrl(), ca.certificate, origin="ca.crl").entries
+
+    assert [(entry.serial_number, entry.reason) for entry in entries] == [(0x1A2B, x509.ReasonFlags.superseded)]

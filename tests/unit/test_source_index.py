@@ -128,6 +128,8 @@ def test_subject_with_a_tab_stays_in_the_last_field() -> None:
         ("V\t3012312359Z\t\t01\tunknown\t/CN=x", "expiry '3012312359Z' is not"),
         ("V\t301331235959Z\t\t01\tunknown\t/CN=x", "expiry '301331235959Z' is not a valid date"),
         ("V\t301231235959Z\t\t0G\tunknown\t/CN=x", "serial '0G' is not hexadecimal"),
+        ("V\t301231235959Z\t\t--01\tunknown\t/CN=x", "serial '--01' is not hexadecimal"),
+        ("V\t301231235959Z\t\t-\tunknown\t/CN=x", "serial '-' is not hexadecimal"),
         ("V\t301231235959Z\t\t\tunknown\t/CN=x", "serial '' is not hexadecimal"),
         ("V\t301231235959Z\t\t01\tunknown", "expected 6 tab-separated fields, found 5"),
         ("V 301231235959Z 01 unknown /CN=x", "expected 6 tab-separated fields, found 1"),
@@ -145,6 +147,27 @@ def test_malformed_line_is_refused_naming_line_number_and_problem(line: str, pro
     assert caught.value.origin == "/etc/ca/index.txt"
     assert caught.value.problem.startswith("line 3: ")
     assert problem in caught.value.problem
+    assert "The whole file is refused" in caught.value.problem
+
+
+def test_signed_serials_as_openssl_ca_writes_them(tmp_path: Path) -> None:
+    """-1 revoked next to 0 and 255 valid: three serials, the CRL `openssl ca -gencrl` makes from them has -1."""
+    ca = OpenSslCa(tmp_path / "ca")
+    ca.index_path.write_text(
+        "R\t301231235959Z\t240102030405Z,keyCompromise\t-01\tunknown\t/CN=minus-one\n"
+        "V\t301231235959Z\t\t00\tunknown\t/CN=zero\n"
+        "V\t301231235959Z\t\tFF\tunknown\t/CN=255\n"
+    )
+    data = parse_index(ca.index_path.read_bytes(), origin="index.txt")
+
+    assert data.issued == (-1, 0, 255)
+    assert [(entry.serial_number, entry.reason) for entry in data.revoked] == [(-1, x509.ReasonFlags.key_compromise)]
+    assert [entry.serial_number for entry in x509.load_pem_x509_crl(ca.gencrl())] == [-1]
+
+
+def test_repeated_negative_serial_is_named_as_openssl_writes_it() -> None:
+    with pytest.raises(SourceError, match="line 2: serial -01 is already listed on line 1"):
+        parse_index(_index(VALID.replace("1A2B", "-01"), VALID.replace("1A2B", "-1")), origin="index.txt")
 
 
 def test_repeated_serial_is_refused_naming_both_lines() -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from certstatus.demo_pki import DemoPki
 from certstatus.errors import SourceError
-from certstatus.sources.issued import parse_issued
+from certstatus.sources.issued import parse_issued, parse_serial, serial_hex
+from tests.openssl_ca import OpenSslCa
 
 
 @pytest.mark.parametrize(
@@ -53,13 +54,46 @@ def test_demo_issued_list_has_every_issued_leaf_but_not_the_unknown_one(demo_pki
 
 @pytest.mark.parametrize(
     "line",
-    ["xyz", "0x", "serial=", "12 34", "1:2:", ":12", "12::34", "123:45", "-12", "0x-1", "12,34"],
+    ["xyz", "0x", "serial=", "12 34", "1:2:", ":12", "12::34", "123:45", "- 12", "--12", "0x-1", "+12", "12,34", "-"],
 )
-def test_malformed_line_is_refused_naming_its_line_number(line: str) -> None:
+def test_malformed_line_refuses_the_whole_list_naming_its_line_number(line: str) -> None:
     with pytest.raises(SourceError) as caught:
         parse_issued(f"# header\n01\n{line}\n02\n".encode(), origin="/srv/issued.txt")
     assert caught.value.origin == "/srv/issued.txt"
     assert caught.value.problem.startswith(f"line 3: {line.strip()!r} is not a hexadecimal serial")
+    assert "The whole list is refused" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    "line, serial",
+    [("-01", -1), ("-1", -1), ("serial=-01", -1), ("-0x01", -1), ("-0X1", -1), ("-01:00", -256),
+     ("-80", -128), ("-81", -129), ("00", 0), ("-00", 0), ("FF", 255), ("00FF", 255), ("0xff", 255)],
+)  # fmt: skip
+def test_signed_hex_serials_read_as_openssl_writes_them(line: str, serial: int) -> None:
+    assert parse_issued(f"{line}\n".encode(), origin="issued.txt") == (serial,)
+
+
+def test_minus_one_zero_and_255_are_three_serials() -> None:
+    """The list of a CA with serial -1 next to 0 and 255: no line refused, no two read as one."""
+    assert parse_issued(b"-01\n00\nFF\n", origin="issued.txt") == (-1, 0, 255)
+
+
+@pytest.mark.parametrize("serial", [0, 1, -1, 127, 128, 255, 256, -128, -129, -256, 2**159 - 1, -(2**159)])
+def test_serial_hex_reads_back_as_the_same_serial(serial: int) -> None:
+    text = serial_hex(serial)
+    assert parse_serial(text) == serial
+    assert len(text.lstrip("-")) % 2 == 0 and text == text.upper()
+
+
+def test_serial_hex_is_what_openssl_prints(tmp_path) -> None:
+    ca = OpenSslCa(tmp_path / "ca")
+    ca.run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "leaf.key",
+           "-out", "leaf.csr", "-subj", "/CN=leaf", "-config", str(ca.config))  # fmt: skip
+    for serial in (-1, -129, 0, 127, 255, 0x1A2B3C):
+        printed = ca.run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", str(serial),
+                         "-noout", "-serial").decode().strip()  # fmt: skip
+        assert printed == f"serial={serial_hex(serial)}"
+        assert parse_issued(printed.encode(), origin="serials") == (serial,)
 
 
 def test_non_ascii_byte_is_refused_naming_its_line_number() -> None:

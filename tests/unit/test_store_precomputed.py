@@ -62,6 +62,20 @@ def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
     assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
 
 
+def test_minus_one_zero_and_255_are_three_rows(store):
+    """Serial keys are minimal two's complement (-1: ff, 255: 00ff, 0: 00): no two serials share a row."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [0, 255], revoked=[RevokedEntry(-1, T0, x509.ReasonFlags.key_compromise)])
+    assert sorted(_pending(store, issuer_id, "missing")) == [-1, 0, 255]
+    _sign(store, issuer_id, [-1, 0, 255])
+
+    for serial in (-1, 0, 255):
+        assert store.precomputed(issuer_id, serial, "sha1").der == b":%d:sha1" % serial
+    for never in (1, -255, 256, -256):
+        assert store.precomputed(issuer_id, never, "sha1") is None
+    assert _pending(store, issuer_id, "missing") == []
+
+
 def test_one_row_per_serial_refuses_responses_that_differ_in_time_or_hash(store):
     """Both responses of a serial share one row: differing times, or a hash outside SHA-1/SHA-256, write nothing."""
     issuer_id = store.register_issuer("ca", b"ca")

@@ -76,6 +76,34 @@ def test_the_file_is_in_wal_mode_so_workers_read_while_an_import_writes(tmp_path
         store.close()
 
 
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_a_new_store_and_its_wal_and_shm_files_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """The store holds who is revoked and, precomputed, signed responses: readable by the service user only."""
+    import os
+
+    path = tmp_path / "private.sqlite3"
+    previous = os.umask(umask)
+    try:
+        store = SQLiteStore(path)
+        issuer = store.register_issuer("ca", b"cert")
+        store.replace_source(issuer, _state("issued", 1), issued=[8])  # a write: the WAL and its index exist now
+    finally:
+        os.umask(previous)
+    try:
+        files = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        assert files == {"private.sqlite3": 0o600, "private.sqlite3-wal": 0o600, "private.sqlite3-shm": 0o600}
+    finally:
+        store.close()
+
+
+def test_an_existing_store_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    SQLiteStore(path).close()
+    path.chmod(0o640)  # an operator's choice (a backup group, say)
+    SQLiteStore(path).close()
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
 def test_memory_store_works() -> None:
     store = SQLiteStore(":memory:")
     try:

@@ -24,11 +24,16 @@ from cryptography import x509
 from certstatus.errors import ConfigError
 
 
-def _normal(name: x509.Name) -> tuple[frozenset[tuple[str, str]], ...]:
-    return tuple(
-        frozenset((attr.oid.dotted_string, " ".join(str(attr.value).split()).casefold()) for attr in rdn)
+#: A name compared as a multiset of RDNs: each RDN its sorted (OID, folded value) pairs, the RDNs sorted.
+NormalName = tuple[tuple[tuple[str, str], ...], ...]
+
+
+def _normal(name: x509.Name) -> NormalName:
+    """``name`` in a form equal for the same RDNs in any order (values case-folded, whitespace collapsed)."""
+    return tuple(sorted(
+        tuple(sorted((attr.oid.dotted_string, " ".join(str(attr.value).split()).casefold()) for attr in rdn))
         for rdn in name.rdns
-    )
+    ))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class NameEntry:
     """One entry of the table: ``text`` as configured, and how it matches."""
 
     text: str
-    exact: tuple[frozenset[tuple[str, str]], ...] | None = None
+    exact: NormalName | None = None
     pattern: re.Pattern[str] | None = None
 
     def matches(self, subject: x509.Name, subject_text: str) -> bool:

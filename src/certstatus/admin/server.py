@@ -1,14 +1,29 @@
 """The admin listener and the background services of ``certstatus serve``'s supervisor.
 
 :class:`AdminServer` moves bytes between a socket and
-:class:`~certstatus.admin.api.AdminApi`: a thread per connection, at most
-:data:`MAX_CONNECTIONS` at once (one more is closed at once), optional TLS
-with required client certificates (``client_ca``), 30 s socket timeout. The
-TLS handshake runs in the connection's thread under that timeout, not in
-``accept``: a client that connects and sends nothing cannot stop metrics
-scrapes, probes and pushes of everyone else. The API itself runs on one
-thread of its own, one request at a time (its store belongs to that thread,
-and pushes are serialised anyway by the store's single writer).
+:class:`~certstatus.admin.api.AdminApi`, a thread per connection, with
+optional TLS and required client certificates (``client_ca``). What one
+client can hold is bounded, so that nobody who cannot authenticate keeps an
+operator, a push or a metrics scrape out:
+
+* the connections are slots of :class:`~certstatus.admin.slots.ConnectionSlots`:
+  16 at most, 8 from one address; a connection not yet authenticated gives
+  its slot up to a newer one when they are all taken;
+* deadlines on whole phases, not on single reads (a byte a second extends
+  nothing): the TLS handshake and the request head within :data:`HEAD_SECONDS`
+  of the accept; the body of an authenticated request within
+  :data:`BODY_SECONDS` plus a second per MiB it declares;
+* a request is authenticated right after its head (:meth:`AdminApi.admit`);
+  a refused one is answered and closed without a byte of its body read
+  (``Expect: 100-continue`` is answered only once the request is admitted);
+* an admitted body is spooled (kept in memory up to :data:`SPOOL_BYTES`, then
+  in an unlinked temporary file), so a large upload does not sit in memory
+  while it arrives; the API reads it once.
+
+The API itself runs on one thread of its own, one request at a time (its
+store was opened there: an SQLite connection belongs to its thread; pushes
+are serialised by the store's single writer anyway), so at most one CRL
+upload is in memory at a time.
 
 :func:`start_services` starts what runs beside the OCSP workers: the
 :class:`~certstatus.sources.refresh.Refresher` and, when ``[admin]`` is
@@ -19,19 +34,27 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import ssl
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from multiprocessing.process import BaseProcess
+from typing import BinaryIO
 
+from certstatus.access.names import NameTable
 from certstatus.admin.api import AdminApi, AdminResponse
+from certstatus.admin.operators import OperatorPolicy
+from certstatus.admin.slots import ConnectionSlots, Slot
 from certstatus.clock import Clock
 from certstatus.config import Settings
 from certstatus.errors import ConfigError
 from certstatus.generator.schedule import start_background, stop_background
+from certstatus.server.tls import peer_chain
 from certstatus.source_settings import AdminSettings
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import Refresher, register_targets
@@ -39,10 +62,16 @@ from certstatus.store.base import StatusStore
 
 log = logging.getLogger("certstatus.admin")
 
-#: Admin connections served at once; one more is closed without an answer.
-MAX_CONNECTIONS = 16
-#: Seconds a connection may take for its TLS handshake and each read or write.
+#: Seconds from the accept to a complete request head (TLS handshake, request line, headers).
+HEAD_SECONDS = 10.0
+#: Seconds an authenticated request has for its body, plus one per MiB it declares (slots.BODY_BYTES_PER_SECOND).
+BODY_SECONDS = 30.0
+#: Seconds a single socket read or write may block (a backstop under the deadlines; the answer's writes).
 SOCKET_TIMEOUT = 30.0
+#: Body bytes kept in memory; beyond, the body goes to a temporary file.
+SPOOL_BYTES = 1024 * 1024
+#: Bytes read from the socket at a time.
+READ_BYTES = 64 * 1024
 
 
 def read_token(settings: AdminSettings) -> str | None:
@@ -61,6 +90,14 @@ def read_token(settings: AdminSettings) -> str | None:
             "Write a long random token (e.g. openssl rand -hex 32).",
         )  # fmt: skip
     return token
+
+
+def operator_policy(settings: AdminSettings) -> OperatorPolicy | None:
+    """The checks on operators' client certificates; None without ``client_ca``."""
+    if settings.client_ca is None:
+        return None
+    names = NameTable.parse(settings.operator_names, key="admin.operator_names") if settings.operator_names else None
+    return OperatorPolicy(names)
 
 
 def tls_context(settings: AdminSettings) -> ssl.SSLContext | None:
@@ -83,16 +120,20 @@ def tls_context(settings: AdminSettings) -> ssl.SSLContext | None:
 
 
 class AdminServer:
-    """Serve :class:`AdminApi` on ``settings.host:settings.port`` (port 0: any free port)."""
+    """Serve :class:`AdminApi` on ``settings.host:settings.port`` (port 0: any free port).
 
-    def __init__(self, settings: AdminSettings, api: AdminApi) -> None:
+    ``head_timeout`` and ``body_timeout`` (seconds) are :data:`HEAD_SECONDS`
+    and :data:`BODY_SECONDS` unless given.
+    """
+
+    def __init__(
+        self, settings: AdminSettings, api: AdminApi, *, head_timeout: float = HEAD_SECONDS, body_timeout: float = BODY_SECONDS
+    ) -> None:
         self.api = api
         self.context = tls_context(settings)
-        # The API runs on one thread of its own: its store was opened there (an SQLite connection
-        # belongs to its thread) and pushes are serialised by the store's single writer anyway.
         self.api_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="certstatus-admin-api")
         handler = _handler_class(api, self.context is not None and settings.client_ca is not None, self.api_thread)
-        self.httpd = _AdminHTTPServer((settings.host, settings.port), handler, self.context)
+        self.httpd = _AdminHTTPServer((settings.host, settings.port), handler, self.context, head_timeout, body_timeout)
         if self.context is None and not ipaddress.ip_address(_numeric(settings.host)).is_loopback:
             log.warning("admin API on %s without TLS: the token crosses the network in clear", settings.host)
         self.port = self.httpd.server_address[1]
@@ -108,40 +149,54 @@ class AdminServer:
         self.api_thread.shutdown(wait=True)
 
 
-class _AdminHTTPServer(ThreadingHTTPServer):
-    """A thread per connection, at most :data:`MAX_CONNECTIONS`; TLS handshakes in those threads."""
+class _AdminHTTPServer(HTTPServer):
+    """Accept connections into :class:`ConnectionSlots`; each is served in a thread of its own (TLS handshake included)."""
 
-    daemon_threads = True
-
-    def __init__(self, address, handler, context: ssl.SSLContext | None) -> None:
+    def __init__(self, address, handler, context: ssl.SSLContext | None, head_timeout: float, body_timeout: float) -> None:
         self.context = context
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.slots = ConnectionSlots()
         super().__init__(address, handler)
 
     def process_request(self, request, client_address) -> None:
-        if not self.slots.acquire(blocking=False):
-            log.warning("admin listener: %d connections already open; closing one from %s", MAX_CONNECTIONS, client_address[0])
+        slot = self.slots.take(client_address[0], request.fileno(), self.head_timeout)
+        if slot is None:
             self.shutdown_request(request)
             return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.slots.release()
-            raise
+        threading.Thread(
+            target=self._connection, args=(request, client_address, slot), name="certstatus-admin-connection", daemon=True
+        ).start()
 
-    def process_request_thread(self, request, client_address) -> None:
+    def handle_error(self, request, client_address) -> None:
+        """A connection's handler raised: one log line (socketserver would print the traceback as raw text)."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # the client went away or stalled
+            log.info("admin listener: connection from %s ended: %s", client_address[0], sys.exc_info()[1])
+            return
+        log.exception("admin listener: internal error serving %s", client_address[0])
+
+    def _connection(self, sock: socket.socket, client_address, slot: Slot) -> None:
         try:
-            request.settimeout(SOCKET_TIMEOUT)
+            sock.settimeout(SOCKET_TIMEOUT)
             if self.context is not None:
+                sock = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 try:
-                    request = self.context.wrap_socket(request, server_side=True)
-                except (OSError, ssl.SSLError) as exc:  # no handshake within the timeout, or a refused one
-                    log.info("admin listener: TLS handshake with %s failed: %s", client_address[0], exc)
-                    self.shutdown_request(request)
+                    sock.do_handshake()
+                except ssl.SSLError as exc:  # a refused certificate, not TLS at all, or closed by the listener
+                    level = logging.INFO if self.slots.holds(slot) else logging.DEBUG
+                    log.log(level, "admin listener: TLS handshake with %s failed: %s", client_address[0], exc)
                     return
-            super().process_request_thread(request, client_address)
+            self.RequestHandlerClass(sock, client_address, self, slot)
+        except (OSError, ValueError) as exc:  # the client went away, or a deadline shut the connection down
+            log.debug("admin listener: connection from %s ended: %s", client_address[0], exc)
+        except RuntimeError as exc:  # the API's thread is gone: the listener is stopping
+            log.debug("admin listener: connection from %s dropped while stopping: %s", client_address[0], exc)
         finally:
-            self.slots.release()
+            self.slots.release(slot)
+            self.shutdown_request(sock)
+
+    def service_actions(self) -> None:  # serve_forever calls it every half second
+        self.slots.sweep()
 
 
 def _numeric(host: str) -> str:
@@ -154,27 +209,79 @@ def _numeric(host: str) -> str:
 
 def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecutor) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        timeout = 30
+        timeout = SOCKET_TIMEOUT
         server_version = "certstatus-admin"
         sys_version = ""
+        protocol_version = "HTTP/1.1"  # for 100 Continue; every answer still closes the connection
+        server: _AdminHTTPServer
+
+        def __init__(self, request, client_address, server: _AdminHTTPServer, slot: Slot) -> None:
+            self.slot = slot
+            self.expects_continue = False
+            super().__init__(request, client_address, server)
+
+        def handle_expect_100(self) -> bool:
+            """``Expect: 100-continue`` is answered once the request is admitted, not before (curl then
+            sends a large upload at once, and learns of a refusal before sending any of it)."""
+            self.expects_continue = True
+            return True
 
         def _serve(self) -> None:
-            length = self.headers.get("content-length", "0")
-            if not length.isdigit():
-                return self._reply(400, b'{"error": "Content-Length required"}\n')
-            if int(length) > api.max_body_bytes:
-                return self._reply(413, b'{"error": "body too large"}\n')
-            body = self.rfile.read(int(length))
-            verified = mutual_tls and bool(getattr(self.connection, "getpeercert", lambda: None)())
+            slots = self.server.slots
+            if len(self.headers.get_all("content-length", ())) > 1:
+                return self._answer(AdminResponse(400, {"error": "more than one Content-Length"}))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            answer = api_thread.submit(api.handle, self.command, self.path, headers, body, client_certificate=verified).result()
-            self._reply(answer.status, answer.encode(), answer.content_type)
+            chain = peer_chain(self.connection) if mutual_tls else ()
+            slots.wait(self.slot)
+            refusal = api_thread.submit(api.admit, self.command, self.path, headers, chain).result()
+            if refusal is not None:
+                return self._answer(refusal)  # and close: the body is never read
+            length = int(headers.get("content-length", "0").strip())
+            slots.authenticated(self.slot, length, self.server.body_timeout)
+            if self.expects_continue:
+                self.send_response_only(100)
+                self.end_headers()
+            body = self._body(length)
+            if body is None:
+                return
+            slots.wait(self.slot)
+            with body:
+                answer = api_thread.submit(api.respond, self.command, self.path, body).result()
+            self._answer(answer)
 
-        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
+        def _body(self, length: int) -> BinaryIO | None:
+            """The body spooled, positioned at its start; None when the connection ended first
+            (or the spool failed: then answered 503 here)."""
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+            left = length
+            while left:
+                try:
+                    chunk = self.rfile.read(min(left, READ_BYTES))
+                except OSError:  # a deadline shut it down, or the client reset it
+                    chunk = b""
+                if not chunk:
+                    spool.close()
+                    return None
+                try:
+                    spool.write(chunk)
+                except OSError as exc:
+                    spool.close()
+                    log.error("admin listener: cannot keep a %d-byte request body in %s: %s; free space there or set TMPDIR",
+                              length, tempfile.gettempdir(), exc)  # fmt: skip
+                    self._answer(AdminResponse(503, {"error": "the server cannot store the body now; try again later"}))
+                    return None
+                left -= len(chunk)
+            spool.seek(0)
+            return spool
+
+        def _answer(self, answer: AdminResponse) -> None:
+            body = answer.encode()
+            self.close_connection = True
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 
@@ -218,8 +325,8 @@ def start_services(
     if settings.admin is not None:
         api = AdminApi(
             store_factory, lambda store: register_targets(store, settings.cas), clock,
-            token=read_token(settings.admin), refresher=refresher, feed=feed,
-            max_body_bytes=max((ca.max_crl_bytes for ca in settings.cas), default=1 << 28), extra_routes=extra_routes,
+            token=read_token(settings.admin), operators=operator_policy(settings.admin), refresher=refresher, feed=feed,
+            extra_routes=extra_routes,
         )  # fmt: skip
         admin = AdminServer(settings.admin, api)
         admin.start()

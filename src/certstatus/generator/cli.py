@@ -10,10 +10,11 @@ import sys
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
-from rich.table import Table
 from rich.text import Text
 
-from certstatus.cli import _print_import, _settings, ca_options, console
+from certstatus.cli import _settings
+from certstatus.cli_options import generate_options
+from certstatus.cli_output import console, print_import, print_text, table
 from certstatus.config import Settings
 from certstatus.generator.run import DEFAULT_BATCH_SIZE, RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
 
@@ -44,31 +45,26 @@ def run_with_progress(generator: Generator) -> GenerationSummary:
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("serials"),
         _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
-    with RichProgress(*columns, console=console, transient=False) as progress:
+    with RichProgress(*columns, console=console(stderr=True), transient=False) as progress:
         return generator.run_pass(progress=_RichProgress(progress))
 
 
 def print_summary(summary: GenerationSummary) -> None:
     """The per-CA table and the rate of a pass."""
-    table = Table(title="pre-signed responses", title_justify="left")
-    for column in ("CA", "signed", "dropped serials"):
-        table.add_column(column)
-    for ca in summary.cas.values():
-        table.add_row(ca.name, f"{ca.signed:,}", f"{ca.removed:,}")
-    console.print(table)
+    rows = [(ca.name, f"{ca.signed:,}", f"{ca.removed:,}") for ca in summary.cas.values()]
+    console(stderr=True).print(table("pre-signed responses", ("CA", "signed", "dropped serials"), rows))
     for ca in summary.cas.values():
         if ca.generated_by is not None:
-            console.print(f"CA {ca.name}: not signed here: {ca.generated_by} holds its generator lock", highlight=False)
+            print_text(f"CA {ca.name}: not signed here: {ca.generated_by} holds its generator lock")
     processes = f"{summary.processes} processes" if summary.processes else "in-process"
-    console.print(
+    print_text(
         f"{summary.signed:,} responses in {summary.seconds:.1f} s: "
-        f"{summary.responses_per_second:,.0f} responses/s ({processes})",
-        highlight=False,
+        f"{summary.responses_per_second:,.0f} responses/s ({processes})"
     )
 
 
 @click.command("generate")
-@ca_options
+@generate_options
 @click.option("--processes", type=int, default=None, help="Signing processes (default: one per core; 0: this process).")
 @click.option(
     "--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH_SIZE, show_default=True,
@@ -93,10 +89,10 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     else:
         from certstatus.app import prepare
 
-        if not _print_import(prepare(settings)):
+        if not print_import(prepare(settings)):
             sys.exit(1)
     if not generated_cas(settings):
-        console.print('no CA has mode = "precomputed" or "cached": nothing to generate')
+        print_text('no CA has mode = "precomputed" or "cached": nothing to generate')
         return
     store = open_store(settings)
     try:

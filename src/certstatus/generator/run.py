@@ -41,6 +41,7 @@ from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import CertstatusError
 from certstatus.generator import signing
+from certstatus.observability import configure_logging, log_level
 from certstatus.signing.algorithms import is_post_quantum_key
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import scan_signers_dir
@@ -117,7 +118,10 @@ class _InlineExecutor(Executor):
         return future
 
 
-def _init_pool_worker(settings_json: str, write_lock) -> None:
+def _init_pool_worker(settings_json: str, write_lock, log_level: str) -> None:
+    # JSON lines, as the parent's: an initializer that fails is logged by concurrent.futures, which
+    # would otherwise print its traceback as raw text.
+    configure_logging(log_level)
     # Ctrl-C reaches the whole process group: the parent stops the pool, workers finish their batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
@@ -224,7 +228,7 @@ class Generator:
                     max_workers=self.processes,
                     mp_context=context,
                     initializer=_init_pool_worker,
-                    initargs=(self.settings.to_json(), self._write_lock),
+                    initargs=(self.settings.to_json(), self._write_lock, log_level()),
                 )
                 for _ in range(self.processes):  # the pool starts a process per task submitted, up to max_workers
                     self._executor.submit(os.getpid)

@@ -40,6 +40,7 @@ from multiprocessing.synchronize import Event as EventType
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
 from certstatus.generator.run import Generator, GenerationSummary, generated_cas
+from certstatus.observability import log_level as current_log_level, process_main
 from certstatus.sources.changes import ChangeFeed
 from certstatus.store.base import WORK_KINDS
 
@@ -81,12 +82,11 @@ class GenerationLoop:
         return None
 
 
-def run_background(settings_json: str, log_level: str, processes: int | None, wake: EventType | None = None) -> None:
-    """Body of the background process: tick every :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
+def run_background(settings_json: str, processes: int | None, wake: EventType | None = None) -> None:
+    """Body of the background process (under :func:`~certstatus.observability.process_main`): tick every
+    :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
     from certstatus.app import open_store
-    from certstatus.observability import configure_logging
 
-    configure_logging(log_level)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us with SIGTERM
     os.nice(NICENESS)
@@ -135,14 +135,14 @@ def start_background(
     if not generated_cas(settings):
         return None
     if log_level is None:
-        log_level = logging.getLevelName(logging.getLogger("certstatus").getEffectiveLevel()).lower()
+        log_level = current_log_level()
     context = multiprocessing.get_context("spawn")
     wake = context.Event()
     if feed is not None:
         feed.subscribe(lambda issuer_id, serials: wake.set())
     process = context.Process(
-        target=run_background,
-        args=(settings.to_json(), log_level, processes, wake),
+        target=process_main,  # JSON logging; an exception is one log line, not a raw traceback
+        args=(log_level, run_background, settings.to_json(), processes, wake),
         name="certstatus-generator",
     )
     process.start()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
+from certstatus.observability import held_config_warnings
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
@@ -210,7 +211,8 @@ def init_worker(settings_json: str, write_lock: AbstractContextManager | None = 
     from certstatus.loading import open_store
 
     settings = Settings.from_json(settings_json)
-    _worker = Worker(settings, open_store(settings), write_lock)
+    with held_config_warnings():  # reported by the command or supervisor that started this pass
+        _worker = Worker(settings, open_store(settings), write_lock)
 
 
 def sign_task(ca_name: str, work: Work, now_timestamp: float) -> BatchResult:

@@ -5,9 +5,11 @@ writes last, once the answer (or the refusal) is known. The record:
 
 ``time`` (UTC) · ``method`` (GET, POST or HEAD; None for bytes that were not an
 OCSP request) · ``client`` (address) · ``tls_client`` (subject) ·
-``requestor_name`` (RFC 6960 requestorName) · ``signer`` (verified request
-signer subject) · ``requestor`` (the first of tls_client, signer,
-requestor_name, client: who is billed) · ``issuer`` (CA name) · ``certs``
+``requestor_name_claimed`` (RFC 6960 requestorName: what the request says of
+itself, verified by nothing) · ``signer`` (verified request signer subject) ·
+``requestor`` (who is billed: the authenticated identity, tls_client else
+signer; null for an unauthenticated request — never the claimed name nor the
+address) · ``issuer`` (CA name) · ``certs``
 (``serial`` hex, ``cert_id_hash``, ``status``) · ``response_status`` ·
 ``source`` (cache, precomputed, live, forwarded) · ``nonce`` · ``reason``
 (why a request was refused) · ``latency_us``.
@@ -62,9 +64,9 @@ def audit_record(
         "method": exchange.method,
         "client": exchange.client_address,
         "tls_client": tls_client,
-        "requestor_name": requestor_name,
+        "requestor_name_claimed": requestor_name,
         "signer": signer,
-        "requestor": tls_client or signer or requestor_name or exchange.client_address,
+        "requestor": tls_client or signer,  # authenticated only: a requestorName is anyone's to write
         "issuer": getattr(exchange.ca, "name", None),
         "certs": certs,
         "response_status": RESPONSE_STATUS_NAMES[status],
@@ -78,8 +80,8 @@ def audit_record(
 def malformed_record(received_at: dt.datetime, client_address: str | None, started_ns: int, reason: str) -> dict:
     """The audit record of bytes that were not an OCSP request (no certificate asked, nothing billed)."""
     return {
-        "time": received_at, "method": None, "client": client_address, "tls_client": None, "requestor_name": None,
-        "signer": None, "requestor": client_address, "issuer": None, "certs": [],
+        "time": received_at, "method": None, "client": client_address, "tls_client": None, "requestor_name_claimed": None,
+        "signer": None, "requestor": None, "issuer": None, "certs": [],
         "response_status": "malformedRequest", "source": None, "nonce": False, "reason": reason,
         "latency_us": (time.perf_counter_ns() - started_ns) // 1000,
     }  # fmt: skip

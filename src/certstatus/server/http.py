@@ -11,7 +11,10 @@ Routing: ``GET /health`` (liveness) and ``GET /ready`` (readiness, see
 ``server.common_path`` (default ``/``) serves every CA; a CA with its own
 ``path`` is served there for itself alone. A GET whose remainder is not
 base64 is an unknown path (404); base64 that is not an OCSP request is
-malformedRequest.
+malformedRequest: counted (``certstatus_requests_total{response_status=
+"malformedRequest"}``, by the observers) and sampled at debug level, one line
+per :data:`MALFORMED_LOG_INTERVAL` saying how many came since — bad client
+input never floods the log.
 
 Who asks: adapters pass the TCP peer address and, over TLS, the client
 certificate chain the handshake verified; :meth:`OCSPHttpHandler.admit_connection`
@@ -47,11 +50,14 @@ from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest, decode_get_path
 from certstatus.server.proxy import TrustedProxies
+from certstatus.sources.health import LogThrottle
 
 log = logging.getLogger("certstatus.http")
 
 OCSP_RESPONSE_TYPE = b"application/ocsp-response"
 ALLOW = b"GET, HEAD, POST"
+#: Seconds between two (debug) log lines about malformed requests; the others are counted into the next line.
+MALFORMED_LOG_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,8 @@ class OCSPHttpHandler:
         self.edge = None
         #: The protocol edge's live lane (:mod:`certstatus.server.live_lane`) once one is attached.
         self.lane = None
+        self._malformed_log = LogThrottle(MALFORMED_LOG_INTERVAL)
+        self._malformed_unlogged = 0  # malformed requests since the last line about them
         # The Date header of the current second (finish): formatted once per second.
         self._date_from = self._date_until = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         self._date = (b"date", b"")
@@ -226,7 +234,7 @@ class OCSPHttpHandler:
         try:
             query = parse_request_fast(der)
         except MalformedRequest as exc:
-            log.info("malformed request from %s: %s", client_address, exc)
+            self._log_malformed(client_address, exc)
             for observer in self.observers:
                 observer.malformed(self.clock.now(), client_address, started_ns, str(exc))
             return _head(method == "HEAD", ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST))
@@ -236,6 +244,17 @@ class OCSPHttpHandler:
             started_ns=started_ns, offload=offload, method=method,
         )
         return self._run(exchange, headers, method == "HEAD")
+
+    def _log_malformed(self, client_address: str | None, exc: MalformedRequest) -> None:
+        """A debug line for the first malformed request per :data:`MALFORMED_LOG_INTERVAL`, counting the others."""
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        if not self._malformed_log.allow("malformed"):
+            self._malformed_unlogged += 1
+            return
+        log.debug("malformed request from %s: %s (%d more since the last such line)", client_address, exc,
+                  self._malformed_unlogged, extra={"client": client_address, "unlogged": self._malformed_unlogged})  # fmt: skip
+        self._malformed_unlogged = 0
 
     def ocsp_request(self, method: str, raw_path: bytes, body: bytes) -> tuple[Route, bytes] | HttpResponse:
         """The route and OCSPRequest DER of an HTTP request (RFC 6960 Appendix A), or the

@@ -4,7 +4,9 @@ Any worker supervisor uses it the same way:
 
 1. :meth:`Lifecycle.start` before the first worker starts: empties the
    metrics folder and exports ``PROMETHEUS_MULTIPROC_DIR`` (workers count
-   into it), exports the settings workers build from, and starts the
+   into it), exports the settings workers build from (the hand-over: every
+   database password moved into a passfile, see :func:`without_passwords`;
+   the only settings any child process gets), and starts the
    supervisor's services (:func:`certstatus.admin.server.start_services`:
    the source refresher and the admin listener, to which it adds
    ``GET /metrics``, ``/health`` and ``/ready``);
@@ -36,8 +38,9 @@ from certstatus.admin.api import AdminResponse
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
-from certstatus.health import CaHealth, readiness_problems, readiness_report
+from certstatus.health import CaHealth, readiness_problems, readiness_report, store_problem
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
+from certstatus.observability import held_config_warnings
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
 from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
@@ -61,7 +64,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def worker_settings() -> Settings:
-    """The settings the supervisor exported (in a worker process)."""
+    """The settings the supervisor exported (in a worker process): without passwords (:func:`without_passwords`)."""
     return Settings.from_json(Path(os.environ[SETTINGS_ENV]).read_text())
 
 
@@ -108,6 +111,9 @@ class Lifecycle:
         self.metrics_dir: str | None = None
         self._own_metrics_dir = False
         self._settings_dir: str | None = None
+        #: What the processes of this server run on (workers, generator, this one's services): ``settings``
+        #: with the database passwords in passfiles, so no DSN they log or report holds one. Set by start().
+        self.handed: Settings | None = None
         self._cas: list[CaHealth] = []
 
     # start / stop ------------------------------------------------------------------
@@ -147,14 +153,15 @@ class Lifecycle:
             self._settings_dir = tempfile.mkdtemp(prefix="certstatus-settings-")  # mode 0700
         folder = Path(self._settings_dir)
         path = folder / "settings.json"
-        _write_private(path, without_passwords(self.settings, folder).to_json())
+        self.handed = without_passwords(self.settings, folder)
+        _write_private(path, self.handed.to_json())
         os.environ[SETTINGS_ENV] = str(path)
 
     def _start_services(self) -> None:
         from certstatus.admin.server import start_services
         from certstatus.app import open_store
 
-        settings = self.settings
+        settings = self.handed
         routes = {}
         if settings.admin is not None:
             self._cas = self._ca_health(settings)
@@ -205,14 +212,15 @@ class Lifecycle:
 
         store = open_store(settings)
         try:
-            return ca_health(IssuerRegistry(load_ca(ca, store, self.clock) for ca in settings.cas))
+            with held_config_warnings():  # prepare() reported them
+                return ca_health(IssuerRegistry([load_ca(ca, store, self.clock) for ca in settings.cas]))
         finally:
             store.close()
 
     def _with_store(self, use):
         from certstatus.app import open_store
 
-        store = open_store(self.settings)  # per call: the admin serves from its own thread
+        store = open_store(self.handed)  # per call: the admin serves from its own thread
         try:
             return use(store)
         finally:
@@ -222,7 +230,7 @@ class Lifecycle:
         try:
             return self._with_store(lambda store: readiness_problems(store, self._cas, self.clock.now()))
         except Exception as exc:  # noqa: BLE001 - an unreachable store is a readiness problem
-            return [f"store unreachable: {type(exc).__name__}: {exc}"]
+            return [store_problem(exc)]
 
     def _ready(self) -> AdminResponse:
         return _text(*readiness_report(self._problems()))

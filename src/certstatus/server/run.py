@@ -15,6 +15,7 @@ client timeout), under :mod:`certstatus.server.workers`, with the same
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -37,6 +38,7 @@ def serve(
     log_level: str = "info",
     reload_settings: Callable[[], Settings] | None = None,
     on_listening: Callable[[str, int], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
 
@@ -44,15 +46,26 @@ def serve(
     least, always under the supervisor so SIGHUP works) that share the
     listening socket; each builds its own application from the settings
     handed over in the environment. ``reload_settings()`` reads the settings
-    again on SIGHUP (default: the same settings, data re-imported).
+    again on SIGHUP (default: the same settings, data re-imported). ``sock``
+    is the OCSP socket bound at start-up (:func:`certstatus.server.listen.open_listener`);
+    without it the address is bound here. Either way a bind error is a
+    :class:`~certstatus.errors.ConfigError` naming the address.
     """
     from certstatus.observability import configure_logging
+    from certstatus.server.listen import bind_listener, listen_key, start_listening
 
+    if sock is None:
+        sock = bind_listener(settings.server.host, settings.server.port, where=settings.server.where, key=listen_key(settings))
+    start_listening(sock)
     configure_logging(log_level)
     lifecycle = Lifecycle(settings, reload_settings)
-    lifecycle.start()
+    try:
+        lifecycle.start()
+    except BaseException:
+        sock.close()
+        raise
     if settings.http_server == "protocol":
-        _serve_protocol(settings, lifecycle, log_level, on_listening)
+        _serve_protocol(settings, lifecycle, log_level, on_listening, sock)
         return
     os.environ["CERTSTATUS_LOG_LEVEL"] = log_level
     config = uvicorn.Config(
@@ -75,7 +88,6 @@ def serve(
         h11_max_incomplete_event_size=16 * 1024,
         ssl_context_factory=ssl_context_factory if settings.ops.tls.enabled else None,
     )
-    sock = config.bind_socket()
     try:
         Supervisor(config, [sock], lifecycle).run()
     finally:
@@ -84,20 +96,18 @@ def serve(
 
 
 def _serve_protocol(settings: Settings, lifecycle: Lifecycle, log_level: str,
-                    on_listening: Callable[[str, int], None] | None) -> None:
-    """Bind, run the protocol workers until SIGTERM/SIGINT; SIGHUP reloads and replaces them.
+                    on_listening: Callable[[str, int], None] | None, sock: socket.socket) -> None:
+    """Run the protocol workers on ``sock`` until SIGTERM/SIGINT; SIGHUP reloads and replaces them.
 
     ``on_listening(host, port)`` is called with the bound address (port 0: a free port)
-    once the workers are started. Raises ``OSError`` when the address cannot be bound.
+    once the workers are started.
     """
-    from certstatus.server.workers import bind, serve_forever
+    from certstatus.server.workers import serve_forever
 
-    sock = bind(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
     try:
         serve_forever(
-            sock,
-            lambda: lifecycle.settings.to_json(),
+            sock,  # the workers read the settings lifecycle.start() exported (no password: a passfile)
             workers=settings.server.worker_count,
             client_timeout=settings.server.client_timeout,
             max_header_bytes=MAX_HEADER_BYTES,

@@ -5,8 +5,11 @@ port 0 resolves to one port for every worker), then starts the workers with
 the ``spawn`` method (the supervisor runs threads — the source refresher —
 and forking a threaded process is unsafe); each inherits the socket and
 accepts from it in turn, the kernel handing each connection to one of them.
-Each worker builds its own application from the settings and runs a uvloop
-event loop.
+Each worker builds its own application from the settings the supervisor's
+:class:`~certstatus.server.lifecycle.Lifecycle` handed over (the file named by
+``CERTSTATUS_SETTINGS_FILE``, read at each worker's start, database passwords in
+passfiles: :func:`~certstatus.server.lifecycle.worker_settings`) and runs a
+uvloop event loop.
 
 Signals to the supervisor: SIGTERM/SIGINT stop — workers stop accepting,
 answer requests in progress and those that arrive with ``Connection: close``,
@@ -31,6 +34,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from certstatus.observability import process_main
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.protocol import HttpProtocol, ServerState
@@ -53,13 +57,9 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
     Raises ``OSError`` when the address is in use or not local.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
-    sock.setblocking(False)
-    return sock
+    from certstatus.server.listen import bind_address, start_listening
+
+    return start_listening(bind_address(host, port), backlog)
 
 
 def run_worker(
@@ -126,18 +126,16 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     await asyncio.sleep(0)
 
 
-def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client_timeout: float,
-                 max_header_bytes: int, grace_seconds: float) -> None:
-    """Entry point of a spawned worker: build the application, serve until SIGTERM."""
+def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: int, grace_seconds: float) -> None:
+    """Body of a spawned worker (under :func:`~certstatus.observability.process_main`): build the application,
+    serve until SIGTERM."""
     from certstatus.app import build_application
-    from certstatus.config import Settings
-    from certstatus.observability import configure_logging
     from certstatus.server.edge import edge_for
+    from certstatus.server.lifecycle import worker_settings
     from certstatus.server.live_lane import lane_for
     from certstatus.signing.loader import start_signer_watcher
 
-    configure_logging(log_level)
-    settings = Settings.from_json(settings_json)
+    settings = worker_settings()
 
     built = []
 
@@ -160,7 +158,6 @@ def _worker_main(sock: socket.socket, settings_json: str, log_level: str, client
 
 def serve_forever(
     sock: socket.socket,
-    settings_json: Callable[[], str],
     *,
     workers: int,
     client_timeout: float,
@@ -172,9 +169,9 @@ def serve_forever(
 ) -> None:
     """Run ``workers`` processes serving ``sock``; return after SIGTERM/SIGINT once all exited.
 
-    Each worker rebuilds the application from ``settings_json()``
-    (:meth:`Settings.to_json`, read at each start so that a reload reaches new
-    workers). ``on_ready`` runs here once the workers are started and signals
+    Each worker builds the application from the settings the supervisor's
+    ``Lifecycle`` exported (:func:`~certstatus.server.lifecycle.worker_settings`,
+    read at each start so that a reload reaches new workers). ``on_ready`` runs here once the workers are started and signals
     handled; ``on_reload`` on SIGHUP — the workers are replaced unless it
     returns False (a refused reload). A worker that dies is started again; one that
     dies within :data:`MIN_WORKER_LIFETIME` of its start (it could not start: the
@@ -190,8 +187,8 @@ def serve_forever(
 
     def spawn() -> None:
         process = context.Process(
-            target=_worker_main,
-            args=(sock, settings_json(), log_level, client_timeout, max_header_bytes, grace_seconds),
+            target=process_main,  # JSON logging; an exception is one log line, not a raw traceback
+            args=(log_level, _worker_main, sock, client_timeout, max_header_bytes, grace_seconds),
             name="certstatus-worker",
         )
         process.start()

@@ -9,21 +9,18 @@ single-CA signer options of ``serve``/``import``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from certstatus.cli_output import FORMAT_OPTION, cell, console, duration, print_error, print_json, print_text, table
 from certstatus.clock import SystemClock
 from certstatus.errors import ConfigError, SignerError
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.lifecycle import KEY_TYPES, PKCS11_REF_SUFFIX
 from certstatus.signing.settings import check_algorithm, key_reference
-
-console = Console(stderr=True)
-out = Console()
 
 CLI = "command line"
 
@@ -60,22 +57,42 @@ def single_ca_signer_fields(opts: dict) -> dict:
     return fields
 
 
-_STATE_STYLE = {"active": "bold green", "standby": "green", "next": "cyan", "expired": "red", "revoked": "red"}
+#: A signer name: the stem of its files in the signers directory and its token label. One plain file name:
+#: no path separator, no "." or "..", no leading dot (a hidden file the re-scan would skip).
+_SIGNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_signer_name(name: str) -> str:
+    """Return ``name`` when it is a signer name (:data:`_SIGNER_NAME`); raise :class:`ConfigError` otherwise.
+
+    The name becomes file names in the signers directory (``NAME.key``, ``NAME.toml``...): ``../x``
+    or ``/etc/x`` would write outside it.
+    """
+    if not _SIGNER_NAME.fullmatch(name):
+        raise ConfigError(
+            CLI, "--name", f"{name!r} is not a signer name: it becomes the name of files in the signers directory.",
+            "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (e.g. ocsp-2027); "
+            "no '/', no '..'.",
+        )  # fmt: skip
+    return name
+
+
+_STATE_STYLE = {"active": "bold green", "standby": "green", "next": "cyan", "expired": "red", "revoked": "red",
+                "refused": "red", "none": "red"}
+SIGNER_COLUMNS = ("CA", "signer", "subject", "algorithm", "notBefore", "notAfter", "left", "state", "note")
 
 
 def _when(value: dt.datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%SZ}"
 
 
-def _left(seconds: float) -> str:
-    if seconds < 0:
-        return "expired"
-    days, rest = divmod(int(seconds), 86400)
-    return f"{days}d {rest // 3600}h" if days else f"{rest // 3600}h {rest % 3600 // 60}m"
+def signer_rows(settings, clock=None) -> tuple[list[dict], bool]:
+    """One dict per signer of every CA (``certstatus signers``); the flag is False when a CA has no active signer.
 
-
-def signers_table(settings, clock=None) -> tuple[Table, bool]:
-    """Build the ``certstatus signers`` table; the flag is False when a CA has no active signer."""
+    Keys: ``ca``, ``signer``, ``subject``, ``serial_number`` (hex), ``algorithm``, ``not_before``,
+    ``not_after`` (aware UTC), ``seconds_left``, ``state`` (a :class:`SignerState` state, or ``refused``
+    with the reason in ``notes``, or ``none`` for a CA without signer), ``notes`` (list of str).
+    """
     from cryptography.hazmat.primitives import serialization
 
     from certstatus.app import open_store
@@ -85,9 +102,7 @@ def signers_table(settings, clock=None) -> tuple[Table, bool]:
 
     clock = clock or SystemClock()
     now = clock.now()
-    table = Table(title="signers", title_justify="left")
-    for column in ("CA", "signer", "subject", "algorithm", "notBefore", "notAfter", "left", "state", "note"):
-        table.add_column(column)
+    rows: list[dict] = []
     ok = True
     store = open_store(settings)
     try:
@@ -110,19 +125,34 @@ def signers_table(settings, clock=None) -> tuple[Table, bool]:
                 if state.locally_trusted:
                     notes.append("locally trusted (clients need it out of band)")
                 if state.warning:
-                    notes.append("[yellow]expires soon, no successor[/]")
-                style = _STATE_STYLE.get(state.state, "")
-                table.add_row(
-                    ca.name, state.name, state.subject, state.algorithm, _when(state.not_before),
-                    _when(state.not_after), _left(state.seconds_left), f"[{style}]{state.state}[/]", "; ".join(notes),
-                )  # fmt: skip
+                    notes.append("expires soon, no successor")
+                rows.append({
+                    "ca": ca.name, "signer": state.name, "subject": state.subject, "serial_number": f"{state.serial_number:X}",
+                    "algorithm": state.algorithm, "not_before": state.not_before, "not_after": state.not_after,
+                    "seconds_left": state.seconds_left, "state": state.state, "notes": notes,
+                })  # fmt: skip
             for item in refused:
-                table.add_row(ca.name, item.name, "", "", "", "", "", "[red]refused[/]", item.reason)
+                rows.append({"ca": ca.name, "signer": item.name, "state": "refused", "notes": [item.reason]})
             if not states and not refused:
-                table.add_row(ca.name, "-", "", "", "", "", "", "[red]none[/]", "no signer configured")
+                rows.append({"ca": ca.name, "signer": None, "state": "none", "notes": ["no signer configured"]})
     finally:
         store.close()
-    return table, ok
+    return rows, ok
+
+
+def signers_table(rows: list[dict]):
+    """The rows of :func:`signer_rows` as a rich table (durations for people, expiry warnings in yellow)."""
+    lines = []
+    for row in rows:
+        left = row.get("seconds_left")
+        warned = "expires soon, no successor" in row["notes"]
+        lines.append((
+            row["ca"], row["signer"] or "-", row.get("subject", ""), row.get("algorithm", ""),
+            _when(row["not_before"]) if "not_before" in row else "", _when(row["not_after"]) if "not_after" in row else "",
+            "" if left is None else "expired" if left < 0 else duration(left),
+            cell(row["state"], _STATE_STYLE.get(row["state"], "")), cell("; ".join(row["notes"]), "yellow" if warned else ""),
+        ))  # fmt: skip
+    return table("signers", SIGNER_COLUMNS, lines)
 
 
 def _ca_for(settings, name: str | None):
@@ -172,6 +202,8 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
     from certstatus.signing.pkcs11_keys import open_pkcs11_key
     from certstatus.signing.pkcs11_uri import parse_pkcs11_uri
 
+    if name is not None:
+        check_signer_name(name)  # before anything is written
     now = dt.datetime.now(dt.timezone.utc)
     ca = _ca_for(settings, ca_name) if settings is not None else None
     folder = _signers_dir(ca, signers_dir) if ca is not None else Path(signers_dir or ".")
@@ -209,16 +241,16 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
     csr = build_csr(key, subject_name)
     csr_path = folder / f"{name}.csr"
     write_atomically(csr_path, csr.public_bytes(serialization.Encoding.PEM))
-    out.print(f"key: {key_place}\nrequest: {csr_path}\nsubject: {subject_name.rfc4514_string()}", highlight=False)
+    print_text(f"key: {key_place}\nrequest: {csr_path}\nsubject: {subject_name.rfc4514_string()}", stderr=False)
     where_args = f"--config FILE --ca {ca.name}" if ca else f"--issuer CA.pem --signers-dir {folder}"
     post_quantum = key_type.startswith("ml-dsa-")
-    out.print(
+    print_text(
         "\nHave the CA issue it with the OCSP responder profile, e.g.\n"
         f"  openssl x509 -req -in {csr_path} -CA CA.pem -CAkey CA.key -copy_extensions copyall -days 30 -out {folder / name}.pem\n"
         + ("  (an ML-DSA request needs OpenSSL 3.5 or later, or a CA product that reads ML-DSA; the CA signs\n"
            "  with its own algorithm, ECDSA or RSA included)\n" if post_quantum else "")
         + f"then install it: certstatus signer add {where_args} {folder / name}.pem",
-        highlight=False,
+        stderr=False,
     )
 
 
@@ -263,6 +295,8 @@ def _add(ca, opts, certificate_file: str) -> None:
     from certstatus.signing.keys import load_certificates
     from certstatus.signing.lifecycle import check_issued_certificate, signer_toml, write_atomically
 
+    if opts["name"] is not None:
+        check_signer_name(opts["name"])
     folder = _signers_dir(ca, opts["signers_dir"])
     certificates = load_certificates(Path(certificate_file))
     certificate = certificates[0]
@@ -306,24 +340,28 @@ def _add(ca, opts, certificate_file: str) -> None:
     write_atomically(toml_path, signer_toml(f"{name}.pem", key_field, password_file=password_file,
                                             pin_file=pin_file, signature_algorithm=algorithm).encode())
     for warning in warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    out.print(
+        print_error(warning, label="warning:")
+    print_text(
         f"installed signer {name} for CA {ca.name}: {toml_path}\n"
         f"valid {_when(certificate.not_valid_before_utc)} to {_when(certificate.not_valid_after_utc)}; "
-        f"running servers pick it up within signers_rescan ({ca.signers_rescan} s) or on SIGHUP",
-        highlight=False,
+        f"running servers pick it up within signers_rescan ({duration(ca.signers_rescan)}) or on SIGHUP",
+        stderr=False,
     )
 
 
-def register_signer_commands(main: click.Group, ca_options, settings_from_opts) -> None:
-    """Add ``signers`` and ``signer new|add`` to ``main`` (``ca_options``, ``settings_from_opts`` from cli)."""
+def register_signer_commands(main: click.Group, signer_options, settings_from_opts) -> None:
+    """Add ``signers`` and ``signer new|add`` to ``main`` (``signer_options``, ``settings_from_opts`` from cli)."""
 
     @main.command("signers")
-    @ca_options
-    def signers_command(**opts) -> None:
+    @signer_options
+    @FORMAT_OPTION
+    def signers_command(fmt: str, **opts) -> None:
         """List every CA's signers: validity, algorithm, which one is active (exit 1 if a CA has none)."""
-        table, ok = signers_table(settings_from_opts(opts))
-        out.print(table)
+        rows, ok = signer_rows(settings_from_opts(opts))
+        if fmt == "json":
+            print_json({"signers": rows})
+        else:
+            console().print(signers_table(rows))
         if not ok:
             sys.exit(1)
 

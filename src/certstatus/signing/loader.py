@@ -33,6 +33,7 @@ from cryptography import x509
 
 from certstatus.clock import Clock
 from certstatus.errors import CertstatusError, ConfigError, SignerError
+from certstatus.observability import config_warning
 from certstatus.signing.algorithms import algorithm_named
 from certstatus.signing.provider import provider_for
 from certstatus.signing.settings import SignerSettings, configured_signers, read_signer_file
@@ -70,10 +71,10 @@ def build_signer(settings: SignerSettings, ca, ca_certificate: x509.Certificate,
         raise SignerError(f"{where}: {exc}") from None
     signer.source = settings
     if settings.locally_trusted:
-        log.warning(
-            "CA %s: signer %s (%s) is a locally trusted responder (RFC 6960 §2.2), not a delegated responder "
-            "of this CA: clients must trust its certificate out of band, e.g. openssl ocsp -VAfile %s",
-            ca.name, settings.label, loaded.certificate.subject.rfc4514_string(), settings.certificate,
+        config_warning(
+            "locally trusted responders (RFC 6960 §2.2), not delegated responders of their CA: clients must "
+            "trust their certificates out of band, e.g. openssl ocsp -VAfile CERTIFICATE",
+            f"CA {ca.name}: signer {settings.label} ({loaded.certificate.subject.rfc4514_string()}, {settings.certificate})",
         )
     return signer
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certstatus.config_schema import check_known_keys
 from certstatus.errors import ConfigError
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
@@ -129,9 +130,7 @@ def signer_settings(
     """
     if not isinstance(table, dict):
         raise ConfigError(where, prefix, "must be a table.", f"Write it as [[{prefix}]].")
-    for name in table:
-        if name not in SIGNER_KEYS:
-            raise ConfigError(where, f"{prefix}.{name}", "is not a known key.", f"Known keys: {', '.join(sorted(SIGNER_KEYS))}.")
+    check_known_keys(table, SIGNER_KEYS, where=where, prefix=prefix)
     for required in ("certificate", "key"):
         if required not in table:
             raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import os
 
 from cryptography import x509
@@ -20,13 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
+from certstatus.observability import config_warning
 from certstatus.protocol import fast_response
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import public_key_bits
 from certstatus.signing.algorithms import SignatureAlgorithm, default_algorithm, key_family
 from certstatus.signing.keys import PrivateKey
-
-log = logging.getLogger("certstatus.signing")
 
 
 class ResponseSigner:
@@ -234,7 +232,7 @@ def validate_signer(
     try:
         certificate.extensions.get_extension_for_class(x509.OCSPNoCheck)
     except x509.ExtensionNotFound:
-        log.warning(
-            "%s: the delegated responder certificate has no id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): "
-            "clients may try to check its own revocation status", where,
+        config_warning(
+            "delegated responder certificates without id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): clients may "
+            "try to check their own revocation status; issue the next one with the extension", where,
         )

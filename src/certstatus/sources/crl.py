@@ -13,6 +13,7 @@ import datetime as dt
 from cryptography import x509
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 
+from certstatus.ca_certificate import crl_signer_problem
 from certstatus.clock import UTC
 from certstatus.errors import SourceError
 from certstatus.sources.records import CrlData, RevokedEntry
@@ -55,7 +56,9 @@ def load_crl(data: bytes, issuer: x509.Certificate, *, origin: str) -> CrlData:
     kept for delta CRLs) and invalidityDate (RFC 5280 §5.3).
 
     Raises :class:`SourceError` (with ``origin``) when the bytes are not a CRL,
-    the CRL names another issuer, its signature does not verify with the
+    the CRL names another issuer, ``issuer`` may not sign CRLs (keyUsage
+    without cRLSign, RFC 5280 §6.3.3 (f); basicConstraints cA=FALSE: see
+    :mod:`certstatus.ca_certificate`), its signature does not verify with the
     issuer's key, it is an indirect CRL, it carries an unknown critical
     extension, or it lists a serial number twice.
     """
@@ -65,6 +68,14 @@ def load_crl(data: bytes, issuer: x509.Certificate, *, origin: str) -> CrlData:
             origin,
             f"CRL issuer is {crl.issuer.rfc4514_string()!r}, expected "
             f"{issuer.subject.rfc4514_string()!r}: point this CA at its own CRL.",
+        )
+    problem = crl_signer_problem(issuer)
+    if problem is not None:
+        raise SourceError(
+            origin,
+            f"CRL refused: the CA certificate {issuer.subject.rfc4514_string()!r} may not sign CRLs: {problem}. "
+            "A CRL it signed is not valid for any relying party; configure the CA certificate that asserts "
+            "cRLSign (and cA=TRUE), or take this CA's status from index, issued or pushes instead.",
         )
     try:
         signature_ok = crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]

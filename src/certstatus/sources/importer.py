@@ -260,7 +260,7 @@ def import_crls(
 
 #: Bump when a parser reads the same source bytes differently, so that every store imports them
 #: again once (the certstatus version is part of the fingerprint too).
-FINGERPRINT_FORMAT = 1
+FINGERPRINT_FORMAT = 2  # 2: CRLs of a CA certificate without cRLSign refused; signed hex serials
 
 
 def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: str, imported_at: dt.datetime) -> str:

@@ -6,7 +6,9 @@ One certificate per line, six tab-separated fields::
     V       270219113010Z               1005    unknown   /CN=f
     R       270219113010Z   261121113010Z,keyTime,20240102030405Z   1000   unknown   /CN=a
 
-``status`` is V (valid), R (revoked) or E (expired). Times are UTCTime
+``status`` is V (valid), R (revoked) or E (expired). ``serial`` is hex, with
+a leading ``-`` when negative (``-01`` is -1: OpenSSL's ``BN_bn2hex``, as
+``openssl ca`` writes a CA's zero or negative serials). Times are UTCTime
 ``YYMMDDHHMMSSZ`` (years 50-99 are 19xx, 00-49 are 20xx, RFC 5280 §4.1.2.5.1)
 or GeneralizedTime ``YYYYMMDDHHMMSSZ``. The revocation field of an R line is
 ``revtime[,reason[,extra]]`` with OpenSSL's reason names; ``openssl ca`` writes
@@ -23,6 +25,7 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.errors import SourceError
+from certstatus.sources.issued import serial_hex
 from certstatus.sources.records import IndexData, RevokedEntry
 
 # OpenSSL's reason names (apps/ca.c, crl_reasons), lower-cased, to the RFC 5280 reasonCode
@@ -41,7 +44,7 @@ _REASONS: dict[str, tuple[x509.ReasonFlags, bool]] = {
     "cakeytime": (x509.ReasonFlags.ca_compromise, True),
 }
 _TIME = re.compile(r"(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z")
-_SERIAL = re.compile(r"[0-9A-Fa-f]+")
+_SERIAL = re.compile(r"-?[0-9A-Fa-f]+")
 
 
 def parse_index(data: bytes, *, origin: str) -> IndexData:
@@ -53,7 +56,9 @@ def parse_index(data: bytes, *, origin: str) -> IndexData:
 
     Raises :class:`SourceError` naming the line number and the problem for a
     line that is not six tab-separated fields, has an unknown status letter, a
-    bad time, serial or reason, or repeats a serial of an earlier line.
+    bad time, serial or reason, or repeats a serial of an earlier line: the
+    whole file is refused, as a file read in part would answer the
+    certificates of the missing lines as never issued.
     """
     text = data.decode("utf-8", errors="replace")
     issued: list[int] = []
@@ -66,7 +71,7 @@ def parse_index(data: bytes, *, origin: str) -> IndexData:
         serial, entry = _parse_line(line, number, origin)
         if serial in first_line:
             raise _line_error(
-                origin, number, f"serial {serial:X} is already listed on line {first_line[serial]}"
+                origin, number, f"serial {serial_hex(serial)} is already listed on line {first_line[serial]}"
             )
         first_line[serial] = number
         issued.append(serial)
@@ -136,5 +141,7 @@ def _parse_time(text: str, what: str, number: int, origin: str) -> dt.datetime:
 
 def _line_error(origin: str, number: int, problem: str) -> SourceError:
     return SourceError(
-        origin, f"line {number}: {problem}; fix the line or regenerate the file with openssl ca."
+        origin,
+        f"line {number}: {problem}; fix the line or regenerate the file with openssl ca. The whole file is "
+        "refused (the one imported before keeps serving).",
     )

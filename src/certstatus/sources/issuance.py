@@ -4,7 +4,12 @@ Each file may hold
 
 * a list of hexadecimal serials (:func:`certstatus.sources.issued.parse_issued`),
 * issued certificates, PEM (any number) or DER (one), each checked to be
-  issued and signed by the CA,
+  issued and signed by the CA. Precertificates (RFC 6962 §3.1: the critical
+  poison extension 1.3.6.1.4.1.11129.2.4.3) count as issued: their serial is
+  "assigned" (CA/Browser Forum BR §4.9.9) and may not be answered as
+  unassigned (§4.9.10), whether the CA signed them or a Precertificate Signing
+  Certificate did (issued by the CA, extendedKeyUsage
+  1.3.6.1.4.1.11129.2.4.4) that is in the same PEM file,
 * a CMS SignedData signed by the CA (:mod:`certstatus.sources.signed_list`)
   encapsulating either of the above — required for every file when the CA
   is configured with ``issued_signed = true``.
@@ -15,10 +20,12 @@ in name order. Serials are deduplicated and sorted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from certstatus.errors import SourceError
 from certstatus.sources.fetch import FetchPolicy, fetch, is_remote
@@ -67,7 +74,8 @@ def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bo
             certificates = x509.load_pem_x509_certificates(data)
         except ValueError as exc:
             raise SourceError(origin, f"holds an unreadable PEM certificate ({exc}).") from None
-        return {_checked_serial(cert, issuer, origin) for cert in certificates}
+        signers = [cert for cert in certificates if _is_precertificate_signer(cert, issuer)]
+        return {_checked_serial(cert, issuer, origin, signers) for cert in certificates}
     if data[:1] == b"\x30" and data[1:2] in (b"\x81", b"\x82", b"\x83"):  # DER SEQUENCE, long form ("0" is 0x30 too)
         try:
             certificate = x509.load_der_x509_certificate(data)
@@ -79,13 +87,42 @@ def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bo
     return set(parse_issued(data, origin=origin))
 
 
-def _checked_serial(cert: x509.Certificate, issuer: x509.Certificate, origin: str) -> int:
+def _checked_serial(
+    cert: x509.Certificate, issuer: x509.Certificate, origin: str, precertificate_signers: Sequence[x509.Certificate] = ()
+) -> int:
+    """The serial of ``cert`` when the CA issued it, or it is a precertificate of one of ``precertificate_signers``."""
+    if _issued_by(cert, issuer) or (
+        _is_precertificate(cert) and any(_issued_by(cert, signer) for signer in precertificate_signers)
+    ):
+        return cert.serial_number
+    raise SourceError(
+        origin,
+        f"holds certificate {cert.serial_number:#x} ({cert.subject.rfc4514_string()}) that was not issued "
+        "by this CA: remove it, or configure it under its own CA.",
+    )
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
-        raise SourceError(
-            origin,
-            f"holds certificate {cert.serial_number:#x} ({cert.subject.rfc4514_string()}) that was not issued "
-            "by this CA: remove it, or configure it under its own CA.",
-        ) from None
-    return cert.serial_number
+        return False
+    return True
+
+
+def _is_precertificate(cert: x509.Certificate) -> bool:
+    """True for an RFC 6962 §3.1 precertificate (it carries the poison extension)."""
+    try:
+        cert.extensions.get_extension_for_oid(ExtensionOID.PRECERT_POISON)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return True
+
+
+def _is_precertificate_signer(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True for a Precertificate Signing Certificate of ``issuer`` (RFC 6962 §3.1)."""
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return ExtendedKeyUsageOID.CERTIFICATE_TRANSPARENCY in usages and _issued_by(cert, issuer)

@@ -10,7 +10,10 @@ One :class:`Refresher` per ``certstatus serve`` supervisor (or one pass for
   Requests are conditional (ETag / Last-Modified), so an unchanged CRL costs
   a 304.
 * Local files and directories (CRL files, ``index.txt``, issued lists):
-  re-imported when their size or mtime changes (checked every ``file_poll``).
+  re-imported when their size or mtime changes (checked every ``file_poll``,
+  :data:`FILE_POLL_SECONDS` unless told: a certificate added to an issued
+  list or ``index.txt`` is answered good that long plus one import after,
+  well within the 15 minutes of CA/Browser Forum BR §4.9.9).
 * Delta CRLs named by a complete CRL's FreshestCRL extension (RFC 5280
   §5.2.6; ``follow_freshest_crl``): found when the complete CRL is fetched
   (or, after a restart, from the delta the store holds) and from then on
@@ -43,6 +46,9 @@ from certstatus.sources.importer import CaTarget, ImportResult, import_crls, imp
 from certstatus.store.base import StatusStore
 
 log = logging.getLogger("certstatus.refresh")
+
+#: Seconds between two looks at the size and mtime of every local source file (the default ``file_poll``).
+FILE_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -94,7 +100,7 @@ class Refresher:
         feed: ChangeFeed | None = None,
         *,
         min_interval: float = 30.0,
-        file_poll: float = 5.0,
+        file_poll: float = FILE_POLL_SECONDS,
     ) -> None:
         self.settings = settings
         self.store_factory = store_factory

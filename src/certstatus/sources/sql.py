@@ -1,8 +1,8 @@
 """Live status from a CA's own database (Nexus "fallback", OpenXPKI mode), per request.
 
 The operator's query gets the named parameters ``issuer`` (the CA name),
-``serial`` (numeric), ``serial_hex`` (upper-case hex, even length, as
-OpenSSL prints it) and ``serial_dec`` (decimal string), and returns at most
+``serial`` (numeric), ``serial_hex`` (upper-case hex, even length, ``-``
+before a negative serial, as OpenSSL prints it) and ``serial_dec`` (decimal string), and returns at most
 one row ``(status, revocation_time, reason)``:
 
 * ``status``: ``good``/``valid``/``V``/``E``/``expired`` → good;
@@ -30,9 +30,11 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.source_settings import SqlSettings
+from certstatus.sources.issued import serial_hex
 from certstatus.sources.push import REASON_NAMES
 from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import REASONS_BY_CODE, CertStatusRecord
+from certstatus.store.dsn import redact
 
 _GOOD = {"good", "valid", "v", "e", "expired", "issued"}
 _REVOKED = {"revoked", "r"}
@@ -78,7 +80,7 @@ class SqlStatusSource:
         params = {
             "issuer": self.ca_name,
             "serial": serial_number,
-            "serial_hex": _openssl_hex(serial_number),
+            "serial_hex": serial_hex(serial_number),
             "serial_dec": str(serial_number),
         }
         try:
@@ -89,7 +91,7 @@ class SqlStatusSource:
         except psycopg.errors.QueryCanceled:
             raise SqlUnavailable(f"query exceeded {self.settings.timeout:g} s") from None
         except psycopg.Error as exc:
-            raise SqlUnavailable(f"query failed: {exc.__class__.__name__}: {str(exc).strip()}") from None
+            raise SqlUnavailable(f"query failed: {exc.__class__.__name__}: {redact(str(exc).strip())}") from None
         if len(rows) > 1:
             raise SqlUnavailable(f"query returned several rows for serial {serial_number:#x}; it must return at most one")
         return None if not rows else _record(serial_number, rows[0])
@@ -105,11 +107,6 @@ class SqlStatusSource:
                 if not self._opened:
                     self._pool.open(wait=False)
                     self._opened = True
-
-
-def _openssl_hex(serial_number: int) -> str:
-    text = f"{serial_number:X}"
-    return text.zfill(len(text) + len(text) % 2)
 
 
 def _record(serial_number: int, row: tuple) -> CertStatusRecord | None:

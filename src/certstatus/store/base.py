@@ -238,18 +238,16 @@ class StatusChange:
     invalidity_date: dt.datetime | None = None
 
 
-def combine_revocations(
+def revocations_by_source(
     serial_number: int,
     rows: Iterable[tuple[str, dt.datetime, x509.ReasonFlags | None, dt.datetime | None]],
-) -> RevokedEntry | None:
-    """The revocation the store reports for one serial, from its rows of every source.
+) -> dict[str, RevokedEntry]:
+    """Each source's revocation of one serial: {source kind: entry}, from its rows of every source.
 
     ``rows`` are ``(source kind, revocation_time, reason, invalidity_date)``.
     The CRL view is base + delta (RFC 5280 §5.2.4): a ``delta`` row replaces
     the ``crl`` row of the same serial, and a delta row with reason
     removeFromCRL (a released certificateHold) leaves no CRL revocation.
-    Across sources, the earliest revocation wins. Every store implementation
-    reads its rows and calls this, so they answer alike.
     """
     by_source = {row[0]: row for row in rows}
     delta = by_source.pop(DELTA_KIND, None)
@@ -257,10 +255,30 @@ def combine_revocations(
         by_source.pop(CRL_KIND, None)
         if delta[2] is not x509.ReasonFlags.remove_from_crl:
             by_source[DELTA_KIND] = delta
+    return {kind: RevokedEntry(serial_number, *row[1:]) for kind, row in by_source.items()}
+
+
+def combine_revocations(
+    serial_number: int,
+    rows: Iterable[tuple[str, dt.datetime, x509.ReasonFlags | None, dt.datetime | None]],
+) -> RevokedEntry | None:
+    """The revocation the store reports for one serial, from its rows of every source.
+
+    ``rows`` as in :func:`revocations_by_source` (the CRL view applies); across
+    sources, the earliest revocation wins. Every store implementation reads its
+    rows and calls this, so they answer alike.
+    """
+    by_source = revocations_by_source(serial_number, rows)
     if not by_source:
         return None
-    _, revocation_time, reason, invalidity = min(by_source.values(), key=lambda row: row[1])
-    return RevokedEntry(serial_number, revocation_time, reason, invalidity)
+    return min(by_source.values(), key=lambda entry: entry.revocation_time)
+
+
+def _typed_rows(
+    rows: Iterable[Sequence[Any]], to_datetime: Callable[[Any], dt.datetime]
+) -> Iterator[tuple[str, dt.datetime, x509.ReasonFlags | None, dt.datetime | None]]:
+    for r in rows:
+        yield r[0], to_datetime(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else to_datetime(r[3])
 
 
 def revocation_from_rows(
@@ -268,13 +286,14 @@ def revocation_from_rows(
 ) -> RevokedEntry | None:
     """:func:`combine_revocations` over stored ``revoked`` rows ``(source, revocation_time, reason code,
     invalidity_date)``, their times converted by the backend's ``to_datetime`` (UTC)."""
-    return combine_revocations(
-        serial_number,
-        (
-            (r[0], to_datetime(r[1]), None if r[2] is None else REASONS_BY_CODE[r[2]], None if r[3] is None else to_datetime(r[3]))
-            for r in rows
-        ),
-    )
+    return combine_revocations(serial_number, _typed_rows(rows, to_datetime))
+
+
+def revocations_from_rows(
+    serial_number: int, rows: Iterable[Sequence[Any]], to_datetime: Callable[[Any], dt.datetime]
+) -> dict[str, RevokedEntry]:
+    """:func:`revocations_by_source` over stored ``revoked`` rows (as :func:`revocation_from_rows`)."""
+    return revocations_by_source(serial_number, _typed_rows(rows, to_datetime))
 
 
 def status_records(
@@ -365,6 +384,10 @@ class StatusStore(Protocol):
         changed are marked changed, and the counter grows only when some did
         (or when this is the issuer's first push).
         """
+
+    def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
+        """Return {source kind: its revocation} of (issuer, serial): which sources revoke it
+        (:func:`revocations_by_source`: the CRL view applies); {} when none does."""
 
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""

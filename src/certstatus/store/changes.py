@@ -41,7 +41,8 @@ from pathlib import Path
 
 from certstatus.errors import StoreError
 from certstatus.store.base import StatusStore
-from certstatus.store.dsn import is_dsn
+from certstatus.store.dsn import is_dsn, redact
+from certstatus.store.factory import describe
 
 log = logging.getLogger("certstatus.store.changes")
 
@@ -102,7 +103,9 @@ class ChangeWatcher:
     full every ``resync_interval`` seconds and after a reconnection (lost
     connections are retried every ``retry_interval`` seconds, logged as
     warnings). :meth:`start` returns once the watcher listens, so no change
-    committed afterwards is missed.
+    committed afterwards is missed. During an outage the first failure is a
+    warning, the retries that fail the same way are debug lines, and the
+    reconnection is logged (info): one outage, two lines, however long.
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class ChangeWatcher:
         self._marks: dict[int, tuple] = {}
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._failing = False  # the last attempt failed (logged once as a warning)
         self._thread = threading.Thread(target=self._run, name="certstatus-change-watcher", daemon=True)
 
     def start(self, timeout: float = 10.0) -> "ChangeWatcher":
@@ -157,14 +161,26 @@ class ChangeWatcher:
                 finally:
                     self.store.close()
             except (StoreError, OSError) as exc:
-                log.warning("store change watcher lost %s: %s; retrying", self.database, exc)
+                problem = exc.problem if isinstance(exc, StoreError) else str(exc)  # a StoreError's text names the database too
+                self._failed("store change watcher lost %s: %s; retrying", describe(self.database), redact(problem))
             except Exception as exc:  # psycopg errors, sqlite3 errors: keep watching
-                log.warning("store change watcher error (%s: %s); retrying", type(exc).__name__, exc)
+                self._failed("store change watcher error (%s: %s); retrying", type(exc).__name__, redact(str(exc)))
             self._stop.wait(self.retry_interval)
+
+    def _failed(self, message: str, *args: object) -> None:
+        log.log(logging.DEBUG if self._failing else logging.WARNING, message, *args)
+        self._failing = True
+
+    def _listening(self) -> None:
+        """Connected and compared: ready, and an outage (if any) is over."""
+        self._ready.set()
+        if self._failing:
+            self._failing = False
+            log.info("store change watcher listening again on %s", describe(self.database))
 
     def _watch_sqlite(self) -> None:
         self._resync()
-        self._ready.set()
+        self._listening()
         while not self._stop.wait(self.poll_interval):
             self._resync()
 
@@ -177,7 +193,7 @@ class ChangeWatcher:
         with connect(store.dsn) as conn:
             conn.execute(sql.SQL("LISTEN {}; LISTEN {}").format(sql.Identifier(store.channel), sql.Identifier(store.sources_channel)))
             self._resync()
-            self._ready.set()
+            self._listening()
             next_resync = time.monotonic() + self.resync_interval
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=min(0.25, self.resync_interval), stop_after=1):

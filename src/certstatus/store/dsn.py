@@ -8,7 +8,8 @@ loader uses it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 DSN_SCHEMES = ("postgresql://", "postgres://")
 
@@ -19,33 +20,41 @@ def is_dsn(value: object) -> bool:
 
 
 def check_dsn(dsn: str) -> None:
-    """Raise ValueError with libpq's reason when ``dsn`` is not a valid connection URI."""
+    """Raise ValueError with libpq's reason (password masked) when ``dsn`` is not a valid connection URI."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise ValueError(" ".join(str(exc).split())) from None
+        raise ValueError(redact(" ".join(str(exc).split()), dsn)) from None
 
 
-def mask_dsn(dsn: str) -> str:
-    """Return ``dsn`` with its password (in the user part or the query) replaced by ``***``."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "postgresql://***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{hostport}"
-    query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe="=-/:%*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+#: The password of a URI: ``postgresql://USER:PASSWORD@`` (up to the netloc's last ``@``); any scheme,
+#: so that a misspelt one (``postgresq://``) or a CRL URL with credentials is masked as well.
+_URI_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/?#@]*):(?P<password>[^\s/?#]*)@", re.IGNORECASE)
+#: A ``password=VALUE`` parameter: in a URI's query, or a key/value conninfo (``'quoted value'`` too).
+_PARAMETER_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^\s&#'\"]+)", re.IGNORECASE)
+
+
+def redact(text: str, dsn: str | None = None) -> str:
+    """``text`` with the password of every PostgreSQL DSN in it replaced by ``***``.
+
+    A DSN alone (``postgresql://u:pw@db/x`` → ``postgresql://u:***@db/x``) or
+    any message that quotes one (a libpq or psycopg error, a log line):
+    passwords in the user part of a URI and ``password=`` parameters (URI
+    query or key/value conninfo) are masked; the rest (user, host, database)
+    stays, since it is what an operator needs to find the database. ``dsn``:
+    the DSN ``text`` is about, whose password is masked wherever it appears
+    (libpq quotes a bad token of it alone: ``invalid percent-encoded token``).
+    Every message or log line that may name a DSN goes through this function.
+    """
+    if dsn is not None:
+        found = [m.group("password") for pattern in (_URI_PASSWORD, _PARAMETER_PASSWORD) for m in pattern.finditer(dsn)]
+        for password in sorted({p.strip("'") for p in found if len(p.strip("'")) >= 3}, key=len, reverse=True):
+            text = text.replace(password, "***")  # shorter ones would mask ordinary words
+    text = _URI_PASSWORD.sub(r"\g<head>:***@", text)
+    return _PARAMETER_PASSWORD.sub(r"\g<head>***", text)
 
 
 def split_password(dsn: str) -> tuple[str, str | None]:

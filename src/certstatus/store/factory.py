@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from certstatus.store.base import StatusStore
-from certstatus.store.dsn import is_dsn, mask_dsn
+from certstatus.store.dsn import is_dsn, redact
 
 
 def describe(database: str | Path) -> str:
     """The database for messages: the path, or the DSN with its password masked."""
-    return mask_dsn(database) if is_dsn(database) else str(database)
+    return redact(str(database))
 
 
 def open_store(database: str | Path, *, upgrade: bool | None = None, check: bool = True) -> StatusStore:

@@ -61,11 +61,12 @@ from certstatus.store.base import (
     StatusChange,
     combine_revocations,
     count_changes,
+    revocations_from_rows,
     serial_key,
     source_marks,
     source_state_from_row,
 )
-from certstatus.store.dsn import mask_dsn
+from certstatus.store.dsn import redact
 from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows, write_counted
 from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
@@ -140,7 +141,7 @@ def connect(dsn: str, *, connect_timeout: int = 5, **params: Any) -> psycopg.Con
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout, **params)
     except psycopg.OperationalError as exc:
         raise StoreError(
-            mask_dsn(dsn),
+            redact(dsn),
             f"cannot connect to PostgreSQL: {_problem(exc)}",
             "Check the DSN (host, port, database, user), that the server runs and that it accepts this client.",
         ) from None
@@ -176,7 +177,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     ) -> None:
         self.dsn = dsn
         self.read_timeout = read_timeout
-        self.label = mask_dsn(dsn)
+        self.label = redact(dsn)
         with connect(dsn, connect_timeout=connect_timeout) as conn:
             schema = conn.execute("SELECT current_schema()").fetchone()[0]
             if schema is None:
@@ -272,6 +273,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         if revoked is None and not issued:
             return None
         return CertStatusRecord(issued=issued, revoked=revoked)
+
+    def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
+        rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        return revocations_from_rows(serial_number, (row for row in rows if row[0] is not None), _utc)
 
     def replace_source(
         self,

@@ -12,6 +12,7 @@ grows only when it changed something (:class:`~certstatus.store.base.ChangeCount
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from certstatus.store.base import (
     StatusChange,
     combine_revocations,
     count_changes,
+    revocations_from_rows,
     serial_key,
     source_marks,
     source_state_from_row,
@@ -71,8 +73,31 @@ PAGE_SIZE = 16384
 _AUTOCHECKPOINT_BYTES = 10000 * 4096  # WAL bytes after which a writer's commit checkpoints (any page size)
 
 
+#: Mode of a new store file and of its -wal and -shm files (the store says who is revoked; precomputed, it holds
+#: signed responses): read and written by the service user alone.
+FILE_MODE = 0o600
+
+
 #: The record of a serial listed as issued and revoked by no source (immutable, shared).
 _ISSUED = CertStatusRecord(issued=True, revoked=None)
+
+
+def _create_private(path: str) -> None:
+    """Create the store file ``path``, empty, with mode :data:`FILE_MODE` (exactly: not less the umask) unless it exists.
+
+    SQLite would create it 0644 less the umask, and it gives the ``-wal`` and
+    ``-shm`` files it makes the database file's mode: so all three are private.
+    An existing file keeps its mode (an operator may have chosen 0640). A
+    folder that does not exist is left to SQLite to report.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def _ts(value: dt.datetime | None) -> int | None:
@@ -97,6 +122,8 @@ class SQLiteStore(PrecomputedSQLite):
 
     def __init__(self, path: str | Path, *, upgrade: bool = True, check: bool = True) -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            _create_private(self.path)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         # Takes effect only on a new, empty file (and must come before WAL mode); a no-op on any other.
         self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -198,6 +225,10 @@ class SQLiteStore(PrecomputedSQLite):
             if revoked is None and not issued:
                 return None
         return CertStatusRecord(issued=issued, revoked=revoked)
+
+    def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
+        rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
+        return revocations_from_rows(serial_number, (row for row in rows if row[0] is not None), _dt)
 
     def replace_source(
         self,
