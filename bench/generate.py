@@ -157,11 +157,13 @@ def _process_tree(pid: int) -> list[int]:
 
 
 class _CpuSplit:
-    """CPU seconds of a command's own process and of its child processes, polled from /proc until :meth:`stop`."""
+    """CPU seconds of a command's own process and of its child processes, polled from /proc until :meth:`stop`;
+    with the seconds its children spent runnable but waiting for a CPU (``/proc/PID/schedstat``: other load)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.last: dict[int, float] = {}
+        self.waited: dict[int, float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -179,10 +181,18 @@ class _CpuSplit:
                 except OSError:
                     continue
                 self.last[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+                try:
+                    self.waited[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+                except (OSError, IndexError, ValueError):
+                    pass
 
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
+
+    def waited_for_cpu(self) -> float:
+        """Seconds the child processes were runnable but not running (summed), up to 0.1 s short of the end."""
+        return sum(wait for pid, wait in self.waited.items() if pid != self.pid)
 
     def seconds(self) -> tuple[float, float]:
         """(the command's process, its children): the last values seen, up to 0.1 s short of the end."""
@@ -331,6 +341,8 @@ def main() -> None:
         print(f"generate: CPU of the command's own process {parent:.1f} s = {parent / responses * 1e6:.2f} us per response "
               f"(start-up included), of its signing processes {workers:.1f} s = {workers / responses * 1e6:.2f} us "
               "per response (from /proc, sampled every 0.1 s)")
+        print(f"generate: its processes waited {split.waited_for_cpu():.1f} s (summed) runnable for a CPU other load held "
+              f"(/proc/PID/schedstat); {args.processes} x {wall:.1f} s of wall clock")
         print(f"raw signing: {raw:,.0f} signatures/s on {args.processes} processes "
               f"(before {raw_before:,.0f}, after {raw_after:,.0f}); {raw_cpu:,.0f} signatures per CPU-second")
         print(f"generator / raw signing × cores, wall clock: {rate / raw:.0%} (target >= 80%; moves with other load)")
