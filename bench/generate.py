@@ -3,6 +3,8 @@
 
     .venv/bin/python bench/generate.py                      # 1 000 000 certificates, ECDSA P-256 responder
     .venv/bin/python bench/generate.py --key rsa            # RSA-2048 responder
+    .venv/bin/python bench/generate.py --key ml-dsa-65 --serials 20000
+                                                            # ML-DSA-65 responder of the ECDSA CA (44 and 87 too)
     .venv/bin/python bench/generate.py --serials 100000     # smaller
     .venv/bin/python bench/generate.py --serials 100000 --database postgresql://postgres@127.0.0.1:5432/test
                                                             # into PostgreSQL (a schema of its own, dropped after)
@@ -50,7 +52,7 @@ from cryptography.hazmat.primitives import serialization
 
 from common import postgres_schema
 
-from certstatus.demo_pki import make_demo_pki
+from certstatus.demo_pki import ML_DSA_KEY_TYPES, make_demo_pki
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.response import SingleAnswer, encode_response_data
@@ -155,11 +157,13 @@ def _process_tree(pid: int) -> list[int]:
 
 
 class _CpuSplit:
-    """CPU seconds of a command's own process and of its child processes, polled from /proc until :meth:`stop`."""
+    """CPU seconds of a command's own process and of its child processes, polled from /proc until :meth:`stop`;
+    with the seconds its children spent runnable but waiting for a CPU (``/proc/PID/schedstat``: other load)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.last: dict[int, float] = {}
+        self.waited: dict[int, float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -177,10 +181,18 @@ class _CpuSplit:
                 except OSError:
                     continue
                 self.last[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+                try:
+                    self.waited[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+                except (OSError, IndexError, ValueError):
+                    pass
 
     def stop(self) -> None:
         self._done.set()
         self._thread.join()
+
+    def waited_for_cpu(self) -> float:
+        """Seconds the child processes were runnable but not running (summed), up to 0.1 s short of the end."""
+        return sum(wait for pid, wait in self.waited.items() if pid != self.pid)
 
     def seconds(self) -> tuple[float, float]:
         """(the command's process, its children): the last values seen, up to 0.1 s short of the end."""
@@ -267,7 +279,8 @@ def _store_bytes(database: Path | str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serials", type=int, default=1_000_000)
-    parser.add_argument("--key", choices=["ec", "rsa"], default="ec", help="responder key: ECDSA P-256 or RSA-2048")
+    parser.add_argument("--key", choices=["ec", "rsa", *ML_DSA_KEY_TYPES], default="ec",
+                        help="responder key: ECDSA P-256, RSA-2048 or ML-DSA (of an ECDSA P-256 CA)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed)")
     parser.add_argument("--no-serve", action="store_true")
@@ -278,7 +291,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="certstatus-bench-") as tmp, _store(args.database, Path(args.dir or tmp)) as database:
         folder = args.dir or Path(tmp)
-        make_demo_pki(folder / "pki", key_type=args.key)
+        post_quantum = args.key in ML_DSA_KEY_TYPES
+        make_demo_pki(folder / "pki", key_type="ec" if post_quantum else args.key, responder_key_type=args.key if post_quantum else None)
         index = folder / "index.txt"
         started = time.perf_counter()
         serials = synthesize_index(index, args.serials)
@@ -298,7 +312,7 @@ def main() -> None:
         print(f"import: {args.serials:,} certificates in {imported:.1f} s ({args.serials / imported:,.0f}/s), "
               "certstatus import (parse + store, one transaction)")
 
-        key_name = "ECDSA P-256" if args.key == "ec" else "RSA-2048"
+        key_name = {"ec": "ECDSA P-256", "rsa": "RSA-2048"}.get(args.key, args.key.upper())
         raw_before, raw_cpu_before = raw_signing_rate(folder / "pki", args.processes)
         started = time.perf_counter()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -327,12 +341,14 @@ def main() -> None:
         print(f"generate: CPU of the command's own process {parent:.1f} s = {parent / responses * 1e6:.2f} us per response "
               f"(start-up included), of its signing processes {workers:.1f} s = {workers / responses * 1e6:.2f} us "
               "per response (from /proc, sampled every 0.1 s)")
+        print(f"generate: its processes waited {split.waited_for_cpu():.1f} s (summed) runnable for a CPU other load held "
+              f"(/proc/PID/schedstat); {args.processes} x {wall:.1f} s of wall clock")
         print(f"raw signing: {raw:,.0f} signatures/s on {args.processes} processes "
               f"(before {raw_before:,.0f}, after {raw_after:,.0f}); {raw_cpu:,.0f} signatures per CPU-second")
         print(f"generator / raw signing × cores, wall clock: {rate / raw:.0%} (target >= 80%; moves with other load)")
         print(f"generator / raw signing, CPU time:           {responses / cpu / raw_cpu:.0%} (what the code costs; "
               "other load barely moves it)")
-        library, template = encoder_comparison(folder / "pki", 300 if args.key == "rsa" else 2000)
+        library, template = encoder_comparison(folder / "pki", 2000 if args.key == "ec" else 300)
         print(f"one response, one process: asn1crypto encoder + sign {library:.0f} us, byte templates + sign "
               f"{template:.0f} us ({library / template:.1f}x)")
         size = _store_bytes(database)

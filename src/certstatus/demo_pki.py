@@ -16,15 +16,17 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certstatus.clock import UTC
 from certstatus.sources.records import RevokedEntry
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
 
+#: Key types of a post-quantum delegated responder (``make_demo_pki(responder_key_type=...)``).
+ML_DSA_KEY_TYPES = ("ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
 DEMO_PASSWORD = b"demo-password"
 """Password of ``ocsp.p12`` and ``ocsp-encrypted.key``."""
 DEFAULT_OCSP_URL = "http://127.0.0.1:8080/"
@@ -66,17 +68,22 @@ class DemoPki:
     serials: dict[str, int]
     revocation_times: dict[str, dt.datetime]
     chain: Path  # CA + root, for `openssl ocsp -CAfile` / `-VAfile`
-    ocsp_p12: Path  # PKCS#12 of the responder key + cert (+ CA), password DEMO_PASSWORD
+    ocsp_p12: Path | None  # PKCS#12 of the responder key + cert (+ CA), password DEMO_PASSWORD; None for ML-DSA
     ocsp_encrypted_key: Path  # PKCS#8 PEM encrypted with DEMO_PASSWORD
 
 
 def new_key(key_type: str) -> PrivateKey:
-    """A fresh key: ``"ec"`` = ECDSA P-256, ``"rsa"`` = RSA-2048; ValueError otherwise."""
+    """A fresh key: ``"ec"`` = ECDSA P-256, ``"rsa"`` = RSA-2048, ``"ml-dsa-44|65|87"`` = ML-DSA (FIPS 204);
+    ValueError otherwise."""
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"key_type must be 'ec' or 'rsa', not {key_type!r}")
+    if key_type in ML_DSA_KEY_TYPES:
+        from certstatus.signing.lifecycle import generate_file_key
+
+        return generate_file_key(key_type)
+    raise ValueError(f"key_type must be 'ec', 'rsa' or one of {', '.join(ML_DSA_KEY_TYPES)}, not {key_type!r}")
 
 
 def issue_cert(
@@ -97,7 +104,7 @@ def issue_cert(
     extended_key_usage: Sequence[x509.ObjectIdentifier] | None = None,
     subject: x509.Name | None = None,
 ) -> x509.Certificate:
-    """Sign an RFC 5280 v3 certificate for ``public_key`` with SHA-256.
+    """Sign an RFC 5280 v3 certificate for ``public_key`` with SHA-256 (ML-DSA issuer keys: ML-DSA).
 
     ``issuer_cert=None`` makes a self-signed certificate (``public_key`` must
     then belong to ``issuer_key``). ``ca`` adds CA:TRUE and keyCertSign/cRLSign;
@@ -142,7 +149,12 @@ def issue_cert(
     )
     for value, critical in extensions:
         builder = builder.add_extension(value, critical)
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder.sign(issuer_key, _signature_hash(issuer_key))
+
+
+def _signature_hash(issuer_key: PrivateKey) -> hashes.HashAlgorithm | None:
+    """SHA-256 for ECDSA and RSA; None for ML-DSA, which signs the message itself (RFC 9881)."""
+    return None if isinstance(issuer_key, (mldsa.MLDSA44PrivateKey, mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)) else hashes.SHA256()
 
 
 def sign_crl(
@@ -156,7 +168,7 @@ def sign_crl(
     delta_base: int | None = None,
     freshest_crl: Iterable[str] = (),
 ) -> x509.CertificateRevocationList:
-    """Sign a v2 CRL (RFC 5280 §5) naming ``ca_cert`` as issuer, with SHA-256.
+    """Sign a v2 CRL (RFC 5280 §5) naming ``ca_cert`` as issuer, with SHA-256 (ML-DSA keys: ML-DSA).
 
     Carries authorityKeyIdentifier (of ``ca_cert``'s key) and cRLNumber, plus a
     critical deltaCRLIndicator when ``delta_base`` is given and a FreshestCRL
@@ -185,7 +197,7 @@ def sign_crl(
         if entry.invalidity_date is not None:
             revoked = revoked.add_extension(x509.InvalidityDate(entry.invalidity_date), False)
         builder = builder.add_revoked_certificate(revoked.build())
-    return builder.sign(ca_key, hashes.SHA256())
+    return builder.sign(ca_key, _signature_hash(ca_key))
 
 
 def make_demo_pki(
@@ -194,8 +206,14 @@ def make_demo_pki(
     key_type: str = "ec",
     now: dt.datetime | None = None,
     ocsp_url: str = DEFAULT_OCSP_URL,
+    responder_key_type: str | None = None,
 ) -> DemoPki:
     """Create the demo PKI in ``folder`` (created if missing; files overwritten).
+
+    ``key_type`` (``"ec"``, ``"rsa"``) is every key's; ``responder_key_type``
+    (e.g. ``"ml-dsa-65"``) gives the delegated responder another one, which
+    the CA certifies with its own ``key_type`` signature (no ``ocsp.p12`` then
+    for ML-DSA, which PKCS#12 cannot carry in ``cryptography``).
 
     Root and CA are valid for 10 years from ``now`` - 1 day, the responder for
     1 year, leaves for 90 days; ``"expired"`` ended yesterday. The CRL (cRLNumber
@@ -209,7 +227,7 @@ def make_demo_pki(
     start, day = now - dt.timedelta(days=1), dt.timedelta(days=1)
     (folder / "leaves").mkdir(parents=True, exist_ok=True)
 
-    root_key, ca_key, ocsp_key = new_key(key_type), new_key(key_type), new_key(key_type)
+    root_key, ca_key, ocsp_key = new_key(key_type), new_key(key_type), new_key(responder_key_type or key_type)
     root = issue_cert(None, root_key, root_key.public_key(), common_name="certstatus demo root",
                       not_before=start, not_after=start + 3650 * day, ca=True)
     ca = issue_cert(root, root_key, ca_key.public_key(), common_name="certstatus demo CA",
@@ -250,8 +268,12 @@ def make_demo_pki(
     _write(folder / "issued.txt", issued_text.encode())
     _write(folder / "chain.pem", _pem(ca) + _pem(root))
     encryption = serialization.BestAvailableEncryption(DEMO_PASSWORD)
-    p12 = pkcs12.serialize_key_and_certificates(b"ocsp", ocsp_key, ocsp, [ca], encryption)
-    _write(folder / "ocsp.p12", p12, private=True)
+    p12_path: Path | None = folder / "ocsp.p12"
+    if (responder_key_type or key_type) in ML_DSA_KEY_TYPES:
+        p12_path = None
+    else:
+        p12 = pkcs12.serialize_key_and_certificates(b"ocsp", ocsp_key, ocsp, [ca], encryption)
+        _write(p12_path, p12, private=True)
     _write(folder / "ocsp-encrypted.key", _key_pem(ocsp_key, encryption), private=True)
 
     return DemoPki(
@@ -260,7 +282,7 @@ def make_demo_pki(
         ocsp_cert=folder / "ocsp.pem", ocsp_key=folder / "ocsp.key",
         crl=folder / "crl.pem", index=folder / "index.txt", issued=folder / "issued.txt",
         leaves=leaves, serials=serials, revocation_times=revocation_times,
-        chain=folder / "chain.pem", ocsp_p12=folder / "ocsp.p12",
+        chain=folder / "chain.pem", ocsp_p12=p12_path,
         ocsp_encrypted_key=folder / "ocsp-encrypted.key",
     )  # fmt: skip
 

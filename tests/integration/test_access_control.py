@@ -128,6 +128,49 @@ def test_request_signed_by_a_trusted_signer_is_answered(server, pki, demo_pki_rs
     assert record["requestor"] == alice.subject and record["certs"][0]["status"] == "revoked"
 
 
+def test_request_signed_with_ml_dsa_by_a_trusted_signer_is_answered(server, pki, demo_pki_rsa):
+    """A requestor with an ML-DSA-65 key (certified by the ECDSA clients root) signs tbsRequest with ML-DSA
+    (RFC 9881 identifier); OpenSSL 3.0 cannot make such a request, so asn1crypto writes it."""
+    import hashlib
+
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from certstatus.demo_pki import issue_cert
+    from certstatus.protocol.certid import public_key_bits
+    from certstatus.signing.algorithms import ALGORITHMS
+    from certstatus.signing.lifecycle import generate_file_key
+    from tests.signing_support import load_cert, load_key
+
+    root = pki.clients_root
+    key = generate_file_key("ml-dsa-65")
+    now = dt.datetime.now(dt.timezone.utc)
+    requestor = issue_cert(root.certificate, load_key(root.key), key.public_key(), common_name="pq-client",
+                           not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=1),
+                           extended_key_usage=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    ca = load_cert(demo_pki_rsa.ca_cert)
+    cert_id = {"hash_algorithm": {"algorithm": "sha1"}, "issuer_name_hash": hashlib.sha1(ca.subject.public_bytes()).digest(),
+               "issuer_key_hash": hashlib.sha1(public_key_bits(ca)).digest(),
+               "serial_number": demo_pki_rsa.serials["revoked-superseded"]}  # fmt: skip
+    tbs = asn1_ocsp.TBSRequest({
+        "requestor_name": asn1_x509.GeneralName(name="directory_name", value=asn1_x509.Name.load(requestor.subject.public_bytes())),
+        "request_list": [{"req_cert": cert_id}],
+    })  # fmt: skip
+    signature = key.sign(tbs.dump())
+    signed = asn1_ocsp.OCSPRequest({"tbs_request": tbs, "optional_signature": {
+        "signature_algorithm": {"algorithm": ALGORITHMS["ml-dsa-65"].oid}, "signature": signature,
+        "certs": [asn1_x509.Certificate.load(requestor.public_bytes(serialization.Encoding.DER))],
+    }}).dump()  # fmt: skip
+    answer = _post(server, pki, None, "rsa", signed)
+    assert response_status(answer) is OCSPResponseStatus.SUCCESSFUL and cert_status(answer) == "revoked"
+    record = [r for r in _audit(server) if r["signer"] == "CN=pq-client"][-1]
+    assert record["certs"][0]["status"] == "revoked"
+    # The same request with one bit of the ML-DSA signature flipped is refused.
+    tampered = signed.replace(signature, bytes([signature[0] ^ 0x01]) + signature[1:])
+    assert response_status(_post(server, pki, None, "rsa", tampered)) is OCSPResponseStatus.UNAUTHORIZED
+
+
 def test_request_with_a_bad_signature_is_unauthorized(server, pki, demo_pki_rsa, tmp_path):
     alice = pki.clients["alice"]
     signed = tmp_path / "signed.der"

@@ -181,3 +181,29 @@ def test_signer_new_in_a_pkcs11_token_then_add(tmp_path, pki, softhsm) -> None:
     result, output = _invoke("signer", "new", "--config", str(config), "--name", "hsm-new",
                              "--pkcs11", f"pkcs11:token={softhsm.token}")
     assert result.exit_code == 2 and "already holds an object" in output
+
+
+@pytest.mark.parametrize("key_type", ["ml-dsa-44", "ml-dsa-65", "ml-dsa-87"])
+def test_signer_new_makes_an_ml_dsa_key_and_a_request_signed_with_it(tmp_path, pki, key_type) -> None:
+    from certstatus.signing.algorithms import ALGORITHMS
+    from certstatus.signing.keys import load_private_key
+
+    config = _config(tmp_path, pki)
+    result, output = _invoke("signer", "new", "--config", str(config), "--name", "pq", "--key-type", key_type)
+    assert result.exit_code == 0, output
+    assert "an ML-DSA request needs OpenSSL 3.5 or later" in output
+    csr = x509.load_pem_x509_csr((tmp_path / "signers" / "pq.csr").read_bytes())
+    assert csr.is_signature_valid
+    assert csr.signature_algorithm_oid.dotted_string == ALGORITHMS[key_type].oid
+    assert {ext.oid for ext in csr.extensions} == {x509.ExtendedKeyUsage.oid, x509.KeyUsage.oid, x509.OCSPNoCheck.oid}
+    key = load_private_key(tmp_path / "signers" / "pq.key", None).key  # PKCS#8, seed form
+    assert key.public_key() == csr.public_key()
+
+
+def test_signer_new_refuses_an_ml_dsa_key_in_a_token(tmp_path, pki, softhsm) -> None:
+    """python-pkcs11 and SoftHSM2 know no ML-DSA mechanism (PKCS#11 3.2): one clear sentence, nothing written."""
+    config = _config(tmp_path, pki, f'pkcs11_module = "{softhsm.module}"\npkcs11_pin_file = "{softhsm.pin_file}"\n')
+    result, output = _invoke("signer", "new", "--config", str(config), "--name", "pq-token", "--key-type", "ml-dsa-65",
+                             "--pkcs11", f"pkcs11:token={softhsm.token}")
+    assert result.exit_code == 2 and "key type ml-dsa-65 is not generated in tokens" in output, output
+    assert not list((tmp_path / "signers").glob("pq-token*"))

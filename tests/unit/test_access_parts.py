@@ -17,6 +17,8 @@ from certstatus.access.header import BadCertificateHeader, decode_certificate_he
 from certstatus.access.names import NameTable, general_name_text
 from certstatus.access.signatures import SignatureRejected, verify_signature
 from certstatus.clock import ManualClock
+from certstatus.signing.algorithms import ALGORITHMS
+from certstatus.signing.lifecycle import generate_file_key
 from certstatus.access.trust import ChainVerifier, NotAuthenticated
 
 
@@ -87,7 +89,7 @@ def test_proxy_certificate_header_forms_all_decode_to_the_same_der(demo_pki):
         decode_certificate_header(b"(null)")
 
 
-@pytest.mark.parametrize("kind", ["rsa-pkcs1", "rsa-pss", "ecdsa", "ed25519"])
+@pytest.mark.parametrize("kind", ["rsa-pkcs1", "rsa-pss", "ecdsa", "ed25519", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87"])
 def test_signatures_verify_with_the_algorithm_they_name(kind):
     data = b"tbsRequest bytes"
     if kind.startswith("rsa"):
@@ -103,6 +105,9 @@ def test_signatures_verify_with_the_algorithm_they_name(kind):
     elif kind == "ecdsa":
         key = ec.generate_private_key(ec.SECP384R1())
         signature, algorithm = key.sign(data, ec.ECDSA(hashes.SHA384())), {"algorithm": "sha384_ecdsa"}
+    elif kind.startswith("ml-dsa"):  # a requestor with a post-quantum key (RFC 9881 identifiers)
+        key = generate_file_key(kind)
+        signature, algorithm = key.sign(data), {"algorithm": ALGORITHMS[kind].oid}
     else:
         key = ed25519.Ed25519PrivateKey.generate()
         signature, algorithm = key.sign(data), {"algorithm": "ed25519"}
@@ -121,6 +126,19 @@ def test_sha1_signatures_and_mismatched_keys_are_refused():
     rsa_alg = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}).dump()
     with pytest.raises(SignatureRejected, match="does not fit"):
         verify_signature(key.public_key(), rsa_alg, key.sign(data, ec.ECDSA(hashes.SHA256())), data)
+
+
+def test_ml_dsa_signatures_of_another_parameter_set_or_with_parameters_are_refused():
+    data = b"tbsRequest bytes"
+    key = generate_file_key("ml-dsa-65")
+    signature = key.sign(data)
+    with pytest.raises(SignatureRejected, match="a ml-dsa-44 signature does not fit"):
+        verify_signature(key.public_key(), ALGORITHMS["ml-dsa-44"].der, signature, data)
+    with_null = bytes.fromhex("300d0609608648016503040312" + "0500")  # RFC 9881 §2: parameters absent
+    with pytest.raises(SignatureRejected, match="unsupported signature algorithm.*with parameters"):
+        verify_signature(key.public_key(), with_null, signature, data)
+    with pytest.raises(SignatureRejected, match="does not fit"):
+        verify_signature(ec.generate_private_key(ec.SECP256R1()).public_key(), ALGORITHMS["ml-dsa-65"].der, signature, data)
 
 
 def test_chain_verifier_accepts_a_chain_to_an_anchor_and_refuses_at_expiry(demo_pki):

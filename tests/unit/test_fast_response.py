@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -222,3 +223,41 @@ def test_signature_head_joins_the_body_as_body_does(demo_pki, signature_size):
     assert wrapper.assembler.assemble(wrapper.body(data, signature)) == encode_basic_response(
         data, signer.signature_algorithm_der, signature, signer.certificates_der
     )
+
+
+@pytest.fixture(scope="module")
+def ml_dsa_pki(tmp_path_factory):
+    """The demo PKI (ECDSA CA) with an ML-DSA-65 delegated responder."""
+    from certstatus.demo_pki import make_demo_pki
+
+    return make_demo_pki(tmp_path_factory.mktemp("ml-dsa-pki"), key_type="ec", responder_key_type="ml-dsa-65")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_generator_templates_wrap_ml_dsa_signatures_as_the_reference_does(ml_dsa_pki, case):
+    """ML-DSA sizes (3309-byte signature, 2 kB certificate) take the long DER length forms the
+    ECDSA sizes never reach: the generator's joined body, assembled, is the reference's bytes."""
+    signer = _signer(ml_dsa_pki)
+    assert signer.algorithm.name == "ml-dsa-65"
+    name_hash, key_hash = issuer_hashes(signer.ca_certificate, "sha256")
+    serial = (1 << 159) | 12345
+    cert_id = _reference_cert_id("sha256", name_hash, key_hash, serial)
+    answer = dataclasses.replace(CASES[case], cert_id_der=cert_id)
+    reference_data = encode_response_data(responder_id=signer.responder_id, produced_at=NOW, answers=[answer])
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, NOW, LATER)
+    data = template.encode(
+        fast.CertIdTemplate(fast.cert_id_prefix("sha256", name_hash, key_hash)).encode(serial_key(serial)),
+        fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason),
+        invalidity_date=answer.invalidity_date if answer.status is OCSPCertStatus.REVOKED else None,
+    )
+    assert data == reference_data
+    signature = signer.signature(data)
+    assert len(signature) == 3309  # FIPS 204, ML-DSA-65
+    wrapper = fast.ResponseWrapper(signer.signature_algorithm_der, signer.certificates_der)
+    stored_body = wrapper.body(data, signature)  # what the generator stores
+    assembled = wrapper.assembler.assemble(stored_body)
+    assert assembled == encode_basic_response(data, signer.signature_algorithm_der, signature, signer.certificates_der)
+    parsed = ocsp.load_der_ocsp_response(assembled)
+    parsed.certificates[0].public_key().verify(parsed.signature, parsed.tbs_response_bytes)
+    assert parsed.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.18"
+    assert parsed.serial_number == serial and parsed.certificate_status is answer.status

@@ -225,7 +225,7 @@ def test_dsa_key_is_refused(tmp_path: Path) -> None:
     key = dsa.generate_private_key(2048)
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
-    with pytest.raises(SignerError, match="only RSA, ECDSA and Ed25519"):
+    with pytest.raises(SignerError, match="only RSA, ECDSA, Ed25519 and ML-DSA"):
         load_private_key(path, None)
 
 

@@ -4,6 +4,8 @@ Used for request signatures (RFC 6960 §4.1.2, over tbsRequest) and for the
 responses of remote responders (RFC 6960 §4.2.1, over tbsResponseData).
 ``asn1crypto`` names the algorithm (and reads RSASSA-PSS parameters);
 ``cryptography`` does the verification. SHA-1 and MD5 signatures are refused.
+ML-DSA-44/65/87 (FIPS 204, identifiers of RFC 9881, unknown to asn1crypto)
+are recognised by their OID and verified with the empty context.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import functools
 from asn1crypto import algos
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, padding, rsa
 
+from certstatus.signing.algorithms import ML_DSA_OIDS
+
+#: id-ml-dsa-* OID -> its family name; family -> the public key class that verifies it.
+_ML_DSA_BY_OID = {oid: family for family, oid in ML_DSA_OIDS.items()}
+_ML_DSA_KEYS = dict(zip(ML_DSA_OIDS, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey), strict=True))
 _HASHES = {
     "sha224": hashes.SHA224, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
     "sha3_256": hashes.SHA3_256, "sha3_384": hashes.SHA3_384, "sha3_512": hashes.SHA3_512,
@@ -30,6 +37,11 @@ def _algorithm(algorithm_der: bytes) -> tuple[str, str | None, padding.PSS | Non
     """(signature family, hash name or None, PSS padding or None) of an AlgorithmIdentifier."""
     try:
         algorithm = algos.SignedDigestAlgorithm.load(algorithm_der)
+        ml_dsa = _ML_DSA_BY_OID.get(algorithm["algorithm"].dotted)
+        if ml_dsa is not None:
+            if algorithm["parameters"].dump():  # RFC 9881 §2: parameters absent (not even NULL)
+                raise ValueError(f"{ml_dsa} with parameters")
+            return ml_dsa, None, None
         family = algorithm.signature_algo
         hash_name = None if family in ("ed25519", "ed448") else algorithm.hash_algo
     except (ValueError, TypeError, KeyError) as exc:
@@ -57,6 +69,8 @@ def verify_signature(public_key, algorithm_der: bytes, signature: bytes, data: b
         elif family == "ed25519" and isinstance(public_key, ed25519.Ed25519PublicKey):
             public_key.verify(signature, data)
         elif family == "ed448" and isinstance(public_key, ed448.Ed448PublicKey):
+            public_key.verify(signature, data)
+        elif isinstance(public_key, _ML_DSA_KEYS.get(family, ())):
             public_key.verify(signature, data)
         else:
             raise SignatureRejected(f"a {family} signature does not fit a {type(public_key).__name__}")

@@ -48,13 +48,21 @@ from cryptography.hazmat.primitives import serialization
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
+from certstatus.errors import CertstatusError
 from certstatus.generator import signing
 from certstatus.observability import configure_logging, log_level
+from certstatus.signing.algorithms import is_post_quantum_key
 from certstatus.signing.keys import load_certificates
+from certstatus.signing.loader import scan_signers_dir
+from certstatus.signing.settings import SignerSettings, configured_signers
 from certstatus.store.base import WORK_KINDS, StatusStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
 DEFAULT_BATCH_SIZE = 2000
+#: A CA whose signers are all ML-DSA gets batches this many times smaller: an ML-DSA signature costs
+#: 10 to 40 ECDSA ones, and a batch should stay a fraction of a second of signing, so that the last
+#: batches of a pass keep every process busy (a 2 000-serial ML-DSA-65 batch is 1 to 3 s of one core).
+POST_QUANTUM_BATCH_DIVISOR = 20
 
 log = logging.getLogger("certstatus.generator")
 
@@ -167,6 +175,8 @@ class Generator:
         self.processes = (os.cpu_count() or 1) if processes is None else processes
         self.batch_size = batch_size
         self.ca_certificates = {ca.name: load_certificates(ca.certificate)[0] for ca in self.cas}
+        #: Serials per batch for each CA (:data:`POST_QUANTUM_BATCH_DIVISOR`).
+        self.batch_sizes = {ca.name: batch_size_for(ca, batch_size) for ca in self.cas}
         self.issuer_ids = {
             ca.name: store.register_issuer(ca.name, self.ca_certificates[ca.name].public_bytes(serialization.Encoding.DER))
             for ca in self.cas
@@ -330,7 +340,9 @@ class Generator:
             with background:
                 for ca in self.mine():
                     for kind in kinds:
-                        units = signing.work_units(self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_size)
+                        units = signing.work_units(
+                            self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_sizes[ca.name]
+                        )
                         for work in units:
                             collect(window - 1)
                             in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
@@ -341,6 +353,19 @@ class Generator:
             raise
         summary.seconds = time.perf_counter() - started
         return summary
+
+
+def batch_size_for(ca: CaSettings, batch_size: int) -> int:
+    """``batch_size``, divided by :data:`POST_QUANTUM_BATCH_DIVISOR` when every signer certificate of ``ca``
+    (configured or in its ``signers_dir``) holds an ML-DSA key, so that its default signer is post-quantum."""
+    found = [*configured_signers(ca), *(s for s in scan_signers_dir(ca) if isinstance(s, SignerSettings))]
+    try:
+        keys = [load_certificates(signer.certificate)[0].public_key() for signer in found]
+    except CertstatusError:  # the workers say what is wrong with it when they load the signers
+        return batch_size
+    if keys and all(is_post_quantum_key(key) for key in keys):
+        return max(1, batch_size // POST_QUANTUM_BATCH_DIVISOR)
+    return batch_size
 
 
 #: Responses per serial: one per CertID hash algorithm.

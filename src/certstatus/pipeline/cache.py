@@ -2,7 +2,9 @@
 
 For CAs in precomputed or cached mode, a single-CertID request without nonce
 or preferred signature algorithms (after
-:class:`~certstatus.pipeline.precomputed.ModePolicy`) is answered
+:class:`~certstatus.pipeline.precomputed.ModePolicy`, which keeps the one of
+another signer of a precomputed CA: keyed with it, see
+:func:`~certstatus.pipeline.precomputed.answer_key`) is answered
 from memory when the same CertID bytes were answered before: pre-signed
 responses read from the store and live-signed ones alike. Requests with a
 nonce, with several CertIDs, and every request of a live-mode CA pass by.
@@ -31,7 +33,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
-from certstatus.pipeline.precomputed import shareable
+from certstatus.pipeline.precomputed import answer_key, shareable
 from certstatus.refresh import refresh_due
 
 #: Bytes counted per entry beyond its DER and key (dict slot, tuple, answer object).
@@ -162,13 +164,13 @@ class ResponseCache:
         if not self.cache.max_bytes or not shareable(exchange):
             return call_next(exchange)
         now = exchange.received_at
-        cert_id = exchange.query.cert_ids[0]
-        answer = self.cache.get(cert_id.der, now)
+        key = answer_key(exchange.query)
+        answer = self.cache.get(key, now)
         if answer is not None:
             return answer
         answer = call_next(exchange)
         if not answer.has_nonce:
-            self.cache.put(cert_id.der, answer, exchange.ca.issuer_id, cert_id.serial_number)
+            self.cache.put(key, answer, exchange.ca.issuer_id, exchange.query.cert_ids[0].serial_number)
         return answer
 
     def _drop_changed(self) -> None:

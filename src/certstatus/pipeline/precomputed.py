@@ -6,8 +6,13 @@ Per CA ``mode`` (docs/precomputed.md):
 * ``precomputed``: the nonce is ignored (RFC 5019 §4 lets a responder
   answer with pre-signed responses that carry none, so every answer can be
   shared), and so are preferred signature algorithms (RFC 6960 §4.4.7: a
-  SHOULD, which pre-signed responses cannot follow); a single-CertID
-  request gets its stored response. A miss (a
+  SHOULD, which pre-signed responses cannot follow) — unless they choose
+  another of the CA's signers than the default one, whose responses are
+  stored (hybrid rollout: an ML-DSA signer beside an ECDSA one). Such a
+  request is signed live by that signer, without nonce, and its answer is
+  shared like a stored one, in the answer cache under the CertID and the
+  algorithm (docs/precomputed.md says why it is not stored). A
+  single-CertID request gets its stored response. A miss (a
   serial the generator has not signed, a serial whose status just changed,
   a non-canonical CertID) is signed live, still without nonce, and cached
   like a stored one; with ``precomputed_miss = "unauthorized"`` a serial
@@ -44,9 +49,11 @@ import logging
 from cryptography.x509.ocsp import OCSPResponseStatus
 from prometheus_client import Counter
 
+from certstatus.errors import SignerUnavailable
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.protocol.certid import CertID
+from certstatus.protocol.request import OCSPQuery
 from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
 from certstatus.refresh import refresh_due
 from certstatus.store.base import StatusStore
@@ -71,32 +78,59 @@ def shares_answers(ca: ServedCA) -> bool:
 
 def shareable(exchange: Exchange) -> bool:
     """True when the answer to this exchange may be a shared one: a precomputed or cached CA,
-    one CertID, no nonce, no preferred signature algorithms (after :class:`ModePolicy`)."""
+    one CertID, no nonce, no preferred signature algorithms but the one :class:`ModePolicy`
+    keeps for a precomputed CA (shared under :func:`answer_key`)."""
     query = exchange.query
     return (
         shares_answers(exchange.ca)
         and len(query.cert_ids) == 1
         and query.nonce is None
-        and not query.preferred_signature_algorithms
+        and (not query.preferred_signature_algorithms or exchange.ca.settings.mode == "precomputed")
     )
+
+
+def answer_key(query: OCSPQuery) -> bytes:
+    """The key of a shared answer: the CertID DER, followed by the signature algorithm OID that
+    :class:`ModePolicy` kept (one CertID TLV alone never equals a key with a suffix)."""
+    key = query.cert_ids[0].der
+    if query.preferred_signature_algorithms:
+        key += b"\x00" + query.preferred_signature_algorithms[0].encode("ascii")
+    return key
 
 
 class ModePolicy:
     """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)
-    and the preferred signature algorithms."""
+    and the preferred signature algorithms, except the algorithm of another signer
+    than the default one that they choose (module docstring)."""
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         query = exchange.query
         if exchange.ca.settings.mode == "precomputed" and (query.nonce is not None or query.preferred_signature_algorithms):
-            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=())
+            kept = _other_signer_algorithm(exchange.ca, query, exchange.received_at)
+            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=kept)
         return call_next(exchange)
+
+
+def _other_signer_algorithm(ca: ServedCA, query: OCSPQuery, now: dt.datetime) -> tuple[str, ...]:
+    """``(OID,)`` of the algorithm RFC 6960 §4.4.7.2 picks for ``query`` when a signer other than
+    the default one makes it, else ``()`` (the stored responses are the default signer's)."""
+    if not query.preferred_signature_algorithms:
+        return ()
+    request_signature_oid = query.signature.algorithm_oid if query.signature is not None else None
+    try:
+        chosen = ca.signers.select(query.preferred_signature_algorithms, request_signature_oid, now)
+        default = ca.signers.select(now=now)
+    except SignerUnavailable:
+        return ()  # signing answers tryLater
+    return () if chosen.certificate == default.certificate else (chosen.algorithm.oid,)
 
 
 class PrecomputedLookup:
     """Answer a single canonical CertID without nonce from the store's pre-signed responses.
 
     One store lookup keyed on (issuer_id, serial, hash algorithm). Anything
-    else, and stored responses past their refresh point, goes on to live
+    else (a request :class:`ModePolicy` left a signature algorithm in among
+    them), and stored responses past their refresh point, goes on to live
     signing. Raises :class:`OCSPError` unauthorized for a precomputed-mode
     miss the store knows nothing of when the CA says ``precomputed_miss =
     "unauthorized"``.
@@ -118,7 +152,10 @@ class PrecomputedLookup:
         cert_id = exchange.query.cert_ids[0]
         if not self.is_canonical(ca, cert_id):
             return call_next(exchange)
-        stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
+        if exchange.query.preferred_signature_algorithms:  # another signer's algorithm: none is stored
+            stored = None
+        else:
+            stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
         if stored is None:
             if (
                 ca.settings.mode == "precomputed"

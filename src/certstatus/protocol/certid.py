@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from asn1crypto import keys as asn1_keys
+from asn1crypto import parser
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -56,7 +56,10 @@ def public_key_bits(certificate: x509.Certificate) -> bytes:
     spki = certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:]
+    # SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }, read
+    # without a per-algorithm spec (asn1crypto's PublicKeyInfo refuses algorithms it does not know: ML-DSA).
+    body = parser.parse(spki, strict=True)[4]
+    return parser.parse(body[parser.peek(body) :], strict=True)[4][1:]
 
 
 def issuer_hashes(issuer: x509.Certificate, hash_algorithm: str) -> tuple[bytes, bytes]:

@@ -2,13 +2,22 @@
 
 One :class:`SignatureAlgorithm` per sigIdentifier certstatus can write:
 RSA PKCS#1 v1.5 and RSASSA-PSS with SHA-256/384/512 (RFC 4055), ECDSA with
-SHA-256/384/512 (RFC 5758) and Ed25519 (RFC 8410). SHA-1 is never used to sign.
-The AlgorithmIdentifier DER is written by ``asn1crypto`` and is the same,
-byte for byte, as what ``cryptography`` writes in certificates (tested).
+SHA-256/384/512 (RFC 5758), Ed25519 (RFC 8410) and ML-DSA-44/65/87 (FIPS 204;
+the X.509 identifiers of RFC 9881: id-ml-dsa-44/65/87, parameters absent,
+pure ML-DSA over the whole message with the empty context string). SHA-1 is
+never used to sign. The AlgorithmIdentifier DER is written by ``asn1crypto``
+(which takes the ML-DSA OIDs in dotted form) and is the same, byte for byte,
+as what ``cryptography`` writes in certificates (tested).
 
 Configuration names: ``rsa-sha256``, ``rsa-sha384``, ``rsa-sha512``,
 ``rsa-pss-sha256``, ``rsa-pss-sha384``, ``rsa-pss-sha512``, ``ecdsa-sha256``,
-``ecdsa-sha384``, ``ecdsa-sha512``, ``ed25519``.
+``ecdsa-sha384``, ``ecdsa-sha512``, ``ed25519``, ``ml-dsa-44``, ``ml-dsa-65``,
+``ml-dsa-87``.
+
+An ML-DSA key produces one algorithm only (its parameter set is its family).
+ML-DSA signers are *post-quantum*: a CA that also has a signer of another
+algorithm uses them only for clients that ask for ML-DSA
+(:mod:`certstatus.signing.signer_set`).
 """
 
 from __future__ import annotations
@@ -18,12 +27,26 @@ from dataclasses import dataclass, field
 
 from asn1crypto import algos
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 
 from certstatus.errors import SignerError
 
 #: The key families a signer key belongs to.
 RSA, EC, ED25519 = "rsa", "ec", "ed25519"
+#: The ML-DSA families: one per parameter set (FIPS 204 §4), each with one algorithm of the same name.
+ML_DSA_44, ML_DSA_65, ML_DSA_87 = "ml-dsa-44", "ml-dsa-65", "ml-dsa-87"
+#: ML-DSA private key class -> its family.
+_ML_DSA_KEYS = (
+    (mldsa.MLDSA44PrivateKey, ML_DSA_44),
+    (mldsa.MLDSA65PrivateKey, ML_DSA_65),
+    (mldsa.MLDSA87PrivateKey, ML_DSA_87),
+)
+#: id-ml-dsa-44/65/87 (RFC 9881 §2; NIST CSOR sigAlgs 17, 18, 19).
+ML_DSA_OIDS = {
+    ML_DSA_44: "2.16.840.1.101.3.4.3.17",
+    ML_DSA_65: "2.16.840.1.101.3.4.3.18",
+    ML_DSA_87: "2.16.840.1.101.3.4.3.19",
+}
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -36,9 +59,10 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 class SignatureAlgorithm:
     """One signature algorithm: its configuration name, sigIdentifier OID and DER.
 
-    ``hash_name`` is ``sha256``/``sha384``/``sha512`` (None for Ed25519);
-    ``pss`` marks RSASSA-PSS (MGF1 with the same hash, salt = hash length,
-    RFC 4055 §3.1). ``der`` is the DER of the AlgorithmIdentifier.
+    ``hash_name`` is ``sha256``/``sha384``/``sha512`` (None for Ed25519 and
+    ML-DSA, which sign the message itself); ``pss`` marks RSASSA-PSS (MGF1
+    with the same hash, salt = hash length, RFC 4055 §3.1). ``der`` is the
+    DER of the AlgorithmIdentifier.
     """
 
     name: str
@@ -52,9 +76,14 @@ class SignatureAlgorithm:
         """True when a key of ``key_family`` can produce this algorithm."""
         return self.family == key_family
 
+    @property
+    def post_quantum(self) -> bool:
+        """True for ML-DSA (FIPS 204): answered only to clients that ask for it while the CA has another signer."""
+        return self.family in ML_DSA_OIDS
+
     def verify(self, public_key, signature: bytes, data: bytes) -> None:
         """Verify ``signature`` over ``data``; raises ``InvalidSignature`` (or TypeError for a wrong key)."""
-        if self.family == ED25519:
+        if self.hash_name is None:  # Ed25519, ML-DSA (empty context, RFC 9881 §3)
             public_key.verify(signature, data)
             return
         hash_algorithm = _HASHES[self.hash_name]()
@@ -73,7 +102,7 @@ class SignatureAlgorithm:
         """
         if not self.fits(key_family(key)):
             raise SignerError(f"a {key_family(key)} key cannot sign with {self.name}")
-        if self.family == ED25519:
+        if self.hash_name is None:  # Ed25519, ML-DSA: the message itself, ML-DSA with the empty context
             return key.sign
         hash_algorithm = _HASHES[self.hash_name]()
         if self.family == EC:
@@ -113,6 +142,7 @@ ALGORITHMS: dict[str, SignatureAlgorithm] = {
         _algorithm("ecdsa-sha384", "sha384_ecdsa", EC, "sha384"),
         _algorithm("ecdsa-sha512", "sha512_ecdsa", EC, "sha512"),
         _algorithm("ed25519", "ed25519", ED25519, None),
+        *(_algorithm(family, oid, family, None) for family, oid in ML_DSA_OIDS.items()),
     )
 }
 
@@ -126,7 +156,7 @@ _EC_DEFAULTS = {"secp256r1": "ecdsa-sha256", "secp384r1": "ecdsa-sha384", "secp5
 
 
 def key_family(key) -> str:
-    """Return ``"rsa"``, ``"ec"`` or ``"ed25519"`` for a private key (or HSM adapter).
+    """Return ``"rsa"``, ``"ec"``, ``"ed25519"`` or ``"ml-dsa-44|65|87"`` for a private key (or HSM adapter).
 
     Raises :class:`SignerError` for any other key type.
     """
@@ -138,21 +168,29 @@ def key_family(key) -> str:
         return EC
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return ED25519
-    raise SignerError(f"{type(key).__name__} keys cannot sign OCSP responses; use RSA, ECDSA or Ed25519")
+    for key_class, family in _ML_DSA_KEYS:
+        if isinstance(key, key_class):
+            return family
+    raise SignerError(f"{type(key).__name__} keys cannot sign OCSP responses; use RSA, ECDSA, Ed25519 or ML-DSA")
+
+
+def is_post_quantum_key(public_key) -> bool:
+    """True for an ML-DSA public key (FIPS 204), e.g. of a responder certificate."""
+    return isinstance(public_key, (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey))
 
 
 def default_algorithm(key) -> SignatureAlgorithm:
     """The algorithm used when neither configuration nor client asks otherwise.
 
     RSA → sha256WithRSAEncryption; ECDSA → the hash matching the curve
-    (P-256: SHA-256, P-384: SHA-384); Ed25519 → Ed25519.
+    (P-256: SHA-256, P-384: SHA-384); Ed25519 → Ed25519; ML-DSA → its parameter set.
     """
     family = key_family(key)
     if family == RSA:
         return ALGORITHMS["rsa-sha256"]
     if family == EC:
         return ALGORITHMS[_EC_DEFAULTS[key.curve.name]]
-    return ALGORITHMS["ed25519"]
+    return ALGORITHMS[family]
 
 
 def algorithm_named(name: str) -> SignatureAlgorithm:

@@ -241,10 +241,13 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
     write_atomically(csr_path, csr.public_bytes(serialization.Encoding.PEM))
     print_text(f"key: {key_place}\nrequest: {csr_path}\nsubject: {subject_name.rfc4514_string()}", stderr=False)
     where_args = f"--config FILE --ca {ca.name}" if ca else f"--issuer CA.pem --signers-dir {folder}"
+    post_quantum = key_type.startswith("ml-dsa-")
     print_text(
         "\nHave the CA issue it with the OCSP responder profile, e.g.\n"
         f"  openssl x509 -req -in {csr_path} -CA CA.pem -CAkey CA.key -copy_extensions copyall -days 30 -out {folder / name}.pem\n"
-        f"then install it: certstatus signer add {where_args} {folder / name}.pem",
+        + ("  (an ML-DSA request needs OpenSSL 3.5 or later, or a CA product that reads ML-DSA; the CA signs\n"
+           "  with its own algorithm, ECDSA or RSA included)\n" if post_quantum else "")
+        + f"then install it: certstatus signer add {where_args} {folder / name}.pem",
         stderr=False,
     )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.errors import SignerError
@@ -28,8 +28,10 @@ from certstatus.signing.algorithms import default_algorithm
 from certstatus.signing.pkcs11_uri import Pkcs11Uri
 
 #: ``--key-type`` choices.
-KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519")
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
 _CURVES = {"ec-p256": ("secp256r1", ec.SECP256R1), "ec-p384": ("secp384r1", ec.SECP384R1)}
+#: ML-DSA parameter sets (FIPS 204): software keys only (PKCS#11 3.2 tokens with CKK_ML_DSA are not read yet).
+_ML_DSA = {"ml-dsa-44": mldsa.MLDSA44PrivateKey, "ml-dsa-65": mldsa.MLDSA65PrivateKey, "ml-dsa-87": mldsa.MLDSA87PrivateKey}
 #: Suffix of the file that records a pending PKCS#11 key (its URI, one line).
 PKCS11_REF_SUFFIX = ".pkcs11"
 
@@ -42,11 +44,13 @@ def generate_file_key(key_type: str):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
+    if key_type in _ML_DSA:
+        return _ML_DSA[key_type].generate()
     raise ValueError(f"key type {key_type!r} is not one of {', '.join(KEY_TYPES)}")
 
 
 def write_key_file(key, path: Path, password: bytes | None) -> None:
-    """Write ``key`` as PKCS#8 PEM, mode 0600, encrypted when ``password`` is given.
+    """Write ``key`` as PKCS#8 PEM, mode 0600, encrypted when ``password`` is given (ML-DSA: the seed form).
 
     Refuses (SignerError) to overwrite an existing file.
     """
@@ -64,7 +68,8 @@ def generate_pkcs11_key(uri: Pkcs11Uri, module: str, pin: str, key_type: str, *,
     """Generate a key pair inside the token ``uri`` names (label ``object``, CKA_ID ``id``).
 
     The private key is sensitive, not extractable, and may only sign.
-    Refuses (SignerError) when an object with that label or id exists already.
+    Refuses (SignerError) when an object with that label or id exists already,
+    and for key types other than ``ec-*`` and ``rsa-*`` (Ed25519, ML-DSA).
     """
     import pkcs11
     from pkcs11 import Attribute, KeyType
@@ -111,7 +116,8 @@ def build_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest:
 
     Requested extensions: keyUsage digitalSignature (critical), extendedKeyUsage
     id-kp-OCSPSigning, id-pkix-ocsp-nocheck; nothing else (no CRL DP, no AIA).
-    Signed with the key's default algorithm (the key may be a PKCS#11 adapter).
+    Signed with the key's default algorithm (the key may be a PKCS#11 adapter;
+    an ML-DSA key signs its own request with ML-DSA).
     """
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,

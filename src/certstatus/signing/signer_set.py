@@ -20,6 +20,12 @@ the responder picks (1) the first of them a usable signer's key can produce,
 else (2) the algorithm of the CA's CRL, else (3) that of the request's own
 signature, when a usable signer can produce it; otherwise the default
 signer and algorithm (4/5). Without the extension, the default is used.
+
+Hybrid rollout: a post-quantum (ML-DSA) signer is the default only when the
+CA has no usable signer of another algorithm. Beside an ECDSA or RSA signer
+it answers the clients that list ML-DSA in their preferred signature
+algorithms, and every other client gets the classical signature it can
+verify (most clients cannot verify ML-DSA yet).
 """
 
 from __future__ import annotations
@@ -55,7 +61,9 @@ class RefusedSigner:
 class SignerState:
     """One signer as an operator sees it (``certstatus signers``, metrics).
 
-    ``state`` is ``active`` (signs now), ``standby`` (valid, not chosen),
+    ``state`` is ``active`` (signs now: the default signer, and beside a
+    classical one the post-quantum signer that answers clients asking for
+    ML-DSA), ``standby`` (valid, not chosen),
     ``next`` (not yet valid, will take over), ``expired`` or ``revoked``.
     ``seconds_left`` is notAfter - now in seconds (negative once expired).
     ``has_successor`` says whether a non-revoked signer outlives it;
@@ -308,9 +316,9 @@ class SignerSet:
 
     def _refresh(self, now: dt.datetime, *, quiet: bool = False) -> tuple[ResponseSigner, ...]:
         """Choose anew (under the lock). ``quiet``: having no signer is logged by the caller."""
-        usable = sorted(
+        usable = sorted(  # classical signers before post-quantum ones (module docstring), then latest notBefore
             (s for s in self._signers if s.valid_at(now) and not self._revoked_now(s)),
-            key=lambda s: s.not_before,
+            key=lambda s: (not s.algorithm.post_quantum, s.not_before),
             reverse=True,
         )
         until = _NEVER
@@ -323,7 +331,8 @@ class SignerSet:
             if self._unusable_logged and not quiet:
                 log.warning("CA %s: signer %s is valid again; signing resumed", self.ca_name, usable[0].name)
             self._unusable_logged = False
-            self._warn_expiry(usable[0], now)
+            for signer in active_signers(usable):
+                self._warn_expiry(signer, now)
         elif not self._unusable_logged:
             self._unusable_logged = True
             if not quiet:
@@ -335,10 +344,13 @@ class SignerSet:
         return self._cache[2]
 
     def _has_successor(self, signer: ResponseSigner, now: dt.datetime) -> bool:
+        """Whether a non-revoked signer of the same kind (post-quantum or not) outlives ``signer``: an ML-DSA
+        signer does not relieve an ECDSA one, since it would then answer clients that cannot verify it."""
         return any(
             other is not signer and other.not_after > signer.not_after and not self._revoked_now(other)
+            and other.algorithm.post_quantum == signer.algorithm.post_quantum
             for other in self._signers
-        )
+        )  # fmt: skip
 
     def _warn_expiry(self, active: ResponseSigner, now: dt.datetime) -> None:
         if active.not_after - now > self.expiry_warning or self._has_successor(active, now):
@@ -359,11 +371,10 @@ class SignerSet:
     def states(self, now: dt.datetime | None = None) -> list[SignerState]:
         """Every signer with its state at ``now`` (for ``certstatus signers`` and metrics)."""
         now = now or self.clock.now()
-        usable = self.usable(now)
-        active = usable[0] if usable else None
+        active = active_signers(self.usable(now))
         states = []
         for signer in sorted(self._signers, key=lambda s: s.not_before):
-            if signer is active:
+            if signer in active:
                 state = "active"
             elif self._revoked_now(signer):
                 state = "revoked"
@@ -391,6 +402,15 @@ class SignerSet:
                 )
             )
         return states
+
+
+def active_signers(usable: Sequence[ResponseSigner]) -> tuple[ResponseSigner, ...]:
+    """The signers of :meth:`SignerSet.usable` that sign now: the default one (first) and, beside a
+    classical default, the first post-quantum one (for clients that prefer ML-DSA)."""
+    first = {}
+    for signer in usable:
+        first.setdefault(signer.algorithm.post_quantum, signer)
+    return tuple(first.values())
 
 
 def signer_expiry(signer_sets: Iterable[SignerSet], now: dt.datetime | None = None) -> list[SignerState]:
