@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
+import httpx
 import pytest
 from cryptography import x509
 
@@ -21,6 +23,7 @@ from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import T0, crl_der, revoked, target
 
 FAST = FetchPolicy(timeout=1.0, retries=1, backoff=0.0, max_bytes=100_000)
+DEADLINE = 60.0  # seconds: a bound for a fetch that never ends, not a speed check
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,71 @@ def test_timeout_is_reported(server: CrlServer, demo_pki: DemoPki) -> None:
     server.stall("/slow.crl", 2.5)
     with pytest.raises(SourceError, match="timed out after 1 s"):
         fetch(server.url("/slow.crl"), dataclasses.replace(FAST, retries=0))
+
+
+def _finished(call, within: float = DEADLINE):
+    """Run ``call()`` in a thread; its result or exception, or AssertionError when it is still running after ``within`` s."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still running after {within} s"
+    return outcome[0]
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline_of_the_whole_attempt(server: CrlServer, demo_pki: DemoPki) -> None:
+    """One byte a second keeps every read short; the attempt still ends at fetch_timeout (the CRL would take minutes)."""
+    server.publish("/trickle.crl", crl_der(demo_pki, [revoked(n) for n in range(1, 20)], number=1))
+    server.trickle("/trickle.crl", 1.0)
+    error = _finished(lambda: fetch(server.url("/trickle.crl"), dataclasses.replace(FAST, timeout=2.0, retries=0)))
+    assert isinstance(error, SourceError) and "timed out after 2 s" in error.problem, error
+    assert "whole download" in error.problem
+
+
+def test_a_redirect_to_another_host_is_refused_by_default(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/moved/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    elsewhere = f"http://localhost:{server.port}/moved/ca.crl"  # another host name, whatever it resolves to
+    server.redirect("/away.crl", elsewhere)
+    with pytest.raises(SourceError, match=r"redirects to http://localhost:\d+/moved/ca.crl, another scheme, host or port") as refused:
+        fetch(server.url("/away.crl"), FAST)
+    assert 'follow_redirects = "any"' in refused.value.problem
+    assert server.requests("/moved/ca.crl") == []  # never asked
+    assert fetch(server.url("/away.crl"), dataclasses.replace(FAST, redirects="any")).data  # allowed: followed
+
+
+def test_a_ca_imports_through_a_redirect_to_another_host_only_with_follow_redirects_any(
+    server: CrlServer, demo_pki: DemoPki, store
+) -> None:
+    server.publish("/moved/ca2.crl", crl_der(demo_pki, [revoked(4)], number=1))
+    server.redirect("/away2.crl", f"http://localhost:{server.port}/moved/ca2.crl")
+    refused = import_crls(store, target(store, demo_pki, fetch_retries=0), [server.url("/away2.crl")], ManualClock(T0))
+    assert refused[0].error is not None and "another scheme, host or port" in refused[0].error
+    allowed = target(store, demo_pki, name="trusting", fetch_retries=0, follow_redirects="any")
+    assert import_crls(store, allowed, [server.url("/away2.crl")], ManualClock(T0))[0].error is None
+    assert store.lookup(allowed.issuer_id, 4).revoked is not None
+
+
+def test_a_redirect_on_the_same_server_is_followed_unless_redirects_are_off(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/here/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    server.redirect("/here.crl", "/here/ca.crl")
+    assert fetch(server.url("/here.crl"), FAST).data == fetch(server.url("/here/ca.crl"), FAST).data
+    with pytest.raises(SourceError, match='follow_redirects is "none"'):
+        fetch(server.url("/here.crl"), dataclasses.replace(FAST, redirects="none"))
+
+
+def test_an_https_origin_never_follows_a_redirect_to_http() -> None:
+    from certstatus.sources.fetch import _check_redirect
+
+    with pytest.raises(SourceError, match="from https to http is never followed"):
+        _check_redirect("https://ca.example/ca.crl", httpx.URL("http://ca.example/ca.crl"), "any")
+    _check_redirect("http://ca.example/ca.crl", httpx.URL("https://ca.example/ca.crl"), "any")  # upgrade: allowed
 
 
 def test_body_over_the_size_limit_is_refused(server: CrlServer) -> None:

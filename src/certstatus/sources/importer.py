@@ -76,7 +76,9 @@ class CaTarget:
 
 def fetch_policy(ca: CaSettings) -> FetchPolicy:
     """The download policy configured for ``ca``."""
-    return FetchPolicy(timeout=ca.fetch_timeout, retries=ca.fetch_retries, max_bytes=ca.max_crl_bytes)
+    return FetchPolicy(
+        timeout=ca.fetch_timeout, retries=ca.fetch_retries, max_bytes=ca.max_crl_bytes, redirects=ca.follow_redirects
+    )
 
 
 def import_crl_data(
