@@ -5,18 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+import time
 
 import httpx
 import pytest
 from cryptography import x509
 
-from certstatus.clock import ManualClock
-from certstatus.config import Settings, ServerSettings
+from certstatus.clock import ManualClock, SystemClock
+from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki, new_key
 from certstatus.errors import SourceError
 from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
 from certstatus.sources.importer import import_crls
-from certstatus.sources.refresh import Refresher
+from certstatus.sources.refresh import Refresher, register_targets
 from certstatus.store.sqlite import SQLiteStore
 from tests.crl_server import CrlServer
 from tests.openssl_ca import OpenSslCa
@@ -235,6 +236,46 @@ def test_refresher_fetches_at_next_update_backs_off_on_failure_and_uses_304(
     forced = refresher.run_pass(store, targets, force=True)
     assert (forced[0].error, forced[0].entries) == (None, 2)
     assert refresher.status()[0].failures == 0
+
+
+def test_a_trickling_origin_does_not_delay_another_cas_refresh(server: CrlServer, demo_pki: DemoPki, tmp_path) -> None:
+    """The refresher's own thread: CA "slow" (listed first) trickles one byte a second, CA "fast"'s new CRL is
+    written while that download is still running; "slow" then fails at its fetch_timeout."""
+    server.publish("/slow/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    server.trickle("/slow/ca.crl", 1.0)
+    server.publish("/fast/ca.crl", crl_der(demo_pki, [revoked(2)], number=7))
+    database = tmp_path / "store.sqlite3"
+    cas = tuple(
+        CaSettings(name=name, certificate=demo_pki.ca_cert, signer_certificate=demo_pki.ocsp_cert,
+                   signer_key=demo_pki.ocsp_key, crl=(server.url(f"/{name}/ca.crl"),), fetch_timeout=6.0, fetch_retries=0)
+        for name in ("slow", "fast")
+    )  # fmt: skip
+    settings = Settings(ServerSettings(database=database), cas)
+    reader = SQLiteStore(database)
+    ids = {name: t.issuer_id for name, t in register_targets(reader, cas).items()}
+    refresher = Refresher(settings, lambda: SQLiteStore(database), SystemClock())
+    refresher.start()
+    try:
+        _wait_for("fast's CRL in the store", lambda: reader.lookup(ids["fast"], 2) is not None)
+        slow = next(s for s in refresher.status() if s.ca == "slow")
+        assert server.trickling("/slow/ca.crl") and slow.last_attempt is None  # slow's download still runs
+        # A forced pass (SIGHUP, POST /v1/reload) fetches fast again and waits for slow's download in progress.
+        results = refresher.trigger().result(DEADLINE)
+        assert [(r.ca, r.unchanged) for r in results] == [("slow", False), ("fast", True)]
+        assert "timed out after 6 s" in results[0].error
+        slow = next(s for s in refresher.status() if s.ca == "slow")
+        assert "timed out after 6 s" in slow.last_error
+        assert reader.source_states(ids["slow"]) == {} and reader.source_states(ids["fast"])["crl"].crl_number == 7
+    finally:
+        refresher.stop()
+        reader.close()
+
+
+def _wait_for(what: str, check) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE} s"
+        time.sleep(0.05)
 
 
 def test_fetched_validators_are_kept_only_after_a_good_import(server: CrlServer, demo_pki: DemoPki, store) -> None:
