@@ -25,7 +25,8 @@ from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
-from certstatus.sources.importer import CaTarget, ImportResult, import_ca
+from certstatus.sources.health import missing_sources
+from certstatus.sources.importer import CaTarget, ImportResult, import_ca, log_refusal
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 
@@ -58,11 +59,16 @@ class Application:
         self.closers.clear()
 
 
-def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
-    """Validate every CA and signer and import all configured data (start-up, once).
+def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: bool = True) -> list[ImportResult]:
+    """Validate every CA and signer and import all configured data (start-up, once; and on reload).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
-    served; returns the per-source import results (failures included).
+    served; returns the per-source import results (failures included). Each
+    refused source is logged at error level (:func:`log_refusal`) unless
+    ``log_refusals`` is False (a command that prints the results instead). The
+    server starts even when every source is refused: ``/health`` and the admin
+    API answer, ``/ready`` names what is missing, and such a CA answers tryLater
+    until the refresher imports the source.
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
@@ -75,7 +81,12 @@ def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
-            results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
+            imported = import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock)
+            refused = [result for result in imported if result.error] if log_refusals else []
+            missing = missing_sources(ca, store.source_states(served.issuer_id)) if refused else ()
+            for result in refused:
+                log_refusal(result, missing)
+            results.extend(imported)
         return results
     finally:
         store.close()

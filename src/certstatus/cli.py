@@ -172,7 +172,7 @@ def import_command(**opts) -> None:
     """Import the configured revocation data into the store, then exit (1 if a source was refused)."""
     from certstatus.app import prepare
 
-    if not _print_import(prepare(_settings(opts))):
+    if not _print_import(prepare(_settings(opts), log_refusals=False)):
         sys.exit(1)
 
 
@@ -191,9 +191,11 @@ def serve(log_level: str, **opts) -> None:
     """
     from certstatus.app import prepare
     from certstatus.generator.cli import generate_before_serving
+    from certstatus.observability import configure_logging
     from certstatus.server.run import serve as run_server
 
     settings = _settings(opts)
+    configure_logging(log_level)  # a source refused at start is logged as on reload and refresh
     _print_import(prepare(settings))
     if opts["issuer"]:
         # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from certstatus.sources.index_txt import parse_index
 from certstatus.sources.issuance import load_issued, serials_in
 from certstatus.sources.records import CrlData
 from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
+
+log = logging.getLogger("certstatus.import")
 
 
 @dataclass(frozen=True)
@@ -416,6 +419,24 @@ def import_file_source(
         return job(store, target, origin, clock, feed)
     except (SourceError, StoreError) as exc:
         return ImportResult(target.settings.name, kind, origin, error=_problem(exc))
+
+
+def log_refusal(result: ImportResult, missing: Sequence[str]) -> None:
+    """Log a refused source (``result.error`` set) as one error line, the same at start, on reload and on
+    refresh: ``ca``, ``source`` (the kind), ``origin`` and ``reason`` as fields of the JSON line.
+
+    ``missing`` (:func:`certstatus.sources.health.missing_sources` after the
+    attempt) says what follows: the CA answers tryLater until those sources
+    import, or, when empty, the data imported before keeps serving.
+    """
+    if missing:
+        outcome = f"CA {result.ca} answers tryLater and is not ready until {'; '.join(missing)} imports"
+    else:
+        outcome = "the data imported before keeps serving"
+    log.error(
+        "CA %s: %s %s refused: %s; %s", result.ca, result.kind, result.origin, result.error, outcome,
+        extra={"ca": result.ca, "source": result.kind, "origin": result.origin, "reason": result.error},
+    )  # fmt: skip
 
 
 def _problem(exc: SourceError | StoreError) -> str:

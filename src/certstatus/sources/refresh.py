@@ -25,9 +25,13 @@ done (``apply_crls``; index files and issued lists are local and read there
 too), so the store sees one writer and a slow origin — each attempt ends at
 its ``fetch_timeout`` — delays no other CA.
 
-A refused source is logged at error level with the reason and keeps its
-previous data serving; :meth:`Refresher.status` reports the last attempt,
-success and error of every origin (for the admin API and metrics).
+A refused source is logged at error level with the reason
+(:func:`~certstatus.sources.importer.log_refusal`) and keeps its previous data
+serving; a CA with a source never imported answers tryLater until it imports
+(:func:`~certstatus.sources.health.missing_sources`). A URL refused at start is
+tried again after ``min_interval``, then as after any failure.
+:meth:`Refresher.status` reports the last attempt, success and error of every
+origin (for the admin API and metrics).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import datetime as dt
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 
@@ -48,9 +52,10 @@ from certstatus.signing.keys import load_certificates
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.fetch import Fetched, file_signature, is_remote
 from certstatus.sources.importer import (
-    CaTarget, CrlDownload, ImportResult, apply_crls, download_crls, import_file_source,
+    CaTarget, CrlDownload, ImportResult, apply_crls, download_crls, import_file_source, log_refusal,
 )  # fmt: skip
-from certstatus.store.base import StatusStore
+from certstatus.sources.health import missing_sources
+from certstatus.store.base import SourceState, StatusStore
 
 log = logging.getLogger("certstatus.refresh")
 
@@ -132,7 +137,8 @@ class Refresher:
     # -- one pass (runs in whichever thread owns ``store``) ---------------------------------
 
     def seed(self, store: StatusStore, targets: dict[str, CaTarget]) -> None:
-        """Schedule every origin from what the store already holds (after start-up imports)."""
+        """Schedule every origin from what the store already holds (after the start-up or reload import,
+        :func:`certstatus.app.prepare`: a URL without data was tried there, and is again after ``min_interval``)."""
         now = self.clock.now()
         for ca in self.settings.cas:
             states = store.source_states(targets[ca.name].issuer_id)
@@ -145,6 +151,8 @@ class Refresher:
                     state = next((s for s in states.values() if s.origin == origin), states.get("crl"))
                     if state is not None:
                         status.next_attempt = self._next_after_success(ca, state.imported_at, state.next_update)
+                    else:  # the start-up import (or reload) has just tried it and logged why it failed
+                        status.next_attempt = now + dt.timedelta(seconds=self.min_interval)
                 else:
                     status.signature = file_signature(origin)
                     status.next_attempt = now + dt.timedelta(seconds=self.file_poll)
@@ -199,7 +207,7 @@ class Refresher:
                 waiting.add(ca.name)
             for kind, origin in due_files:
                 result = import_file_source(store, target, kind, origin, self.clock, self.feed)
-                self._record(ca, kind, result, None)
+                self._record(ca, kind, result, store.source_states(target.issuer_id))
                 results.append(result)
         return results, waiting
 
@@ -217,8 +225,7 @@ class Refresher:
         for result in results:
             if result.origin not in ca.crl:
                 self._discover(ca, result.origin)
-            state = next((s for s in states.values() if s.origin == result.origin), None)
-            self._record(ca, "crl", result, state.next_update if state else None)
+            self._record(ca, "crl", result, states)
         return results
 
     def _in_order(self, results: list[ImportResult]) -> list[ImportResult]:
@@ -235,7 +242,8 @@ class Refresher:
             known.append(origin)
             log.info("CA %s: following delta CRL %s (FreshestCRL of the complete CRL)", ca.name, origin)
 
-    def _record(self, ca: CaSettings, kind: str, result: ImportResult, next_update: dt.datetime | None) -> None:
+    def _record(self, ca: CaSettings, kind: str, result: ImportResult, states: Mapping[str, SourceState]) -> None:
+        """Note the outcome of one origin (``states``: the CA's source states after it) and log a refusal."""
         now = self.clock.now()
         status = self._origins.setdefault((ca.name, kind, result.origin), OriginStatus(ca.name, kind, result.origin, now))
         status.last_attempt = now
@@ -245,16 +253,14 @@ class Refresher:
             if is_remote(result.origin):
                 delay = min(self.min_interval * 2 ** (status.failures - 1), ca.refresh_interval)
                 status.next_attempt = now + dt.timedelta(seconds=delay)
-            log.error(
-                "CA %s: %s %s refused: %s (failure %d; the data imported before keeps serving)",
-                ca.name, result.kind, result.origin, result.error, status.failures,
-            )  # fmt: skip
+            log_refusal(result, missing_sources(ca, states))
             return
         status.failures = 0
         status.last_error = None
         status.last_success = now
         if is_remote(result.origin):
-            status.next_attempt = self._next_after_success(ca, now, next_update)
+            state = next((s for s in states.values() if s.origin == result.origin), None)
+            status.next_attempt = self._next_after_success(ca, now, state.next_update if state else None)
         if not result.unchanged:
             log.info("CA %s: imported %s %s (%d entries)", ca.name, result.kind, result.origin, result.entries)
 
