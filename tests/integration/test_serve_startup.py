@@ -168,23 +168,29 @@ def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("mode, pick_up", [("live", "refresher"), ("precomputed", "SIGHUP")])
-def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(demo_pki, tmp_path, mode, pick_up):
+@pytest.mark.parametrize("mode, pick_up, store", [
+    ("live", "refresher", "sqlite"), ("live", "refresher", "postgresql"), ("precomputed", "SIGHUP", "sqlite"),
+])  # fmt: skip
+def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(request, demo_pki, tmp_path, mode, pick_up, store):
     """Fail closed: the index imports, the CRL (a real `openssl ca` CRL of another CA) is refused. The server
     starts, the CA answers tryLater (`openssl ocsp`; live lane and edge cache included, on the default edge),
     /ready is 503 naming it, and one JSON error line names CA, source and reason. Once the CA's own CRL is in
-    place, the refresher (file poll) or a SIGHUP imports it and the CA answers."""
+    place, the refresher (file poll) or a SIGHUP imports it and the CA answers: the worker learns it from the
+    store's change propagation (SQLite: polled; PostgreSQL: NOTIFY), or is replaced (SIGHUP)."""
     pki = copy_pki(demo_pki, tmp_path / "pki")
     other = OpenSslCa(tmp_path / "other-ca")
     other.gencrl()
     crl = tmp_path / "ca.crl"
     crl.write_bytes(other.last_crl_der())
     port = free_port()
+    database = request.getfixturevalue("postgres_dsn") if store == "postgresql" else str(tmp_path / "store.sqlite3")
     config = tmp_path / "certstatus.toml"
     config.write_text(
-        table("server", listen=f"127.0.0.1:{port}", workers=1, database=str(tmp_path / "store.sqlite3"))
+        table("server", listen=f"127.0.0.1:{port}", workers=1, database=database)
         + demo_ca_table("demo", pki, crl=crl, index=True, mode=mode)
     )
+    if store == "postgresql":
+        run_certstatus("db", "upgrade", "--config", str(config))
     server = ServeProcess.start(config, port)
     try:
         def status(leaf: str) -> str:
