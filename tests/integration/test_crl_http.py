@@ -247,7 +247,7 @@ def test_a_trickling_origin_does_not_delay_another_cas_refresh(server: CrlServer
     database = tmp_path / "store.sqlite3"
     cas = tuple(
         CaSettings(name=name, certificate=demo_pki.ca_cert, signer_certificate=demo_pki.ocsp_cert,
-                   signer_key=demo_pki.ocsp_key, crl=(server.url(f"/{name}/ca.crl"),), fetch_timeout=6.0, fetch_retries=0)
+                   signer_key=demo_pki.ocsp_key, crl=(server.url(f"/{name}/ca.crl"),), fetch_timeout=10.0, fetch_retries=0)
         for name in ("slow", "fast")
     )  # fmt: skip
     settings = Settings(ServerSettings(database=database), cas)
@@ -256,15 +256,22 @@ def test_a_trickling_origin_does_not_delay_another_cas_refresh(server: CrlServer
     refresher = Refresher(settings, lambda: SQLiteStore(database), SystemClock())
     refresher.start()
     try:
+        first = refresher.trigger()  # every CA now, as a SIGHUP does
         _wait_for("fast's CRL in the store", lambda: reader.lookup(ids["fast"], 2) is not None)
         slow = next(s for s in refresher.status() if s.ca == "slow")
-        assert server.trickling("/slow/ca.crl") and slow.last_attempt is None  # slow's download still runs
-        # A forced pass (SIGHUP, POST /v1/reload) fetches fast again and waits for slow's download in progress.
-        results = refresher.trigger().result(DEADLINE)
+        assert slow.last_attempt is None and not first.done()  # slow's download has not ended: it ends at its deadline
+        _wait_for("slow's answer trickling", lambda: server.trickling("/slow/ca.crl"))  # it was not refused either
+        # Another forced pass fetches fast again and waits for slow's download in progress (no second one).
+        second = refresher.trigger()
+        assert [(r.ca, r.error is None, r.unchanged) for r in first.result(DEADLINE)] == [
+            ("slow", False, False), ("fast", True, False),
+        ]
+        results = second.result(DEADLINE)
         assert [(r.ca, r.unchanged) for r in results] == [("slow", False), ("fast", True)]
-        assert "timed out after 6 s" in results[0].error
+        assert "timed out after 10 s" in results[0].error
+        assert len(server.requests("/slow/ca.crl")) == 1
         slow = next(s for s in refresher.status() if s.ca == "slow")
-        assert "timed out after 6 s" in slow.last_error
+        assert "timed out after 10 s" in slow.last_error
         assert reader.source_states(ids["slow"]) == {} and reader.source_states(ids["fast"])["crl"].crl_number == 7
     finally:
         refresher.stop()

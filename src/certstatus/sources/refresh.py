@@ -285,7 +285,8 @@ class Refresher:
         self._thread.start()
 
     def trigger(self) -> Future:
-        """Ask for a forced pass now; the future resolves to its results (list of ImportResult)."""
+        """Ask for a forced pass now; the future resolves to its results (list of ImportResult) once every
+        CA's download, one already in progress included, is written."""
         future: Future = Future()
         with self._lock:
             self._waiting.append(future)
@@ -326,17 +327,19 @@ class Refresher:
         """Write the downloads that are done, start what is due (everything when ``triggered``), and
         resolve each triggered future once the downloads it waits for are written."""
         for name in [name for name, (future, _) in self._jobs.items() if future.done()]:
+            passes = [waiting_pass for waiting_pass in self._passes if name in waiting_pass.cas]
+            for waiting_pass in passes:
+                waiting_pass.cas.discard(name)  # first: a failure below must not leave the pass waiting
             results = self._finish(store, targets, name)
-            for waiting_pass in self._passes:
-                if name in waiting_pass.cas:
-                    waiting_pass.cas.discard(name)
-                    waiting_pass.results.extend(results)
+            for waiting_pass in passes:
+                waiting_pass.results.extend(results)
         results, started = self._start(store, targets, force=bool(triggered))
         for future in triggered:
             self._passes.append(_Pass(future, set(started), list(results)))
         for waiting_pass in [p for p in self._passes if not p.cas]:
             self._passes.remove(waiting_pass)
-            waiting_pass.future.set_result(self._in_order(waiting_pass.results))
+            if not waiting_pass.future.done():  # a failed step may have answered it already
+                waiting_pass.future.set_result(self._in_order(waiting_pass.results))
 
     def _sleep_seconds(self) -> float:
         with self._lock:
