@@ -125,8 +125,7 @@ def fetch(
             if number == policy.retries:
                 raise SourceError(
                     origin,
-                    f"{exc} (after {policy.retries + 1} attempts): check that the server is up and "
-                    "reachable; the data imported before keeps serving.",
+                    f"{exc} (after {policy.retries + 1} attempts): check that the server is up and reachable.",
                 ) from None
             log.info("fetching %s failed (%s); retrying in %.1f s", origin, exc, delay)
             sleep(delay)
