@@ -31,6 +31,8 @@ class TrickleProxy:
 
     def __exit__(self, *exc) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress (closing does not)
         self._listener.close()
 
     def _accept(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import socket
 import threading
 import time
 
@@ -96,6 +97,25 @@ def test_a_trickling_server_is_cut_off_at_the_deadline_of_the_whole_attempt(serv
     error = _finished(lambda: fetch(server.url("/trickle.crl"), dataclasses.replace(FAST, timeout=2.0, retries=0)))
     assert isinstance(error, SourceError) and "timed out after 2 s" in error.problem, error
     assert "whole download" in error.problem
+
+
+def test_a_name_lookup_that_hangs_is_cut_off_at_the_deadline_too(monkeypatch) -> None:
+    """A resolver that does not answer (getaddrinfo, which asyncio runs in a thread, blocked until released)
+    must not hold the attempt: the deadline covers the name lookup as well."""
+    release = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def hanging(host, *args, **kwargs):
+        if host in ("hangs.invalid", b"hangs.invalid"):
+            release.wait(60)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        error = _finished(lambda: fetch("http://hangs.invalid/ca.crl", dataclasses.replace(FAST, retries=0)), within=30)
+    finally:
+        release.set()
+    assert isinstance(error, SourceError) and "timed out after 1 s" in error.problem, error
 
 
 def test_a_redirect_to_another_host_is_refused_by_default(server: CrlServer, demo_pki: DemoPki) -> None:

@@ -161,8 +161,11 @@ def _http(url: str, policy: FetchPolicy, previous: Fetched | None) -> Fetched:
         async with asyncio.timeout(policy.timeout):
             return await _http_attempt(url, policy, previous)
 
+    # Not asyncio.run: at its end it waits for the loop's executor, where a name lookup that hangs
+    # (getaddrinfo runs in a thread) would hold the attempt past its deadline; close() does not wait.
+    loop = asyncio.new_event_loop()
     try:
-        return asyncio.run(bounded())
+        return loop.run_until_complete(bounded())
     except (TimeoutError, httpx.TimeoutException):
         raise _Retryable(
             f"timed out after {policy.timeout:g} s (fetch_timeout bounds the whole download: connect, headers and body)"
@@ -171,6 +174,9 @@ def _http(url: str, policy: FetchPolicy, previous: Fetched | None) -> Fetched:
         raise _Retryable(f"cannot connect ({exc.__class__.__name__}: {exc})") from None
     except httpx.HTTPError as exc:
         raise SourceError(url, f"HTTP error {exc}: check the URL.") from None
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def _http_attempt(url: str, policy: FetchPolicy, previous: Fetched | None) -> Fetched:
