@@ -31,6 +31,9 @@ def ldap(demo_pki: DemoPki, tmp_path_factory):
             crl_entry("Delta", delta, "deltaRevocationList;binary"),
             crl_entry("Empty", None),
             crl_entry("Garbage", b"\x30\x03\x02\x01\x01"),
+            # An RFC 3296 referral to another server (nothing listens on port 1).
+            "dn: cn=Moved,o=Test\nobjectClass: referral\nobjectClass: extensibleObject\ncn: Moved\n"
+            "ref: ldap://127.0.0.1:1/cn=CA,o=Test\n",
         ]
     )
     with Slapd(tmp_path_factory.mktemp("slapd"), entries) as server:
@@ -69,6 +72,11 @@ def test_a_trickling_ldap_server_is_cut_off_at_the_deadline_of_the_whole_attempt
         thread.join(60)  # a bound for a fetch that never ends, not a speed check
         assert not thread.is_alive(), "the fetch was still running after 60 s"
     assert isinstance(outcome[0], SourceError) and "timed out after 2 s" in outcome[0].problem, outcome
+
+
+def test_a_referral_to_another_server_is_not_followed_and_says_where_it_leads(ldap: Slapd) -> None:
+    with pytest.raises(SourceError, match=r"refers to ldap://127\.0\.0\.1:1/cn=CA,o=Test.*referrals are not followed"):
+        fetch(ldap.url("cn=Moved,o=Test"), POLICY)
 
 
 def test_entry_without_the_attribute_is_a_clear_error(ldap: Slapd) -> None:

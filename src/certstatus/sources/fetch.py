@@ -26,7 +26,8 @@ LDAP (RFC 4516 URLs, RFC 4523 attributes): an anonymous base-object search
 of the URL's DN for ``certificateRevocationList;binary`` (or the URL's
 attribute, e.g. ``deltaRevocationList;binary``). ldap3 bounds each socket
 operation; at the attempt's deadline a timer shuts the connection's socket
-down, which ends the read in progress.
+down, which ends the read in progress. Referrals (RFC 4511 §4.1.10) are not
+chased: the error names where they lead.
 """
 
 from __future__ import annotations
@@ -257,7 +258,8 @@ def _ldap(url: str, policy: FetchPolicy) -> bytes:
         parts["host"], port=parts.get("port"), use_ssl=bool(parts.get("ssl")), connect_timeout=seconds,
         get_info=ldap3.NONE,
     )  # fmt: skip
-    connection = ldap3.Connection(server, receive_timeout=seconds, read_only=True)
+    # No referral is chased: ldap3 would follow one to any server, on a connection the deadline does not cover.
+    connection = ldap3.Connection(server, receive_timeout=seconds, read_only=True, auto_referrals=False)
     with _Deadline(policy.timeout, connection) as deadline:
         try:
             step = "cannot bind to the LDAP server"
@@ -276,6 +278,11 @@ def _ldap(url: str, policy: FetchPolicy) -> bytes:
         finally:
             with contextlib.suppress(LDAPException, OSError):
                 connection.unbind()
+    if not found and outcome.get("referrals"):
+        raise SourceError(
+            url, f"the LDAP server refers to {', '.join(outcome['referrals'])}: LDAP referrals are not followed; "
+            "give that URL in crl if it is the right one.",
+        )  # fmt: skip
     if not found:
         raise SourceError(url, f"LDAP entry not found ({outcome.get('description')}): check the DN in the URL.")
     raw = entries[0].get("raw_attributes", {})
