@@ -32,6 +32,7 @@ class _Entry:
     etag: str = ""
     last_modified: str = ""
     requests: list[dict[str, str]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each request
 
 
 class CrlServer:
@@ -48,6 +49,7 @@ class CrlServer:
                     entry = server._entries.get(self.path)
                     if entry is not None:
                         entry.requests.append({k.lower(): v for k, v in self.headers.items()})
+                        entry.arrivals.append(time.monotonic())
                 if entry is None:
                     self.send_error(404)
                     return
@@ -151,6 +153,11 @@ class CrlServer:
         """Answer 302 with ``Location: location`` at ``path``."""
         with self._lock:
             self._entries.setdefault(path, _Entry()).location = location
+
+    def arrivals(self, path: str) -> list[float]:
+        """When each request to ``path`` arrived (``time.monotonic()``)."""
+        with self._lock:
+            return list(self._entries.get(path, _Entry()).arrivals)
 
     def requests(self, path: str) -> list[dict[str, str]]:
         """Headers of every request to ``path`` so far (lower-case names)."""

@@ -26,7 +26,7 @@ from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
 from certstatus.sources.health import missing_sources
-from certstatus.sources.importer import CaTarget, ImportResult, import_ca, log_refusal
+from certstatus.sources.importer import CaTarget, ImportResult, import_cas, log_refusal
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 
@@ -75,15 +75,17 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
     check_operations(settings)
     store = open_store(settings)
     try:
-        results = []
-        for ca in settings.cas:
+        targets = []
+        for ca in settings.cas:  # every signer checked before any download
             served = load_ca(ca, store, clock)
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
-            imported = import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock)
+            targets.append(CaTarget(ca, served.issuer_id, served.certificate))
+        results = []
+        for target, imported in zip(targets, import_cas(store, targets, clock), strict=True):
             refused = [result for result in imported if result.error] if log_refusals else []
-            missing = missing_sources(ca, store.source_states(served.issuer_id)) if refused else ()
+            missing = missing_sources(target.settings, store.source_states(target.issuer_id)) if refused else ()
             for result in refused:
                 log_refusal(result, missing)
             results.extend(imported)

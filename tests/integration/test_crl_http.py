@@ -12,6 +12,7 @@ import httpx
 import pytest
 from cryptography import x509
 
+from certstatus.app import prepare
 from certstatus.clock import ManualClock, SystemClock
 from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki, new_key
@@ -296,6 +297,25 @@ def test_a_trickling_origin_does_not_delay_another_cas_refresh(server: CrlServer
     finally:
         refresher.stop()
         reader.close()
+
+
+def test_start_up_downloads_the_crls_of_the_cas_side_by_side(server: CrlServer, demo_pki: DemoPki, tmp_path) -> None:
+    """Two CAs whose CRL servers trickle: the start-up import (also SIGHUP's) downloads both at once, so the
+    second download begins long before the first one's deadline (one after the other, it would begin at it),
+    and start-up waits about one fetch_timeout, not two."""
+    paths = ("/side-a/ca.crl", "/side-b/ca.crl")
+    for path in paths:
+        server.publish(path, crl_der(demo_pki, [revoked(1)], number=1))
+        server.trickle(path, 1.0)
+    cas = tuple(
+        CaSettings(name=f"side-{n}", certificate=demo_pki.ca_cert, signer_certificate=demo_pki.ocsp_cert,
+                   signer_key=demo_pki.ocsp_key, crl=(server.url(path),), fetch_timeout=10.0, fetch_retries=0)
+        for n, path in enumerate(paths)
+    )  # fmt: skip
+    results = _finished(lambda: prepare(Settings(ServerSettings(database=tmp_path / "store.sqlite3"), cas)))
+    assert [("timed out after 10 s" in (r.error or "")) for r in results] == [True, True], results
+    (first,), (second,) = (server.arrivals(path) for path in paths)
+    assert abs(second - first) < 5.0  # half the deadline: a generous bound on starting together
 
 
 def _wait_for(what: str, check) -> None:

@@ -52,15 +52,12 @@ from certstatus.signing.keys import load_certificates
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.fetch import Fetched, file_signature, is_remote
 from certstatus.sources.importer import (
-    CaTarget, CrlDownload, ImportResult, apply_crls, download_crls, import_file_source, log_refusal,
+    FETCH_THREADS, CaTarget, CrlDownload, ImportResult, apply_crls, download_crls, import_file_source, log_refusal,
 )  # fmt: skip
 from certstatus.sources.health import missing_sources
 from certstatus.store.base import SourceState, StatusStore
 
 log = logging.getLogger("certstatus.refresh")
-
-#: CAs whose CRLs are downloaded at the same time (each CA: one download at a time).
-FETCH_THREADS = 8
 
 
 @dataclass
