@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from certstatus.demo_pki import DemoPki, make_demo_pki
 
 pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_dsn, postgres_module_dsn
+
+
+@pytest.fixture(autouse=True)
+def _certstatus_logging():
+    """Put the ``certstatus`` logger back after each test: a command run in-process (click's CliRunner,
+    e.g. ``serve``) configures logging for the whole process (a JSON handler on the captured stream, no
+    propagation), which later tests would inherit — their log lines piling up in a dead stream."""
+    logger = logging.getLogger("certstatus")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture(scope="session")

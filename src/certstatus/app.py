@@ -29,7 +29,8 @@ from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
 from certstatus.signing.loader import SignerWatcher, start_signer_watcher
 from certstatus.signing.revocation import SignerRevocations
-from certstatus.sources.importer import CaTarget, ImportResult, import_ca
+from certstatus.sources.health import missing_sources
+from certstatus.sources.importer import CaTarget, ImportResult, import_cas, log_refusal
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 
@@ -65,30 +66,42 @@ class Application:
         self.closers.clear()
 
 
-def prepare(settings: Settings, clock: Clock | None = None) -> list[ImportResult]:
-    """Validate every CA and signer and import all configured data (start-up, once).
+def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: bool = True) -> list[ImportResult]:
+    """Validate every CA and signer and import all configured data (start-up, once; and on reload).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
-    served; returns the per-source import results (failures included). What a
-    CA certificate leaves unsaid (:func:`certstatus.ca_certificate.profile_warnings`)
-    is logged at warning level, once per start or reload.
+    served; returns the per-source import results (failures included). Each
+    refused source is logged at error level (:func:`log_refusal`) unless
+    ``log_refusals`` is False (a command that prints the results instead). The
+    server starts even when every source is refused: ``/health`` and the admin
+    API answer, ``/ready`` names what is missing, and such a CA answers tryLater
+    until the refresher imports the source. What a CA certificate leaves unsaid
+    (:func:`certstatus.ca_certificate.profile_warnings`) is logged at warning
+    level, once per start or reload.
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
     check_operations(settings)
     store = open_store(settings)
     try:
-        results = []
         with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
-            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]
+            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]  # every signer checked before any download
             for ca, served in zip(settings.cas, served_cas, strict=True):
                 for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
                     config_warning(warning, f"CA {ca.name} ({ca.certificate})")
+        targets = []
         for ca, served in zip(settings.cas, served_cas, strict=True):
             if ca.push and "push" not in store.source_states(served.issuer_id):
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
-            results.extend(import_ca(store, CaTarget(ca, served.issuer_id, served.certificate), clock))
+            targets.append(CaTarget(ca, served.issuer_id, served.certificate))
+        results = []
+        for target, imported in zip(targets, import_cas(store, targets, clock), strict=True):
+            refused = [result for result in imported if result.error] if log_refusals else []
+            missing = missing_sources(target.settings, store.source_states(target.issuer_id)) if refused else ()
+            for result in refused:
+                log_refusal(result, missing)
+            results.extend(imported)
         return results
     finally:
         store.close()

@@ -116,7 +116,7 @@ def import_command(fmt: str, **opts) -> None:
     """Import the configured revocation data into the store, then exit (1 if a source was refused)."""
     from certstatus.app import prepare
 
-    report_import(prepare(_settings(opts)), fmt)
+    report_import(prepare(_settings(opts), log_refusals=False), fmt)
 
 
 @main.command()
@@ -143,7 +143,7 @@ def serve(log_level: str, **opts) -> None:
     # The addresses first: one in use stops start-up now, in one line, not after the import.
     sock = open_listener(settings)
     try:
-        print_import(prepare(settings))
+        print_import(prepare(settings))  # a source refused at start is logged as on reload and refresh
         if opts["issuer"]:
             # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
             # before it serves, with a progress bar, as issue 3 asks of it.

@@ -117,6 +117,7 @@ class CaSettings:
     max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
     stale_grace: int = 0
     on_stale: str = "tryLater"
+    follow_redirects: str = "same-origin"  # certstatus.source_settings.REDIRECT_POLICIES
     follow_freshest_crl: bool = True
     issued_signed: bool = False
     push: bool = False

@@ -362,9 +362,13 @@ CA = Section(
             "else chosen by the key."),
         Key("signer_locally_trusted", BOOLEAN, "The shorthand signer is not issued by this CA; clients trust it out of band.", "false"),
         Key("refresh_interval", _CORE["validity"], "Fetch a CRL again at its nextUpdate, and at least this often (10 s at least).", '"1h"'),
-        Key("fetch_timeout", _CORE["validity"], "Time allowed to each CRL download attempt (1 s to 10 min).", '"10s"'),
+        Key("fetch_timeout", _CORE["validity"], "Time allowed to each CRL download attempt as a whole: connecting, "
+            "the headers and the whole body (or the LDAP bind and search); 1 s to 10 min.", '"10s"'),
         Key("fetch_retries", _CORE["integer"], "Extra attempts after a 5xx, a timeout or a connection error (0 to 10).", "2"),
         Key("max_crl_bytes", _CORE["integer"], "Larger CRL downloads are refused while streaming.", "268435456"),
+        Key("follow_redirects", _choice("same-origin", "any", "none"), "HTTP redirects of a CRL URL: followed to the "
+            "same scheme, host and port only, to any `http(s)://` URL, or never; never from `https` to `http` "
+            "(at most 5).", '"same-origin"'),
         Key("stale_grace", _CORE["validity"], "How long past the newest CRL's nextUpdate the data still serves.", '"0s"'),
         Key("on_stale", _choice("tryLater", "serve"), "Past that: answer tryLater, or keep serving with a warning.", '"tryLater"'),
         Key("follow_freshest_crl", BOOLEAN, "Also fetch the delta CRLs named by a complete CRL's FreshestCRL extension "

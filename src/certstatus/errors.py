@@ -35,7 +35,8 @@ class SourceError(CertstatusError):
     """Revocation data (a CRL, an index file, a list of issued serials) was refused.
 
     ``origin`` names where the data came from (a path or URL). Whatever was
-    imported before stays in the store and keeps serving.
+    imported before stays in the store and keeps serving; a CA with a source
+    never imported answers tryLater (:mod:`certstatus.sources.health`).
     """
 
     def __init__(self, origin: str, problem: str) -> None:

@@ -6,10 +6,11 @@ the request path applies, so an instance is taken out of rotation exactly
 when it would answer tryLater:
 
 * the store answers a query;
-* every CA answered from local data has data, and that data is not stale
-  (past the newest CRL's nextUpdate plus ``stale_grace``, see
-  :mod:`certstatus.sources.health`) unless the CA serves stale data
-  (``on_stale = "serve"``);
+* every CA answered from local data has data, every one of its configured
+  sources has been imported at least once (a source refused since the start
+  keeps the CA out), and that data is not stale (past the newest CRL's
+  nextUpdate plus ``stale_grace``, see :mod:`certstatus.sources.health`)
+  unless the CA serves stale data (``on_stale = "serve"``);
 * every CA answered locally has a signer valid now.
 
 Forwarded CAs are ready by definition: their remote responders decide. A CA
@@ -68,8 +69,10 @@ def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.date
     try:
         for ca in cas:
             if ca.settings.sql is None:
-                fresh = freshness(store.source_states(ca.issuer_id))
-                if not fresh.has_data:
+                fresh = freshness(store.source_states(ca.issuer_id), ca.settings)
+                if fresh.missing:
+                    problems.append(f"CA {ca.name}: nothing imported yet from {'; '.join(fresh.missing)} (see the log)")
+                elif not fresh.has_data:
                     problems.append(f"CA {ca.name}: no revocation data imported")
                 elif fresh.stale(now, ca.settings.stale_grace) and ca.settings.on_stale != "serve":
                     problems.append(f"CA {ca.name}: data stale since {fresh.next_update:%Y-%m-%d %H:%M:%SZ} (CRL nextUpdate)")

@@ -17,6 +17,7 @@ from certstatus.pipeline.issuers import ServedCA
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import load_signer_set
 from certstatus.signing.revocation import revocation_lookup
+from certstatus.sources.health import has_data
 from certstatus.store.base import StatusStore
 from certstatus.store.factory import open_store as open_database
 from cryptography.hazmat.primitives import serialization
@@ -61,8 +62,7 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool 
     if ca.forward:
         return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
     signers = load_signer_set(ca, certificate, clock, is_revoked=revocation_lookup(store, issuer_id), announce=announce)
-    has_data = ca.sql is not None or bool(store.source_states(issuer_id))
-    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data)
+    return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data(ca, store.source_states(issuer_id)))
 
 
 def validate_signers(settings: Settings, clock: Clock | None = None) -> None:

@@ -4,9 +4,10 @@ Per CA (``[ca.NAME]``), next to ``crl``/``index``/``issued``::
 
     crl = ["http://ca.example/ca.crl", "ldap://ldap.example/cn=CA,o=Example", "http://ca.example/delta.crl"]
     refresh_interval = "1h"     # longest wait between two fetches of a CRL (sooner when nextUpdate comes)
-    fetch_timeout = "10s"       # per attempt
+    fetch_timeout = "10s"       # a whole attempt: connect, headers and body
     fetch_retries = 2           # extra attempts, with backoff 1 s, 2 s, ...
     max_crl_bytes = 268435456   # larger downloads are refused
+    follow_redirects = "same-origin"  # or "any" (https never to http), or "none"
     stale_grace = "0s"          # how long past the newest CRL's nextUpdate the data still serves
     on_stale = "tryLater"       # or "serve": keep answering, with a warning in the log
     follow_freshest_crl = true  # also fetch the delta CRLs a complete CRL's FreshestCRL names
@@ -41,11 +42,14 @@ from certstatus.config_schema import check_known_keys
 from certstatus.errors import ConfigError
 from certstatus.store.dsn import redact
 
+#: ``follow_redirects``: HTTP redirects of a CRL URL followed to ``same-origin`` (its scheme, host and port),
+#: ``any`` http(s) URL (https never to http), or ``none`` (certstatus.sources.fetch).
+REDIRECT_POLICIES = ("same-origin", "any", "none")
 DEFAULT_REFRESH_INTERVAL = 3600
 DEFAULT_MAX_CRL_BYTES = 256 * 1024 * 1024
 SOURCE_KEYS = {
     "refresh_interval", "fetch_timeout", "fetch_retries", "max_crl_bytes", "stale_grace", "on_stale",
-    "follow_freshest_crl", "issued_signed", "push", "push_issued", "sql",
+    "follow_freshest_crl", "issued_signed", "push", "push_issued", "sql", "follow_redirects",
 }  # fmt: skip
 _SQL_KEYS = {"dsn", "query", "timeout", "pool_size"}
 _ADMIN_KEYS = {"listen", "token_file", "tls_certificate", "tls_key", "client_ca", "operator_names", "metrics_dir"}
@@ -100,6 +104,13 @@ def source_options(table: dict[str, Any], *, where: str, prefix: str) -> dict[st
         if table["on_stale"] not in ("tryLater", "serve"):
             raise ConfigError(where, f"{prefix}.on_stale", f"{table['on_stale']!r} is not tryLater or serve.", 'Write "tryLater" or "serve".')
         options["on_stale"] = table["on_stale"]
+    if "follow_redirects" in table:
+        if table["follow_redirects"] not in REDIRECT_POLICIES:
+            raise ConfigError(
+                where, f"{prefix}.follow_redirects", f"{table['follow_redirects']!r} is not same-origin, any or none.",
+                'Write "same-origin" (the default: the CRL URL\'s scheme, host and port), "any" or "none".',
+            )  # fmt: skip
+        options["follow_redirects"] = table["follow_redirects"]
     for key in ("follow_freshest_crl", "issued_signed", "push", "push_issued"):
         if key in table:
             if not isinstance(table[key], bool):

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import socket
+import threading
+import time
 
+import httpx
 import pytest
 from cryptography import x509
 
-from certstatus.clock import ManualClock
-from certstatus.config import Settings, ServerSettings
+from certstatus.app import prepare
+from certstatus.clock import ManualClock, SystemClock
+from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki, new_key
 from certstatus.errors import SourceError
 from certstatus.sources.fetch import Fetched, FetchPolicy, fetch
 from certstatus.sources.importer import import_crls
-from certstatus.sources.refresh import Refresher
+from certstatus.sources.refresh import Refresher, register_targets
 from certstatus.store.sqlite import SQLiteStore
 from tests.crl_server import CrlServer
 from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import T0, crl_der, revoked, target
 
 FAST = FetchPolicy(timeout=1.0, retries=1, backoff=0.0, max_bytes=100_000)
+DEADLINE = 60.0  # seconds: a bound for a fetch that never ends, not a speed check
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +72,90 @@ def test_timeout_is_reported(server: CrlServer, demo_pki: DemoPki) -> None:
     server.stall("/slow.crl", 2.5)
     with pytest.raises(SourceError, match="timed out after 1 s"):
         fetch(server.url("/slow.crl"), dataclasses.replace(FAST, retries=0))
+
+
+def _finished(call, within: float = DEADLINE):
+    """Run ``call()`` in a thread; its result or exception, or AssertionError when it is still running after ``within`` s."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"still running after {within} s"
+    return outcome[0]
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline_of_the_whole_attempt(server: CrlServer, demo_pki: DemoPki) -> None:
+    """One byte a second keeps every read short; the attempt still ends at fetch_timeout (the CRL would take minutes)."""
+    server.publish("/trickle.crl", crl_der(demo_pki, [revoked(n) for n in range(1, 20)], number=1))
+    server.trickle("/trickle.crl", 1.0)
+    error = _finished(lambda: fetch(server.url("/trickle.crl"), dataclasses.replace(FAST, timeout=2.0, retries=0)))
+    assert isinstance(error, SourceError) and "timed out after 2 s" in error.problem, error
+    assert "whole download" in error.problem
+
+
+def test_a_name_lookup_that_hangs_is_cut_off_at_the_deadline_too(monkeypatch) -> None:
+    """A resolver that does not answer (getaddrinfo, which asyncio runs in a thread, blocked until released)
+    must not hold the attempt: the deadline covers the name lookup as well."""
+    release = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def hanging(host, *args, **kwargs):
+        if host in ("hangs.invalid", b"hangs.invalid"):
+            release.wait(60)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        error = _finished(lambda: fetch("http://hangs.invalid/ca.crl", dataclasses.replace(FAST, retries=0)), within=30)
+    finally:
+        release.set()
+    assert isinstance(error, SourceError) and "timed out after 1 s" in error.problem, error
+
+
+def test_a_redirect_to_another_host_is_refused_by_default(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/moved/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    elsewhere = f"http://localhost:{server.port}/moved/ca.crl"  # another host name, whatever it resolves to
+    server.redirect("/away.crl", elsewhere)
+    with pytest.raises(SourceError, match=r"redirects to http://localhost:\d+/moved/ca.crl, another scheme, host or port") as refused:
+        fetch(server.url("/away.crl"), FAST)
+    assert 'follow_redirects = "any"' in refused.value.problem
+    assert server.requests("/moved/ca.crl") == []  # never asked
+    assert fetch(server.url("/away.crl"), dataclasses.replace(FAST, redirects="any")).data  # allowed: followed
+
+
+def test_a_ca_imports_through_a_redirect_to_another_host_only_with_follow_redirects_any(
+    server: CrlServer, demo_pki: DemoPki, store
+) -> None:
+    server.publish("/moved/ca2.crl", crl_der(demo_pki, [revoked(4)], number=1))
+    server.redirect("/away2.crl", f"http://localhost:{server.port}/moved/ca2.crl")
+    refused = import_crls(store, target(store, demo_pki, fetch_retries=0), [server.url("/away2.crl")], ManualClock(T0))
+    assert refused[0].error is not None and "another scheme, host or port" in refused[0].error
+    allowed = target(store, demo_pki, name="trusting", fetch_retries=0, follow_redirects="any")
+    assert import_crls(store, allowed, [server.url("/away2.crl")], ManualClock(T0))[0].error is None
+    assert store.lookup(allowed.issuer_id, 4).revoked is not None
+
+
+def test_a_redirect_on_the_same_server_is_followed_unless_redirects_are_off(server: CrlServer, demo_pki: DemoPki) -> None:
+    server.publish("/here/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    server.redirect("/here.crl", "/here/ca.crl")
+    assert fetch(server.url("/here.crl"), FAST).data == fetch(server.url("/here/ca.crl"), FAST).data
+    with pytest.raises(SourceError, match='follow_redirects is "none"'):
+        fetch(server.url("/here.crl"), dataclasses.replace(FAST, redirects="none"))
+
+
+def test_an_https_origin_never_follows_a_redirect_to_http() -> None:
+    from certstatus.sources.fetch import _check_redirect
+
+    with pytest.raises(SourceError, match="from https to http is never followed"):
+        _check_redirect("https://ca.example/ca.crl", httpx.URL("http://ca.example/ca.crl"), "any")
+    _check_redirect("http://ca.example/ca.crl", httpx.URL("https://ca.example/ca.crl"), "any")  # upgrade: allowed
 
 
 def test_body_over_the_size_limit_is_refused(server: CrlServer) -> None:
@@ -167,6 +257,72 @@ def test_refresher_fetches_at_next_update_backs_off_on_failure_and_uses_304(
     forced = refresher.run_pass(store, targets, force=True)
     assert (forced[0].error, forced[0].entries) == (None, 2)
     assert refresher.status()[0].failures == 0
+
+
+def test_a_trickling_origin_does_not_delay_another_cas_refresh(server: CrlServer, demo_pki: DemoPki, tmp_path) -> None:
+    """The refresher's own thread: CA "slow" (listed first) trickles one byte a second, CA "fast"'s new CRL is
+    written while that download is still running; "slow" then fails at its fetch_timeout."""
+    server.publish("/slow/ca.crl", crl_der(demo_pki, [revoked(1)], number=1))
+    server.trickle("/slow/ca.crl", 1.0)
+    server.publish("/fast/ca.crl", crl_der(demo_pki, [revoked(2)], number=7))
+    database = tmp_path / "store.sqlite3"
+    cas = tuple(
+        CaSettings(name=name, certificate=demo_pki.ca_cert, signer_certificate=demo_pki.ocsp_cert,
+                   signer_key=demo_pki.ocsp_key, crl=(server.url(f"/{name}/ca.crl"),), fetch_timeout=10.0, fetch_retries=0)
+        for name in ("slow", "fast")
+    )  # fmt: skip
+    settings = Settings(ServerSettings(database=database), cas)
+    reader = SQLiteStore(database)
+    ids = {name: t.issuer_id for name, t in register_targets(reader, cas).items()}
+    refresher = Refresher(settings, lambda: SQLiteStore(database), SystemClock())
+    refresher.start()
+    try:
+        first = refresher.trigger()  # every CA now, as a SIGHUP does
+        _wait_for("fast's CRL in the store", lambda: reader.lookup(ids["fast"], 2) is not None)
+        slow = next(s for s in refresher.status() if s.ca == "slow")
+        assert slow.last_attempt is None and not first.done()  # slow's download has not ended: it ends at its deadline
+        _wait_for("slow's answer trickling", lambda: server.trickling("/slow/ca.crl"))  # it was not refused either
+        # Another forced pass fetches fast again and waits for slow's download in progress (no second one).
+        second = refresher.trigger()
+        assert [(r.ca, r.error is None, r.unchanged) for r in first.result(DEADLINE)] == [
+            ("slow", False, False), ("fast", True, False),
+        ]
+        results = second.result(DEADLINE)
+        assert [(r.ca, r.unchanged) for r in results] == [("slow", False), ("fast", True)]
+        assert "timed out after 10 s" in results[0].error
+        assert len(server.requests("/slow/ca.crl")) == 1
+        slow = next(s for s in refresher.status() if s.ca == "slow")
+        assert "timed out after 10 s" in slow.last_error
+        assert reader.source_states(ids["slow"]) == {} and reader.source_states(ids["fast"])["crl"].crl_number == 7
+    finally:
+        refresher.stop()
+        reader.close()
+
+
+def test_start_up_downloads_the_crls_of_the_cas_side_by_side(server: CrlServer, demo_pki: DemoPki, tmp_path) -> None:
+    """Two CAs whose CRL servers trickle: the start-up import (also SIGHUP's) downloads both at once, so the
+    second download begins long before the first one's deadline (one after the other, it would begin at it),
+    and start-up waits about one fetch_timeout, not two."""
+    paths = ("/side-a/ca.crl", "/side-b/ca.crl")
+    for path in paths:
+        server.publish(path, crl_der(demo_pki, [revoked(1)], number=1))
+        server.trickle(path, 1.0)
+    cas = tuple(
+        CaSettings(name=f"side-{n}", certificate=demo_pki.ca_cert, signer_certificate=demo_pki.ocsp_cert,
+                   signer_key=demo_pki.ocsp_key, crl=(server.url(path),), fetch_timeout=10.0, fetch_retries=0)
+        for n, path in enumerate(paths)
+    )  # fmt: skip
+    results = _finished(lambda: prepare(Settings(ServerSettings(database=tmp_path / "store.sqlite3"), cas)))
+    assert [("timed out after 10 s" in (r.error or "")) for r in results] == [True, True], results
+    (first,), (second,) = (server.arrivals(path) for path in paths)
+    assert abs(second - first) < 5.0  # half the deadline: a generous bound on starting together
+
+
+def _wait_for(what: str, check) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE} s"
+        time.sleep(0.05)
 
 
 def test_fetched_validators_are_kept_only_after_a_good_import(server: CrlServer, demo_pki: DemoPki, store) -> None:

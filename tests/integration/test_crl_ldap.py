@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from cryptography import x509
 
@@ -13,6 +15,7 @@ from certstatus.sources.importer import import_crls
 from certstatus.store.sqlite import SQLiteStore
 from tests.slapd import Slapd, crl_entry
 from tests.sources_helpers import T0, crl_der, revoked, target
+from tests.trickle_proxy import TrickleProxy
 
 pytestmark = pytest.mark.integration
 POLICY = FetchPolicy(timeout=2.0, retries=0)
@@ -28,6 +31,9 @@ def ldap(demo_pki: DemoPki, tmp_path_factory):
             crl_entry("Delta", delta, "deltaRevocationList;binary"),
             crl_entry("Empty", None),
             crl_entry("Garbage", b"\x30\x03\x02\x01\x01"),
+            # An RFC 3296 referral to another server (nothing listens on port 1).
+            "dn: cn=Moved,o=Test\nobjectClass: referral\nobjectClass: extensibleObject\ncn: Moved\n"
+            "ref: ldap://127.0.0.1:1/cn=CA,o=Test\n",
         ]
     )
     with Slapd(tmp_path_factory.mktemp("slapd"), entries) as server:
@@ -48,6 +54,29 @@ def test_base_from_ldap_and_delta_from_its_attribute_import_together(ldap: Slapd
     assert store.lookup(tgt.issuer_id, 1) is None  # hold released by the delta
     assert store.lookup(tgt.issuer_id, 2).revoked.reason is x509.ReasonFlags.key_compromise
     store.close()
+
+
+def test_a_trickling_ldap_server_is_cut_off_at_the_deadline_of_the_whole_attempt(ldap: Slapd) -> None:
+    """slapd's answers reach ldap3 one byte a second: each read is short, the attempt still ends at fetch_timeout."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(fetch(f"ldap://127.0.0.1:{proxy.port}/cn=CA,o=Test", POLICY))
+        except SourceError as exc:
+            outcome.append(exc)
+
+    with TrickleProxy(("127.0.0.1", ldap.port), seconds_per_byte=1.0) as proxy:
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(60)  # a bound for a fetch that never ends, not a speed check
+        assert not thread.is_alive(), "the fetch was still running after 60 s"
+    assert isinstance(outcome[0], SourceError) and "timed out after 2 s" in outcome[0].problem, outcome
+
+
+def test_a_referral_to_another_server_is_not_followed_and_says_where_it_leads(ldap: Slapd) -> None:
+    with pytest.raises(SourceError, match=r"refers to ldap://127\.0\.0\.1:1/cn=CA,o=Test.*referrals are not followed"):
+        fetch(ldap.url("cn=Moved,o=Test"), POLICY)
 
 
 def test_entry_without_the_attribute_is_a_clear_error(ldap: Slapd) -> None:

@@ -17,6 +17,9 @@ not listen until the pass is released, and its first answer is the stored one.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import socket
 import time
 
@@ -26,8 +29,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from certstatus.store.factory import open_store
+from tests.openssl_ca import OpenSslCa
 from tests.precomputed_helpers import certificate, copy_pki, request_der
-from tests.processes import CERTSTATUS, ServeProcess, free_port, run_certstatus
+from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_status, run_certstatus
 from tests.servers import demo_ca_table, table
 
 pytestmark = pytest.mark.integration
@@ -162,3 +166,61 @@ def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
         assert answer.status_code == 200 and answer.content == stored.der  # the first answer is the stored one
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode, pick_up, store", [
+    ("live", "refresher", "sqlite"), ("live", "refresher", "postgresql"), ("precomputed", "SIGHUP", "sqlite"),
+])  # fmt: skip
+def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(request, demo_pki, tmp_path, mode, pick_up, store):
+    """Fail closed: the index imports, the CRL (a real `openssl ca` CRL of another CA) is refused. The server
+    starts, the CA answers tryLater (`openssl ocsp`; live lane and edge cache included, on the default edge),
+    /ready is 503 naming it, and one JSON error line names CA, source and reason. Once the CA's own CRL is in
+    place, the refresher (file poll) or a SIGHUP imports it and the CA answers: the worker learns it from the
+    store's change propagation (SQLite: polled; PostgreSQL: NOTIFY), or is replaced (SIGHUP)."""
+    pki = copy_pki(demo_pki, tmp_path / "pki")
+    other = OpenSslCa(tmp_path / "other-ca")
+    other.gencrl()
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(other.last_crl_der())
+    port = free_port()
+    database = request.getfixturevalue("postgres_dsn") if store == "postgresql" else str(tmp_path / "store.sqlite3")
+    config = tmp_path / "certstatus.toml"
+    config.write_text(
+        table("server", listen=f"127.0.0.1:{port}", workers=1, database=database)
+        + demo_ca_table("demo", pki, crl=crl, index=True, mode=mode)
+    )
+    if store == "postgresql":
+        run_certstatus("db", "upgrade", "--config", str(config))
+    server = ServeProcess.start(config, port)
+    try:
+        def status(leaf: str) -> str:
+            return openssl_status(pki.ca_cert, pki.leaves[leaf], server.url, pki.root_cert, verify_other=pki.ca_cert)
+
+        assert [status("good"), status("revoked-keycompromise")] == ["trylater", "trylater"]
+        assert [status("good"), status("revoked-keycompromise")] == ["trylater", "trylater"]  # no cached answer either
+        ready = httpx.get(f"{server.url}ready", timeout=10)
+        assert ready.status_code == 503 and f"CA demo: nothing imported yet from crl {crl}" in ready.text
+        assert httpx.get(f"{server.url}health", timeout=10).status_code == 200  # started, alive, not ready
+        errors = [line for line in _json_lines(server.log) if line["level"] == "error"]
+        assert len(errors) == 1, errors
+        assert (errors[0]["ca"], errors[0]["source"], errors[0]["origin"]) == ("demo", "crl", str(crl))
+        assert "CRL issuer is" in errors[0]["reason"]
+
+        crl.write_bytes(pki.crl.read_bytes())  # the operator puts the CA's own CRL in place
+        if pick_up == "SIGHUP":
+            server.process.send_signal(signal.SIGHUP)
+        _wait("the CA answers", lambda: status("revoked-keycompromise") == "revoked")
+        assert status("good") == "good"
+        assert httpx.get(f"{server.url}ready", timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+def _json_lines(log) -> list[dict]:
+    """The JSON log lines of a server's output (the import table and other text left out)."""
+    lines = []
+    for text in log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            if isinstance(entry := json.loads(text), dict):
+                lines.append(entry)
+    return lines

@@ -16,6 +16,7 @@ from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki
 from certstatus.sources.health import source_ages
 from certstatus.store.sqlite import SQLiteStore
+from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import ocsp_query
 
 
@@ -62,6 +63,58 @@ def test_ca_without_data_answers_try_later_until_data_arrives(demo_pki: DemoPki,
     prepare(_settings(demo_pki, tmp_path))  # e.g. the refresher of another process imports it
     time.sleep(1.05)  # the guard re-reads the store at most once a second
     assert ocsp_query(app, demo_pki, 5).certificate_status is OCSPCertStatus.GOOD
+
+
+def test_a_crl_refused_from_the_start_keeps_its_ca_at_try_later_and_not_ready_until_it_imports(
+    demo_pki: DemoPki, tmp_path, caplog
+) -> None:
+    """Fail closed: the index imports, the CRL (a real `openssl ca` CRL of another CA) is refused; answering
+    from the index alone would call every certificate the CRL revokes "good"."""
+    other = OpenSslCa(tmp_path / "other-ca")
+    other.gencrl()
+    crl = tmp_path / "ca.crl"
+    crl.write_bytes(other.last_crl_der())
+    settings = _settings(demo_pki, tmp_path, crl=(str(crl),), index=demo_pki.index)
+    with caplog.at_level(logging.INFO, logger="certstatus"):
+        results = prepare(settings)
+    assert [(r.kind, r.error is None) for r in results] == [("crl", False), ("index", True)]
+
+    app = build_application(settings, ManualClock(_crl_next_update(demo_pki) - dt.timedelta(days=1)))
+    try:
+        for leaf in ("good", "revoked-keycompromise"):
+            assert ocsp_query(app, demo_pki, demo_pki.serials[leaf]).response_status is OCSPResponseStatus.TRY_LATER
+        ready = app.http.handle("GET", b"/ready", {}, b"")
+        assert ready.status == 503 and f"CA demo: nothing imported yet from crl {crl}".encode() in ready.body
+        [line] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+        assert (line.ca, line.source, line.origin) == ("demo", "crl", str(crl))
+        assert "CRL issuer is" in line.reason and "answers tryLater and is not ready" in line.getMessage()
+
+        crl.write_bytes(demo_pki.crl.read_bytes())  # the operator puts the CA's own CRL there
+        prepare(settings)  # what the refresher or a SIGHUP does
+        time.sleep(1.05)  # the guard re-reads the store at most once a second
+        revoked = ocsp_query(app, demo_pki, demo_pki.serials["revoked-keycompromise"])
+        assert revoked.certificate_status is OCSPCertStatus.REVOKED
+        assert app.http.handle("GET", b"/ready", {}, b"").status == 200
+    finally:
+        app.close()
+
+
+def test_a_source_refused_after_an_import_keeps_serving_what_it_imported(demo_pki: DemoPki, tmp_path, caplog) -> None:
+    index = tmp_path / "index.txt"
+    index.write_bytes(demo_pki.index.read_bytes())
+    settings = _settings(demo_pki, tmp_path, index=index)
+    prepare(settings)
+    index.write_text("this is not an index file\n")
+    with caplog.at_level(logging.ERROR, logger="certstatus"):
+        assert [r.error is None for r in prepare(settings)] == [True, False]
+    [line] = caplog.records
+    assert (line.ca, line.source) == ("demo", "index") and "the data imported before keeps serving" in line.getMessage()
+    app = build_application(settings, ManualClock(_crl_next_update(demo_pki) - dt.timedelta(days=1)))
+    try:
+        assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).certificate_status is OCSPCertStatus.GOOD
+        assert app.http.handle("GET", b"/ready", {}, b"").status == 200
+    finally:
+        app.close()
 
 
 def test_source_ages_report_every_source(demo_pki: DemoPki, tmp_path) -> None:

@@ -89,7 +89,7 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     else:
         from certstatus.app import prepare
 
-        if not print_import(prepare(settings)):
+        if not print_import(prepare(settings, log_refusals=False)):
             sys.exit(1)
     if not generated_cas(settings):
         print_text('no CA has mode = "precomputed" or "cached": nothing to generate')

@@ -1,4 +1,4 @@
-"""Pipeline step: refuse with tryLater when a CA has no data or its data is stale.
+"""Pipeline step: refuse with tryLater when a CA has no data, a configured source never imported, or stale data.
 
 Runs after issuer resolution. Reads the CA's source states from the store
 at most once per ``recheck_seconds`` per CA (so the request path stays a
@@ -23,7 +23,8 @@ log = logging.getLogger("certstatus.freshness")
 
 
 class FreshnessGuard:
-    """tryLater (RFC 6960 §2.3) for a CA without imported data, or past nextUpdate + stale_grace.
+    """tryLater (RFC 6960 §2.3) for a CA without imported data or with a configured source never imported
+    (:func:`~certstatus.sources.health.missing_sources`), or past nextUpdate + stale_grace.
 
     A CA configured with ``on_stale = "serve"`` keeps answering from stale
     data, with a warning in the log at most once a minute. A CA with a live
@@ -42,7 +43,7 @@ class FreshnessGuard:
         now = time.monotonic()
         cached = self._cache.get(ca.issuer_id)
         if cached is None or now - cached[0] >= self.recheck_seconds:
-            cached = (now, freshness(self.store.source_states(ca.issuer_id)))
+            cached = (now, freshness(self.store.source_states(ca.issuer_id), ca.settings))
             self._cache[ca.issuer_id] = cached
             ca.has_data = cached[1].has_data
         return cached[1]
@@ -64,6 +65,8 @@ class FreshnessGuard:
         if ca.settings.sql is not None:
             return call_next(exchange)
         state = self.current(ca)
+        if state.missing:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, f"CA {ca.name}: nothing imported yet from {'; '.join(state.missing)}")
         if not state.has_data:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"no revocation data imported for CA {ca.name}")
         if state.stale(self.clock.now(), ca.settings.stale_grace):

@@ -17,6 +17,7 @@ from certstatus.config import CaSettings
 from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, CertID, issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
+from certstatus.sources.health import has_data
 from certstatus.store.base import StatusStore
 
 
@@ -24,8 +25,9 @@ from certstatus.store.base import StatusStore
 class ServedCA:
     """One CA this process answers for.
 
-    ``issuer_id`` is its key in the store; ``has_data`` is False until one
-    source of status has been imported (until then its requests get
+    ``issuer_id`` is its key in the store; ``has_data`` is False until every
+    configured source of status has been imported at least once
+    (:func:`~certstatus.sources.health.has_data`; until then its requests get
     tryLater rather than a guess). ``signers`` chooses the signer of each
     response (a bare :class:`ResponseSigner` given here is wrapped in a set
     of one); :attr:`signer` is the one signing now.
@@ -72,7 +74,7 @@ class IssuerRegistry:
         """Re-read what this process keeps of an issuer's data (``has_data``) after a store change."""
         for ca in self.cas:
             if ca.issuer_id == issuer_id:
-                ca.has_data = ca.settings.sql is not None or bool(store.source_states(issuer_id))
+                ca.has_data = has_data(ca.settings, store.source_states(issuer_id))
 
     def find(self, cert_id: CertID) -> ServedCA | None:
         """Return the CA that issued the certificate named by ``cert_id``, or None."""

@@ -262,16 +262,12 @@ class Lifecycle:
 
         try:
             settings = self.settings if self.load_settings is None else self.load_settings()
-            results = prepare(settings)
+            prepare(settings)  # logs each refused source, as at start
         except CertstatusError as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
             if self.services is not None:
                 self.services.refresher.trigger()  # its data is still re-read
             return False
-        for result in results:
-            if result.error:
-                log.error("reload: %s %s of CA %s refused, its previous data keeps serving: %s",
-                          result.kind, result.origin, result.ca, result.error)
         for notice in settings.server.deprecated:
             log.warning("reload: %s", notice)
         old = self.settings

@@ -1,11 +1,18 @@
-"""How fresh each CA's data is: the staleness rule and the ages of every source.
+"""How fresh each CA's data is: the staleness rule, the sources never imported, and the ages of every source.
 
-The rule (issue "staleness policy"): a CA's CRL view is as fresh as the
-newest nextUpdate among its complete and delta CRLs; once ``now`` is past
-that nextUpdate plus the CA's ``stale_grace``, the data is stale — the
-refresher could not get a newer CRL — and requests get tryLater, unless the
-CA is configured with ``on_stale = "serve"``. Sources without a nextUpdate
-(index, issued list, pushes) never go stale by time.
+The rule: a CA's CRL view is as fresh as the newest nextUpdate among its
+complete and delta CRLs; once ``now`` is past that nextUpdate plus the CA's
+``stale_grace``, the data is stale — the refresher could not get a newer CRL
+— and requests get tryLater, unless the CA is configured with
+``on_stale = "serve"``. Sources without a nextUpdate (index, issued list,
+pushes) never go stale by time.
+
+Fail closed: a CA has data only when every configured source has been
+imported at least once — the store holds a row for it (:func:`missing_sources`).
+A source that was refused from the start would otherwise leave the CA
+answering from the others alone: with ``index`` imported and the CRL refused,
+every certificate the CRL revokes would be "good". A source imported once and
+refused later keeps serving what it imported (the staleness rule decides).
 
 :func:`source_ages` is the small API the metrics exporter reads: one
 :class:`SourceAge` per imported source of every CA, from the store, so every
@@ -16,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from certstatus.config import CaSettings
 from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
 
 
@@ -26,23 +34,55 @@ from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
 class Freshness:
     """A CA's data as the request path sees it.
 
-    ``has_data``: at least one source was imported. ``next_update`` (aware
-    UTC): the newest nextUpdate of its CRL view, None when no CRL with a
-    nextUpdate is imported (then the data never goes stale by time).
+    ``has_data``: a source was imported and every configured source was
+    imported at least once; ``missing`` names those never imported
+    (:func:`missing_sources`). ``next_update`` (aware UTC): the newest
+    nextUpdate of its CRL view, None when no CRL with a nextUpdate is
+    imported (then the data never goes stale by time).
     """
 
     has_data: bool
     next_update: dt.datetime | None
+    missing: tuple[str, ...] = ()
 
     def stale(self, now: dt.datetime, grace_seconds: int) -> bool:
         """True when ``now`` is past ``next_update`` + ``grace_seconds``."""
         return self.next_update is not None and now > self.next_update + dt.timedelta(seconds=grace_seconds)
 
 
-def freshness(states: dict[str, SourceState]) -> Freshness:
-    """The :class:`Freshness` of one CA from its source states (``StatusStore.source_states``)."""
+def freshness(states: Mapping[str, SourceState], ca: CaSettings) -> Freshness:
+    """The :class:`Freshness` of CA ``ca`` from its source states (``StatusStore.source_states``)."""
     updates = [s.next_update for k, s in states.items() if k in (CRL_KIND, DELTA_KIND) and s.next_update]
-    return Freshness(bool(states), max(updates) if updates else None)
+    missing = missing_sources(ca, states)
+    return Freshness(bool(states) and not missing, max(updates) if updates else None, missing)
+
+
+def has_data(ca: CaSettings, states: Mapping[str, SourceState]) -> bool:
+    """True when CA ``ca`` may answer from what it has: a live SQL source, or every configured source
+    imported at least once (:func:`freshness`)."""
+    return ca.sql is not None or freshness(states, ca).has_data
+
+
+def missing_sources(ca: CaSettings, states: Mapping[str, SourceState]) -> tuple[str, ...]:
+    """The configured sources of ``ca`` of which ``states`` holds no import: ``"crl ORIGIN[, ORIGIN]"``,
+    ``"index PATH"``, ``"issued PATH"``; empty when none is missing.
+
+    The CRLs count as one source, imported once a complete CRL is: whether an
+    origin holds a complete or a delta CRL is only known from its bytes, and a
+    delta CRL has no row once a newer complete CRL supersedes it, so a missing
+    delta cannot be told from a superseded one. A refused delta CRL is logged
+    like every refused source. Forwarded CAs and live SQL sources have no
+    imported sources.
+    """
+    if ca.forward or ca.sql is not None:
+        return ()
+    missing = []
+    if ca.crl and CRL_KIND not in states:
+        missing.append("crl " + ", ".join(ca.crl))
+    for kind, path in (("index", ca.index), ("issued", ca.issued)):
+        if path is not None and kind not in states:
+            missing.append(f"{kind} {path}")
+    return tuple(missing)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -45,6 +48,11 @@ from certstatus.sources.index_txt import parse_index
 from certstatus.sources.issuance import load_issued, serials_in
 from certstatus.sources.records import CrlData
 from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
+
+log = logging.getLogger("certstatus.import")
+
+#: CAs whose CRLs are downloaded at the same time (each CA's one after the other).
+FETCH_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,9 @@ class CaTarget:
 
 def fetch_policy(ca: CaSettings) -> FetchPolicy:
     """The download policy configured for ``ca``."""
-    return FetchPolicy(timeout=ca.fetch_timeout, retries=ca.fetch_retries, max_bytes=ca.max_crl_bytes)
+    return FetchPolicy(
+        timeout=ca.fetch_timeout, retries=ca.fetch_retries, max_bytes=ca.max_crl_bytes, redirects=ca.follow_redirects
+    )
 
 
 def import_crl_data(
@@ -205,15 +215,46 @@ def import_crls(
     one per delta CRL URI found in a fetched complete CRL's FreshestCRL
     extension (RFC 5280 §5.2.6) and not among ``origins`` or the CA's ``crl``,
     when the CA has ``follow_freshest_crl`` (such a URI must hold a delta CRL).
+    :func:`download_crls` then :func:`apply_crls`.
+    """
+    previous = {} if previous is None else previous
+    download = download_crls(target, origins, previous=previous, states=store.source_states(target.issuer_id))
+    return apply_crls(store, target, download, clock, previous=previous, feed=feed)
+
+
+@dataclass
+class CrlDownload:
+    """What :func:`download_crls` got for one CA, to hand to :func:`apply_crls`.
+
+    ``origins`` in result order (those asked for, then those found through
+    FreshestCRL); ``results`` the outcomes already known (refused, HTTP 304,
+    the same bytes as the import the store holds); ``parsed`` (origin, verified
+    CRL, hex SHA-256 of its bytes or None) to apply; ``validators`` the
+    :class:`Fetched` validators to keep once an origin is applied.
+    """
+
+    origins: list[str]
+    results: dict[str, ImportResult] = field(default_factory=dict)
+    parsed: list[tuple[str, CrlData, str | None]] = field(default_factory=list)
+    validators: dict[str, Fetched] = field(default_factory=dict)
+
+
+def download_crls(
+    target: CaTarget, origins: list[str], *, previous: Mapping[str, Fetched], states: Mapping[str, SourceState]
+) -> CrlDownload:
+    """Fetch, verify and parse every CRL origin of one CA, without touching the store (any thread).
+
+    ``previous`` as for :func:`import_crls` (read only); ``states`` the CA's
+    source states (``StatusStore.source_states``), for the "same bytes" check.
+    Network time is bounded per origin by the CA's fetch policy
+    (:func:`certstatus.sources.fetch.fetch`).
     """
     name = target.settings.name
     policy = fetch_policy(target.settings)
-    previous = {} if previous is None else previous
-    states = store.source_states(target.issuer_id)
-    results: dict[str, ImportResult] = {}
-    parsed: list[tuple[str, CrlData, str | None]] = []
+    download = CrlDownload(list(origins))
     pending = list(origins)
     discovered: list[str] = []
+    results = download.results
     while pending:
         origin = pending.pop(0)
         try:
@@ -231,7 +272,7 @@ def import_crls(
         )
         if same is not None:
             results[origin] = same
-            previous[origin] = Fetched(None, got.etag, got.last_modified)
+            download.validators[origin] = Fetched(None, got.etag, got.last_modified)
             continue
         try:
             crl = load_crl(data, target.certificate, origin=origin)
@@ -242,20 +283,39 @@ def import_crls(
             results[origin] = ImportResult(name, CRL_KIND, origin, error=exc.problem)
             continue
         follows = target.settings.follow_freshest_crl and crl.delta_base is None and bool(crl.freshest_crl)
-        parsed.append((origin, crl, None if follows else digest))  # a CRL whose deltas must be found is parsed each time
-        previous[origin] = Fetched(None, got.etag, got.last_modified)
+        # A CRL whose deltas must be found is parsed each time: no fingerprint.
+        download.parsed.append((origin, crl, None if follows else digest))
+        download.validators[origin] = Fetched(None, got.etag, got.last_modified)
         if follows:
             for uri in crl.freshest_crl:
                 if uri not in origins and uri not in discovered and uri not in target.settings.crl:
                     discovered.append(uri)
                     pending.append(uri)
-    for origin, crl, digest in sorted(parsed, key=lambda item: item[1].delta_base is not None):
+    download.origins.extend(discovered)
+    return download
+
+
+def apply_crls(
+    store: StatusStore, target: CaTarget, download: CrlDownload, clock: Clock, *,
+    previous: dict[str, Fetched] | None = None, feed: ChangeFeed | None = None,
+) -> list[ImportResult]:
+    """Write what :func:`download_crls` got, complete CRLs before delta CRLs; one :class:`ImportResult`
+    per origin in ``download.origins`` order. ``previous`` (as for :func:`import_crls`) keeps the
+    validators of every origin not refused here."""
+    name = target.settings.name
+    results = dict(download.results)
+    for origin, crl, digest in sorted(download.parsed, key=lambda item: item[1].delta_base is not None):
         try:
             results[origin] = apply_crl(store, target, crl, origin, clock, feed, data_sha256=digest)
         except (SourceError, StoreError) as exc:  # StoreError: the write failed (disk full), rolled back
-            previous.pop(origin, None)  # refetch in full next time
             results[origin] = ImportResult(name, DELTA_KIND if crl.delta_base is not None else CRL_KIND, origin, error=_problem(exc))
-    return [results[origin] for origin in (*origins, *discovered)]
+    if previous is not None:
+        for origin, validators in download.validators.items():
+            if results[origin].error is None:
+                previous[origin] = validators
+            else:
+                previous.pop(origin, None)  # refetch in full next time
+    return [results[origin] for origin in download.origins]
 
 
 #: Bump when a parser reads the same source bytes differently, so that every store imports them
@@ -365,6 +425,24 @@ def import_file_source(
         return ImportResult(target.settings.name, kind, origin, error=_problem(exc))
 
 
+def log_refusal(result: ImportResult, missing: Sequence[str]) -> None:
+    """Log a refused source (``result.error`` set) as one error line, the same at start, on reload and on
+    refresh: ``ca``, ``source`` (the kind), ``origin`` and ``reason`` as fields of the JSON line.
+
+    ``missing`` (:func:`certstatus.sources.health.missing_sources` after the
+    attempt) says what follows: the CA answers tryLater until those sources
+    import, or, when empty, the data imported before keeps serving.
+    """
+    if missing:
+        outcome = f"CA {result.ca} answers tryLater and is not ready until {'; '.join(missing)} imports"
+    else:
+        outcome = "the data imported before keeps serving"
+    log.error(
+        "CA %s: %s %s refused: %s; %s", result.ca, result.kind, result.origin, result.error, outcome,
+        extra={"ca": result.ca, "source": result.kind, "origin": result.origin, "reason": result.error},
+    )  # fmt: skip
+
+
 def _problem(exc: SourceError | StoreError) -> str:
     """The one-paragraph text of a refused source or a failed store write."""
     if isinstance(exc, StoreError):
@@ -376,9 +454,31 @@ def import_ca(
     store: StatusStore, target: CaTarget, clock: Clock, feed: ChangeFeed | None = None
 ) -> list[ImportResult]:
     """Import every configured source of one CA; one :class:`ImportResult` each."""
-    ca = target.settings
-    results = import_crls(store, target, list(ca.crl), clock, feed=feed)
-    for kind, path in (("index", ca.index), ("issued", ca.issued)):
-        if path is not None:
-            results.append(import_file_source(store, target, kind, str(Path(path)), clock, feed))
-    return results
+    return import_cas(store, [target], clock, feed)[0]
+
+
+def import_cas(
+    store: StatusStore, targets: Sequence[CaTarget], clock: Clock, feed: ChangeFeed | None = None
+) -> list[list[ImportResult]]:
+    """Import every configured source of each CA (start-up, reload); one list of results per target.
+
+    The CRLs of up to :data:`FETCH_THREADS` CAs are downloaded side by side
+    (:func:`download_crls`), so slow origins cost about one ``fetch_timeout``
+    together rather than one each; the writes, in ``targets`` order, are
+    made in the calling thread, which owns ``store``.
+    """
+    with ThreadPoolExecutor(max(1, min(FETCH_THREADS, len(targets))), thread_name_prefix="certstatus-fetch") as pool:
+        downloads = [
+            pool.submit(download_crls, target, list(target.settings.crl), previous={},
+                        states=store.source_states(target.issuer_id))
+            for target in targets
+        ]  # fmt: skip
+        imported = []
+        for target, download in zip(targets, downloads, strict=True):
+            ca = target.settings
+            results = apply_crls(store, target, download.result(), clock, feed=feed)
+            for kind, path in (("index", ca.index), ("issued", ca.issued)):
+                if path is not None:
+                    results.append(import_file_source(store, target, kind, str(Path(path)), clock, feed))
+            imported.append(results)
+    return imported
