@@ -36,6 +36,7 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -77,6 +78,10 @@ DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
 DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
 #: Per-CA serving modes (docs/precomputed.md).
 MODES = ("live", "precomputed", "cached")
+#: Bump when a release writes pre-signed responses differently for the same settings, so that rows
+#: signed before are re-signed rather than served (CaSettings.signing_profile). 1: nextUpdate bounded by
+#: the CRL's nextUpdate.
+PROFILE_FORMAT = 1
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -133,6 +138,22 @@ class CaSettings:
     def knows_issuance(self) -> bool:
         """True when an index file, an issued list, pushes or the SQL source say which serials exist."""
         return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
+
+    @property
+    def signing_profile(self) -> int:
+        """A signed 64-bit number naming what a pre-signed response of this CA says besides its status,
+        times and signer: the settings that shape it and :data:`PROFILE_FORMAT`.
+
+        The generator stores it with every response and the request path serves only rows of the
+        current profile, so a configuration change (or a release that writes responses differently)
+        never serves responses made under the old one (docs/precomputed.md).
+        """
+        about = (
+            f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
+            f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
+            f"signature_algorithm={self.signature_algorithm}",
+        )  # fmt: skip
+        return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
 
 
 @dataclass(frozen=True)

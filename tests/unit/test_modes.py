@@ -9,6 +9,7 @@ CertIDs, the never-expired rule, the cache and its invalidation.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import logging
 
@@ -385,3 +386,32 @@ def test_precomputed_and_cached_modes_are_accepted_on_a_postgresql_store(demo_pk
     for mode in ("precomputed", "cached", "live"):
         settings = settings_for("postgresql://ocsp@db.example/certstatus", ca_settings(demo_pki, mode))
         assert check_settings(settings, "certstatus.toml") is settings
+
+
+def test_responses_signed_under_other_settings_are_signed_live_until_resigned(responder, demo_pki):
+    """A configuration change that alters what a response says (here the validity) leaves the rows
+    signed under the old settings in the store: they are never served, and the generator's next
+    start makes them due first and signs them again (CaSettings.signing_profile)."""
+    before = responder("precomputed")
+    first = before.generate()
+    good = demo_pki.serials["good"]
+    assert before.ask(request_der(before.pki, "good")).source == "precomputed"
+    changed = dataclasses.replace(before.settings.cas[0], validity=2 * 86400)
+    assert changed.signing_profile != before.settings.cas[0].signing_profile
+    settings = dataclasses.replace(before.settings, cas=(changed,))
+    app = build_application(settings, before.clock, watch=False)
+    try:
+        got = answer(app, request_der(before.pki, "good"), before.clock)
+        assert got.source == "live"  # the stored row says validity 1 day: a miss
+        assert got.next_update - got.this_update == dt.timedelta(days=2)
+        assert before.stored(good) is not None  # still in the store (served by nothing)
+        with Generator(settings, before.store, clock=before.clock, processes=0) as generator:
+            assert before.store.count_pending(before.issuer_id, "due", now=before.clock.now()) == 0
+            summary = generator.run_pass()  # claims the CA: every row of the old profile falls due
+            assert summary.signed == first.signed  # every serial again, both hashes
+        app.pipeline.cache.cache.invalidate(None)
+        again = answer(app, request_der(before.pki, "good"), before.clock)
+        assert again.source == "precomputed"
+        assert parse(again.der).next_update_utc - parse(again.der).this_update_utc == dt.timedelta(days=2)
+    finally:
+        app.close()

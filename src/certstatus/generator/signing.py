@@ -25,10 +25,13 @@ from dataclasses import dataclass
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
+from certstatus.errors import SignerUnavailable
+from certstatus.next_update import next_update_limit
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
+from certstatus.sources.health import freshness
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
@@ -98,14 +101,16 @@ class CASigner:
     """Signs pre-computed responses for one CA: its served CA (settings, issuer id, signers) and templates.
 
     The signer of a batch is the CA's current one (:class:`~certstatus.signing.signer_set.SignerSet`:
-    rollover, HSM keys, as for live answers); a response never outlives it:
-    nextUpdate is at most the signer certificate's notAfter.
+    rollover, HSM keys, as for live answers); a response never outlives it, nor
+    the CA's CRL beyond a short floor (:mod:`certstatus.next_update`): nextUpdate
+    is at most the signer certificate's notAfter and the CRL's nextUpdate.
     """
 
     def __init__(self, served: ServedCA) -> None:
         self.served = served
         self.settings = served.settings
         self.issuer_id = served.issuer_id
+        self.profile = served.settings.signing_profile
         self.prefixes = {
             algorithm: der.cert_id_prefix(algorithm, *served.hashes[algorithm]) for algorithm in PRECOMPUTED_HASH_ALGORITHMS
         }
@@ -147,7 +152,12 @@ class CASigner:
         if not keys and not removed:
             return BatchResult(self.settings.name, 0, 0, 0)
         this_update = now.replace(microsecond=0)
-        next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
+        next_update = this_update + dt.timedelta(seconds=self.settings.validity)
+        limit = next_update_limit(this_update, next_update, signer.not_after, freshness(store.source_states(self.issuer_id)).due)
+        if limit is not None:
+            if limit <= this_update:
+                raise SignerUnavailable(f"CA {self.settings.name}: signer {signer.name} expires at {signer.not_after}")
+            next_update = limit
         renew = renew_at(this_update, next_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
         encode, sign = template.encode, signer.signature
@@ -183,7 +193,7 @@ class CASigner:
             sha1_head = signature_heads.get(len(sha1_signature)) or signature_head(len(sha1_signature))
             sha256_head = signature_heads.get(len(sha256_signature)) or signature_head(len(sha256_signature))
             rows.append((key, sha1_data + sha1_head + sha1_signature, sha256_data + sha256_head + sha256_signature))
-        batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
+        batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows, self.profile)
         with write_lock or contextlib.nullcontext():
             store.store_signed(self.issuer_id, batch, change_counter=counter, remove=removed)
         return BatchResult(self.settings.name, len(rows) * len(PRECOMPUTED_HASH_ALGORITHMS), len(removed), len(keys) + len(removed))

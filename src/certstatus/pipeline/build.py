@@ -123,6 +123,6 @@ def build_pipeline(
     if any(ca.mode != "live" for ca in settings.cas):
         pipeline.cache = ResponseCache(settings.server.response_cache_bytes)
         steps += [ModePolicy(), pipeline.cache, PrecomputedLookup(store, registry)]
-    pipeline.signer = LocalStatusSigner(store, clock)
+    pipeline.signer = LocalStatusSigner(store, clock, pipeline.guard)
     pipeline.handler = compose(steps, pipeline.signer)
     return pipeline

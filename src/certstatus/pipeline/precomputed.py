@@ -20,7 +20,9 @@ Per CA ``mode`` (docs/precomputed.md):
 Never served: a stored response past its refresh point
 (:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
 is signed live instead, a warning is logged (at most once a minute per CA)
-and ``certstatus_precomputed_expired_total`` counts it.
+and ``certstatus_precomputed_expired_total`` counts it; nor one signed under
+another signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`:
+other settings, an older release), which is a miss.
 
 Stored responses are for the canonical CertID of SHA-1 or SHA-256 (NULL
 hashAlgorithm parameters, as RFC 5019 clients and OpenSSL send it). A
@@ -100,6 +102,8 @@ class PrecomputedLookup:
     def __init__(self, store: StatusStore, registry: IssuerRegistry) -> None:
         self.store = store
         self._prefixes: dict[tuple[int, str], bytes] = {}
+        # issuer_id -> the signing profile a stored row must have been signed under to be served.
+        self._profiles = {ca.issuer_id: ca.settings.signing_profile for ca in registry.cas}
         for ca in registry.cas:
             for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
                 self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
@@ -113,7 +117,9 @@ class PrecomputedLookup:
         cert_id = exchange.query.cert_ids[0]
         if not self.is_canonical(ca, cert_id):
             return call_next(exchange)
-        stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
+        stored = self.store.precomputed(
+            ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm, self._profiles[ca.issuer_id]
+        )
         if stored is None:
             if (
                 ca.settings.mode == "precomputed"

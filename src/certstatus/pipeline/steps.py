@@ -9,13 +9,16 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
+from certstatus.next_update import next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
+from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
 from certstatus.protocol.certid import CertID
 from certstatus.protocol.fast_response import encode_cert_status
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
+from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import CertStatusRecord, StatusStore
 
 #: Marks "read the status record from the store" (a record may legitimately be None: not listed).
@@ -65,24 +68,57 @@ class ResolveIssuers:
 class LocalStatusSigner:
     """Look every CertID up in the store, decide its certStatus and sign the response.
 
-    thisUpdate is now, nextUpdate now + the CA's validity; the nonce is
-    echoed (RFC 9654). A CA without any imported data answers tryLater:
-    good without data would be a guess. The signer is chosen per response
-    (current signer, preferred signature algorithms of RFC 6960 §4.4.7);
-    no valid signer or an unreachable HSM answers tryLater.
+    thisUpdate is now, nextUpdate now + the CA's validity, but never after the
+    signer certificate's notAfter nor (past a short floor) after the CA's CRL
+    nextUpdate (:mod:`certstatus.next_update`, read through ``guard``); the
+    nonce is echoed (RFC 9654). A CA without any imported data answers
+    tryLater: good without data would be a guess. The signer is chosen per
+    response (current signer, preferred signature algorithms of RFC 6960
+    §4.4.7); no valid signer or an unreachable HSM answers tryLater.
     """
 
-    def __init__(self, store: StatusStore, clock: Clock) -> None:
+    #: Bounded times kept at most (one per distinct nextUpdate bound of the current second).
+    _MAX_BOUNDED = 64
+
+    def __init__(self, store: StatusStore, clock: Clock, guard: FreshnessGuard | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.guard = guard or FreshnessGuard(store, clock)
         # validity (seconds) -> the encoded times of the current second (ResponseTimes).
         self._times: dict[int, ResponseTimes] = {}
+        # nextUpdate bound -> the encoded times of the current second with that nextUpdate.
+        self._bounded: dict[dt.datetime, ResponseTimes] = {}
 
     def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
         times = self._times.get(validity)
         if times is None or not times.covers(now):
             times = self._times[validity] = ResponseTimes(now, validity)
         return times
+
+    def _window(
+        self, ca: ServedCA, preferred_signature_algorithms: Sequence, request_signature_oid: str | None
+    ) -> tuple[ResponseSigner, ResponseTimes]:
+        """The signer of this response and its times: thisUpdate the current second, nextUpdate
+        bounded (:func:`~certstatus.next_update.next_update_limit`). Raises :class:`OCSPError`
+        tryLater when no signer is valid (or the one there is expires within this second) or the
+        CA's source states cannot be read."""
+        times = self._times_at(self.clock.now(), ca.settings.validity)
+        try:
+            signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, times.now)
+            due = self.guard.crl_due(ca)
+        except (SignerUnavailable, StoreUnavailable) as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        limit = next_update_limit(times.now, times.next_update, signer.not_after, due)
+        if limit is None:
+            return signer, times
+        if limit <= times.now:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, f"CA {ca.name}: signer {signer.name} expires at {signer.not_after}")
+        bounded = self._bounded.get(limit)
+        if bounded is None or bounded.now != times.now:
+            if len(self._bounded) >= self._MAX_BOUNDED:
+                self._bounded.clear()
+            bounded = self._bounded[limit] = ResponseTimes(times.now, 0, limit)
+        return signer, bounded
 
     def __call__(self, exchange: Exchange) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
@@ -98,7 +134,7 @@ class LocalStatusSigner:
                 record=exchange.records[0] if exchange.records is not None else _LOOK_UP,
             )  # fmt: skip
         settings = ca.settings
-        times = self._times_at(self.clock.now(), settings.validity)
+        signer, times = self._window(ca, query.preferred_signature_algorithms, signature_oid)
         singles = []
         names = []
         extended = False
@@ -112,9 +148,7 @@ class LocalStatusSigner:
             singles.append(single)
             names.append(_STATUS_NAMES[status])
             extended = extended or revoke
-        return self._signed(
-            ca, times, singles, tuple(names), extended, query.nonce, query.preferred_signature_algorithms, signature_oid
-        )
+        return self._signed(signer, times, singles, tuple(names), extended, query.nonce)
 
     def answer_single(
         self,
@@ -133,24 +167,17 @@ class LocalStatusSigner:
         source; None: not listed); by default it is read from the store. Raises
         :class:`OCSPError` tryLater when the store or every signer is unavailable.
         """
-        settings = ca.settings
-        times = self._times_at(self.clock.now(), settings.validity)
-        single, status, extended = self._single(ca, settings, cert_id, times, record)
-        return self._signed(
-            ca, times, [single], (_STATUS_NAMES[status],), extended, nonce, preferred_signature_algorithms,
-            request_signature_oid,
-        )  # fmt: skip
+        signer, times = self._window(ca, preferred_signature_algorithms, request_signature_oid)
+        single, status, extended = self._single(ca, ca.settings, cert_id, times, record)
+        return self._signed(signer, times, [single], (_STATUS_NAMES[status],), extended, nonce)
 
+    @staticmethod
     def _signed(
-        self, ca: ServedCA, times: ResponseTimes, singles: list[bytes], statuses: tuple[str, ...], extended: bool,
-        nonce: bytes | None, preferred_signature_algorithms: Sequence, request_signature_oid: str | None,
+        signer: ResponseSigner, times: ResponseTimes, singles: list[bytes], statuses: tuple[str, ...], extended: bool,
+        nonce: bytes | None,
     ) -> OCSPAnswer:
-        """Choose the signer, sign the ResponseData of ``singles`` and make the answer."""
+        """Sign the ResponseData of ``singles`` with ``signer`` and make the answer."""
         now = times.now
-        try:
-            signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, now)
-        except SignerUnavailable as exc:
-            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         data = response_data(signer.responder_id_der, times.this_update_der, singles, nonce, extended)
         try:
             der = signer.sign(data)

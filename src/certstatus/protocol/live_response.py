@@ -60,16 +60,17 @@ def single_response(cert_id_der: bytes, cert_status_der: bytes, times_der: bytes
 class ResponseTimes:
     """producedAt/thisUpdate/nextUpdate of live responses signed within one second, encoded once.
 
-    ``now`` is the whole second (aware UTC), ``next_update`` = now + ``validity`` seconds;
+    ``now`` is the whole second (aware UTC), ``next_update`` = now + ``validity`` seconds, or
+    ``next_update`` when given (a bound of :func:`certstatus.next_update.next_update_limit`);
     :meth:`covers` says whether a clock reading falls within that second.
     """
 
     __slots__ = ("now", "end", "next_update", "this_update_der", "times_der")
 
-    def __init__(self, when: dt.datetime, validity: int) -> None:
+    def __init__(self, when: dt.datetime, validity: int, next_update: dt.datetime | None = None) -> None:
         self.now = when.replace(microsecond=0)
         self.end = self.now + _SECOND
-        self.next_update = self.now + dt.timedelta(seconds=validity)
+        self.next_update = self.now + dt.timedelta(seconds=validity) if next_update is None else next_update
         self.this_update_der = generalized_time(self.now)
         self.times_der = self.this_update_der + b"\xa0\x11" + generalized_time(self.next_update)
 

@@ -29,10 +29,14 @@ class Freshness:
     ``has_data``: at least one source was imported. ``next_update`` (aware
     UTC): the newest nextUpdate of its CRL view, None when no CRL with a
     nextUpdate is imported (then the data never goes stale by time).
+    ``due``: the earliest nextUpdate of its complete and delta CRLs, when
+    newer information is due (RFC 6960 §2.4): what bounds the nextUpdate of
+    its responses (:mod:`certstatus.next_update`); None without CRLs.
     """
 
     has_data: bool
     next_update: dt.datetime | None
+    due: dt.datetime | None = None
 
     def stale(self, now: dt.datetime, grace_seconds: int) -> bool:
         """True when ``now`` is past ``next_update`` + ``grace_seconds``."""
@@ -42,7 +46,7 @@ class Freshness:
 def freshness(states: dict[str, SourceState]) -> Freshness:
     """The :class:`Freshness` of one CA from its source states (``StatusStore.source_states``)."""
     updates = [s.next_update for k, s in states.items() if k in (CRL_KIND, DELTA_KIND) and s.next_update]
-    return Freshness(bool(states), max(updates) if updates else None)
+    return Freshness(bool(states), max(updates) if updates else None, min(updates) if updates else None)
 
 
 @dataclass(frozen=True, slots=True)

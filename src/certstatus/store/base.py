@@ -145,6 +145,8 @@ class SignedBatch:
     content without the certificates (tbsResponseData, signatureAlgorithm,
     signature: :meth:`~certstatus.protocol.fast_response.ResponseWrapper.body`);
     :meth:`StatusStore.precomputed` returns the complete OCSPResponse.
+    ``profile`` is the CA's :attr:`~certstatus.config.CaSettings.signing_profile`
+    the responses were signed under.
     """
 
     certificates_element: bytes
@@ -152,6 +154,7 @@ class SignedBatch:
     next_update: dt.datetime
     renew_at: dt.datetime
     rows: Sequence[tuple[bytes, bytes, bytes]]
+    profile: int = 0
 
 
 #: The work kinds of :meth:`StatusStore.pending_precomputed`, in the order the generator does them.
@@ -399,12 +402,16 @@ class StatusStore(Protocol):
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
         """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
 
-    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
         """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
 
-        None when there is none, or when the serial's status changed since it
-        was signed (the request path then signs live). Never keyed on the
-        serial alone nor on the issuer key hash alone.
+        None when there is none, when the serial's status changed since it
+        was signed, or (``profile`` given) when it was signed under another
+        signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`):
+        the request path then signs live. Never keyed on the serial alone nor
+        on the issuer key hash alone.
         """
 
     def store_precomputed(
@@ -448,6 +455,14 @@ class StatusStore(Protocol):
 
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         """The earliest renew time of the issuer's pre-signed responses, or None when it has none."""
+
+    def expire_other_profiles(self, issuer_id: int, profile: int) -> int:
+        """Make every pre-signed row of the issuer signed under another signing profile due now
+        (``renew_at`` in 1970), so the generator's next "due" work re-signs them first; return how many.
+
+        The request path already refuses to serve them (:meth:`precomputed` with ``profile``);
+        this only brings their replacement forward. One scan of the issuer's rows.
+        """
 
     def claim_generator(self, issuer_id: int) -> str | None:
         """Become, or stay, the one generator of ``issuer_id`` among the processes sharing the store.

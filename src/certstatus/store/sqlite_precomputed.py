@@ -74,19 +74,21 @@ CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial BLOB PRIMARY KEY) WITHOU
 
 # One statement per hash algorithm (the column is chosen here, never from the request).
 _SELECT = {
-    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id, profile FROM precomputed "
     "WHERE issuer_id = ? AND serial = ? AND changed_seq <= signed_seq"
     for algorithm in PRECOMPUTED_HASH_ALGORITHMS
 }
 _UPSERT = (
     "INSERT INTO precomputed(issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, "
-    "signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "profile, signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(issuer_id, serial) DO UPDATE SET sha1 = excluded.sha1, sha256 = excluded.sha256, "
     "certs_id = excluded.certs_id, this_update = excluded.this_update, next_update = excluded.next_update, "
-    "renew_at = excluded.renew_at, signed_seq = excluded.signed_seq, "
+    "renew_at = excluded.renew_at, profile = excluded.profile, signed_seq = excluded.signed_seq, "
     "changed_seq = max(changed_seq, excluded.changed_seq) "
     "WHERE excluded.signed_seq >= precomputed.signed_seq"
 )
+#: The start of time for renew_at: a row made due before every other (expire_other_profiles).
+_DUE_AT_ONCE = 0
 # A serial is missing while its row lacks a response of some hash algorithm.
 _MISSING = (
     "NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
@@ -245,12 +247,14 @@ class PrecomputedSQLite:
 
     # -- read by the request path ----------------------------------------------
 
-    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
         sql = _SELECT.get(hash_algorithm)
         if sql is None:
             return None
         row = self._db.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
-        if row is None or row[0] is None:
+        if row is None or row[0] is None or (profile is not None and row[4] != profile):
             return None
         der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
         return PrecomputedResponse(der, _dt(row[1]), _dt(row[2]))
@@ -413,7 +417,8 @@ class PrecomputedSQLite:
         return 0 if row is None else row[0]
 
     def store_precomputed(
-        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = (),
+        profile: int = 0,
     ) -> None:
         """Write complete OCSPResponses (see :class:`StatusStore`); the generator uses :meth:`store_signed`.
 
@@ -421,9 +426,10 @@ class PrecomputedSQLite:
         and renew_at, and a hash algorithm not given is cleared (the serial
         is then pending as "missing"). ValueError otherwise, or for a hash
         algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS` (nothing written).
+        ``profile``: the signing profile the rows were signed under.
         """
         rows = [
-            (key, *ders, None, _ts(this_update), _ts(next_update), _ts(renew))
+            (key, *ders, None, _ts(this_update), _ts(next_update), _ts(renew), profile)
             for key, (this_update, next_update, renew), ders in precomputed_rows(responses)
         ]
         self._write_rows(issuer_id, rows, change_counter, remove)
@@ -431,7 +437,7 @@ class PrecomputedSQLite:
     def store_signed(
         self, issuer_id: int, batch: SignedBatch, *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
-        times = (_ts(batch.this_update), _ts(batch.next_update), _ts(batch.renew_at))
+        times = (_ts(batch.this_update), _ts(batch.next_update), _ts(batch.renew_at), batch.profile)
         self._write_rows(issuer_id, batch.rows, change_counter, remove, batch.certificates_element, times)
 
     def _write_rows(
@@ -441,9 +447,10 @@ class PrecomputedSQLite:
         change_counter: int,
         remove: Iterable[int],
         certificates: bytes | None = None,
-        times: tuple[int, int, int] | None = None,
+        times: tuple[int, int, int, int] | None = None,
     ) -> None:
-        """Upsert ``rows``: (key, sha1, sha256, certs_id, 3 times) or, with ``times``, (key, sha1, sha256) bodies."""
+        """Upsert ``rows``: (key, sha1, sha256, certs_id, 3 times, profile) or, with ``times`` (3 times and the
+        profile), (key, sha1, sha256) bodies."""
         new_certs = None
         with self._transaction():
             current = self._change_counter(issuer_id)
@@ -535,6 +542,13 @@ class PrecomputedSQLite:
     def next_renewal(self, issuer_id: int) -> dt.datetime | None:
         row = self._db.execute("SELECT min(renew_at) FROM precomputed WHERE issuer_id = ?", (issuer_id,)).fetchone()
         return None if row[0] is None else _dt(row[0])
+
+    def expire_other_profiles(self, issuer_id: int, profile: int) -> int:
+        with self._transaction():
+            return self._db.execute(
+                "UPDATE precomputed SET renew_at = ? WHERE issuer_id = ? AND profile <> ? AND renew_at <> ?",
+                (_DUE_AT_ONCE, issuer_id, profile, _DUE_AT_ONCE),
+            ).rowcount
 
     # -- written by imports and pushes (inside their transaction) ----------------
 
