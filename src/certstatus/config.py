@@ -31,6 +31,7 @@ Layout::
     unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
     mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
     precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
+    archive_cutoff = "ca-not-before"  # or a retention "7y": ArchiveCutoff, status kept after expiry
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
 DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
 #: Per-CA serving modes (docs/precomputed.md).
 MODES = ("live", "precomputed", "cached")
+#: ``archive_cutoff`` value: the CA certificate's notBefore is the cutoff (ETSI EN 319 411-2 §6.3.10).
+ARCHIVE_CA_NOT_BEFORE = "ca-not-before"
+_RETENTION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")
+_RETENTION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 #: Bump when a release writes pre-signed responses differently for the same settings, so that rows
 #: signed before are re-signed rather than served (CaSettings.signing_profile). 1: nextUpdate bounded by
 #: the CRL's nextUpdate.
@@ -106,6 +111,7 @@ class CaSettings:
     unknown_serials: str = "unknown"
     mode: str = "live"
     precomputed_miss: str = "sign"
+    archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -151,7 +157,7 @@ class CaSettings:
         about = (
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
-            f"signature_algorithm={self.signature_algorithm}",
+            f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
 
@@ -240,7 +246,7 @@ _SERVER_KEYS = {
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss",
+    "mode", "precomputed_miss", "archive_cutoff",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -253,6 +259,25 @@ def parse_duration(value: Any, *, file: str, key: str) -> int:
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return int(match.group(1)) * _UNITS[match.group(2)]
     raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
+
+
+def parse_archive_cutoff(value: Any, *, file: str, key: str) -> int | str:
+    """``archive_cutoff``: ``"ca-not-before"``, or a retention period as seconds or ``"7y"``, ``"3650d"``,
+    ``"90d"`` (a year is 365 days); return the string, or the retention in seconds. Raises :class:`ConfigError`."""
+    if value == ARCHIVE_CA_NOT_BEFORE:
+        return value
+    seconds = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _RETENTION.match(value)):
+        seconds = int(match.group(1)) * _RETENTION_UNITS[match.group(2)]
+    if seconds is None or seconds <= 0:
+        raise ConfigError(
+            file, key, f"{value!r} is not a retention period or \"{ARCHIVE_CA_NOT_BEFORE}\".",
+            f'Write "{ARCHIVE_CA_NOT_BEFORE}" (the CA certificate\'s notBefore, as ETSI EN 319 411-2 recommends) '
+            'or how long status is kept after expiry, e.g. "7y" or "3650d".',
+        )
+    return seconds
 
 
 def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
@@ -345,7 +370,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -385,6 +410,9 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
             where, f"{prefix}.unknown_serials",
             '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
+    archive_cutoff = None
+    if "archive_cutoff" in table:
+        archive_cutoff = parse_archive_cutoff(table["archive_cutoff"], file=where, key=f"{prefix}.archive_cutoff")
     mode, precomputed_miss = check_mode(
         table.get("mode", "live"), table.get("precomputed_miss", "sign"),
         knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
@@ -404,6 +432,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         unknown_serials=unknown_serials,
         mode=mode,
         precomputed_miss=precomputed_miss,
+        archive_cutoff=archive_cutoff,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,

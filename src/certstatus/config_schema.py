@@ -379,6 +379,12 @@ CA = Section(
             "without nonce, live otherwise. Either store (PostgreSQL: one generator per CA across the fleet); "
             "not with `[ca.NAME.sql]`. See "
             "[precomputed.md](precomputed.md).", '"live"'),
+        Key("archive_cutoff", Kind('`"ca-not-before"`, or a retention period: seconds, `"7y"`, `"3650d"` (a year is 365 days)',
+                                   _string),
+            "Status after expiry (ETSI EN 319 411-2 §6.3.10, RFC 6960 §4.4.4): every response carries the ArchiveCutoff "
+            "singleExtension, producedAt − the retention period or the CA certificate's notBefore (`\"ca-not-before\"`, "
+            "as ETSI recommends), and a revocation that disappears from a later CRL after the certificate expired is kept "
+            "(revoked, never `good`). See [sources.md](sources.md#status-after-expiry)."),
         Key("precomputed_miss", _choice("sign", "unauthorized"),
             "Precomputed mode, a serial the store knows nothing about: signed live, or `unauthorized` "
             "(RFC 5019 §2.2.3; needs `index`, `issued` or `push_issued`).", '"sign"'),

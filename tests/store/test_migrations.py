@@ -153,6 +153,7 @@ def test_sqlite_file_from_before_migrations_is_upgraded_in_place(tmp_path: Path)
             (4, "precomputed_compact"),
             (5, "source_fingerprint"),
             (6, "precomputed_profile"),
+            (7, "issued_not_after"),
         ]
 
 

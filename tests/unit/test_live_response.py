@@ -42,6 +42,7 @@ def answers(draw, cert_id_der: bytes):
         revocation_time=draw(times) if revoked else None,
         reason=None if reason is x509.ReasonFlags.remove_from_crl else reason,
         invalidity_date=draw(st.one_of(st.none(), times)),
+        archive_cutoff=draw(st.one_of(st.none(), times)),
     )
 
 

@@ -27,6 +27,7 @@ from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import SignerUnavailable
 from certstatus.next_update import next_update_limit
+from certstatus.pipeline.ca_extensions import constant_extensions
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
@@ -159,7 +160,8 @@ class CASigner:
                 raise SignerUnavailable(f"CA {self.settings.name}: signer {signer.name} expires at {signer.not_after}")
             next_update = limit
         renew = renew_at(this_update, next_update)
-        template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
+        extensions = constant_extensions(self.settings, self.served.certificate, this_update)
+        template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update, extensions)
         encode, sign = template.encode, signer.signature
         sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
         # The common case, good, joins bytes without a call: the ResponseData up to the serial key per key

@@ -11,6 +11,7 @@ from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.next_update import next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
+from certstatus.pipeline.ca_extensions import constant_extensions
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
@@ -88,6 +89,8 @@ class LocalStatusSigner:
         self._times: dict[int, ResponseTimes] = {}
         # nextUpdate bound -> the encoded times of the current second with that nextUpdate.
         self._bounded: dict[dt.datetime, ResponseTimes] = {}
+        # issuer_id -> (producedAt, the CA's constant singleExtensions at that second).
+        self._extensions: dict[int, tuple[dt.datetime, bytes]] = {}
 
     def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
         times = self._times.get(validity)
@@ -120,6 +123,15 @@ class LocalStatusSigner:
             bounded = self._bounded[limit] = ResponseTimes(times.now, 0, limit)
         return signer, bounded
 
+    def _extensions_of(self, ca: ServedCA, produced_at: dt.datetime) -> bytes:
+        """The CA's constant singleExtensions (:mod:`certstatus.pipeline.ca_extensions`), encoded once per second."""
+        if ca.settings.archive_cutoff is None:
+            return b""
+        cached = self._extensions.get(ca.issuer_id)
+        if cached is None or cached[0] != produced_at:
+            cached = self._extensions[ca.issuer_id] = (produced_at, constant_extensions(ca.settings, ca.certificate, produced_at))
+        return cached[1]
+
     def __call__(self, exchange: Exchange) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
         if not ca.has_data:
@@ -135,6 +147,7 @@ class LocalStatusSigner:
             )  # fmt: skip
         settings = ca.settings
         signer, times = self._window(ca, query.preferred_signature_algorithms, signature_oid)
+        extensions = self._extensions_of(ca, times.now)
         singles = []
         names = []
         extended = False
@@ -144,7 +157,7 @@ class LocalStatusSigner:
                 names.append(_STATUS_NAMES[UNKNOWN.status.value])
                 continue
             record = exchange.records[index] if exchange.records is not None else _LOOK_UP
-            single, status, revoke = self._single(ca, settings, cert_id, times, record)
+            single, status, revoke = self._single(ca, settings, cert_id, times, record, extensions)
             singles.append(single)
             names.append(_STATUS_NAMES[status])
             extended = extended or revoke
@@ -168,7 +181,7 @@ class LocalStatusSigner:
         :class:`OCSPError` tryLater when the store or every signer is unavailable.
         """
         signer, times = self._window(ca, preferred_signature_algorithms, request_signature_oid)
-        single, status, extended = self._single(ca, ca.settings, cert_id, times, record)
+        single, status, extended = self._single(ca, ca.settings, cert_id, times, record, self._extensions_of(ca, times.now))
         return self._signed(signer, times, [single], (_STATUS_NAMES[status],), extended, nonce)
 
     @staticmethod
@@ -186,11 +199,12 @@ class LocalStatusSigner:
         return OCSPAnswer(der, now, times.next_update, now, "live", statuses, nonce is not None)
 
     def _single(
-        self, ca: ServedCA, settings, cert_id: CertID, times: ResponseTimes, record
+        self, ca: ServedCA, settings, cert_id: CertID, times: ResponseTimes, record, extensions: bytes = b""
     ) -> tuple[bytes, int, bool]:
         """One SingleResponse of a CertID of ``ca``: (DER, the certStatus enum's value, extended revoked).
 
-        ``record`` is the status record, or :data:`_LOOK_UP` to read it from the store."""
+        ``record`` is the status record, or :data:`_LOOK_UP` to read it from the store; ``extensions``
+        the CA's constant singleExtensions."""
         if record is _LOOK_UP:
             try:
                 record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
@@ -200,9 +214,10 @@ class LocalStatusSigner:
         status = decision.status
         revoked = decision.revoked
         if revoked is None:
-            return single_response(cert_id.der, encode_cert_status(status), times.times_der), status.value, False
+            single = single_response(cert_id.der, encode_cert_status(status), times.times_der, None, extensions)
+            return single, status.value, False
         single = single_response(
             cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
-            times.times_der, revoked.invalidity_date,
+            times.times_der, revoked.invalidity_date, extensions,
         )  # fmt: skip
         return single, status.value, decision.extended

@@ -6,6 +6,8 @@ NONCE = "1.3.6.1.5.5.7.48.1.2"
 ACCEPTABLE_RESPONSES = "1.3.6.1.5.5.7.48.1.4"
 #: id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1), in delegated responder certificates.
 OCSP_NOCHECK = "1.3.6.1.5.5.7.48.1.5"
+#: id-pkix-ocsp-archive-cutoff (RFC 6960 §4.4.4), a singleExtension: ArchiveCutoff ::= GeneralizedTime.
+ARCHIVE_CUTOFF = "1.3.6.1.5.5.7.48.1.6"
 #: id-pkix-ocsp-service-locator (RFC 6960 §4.4.6).
 SERVICE_LOCATOR = "1.3.6.1.5.5.7.48.1.7"
 #: id-pkix-ocsp-pref-sig-algs (RFC 6960 §4.4.7).

@@ -63,8 +63,10 @@ class SingleAnswer:
 
     ``cert_id_der`` is the request's CertID as received. ``status`` is an
     ``OCSPCertStatus``; for REVOKED, ``revocation_time`` is required and
-    ``reason`` (``x509.ReasonFlags``) and ``invalidity_date`` optional. All
-    times aware UTC; sub-second parts are dropped when encoded.
+    ``reason`` (``x509.ReasonFlags``) and ``invalidity_date`` optional.
+    ``archive_cutoff`` adds the ArchiveCutoff singleExtension (RFC 6960
+    §4.4.4). All times aware UTC; sub-second parts are dropped when encoded.
+    singleExtensions are written in this order: invalidityDate, ArchiveCutoff.
     """
 
     cert_id_der: bytes
@@ -74,6 +76,7 @@ class SingleAnswer:
     revocation_time: dt.datetime | None = None
     reason: x509.ReasonFlags | None = None
     invalidity_date: dt.datetime | None = None
+    archive_cutoff: dt.datetime | None = None
 
 
 _REASON_NAMES = {
@@ -115,11 +118,14 @@ def _single_response(answer: SingleAnswer) -> asn1_ocsp.SingleResponse:
     }
     if answer.next_update is not None:
         single["next_update"] = _time(answer.next_update)
+    single_extensions = []
     if answer.invalidity_date is not None and answer.status is OCSPCertStatus.REVOKED:
         # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
-        single["single_extensions"] = [
-            {"extn_id": "invalidity_date", "extn_value": _time(answer.invalidity_date)}
-        ]
+        single_extensions.append({"extn_id": "invalidity_date", "extn_value": _time(answer.invalidity_date)})
+    if answer.archive_cutoff is not None:
+        single_extensions.append({"extn_id": "archive_cutoff", "extn_value": _time(answer.archive_cutoff)})
+    if single_extensions:
+        single["single_extensions"] = single_extensions
     return asn1_ocsp.SingleResponse(single)
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 
 #: RFC 5280 §5.3.1 CRLReason codes.
 REASON_CODES: dict[x509.ReasonFlags, int] = {
@@ -223,6 +223,28 @@ def source_marks(rows: Iterable[Sequence[Any]]) -> dict[int, tuple]:
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
 #: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
 CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
+#: The rows of revocations kept after a CRL dropped them (``replace_source(..., archive_removed=True)``):
+#: a source kind of its own, without a source state, never replaced.
+ARCHIVE_KIND = "archive"
+#: CRL reason codes never archived: certificateHold (it may be released) and removeFromCRL (a release).
+ARCHIVE_EXCLUDED_REASONS = (REASON_CODES[x509.ReasonFlags.certificate_hold], REASON_CODES[x509.ReasonFlags.remove_from_crl])
+
+
+def issued_entries(issued: Iterable[int | IssuedCertificate]) -> dict[bytes, IssuedCertificate]:
+    """``replace_source``'s ``issued`` keyed on :func:`serial_key`, serials given alone made
+    :class:`IssuedCertificate` s; of a serial listed twice, the last entry wins."""
+    entries: dict[bytes, IssuedCertificate] = {}
+    for item in issued:
+        entry = IssuedCertificate(item) if isinstance(item, int) else item
+        entries[serial_key(entry.serial_number)] = entry
+    return entries
+
+
+def archive_kinds(kind: str, drop_kinds: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """For an import of ``kind`` dropping ``drop_kinds``: (the CRL-view kinds whose removed
+    revocations are archived, the CRL-view kinds that stay and still list theirs)."""
+    replaced = tuple(k for k in (kind, *drop_kinds) if k in (CRL_KIND, DELTA_KIND))
+    return replaced, tuple(k for k in (CRL_KIND, DELTA_KIND) if k not in replaced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,15 +360,28 @@ class StatusStore(Protocol):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         """Replace every row of this issuer's source ``state.kind`` in one transaction; return what changed.
 
-        ``drop_kinds`` names other source kinds of the issuer whose rows and
-        state are deleted in the same transaction (a complete CRL at least as
-        new as the imported delta CRL drops the delta).
+        ``issued`` are serials, or :class:`IssuedCertificate` s with the
+        certificate's notAfter when the source gives it. ``drop_kinds`` names
+        other source kinds of the issuer whose rows and state are deleted in
+        the same transaction (a complete CRL at least as new as the imported
+        delta CRL drops the delta).
+
+        ``archive_removed`` (a CA with ``archive_cutoff``; CRL kinds only):
+        a revocation of the replaced or dropped CRL kinds that this write
+        removes, and that no remaining CRL kind lists, is kept as an
+        :data:`ARCHIVE_KIND` row — unless its reason is certificateHold or
+        removeFromCRL, or a source lists the certificate as issued with a
+        notAfter after ``state.this_update`` (then the CRL released a valid
+        certificate, and it is followed). CAs drop expired certificates from
+        their CRLs (RFC 5280 §3.3); revocation is final (§5.3.1), and
+        ETSI EN 319 411-2 §6.3.10 wants it answered after expiry.
 
         Only the difference is written. When something changed
         (:class:`ChangeCount`), in the same transaction the issuer's change

@@ -48,7 +48,7 @@ from psycopg.errors import QueryCanceled
 from psycopg_pool import ConnectionPool
 
 from certstatus.errors import StoreError, StoreUnavailable
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
     PUSH_KIND,
@@ -59,14 +59,17 @@ from certstatus.store.base import (
     ChangeCount,
     SourceState,
     StatusChange,
+    archive_kinds,
     combine_revocations,
     count_changes,
+    issued_entries,
     serial_key,
     source_marks,
     source_state_from_row,
 )
 from certstatus.store.dsn import mask_dsn
 from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows, write_counted
+from certstatus.store.postgres_bulk import archive_removed as bulk_archive_removed
 from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
@@ -278,14 +281,15 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
         # do (COPY has no conflict clause): the last revocation of a serial wins.
         # The rows are written by COPY and a diff (store/postgres_bulk.py).
-        issued_keys = dict.fromkeys(serial_key(serial) for serial in issued)
+        issued_keys = issued_entries(issued)
         revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -295,7 +299,13 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
             track = self._has_precomputed(cur, issuer_id)
             if track:
                 cur.execute(CHANGED_SERIALS)
-            rows = sum(self._delete_source(cur, issuer_id, other, track=track) for other in drop_kinds)
+            rows = 0
+            replaced, remaining = archive_kinds(kind, drop_kinds)
+            if archive_removed and replaced:  # before the rows it keeps are replaced or dropped
+                rows += bulk_archive_removed(
+                    cur, issuer_id, state.this_update or state.imported_at, replaced, remaining, revoked_rows
+                )
+            rows += sum(self._delete_source(cur, issuer_id, other, track=track) for other in drop_kinds)
             rows += replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows, track=track)
             self._save_state(cur, issuer_id, state)
             changed = count_changes(rows, kinds_before, kind, drop_kinds)

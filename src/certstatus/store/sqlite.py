@@ -18,9 +18,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from certstatus.errors import StoreError
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
+    ARCHIVE_EXCLUDED_REASONS,
+    ARCHIVE_KIND,
+    DELTA_KIND,
     PUSH_KIND,
     REASON_CODES,
     REASONS_BY_CODE,
@@ -29,8 +32,10 @@ from certstatus.store.base import (
     ChangeCount,
     SourceState,
     StatusChange,
+    archive_kinds,
     combine_revocations,
     count_changes,
+    issued_entries,
     serial_key,
     source_marks,
     source_state_from_row,
@@ -204,16 +209,17 @@ class SQLiteStore(PrecomputedSQLite):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
         # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
         # A serial listed twice: the last entry wins (deduplicated before sorting). They land in
         # temporary tables first and only the difference is written, so a re-import of unchanged
         # data rewrites nothing and marks no pre-signed response changed.
-        issued_keys = sorted(dict.fromkeys(serial_key(s) for s in issued))
+        issued_rows = sorted((key, _ts(entry.not_after)) for key, entry in issued_entries(issued).items())
         last = {serial_key(entry.serial_number): entry for entry in revoked}
         revoked_rows = sorted(
             (
@@ -228,8 +234,14 @@ class SQLiteStore(PrecomputedSQLite):
         try:
             with self._transaction():
                 kinds_before = self._source_kinds(issuer_id)
-                rows = self._replace_issued(issuer_id, state.kind, issued_keys)
-                rows += self._replace_revoked(issuer_id, state.kind, revoked_rows)
+                rows = self._replace_issued(issuer_id, state.kind, issued_rows)
+                self._db.executemany(
+                    "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
+                    revoked_rows,
+                )
+                if archive_removed:
+                    rows += self._archive_removed(issuer_id, state, drop_kinds)
+                rows += self._replace_revoked(issuer_id, state.kind)
                 for kind in drop_kinds:
                     for table in ("revoked", "issued"):
                         self._db.execute(
@@ -291,19 +303,19 @@ class SQLiteStore(PrecomputedSQLite):
         finally:
             self._clear_scratch()
 
-    def _replace_issued(self, issuer_id: int, kind: str, issued_keys: list[bytes]) -> int:
-        """Make the source's issued rows equal ``issued_keys``; collect the serials added or removed; return
-        how many rows were deleted or inserted."""
+    def _replace_issued(self, issuer_id: int, kind: str, issued_rows: list[tuple[bytes, int | None]]) -> int:
+        """Make the source's issued rows equal ``issued_rows`` ((serial key, notAfter) pairs); collect the serials
+        added, removed or whose notAfter changed; return how many rows were deleted or inserted."""
         db = self._db
-        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial) VALUES (?)", ((key,) for key in issued_keys))
-        mine = "issuer_id = ? AND source = ?"
+        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial, not_after) VALUES (?, ?)", issued_rows)
         db.execute(
-            f"INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued WHERE {mine} "
-            "AND serial NOT IN (SELECT serial FROM incoming_issued)",
+            "INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued i WHERE i.issuer_id = ? AND i.source = ? "
+            "AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE n.serial = i.serial AND n.not_after IS i.not_after)",
             (issuer_id, kind),
         )
         deleted = db.execute(
-            f"DELETE FROM issued WHERE {mine} AND serial IN (SELECT serial FROM changed_serials)", (issuer_id, kind)
+            "DELETE FROM issued WHERE issuer_id = ? AND source = ? AND serial IN (SELECT serial FROM changed_serials)",
+            (issuer_id, kind),
         ).rowcount
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM incoming_issued n WHERE NOT EXISTS "
@@ -311,19 +323,37 @@ class SQLiteStore(PrecomputedSQLite):
             (issuer_id, kind),
         )
         return deleted + db.execute(
-            "INSERT OR IGNORE INTO issued(issuer_id, serial, source) SELECT ?, serial, ? FROM incoming_issued "
-            "WHERE serial IN (SELECT serial FROM changed_serials)",
+            "INSERT OR IGNORE INTO issued(issuer_id, serial, source, not_after) SELECT ?, serial, ?, not_after "
+            "FROM incoming_issued WHERE serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
         ).rowcount
 
-    def _replace_revoked(self, issuer_id: int, kind: str, revoked_rows: list[tuple]) -> int:
-        """Make the source's revoked rows equal ``revoked_rows``; collect the serials whose rows differ; return
-        how many rows were deleted or inserted."""
+    def _archive_removed(self, issuer_id: int, state: SourceState, drop_kinds: Sequence[str]) -> int:
+        """Keep the revocations this import removes as archive rows (see :meth:`StatusStore.replace_source`);
+        ``incoming_revoked`` holds the new rows. Return how many were written. A delta row is kept rather
+        than the complete CRL's when both go."""
+        replaced, remaining = archive_kinds(state.kind, drop_kinds)
+        if not replaced:
+            return 0
+        marks = ",".join("?" * len(replaced))
+        still = ",".join("?" * len(remaining)) or "NULL"
+        excluded = ",".join(str(code) for code in ARCHIVE_EXCLUDED_REASONS)
+        released_at = _ts(state.this_update or state.imported_at)
+        return self._db.execute(
+            "INSERT OR IGNORE INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+            "SELECT r.issuer_id, r.serial, ?, r.revocation_time, r.reason, r.invalidity_date FROM revoked r "
+            f"WHERE r.issuer_id = ? AND r.source IN ({marks}) AND (r.reason IS NULL OR r.reason NOT IN ({excluded})) "
+            "AND NOT EXISTS (SELECT 1 FROM incoming_revoked n WHERE n.serial = r.serial) "
+            f"AND NOT EXISTS (SELECT 1 FROM revoked o WHERE o.issuer_id = r.issuer_id AND o.serial = r.serial AND o.source IN ({still})) "
+            "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = r.issuer_id AND i.serial = r.serial AND i.not_after > ?) "
+            "ORDER BY r.source = ? DESC",
+            (ARCHIVE_KIND, issuer_id, *replaced, *remaining, released_at, DELTA_KIND),
+        ).rowcount
+
+    def _replace_revoked(self, issuer_id: int, kind: str) -> int:
+        """Make the source's revoked rows equal those in ``incoming_revoked``; collect the serials whose rows
+        differ; return how many rows were deleted or inserted."""
         db = self._db
-        db.executemany(
-            "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
-            revoked_rows,
-        )
         same = "n.serial = r.serial AND n.revocation_time = r.revocation_time AND n.reason IS r.reason AND n.invalidity_date IS r.invalidity_date"
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM revoked r WHERE r.issuer_id = ? AND r.source = ? "

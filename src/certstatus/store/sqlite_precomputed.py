@@ -62,7 +62,7 @@ _CHUNK = 500  # serials per IN (...) list
 
 #: Per-connection temporary tables of an import: the new rows, and the serials found changed.
 SCRATCH_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY, not_after INTEGER) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
     serial BLOB PRIMARY KEY,
     revocation_time INTEGER NOT NULL,
