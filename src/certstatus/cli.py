@@ -61,8 +61,10 @@ def _single_ca_settings(opts: dict) -> Settings:
     validity = parse_duration(opts["validity"], file=CLI, key="--validity")
     check_validity(validity, opts["force_validity"], file=CLI, key="--validity")
     host, port = parse_listen(opts["listen"] or DEFAULT_LISTEN, file=CLI, key="--listen")
-    if opts["unknown_serials"] == "revoked" and not (opts["index"] or opts["issued"]):
-        raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
+    if opts["unknown_serials"] != "unknown" and not (opts["index"] or opts["issued"]):
+        raise ConfigError(
+            CLI, "--unknown-serials", f'"{opts["unknown_serials"]}" needs to know which serials were issued.', "Add --index or --issued."
+        )
     ca = CaSettings(
         name=opts["name"],
         certificate=Path(opts["issuer"]),
@@ -129,10 +131,10 @@ _ca_options = [
     click.option("--responder-id", type=click.Choice(["key", "name"]), default="key", show_default=True),
     click.option(
         "--unknown-serials",
-        type=click.Choice(["unknown", "revoked"]),
+        type=click.Choice(["unknown", "revoked", "unauthorized"]),
         default="unknown",
         show_default=True,
-        help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
+        help='Never-issued serials: "unknown", RFC 6960 §2.2 extended revoked, or no answer ("unauthorized").',
     ),
     click.option(
         "--mode",

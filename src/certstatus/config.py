@@ -28,7 +28,7 @@ Layout::
     path = "/issuing-1"          # optional URL of this CA alone
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
-    unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+    unknown_serials = "unknown"  # or "revoked" (RFC 6960 §2.2 extended revoked) or "unauthorized"
     mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
     precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
     archive_cutoff = "ca-not-before"  # or a retention "7y": ArchiveCutoff, status kept after expiry
@@ -112,6 +112,8 @@ class CaSettings:
     mode: str = "live"
     precomputed_miss: str = "sign"
     archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
+    nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
+    include_signer_chain: bool = False  # delegated responses: the CA certificate (+ intermediates) too
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -146,6 +148,14 @@ class CaSettings:
         return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
 
     @property
+    def nonce_policy(self) -> str:
+        """``nonce`` as configured, else the mode's: ``"ignore"`` in precomputed mode (its answers are
+        pre-signed, RFC 5019 §4), ``"echo"`` otherwise (:mod:`certstatus.pipeline.nonce`)."""
+        if self.nonce is not None:
+            return self.nonce
+        return "ignore" if self.mode == "precomputed" else "echo"
+
+    @property
     def signing_profile(self) -> int:
         """A signed 64-bit number naming what a pre-signed response of this CA says besides its status,
         times and signer: the settings that shape it and :data:`PROFILE_FORMAT`.
@@ -158,6 +168,7 @@ class CaSettings:
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
             f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
+            f"include_signer_chain={self.include_signer_chain}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
 
@@ -246,7 +257,7 @@ _SERVER_KEYS = {
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss", "archive_cutoff",
+    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -370,7 +381,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss", "archive_cutoff") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -402,13 +413,16 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if responder_id not in ("key", "name"):
         raise ConfigError(where, f"{prefix}.responder_id", f"{responder_id!r} is not key or name.", 'Write "key" (default) or "name".')
     unknown_serials = table.get("unknown_serials", "unknown")
-    if unknown_serials not in ("unknown", "revoked"):
-        raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
+    if unknown_serials not in ("unknown", "revoked", "unauthorized"):
+        raise ConfigError(
+            where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown, revoked or unauthorized.",
+            'Write "unknown", "revoked" or "unauthorized".',
+        )
     knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
-    if unknown_serials == "revoked" and not knows:
+    if unknown_serials != "unknown" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
-            '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
+            f'"{unknown_serials}" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
     archive_cutoff = None
     if "archive_cutoff" in table:
@@ -417,6 +431,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         table.get("mode", "live"), table.get("precomputed_miss", "sign"),
         knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
     )  # fmt: skip
+    nonce = check_nonce(table.get("nonce"), mode, file=where, prefix=prefix)
+    include_chain = table.get("include_signer_chain", False)
+    if not isinstance(include_chain, bool):
+        raise ConfigError(where, f"{prefix}.include_signer_chain", "must be true or false.", "Write true or false.")
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
@@ -433,6 +451,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         mode=mode,
         precomputed_miss=precomputed_miss,
         archive_cutoff=archive_cutoff,
+        nonce=nonce,
+        include_signer_chain=include_chain,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
@@ -473,6 +493,24 @@ def check_mode(
             'Add index or issued, or write "sign".',
         )  # fmt: skip
     return mode, precomputed_miss
+
+
+def check_nonce(nonce: Any, mode: str, *, file: str, prefix: str) -> str | None:
+    """Validate a CA's ``nonce`` policy against its mode; return it (None: not set, the mode's default).
+
+    Precomputed mode answers with pre-signed responses, which carry no nonce: it ignores nonces,
+    and neither ``"echo"`` nor ``"require"`` can be kept there (``mode = "cached"`` signs nonce requests).
+    """
+    if nonce is None:
+        return None
+    if nonce not in ("echo", "ignore", "require"):
+        raise ConfigError(file, f"{prefix}.nonce", f"{nonce!r} is not echo, ignore or require.", 'Write "echo", "ignore" or "require".')
+    if mode == "precomputed" and nonce != "ignore":
+        raise ConfigError(
+            file, f"{prefix}.nonce", f'"{nonce}" cannot be kept in precomputed mode: its responses are signed ahead, without nonce.',
+            'Use mode = "cached" (pre-signed answers without nonce, live signing with one), or remove nonce.',
+        )  # fmt: skip
+    return nonce
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:

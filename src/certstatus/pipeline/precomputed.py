@@ -79,13 +79,14 @@ def shareable(exchange: Exchange) -> bool:
 
 
 class ModePolicy:
-    """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)
-    and the preferred signature algorithms."""
+    """Apply the CA's mode to the request: precomputed mode drops the preferred signature algorithms
+    (its nonce is dropped before, by :class:`~certstatus.pipeline.nonce.NoncePolicy`: a precomputed
+    CA's nonce policy is ``ignore``, RFC 5019 §4)."""
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         query = exchange.query
-        if exchange.ca.settings.mode == "precomputed" and (query.nonce is not None or query.preferred_signature_algorithms):
-            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=())
+        if exchange.ca.settings.mode == "precomputed" and query.preferred_signature_algorithms:
+            exchange.query = dataclasses.replace(query, preferred_signature_algorithms=())
         return call_next(exchange)
 
 

@@ -211,6 +211,10 @@ class LocalStatusSigner:
             except StoreUnavailable as exc:
                 raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         decision = decide(record, settings, cert_id.serial_number)
+        if decision.refused:
+            raise OCSPError(
+                OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:#x} was never issued by CA {ca.name}"
+            )
         status = decision.status
         revoked = decision.revoked
         if revoked is None:
