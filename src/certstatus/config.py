@@ -114,6 +114,7 @@ class CaSettings:
     archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
     nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
     include_signer_chain: bool = False  # delegated responses: the CA certificate (+ intermediates) too
+    cert_hash: bool = False  # CertHash (Common PKI) in responses; good only for certificates known by hash
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -168,7 +169,7 @@ class CaSettings:
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
             f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
-            f"include_signer_chain={self.include_signer_chain}",
+            f"include_signer_chain={self.include_signer_chain}", f"cert_hash={self.cert_hash}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
 
@@ -257,7 +258,7 @@ _SERVER_KEYS = {
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
+    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain", "cert_hash",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -381,7 +382,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
+                                "cert_hash") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -435,6 +437,15 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     include_chain = table.get("include_signer_chain", False)
     if not isinstance(include_chain, bool):
         raise ConfigError(where, f"{prefix}.include_signer_chain", "must be true or false.", "Write true or false.")
+    cert_hash = table.get("cert_hash", False)
+    if not isinstance(cert_hash, bool):
+        raise ConfigError(where, f"{prefix}.cert_hash", "must be true or false.", "Write true or false.")
+    if cert_hash and issued is None:
+        raise ConfigError(
+            where, f"{prefix}.cert_hash",
+            "needs the certificates themselves: CertHash is the hash of the certificate, which no CRL, index.txt or push holds.",
+            'Add issued = "FILE or FOLDER" with the CA\'s certificates (PEM or DER), or remove cert_hash.',
+        )  # fmt: skip
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
@@ -453,6 +464,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         archive_cutoff=archive_cutoff,
         nonce=nonce,
         include_signer_chain=include_chain,
+        cert_hash=cert_hash,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,

@@ -391,6 +391,11 @@ CA = Section(
             "singleExtension, producedAt − the retention period or the CA certificate's notBefore (`\"ca-not-before\"`, "
             "as ETSI recommends), and a revocation that disappears from a later CRL after the certificate expired is kept "
             "(revoked, never `good`). See [sources.md](sources.md#status-after-expiry)."),
+        Key("cert_hash", BOOLEAN, "Common PKI / ISIS-MTT CertHash (1.3.36.8.3.13, SHA-256 of the certificate) in every "
+            "response about a certificate the `issued` list holds (needs `issued` with certificates). A positive statement: "
+            "a serial whose certificate is not known (a bare serial, an `index.txt` line) is answered `unknown` instead of "
+            "`good`; revoked stays revoked, with CertHash when the certificate is known. See [compliance.md](compliance.md).",
+            "false"),
         Key("nonce", _choice("echo", "ignore", "require"),
             "The request's nonce (RFC 9654): `echo` it; `ignore` it (answers without nonce, so they can be shared: "
             "what EJBCA calls nonce disabled; precomputed mode always does this); or `require` it: a request without "

@@ -154,6 +154,7 @@ def test_sqlite_file_from_before_migrations_is_upgraded_in_place(tmp_path: Path)
             (5, "source_fingerprint"),
             (6, "precomputed_profile"),
             (7, "issued_not_after"),
+            (8, "issued_cert_hash"),
         ]
 
 

@@ -215,6 +215,7 @@ def test_a_store_upgraded_from_version_4_imports_its_sources_once_more(database,
     import_file_source(store, ca, "index", str(pki.index), clock)
     store.close()
     # The store as version 4 left it: the columns of the later versions dropped, newest first.
+    execute(database, "ALTER TABLE issued DROP COLUMN cert_hash")
     execute(database, "ALTER TABLE issued DROP COLUMN not_after")
     execute(database, "ALTER TABLE precomputed DROP COLUMN profile")
     execute(database, "ALTER TABLE sources DROP COLUMN fingerprint")

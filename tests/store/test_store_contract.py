@@ -458,3 +458,22 @@ def test_a_changed_not_after_is_a_change_of_the_issued_row(store: StatusStore, i
     assert store.replace_source(one, _state("issued", 1), issued=[IssuedCertificate(1, T0 + HOUR)])
     assert store.replace_source(one, _state("issued", 1), issued=[1])  # the list no longer tells it
     assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=None)
+
+
+def test_the_certificate_hash_of_an_issued_list_comes_back_from_every_lookup(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """CertHash: the hash an issued list of certificates gives is kept per (issuer, serial, source); a
+    serial two sources list keeps the one that knows it; a new hash is a change."""
+    one, two = issuers
+    digest = bytes(range(32))
+    store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, digest), IssuedCertificate(2, T0)])
+    store.replace_source(one, _state("index", 2), issued=[1, 3], revoked=[_revoked(1)])
+    store.replace_source(two, _state("issued", 1), issued=[IssuedCertificate(1, T0, b"\xff" * 32)])
+    assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=_revoked(1), cert_hash=digest)
+    assert store.lookup(one, 2) == CertStatusRecord(issued=True, revoked=None)
+    assert store.lookup(one, 3) == CertStatusRecord(issued=True, revoked=None)
+    assert store.lookup(two, 1).cert_hash == b"\xff" * 32
+    many = store.lookup_many(one, [1, 2, 3, 4])
+    assert many == {serial: store.lookup(one, serial) for serial in (1, 2, 3)}
+    assert not store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, digest), IssuedCertificate(2, T0)])
+    assert store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, b"\x01" * 32), IssuedCertificate(2, T0)])
+    assert store.lookup(one, 1).cert_hash == b"\x01" * 32

@@ -75,12 +75,19 @@ CASES = {
         b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2), x509.ReasonFlags.superseded,
         NOW - dt.timedelta(days=3), archive_cutoff=dt.datetime(2016, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
     ),  # fmt: skip
+    "good-cert-hash": SingleAnswer(b"", OCSPCertStatus.GOOD, NOW, LATER, cert_hash=bytes(range(32))),
+    "revoked-invalidity-archive-cutoff-cert-hash": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2), x509.ReasonFlags.key_compromise,
+        NOW - dt.timedelta(days=3), archive_cutoff=NOW - dt.timedelta(days=3650), cert_hash=b"\xfe" * 32,
+    ),  # fmt: skip
 }
 
 
 def _extensions(answer: SingleAnswer) -> bytes:
     """The encoded singleExtensions after the invalidity date that ``answer`` asks for."""
-    return b"" if answer.archive_cutoff is None else fast.archive_cutoff_extension(answer.archive_cutoff)
+    return (b"" if answer.archive_cutoff is None else fast.archive_cutoff_extension(answer.archive_cutoff)) + (
+        b"" if answer.cert_hash is None else fast.cert_hash_extension(answer.cert_hash)
+    )
 
 
 @pytest.mark.parametrize("responder_id", ["key", "name"])
@@ -161,11 +168,13 @@ def test_response_data_template_matches_the_function(demo_pki, case, serial):
     answer = CASES[case]
     status = fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason)
     extended = case == "extended-revoked"
-    template = fast.ResponseDataTemplate(
-        signer.responder_id.dump(), NOW, answer.this_update, answer.next_update, _extensions(answer)
-    )
+    constant = b"" if answer.archive_cutoff is None else fast.archive_cutoff_extension(answer.archive_cutoff)
+    own = b"" if answer.cert_hash is None else fast.cert_hash_extension(answer.cert_hash)
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, answer.this_update, answer.next_update, constant)
     for _ in range(2):  # the second time from the cached headers
-        assert template.encode(cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended) == (
+        assert template.encode(
+            cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended, extensions=own
+        ) == (
             fast.encode_response_data(
                 signer.responder_id.dump(), fast.generalized_time(NOW), cert_id, status,
                 fast.generalized_time(answer.this_update), fast.generalized_time(answer.next_update),

@@ -23,11 +23,13 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from cryptography.x509.ocsp import OCSPCertStatus
+
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import SignerUnavailable
 from certstatus.next_update import next_update_limit
-from certstatus.pipeline.ca_extensions import constant_extensions
+from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
@@ -42,6 +44,10 @@ from certstatus.store.base import (
     serial_from_key,
     serial_key,
 )
+
+
+#: The record of a key read_work returned none for, in a CA with cert_hash: issued, certificate unknown.
+_ISSUED_UNHASHED = CertStatusRecord(issued=True, revoked=None)
 
 
 @dataclass(frozen=True)
@@ -73,16 +79,19 @@ def work_units(store: StatusStore, issuer_id: int, kind: str, *, now: dt.datetim
     return (("serials", batch) for batch in store.pending_precomputed(issuer_id, kind, now=now, batch_size=batch_size))
 
 
-def read_work(store: StatusStore, issuer_id: int, work: Work) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
+def read_work(
+    store: StatusStore, issuer_id: int, work: Work, *, cert_hashes: bool = False
+) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
     """``(keys, records, gone)`` of one unit of :func:`work_units`.
 
     ``keys`` are the :func:`serial_key` of the unit's serials the store
     knows; ``records`` hold the status of those that are not simply issued
-    and unrevoked (a key without a record is good); ``gone`` are the serials
-    no source knows any more.
+    and unrevoked, or (``cert_hashes``) whose certificate hash is known (a
+    key without a record is issued, unrevoked, of unknown certificate);
+    ``gone`` are the serials no source knows any more.
     """
     if work[0] != "serials":
-        return store.precomputed_batch(issuer_id, work)
+        return store.precomputed_batch(issuer_id, work, cert_hashes=cert_hashes)
     serials = work[1]
     found = store.lookup_many(issuer_id, serials)
     keys, records, gone = [], {}, []
@@ -93,7 +102,7 @@ def read_work(store: StatusStore, issuer_id: int, work: Work) -> tuple[list[byte
             continue
         key = serial_key(serial)
         keys.append(key)
-        if record.revoked is not None or not record.issued:
+        if record.revoked is not None or not record.issued or record.cert_hash is not None:
             records[key] = record
     return keys, records, gone
 
@@ -149,7 +158,7 @@ class CASigner:
         """
         signer, responder_id_der, wrapper = self._signer(now)
         counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see StatusStore.store_precomputed
-        keys, records, removed = read_work(store, self.issuer_id, work)
+        keys, records, removed = read_work(store, self.issuer_id, work, cert_hashes=self.settings.cert_hash)
         if not keys and not removed:
             return BatchResult(self.settings.name, 0, 0, 0)
         this_update = now.replace(microsecond=0)
@@ -170,9 +179,11 @@ class CASigner:
         good_tail = template.good_tail
         signature_heads, signature_head = wrapper.signature_heads, wrapper.signature_head
         special = records.get
+        # With cert_hash a key without a record is issued with its certificate unknown: decide() says unknown.
+        plain = _ISSUED_UNHASHED if self.settings.cert_hash else None
         rows = []
         for key in keys:
-            record = special(key)
+            record = special(key, plain)
             if record is None:  # issued, not revoked, no extension (as decide())
                 heads = good_heads.get(len(key))
                 if heads is None:
@@ -189,8 +200,11 @@ class CASigner:
                 )
                 invalidity = revoked.invalidity_date if revoked else None
                 extended = decision.extended
-                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
-                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
+                own = answer_extensions(self.settings, record) if decision.status is not OCSPCertStatus.UNKNOWN else b""
+                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
+                                   extensions=own)  # fmt: skip
+                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
+                                     extensions=own)  # fmt: skip
             sha1_signature, sha256_signature = sign(sha1_data), sign(sha256_data)
             sha1_head = signature_heads.get(len(sha1_signature)) or signature_head(len(sha1_signature))
             sha256_head = signature_heads.get(len(sha256_signature)) or signature_head(len(sha256_signature))

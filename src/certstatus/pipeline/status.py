@@ -11,6 +11,10 @@
   does), in every mode. Never good for a serial the data says was never issued.
 * For a CA configured with CRLs only, issuance is unknowable: every serial
   not on the CRL is good (the CRL's own promise, RFC 5280 §5).
+* For a CA with ``cert_hash`` (Common PKI), good is a positive statement
+  that the responder knows the certificate, carried by its CertHash: an
+  issued serial whose certificate is not known (no hash) is ``unknown``, as
+  EJBCA answers a certificate it cannot hash. Revoked stays revoked.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def decide(record: CertStatusRecord | None, settings: CaSettings, serial_number:
     if not settings.knows_issuance:
         return GOOD
     if record is not None and record.issued:
+        if settings.cert_hash and record.cert_hash is None:
+            return UNKNOWN
         return GOOD
     if settings.unknown_serials == "revoked":
         entry = RevokedEntry(serial_number, EXTENDED_REVOKED_TIME, x509.ReasonFlags.certificate_hold)

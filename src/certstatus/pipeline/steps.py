@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from cryptography.x509.ocsp import OCSPResponseStatus
+from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
 from certstatus.next_update import next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
-from certstatus.pipeline.ca_extensions import constant_extensions
+from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
@@ -217,6 +217,8 @@ class LocalStatusSigner:
             )
         status = decision.status
         revoked = decision.revoked
+        if settings.cert_hash and status is not OCSPCertStatus.UNKNOWN:
+            extensions += answer_extensions(settings, record)
         if revoked is None:
             single = single_response(cert_id.der, encode_cert_status(status), times.times_der, None, extensions)
             return single, status.value, False

@@ -35,6 +35,10 @@ _SUCCESSFUL = bytes.fromhex("0a0100")
 _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
 # singleExtensions: id-pkix-ocsp-archive-cutoff (1.3.6.1.5.5.7.48.1.6), RFC 6960 §4.4.4.
 _ARCHIVE_CUTOFF_OID = bytes.fromhex("06092b0601050507300106")
+# singleExtensions: id-isismtt-at-certHash (1.3.36.8.3.13), Common PKI; then the hashAlgorithm of
+# CertHash, SHA-256 (2.16.840.1.101.3.4.2.1) with absent parameters (RFC 5754 §2).
+_CERT_HASH_OID = bytes.fromhex("06052b2408030d")
+_SHA256_ALGORITHM = bytes.fromhex("300b0609608648016503040201")
 # responseExtensions: id-pkix-ocsp-extended-revoke with a NULL value, RFC 6960 §4.4.8.
 _EXTENDED_REVOKE = bytes.fromhex("a1133011300f06092b060105050730010904020500")
 _GOOD = bytes.fromhex("8000")
@@ -138,6 +142,12 @@ def archive_cutoff_extension(cutoff: dt.datetime) -> bytes:
     return tlv(0x30, _ARCHIVE_CUTOFF_OID + tlv(0x04, generalized_time(cutoff)))
 
 
+def cert_hash_extension(digest: bytes) -> bytes:
+    """The CertHash singleExtension (Common PKI / ISIS-MTT, 1.3.36.8.3.13) for a certificate whose
+    SHA-256 hash is ``digest``: a positive statement that the responder knows the certificate. Not critical."""
+    return tlv(0x30, _CERT_HASH_OID + tlv(0x04, tlv(0x30, _SHA256_ALGORITHM + tlv(0x04, digest))))
+
+
 def single_extensions(invalidity_date: dt.datetime | None, extensions: bytes = b"") -> bytes:
     """``singleExtensions [1] EXPLICIT Extensions`` of a SingleResponse: the invalidityDate of a revoked
     answer (RFC 6960 §4.4, a CRL entry extension), then ``extensions`` (encoded Extension elements, e.g.
@@ -195,11 +205,13 @@ class ResponseDataTemplate:
         self._good_heads: dict[int, bytes] = {}
 
     def encode(
-        self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None, extended_revoke: bool = False
+        self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None,
+        extended_revoke: bool = False, extensions: bytes = b"",
     ) -> bytes:
-        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`,
-        then the template's own)."""
-        single = cert_id_der + cert_status_der + self._times + single_extensions(invalidity_date, self._extensions)
+        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`:
+        the invalidity date, the template's own, then ``extensions`` of this response, e.g. its CertHash)."""
+        single = cert_id_der + cert_status_der + self._times
+        single += single_extensions(invalidity_date, self._extensions + extensions)
         tail = _EXTENDED_REVOKE if extended_revoke else b""
         key = (len(single), len(tail))
         headers = self._headers.get(key)

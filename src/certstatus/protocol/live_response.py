@@ -33,6 +33,7 @@ from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.protocol.fast_response import (
     archive_cutoff_extension,
+    cert_hash_extension,
     encode_cert_status,
     generalized_time,
     single_extensions,
@@ -93,7 +94,8 @@ def _single_response(answer: SingleAnswer) -> bytes:
         encode_cert_status(status, answer.revocation_time, answer.reason),
         times,
         answer.invalidity_date if status is OCSPCertStatus.REVOKED else None,
-        b"" if answer.archive_cutoff is None else archive_cutoff_extension(answer.archive_cutoff),
+        (b"" if answer.archive_cutoff is None else archive_cutoff_extension(answer.archive_cutoff))
+        + (b"" if answer.cert_hash is None else cert_hash_extension(answer.cert_hash)),
     )
 
 

@@ -263,7 +263,8 @@ def import_crls(
 
 #: Bump when a parser reads the same source bytes differently, so that every store imports them
 #: again once (the certstatus version is part of the fingerprint too).
-FINGERPRINT_FORMAT = 3  # 2: CRLs of a CA certificate without cRLSign refused; signed hex serials. 3: notAfter read
+#: 2: CRLs of a CA certificate without cRLSign refused; signed hex serials. 3: notAfter read. 4: certificate hashes read.
+FINGERPRINT_FORMAT = 4
 
 
 def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: str, imported_at: dt.datetime) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from certstatus.errors import SourceError
@@ -67,15 +68,15 @@ def _merge(found: dict[int, IssuedCertificate], more: dict[int, IssuedCertificat
 
 
 def _known(entry: IssuedCertificate | None) -> int:
-    return -1 if entry is None else (entry.not_after is not None)
+    return -1 if entry is None else (entry.not_after is not None) + (entry.cert_hash is not None)
 
 
 def certificates_in(
     data: bytes, issuer: x509.Certificate, *, origin: str, signed: bool = False
 ) -> dict[int, IssuedCertificate]:
     """The issued serials of one file's bytes (see the module docstring for the forms), each with what
-    the file tells of its certificate: a certificate's notAfter; a precertificate, or a serial line,
-    tells nothing more (a precertificate is not the certificate a relying party holds)."""
+    the file tells of its certificate: a certificate's notAfter and SHA-256 hash; a precertificate, or a
+    serial line, tells nothing more (a precertificate is not the certificate a relying party holds)."""
     if looks_like_cms(data):
         content = verify_signed_content(data, issuer, origin=origin)
         return certificates_in(content, issuer, origin=origin, signed=False)
@@ -107,10 +108,11 @@ def certificates_in(
 
 
 def _entry(cert: x509.Certificate) -> IssuedCertificate:
-    """What a certificate of an issued list tells: its notAfter, unless it is a precertificate."""
+    """What a certificate of an issued list tells: its notAfter and hash (CertHash, Common PKI), unless it
+    is a precertificate."""
     if _is_precertificate(cert):
         return IssuedCertificate(cert.serial_number)
-    return IssuedCertificate(cert.serial_number, cert.not_valid_after_utc)
+    return IssuedCertificate(cert.serial_number, cert.not_valid_after_utc, cert.fingerprint(hashes.SHA256()))
 
 
 def _checked_serial(

@@ -52,11 +52,14 @@ class IssuedCertificate:
 
     ``not_after`` (aware UTC, whole seconds) is the certificate's notAfter when
     the source gives it (an ``index.txt`` expiry field, a certificate in an
-    issued list), else None.
+    issued list), else None; ``cert_hash`` the SHA-256 of the certificate's
+    DER when the source holds the certificate itself (an issued list of
+    certificates), else None.
     """
 
     serial_number: int
     not_after: dt.datetime | None = None
+    cert_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ writes only its source state and leaves the counter alone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,11 +66,13 @@ class CertStatusRecord:
 
     ``issued`` is True when a source that lists issued certificates (index
     file, issued list) has the serial; ``revoked`` is the earliest revocation
-    any source reports, or None.
+    any source reports, or None; ``cert_hash`` the SHA-256 of the certificate
+    when an issued list holds the certificate itself (CertHash), else None.
     """
 
     issued: bool
     revoked: RevokedEntry | None
+    cert_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,21 +307,33 @@ def revocation_from_rows(
 def status_records(
     serial_numbers: Sequence[int],
     keys: Sequence[bytes],
-    issued: Set[bytes],
+    issued: Mapping[bytes, bytes | None],
     revoked: dict[bytes, list[Sequence[Any]]],
     to_datetime: Callable[[Any], dt.datetime],
 ) -> dict[int, CertStatusRecord]:
     """``lookup_many``'s result from the statuses a backend read: ``keys`` are the serials'
-    :func:`serial_key`, ``issued`` the keys some source lists, ``revoked`` the ``revoked`` rows
-    by key (see :func:`revocation_from_rows`). A serial no source knows is left out."""
+    :func:`serial_key`, ``issued`` the keys some source lists with their certificate hash (None when
+    unknown: :func:`issued_hashes`), ``revoked`` the ``revoked`` rows by key (see
+    :func:`revocation_from_rows`). A serial no source knows is left out."""
     records = {}
     for serial, key in zip(serial_numbers, keys, strict=True):
         rows = revoked.get(key)
         entry = None if rows is None else revocation_from_rows(serial, rows, to_datetime)
         if entry is None and key not in issued:
             continue
-        records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
+        records[serial] = CertStatusRecord(issued=key in issued, revoked=entry, cert_hash=issued.get(key))
     return records
+
+
+def issued_hashes(rows: Iterable[Sequence[Any]]) -> dict[bytes, bytes | None]:
+    """{serial key: certificate hash or None} from ``issued`` rows ``(serial, cert_hash)`` of any number of
+    sources; a serial two sources list keeps the hash one of them knows."""
+    found: dict[bytes, bytes | None] = {}
+    for serial, cert_hash in rows:
+        key = bytes(serial)
+        if cert_hash is not None or key not in found:
+            found[key] = None if cert_hash is None else bytes(cert_hash)
+    return found
 
 
 def precomputed_rows(
@@ -368,7 +382,7 @@ class StatusStore(Protocol):
         """Replace every row of this issuer's source ``state.kind`` in one transaction; return what changed.
 
         ``issued`` are serials, or :class:`IssuedCertificate` s with the
-        certificate's notAfter when the source gives it. ``drop_kinds`` names
+        certificate's notAfter and hash when the source gives them. ``drop_kinds`` names
         other source kinds of the issuer whose rows and state are deleted in
         the same transaction (a complete CRL at least as new as the imported
         delta CRL drops the delta).

@@ -87,11 +87,12 @@ _READER_TCP = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval"
 #: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
 _UPGRADE_LOCK = 0x63657274  # "cert"
 
-#: One row per source that revokes the serial, plus a row with source NULL when a source lists it issued.
+#: One row per source that revokes the serial, plus a row with source NULL (and the certificate's hash,
+#: when known) per source that lists it issued.
 _LOOKUP = """
-SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
+SELECT source, revocation_time, reason, invalidity_date, NULL::bytea FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 UNION ALL
-SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
+SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 """
 
 _SOURCE_STATES = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %(issuer)s"
@@ -264,6 +265,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         if not rows:
             return None
         issued = any(row[0] is None for row in rows)
+        cert_hash = next((bytes(row[4]) for row in rows if row[4] is not None), None)
         revoked = combine_revocations(
             serial_number,
             (
@@ -274,7 +276,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         )
         if revoked is None and not issued:
             return None
-        return CertStatusRecord(issued=issued, revoked=revoked)
+        return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
 
     def replace_source(
         self,

@@ -26,14 +26,15 @@ import psycopg
 from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store.base import ARCHIVE_EXCLUDED_REASONS, ARCHIVE_KIND, DELTA_KIND, REASON_CODES
 
-_ISSUED_TYPES = ["int4", "bytea", "text", "timestamptz"]
-_ISSUED_COLUMNS = "issuer_id, serial, source, not_after"
+_ISSUED_TYPES = ["int4", "bytea", "text", "timestamptz", "bytea"]
+_ISSUED_COLUMNS = "issuer_id, serial, source, not_after, cert_hash"
 _REVOKED_TYPES = ["int4", "bytea", "text", "timestamptz", "int2", "timestamptz"]
 _REVOKED_COLUMNS = "issuer_id, serial, source, revocation_time, reason, invalidity_date"
 
 _TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_issued (issuer_id integer, serial bytea, source text, not_after timestamptz)
-    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (
+    issuer_id integer, serial bytea, source text, not_after timestamptz, cert_hash bytea
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
     issuer_id integer, serial bytea, source text, revocation_time timestamptz, reason smallint, invalidity_date timestamptz
 ) ON COMMIT DELETE ROWS;
@@ -48,7 +49,9 @@ _SAME_REVOCATION = (
     "n.serial = r.serial AND n.revocation_time = r.revocation_time "
     "AND n.reason IS NOT DISTINCT FROM r.reason AND n.invalidity_date IS NOT DISTINCT FROM r.invalidity_date"
 )
-_SAME_ISSUED = "n.serial = r.serial AND n.not_after IS NOT DISTINCT FROM r.not_after"
+_SAME_ISSUED = (
+    "n.serial = r.serial AND n.not_after IS NOT DISTINCT FROM r.not_after AND n.cert_hash IS NOT DISTINCT FROM r.cert_hash"
+)
 _DIFF = {
     "issued": (
         f"DELETE FROM issued r WHERE {_MINE_R} AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE {_SAME_ISSUED})",
@@ -100,7 +103,7 @@ def replace_rows(
     :data:`CHANGED_SERIALS`). Must run inside a transaction.
     """
     rows = {
-        "issued": ((issuer_id, key, kind, entry.not_after) for key, entry in issued.items()),
+        "issued": ((issuer_id, key, kind, entry.not_after, entry.cert_hash) for key, entry in issued.items()),
         "revoked": (
             (
                 issuer_id,

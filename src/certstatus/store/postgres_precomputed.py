@@ -47,6 +47,7 @@ from certstatus.store.base import (
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
+    issued_hashes,
     precomputed_rows,
     serial_from_key,
     serial_key,
@@ -67,9 +68,10 @@ _CERTS = "SELECT der FROM precomputed_certs WHERE id = %(id)s"
 
 #: The status rows of several serials in one round trip: revocations, then one row per source listing it issued.
 _LOOKUP_MANY = """
-SELECT serial, source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
+SELECT serial, source, revocation_time, reason, invalidity_date, NULL::bytea FROM revoked
+WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
 UNION ALL
-SELECT serial, NULL, NULL::timestamptz, NULL::smallint, NULL::timestamptz
+SELECT serial, NULL, NULL::timestamptz, NULL::smallint, NULL::timestamptz, cert_hash
 FROM issued WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
 """
 
@@ -181,14 +183,14 @@ class PrecomputedPostgres:
         keys = [serial_key(serial) for serial in serial_numbers]
         with self._connection() as conn:
             rows = conn.execute(_LOOKUP_MANY, {"issuer": issuer_id, "serials": keys}).fetchall()
-        issued: set[bytes] = set()
+        issued_rows = []
         revoked: dict[bytes, list[tuple]] = {}
-        for key, source, revocation_time, reason, invalidity in rows:
+        for key, source, revocation_time, reason, invalidity, cert_hash in rows:
             if source is None:
-                issued.add(bytes(key))
+                issued_rows.append((key, cert_hash))
             else:
                 revoked.setdefault(bytes(key), []).append((source, revocation_time, reason, invalidity))
-        return status_records(serial_numbers, keys, issued, revoked, _utc)
+        return status_records(serial_numbers, keys, issued_hashes(issued_rows), revoked, _utc)
 
     # -- written by the generator ----------------------------------------------
 

@@ -54,9 +54,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 _LOOKUP = (
-    "SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
-    "UNION ALL SELECT NULL, NULL, NULL, NULL WHERE EXISTS "
-    "(SELECT 1 FROM issued WHERE issuer_id = ?1 AND serial = ?2)"
+    "SELECT source, revocation_time, reason, invalidity_date, NULL FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = ?1 AND serial = ?2"
 )
 #: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
 _PUSH_REVOKE = (
@@ -184,15 +183,16 @@ class SQLiteStore(PrecomputedSQLite):
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
         # One statement (one read transaction: SQLite's WAL read lock and file checks are system
-        # calls per transaction) for both tables: the revoked rows of every source, then one row
-        # with a NULL source when any source lists the serial as issued.
+        # calls per transaction) for both tables: the revoked rows of every source, then a row with
+        # a NULL source (and the certificate's hash, when known) per source listing it as issued.
         rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
         if not rows:
             return None
-        if len(rows) == 1 and rows[0][0] is None:
-            return _ISSUED  # the usual row: listed as issued, revoked by no source
+        if len(rows) == 1 and rows[0][0] is None:  # the usual row: listed as issued, revoked by no source
+            return _ISSUED if rows[0][4] is None else CertStatusRecord(issued=True, revoked=None, cert_hash=rows[0][4])
         revoked_rows = [row for row in rows if row[0] is not None]  # no order is assumed
         issued = len(revoked_rows) < len(rows)
+        cert_hash = next((row[4] for row in rows if row[4] is not None), None)
         rows = revoked_rows
         revoked = None
         if rows:
@@ -202,7 +202,7 @@ class SQLiteStore(PrecomputedSQLite):
             )
             if revoked is None and not issued:
                 return None
-        return CertStatusRecord(issued=issued, revoked=revoked)
+        return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
 
     def replace_source(
         self,
@@ -219,7 +219,9 @@ class SQLiteStore(PrecomputedSQLite):
         # A serial listed twice: the last entry wins (deduplicated before sorting). They land in
         # temporary tables first and only the difference is written, so a re-import of unchanged
         # data rewrites nothing and marks no pre-signed response changed.
-        issued_rows = sorted((key, _ts(entry.not_after)) for key, entry in issued_entries(issued).items())
+        issued_rows = sorted(
+            (key, _ts(entry.not_after), entry.cert_hash) for key, entry in issued_entries(issued).items()
+        )
         last = {serial_key(entry.serial_number): entry for entry in revoked}
         revoked_rows = sorted(
             (
@@ -303,14 +305,15 @@ class SQLiteStore(PrecomputedSQLite):
         finally:
             self._clear_scratch()
 
-    def _replace_issued(self, issuer_id: int, kind: str, issued_rows: list[tuple[bytes, int | None]]) -> int:
-        """Make the source's issued rows equal ``issued_rows`` ((serial key, notAfter) pairs); collect the serials
-        added, removed or whose notAfter changed; return how many rows were deleted or inserted."""
+    def _replace_issued(self, issuer_id: int, kind: str, issued_rows: list[tuple[bytes, int | None, bytes | None]]) -> int:
+        """Make the source's issued rows equal ``issued_rows`` ((serial key, notAfter, certificate hash)); collect
+        the serials added, removed or whose certificate details changed; return how many rows were deleted or inserted."""
         db = self._db
-        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial, not_after) VALUES (?, ?)", issued_rows)
+        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial, not_after, cert_hash) VALUES (?, ?, ?)", issued_rows)
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued i WHERE i.issuer_id = ? AND i.source = ? "
-            "AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE n.serial = i.serial AND n.not_after IS i.not_after)",
+            "AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE n.serial = i.serial AND n.not_after IS i.not_after "
+            "AND n.cert_hash IS i.cert_hash)",
             (issuer_id, kind),
         )
         deleted = db.execute(
@@ -323,8 +326,8 @@ class SQLiteStore(PrecomputedSQLite):
             (issuer_id, kind),
         )
         return deleted + db.execute(
-            "INSERT OR IGNORE INTO issued(issuer_id, serial, source, not_after) SELECT ?, serial, ?, not_after "
-            "FROM incoming_issued WHERE serial IN (SELECT serial FROM changed_serials)",
+            "INSERT OR IGNORE INTO issued(issuer_id, serial, source, not_after, cert_hash) SELECT ?, serial, ?, not_after, "
+            "cert_hash FROM incoming_issued WHERE serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
         ).rowcount
 
