@@ -78,8 +78,8 @@ class LocalStatusSigner:
     §4.4.7); no valid signer or an unreachable HSM answers tryLater.
     """
 
-    #: Bounded times kept at most (one per distinct nextUpdate bound of the current second).
-    _MAX_BOUNDED = 64
+    #: Signers whose window of the current second is kept at most (a reload brings new signer objects).
+    _MAX_WINDOWS = 256
 
     def __init__(self, store: StatusStore, clock: Clock, guard: FreshnessGuard | None = None) -> None:
         self.store = store
@@ -87,10 +87,9 @@ class LocalStatusSigner:
         self.guard = guard or FreshnessGuard(store, clock)
         # validity (seconds) -> the encoded times of the current second (ResponseTimes).
         self._times: dict[int, ResponseTimes] = {}
-        # nextUpdate bound -> the encoded times of the current second with that nextUpdate.
-        self._bounded: dict[dt.datetime, ResponseTimes] = {}
-        # issuer_id -> (producedAt, the CA's constant singleExtensions at that second).
-        self._extensions: dict[int, tuple[dt.datetime, bytes]] = {}
+        # signer -> (the unbounded times of the current second, the times its responses carry, the CA's
+        # constant singleExtensions): worked out once per second per signer, not per request.
+        self._windows: dict[ResponseSigner, tuple[ResponseTimes, ResponseTimes, bytes]] = {}
 
     def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
         times = self._times.get(validity)
@@ -100,37 +99,38 @@ class LocalStatusSigner:
 
     def _window(
         self, ca: ServedCA, preferred_signature_algorithms: Sequence, request_signature_oid: str | None
-    ) -> tuple[ResponseSigner, ResponseTimes]:
-        """The signer of this response and its times: thisUpdate the current second, nextUpdate
-        bounded (:func:`~certstatus.next_update.next_update_limit`). Raises :class:`OCSPError`
+    ) -> tuple[ResponseSigner, ResponseTimes, bytes]:
+        """The signer of this response, its times — thisUpdate the current second, nextUpdate bounded
+        (:func:`~certstatus.next_update.next_update_limit`) — and the CA's constant singleExtensions
+        (:func:`~certstatus.pipeline.ca_extensions.constant_extensions`). Raises :class:`OCSPError`
         tryLater when no signer is valid (or the one there is expires within this second) or the
         CA's source states cannot be read."""
         times = self._times_at(self.clock.now(), ca.settings.validity)
         try:
             signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, times.now)
+        except SignerUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        window = self._windows.get(signer)
+        if window is None or window[0] is not times:
+            if len(self._windows) >= self._MAX_WINDOWS:
+                self._windows.clear()
+            settings = ca.settings
+            extensions = b"" if settings.archive_cutoff is None else constant_extensions(settings, ca.certificate, times.now)
+            window = self._windows[signer] = (times, self._bounded(ca, signer, times), extensions)
+        return signer, window[1], window[2]
+
+    def _bounded(self, ca: ServedCA, signer: ResponseSigner, times: ResponseTimes) -> ResponseTimes:
+        """``times`` with nextUpdate bounded by the signer's notAfter and the CA's CRL nextUpdate."""
+        try:
             due = self.guard.crl_due(ca)
-        except (SignerUnavailable, StoreUnavailable) as exc:
+        except StoreUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         limit = next_update_limit(times.now, times.next_update, signer.not_after, due)
         if limit is None:
-            return signer, times
+            return times
         if limit <= times.now:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"CA {ca.name}: signer {signer.name} expires at {signer.not_after}")
-        bounded = self._bounded.get(limit)
-        if bounded is None or bounded.now != times.now:
-            if len(self._bounded) >= self._MAX_BOUNDED:
-                self._bounded.clear()
-            bounded = self._bounded[limit] = ResponseTimes(times.now, 0, limit)
-        return signer, bounded
-
-    def _extensions_of(self, ca: ServedCA, produced_at: dt.datetime) -> bytes:
-        """The CA's constant singleExtensions (:mod:`certstatus.pipeline.ca_extensions`), encoded once per second."""
-        if ca.settings.archive_cutoff is None:
-            return b""
-        cached = self._extensions.get(ca.issuer_id)
-        if cached is None or cached[0] != produced_at:
-            cached = self._extensions[ca.issuer_id] = (produced_at, constant_extensions(ca.settings, ca.certificate, produced_at))
-        return cached[1]
+        return ResponseTimes(times.now, 0, limit)
 
     def __call__(self, exchange: Exchange) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
@@ -146,8 +146,7 @@ class LocalStatusSigner:
                 record=exchange.records[0] if exchange.records is not None else _LOOK_UP,
             )  # fmt: skip
         settings = ca.settings
-        signer, times = self._window(ca, query.preferred_signature_algorithms, signature_oid)
-        extensions = self._extensions_of(ca, times.now)
+        signer, times, extensions = self._window(ca, query.preferred_signature_algorithms, signature_oid)
         singles = []
         names = []
         extended = False
@@ -180,8 +179,8 @@ class LocalStatusSigner:
         source; None: not listed); by default it is read from the store. Raises
         :class:`OCSPError` tryLater when the store or every signer is unavailable.
         """
-        signer, times = self._window(ca, preferred_signature_algorithms, request_signature_oid)
-        single, status, extended = self._single(ca, ca.settings, cert_id, times, record, self._extensions_of(ca, times.now))
+        signer, times, extensions = self._window(ca, preferred_signature_algorithms, request_signature_oid)
+        single, status, extended = self._single(ca, ca.settings, cert_id, times, record, extensions)
         return self._signed(signer, times, [single], (_STATUS_NAMES[status],), extended, nonce)
 
     @staticmethod

@@ -118,7 +118,8 @@ class LiveLane:
         if ca is None or ca.issuer_id not in self.eligible or not route.allows(ca.name):
             return None
         try:
-            nonce = nonce_for(self.nonce_policies[ca.issuer_id], query.nonce, ca.name)
+            policy = self.nonce_policies[ca.issuer_id]
+            nonce = query.nonce if policy == "echo" else nonce_for(policy, query.nonce, ca.name)
             if not self.guard.fresh(ca):
                 return None
             answer = self.signer.answer_single(ca, cert_id, nonce)
