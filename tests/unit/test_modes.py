@@ -330,11 +330,15 @@ def test_answer_cache_accounts_bytes_and_invalidates_by_issuer_and_serial():
     assert cache.size == 0
 
 
-def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path):
-    settings = settings_for(tmp_path / "s.sqlite3", ca_settings(demo_pki, "cached", precomputed_miss="unauthorized"))
+@pytest.mark.parametrize("archive_cutoff", ["ca-not-before", 7 * 365 * 86400])
+def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path, archive_cutoff):
+    policies = {"archive_cutoff": archive_cutoff, "nonce": "require", "include_signer_chain": True, "cert_hash": True,
+                "issued": demo_pki.issued, "unknown_serials": "unauthorized"}  # fmt: skip
+    settings = settings_for(tmp_path / "s.sqlite3", ca_settings(demo_pki, "cached", precomputed_miss="unauthorized", **policies))
     again = type(settings).from_json(settings.to_json())
     assert again == settings
     assert (again.cas[0].mode, again.cas[0].precomputed_miss) == ("cached", "unauthorized")
+    assert again.cas[0].signing_profile == settings.cas[0].signing_profile  # the generator's processes sign alike
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,11 @@ def archive_removed(
     revocations are ``revoked``) removes and that no ``remaining`` kind lists (the rule of
     :meth:`certstatus.store.base.StatusStore.replace_source`, ``state_time`` the new CRL's thisUpdate).
     Runs before the rows are replaced, in the caller's transaction; returns how many were kept."""
+    had = cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM revoked WHERE issuer_id = %s AND source = ANY(%s))", (issuer_id, list(replaced))
+    ).fetchone()[0]
+    if not had:  # a first import: nothing to keep, and no copy of its serials to make
+        return 0
     cur.execute(_STILL_REVOKED)
     _copy(cur, "still_revoked (serial)", ["bytea"], ((key,) for key in revoked))
     return cur.execute(
