@@ -35,17 +35,12 @@ def copy_pki(pki: DemoPki, folder: Path) -> DemoPki:
 
 
 def ca_settings(pki: DemoPki, mode: str, *, name: str = "demo", crl_only: bool = False, **changes) -> CaSettings:
-    """The demo CA (CRL + index, delegated responder) in ``mode``."""
-    return CaSettings(
-        name=name,
-        certificate=pki.ca_cert,
-        signer_certificate=pki.ocsp_cert,
-        signer_key=pki.ocsp_key,
-        crl=(str(pki.crl),),
-        index=None if crl_only else pki.index,
-        mode=mode,
-        **changes,
-    )
+    """The demo CA (CRL + index, delegated responder) in ``mode``; ``changes`` override any field."""
+    fields = {
+        "certificate": pki.ca_cert, "signer_certificate": pki.ocsp_cert, "signer_key": pki.ocsp_key,
+        "crl": (str(pki.crl),), "index": None if crl_only else pki.index,
+    }  # fmt: skip
+    return CaSettings(name=name, mode=mode, **{**fields, **changes})
 
 
 def settings_for(database: Path, *cas: CaSettings, cache_bytes: int = 1 << 20, workers: int = 1) -> Settings:

@@ -58,8 +58,11 @@ def _single_ca_settings(opts: dict) -> Settings:
     validity = parse_duration(opts.get("validity") or DEFAULT_VALIDITY, file=CLI, key="--validity")
     check_validity(validity, opts.get("force_validity", False), file=CLI, key="--validity")
     host, port = parse_listen(opts.get("listen") or DEFAULT_LISTEN, file=CLI, key="--listen")
-    if opts.get("unknown_serials") == "revoked" and not (opts["index"] or opts["issued"]):
-        raise ConfigError(CLI, "--unknown-serials", '"revoked" needs to know which serials were issued.', "Add --index or --issued.")
+    unknown_serials = opts.get("unknown_serials") or "unknown"
+    if unknown_serials != "unknown" and not (opts["index"] or opts["issued"]):
+        raise ConfigError(
+            CLI, "--unknown-serials", f'"{unknown_serials}" needs to know which serials were issued.', "Add --index or --issued."
+        )
     ca = CaSettings(
         name=opts["name"],
         certificate=Path(opts["issuer"]),

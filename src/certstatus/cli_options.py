@@ -40,10 +40,10 @@ _RESPONSES = [
     click.option("--responder-id", type=click.Choice(["key", "name"]), default="key", show_default=True),
     click.option(
         "--unknown-serials",
-        type=click.Choice(["unknown", "revoked"]),
+        type=click.Choice(["unknown", "revoked", "unauthorized"]),
         default="unknown",
         show_default=True,
-        help='Never-issued serials: "unknown", or RFC 6960 §2.2 extended revoked.',
+        help='Never-issued serials: "unknown", RFC 6960 §2.2 extended revoked, or no answer ("unauthorized").',
     ),
 ]
 _SERVING = [

@@ -28,14 +28,16 @@ Layout::
     path = "/issuing-1"          # optional URL of this CA alone
     validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
     responder_id = "key"         # or "name"
-    unknown_serials = "unknown"  # or "revoked": RFC 6960 §2.2 extended revoked
+    unknown_serials = "unknown"  # or "revoked" (RFC 6960 §2.2 extended revoked) or "unauthorized"
     mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
     precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
+    archive_cutoff = "ca-not-before"  # or a retention "7y": ArchiveCutoff, status kept after expiry
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -77,6 +79,14 @@ DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
 DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
 #: Per-CA serving modes (docs/precomputed.md).
 MODES = ("live", "precomputed", "cached")
+#: ``archive_cutoff`` value: the CA certificate's notBefore is the cutoff (ETSI EN 319 411-2 §6.3.10).
+ARCHIVE_CA_NOT_BEFORE = "ca-not-before"
+_RETENTION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")
+_RETENTION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+#: Bump when a release writes pre-signed responses differently for the same settings, so that rows
+#: signed before are re-signed rather than served (CaSettings.signing_profile). 1: nextUpdate bounded by
+#: the CRL's nextUpdate.
+PROFILE_FORMAT = 1
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -101,6 +111,10 @@ class CaSettings:
     unknown_serials: str = "unknown"
     mode: str = "live"
     precomputed_miss: str = "sign"
+    archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
+    nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
+    include_signer_chain: bool = False  # delegated responses: the CA certificate (+ intermediates) too
+    cert_hash: bool = False  # CertHash (Common PKI) in responses; good only for certificates known by hash
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
@@ -134,6 +148,31 @@ class CaSettings:
     def knows_issuance(self) -> bool:
         """True when an index file, an issued list, pushes or the SQL source say which serials exist."""
         return self.index is not None or self.issued is not None or self.push_issued or self.sql is not None
+
+    @property
+    def nonce_policy(self) -> str:
+        """``nonce`` as configured, else the mode's: ``"ignore"`` in precomputed mode (its answers are
+        pre-signed, RFC 5019 §4), ``"echo"`` otherwise (:mod:`certstatus.pipeline.nonce`)."""
+        if self.nonce is not None:
+            return self.nonce
+        return "ignore" if self.mode == "precomputed" else "echo"
+
+    @property
+    def signing_profile(self) -> int:
+        """A signed 64-bit number naming what a pre-signed response of this CA says besides its status,
+        times and signer: the settings that shape it and :data:`PROFILE_FORMAT`.
+
+        The generator stores it with every response and the request path serves only rows of the
+        current profile, so a configuration change (or a release that writes responses differently)
+        never serves responses made under the old one (docs/precomputed.md).
+        """
+        about = (
+            f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
+            f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
+            f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
+            f"include_signer_chain={self.include_signer_chain}", f"cert_hash={self.cert_hash}",
+        )  # fmt: skip
+        return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -213,7 +252,7 @@ _SERVER_KEYS = {
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss",
+    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain", "cert_hash",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -226,6 +265,25 @@ def parse_duration(value: Any, *, file: str, key: str) -> int:
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return int(match.group(1)) * _UNITS[match.group(2)]
     raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
+
+
+def parse_archive_cutoff(value: Any, *, file: str, key: str) -> int | str:
+    """``archive_cutoff``: ``"ca-not-before"``, or a retention period as seconds or ``"7y"``, ``"3650d"``,
+    ``"90d"`` (a year is 365 days); return the string, or the retention in seconds. Raises :class:`ConfigError`."""
+    if value == ARCHIVE_CA_NOT_BEFORE:
+        return value
+    seconds = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _RETENTION.match(value)):
+        seconds = int(match.group(1)) * _RETENTION_UNITS[match.group(2)]
+    if seconds is None or seconds <= 0:
+        raise ConfigError(
+            file, key, f"{value!r} is not a retention period or \"{ARCHIVE_CA_NOT_BEFORE}\".",
+            f'Write "{ARCHIVE_CA_NOT_BEFORE}" (the CA certificate\'s notBefore, as ETSI EN 319 411-2 recommends) '
+            'or how long status is kept after expiry, e.g. "7y" or "3650d".',
+        )
+    return seconds
 
 
 def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
@@ -310,7 +368,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
+                                "cert_hash") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -342,18 +401,37 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     if responder_id not in ("key", "name"):
         raise ConfigError(where, f"{prefix}.responder_id", f"{responder_id!r} is not key or name.", 'Write "key" (default) or "name".')
     unknown_serials = table.get("unknown_serials", "unknown")
-    if unknown_serials not in ("unknown", "revoked"):
-        raise ConfigError(where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown or revoked.", 'Write "unknown" or "revoked".')
+    if unknown_serials not in ("unknown", "revoked", "unauthorized"):
+        raise ConfigError(
+            where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown, revoked or unauthorized.",
+            'Write "unknown", "revoked" or "unauthorized".',
+        )
     knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
-    if unknown_serials == "revoked" and not knows:
+    if unknown_serials != "unknown" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
-            '"revoked" needs to know which serials were issued.', "Add index or issued, or remove the key.",
+            f'"{unknown_serials}" needs to know which serials were issued.', "Add index or issued, or remove the key.",
         )
+    archive_cutoff = None
+    if "archive_cutoff" in table:
+        archive_cutoff = parse_archive_cutoff(table["archive_cutoff"], file=where, key=f"{prefix}.archive_cutoff")
     mode, precomputed_miss = check_mode(
         table.get("mode", "live"), table.get("precomputed_miss", "sign"),
         knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
     )  # fmt: skip
+    nonce = check_nonce(table.get("nonce"), mode, file=where, prefix=prefix)
+    include_chain = table.get("include_signer_chain", False)
+    if not isinstance(include_chain, bool):
+        raise ConfigError(where, f"{prefix}.include_signer_chain", "must be true or false.", "Write true or false.")
+    cert_hash = table.get("cert_hash", False)
+    if not isinstance(cert_hash, bool):
+        raise ConfigError(where, f"{prefix}.cert_hash", "must be true or false.", "Write true or false.")
+    if cert_hash and issued is None:
+        raise ConfigError(
+            where, f"{prefix}.cert_hash",
+            "needs the certificates themselves: CertHash is the hash of the certificate, which no CRL, index.txt or push holds.",
+            'Add issued = "FILE or FOLDER" with the CA\'s certificates (PEM or DER), or remove cert_hash.',
+        )  # fmt: skip
     return CaSettings(
         name=name,
         certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
@@ -369,6 +447,10 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         unknown_serials=unknown_serials,
         mode=mode,
         precomputed_miss=precomputed_miss,
+        archive_cutoff=archive_cutoff,
+        nonce=nonce,
+        include_signer_chain=include_chain,
+        cert_hash=cert_hash,
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
@@ -409,6 +491,24 @@ def check_mode(
             'Add index or issued, or write "sign".',
         )  # fmt: skip
     return mode, precomputed_miss
+
+
+def check_nonce(nonce: Any, mode: str, *, file: str, prefix: str) -> str | None:
+    """Validate a CA's ``nonce`` policy against its mode; return it (None: not set, the mode's default).
+
+    Precomputed mode answers with pre-signed responses, which carry no nonce: it ignores nonces,
+    and neither ``"echo"`` nor ``"require"`` can be kept there (``mode = "cached"`` signs nonce requests).
+    """
+    if nonce is None:
+        return None
+    if nonce not in ("echo", "ignore", "require"):
+        raise ConfigError(file, f"{prefix}.nonce", f"{nonce!r} is not echo, ignore or require.", 'Write "echo", "ignore" or "require".')
+    if mode == "precomputed" and nonce != "ignore":
+        raise ConfigError(
+            file, f"{prefix}.nonce", f'"{nonce}" cannot be kept in precomputed mode: its responses are signed ahead, without nonce.',
+            'Use mode = "cached" (pre-signed answers without nonce, live signing with one), or remove nonce.',
+        )  # fmt: skip
+    return nonce
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:

@@ -336,8 +336,8 @@ CA = Section(
     "One table per CA (or one file per CA in `server.ca_dir`). At least one of `crl`, `index`, "
     "`issued`, `push = true` or `[ca.NAME.sql]` is required, and a signer (the `signer_certificate`/`signer_key` shorthand, "
     "`[[ca.NAME.signer]]` tables or `signers_dir`), unless the CA is forwarded: a forwarded CA has "
-    '`certificate`, `forward` and optionally `path` and the access keys. `unknown_serials = "revoked"` '
-    "needs `index`, `issued`, `push_issued` or `sql`. Signers are described in [signing.md](signing.md), "
+    '`certificate`, `forward` and optionally `path` and the access keys. `unknown_serials = "revoked"` or '
+    '`"unauthorized"` needs `index`, `issued`, `push_issued` or `sql`. Signers are described in [signing.md](signing.md), '
     "sources in [sources.md](sources.md).",
     (
         Key("certificate", PATH, "The CA certificate (PEM or DER).", required=True),
@@ -383,14 +383,36 @@ CA = Section(
         Key("validity", _CORE["validity"], "nextUpdate − thisUpdate; 1 hour to 10 days unless `force_validity`.", '"1d"'),
         Key("force_validity", BOOLEAN, "Allow a validity outside 1 hour to 10 days.", "false"),
         Key("responder_id", _choice("key", "name"), "responderID byKey or byName.", '"key"'),
-        Key("unknown_serials", _choice("unknown", "revoked"),
-            'Never-issued serials: `"unknown"`, or RFC 6960 §2.2 extended revoked.', '"unknown"'),
+        Key("include_signer_chain", BOOLEAN, "Responses of a delegated responder carry its certificate only "
+            "(default; never the CA's own certificate, whatever else the signer's file or PKCS#12 holds). `true` adds "
+            "the CA certificate and the certificates after it in the `certificate` file, up to but not including a "
+            "self-signed root. CA-signed responses carry no certificate either way.", "false"),
+        Key("unknown_serials", _choice("unknown", "revoked", "unauthorized"),
+            'Never-issued serials, in every mode: `"unknown"`; RFC 6960 §2.2 extended revoked; or `"unauthorized"`, '
+            "no answer (RFC 5019 §2.2.3; a request with such a serial among several CertIDs is refused whole). "
+            "Needs `index`, `issued`, `push_issued` or `sql` unless `\"unknown\"`.", '"unknown"'),
         Key("mode", _choice("live", "precomputed", "cached"),
             "`live`: sign every request. `precomputed`: a response for every known status is signed ahead "
             "(SHA-1 and SHA-256 CertIDs) and served as is, nonces ignored. `cached`: pre-signed for requests "
             "without nonce, live otherwise. Either store (PostgreSQL: one generator per CA across the fleet); "
             "not with `[ca.NAME.sql]`. See "
             "[precomputed.md](precomputed.md).", '"live"'),
+        Key("archive_cutoff", Kind('`"ca-not-before"`, or a retention period: seconds, `"7y"`, `"3650d"` (a year is 365 days)',
+                                   _string),
+            "Status after expiry (ETSI EN 319 411-2 §6.3.10, RFC 6960 §4.4.4): every response carries the ArchiveCutoff "
+            "singleExtension, producedAt − the retention period or the CA certificate's notBefore (`\"ca-not-before\"`, "
+            "as ETSI recommends), and a revocation that disappears from a later CRL after the certificate expired is kept "
+            "(revoked, never `good`). See [sources.md](sources.md#status-after-expiry)."),
+        Key("cert_hash", BOOLEAN, "Common PKI / ISIS-MTT CertHash (1.3.36.8.3.13, SHA-256 of the certificate) in every "
+            "response about a certificate the `issued` list holds (needs `issued` with certificates). A positive statement: "
+            "a serial whose certificate is not known (a bare serial, an `index.txt` line) is answered `unknown` instead of "
+            "`good`; revoked stays revoked, with CertHash when the certificate is known. See [compliance.md](compliance.md).",
+            "false"),
+        Key("nonce", _choice("echo", "ignore", "require"),
+            "The request's nonce (RFC 9654): `echo` it; `ignore` it (answers without nonce, so they can be shared: "
+            "what EJBCA calls nonce disabled; precomputed mode always does this); or `require` it: a request without "
+            "one is refused with `unauthorized`. Default: `ignore` in precomputed mode, `echo` otherwise. See "
+            "[compliance.md](compliance.md).", '"echo"'),
         Key("precomputed_miss", _choice("sign", "unauthorized"),
             "Precomputed mode, a serial the store knows nothing about: signed live, or `unauthorized` "
             "(RFC 5019 §2.2.3; needs `index`, `issued` or `push_issued`).", '"sign"'),

@@ -12,6 +12,8 @@ Servers:
 * ``multi_server``    two CAs with their own paths: ``/ca1`` (demo PKI, delegated responder)
                       and ``/ca2`` (a second PKI whose CA signs its own responses); ``/`` serves both
 * ``extended_server`` the demo PKI from CRL + issued list with ``unknown_serials = "revoked"``
+* ``policy_server``   the demo PKI from CRL + issued list with ``unknown_serials = "unauthorized"``
+                      and ``nonce = "require"``
 
 The helpers (:func:`run_openssl_ocsp`, :func:`verify_signed_response`,
 :func:`build_request`, ...) are imported by the test modules from here.
@@ -237,6 +239,18 @@ def extended_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory)
     folder = tmp_path_factory.mktemp("server-extended")
     port = free_port()
     table = _ca_table("extended", demo_pki, crl=[str(demo_pki.crl)], issued=str(demo_pki.issued), unknown_serials="revoked")
+    config = write_config(folder, port, table)
+    with running_server(["serve", "--config", str(config)], folder, port, {"demo": demo_pki}) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def policy_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The demo PKI from its CRL and issued list: never-issued serials refused, a nonce required."""
+    folder = tmp_path_factory.mktemp("server-policy")
+    port = free_port()
+    table = _ca_table("policy", demo_pki, crl=[str(demo_pki.crl)], issued=str(demo_pki.issued),
+                      unknown_serials="unauthorized", nonce="require")  # fmt: skip
     config = write_config(folder, port, table)
     with running_server(["serve", "--config", str(config)], folder, port, {"demo": demo_pki}) as server:
         yield server

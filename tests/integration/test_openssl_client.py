@@ -130,6 +130,31 @@ def test_never_issued_serial_is_extended_revoked_when_configured(extended_server
     assert "extended_revoke" in {ext["extn_id"].native for ext in extensions}
 
 
+def test_never_issued_serial_is_refused_unauthorized_when_configured(policy_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+    """unknown_serials = "unauthorized": no certStatus at all for a serial the CA never issued (RFC 5019 §2.2.3)."""
+    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["unknown"]], url=policy_server.url, ca_file=demo_pki.root_cert)
+    assert "Responder Error: unauthorized (6)" in refused.stdout + refused.stderr
+    result, _ = _check(policy_server, demo_pki, ["good"], tmp_path)
+    assert _status_of(result, demo_pki, "good")["status"] == "good"
+
+
+def test_a_request_without_nonce_is_refused_when_the_ca_requires_one(policy_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+    """nonce = "require": openssl's default request (with a nonce) is answered and its nonce checked;
+    with -no_nonce it is refused unauthorized."""
+    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["good"]], url=policy_server.url, ca_file=demo_pki.root_cert,
+                               extra=("-no_nonce",))  # fmt: skip
+    assert "Responder Error: unauthorized (6)" in refused.stdout + refused.stderr
+    result, response = _check(policy_server, demo_pki, ["revoked-superseded"], tmp_path)  # _check: no nonce WARNING
+    assert _status_of(result, demo_pki, "revoked-superseded")["status"] == "revoked"
+    assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+
+
+def test_a_pkcs12_signer_sends_the_responder_certificate_only(single_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+    """The demo PKCS#12 also holds the CA certificate: it is not sent (only with include_signer_chain)."""
+    _, response = _check(single_server, demo_pki, ["good"], tmp_path, path="/single")
+    assert response.certificates == [load_cert(demo_pki.ocsp_cert)]
+
+
 def test_extended_revoked_server_keeps_issued_and_revoked_serials(extended_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, _ = _check(extended_server, demo_pki, ["good", "revoked-keycompromise"], tmp_path)
     assert _status_of(result, demo_pki, "good")["status"] == "good"

@@ -214,8 +214,12 @@ def test_a_store_upgraded_from_version_4_imports_its_sources_once_more(database,
     ca = target(store, pki, index=pki.index)
     import_file_source(store, ca, "index", str(pki.index), clock)
     store.close()
-    execute(database, "ALTER TABLE sources DROP COLUMN fingerprint")  # the store as version 4 left it
-    execute(database, "DELETE FROM schema_migrations WHERE version = 5")
+    # The store as version 4 left it: the columns of the later versions dropped, newest first.
+    execute(database, "ALTER TABLE issued DROP COLUMN cert_hash")
+    execute(database, "ALTER TABLE issued DROP COLUMN not_after")
+    execute(database, "ALTER TABLE precomputed DROP COLUMN profile")
+    execute(database, "ALTER TABLE sources DROP COLUMN fingerprint")
+    execute(database, "DELETE FROM schema_migrations WHERE version >= 5")
 
     store = open_store(database, upgrade=True)
     try:

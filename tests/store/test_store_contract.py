@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 
 from certstatus.clock import UTC
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store.base import REASON_CODES, CertStatusRecord, ChangeCount, SourceState, StatusStore
 from certstatus.store.factory import open_store
 
@@ -388,3 +388,92 @@ def test_reimport_applies_changed_dropped_and_added_entries(store: StatusStore, 
     assert store.lookup(one, 4) == CertStatusRecord(False, _revoked(4, hours_ago=2))
     assert store.lookup(one, 5) == CertStatusRecord(True, None)
     assert store.lookup(two, 2) == CertStatusRecord(False, _revoked(2))
+
+
+# --- status after expiry: revocations a later CRL drops --------------------------------------
+
+
+def _crl(store, issuer, revoked, *, archive: bool, kind: str = "crl", drop=(), this_update=T0) -> None:
+    store.replace_source(
+        issuer, _state(kind, len(revoked), this_update=this_update, next_update=this_update + 24 * HOUR),
+        revoked=revoked, drop_kinds=drop, archive_removed=archive,
+    )
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_a_revocation_a_later_crl_drops_is_kept_unless_the_certificate_is_still_valid(
+    store: StatusStore, issuers: tuple[int, int], archive: bool
+) -> None:
+    """ETSI EN 319 411-2 §6.3.10: CAs drop expired certificates from their CRLs (RFC 5280 §3.3), and a
+    CA with archive_cutoff keeps answering them revoked. Certificate 1 expired (index: notAfter
+    before the new CRL), 2 is still valid (the CA released it: followed), 3's expiry is unknown
+    (kept: revocation is final), 4 was on hold (a hold may be released: followed)."""
+    one, _ = issuers
+    store.replace_source(one, _state("index", 2), issued=[
+        IssuedCertificate(1, T0 - 24 * HOUR), IssuedCertificate(2, T0 + 30 * 24 * HOUR),
+    ])  # fmt: skip
+    entries = [_revoked(1), _revoked(2), _revoked(3, reason=x509.ReasonFlags.superseded, invalidity=T0 - 9 * HOUR),
+               _revoked(4, reason=x509.ReasonFlags.certificate_hold)]  # fmt: skip
+    _crl(store, one, entries, archive=archive, this_update=T0 - 48 * HOUR)
+    _crl(store, one, [], archive=archive)
+
+    kept = {serial: store.lookup(one, serial) for serial in (1, 2, 3, 4)}
+    if not archive:
+        assert kept == {1: CertStatusRecord(True, None), 2: CertStatusRecord(True, None), 3: None, 4: None}
+        return
+    assert kept[1] == CertStatusRecord(issued=True, revoked=entries[0])
+    assert kept[2] == CertStatusRecord(issued=True, revoked=None)
+    assert kept[3] == CertStatusRecord(issued=False, revoked=entries[2])  # reason and invalidity date kept
+    assert kept[4] is None
+    assert set(store.source_states(one)) == {"index", "crl"}  # the archive is no source of its own
+    _crl(store, one, [_revoked(7)], archive=True, this_update=T0 + HOUR)  # later CRLs leave it alone
+    assert store.lookup(one, 1).revoked == entries[0] and store.lookup(one, 3).revoked == entries[2]
+
+
+def test_revocations_of_a_dropped_delta_crl_are_kept_the_delta_row_first(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """A complete CRL that drops the delta CRL and lists no entry: every revocation of the CRL view is
+    kept, the delta's row rather than the complete CRL's for a serial both listed. A delta's
+    removeFromCRL (a released hold) is never kept, nor an entry a later delta drops while the complete
+    CRL still lists it (11: its delta row is not kept, the complete CRL's is when that goes)."""
+    one, _ = issuers
+    base = [_revoked(5, hours_ago=10), _revoked(10, hours_ago=20, reason=x509.ReasonFlags.superseded), _revoked(11, hours_ago=2)]
+    _crl(store, one, base, archive=True, this_update=T0 - 48 * HOUR)
+    delta = [_revoked(10, hours_ago=4), _revoked(8, reason=x509.ReasonFlags.remove_from_crl), _revoked(9, hours_ago=3),
+             _revoked(11, hours_ago=10)]  # fmt: skip
+    _crl(store, one, delta, archive=True, kind="delta", this_update=T0 - 24 * HOUR)
+    _crl(store, one, delta[:3], archive=True, kind="delta", this_update=T0 - 12 * HOUR)
+    assert store.lookup(one, 11).revoked == base[2]
+    _crl(store, one, [], archive=True, drop=("delta",))
+    assert store.lookup(one, 5).revoked == base[0]
+    assert store.lookup(one, 10).revoked == delta[0]
+    assert store.lookup(one, 9).revoked == delta[2]
+    assert store.lookup(one, 11).revoked == base[2]
+    assert store.lookup(one, 8) is None
+
+
+def test_a_changed_not_after_is_a_change_of_the_issued_row(store: StatusStore, issuers: tuple[int, int]) -> None:
+    one, _ = issuers
+    store.replace_source(one, _state("issued", 1), issued=[IssuedCertificate(1, T0)])
+    assert not store.replace_source(one, _state("issued", 1), issued=[IssuedCertificate(1, T0)])
+    assert store.replace_source(one, _state("issued", 1), issued=[IssuedCertificate(1, T0 + HOUR)])
+    assert store.replace_source(one, _state("issued", 1), issued=[1])  # the list no longer tells it
+    assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=None)
+
+
+def test_the_certificate_hash_of_an_issued_list_comes_back_from_every_lookup(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """CertHash: the hash an issued list of certificates gives is kept per (issuer, serial, source); a
+    serial two sources list keeps the one that knows it; a new hash is a change."""
+    one, two = issuers
+    digest = bytes(range(32))
+    store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, digest), IssuedCertificate(2, T0)])
+    store.replace_source(one, _state("index", 2), issued=[1, 3], revoked=[_revoked(1)])
+    store.replace_source(two, _state("issued", 1), issued=[IssuedCertificate(1, T0, b"\xff" * 32)])
+    assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=_revoked(1), cert_hash=digest)
+    assert store.lookup(one, 2) == CertStatusRecord(issued=True, revoked=None)
+    assert store.lookup(one, 3) == CertStatusRecord(issued=True, revoked=None)
+    assert store.lookup(two, 1).cert_hash == b"\xff" * 32
+    many = store.lookup_many(one, [1, 2, 3, 4])
+    assert many == {serial: store.lookup(one, serial) for serial in (1, 2, 3)}
+    assert not store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, digest), IssuedCertificate(2, T0)])
+    assert store.replace_source(one, _state("issued", 2), issued=[IssuedCertificate(1, T0, b"\x01" * 32), IssuedCertificate(2, T0)])
+    assert store.lookup(one, 1).cert_hash == b"\x01" * 32

@@ -10,7 +10,6 @@ one more entry is a change: the generator re-signs that serial, and only it.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import queue
 from pathlib import Path
@@ -30,7 +29,7 @@ from certstatus.pipeline.base import OCSPError
 from certstatus.sources.crl import load_crl
 from certstatus.sources.importer import CaTarget, import_ca
 from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import SourceState
+from certstatus.store.base import CertStatusRecord, SourceState
 from certstatus.store.changes import StoreChange
 from certstatus.store.factory import open_store
 from tests.precomputed_helpers import answer, ca_settings, copy_pki, parse, request_der, settings_for
@@ -177,4 +176,4 @@ def test_a_re_read_index_file_with_one_more_certificate_signs_it_and_only_it(ca)
     ca.import_all()
     assert ca.counter() == counter + 1
     assert ca.loop.tick().signed == 2
-    assert dataclasses.astuple(ca.store.lookup(ca.issuer_id, serial)) == (True, None)
+    assert ca.store.lookup(ca.issuer_id, serial) == CertStatusRecord(issued=True, revoked=None)

@@ -183,6 +183,8 @@ def test_stale_data_answers_try_later_even_when_cached(worker, demo_pki):
     crl_next_update = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).next_update_utc
     w = worker(start=crl_next_update - dt.timedelta(minutes=10), stale_grace=60)
     request = post(request_der(w.pki, "good"))
+    # Within the grace: answered (nextUpdate a short floor ahead, certstatus.next_update) and kept by the edge.
+    w.clock.set(crl_next_update + dt.timedelta(seconds=50))
     assert split(w.send(request))[0] == 200
     w.clock.set(crl_next_update + dt.timedelta(seconds=59))
     assert split(w.send(request))[0] == 200 and w.edge.flush_metrics() == 1
@@ -198,9 +200,12 @@ def test_on_stale_serve_keeps_serving_from_the_edge(worker, demo_pki):
     crl_next_update = x509.load_pem_x509_crl(demo_pki.crl.read_bytes()).next_update_utc
     w = worker(start=crl_next_update - dt.timedelta(minutes=10), on_stale="serve")
     request = post(request_der(w.pki, "good"))
-    w.send(request)
     w.clock.set(crl_next_update + dt.timedelta(minutes=5))
-    assert split(w.send(request))[0] == 200 and w.edge.flush_metrics() == 1
+    w.send(request)  # past the CRL's nextUpdate: signed with a nextUpdate a short floor ahead (certstatus.next_update)
+    w.clock.advance(60)
+    status, _, body = split(w.send(request))
+    assert status == 200 and w.edge.flush_metrics() == 1
+    assert ocsp.load_der_ocsp_response(body).next_update_utc == crl_next_update + dt.timedelta(minutes=10)
 
 
 def test_nonce_head_if_none_match_and_several_certids_take_the_handlers_path(worker):

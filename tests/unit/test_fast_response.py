@@ -71,7 +71,24 @@ CASES = {
     "extended-revoked": SingleAnswer(
         b"", OCSPCertStatus.REVOKED, NOW, LATER, EXTENDED_REVOKED_TIME, x509.ReasonFlags.certificate_hold
     ),
+    "good-archive-cutoff": SingleAnswer(b"", OCSPCertStatus.GOOD, NOW, LATER, archive_cutoff=NOW - dt.timedelta(days=3650)),
+    "revoked-invalidity-archive-cutoff": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2), x509.ReasonFlags.superseded,
+        NOW - dt.timedelta(days=3), archive_cutoff=dt.datetime(2016, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+    ),  # fmt: skip
+    "good-cert-hash": SingleAnswer(b"", OCSPCertStatus.GOOD, NOW, LATER, cert_hash=bytes(range(32))),
+    "revoked-invalidity-archive-cutoff-cert-hash": SingleAnswer(
+        b"", OCSPCertStatus.REVOKED, NOW, LATER, NOW - dt.timedelta(days=2), x509.ReasonFlags.key_compromise,
+        NOW - dt.timedelta(days=3), archive_cutoff=NOW - dt.timedelta(days=3650), cert_hash=b"\xfe" * 32,
+    ),  # fmt: skip
 }
+
+
+def _extensions(answer: SingleAnswer) -> bytes:
+    """The encoded singleExtensions after the invalidity date that ``answer`` asks for."""
+    return (b"" if answer.archive_cutoff is None else fast.archive_cutoff_extension(answer.archive_cutoff)) + (
+        b"" if answer.cert_hash is None else fast.cert_hash_extension(answer.cert_hash)
+    )
 
 
 @pytest.mark.parametrize("responder_id", ["key", "name"])
@@ -97,6 +114,7 @@ def test_response_data_matches_asn1crypto(demo_pki, case, responder_id):
         fast.generalized_time(answer.next_update),
         invalidity_date=answer.invalidity_date,
         extended_revoke=extended,
+        extensions=_extensions(answer),
     )
     assert mine == reference
 
@@ -151,13 +169,17 @@ def test_response_data_template_matches_the_function(demo_pki, case, serial):
     answer = CASES[case]
     status = fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason)
     extended = case == "extended-revoked"
-    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, answer.this_update, answer.next_update)
+    constant = b"" if answer.archive_cutoff is None else fast.archive_cutoff_extension(answer.archive_cutoff)
+    own = b"" if answer.cert_hash is None else fast.cert_hash_extension(answer.cert_hash)
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, answer.this_update, answer.next_update, constant)
     for _ in range(2):  # the second time from the cached headers
-        assert template.encode(cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended) == (
+        assert template.encode(
+            cert_id, status, invalidity_date=answer.invalidity_date, extended_revoke=extended, extensions=own
+        ) == (
             fast.encode_response_data(
                 signer.responder_id.dump(), fast.generalized_time(NOW), cert_id, status,
                 fast.generalized_time(answer.this_update), fast.generalized_time(answer.next_update),
-                invalidity_date=answer.invalidity_date, extended_revoke=extended,
+                invalidity_date=answer.invalidity_date, extended_revoke=extended, extensions=_extensions(answer),
             )  # fmt: skip
         )
 
@@ -197,20 +219,25 @@ def test_good_response_data_shortcut_matches_asn1crypto(demo_pki, serial):
     assert template.encode_good(cert_id) == template.encode_good(cert_id) == reference
 
 
+@pytest.mark.parametrize("cutoff", [None, NOW - dt.timedelta(days=3650)])
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256"])
-def test_good_head_and_tail_around_the_key_match_asn1crypto(demo_pki, algorithm):
-    """The generator's joined good ResponseData: good_head(len(key)) + key + good_tail, for every serial length."""
+def test_good_head_and_tail_around_the_key_match_asn1crypto(demo_pki, algorithm, cutoff):
+    """The generator's joined good ResponseData: good_head(len(key)) + key + good_tail, for every serial length,
+    with and without the CA's ArchiveCutoff."""
     signer = _signer(demo_pki)
     name_hash, key_hash = issuer_hashes(signer.ca_certificate, algorithm)
     cert_ids = fast.CertIdTemplate(fast.cert_id_prefix(algorithm, name_hash, key_hash))
-    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, NOW, LATER)
+    extensions = b"" if cutoff is None else fast.archive_cutoff_extension(cutoff)
+    template = fast.ResponseDataTemplate(signer.responder_id.dump(), NOW, NOW, LATER, extensions)
     for serial in SERIALS:
         key = serial_key(serial)
+        cert_id = _reference_cert_id(algorithm, name_hash, key_hash, serial)
         reference = encode_response_data(
             responder_id=signer.responder_id, produced_at=NOW,
-            answers=[SingleAnswer(_reference_cert_id(algorithm, name_hash, key_hash, serial), OCSPCertStatus.GOOD, NOW, LATER)],
+            answers=[SingleAnswer(cert_id, OCSPCertStatus.GOOD, NOW, LATER, archive_cutoff=cutoff)],
         )  # fmt: skip
         assert template.good_head(cert_ids, len(key)) + key + template.good_tail == reference
+        assert template.encode_good(cert_id) == reference
 
 
 @pytest.mark.parametrize("signature_size", [0, 64, 71, 72, 256])

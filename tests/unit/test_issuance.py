@@ -14,9 +14,14 @@ from cryptography.x509.ocsp import OCSPCertStatus
 from certstatus.app import build_application
 from certstatus.demo_pki import DemoPki
 from certstatus.errors import SourceError
-from certstatus.sources.issuance import load_issued
+from certstatus.sources.issuance import load_issued_certificates
 from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import ca_of, ocsp_query, prepare_demo_config
+
+
+def load_issued(origin, issuer, **options) -> tuple[int, ...]:
+    """The serials of :func:`load_issued_certificates`."""
+    return tuple(entry.serial_number for entry in load_issued_certificates(origin, issuer, **options))
 
 
 def _leaf_serials(pki: DemoPki) -> set[int]:
@@ -149,6 +154,10 @@ def test_precertificate_signed_by_the_ca_counts_as_issued(demo_pki: DemoPki, tmp
     path.write_bytes(demo_pki.leaves["good"].read_bytes() + _pem(precertificate))
 
     assert set(load_issued(str(path), ca)) == {demo_pki.serials["good"], PRECERT_SERIAL}
+    # A certificate tells its notAfter; a precertificate is not the certificate relying parties hold.
+    good = x509.load_pem_x509_certificate(demo_pki.leaves["good"].read_bytes())
+    found = {entry.serial_number: entry.not_after for entry in load_issued_certificates(str(path), ca)}
+    assert found == {good.serial_number: good.not_valid_after_utc, PRECERT_SERIAL: None}
 
 
 def test_precertificate_answered_good_and_an_unlisted_serial_never(demo_pki: DemoPki, tmp_path) -> None:

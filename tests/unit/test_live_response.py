@@ -42,6 +42,8 @@ def answers(draw, cert_id_der: bytes):
         revocation_time=draw(times) if revoked else None,
         reason=None if reason is x509.ReasonFlags.remove_from_crl else reason,
         invalidity_date=draw(st.one_of(st.none(), times)),
+        archive_cutoff=draw(st.one_of(st.none(), times)),
+        cert_hash=draw(st.one_of(st.none(), st.binary(min_size=32, max_size=32))),
     )
 
 

@@ -9,6 +9,7 @@ CertIDs, the never-expired rule, the cache and its invalidation.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import logging
 
@@ -329,11 +330,15 @@ def test_answer_cache_accounts_bytes_and_invalidates_by_issuer_and_serial():
     assert cache.size == 0
 
 
-def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path):
-    settings = settings_for(tmp_path / "s.sqlite3", ca_settings(demo_pki, "cached", precomputed_miss="unauthorized"))
+@pytest.mark.parametrize("archive_cutoff", ["ca-not-before", 7 * 365 * 86400])
+def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path, archive_cutoff):
+    policies = {"archive_cutoff": archive_cutoff, "nonce": "require", "include_signer_chain": True, "cert_hash": True,
+                "issued": demo_pki.issued, "unknown_serials": "unauthorized"}  # fmt: skip
+    settings = settings_for(tmp_path / "s.sqlite3", ca_settings(demo_pki, "cached", precomputed_miss="unauthorized", **policies))
     again = type(settings).from_json(settings.to_json())
     assert again == settings
     assert (again.cas[0].mode, again.cas[0].precomputed_miss) == ("cached", "unauthorized")
+    assert again.cas[0].signing_profile == settings.cas[0].signing_profile  # the generator's processes sign alike
 
 
 @pytest.mark.parametrize(
@@ -385,3 +390,32 @@ def test_precomputed_and_cached_modes_are_accepted_on_a_postgresql_store(demo_pk
     for mode in ("precomputed", "cached", "live"):
         settings = settings_for("postgresql://ocsp@db.example/certstatus", ca_settings(demo_pki, mode))
         assert check_settings(settings, "certstatus.toml") is settings
+
+
+def test_responses_signed_under_other_settings_are_signed_live_until_resigned(responder, demo_pki):
+    """A configuration change that alters what a response says (here the validity) leaves the rows
+    signed under the old settings in the store: they are never served, and the generator's next
+    start makes them due first and signs them again (CaSettings.signing_profile)."""
+    before = responder("precomputed")
+    first = before.generate()
+    good = demo_pki.serials["good"]
+    assert before.ask(request_der(before.pki, "good")).source == "precomputed"
+    changed = dataclasses.replace(before.settings.cas[0], validity=2 * 86400)
+    assert changed.signing_profile != before.settings.cas[0].signing_profile
+    settings = dataclasses.replace(before.settings, cas=(changed,))
+    app = build_application(settings, before.clock, watch=False)
+    try:
+        got = answer(app, request_der(before.pki, "good"), before.clock)
+        assert got.source == "live"  # the stored row says validity 1 day: a miss
+        assert got.next_update - got.this_update == dt.timedelta(days=2)
+        assert before.stored(good) is not None  # still in the store (served by nothing)
+        with Generator(settings, before.store, clock=before.clock, processes=0) as generator:
+            assert before.store.count_pending(before.issuer_id, "due", now=before.clock.now()) == 0
+            summary = generator.run_pass()  # claims the CA: every row of the old profile falls due
+            assert summary.signed == first.signed  # every serial again, both hashes
+        app.pipeline.cache.cache.invalidate(None)
+        again = answer(app, request_der(before.pki, "good"), before.clock)
+        assert again.source == "precomputed"
+        assert parse(again.der).next_update_utc - parse(again.der).this_update_utc == dt.timedelta(days=2)
+    finally:
+        app.close()

@@ -42,6 +42,12 @@ def test_demo_index_lists_issued_and_revoked_consistently_with_the_crl(demo_pki:
         assert (entry.reason, entry.revocation_time) == (reason, times[name]), name
     compromised = by_serial[demo_pki.serials["revoked-keycompromise"]]
     assert compromised.invalidity_date == times["revoked-keycompromise"] - dt.timedelta(hours=6)
+    # Every line's expiry is the certificate's notAfter; the E line of the expired leaf included.
+    not_after = {entry.serial_number: entry.not_after for entry in data.certificates}
+    assert [entry.serial_number for entry in data.certificates] == list(data.issued)
+    for name in issued_names:
+        leaf = x509.load_pem_x509_certificate(demo_pki.leaves[name].read_bytes())
+        assert not_after[leaf.serial_number] == leaf.not_valid_after_utc, name
 
 
 def test_index_written_by_openssl_ca_parses_with_reasons_and_compromise_times(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def _counter(store, issuer_id):
     return store.change_counters()[issuer_id]
 
 
-def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=("sha1", "sha256")):
+def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=("sha1", "sha256"), profile=0):
     seq = _counter(store, issuer_id) if seq is None else seq
     responses = [
         SignedResponse(
@@ -41,7 +41,7 @@ def _sign(store, issuer_id, serials, *, seq=None, when=T0, tag=b"", algorithms=(
         )
         for serial in serials for algorithm in algorithms
     ]  # fmt: skip
-    store.store_precomputed(issuer_id, responses, change_counter=seq)
+    store.store_precomputed(issuer_id, responses, change_counter=seq, profile=profile)
 
 
 def _pending(store, issuer_id, kind, now=T0, batch_size=1000):
@@ -60,6 +60,26 @@ def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
     assert store.precomputed(one, 7, "sha384") is None
     stored = store.precomputed(one, 7, "sha1")
     assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
+
+
+def test_a_row_of_another_signing_profile_is_not_served_and_falls_due_first(store):
+    """After a configuration change the CA's profile differs: its old rows are misses, and
+    expire_other_profiles puts them before every other renewal."""
+    issuer_id = store.register_issuer("ca", b"ca")
+    _index(store, issuer_id, [1, 2, 3])
+    _sign(store, issuer_id, [1, 2], profile=11)
+    _sign(store, issuer_id, [3], profile=22, when=T0 + dt.timedelta(hours=1))
+    assert store.precomputed(issuer_id, 1, "sha1", 11).der == b":1:sha1"
+    assert store.precomputed(issuer_id, 1, "sha1") is not None  # no profile asked: any row (exports, tests)
+    assert store.precomputed(issuer_id, 1, "sha1", 22) is None
+    assert store.precomputed(issuer_id, 3, "sha256", 22) is not None
+    assert _pending(store, issuer_id, "due") == []
+    assert store.expire_other_profiles(issuer_id, 22) == 2
+    assert store.expire_other_profiles(issuer_id, 22) == 0  # already due
+    assert _pending(store, issuer_id, "due") == [1, 2]  # due now, before serial 3's renewal
+    assert store.next_renewal(issuer_id) < T0
+    _sign(store, issuer_id, [1, 2], profile=22)
+    assert store.precomputed(issuer_id, 2, "sha1", 22) is not None and _pending(store, issuer_id, "due") == []
 
 
 def test_minus_one_zero_and_255_are_three_rows(store):

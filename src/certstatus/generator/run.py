@@ -194,7 +194,9 @@ class Generator:
         """Claim (or keep) the generator of every CA (:meth:`StatusStore.claim_generator`); return the CAs newly claimed.
 
         Logs once per change of holder which CAs another process generates:
-        with one database shared by a fleet, one process signs per CA.
+        with one database shared by a fleet, one process signs per CA. A CA
+        newly claimed has its rows of another signing profile made due
+        (:meth:`StatusStore.expire_other_profiles`).
         """
         gained = []
         for ca in self.cas:
@@ -204,6 +206,7 @@ class Generator:
                 gained.append(ca.name)
                 if before:
                     log.info("CA %s: this process is its generator now (the previous holder released the lock)", ca.name)
+                self._expire_other_profiles(ca)
             elif holder is not None and holder != before:
                 log.info(
                     "CA %s: not generating in this process: %s holds its generator lock on the shared store "
@@ -211,6 +214,16 @@ class Generator:
                 )  # fmt: skip
             self.holders[ca.name] = holder
         return gained
+
+    def _expire_other_profiles(self, ca: CaSettings) -> None:
+        """Bring the rows signed under another signing profile (another configuration, an older
+        release) to the front of the "due" work; they are not served meanwhile."""
+        expired = self.store.expire_other_profiles(self.issuer_ids[ca.name], ca.signing_profile)
+        if expired:
+            log.info(
+                "CA %s: %d pre-signed responses were signed under other settings or by an older release; "
+                "they are signed live until this generator has signed them again", ca.name, expired,
+            )  # fmt: skip
 
     def mine(self) -> tuple[CaSettings, ...]:
         """The CAs whose generator claim this process held at the last :meth:`claim`."""

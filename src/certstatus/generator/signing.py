@@ -23,14 +23,20 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from cryptography.x509.ocsp import OCSPCertStatus
+
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.observability import held_config_warnings
+from certstatus.errors import SignerUnavailable
+from certstatus.next_update import next_update_limit
+from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
 from certstatus.signing.revocation import revocation_lookup
+from certstatus.sources.health import freshness
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
@@ -40,6 +46,10 @@ from certstatus.store.base import (
     serial_from_key,
     serial_key,
 )
+
+
+#: The record of a key read_work returned none for, in a CA with cert_hash: issued, certificate unknown.
+_ISSUED_UNHASHED = CertStatusRecord(issued=True, revoked=None)
 
 
 @dataclass(frozen=True)
@@ -71,16 +81,19 @@ def work_units(store: StatusStore, issuer_id: int, kind: str, *, now: dt.datetim
     return (("serials", batch) for batch in store.pending_precomputed(issuer_id, kind, now=now, batch_size=batch_size))
 
 
-def read_work(store: StatusStore, issuer_id: int, work: Work) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
+def read_work(
+    store: StatusStore, issuer_id: int, work: Work, *, cert_hashes: bool = False
+) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
     """``(keys, records, gone)`` of one unit of :func:`work_units`.
 
     ``keys`` are the :func:`serial_key` of the unit's serials the store
     knows; ``records`` hold the status of those that are not simply issued
-    and unrevoked (a key without a record is good); ``gone`` are the serials
-    no source knows any more.
+    and unrevoked, or (``cert_hashes``) whose certificate hash is known (a
+    key without a record is issued, unrevoked, of unknown certificate);
+    ``gone`` are the serials no source knows any more.
     """
     if work[0] != "serials":
-        return store.precomputed_batch(issuer_id, work)
+        return store.precomputed_batch(issuer_id, work, cert_hashes=cert_hashes)
     serials = work[1]
     found = store.lookup_many(issuer_id, serials)
     keys, records, gone = [], {}, []
@@ -91,7 +104,7 @@ def read_work(store: StatusStore, issuer_id: int, work: Work) -> tuple[list[byte
             continue
         key = serial_key(serial)
         keys.append(key)
-        if record.revoked is not None or not record.issued:
+        if record.revoked is not None or not record.issued or record.cert_hash is not None:
             records[key] = record
     return keys, records, gone
 
@@ -100,9 +113,10 @@ class CASigner:
     """Signs pre-computed responses for one CA: its served CA (settings, issuer id, signers) and templates.
 
     The signer of a batch is the CA's current one (:class:`~certstatus.signing.signer_set.SignerSet`:
-    rollover, HSM keys, as for live answers); a response never outlives it:
-    nextUpdate is at most the signer certificate's notAfter. Whether the
-    CA's own data revokes a signer is asked again before a batch whenever
+    rollover, HSM keys, as for live answers); a response never outlives it, nor
+    the CA's CRL beyond a short floor (:mod:`certstatus.next_update`): nextUpdate
+    is at most the signer certificate's notAfter and the CRL's nextUpdate. Whether
+    the CA's own data revokes a signer is asked again before a batch whenever
     the issuer's change counter moved since the last batch, so a revoked
     responder certificate signs no batch started after its revocation.
     """
@@ -111,6 +125,7 @@ class CASigner:
         self.served = served
         self.settings = served.settings
         self.issuer_id = served.issuer_id
+        self.profile = served.settings.signing_profile
         self.prefixes = {
             algorithm: der.cert_id_prefix(algorithm, *served.hashes[algorithm]) for algorithm in PRECOMPUTED_HASH_ALGORITHMS
         }
@@ -152,13 +167,19 @@ class CASigner:
             self.served.signers.check_revocations(revocation_lookup(store, self.issuer_id))
             self._revocations_read_at = counter
         signer, responder_id_der, wrapper = self._signer(now)
-        keys, records, removed = read_work(store, self.issuer_id, work)
+        keys, records, removed = read_work(store, self.issuer_id, work, cert_hashes=self.settings.cert_hash)
         if not keys and not removed:
             return BatchResult(self.settings.name, 0, 0, 0)
         this_update = now.replace(microsecond=0)
-        next_update = min(this_update + dt.timedelta(seconds=self.settings.validity), signer.not_after.replace(microsecond=0))
+        next_update = this_update + dt.timedelta(seconds=self.settings.validity)
+        limit = next_update_limit(this_update, next_update, signer.not_after, freshness(store.source_states(self.issuer_id), self.settings).due)
+        if limit is not None:
+            if limit <= this_update:
+                raise SignerUnavailable(f"CA {self.settings.name}: signer {signer.name} expires at {signer.not_after}")
+            next_update = limit
         renew = renew_at(this_update, next_update)
-        template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update)
+        extensions = constant_extensions(self.settings, self.served.certificate, this_update)
+        template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update, extensions)
         encode, sign = template.encode, signer.signature
         sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
         # The common case, good, joins bytes without a call: the ResponseData up to the serial key per key
@@ -167,9 +188,11 @@ class CASigner:
         good_tail = template.good_tail
         signature_heads, signature_head = wrapper.signature_heads, wrapper.signature_head
         special = records.get
+        # With cert_hash a key without a record is issued with its certificate unknown: decide() says unknown.
+        plain = _ISSUED_UNHASHED if self.settings.cert_hash else None
         rows = []
         for key in keys:
-            record = special(key)
+            record = special(key, plain)
             if record is None:  # issued, not revoked, no extension (as decide())
                 heads = good_heads.get(len(key))
                 if heads is None:
@@ -186,13 +209,16 @@ class CASigner:
                 )
                 invalidity = revoked.invalidity_date if revoked else None
                 extended = decision.extended
-                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
-                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended)
+                own = answer_extensions(self.settings, record) if decision.status is not OCSPCertStatus.UNKNOWN else b""
+                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
+                                   extensions=own)  # fmt: skip
+                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
+                                     extensions=own)  # fmt: skip
             sha1_signature, sha256_signature = sign(sha1_data), sign(sha256_data)
             sha1_head = signature_heads.get(len(sha1_signature)) or signature_head(len(sha1_signature))
             sha256_head = signature_heads.get(len(sha256_signature)) or signature_head(len(sha256_signature))
             rows.append((key, sha1_data + sha1_head + sha1_signature, sha256_data + sha256_head + sha256_signature))
-        batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows)
+        batch = SignedBatch(wrapper.assembler.certificates_element, this_update, next_update, renew, rows, self.profile)
         with write_lock or contextlib.nullcontext():
             store.store_signed(self.issuer_id, batch, change_counter=counter, remove=removed)
         return BatchResult(self.settings.name, len(rows) * len(PRECOMPUTED_HASH_ALGORITHMS), len(removed), len(keys) + len(removed))

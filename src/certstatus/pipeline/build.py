@@ -1,7 +1,7 @@
 """The request path in one place: which steps, in which order.
 
     metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ freshness ─ [live SQL]
-        ─ [mode ─ cache ─ pre-signed status] ─ local status + sign
+        ─ [nonce policy] ─ [mode ─ cache ─ pre-signed status] ─ local status + sign
 
 This is the Nexus order (authenticate → authorize → cache → forward →
 local → sign → log) with two choices made visible:
@@ -40,6 +40,7 @@ from certstatus.pipeline.forward import Forward, RemoteResponders
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.pipeline.metrics import ObserveMetrics
+from certstatus.pipeline.nonce import NoncePolicy
 from certstatus.pipeline.precomputed import ModePolicy, PrecomputedLookup
 from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
@@ -120,9 +121,11 @@ def build_pipeline(
         live_sql = LiveSqlStatus(sql_sources)
         steps.append(live_sql)
         pipeline.closers.append(live_sql.close)
+    if any(ca.nonce_policy != "echo" for ca in settings.cas):
+        steps.append(NoncePolicy())
     if any(ca.mode != "live" for ca in settings.cas):
         pipeline.cache = ResponseCache(settings.server.response_cache_bytes)
         steps += [ModePolicy(), pipeline.cache, PrecomputedLookup(store, registry)]
-    pipeline.signer = LocalStatusSigner(store, clock)
+    pipeline.signer = LocalStatusSigner(store, clock, pipeline.guard)
     pipeline.handler = compose(steps, pipeline.signer)
     return pipeline

@@ -8,6 +8,7 @@ point lookup), which also notices data imported after the worker started
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 
@@ -51,6 +52,16 @@ class FreshnessGuard:
     def invalidate(self, issuer_id: int) -> None:
         """Forget the issuer's state: the next request re-reads it (a store change subscriber, any thread)."""
         self._cache.pop(issuer_id, None)
+
+    def crl_due(self, ca: ServedCA) -> dt.datetime | None:
+        """The earliest nextUpdate of the CA's CRLs (:attr:`Freshness.due`), which bounds the
+        nextUpdate of its responses; None for a CA without CRLs or with a live SQL source.
+
+        Raises :class:`~certstatus.errors.StoreUnavailable` when the states must be re-read and cannot be.
+        """
+        if ca.settings.sql is not None:  # never read here: its has_data is not the store's
+            return None
+        return self.current(ca).due
 
     def fresh(self, ca: ServedCA) -> bool:
         """True when ``ca`` has data that is not stale: :meth:`handle` would pass it on without a word.

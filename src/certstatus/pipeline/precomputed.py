@@ -25,7 +25,9 @@ Per CA ``mode`` (docs/precomputed.md):
 Never served: a stored response past its refresh point
 (:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
 is signed live instead, a warning is logged (at most once a minute per CA)
-and ``certstatus_precomputed_expired_total`` counts it; and a stored
+and ``certstatus_precomputed_expired_total`` counts it; nor one signed under
+another signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`:
+other settings, an older release), which is a miss; nor a stored
 response that carries a responder certificate the CA's own data revokes
 (:attr:`SignerSet.revoked_certificates <certstatus.signing.signer_set.SignerSet.revoked_certificates>`,
 empty unless a signer was revoked: then the generator drops and re-signs
@@ -99,15 +101,16 @@ def answer_key(query: OCSPQuery) -> bytes:
 
 
 class ModePolicy:
-    """Apply the CA's mode to the request: precomputed mode drops the nonce (RFC 5019 §4)
-    and the preferred signature algorithms, except the algorithm of another signer
-    than the default one that they choose (module docstring)."""
+    """Apply the CA's mode to the request: precomputed mode drops the preferred signature algorithms,
+    except the algorithm of another signer than the default one that they choose (module docstring).
+    Its nonce is dropped before, by :class:`~certstatus.pipeline.nonce.NoncePolicy`: a precomputed
+    CA's nonce policy is ``ignore`` (RFC 5019 §4)."""
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         query = exchange.query
-        if exchange.ca.settings.mode == "precomputed" and (query.nonce is not None or query.preferred_signature_algorithms):
+        if exchange.ca.settings.mode == "precomputed" and query.preferred_signature_algorithms:
             kept = _other_signer_algorithm(exchange.ca, query, exchange.received_at)
-            exchange.query = dataclasses.replace(query, nonce=None, preferred_signature_algorithms=kept)
+            exchange.query = dataclasses.replace(query, preferred_signature_algorithms=kept)
         return call_next(exchange)
 
 
@@ -139,6 +142,8 @@ class PrecomputedLookup:
     def __init__(self, store: StatusStore, registry: IssuerRegistry) -> None:
         self.store = store
         self._prefixes: dict[tuple[int, str], bytes] = {}
+        # issuer_id -> the signing profile a stored row must have been signed under to be served.
+        self._profiles = {ca.issuer_id: ca.settings.signing_profile for ca in registry.cas}
         for ca in registry.cas:
             for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
                 self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
@@ -155,7 +160,9 @@ class PrecomputedLookup:
         if exchange.query.preferred_signature_algorithms:  # another signer's algorithm: none is stored
             stored = None
         else:
-            stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm)
+            stored = self.store.precomputed(
+                ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm, self._profiles[ca.issuer_id]
+            )
         if stored is None:
             if (
                 ca.settings.mode == "precomputed"

@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from cryptography.x509.ocsp import OCSPResponseStatus
+from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
+from certstatus.next_update import next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
+from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
+from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
 from certstatus.protocol.certid import CertID
 from certstatus.protocol.fast_response import encode_cert_status
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
+from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import CertStatusRecord, StatusStore
 
 #: Marks "read the status record from the store" (a record may legitimately be None: not listed).
@@ -65,24 +69,68 @@ class ResolveIssuers:
 class LocalStatusSigner:
     """Look every CertID up in the store, decide its certStatus and sign the response.
 
-    thisUpdate is now, nextUpdate now + the CA's validity; the nonce is
-    echoed (RFC 9654). A CA without any imported data answers tryLater:
-    good without data would be a guess. The signer is chosen per response
-    (current signer, preferred signature algorithms of RFC 6960 §4.4.7);
-    no valid signer or an unreachable HSM answers tryLater.
+    thisUpdate is now, nextUpdate now + the CA's validity, but never after the
+    signer certificate's notAfter nor (past a short floor) after the CA's CRL
+    nextUpdate (:mod:`certstatus.next_update`, read through ``guard``); the
+    nonce is echoed (RFC 9654). A CA without any imported data answers
+    tryLater: good without data would be a guess. The signer is chosen per
+    response (current signer, preferred signature algorithms of RFC 6960
+    §4.4.7); no valid signer or an unreachable HSM answers tryLater.
     """
 
-    def __init__(self, store: StatusStore, clock: Clock) -> None:
+    #: Signers whose window of the current second is kept at most (a reload brings new signer objects).
+    _MAX_WINDOWS = 256
+
+    def __init__(self, store: StatusStore, clock: Clock, guard: FreshnessGuard | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.guard = guard or FreshnessGuard(store, clock)
         # validity (seconds) -> the encoded times of the current second (ResponseTimes).
         self._times: dict[int, ResponseTimes] = {}
+        # signer -> (the unbounded times of the current second, the times its responses carry, the CA's
+        # constant singleExtensions): worked out once per second per signer, not per request.
+        self._windows: dict[ResponseSigner, tuple[ResponseTimes, ResponseTimes, bytes]] = {}
 
     def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
         times = self._times.get(validity)
         if times is None or not times.covers(now):
             times = self._times[validity] = ResponseTimes(now, validity)
         return times
+
+    def _window(
+        self, ca: ServedCA, preferred_signature_algorithms: Sequence, request_signature_oid: str | None
+    ) -> tuple[ResponseSigner, ResponseTimes, bytes]:
+        """The signer of this response, its times — thisUpdate the current second, nextUpdate bounded
+        (:func:`~certstatus.next_update.next_update_limit`) — and the CA's constant singleExtensions
+        (:func:`~certstatus.pipeline.ca_extensions.constant_extensions`). Raises :class:`OCSPError`
+        tryLater when no signer is valid (or the one there is expires within this second) or the
+        CA's source states cannot be read."""
+        times = self._times_at(self.clock.now(), ca.settings.validity)
+        try:
+            signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, times.now)
+        except SignerUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        window = self._windows.get(signer)
+        if window is None or window[0] is not times:
+            if len(self._windows) >= self._MAX_WINDOWS:
+                self._windows.clear()
+            settings = ca.settings
+            extensions = b"" if settings.archive_cutoff is None else constant_extensions(settings, ca.certificate, times.now)
+            window = self._windows[signer] = (times, self._bounded(ca, signer, times), extensions)
+        return signer, window[1], window[2]
+
+    def _bounded(self, ca: ServedCA, signer: ResponseSigner, times: ResponseTimes) -> ResponseTimes:
+        """``times`` with nextUpdate bounded by the signer's notAfter and the CA's CRL nextUpdate."""
+        try:
+            due = self.guard.crl_due(ca)
+        except StoreUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        limit = next_update_limit(times.now, times.next_update, signer.not_after, due)
+        if limit is None:
+            return times
+        if limit <= times.now:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, f"CA {ca.name}: signer {signer.name} expires at {signer.not_after}")
+        return ResponseTimes(times.now, 0, limit)
 
     def __call__(self, exchange: Exchange) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
@@ -98,7 +146,7 @@ class LocalStatusSigner:
                 record=exchange.records[0] if exchange.records is not None else _LOOK_UP,
             )  # fmt: skip
         settings = ca.settings
-        times = self._times_at(self.clock.now(), settings.validity)
+        signer, times, extensions = self._window(ca, query.preferred_signature_algorithms, signature_oid)
         singles = []
         names = []
         extended = False
@@ -108,13 +156,11 @@ class LocalStatusSigner:
                 names.append(_STATUS_NAMES[UNKNOWN.status.value])
                 continue
             record = exchange.records[index] if exchange.records is not None else _LOOK_UP
-            single, status, revoke = self._single(ca, settings, cert_id, times, record)
+            single, status, revoke = self._single(ca, settings, cert_id, times, record, extensions)
             singles.append(single)
             names.append(_STATUS_NAMES[status])
             extended = extended or revoke
-        return self._signed(
-            ca, times, singles, tuple(names), extended, query.nonce, query.preferred_signature_algorithms, signature_oid
-        )
+        return self._signed(signer, times, singles, tuple(names), extended, query.nonce)
 
     def answer_single(
         self,
@@ -133,24 +179,17 @@ class LocalStatusSigner:
         source; None: not listed); by default it is read from the store. Raises
         :class:`OCSPError` tryLater when the store or every signer is unavailable.
         """
-        settings = ca.settings
-        times = self._times_at(self.clock.now(), settings.validity)
-        single, status, extended = self._single(ca, settings, cert_id, times, record)
-        return self._signed(
-            ca, times, [single], (_STATUS_NAMES[status],), extended, nonce, preferred_signature_algorithms,
-            request_signature_oid,
-        )  # fmt: skip
+        signer, times, extensions = self._window(ca, preferred_signature_algorithms, request_signature_oid)
+        single, status, extended = self._single(ca, ca.settings, cert_id, times, record, extensions)
+        return self._signed(signer, times, [single], (_STATUS_NAMES[status],), extended, nonce)
 
+    @staticmethod
     def _signed(
-        self, ca: ServedCA, times: ResponseTimes, singles: list[bytes], statuses: tuple[str, ...], extended: bool,
-        nonce: bytes | None, preferred_signature_algorithms: Sequence, request_signature_oid: str | None,
+        signer: ResponseSigner, times: ResponseTimes, singles: list[bytes], statuses: tuple[str, ...], extended: bool,
+        nonce: bytes | None,
     ) -> OCSPAnswer:
-        """Choose the signer, sign the ResponseData of ``singles`` and make the answer."""
+        """Sign the ResponseData of ``singles`` with ``signer`` and make the answer."""
         now = times.now
-        try:
-            signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, now)
-        except SignerUnavailable as exc:
-            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         data = response_data(signer.responder_id_der, times.this_update_der, singles, nonce, extended)
         try:
             der = signer.sign(data)
@@ -159,23 +198,31 @@ class LocalStatusSigner:
         return OCSPAnswer(der, now, times.next_update, now, "live", statuses, nonce is not None)
 
     def _single(
-        self, ca: ServedCA, settings, cert_id: CertID, times: ResponseTimes, record
+        self, ca: ServedCA, settings, cert_id: CertID, times: ResponseTimes, record, extensions: bytes = b""
     ) -> tuple[bytes, int, bool]:
         """One SingleResponse of a CertID of ``ca``: (DER, the certStatus enum's value, extended revoked).
 
-        ``record`` is the status record, or :data:`_LOOK_UP` to read it from the store."""
+        ``record`` is the status record, or :data:`_LOOK_UP` to read it from the store; ``extensions``
+        the CA's constant singleExtensions."""
         if record is _LOOK_UP:
             try:
                 record = self.store.lookup(ca.issuer_id, cert_id.serial_number)
             except StoreUnavailable as exc:
                 raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         decision = decide(record, settings, cert_id.serial_number)
+        if decision.refused:
+            raise OCSPError(
+                OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:#x} was never issued by CA {ca.name}"
+            )
         status = decision.status
         revoked = decision.revoked
+        if settings.cert_hash and status is not OCSPCertStatus.UNKNOWN:
+            extensions += answer_extensions(settings, record)
         if revoked is None:
-            return single_response(cert_id.der, encode_cert_status(status), times.times_der), status.value, False
+            single = single_response(cert_id.der, encode_cert_status(status), times.times_der, None, extensions)
+            return single, status.value, False
         single = single_response(
             cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
-            times.times_der, revoked.invalidity_date,
+            times.times_der, revoked.invalidity_date, extensions,
         )  # fmt: skip
         return single, status.value, decision.extended

@@ -6,6 +6,11 @@ NONCE = "1.3.6.1.5.5.7.48.1.2"
 ACCEPTABLE_RESPONSES = "1.3.6.1.5.5.7.48.1.4"
 #: id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1), in delegated responder certificates.
 OCSP_NOCHECK = "1.3.6.1.5.5.7.48.1.5"
+#: id-pkix-ocsp-archive-cutoff (RFC 6960 §4.4.4), a singleExtension: ArchiveCutoff ::= GeneralizedTime.
+ARCHIVE_CUTOFF = "1.3.6.1.5.5.7.48.1.6"
+#: id-isismtt-at-certHash (Common PKI, ISIS-MTT), a singleExtension:
+#: CertHash ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, certificateHash OCTET STRING }.
+CERT_HASH = "1.3.36.8.3.13"
 #: id-pkix-ocsp-service-locator (RFC 6960 §4.4.6).
 SERVICE_LOCATOR = "1.3.6.1.5.5.7.48.1.7"
 #: id-pkix-ocsp-pref-sig-algs (RFC 6960 §4.4.7).

@@ -33,6 +33,12 @@ _BASIC_OID = bytes.fromhex("06092b0601050507300101")
 _SUCCESSFUL = bytes.fromhex("0a0100")
 # singleExtensions: invalidityDate (2.5.29.24), RFC 5280 §5.3.2.
 _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
+# singleExtensions: id-pkix-ocsp-archive-cutoff (1.3.6.1.5.5.7.48.1.6), RFC 6960 §4.4.4.
+_ARCHIVE_CUTOFF_OID = bytes.fromhex("06092b0601050507300106")
+# singleExtensions: id-isismtt-at-certHash (1.3.36.8.3.13), Common PKI; then the hashAlgorithm of
+# CertHash, SHA-256 (2.16.840.1.101.3.4.2.1) with absent parameters (RFC 5754 §2).
+_CERT_HASH_OID = bytes.fromhex("06052b2408030d")
+_SHA256_ALGORITHM = bytes.fromhex("300b0609608648016503040201")
 # responseExtensions: id-pkix-ocsp-extended-revoke with a NULL value, RFC 6960 §4.4.8.
 _EXTENDED_REVOKE = bytes.fromhex("a1133011300f06092b060105050730010904020500")
 _GOOD = bytes.fromhex("8000")
@@ -130,6 +136,27 @@ def encode_cert_status(
     return tlv(0xA1, content)
 
 
+def archive_cutoff_extension(cutoff: dt.datetime) -> bytes:
+    """The ArchiveCutoff singleExtension (RFC 6960 §4.4.4): id-pkix-ocsp-archive-cutoff, extnValue
+    an OCTET STRING holding the GeneralizedTime, not critical. One encoded Extension."""
+    return tlv(0x30, _ARCHIVE_CUTOFF_OID + tlv(0x04, generalized_time(cutoff)))
+
+
+def cert_hash_extension(digest: bytes) -> bytes:
+    """The CertHash singleExtension (Common PKI / ISIS-MTT, 1.3.36.8.3.13) for a certificate whose
+    SHA-256 hash is ``digest``: a positive statement that the responder knows the certificate. Not critical."""
+    return tlv(0x30, _CERT_HASH_OID + tlv(0x04, tlv(0x30, _SHA256_ALGORITHM + tlv(0x04, digest))))
+
+
+def single_extensions(invalidity_date: dt.datetime | None, extensions: bytes = b"") -> bytes:
+    """``singleExtensions [1] EXPLICIT Extensions`` of a SingleResponse: the invalidityDate of a revoked
+    answer (RFC 6960 §4.4, a CRL entry extension), then ``extensions`` (encoded Extension elements, e.g.
+    :func:`archive_cutoff_extension`); ``b""`` when there is none."""
+    if invalidity_date is not None:
+        extensions = tlv(0x30, _INVALIDITY_DATE_OID + tlv(0x04, generalized_time(invalidity_date))) + extensions
+    return tlv(0xA1, tlv(0x30, extensions)) if extensions else b""
+
+
 def encode_response_data(
     responder_id_der: bytes,
     produced_at_der: bytes,
@@ -140,16 +167,16 @@ def encode_response_data(
     *,
     invalidity_date: dt.datetime | None = None,
     extended_revoke: bool = False,
+    extensions: bytes = b"",
 ) -> bytes:
     """ResponseData (RFC 6960 §4.2.1) with one SingleResponse and no nonce: the bytes to sign.
 
     The ``*_der`` arguments are encoded elements: ``responder_id_der`` the
-    tagged ResponderID, the times from :func:`generalized_time`.
+    tagged ResponderID, the times from :func:`generalized_time`;
+    ``extensions`` more singleExtensions after the invalidity date (:func:`single_extensions`).
     """
     single = cert_id_der + cert_status_der + this_update_der + tlv(0xA0, next_update_der)
-    if invalidity_date is not None:
-        extension = tlv(0x30, _INVALIDITY_DATE_OID + tlv(0x04, generalized_time(invalidity_date)))
-        single += tlv(0xA1, tlv(0x30, extension))
+    single += single_extensions(invalidity_date, extensions)
     content = responder_id_der + produced_at_der + tlv(0x30, tlv(0x30, single))
     if extended_revoke:
         content += _EXTENDED_REVOKE
@@ -159,27 +186,32 @@ def encode_response_data(
 class ResponseDataTemplate:
     """:func:`encode_response_data` for many responses of one signer signed at one time.
 
-    The responderID, producedAt, thisUpdate and nextUpdate are encoded once;
-    per response only the CertID and the certStatus vary, and the length
-    headers are computed once per distinct length. Same bytes as
-    :func:`encode_response_data` (tested).
+    The responderID, producedAt, thisUpdate and nextUpdate are encoded once,
+    and so are ``extensions``, the singleExtensions every response carries
+    (e.g. the CA's :func:`archive_cutoff_extension`); per response only the
+    CertID and the certStatus vary, and the length headers are computed once
+    per distinct length. Same bytes as :func:`encode_response_data` (tested).
     """
 
-    def __init__(self, responder_id_der: bytes, produced_at: dt.datetime, this_update: dt.datetime, next_update: dt.datetime) -> None:
+    def __init__(
+        self, responder_id_der: bytes, produced_at: dt.datetime, this_update: dt.datetime, next_update: dt.datetime,
+        extensions: bytes = b"",
+    ) -> None:
         self._head = responder_id_der + generalized_time(produced_at)
         self._times = generalized_time(this_update) + tlv(0xA0, generalized_time(next_update))
+        self._extensions = extensions
         self._headers: dict[tuple[int, int], bytes] = {}
-        self._good_tail = _GOOD + self._times
+        self._good_tail = _GOOD + self._times + single_extensions(None, extensions)
         self._good_heads: dict[int, bytes] = {}
 
     def encode(
-        self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None, extended_revoke: bool = False
+        self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None,
+        extended_revoke: bool = False, extensions: bytes = b"",
     ) -> bytes:
-        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`)."""
+        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`:
+        the invalidity date, the template's own, then ``extensions`` of this response, e.g. its CertHash)."""
         single = cert_id_der + cert_status_der + self._times
-        if invalidity_date is not None:
-            extension = tlv(0x30, _INVALIDITY_DATE_OID + tlv(0x04, generalized_time(invalidity_date)))
-            single += tlv(0xA1, tlv(0x30, extension))
+        single += single_extensions(invalidity_date, self._extensions + extensions)
         tail = _EXTENDED_REVOKE if extended_revoke else b""
         key = (len(single), len(tail))
         headers = self._headers.get(key)

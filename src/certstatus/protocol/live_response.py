@@ -31,14 +31,20 @@ from functools import lru_cache
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography.x509.ocsp import OCSPCertStatus
 
-from certstatus.protocol.fast_response import encode_cert_status, generalized_time, tlv
+from certstatus.protocol.fast_response import (
+    archive_cutoff_extension,
+    cert_hash_extension,
+    encode_cert_status,
+    generalized_time,
+    single_extensions,
+    tlv,
+)
 from certstatus.protocol.response import SingleAnswer
 
 # Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.
 _NONCE_OID = bytes.fromhex("06092b0601050507300102")
 # Extension { id-pkix-ocsp-extended-revoke, extnValue OCTET STRING { NULL } } (RFC 6960 §4.4.8).
 _EXTENDED_REVOKE = bytes.fromhex("300f06092b06010505073001090402 0500".replace(" ", ""))
-_INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
 
 # thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
 _time = lru_cache(maxsize=256)(generalized_time)
@@ -46,30 +52,30 @@ _SECOND = dt.timedelta(seconds=1)
 
 
 def single_response(cert_id_der: bytes, cert_status_der: bytes, times_der: bytes,
-                    invalidity_date: dt.datetime | None = None) -> bytes:
+                    invalidity_date: dt.datetime | None = None, extensions: bytes = b"") -> bytes:
     """One SingleResponse from encoded parts: ``times_der`` is thisUpdate's GeneralizedTime, then
     (optionally) ``[0] EXPLICIT`` nextUpdate — :meth:`ResponseTimes.times_der`; the invalidity
-    date (a revoked answer's singleExtension) is given as a datetime."""
-    if invalidity_date is not None:
-        # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
-        extension = tlv(0x30, _INVALIDITY_DATE_OID + b"\x04\x11" + _time(invalidity_date))
-        return tlv(0x30, cert_id_der + cert_status_der + times_der + tlv(0xA1, tlv(0x30, extension)))
-    return tlv(0x30, cert_id_der + cert_status_der + times_der)
+    date (a revoked answer's singleExtension, RFC 6960 §4.4) is given as a datetime, and
+    ``extensions`` are further encoded singleExtensions after it (the CA's ArchiveCutoff, ...)."""
+    if invalidity_date is None and not extensions:
+        return tlv(0x30, cert_id_der + cert_status_der + times_der)
+    return tlv(0x30, cert_id_der + cert_status_der + times_der + single_extensions(invalidity_date, extensions))
 
 
 class ResponseTimes:
     """producedAt/thisUpdate/nextUpdate of live responses signed within one second, encoded once.
 
-    ``now`` is the whole second (aware UTC), ``next_update`` = now + ``validity`` seconds;
+    ``now`` is the whole second (aware UTC), ``next_update`` = now + ``validity`` seconds, or
+    ``next_update`` when given (a bound of :func:`certstatus.next_update.next_update_limit`);
     :meth:`covers` says whether a clock reading falls within that second.
     """
 
     __slots__ = ("now", "end", "next_update", "this_update_der", "times_der")
 
-    def __init__(self, when: dt.datetime, validity: int) -> None:
+    def __init__(self, when: dt.datetime, validity: int, next_update: dt.datetime | None = None) -> None:
         self.now = when.replace(microsecond=0)
         self.end = self.now + _SECOND
-        self.next_update = self.now + dt.timedelta(seconds=validity)
+        self.next_update = self.now + dt.timedelta(seconds=validity) if next_update is None else next_update
         self.this_update_der = generalized_time(self.now)
         self.times_der = self.this_update_der + b"\xa0\x11" + generalized_time(self.next_update)
 
@@ -88,6 +94,8 @@ def _single_response(answer: SingleAnswer) -> bytes:
         encode_cert_status(status, answer.revocation_time, answer.reason),
         times,
         answer.invalidity_date if status is OCSPCertStatus.REVOKED else None,
+        (b"" if answer.archive_cutoff is None else archive_cutoff_extension(answer.archive_cutoff))
+        + (b"" if answer.cert_hash is None else cert_hash_extension(answer.cert_hash)),
     )
 
 

@@ -63,8 +63,12 @@ class SingleAnswer:
 
     ``cert_id_der`` is the request's CertID as received. ``status`` is an
     ``OCSPCertStatus``; for REVOKED, ``revocation_time`` is required and
-    ``reason`` (``x509.ReasonFlags``) and ``invalidity_date`` optional. All
-    times aware UTC; sub-second parts are dropped when encoded.
+    ``reason`` (``x509.ReasonFlags``) and ``invalidity_date`` optional.
+    ``archive_cutoff`` adds the ArchiveCutoff singleExtension (RFC 6960
+    §4.4.4), ``cert_hash`` (the SHA-256 of the certificate) the CertHash
+    singleExtension of Common PKI. All times aware UTC; sub-second parts are
+    dropped when encoded. singleExtensions are written in this order:
+    invalidityDate, ArchiveCutoff, CertHash.
     """
 
     cert_id_der: bytes
@@ -74,6 +78,8 @@ class SingleAnswer:
     revocation_time: dt.datetime | None = None
     reason: x509.ReasonFlags | None = None
     invalidity_date: dt.datetime | None = None
+    archive_cutoff: dt.datetime | None = None
+    cert_hash: bytes | None = None
 
 
 _REASON_NAMES = {
@@ -115,12 +121,26 @@ def _single_response(answer: SingleAnswer) -> asn1_ocsp.SingleResponse:
     }
     if answer.next_update is not None:
         single["next_update"] = _time(answer.next_update)
+    single_extensions = []
     if answer.invalidity_date is not None and answer.status is OCSPCertStatus.REVOKED:
         # RFC 6960 §4.4: CRL entry extensions may be carried as singleExtensions.
-        single["single_extensions"] = [
-            {"extn_id": "invalidity_date", "extn_value": _time(answer.invalidity_date)}
-        ]
+        single_extensions.append({"extn_id": "invalidity_date", "extn_value": _time(answer.invalidity_date)})
+    if answer.archive_cutoff is not None:
+        single_extensions.append({"extn_id": "archive_cutoff", "extn_value": _time(answer.archive_cutoff)})
+    if answer.cert_hash is not None:
+        cert_hash = _CertHash({"hash_algorithm": {"algorithm": "sha256", "parameters": None}, "certificate_hash": answer.cert_hash})
+        single_extensions.append({"extn_id": extensions.CERT_HASH, "extn_value": cert_hash.dump()})
+    if single_extensions:
+        single["single_extensions"] = single_extensions
     return asn1_ocsp.SingleResponse(single)
+
+
+class _CertHash(core.Sequence):
+    """CertHash ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, certificateHash OCTET STRING } (Common PKI).
+
+    SHA-256 with absent parameters (RFC 5754 §2: implementations generate them absent)."""
+
+    _fields = [("hash_algorithm", algos.DigestAlgorithm), ("certificate_hash", core.OctetString)]
 
 
 def _der_length(length: int) -> bytes:

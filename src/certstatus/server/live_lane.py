@@ -13,7 +13,9 @@ the same code for each part:
    finds the route and the DER (POST body or GET path);
 2. :func:`~certstatus.protocol.fast_request.parse_request_fast` parses it;
 3. the CertID's issuer (:class:`~certstatus.pipeline.issuers.IssuerRegistry`) must
-   be an eligible CA the route serves;
+   be an eligible CA the route serves, and the CA's nonce policy
+   (:func:`~certstatus.pipeline.nonce.nonce_for`) drops or keeps the nonce, or
+   hands a request without one to the handler under ``"require"``;
 4. :meth:`FreshnessGuard.fresh <certstatus.pipeline.freshness.FreshnessGuard.fresh>`
    must hold (data imported, not stale);
 5. :meth:`LocalStatusSigner.answer_single <certstatus.pipeline.steps.LocalStatusSigner.answer_single>`
@@ -43,6 +45,7 @@ from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import OCSPError
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
+from certstatus.pipeline.nonce import nonce_for
 from certstatus.pipeline.steps import LocalStatusSigner
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest
@@ -85,6 +88,8 @@ class LiveLane:
         self.guard = guard
         self.signer = signer
         self.eligible = eligible
+        # issuer_id -> the CA's nonce policy (certstatus.pipeline.nonce), read once.
+        self.nonce_policies = {ca.issuer_id: ca.settings.nonce_policy for ca in registry.cas}
         self.metrics = metrics
         self.time = unix_time(clock)
         self.counts = AnswerCounts("live")
@@ -113,10 +118,12 @@ class LiveLane:
         if ca is None or ca.issuer_id not in self.eligible or not route.allows(ca.name):
             return None
         try:
+            policy = self.nonce_policies[ca.issuer_id]
+            nonce = query.nonce if policy == "echo" else nonce_for(policy, query.nonce, ca.name)
             if not self.guard.fresh(ca):
                 return None
-            answer = self.signer.answer_single(ca, cert_id, query.nonce)
-        except (OCSPError, StoreUnavailable):  # the handler answers (tryLater) and logs it
+            answer = self.signer.answer_single(ca, cert_id, nonce)
+        except (OCSPError, StoreUnavailable):  # the handler answers (tryLater, unauthorized) and logs it
             return None
         response = answer.der
         now = self.time()

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from certstatus.clock import Clock
 from certstatus.errors import CertstatusError, ConfigError, SignerError
@@ -72,8 +73,8 @@ def build_signer(settings: SignerSettings, ca, ca_certificate: x509.Certificate,
     try:
         signer = ResponseSigner(
             loaded.key, loaded.certificate, ca_certificate,
-            responder_id=ca.responder_id, chain=loaded.chain, algorithm=algorithm,
-            name=settings.label, locally_trusted=settings.locally_trusted,
+            responder_id=ca.responder_id, chain=response_chain(ca, ca_certificate, loaded.certificate, settings.locally_trusted),
+            algorithm=algorithm, name=settings.label, locally_trusted=settings.locally_trusted,
         )  # fmt: skip
     except SignerError as exc:
         raise SignerError(f"{where}: {exc}") from None
@@ -85,6 +86,37 @@ def build_signer(settings: SignerSettings, ca, ca_certificate: x509.Certificate,
             f"CA {ca.name}: signer {settings.label} ({loaded.certificate.subject.rfc4514_string()}, {settings.certificate})",
         )
     return signer
+
+
+def response_chain(
+    ca, ca_certificate: x509.Certificate, certificate: x509.Certificate, locally_trusted: bool
+) -> tuple[x509.Certificate, ...]:
+    """The certificates a response of the responder ``certificate`` carries after its own (RFC 6960
+    §4.2.1 ``certs``; ``ca`` is the CaSettings).
+
+    None by default: clients have the CA certificate (they named it in the CertID) and the
+    delegated responder certificate is what they need; what else the signer's PEM file or PKCS#12
+    holds is not sent, the CA's own certificate in particular. With ``include_signer_chain``, a
+    delegated responder's responses add the CA certificate and the certificates after it in the
+    CA's ``certificate`` file, without self-signed ones (a root is the client's trust anchor, not
+    something to send). A CA-signed response carries no certificate at all (golang/go#59641), and
+    a locally trusted responder is trusted as it is.
+    """
+    if not ca.include_signer_chain or locally_trusted or certificate == ca_certificate:
+        return ()
+    from certstatus.signing.keys import load_certificates
+
+    return tuple(cert for cert in load_certificates(ca.certificate) if not _self_signed(cert))
+
+
+def _self_signed(certificate: x509.Certificate) -> bool:
+    if certificate.issuer != certificate.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def scan_signers_dir(ca) -> list[SignerSettings | RefusedSigner]:

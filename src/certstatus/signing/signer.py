@@ -64,6 +64,10 @@ class ResponseSigner:
         self.locally_trusted = locally_trusted
         self.is_delegated = certificate != ca_certificate
         self.key_family = key_family(key)
+        # Read once: cryptography builds a new datetime on every access, and the request path bounds
+        # every nextUpdate by notAfter (certstatus.next_update).
+        self._not_before = certificate.not_valid_before_utc
+        self._not_after = certificate.not_valid_after_utc
         self.algorithm = algorithm or default_algorithm(key)
         self._sign = self.algorithm.sign_function(key)
         self.signature_algorithm_der = self.algorithm.der
@@ -88,12 +92,12 @@ class ResponseSigner:
     @property
     def not_before(self) -> dt.datetime:
         """The responder certificate's notBefore (aware UTC)."""
-        return self.certificate.not_valid_before_utc
+        return self._not_before
 
     @property
     def not_after(self) -> dt.datetime:
         """The responder certificate's notAfter (aware UTC)."""
-        return self.certificate.not_valid_after_utc
+        return self._not_after
 
     def valid_at(self, when: dt.datetime) -> bool:
         """True when ``when`` lies within notBefore..notAfter, both included (RFC 5280 §4.1.2.5)."""

@@ -39,11 +39,15 @@ class Freshness:
     (:func:`missing_sources`). ``next_update`` (aware UTC): the newest
     nextUpdate of its CRL view, None when no CRL with a nextUpdate is
     imported (then the data never goes stale by time).
+    ``due``: the earliest nextUpdate of its complete and delta CRLs, when
+    newer information is due (RFC 6960 §2.4): what bounds the nextUpdate of
+    its responses (:mod:`certstatus.next_update`); None without CRLs.
     """
 
     has_data: bool
     next_update: dt.datetime | None
     missing: tuple[str, ...] = ()
+    due: dt.datetime | None = None
 
     def stale(self, now: dt.datetime, grace_seconds: int) -> bool:
         """True when ``now`` is past ``next_update`` + ``grace_seconds``."""
@@ -54,7 +58,7 @@ def freshness(states: Mapping[str, SourceState], ca: CaSettings) -> Freshness:
     """The :class:`Freshness` of CA ``ca`` from its source states (``StatusStore.source_states``)."""
     updates = [s.next_update for k, s in states.items() if k in (CRL_KIND, DELTA_KIND) and s.next_update]
     missing = missing_sources(ca, states)
-    return Freshness(bool(states) and not missing, max(updates) if updates else None, missing)
+    return Freshness(bool(states) and not missing, max(updates) if updates else None, missing, min(updates) if updates else None)
 
 
 def has_data(ca: CaSettings, states: Mapping[str, SourceState]) -> bool:

@@ -6,7 +6,10 @@ is reported and leaves its previous rows serving, while the other sources of
 the same CA still import.
 
 CRLs (RFC 5280 §5): each origin in ``crl`` may hold a complete CRL or a delta
-CRL (deltaCRLIndicator, §5.2.4); complete CRLs are applied before deltas.
+CRL (deltaCRLIndicator, §5.2.4); complete CRLs are applied before deltas. For
+a CA with ``archive_cutoff``, a revocation a new CRL no longer lists is kept
+(``StatusStore.replace_source(..., archive_removed=True)``): CAs drop expired
+certificates from their CRLs, and their status must still be answered.
 A CRL older than the one imported (lower cRLNumber or older thisUpdate) is
 refused; the same CRL again is "unchanged" and not rewritten. A delta needs
 an imported complete CRL whose cRLNumber is at least the delta's
@@ -45,7 +48,7 @@ from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.crl import load_crl
 from certstatus.sources.fetch import Fetched, FetchPolicy, fetch, is_remote
 from certstatus.sources.index_txt import parse_index
-from certstatus.sources.issuance import load_issued, serials_in
+from certstatus.sources.issuance import certificates_in, load_issued_certificates
 from certstatus.sources.records import CrlData
 from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
 
@@ -154,7 +157,7 @@ def _apply_complete(
     entries = [e for e in crl.entries if e.reason is not x509.ReasonFlags.remove_from_crl]
     store.replace_source(
         target.issuer_id, _state(target, CRL_KIND, origin, crl, len(entries), clock, data_sha256), revoked=entries,
-        drop_kinds=drop,
+        drop_kinds=drop, archive_removed=target.settings.archive_cutoff is not None,
     )
     if feed is not None:
         feed.publish(target.issuer_id, None)
@@ -191,7 +194,7 @@ def _apply_delta(
         return ImportResult(name, DELTA_KIND, origin, len(crl.entries), unchanged=True, note="same delta CRL")
     store.replace_source(
         target.issuer_id, _state(target, DELTA_KIND, origin, crl, len(crl.entries), clock, data_sha256),
-        revoked=crl.entries,
+        revoked=crl.entries, archive_removed=target.settings.archive_cutoff is not None,
     )
     if feed is not None:
         feed.publish(target.issuer_id, tuple(entry.serial_number for entry in crl.entries))
@@ -320,7 +323,8 @@ def apply_crls(
 
 #: Bump when a parser reads the same source bytes differently, so that every store imports them
 #: again once (the certstatus version is part of the fingerprint too).
-FINGERPRINT_FORMAT = 2  # 2: CRLs of a CA certificate without cRLSign refused; signed hex serials
+#: 2: CRLs of a CA certificate without cRLSign refused; signed hex serials. 3: notAfter read. 4: certificate hashes read.
+FINGERPRINT_FORMAT = 4
 
 
 def source_fingerprint(target: CaTarget, kind: str, origin: str, data_sha256: str, imported_at: dt.datetime) -> str:
@@ -382,7 +386,7 @@ def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock
         kind="index", origin=origin, imported_at=now, entries=len(data.issued),
         fingerprint=source_fingerprint(target, "index", origin, digest, now),
     )  # fmt: skip
-    store.replace_source(target.issuer_id, state, issued=data.issued, revoked=data.revoked)
+    store.replace_source(target.issuer_id, state, issued=data.certificates, revoked=data.revoked)
     if feed is not None:
         feed.publish(target.issuer_id, None)
     return ImportResult(target.settings.name, "index", origin, len(data.issued))
@@ -398,20 +402,21 @@ def import_issued(store: StatusStore, target: CaTarget, origin: str, clock: Cloc
     signed = target.settings.issued_signed
     digest = None
     if not is_remote(origin) and Path(origin).is_dir():
-        serials = load_issued(origin, target.certificate, policy=policy, signed=signed)
+        certificates = load_issued_certificates(origin, target.certificate, policy=policy, signed=signed)
     else:
         read = _read_unless_same(store, target, "issued", origin, policy)
         if isinstance(read, ImportResult):
             return read
         raw, digest = read
-        serials = tuple(sorted(serials_in(raw, target.certificate, origin=origin, signed=signed)))
+        found = certificates_in(raw, target.certificate, origin=origin, signed=signed)
+        certificates = tuple(found[serial] for serial in sorted(found))
     now = clock.now()
     fingerprint = None if digest is None else source_fingerprint(target, "issued", origin, digest, now)
-    state = SourceState(kind="issued", origin=origin, imported_at=now, entries=len(serials), fingerprint=fingerprint)
-    store.replace_source(target.issuer_id, state, issued=serials)
+    state = SourceState(kind="issued", origin=origin, imported_at=now, entries=len(certificates), fingerprint=fingerprint)
+    store.replace_source(target.issuer_id, state, issued=certificates)
     if feed is not None:
         feed.publish(target.issuer_id, None)
-    return ImportResult(target.settings.name, "issued", origin, len(serials))
+    return ImportResult(target.settings.name, "issued", origin, len(certificates))
 
 
 def import_file_source(

@@ -26,7 +26,7 @@ from cryptography import x509
 from certstatus.clock import UTC
 from certstatus.errors import SourceError
 from certstatus.sources.issued import serial_hex
-from certstatus.sources.records import IndexData, RevokedEntry
+from certstatus.sources.records import IndexData, IssuedCertificate, RevokedEntry
 
 # OpenSSL's reason names (apps/ca.c, crl_reasons), lower-cased, to the RFC 5280 reasonCode
 # and whether the third field is a compromise time that becomes the invalidityDate.
@@ -50,7 +50,9 @@ _SERIAL = re.compile(r"-?[0-9A-Fa-f]+")
 def parse_index(data: bytes, *, origin: str) -> IndexData:
     """Parse an OpenSSL ``index.txt`` into every issued serial and the revoked entries.
 
-    ``issued`` holds the serial of every V, R and E line in file order;
+    ``issued`` holds the serial of every V, R and E line in file order, and
+    ``certificates`` the same with each line's expiry (the certificate's
+    notAfter: an E line is an expired certificate, still issued);
     ``revoked`` one :class:`RevokedEntry` per R line (revocation time and
     invalidity date as aware UTC datetimes). Blank lines are ignored.
 
@@ -62,25 +64,27 @@ def parse_index(data: bytes, *, origin: str) -> IndexData:
     """
     text = data.decode("utf-8", errors="replace")
     issued: list[int] = []
+    certificates: list[IssuedCertificate] = []
     revoked: list[RevokedEntry] = []
     first_line: dict[int, int] = {}
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.rstrip("\r")
         if not line.strip():
             continue
-        serial, entry = _parse_line(line, number, origin)
+        serial, not_after, entry = _parse_line(line, number, origin)
         if serial in first_line:
             raise _line_error(
                 origin, number, f"serial {serial_hex(serial)} is already listed on line {first_line[serial]}"
             )
         first_line[serial] = number
         issued.append(serial)
+        certificates.append(IssuedCertificate(serial, not_after))
         if entry is not None:
             revoked.append(entry)
-    return IndexData(issued=tuple(issued), revoked=tuple(revoked))
+    return IndexData(issued=tuple(issued), revoked=tuple(revoked), certificates=tuple(certificates))
 
 
-def _parse_line(line: str, number: int, origin: str) -> tuple[int, RevokedEntry | None]:
+def _parse_line(line: str, number: int, origin: str) -> tuple[int, dt.datetime, RevokedEntry | None]:
     fields = line.split("\t", 5)
     if len(fields) != 6:
         raise _line_error(
@@ -89,7 +93,7 @@ def _parse_line(line: str, number: int, origin: str) -> tuple[int, RevokedEntry 
     status, expiry, revocation, serial_text = fields[:4]
     if status not in ("V", "R", "E"):
         raise _line_error(origin, number, f"status {status!r} is not V, R or E")
-    _parse_time(expiry, "expiry", number, origin)
+    not_after = _parse_time(expiry, "expiry", number, origin)
     if not _SERIAL.fullmatch(serial_text):
         raise _line_error(origin, number, f"serial {serial_text!r} is not hexadecimal")
     serial = int(serial_text, 16)
@@ -98,8 +102,8 @@ def _parse_line(line: str, number: int, origin: str) -> tuple[int, RevokedEntry 
             raise _line_error(
                 origin, number, f"status {status} line has a revocation field {revocation!r}"
             )
-        return serial, None
-    return serial, _parse_revocation(serial, revocation, number, origin)
+        return serial, not_after, None
+    return serial, not_after, _parse_revocation(serial, revocation, number, origin)
 
 
 def _parse_revocation(serial: int, field: str, number: int, origin: str) -> RevokedEntry:

@@ -25,20 +25,22 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from certstatus.errors import SourceError
 from certstatus.sources.fetch import FetchPolicy, fetch, is_remote
 from certstatus.sources.issued import parse_issued
+from certstatus.sources.records import IssuedCertificate
 from certstatus.sources.signed_list import looks_like_cms, verify_signed_content
 
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
-def load_issued(
+def load_issued_certificates(
     origin: str, issuer: x509.Certificate, *, policy: FetchPolicy | None = None, signed: bool = False
-) -> tuple[int, ...]:
-    """Return the sorted, deduplicated serials issued by ``issuer`` according to ``origin``.
+) -> tuple[IssuedCertificate, ...]:
+    """Return what ``origin`` says ``issuer`` issued, one :class:`IssuedCertificate` per serial, sorted.
 
     ``origin`` is a file, a directory or an http(s)/ldap URL. Raises
     :class:`SourceError` naming the file for unreadable data, a certificate
@@ -46,23 +48,38 @@ def load_issued(
     not CMS SignedData by the CA.
     """
     policy = policy or FetchPolicy()
-    serials: set[int] = set()
+    found: dict[int, IssuedCertificate] = {}
     if not is_remote(origin) and Path(origin).is_dir():
         files = sorted(p for p in Path(origin).iterdir() if p.is_file() and not p.name.startswith("."))
         for path in files:
             data = fetch(str(path), policy).data or b""
-            serials.update(serials_in(data, issuer, origin=str(path), signed=signed))
+            _merge(found, certificates_in(data, issuer, origin=str(path), signed=signed))
     else:
         data = fetch(origin, policy).data or b""
-        serials.update(serials_in(data, issuer, origin=origin, signed=signed))
-    return tuple(sorted(serials))
+        _merge(found, certificates_in(data, issuer, origin=origin, signed=signed))
+    return tuple(found[serial] for serial in sorted(found))
 
 
-def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bool = False) -> set[int]:
-    """The serials of one file's bytes (see the module docstring for the forms)."""
+def _merge(found: dict[int, IssuedCertificate], more: dict[int, IssuedCertificate]) -> None:
+    """Add ``more`` to ``found``; of two entries of one serial, the one that knows more wins."""
+    for serial, entry in more.items():
+        if _known(entry) >= _known(found.get(serial)):
+            found[serial] = entry
+
+
+def _known(entry: IssuedCertificate | None) -> int:
+    return -1 if entry is None else (entry.not_after is not None) + (entry.cert_hash is not None)
+
+
+def certificates_in(
+    data: bytes, issuer: x509.Certificate, *, origin: str, signed: bool = False
+) -> dict[int, IssuedCertificate]:
+    """The issued serials of one file's bytes (see the module docstring for the forms), each with what
+    the file tells of its certificate: a certificate's notAfter and SHA-256 hash; a precertificate, or a
+    serial line, tells nothing more (a precertificate is not the certificate a relying party holds)."""
     if looks_like_cms(data):
         content = verify_signed_content(data, issuer, origin=origin)
-        return serials_in(content, issuer, origin=origin, signed=False)
+        return certificates_in(content, issuer, origin=origin, signed=False)
     if signed:
         raise SourceError(
             origin,
@@ -75,7 +92,10 @@ def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bo
         except ValueError as exc:
             raise SourceError(origin, f"holds an unreadable PEM certificate ({exc}).") from None
         signers = [cert for cert in certificates if _is_precertificate_signer(cert, issuer)]
-        return {_checked_serial(cert, issuer, origin, signers) for cert in certificates}
+        found: dict[int, IssuedCertificate] = {}
+        for cert in certificates:
+            _merge(found, {_checked_serial(cert, issuer, origin, signers): _entry(cert)})
+        return found
     if data[:1] == b"\x30" and data[1:2] in (b"\x81", b"\x82", b"\x83"):  # DER SEQUENCE, long form ("0" is 0x30 too)
         try:
             certificate = x509.load_der_x509_certificate(data)
@@ -83,8 +103,16 @@ def serials_in(data: bytes, issuer: x509.Certificate, *, origin: str, signed: bo
             raise SourceError(
                 origin, "is binary but neither a DER certificate nor CMS SignedData: write serials as text."
             ) from None
-        return {_checked_serial(certificate, issuer, origin)}
-    return set(parse_issued(data, origin=origin))
+        return {_checked_serial(certificate, issuer, origin): _entry(certificate)}
+    return {serial: IssuedCertificate(serial) for serial in parse_issued(data, origin=origin)}
+
+
+def _entry(cert: x509.Certificate) -> IssuedCertificate:
+    """What a certificate of an issued list tells: its notAfter and hash (CertHash, Common PKI), unless it
+    is a precertificate."""
+    if _is_precertificate(cert):
+        return IssuedCertificate(cert.serial_number)
+    return IssuedCertificate(cert.serial_number, cert.not_valid_after_utc, cert.fingerprint(hashes.SHA256()))
 
 
 def _checked_serial(

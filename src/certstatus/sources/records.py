@@ -47,11 +47,29 @@ class CrlData:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    """A serial a source lists as issued, with what it tells of the certificate.
+
+    ``not_after`` (aware UTC, whole seconds) is the certificate's notAfter when
+    the source gives it (an ``index.txt`` expiry field, a certificate in an
+    issued list), else None; ``cert_hash`` the SHA-256 of the certificate's
+    DER when the source holds the certificate itself (an issued list of
+    certificates), else None.
+    """
+
+    serial_number: int
+    not_after: dt.datetime | None = None
+    cert_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IndexData:
     """An OpenSSL ``index.txt`` (CA database): every serial it lists is issued.
 
-    ``issued`` holds every serial on a V, R or E line; ``revoked`` the R lines.
+    ``issued`` holds every serial on a V, R or E line; ``revoked`` the R lines;
+    ``certificates`` every line's serial with its expiry (notAfter), in file order.
     """
 
     issued: tuple[int, ...]
     revoked: tuple[RevokedEntry, ...] = field(default_factory=tuple)
+    certificates: tuple[IssuedCertificate, ...] = field(default_factory=tuple)

@@ -21,13 +21,13 @@ writes only its source state and leaves the counter alone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography import x509
 
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 
 #: RFC 5280 §5.3.1 CRLReason codes.
 REASON_CODES: dict[x509.ReasonFlags, int] = {
@@ -66,11 +66,13 @@ class CertStatusRecord:
 
     ``issued`` is True when a source that lists issued certificates (index
     file, issued list) has the serial; ``revoked`` is the earliest revocation
-    any source reports, or None.
+    any source reports, or None; ``cert_hash`` the SHA-256 of the certificate
+    when an issued list holds the certificate itself (CertHash), else None.
     """
 
     issued: bool
     revoked: RevokedEntry | None
+    cert_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ class SignedBatch:
     content without the certificates (tbsResponseData, signatureAlgorithm,
     signature: :meth:`~certstatus.protocol.fast_response.ResponseWrapper.body`);
     :meth:`StatusStore.precomputed` returns the complete OCSPResponse.
+    ``profile`` is the CA's :attr:`~certstatus.config.CaSettings.signing_profile`
+    the responses were signed under.
     """
 
     certificates_element: bytes
@@ -152,6 +156,7 @@ class SignedBatch:
     next_update: dt.datetime
     renew_at: dt.datetime
     rows: Sequence[tuple[bytes, bytes, bytes]]
+    profile: int = 0
 
 
 #: The work kinds of :meth:`StatusStore.pending_precomputed`, in the order the generator does them.
@@ -220,6 +225,28 @@ def source_marks(rows: Iterable[Sequence[Any]]) -> dict[int, tuple]:
 #: Source kinds whose rows form the CRL view (RFC 5280 §5.2.4): a "delta" row
 #: for a serial replaces the "crl" row, and a delta removeFromCRL row removes it.
 CRL_KIND, DELTA_KIND, PUSH_KIND = "crl", "delta", "push"
+#: The rows of revocations kept after a CRL dropped them (``replace_source(..., archive_removed=True)``):
+#: a source kind of its own, without a source state, never replaced.
+ARCHIVE_KIND = "archive"
+#: CRL reason codes never archived: certificateHold (it may be released) and removeFromCRL (a release).
+ARCHIVE_EXCLUDED_REASONS = (REASON_CODES[x509.ReasonFlags.certificate_hold], REASON_CODES[x509.ReasonFlags.remove_from_crl])
+
+
+def issued_entries(issued: Iterable[int | IssuedCertificate]) -> dict[bytes, IssuedCertificate]:
+    """``replace_source``'s ``issued`` keyed on :func:`serial_key`, serials given alone made
+    :class:`IssuedCertificate` s; of a serial listed twice, the last entry wins."""
+    entries: dict[bytes, IssuedCertificate] = {}
+    for item in issued:
+        entry = IssuedCertificate(item) if isinstance(item, int) else item
+        entries[serial_key(entry.serial_number)] = entry
+    return entries
+
+
+def archive_kinds(kind: str, drop_kinds: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """For an import of ``kind`` dropping ``drop_kinds``: (the CRL-view kinds whose removed
+    revocations are archived, the CRL-view kinds that stay and still list theirs)."""
+    replaced = tuple(k for k in (kind, *drop_kinds) if k in (CRL_KIND, DELTA_KIND))
+    return replaced, tuple(k for k in (CRL_KIND, DELTA_KIND) if k not in replaced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,21 +326,33 @@ def revocations_from_rows(
 def status_records(
     serial_numbers: Sequence[int],
     keys: Sequence[bytes],
-    issued: Set[bytes],
+    issued: Mapping[bytes, bytes | None],
     revoked: dict[bytes, list[Sequence[Any]]],
     to_datetime: Callable[[Any], dt.datetime],
 ) -> dict[int, CertStatusRecord]:
     """``lookup_many``'s result from the statuses a backend read: ``keys`` are the serials'
-    :func:`serial_key`, ``issued`` the keys some source lists, ``revoked`` the ``revoked`` rows
-    by key (see :func:`revocation_from_rows`). A serial no source knows is left out."""
+    :func:`serial_key`, ``issued`` the keys some source lists with their certificate hash (None when
+    unknown: :func:`issued_hashes`), ``revoked`` the ``revoked`` rows by key (see
+    :func:`revocation_from_rows`). A serial no source knows is left out."""
     records = {}
     for serial, key in zip(serial_numbers, keys, strict=True):
         rows = revoked.get(key)
         entry = None if rows is None else revocation_from_rows(serial, rows, to_datetime)
         if entry is None and key not in issued:
             continue
-        records[serial] = CertStatusRecord(issued=key in issued, revoked=entry)
+        records[serial] = CertStatusRecord(issued=key in issued, revoked=entry, cert_hash=issued.get(key))
     return records
+
+
+def issued_hashes(rows: Iterable[Sequence[Any]]) -> dict[bytes, bytes | None]:
+    """{serial key: certificate hash or None} from ``issued`` rows ``(serial, cert_hash)`` of any number of
+    sources; a serial two sources list keeps the hash one of them knows."""
+    found: dict[bytes, bytes | None] = {}
+    for serial, cert_hash in rows:
+        key = bytes(serial)
+        if cert_hash is not None or key not in found:
+            found[key] = None if cert_hash is None else bytes(cert_hash)
+    return found
 
 
 def precomputed_rows(
@@ -354,15 +393,28 @@ class StatusStore(Protocol):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         """Replace every row of this issuer's source ``state.kind`` in one transaction; return what changed.
 
-        ``drop_kinds`` names other source kinds of the issuer whose rows and
-        state are deleted in the same transaction (a complete CRL at least as
-        new as the imported delta CRL drops the delta).
+        ``issued`` are serials, or :class:`IssuedCertificate` s with the
+        certificate's notAfter and hash when the source gives them. ``drop_kinds`` names
+        other source kinds of the issuer whose rows and state are deleted in
+        the same transaction (a complete CRL at least as new as the imported
+        delta CRL drops the delta).
+
+        ``archive_removed`` (a CA with ``archive_cutoff``; CRL kinds only):
+        a revocation of the replaced or dropped CRL kinds that this write
+        removes, and that no remaining CRL kind lists, is kept as an
+        :data:`ARCHIVE_KIND` row — unless its reason is certificateHold or
+        removeFromCRL, or a source lists the certificate as issued with a
+        notAfter after ``state.this_update`` (then the CRL released a valid
+        certificate, and it is followed). CAs drop expired certificates from
+        their CRLs (RFC 5280 §3.3); revocation is final (§5.3.1), and
+        ETSI EN 319 411-2 §6.3.10 wants it answered after expiry.
 
         Only the difference is written. When something changed
         (:class:`ChangeCount`), in the same transaction the issuer's change
@@ -422,12 +474,16 @@ class StatusStore(Protocol):
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
         """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
 
-    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
         """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
 
-        None when there is none, or when the serial's status changed since it
-        was signed (the request path then signs live). Never keyed on the
-        serial alone nor on the issuer key hash alone.
+        None when there is none, when the serial's status changed since it
+        was signed, or (``profile`` given) when it was signed under another
+        signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`):
+        the request path then signs live. Never keyed on the serial alone nor
+        on the issuer key hash alone.
         """
 
     def store_precomputed(
@@ -483,6 +539,14 @@ class StatusStore(Protocol):
 
         For responses signed by a responder certificate the CA has since revoked: their serials are
         pending as ``"missing"`` and the generator signs them again.
+        """
+
+    def expire_other_profiles(self, issuer_id: int, profile: int) -> int:
+        """Make every pre-signed row of the issuer signed under another signing profile due now
+        (``renew_at`` in 1970), so the generator's next "due" work re-signs them first; return how many.
+
+        The request path already refuses to serve them (:meth:`precomputed` with ``profile``);
+        this only brings their replacement forward. One scan of the issuer's rows.
         """
 
     def claim_generator(self, issuer_id: int) -> str | None:

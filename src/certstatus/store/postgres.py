@@ -48,7 +48,7 @@ from psycopg.errors import QueryCanceled
 from psycopg_pool import ConnectionPool
 
 from certstatus.errors import StoreError, StoreUnavailable
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
     PUSH_KIND,
@@ -59,8 +59,10 @@ from certstatus.store.base import (
     ChangeCount,
     SourceState,
     StatusChange,
+    archive_kinds,
     combine_revocations,
     count_changes,
+    issued_entries,
     revocations_from_rows,
     serial_key,
     source_marks,
@@ -68,6 +70,7 @@ from certstatus.store.base import (
 )
 from certstatus.store.dsn import redact
 from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows, write_counted
+from certstatus.store.postgres_bulk import archive_removed as bulk_archive_removed
 from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
@@ -85,11 +88,12 @@ _READER_TCP = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval"
 #: First key of the advisory lock that serialises `db upgrade` runs (the second is the schema).
 _UPGRADE_LOCK = 0x63657274  # "cert"
 
-#: One row per source that revokes the serial, plus a row with source NULL when a source lists it issued.
+#: One row per source that revokes the serial, plus a row with source NULL (and the certificate's hash,
+#: when known) per source that lists it issued.
 _LOOKUP = """
-SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
+SELECT source, revocation_time, reason, invalidity_date, NULL::bytea FROM revoked WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 UNION ALL
-SELECT NULL, NULL, NULL, NULL FROM (SELECT 1 FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s LIMIT 1) AS i
+SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 """
 
 _SOURCE_STATES = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %(issuer)s"
@@ -262,6 +266,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         if not rows:
             return None
         issued = any(row[0] is None for row in rows)
+        cert_hash = next((bytes(row[4]) for row in rows if row[4] is not None), None)
         revoked = combine_revocations(
             serial_number,
             (
@@ -272,7 +277,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         )
         if revoked is None and not issued:
             return None
-        return CertStatusRecord(issued=issued, revoked=revoked)
+        return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
 
     def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
         rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})
@@ -283,14 +288,15 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         # Duplicates are dropped first, as SQLite's INSERT OR IGNORE / OR REPLACE
         # do (COPY has no conflict clause): the last revocation of a serial wins.
         # The rows are written by COPY and a diff (store/postgres_bulk.py).
-        issued_keys = dict.fromkeys(serial_key(serial) for serial in issued)
+        issued_keys = issued_entries(issued)
         revoked_rows = {serial_key(entry.serial_number): entry for entry in revoked}
         kind = state.kind
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -300,7 +306,13 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
             track = self._has_precomputed(cur, issuer_id)
             if track:
                 cur.execute(CHANGED_SERIALS)
-            rows = sum(self._delete_source(cur, issuer_id, other, track=track) for other in drop_kinds)
+            rows = 0
+            replaced, remaining = archive_kinds(kind, drop_kinds)
+            if archive_removed and replaced:  # before the rows it keeps are replaced or dropped
+                rows += bulk_archive_removed(
+                    cur, issuer_id, state.this_update or state.imported_at, replaced, remaining, revoked_rows
+                )
+            rows += sum(self._delete_source(cur, issuer_id, other, track=track) for other in drop_kinds)
             rows += replace_rows(cur, issuer_id, kind, issued_keys, revoked_rows, track=track)
             self._save_state(cur, issuer_id, state)
             changed = count_changes(rows, kinds_before, kind, drop_kinds)

@@ -23,15 +23,18 @@ from collections.abc import Mapping
 
 import psycopg
 
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import REASON_CODES
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
+from certstatus.store.base import ARCHIVE_EXCLUDED_REASONS, ARCHIVE_KIND, DELTA_KIND, REASON_CODES
 
-_ISSUED_TYPES = ["int4", "bytea", "text"]
+_ISSUED_TYPES = ["int4", "bytea", "text", "timestamptz", "bytea"]
+_ISSUED_COLUMNS = "issuer_id, serial, source, not_after, cert_hash"
 _REVOKED_TYPES = ["int4", "bytea", "text", "timestamptz", "int2", "timestamptz"]
 _REVOKED_COLUMNS = "issuer_id, serial, source, revocation_time, reason, invalidity_date"
 
 _TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_issued (issuer_id integer, serial bytea, source text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (
+    issuer_id integer, serial bytea, source text, not_after timestamptz, cert_hash bytea
+) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
     issuer_id integer, serial bytea, source text, revocation_time timestamptz, reason smallint, invalidity_date timestamptz
 ) ON COMMIT DELETE ROWS;
@@ -46,10 +49,13 @@ _SAME_REVOCATION = (
     "n.serial = r.serial AND n.revocation_time = r.revocation_time "
     "AND n.reason IS NOT DISTINCT FROM r.reason AND n.invalidity_date IS NOT DISTINCT FROM r.invalidity_date"
 )
+_SAME_ISSUED = (
+    "n.serial = r.serial AND n.not_after IS NOT DISTINCT FROM r.not_after AND n.cert_hash IS NOT DISTINCT FROM r.cert_hash"
+)
 _DIFF = {
     "issued": (
-        f"DELETE FROM issued r WHERE {_MINE_R} AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE n.serial = r.serial)",
-        "INSERT INTO issued (issuer_id, serial, source) SELECT issuer_id, serial, source FROM incoming_issued n "
+        f"DELETE FROM issued r WHERE {_MINE_R} AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE {_SAME_ISSUED})",
+        f"INSERT INTO issued ({_ISSUED_COLUMNS}) SELECT {_ISSUED_COLUMNS} FROM incoming_issued n "
         f"WHERE NOT EXISTS (SELECT 1 FROM issued r WHERE {_MINE_R} AND r.serial = n.serial)",
     ),
     "revoked": (
@@ -83,7 +89,7 @@ def replace_rows(
     cur: psycopg.Cursor,
     issuer_id: int,
     kind: str,
-    issued: Mapping[bytes, None],
+    issued: Mapping[bytes, IssuedCertificate],
     revoked: Mapping[bytes, RevokedEntry],
     *,
     track: bool = False,
@@ -97,7 +103,7 @@ def replace_rows(
     :data:`CHANGED_SERIALS`). Must run inside a transaction.
     """
     rows = {
-        "issued": ((issuer_id, key, kind) for key in issued),
+        "issued": ((issuer_id, key, kind, entry.not_after, entry.cert_hash) for key, entry in issued.items()),
         "revoked": (
             (
                 issuer_id,
@@ -112,7 +118,7 @@ def replace_rows(
     }
     params = {"issuer": issuer_id, "kind": kind}
     written = 0
-    tables = (("issued", _ISSUED_TYPES, "issuer_id, serial, source"), ("revoked", _REVOKED_TYPES, _REVOKED_COLUMNS))
+    tables = (("issued", _ISSUED_TYPES, _ISSUED_COLUMNS), ("revoked", _REVOKED_TYPES, _REVOKED_COLUMNS))
     for table, types, columns in tables:
         has_rows = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {_MINE})", params).fetchone()[0]
         if not has_rows:
@@ -131,6 +137,41 @@ def replace_rows(
         written += write_counted(cur, delete, params, track=track, returning="r.serial")
         written += write_counted(cur, insert, params, track=track)
     return written
+
+
+#: The serials of an import's revocations, for keeping the ones it removes (:func:`archive_removed`).
+_STILL_REVOKED = "CREATE TEMP TABLE IF NOT EXISTS still_revoked (serial bytea PRIMARY KEY) ON COMMIT DELETE ROWS"
+
+
+def archive_removed(
+    cur: psycopg.Cursor, issuer_id: int, state_time, replaced: tuple[str, ...], remaining: tuple[str, ...],
+    revoked: Mapping[bytes, RevokedEntry],
+) -> int:
+    """Keep as archive rows the revocations of the ``replaced`` CRL kinds that the import (whose new
+    revocations are ``revoked``) removes and that no ``remaining`` kind lists (the rule of
+    :meth:`certstatus.store.base.StatusStore.replace_source`, ``state_time`` the new CRL's thisUpdate).
+    Runs before the rows are replaced, in the caller's transaction; returns how many were kept."""
+    had = cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM revoked WHERE issuer_id = %s AND source = ANY(%s))", (issuer_id, list(replaced))
+    ).fetchone()[0]
+    if not had:  # a first import: nothing to keep, and no copy of its serials to make
+        return 0
+    cur.execute(_STILL_REVOKED)
+    _copy(cur, "still_revoked (serial)", ["bytea"], ((key,) for key in revoked))
+    return cur.execute(
+        "INSERT INTO revoked (issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+        "SELECT DISTINCT ON (r.serial) r.issuer_id, r.serial, %(archive)s, r.revocation_time, r.reason, r.invalidity_date "
+        "FROM revoked r WHERE r.issuer_id = %(issuer)s AND r.source = ANY(%(replaced)s) "
+        "AND (r.reason IS NULL OR r.reason <> ALL(%(excluded)s)) "
+        "AND NOT EXISTS (SELECT 1 FROM still_revoked n WHERE n.serial = r.serial) "
+        "AND NOT EXISTS (SELECT 1 FROM revoked o WHERE o.issuer_id = r.issuer_id AND o.serial = r.serial "
+        "AND o.source = ANY(%(remaining)s)) "
+        "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = r.issuer_id AND i.serial = r.serial "
+        "AND i.not_after > %(released)s) "
+        "ORDER BY r.serial, r.source = %(delta)s DESC ON CONFLICT DO NOTHING",
+        {"archive": ARCHIVE_KIND, "issuer": issuer_id, "replaced": list(replaced), "remaining": list(remaining),
+         "excluded": list(ARCHIVE_EXCLUDED_REASONS), "released": state_time, "delta": DELTA_KIND},
+    ).rowcount
 
 
 def _copy(cur: psycopg.Cursor, target: str, types: list[str], rows) -> None:

@@ -47,6 +47,7 @@ from certstatus.store.base import (
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
+    issued_hashes,
     precomputed_rows,
     serial_from_key,
     serial_key,
@@ -59,7 +60,7 @@ _UTC = dt.timezone.utc
 
 # One statement per hash algorithm (the column is chosen here, never from the request).
 _SELECT = {
-    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id, profile FROM precomputed "
     "WHERE issuer_id = %(issuer)s AND serial = %(serial)s AND changed_seq <= signed_seq"
     for algorithm in PRECOMPUTED_HASH_ALGORITHMS
 }
@@ -67,21 +68,24 @@ _CERTS = "SELECT der FROM precomputed_certs WHERE id = %(id)s"
 
 #: The status rows of several serials in one round trip: revocations, then one row per source listing it issued.
 _LOOKUP_MANY = """
-SELECT serial, source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
+SELECT serial, source, revocation_time, reason, invalidity_date, NULL::bytea FROM revoked
+WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
 UNION ALL
-SELECT serial, NULL, NULL::timestamptz, NULL::smallint, NULL::timestamptz
+SELECT serial, NULL, NULL::timestamptz, NULL::smallint, NULL::timestamptz, cert_hash
 FROM issued WHERE issuer_id = %(issuer)s AND serial = ANY(%(serials)b)
 """
 
 # One statement per batch: the rows travel as three binary bytea arrays (fewer round trips than
 # COPY into a temporary table, and no temporary table).
 _UPSERT = """
-INSERT INTO precomputed (issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, signed_seq, changed_seq)
-SELECT %(issuer)s, serial, sha1, sha256, %(certs)s, %(this_update)s, %(next_update)s, %(renew_at)s, %(signed)s, %(stale)s
+INSERT INTO precomputed (issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, profile,
+    signed_seq, changed_seq)
+SELECT %(issuer)s, serial, sha1, sha256, %(certs)s, %(this_update)s, %(next_update)s, %(renew_at)s, %(profile)s,
+    %(signed)s, %(stale)s
 FROM unnest(%(serials)b::bytea[], %(sha1)b::bytea[], %(sha256)b::bytea[]) AS rows (serial, sha1, sha256)
 ON CONFLICT (issuer_id, serial) DO UPDATE SET sha1 = EXCLUDED.sha1, sha256 = EXCLUDED.sha256,
     certs_id = EXCLUDED.certs_id, this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update,
-    renew_at = EXCLUDED.renew_at, signed_seq = EXCLUDED.signed_seq,
+    renew_at = EXCLUDED.renew_at, profile = EXCLUDED.profile, signed_seq = EXCLUDED.signed_seq,
     changed_seq = GREATEST(precomputed.changed_seq, EXCLUDED.changed_seq)
 WHERE EXCLUDED.signed_seq >= precomputed.signed_seq
 """
@@ -109,6 +113,10 @@ WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)
 AND s.n_mod_since_analyze > 1000 + 0.2 * GREATEST(c.reltuples, 0)
 """
 
+#: The start of time for renew_at: a row made due before every other (expire_other_profiles).
+_DUE_AT_ONCE = dt.datetime(1970, 1, 1, tzinfo=_UTC)
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(_UTC)
 
@@ -130,14 +138,16 @@ class PrecomputedPostgres:
 
     # -- read by the request path ----------------------------------------------
 
-    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
         query = _SELECT.get(hash_algorithm)
         if query is None:
             return None
         rows = self._read(query, {"issuer": issuer_id, "serial": serial_key(serial_number)}, binary=True)
-        if not rows or rows[0][0] is None:
+        if not rows or rows[0][0] is None or (profile is not None and rows[0][4] != profile):
             return None
-        body, this_update, next_update, certs_id = rows[0]
+        body, this_update, next_update, certs_id, _ = rows[0]
         der = bytes(body) if certs_id is None else self._assembler(certs_id).assemble(bytes(body))
         return PrecomputedResponse(der, _utc(this_update), _utc(next_update))
 
@@ -173,19 +183,20 @@ class PrecomputedPostgres:
         keys = [serial_key(serial) for serial in serial_numbers]
         with self._connection() as conn:
             rows = conn.execute(_LOOKUP_MANY, {"issuer": issuer_id, "serials": keys}).fetchall()
-        issued: set[bytes] = set()
+        issued_rows = []
         revoked: dict[bytes, list[tuple]] = {}
-        for key, source, revocation_time, reason, invalidity in rows:
+        for key, source, revocation_time, reason, invalidity, cert_hash in rows:
             if source is None:
-                issued.add(bytes(key))
+                issued_rows.append((key, cert_hash))
             else:
                 revoked.setdefault(bytes(key), []).append((source, revocation_time, reason, invalidity))
-        return status_records(serial_numbers, keys, issued, revoked, _utc)
+        return status_records(serial_numbers, keys, issued_hashes(issued_rows), revoked, _utc)
 
     # -- written by the generator ----------------------------------------------
 
     def store_precomputed(
-        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = (),
+        profile: int = 0,
     ) -> None:
         """Write complete OCSPResponses (see :class:`StatusStore`); the generator uses :meth:`store_signed`.
 
@@ -193,18 +204,18 @@ class PrecomputedPostgres:
         thisUpdate, nextUpdate and renew_at (ValueError otherwise, or for a
         hash algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS`; nothing
         written). Rows are grouped by their times, one upsert per group, all
-        in one transaction.
+        in one transaction. ``profile``: the signing profile they were signed under.
         """
         groups: dict[tuple[dt.datetime, dt.datetime, dt.datetime], list[tuple]] = {}
         for key, times, ders in precomputed_rows(responses):
             groups.setdefault(times, []).append((key, *ders))
-        self._write_rows(issuer_id, [(None, times, rows) for times, rows in groups.items()], change_counter, remove)
+        self._write_rows(issuer_id, [(None, times, rows) for times, rows in groups.items()], change_counter, remove, profile)
 
     def store_signed(
         self, issuer_id: int, batch: SignedBatch, *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
         times = (batch.this_update, batch.next_update, batch.renew_at)
-        self._write_rows(issuer_id, [(batch.certificates_element, times, batch.rows)], change_counter, remove)
+        self._write_rows(issuer_id, [(batch.certificates_element, times, batch.rows)], change_counter, remove, batch.profile)
 
     def _write_rows(
         self,
@@ -212,8 +223,10 @@ class PrecomputedPostgres:
         groups: Sequence[tuple[bytes | None, tuple[dt.datetime, dt.datetime, dt.datetime], Sequence[tuple]]],
         change_counter: int,
         remove: Iterable[int],
+        profile: int,
     ) -> None:
-        """Upsert each group (certificates element or None, (thisUpdate, nextUpdate, renew_at), (key, sha1, sha256) rows)."""
+        """Upsert each group (certificates element or None, (thisUpdate, nextUpdate, renew_at), (key, sha1, sha256) rows)
+        signed under signing profile ``profile``."""
         new_certs: dict[bytes, int] = {}
         removed = [serial_key(serial) for serial in remove]
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -237,7 +250,7 @@ class PrecomputedPostgres:
                 cur.execute(
                     _UPSERT,
                     {"issuer": issuer_id, "certs": certs_id, "this_update": this_update, "next_update": next_update,
-                     "renew_at": renew, "signed": change_counter, "stale": stale,
+                     "renew_at": renew, "profile": profile, "signed": change_counter, "stale": stale,
                      "serials": list(serials), "sha1": list(sha1), "sha256": list(sha256)},
                 )  # fmt: skip
             if removed and current == change_counter:
@@ -316,6 +329,13 @@ class PrecomputedPostgres:
         with self._connection() as conn, conn.transaction():
             return conn.execute(
                 "DELETE FROM precomputed WHERE issuer_id = %s AND certs_id = %s", (issuer_id, certificates_id)
+            ).rowcount
+
+    def expire_other_profiles(self, issuer_id: int, profile: int) -> int:
+        with self._connection() as conn:
+            return conn.execute(
+                "UPDATE precomputed SET renew_at = %s WHERE issuer_id = %s AND profile <> %s AND renew_at <> %s",
+                (_DUE_AT_ONCE, issuer_id, profile, _DUE_AT_ONCE),
             ).rowcount
 
     def _refresh_statistics(self, *, force: bool = False) -> None:

@@ -19,9 +19,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from certstatus.errors import StoreError
-from certstatus.sources.records import RevokedEntry
+from certstatus.sources.records import IssuedCertificate, RevokedEntry
 from certstatus.store import migrations
 from certstatus.store.base import (
+    ARCHIVE_EXCLUDED_REASONS,
+    ARCHIVE_KIND,
+    DELTA_KIND,
     PUSH_KIND,
     REASON_CODES,
     REASONS_BY_CODE,
@@ -30,8 +33,10 @@ from certstatus.store.base import (
     ChangeCount,
     SourceState,
     StatusChange,
+    archive_kinds,
     combine_revocations,
     count_changes,
+    issued_entries,
     revocations_from_rows,
     serial_key,
     source_marks,
@@ -51,9 +56,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 _LOOKUP = (
-    "SELECT source, revocation_time, reason, invalidity_date FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
-    "UNION ALL SELECT NULL, NULL, NULL, NULL WHERE EXISTS "
-    "(SELECT 1 FROM issued WHERE issuer_id = ?1 AND serial = ?2)"
+    "SELECT source, revocation_time, reason, invalidity_date, NULL FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = ?1 AND serial = ?2"
 )
 #: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
 _PUSH_REVOKE = (
@@ -206,15 +210,16 @@ class SQLiteStore(PrecomputedSQLite):
 
     def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
         # One statement (one read transaction: SQLite's WAL read lock and file checks are system
-        # calls per transaction) for both tables: the revoked rows of every source, then one row
-        # with a NULL source when any source lists the serial as issued.
+        # calls per transaction) for both tables: the revoked rows of every source, then a row with
+        # a NULL source (and the certificate's hash, when known) per source listing it as issued.
         rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
         if not rows:
             return None
-        if len(rows) == 1 and rows[0][0] is None:
-            return _ISSUED  # the usual row: listed as issued, revoked by no source
+        if len(rows) == 1 and rows[0][0] is None:  # the usual row: listed as issued, revoked by no source
+            return _ISSUED if rows[0][4] is None else CertStatusRecord(issued=True, revoked=None, cert_hash=rows[0][4])
         revoked_rows = [row for row in rows if row[0] is not None]  # no order is assumed
         issued = len(revoked_rows) < len(rows)
+        cert_hash = next((row[4] for row in rows if row[4] is not None), None)
         rows = revoked_rows
         revoked = None
         if rows:
@@ -224,7 +229,7 @@ class SQLiteStore(PrecomputedSQLite):
             )
             if revoked is None and not issued:
                 return None
-        return CertStatusRecord(issued=issued, revoked=revoked)
+        return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
 
     def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
         rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
@@ -235,16 +240,19 @@ class SQLiteStore(PrecomputedSQLite):
         issuer_id: int,
         state: SourceState,
         *,
-        issued: Iterable[int] = (),
+        issued: Iterable[int | IssuedCertificate] = (),
         revoked: Iterable[RevokedEntry] = (),
         drop_kinds: Sequence[str] = (),
+        archive_removed: bool = False,
     ) -> ChangeCount:
         # Rows go in in primary-key order, with a 64 MiB page cache for the duration: a B-tree
         # filled in key order touches each page once (a 1M-entry CRL: ~4x faster than CRL order).
         # A serial listed twice: the last entry wins (deduplicated before sorting). They land in
         # temporary tables first and only the difference is written, so a re-import of unchanged
         # data rewrites nothing and marks no pre-signed response changed.
-        issued_keys = sorted(dict.fromkeys(serial_key(s) for s in issued))
+        issued_rows = sorted(
+            (key, _ts(entry.not_after), entry.cert_hash) for key, entry in issued_entries(issued).items()
+        )
         last = {serial_key(entry.serial_number): entry for entry in revoked}
         revoked_rows = sorted(
             (
@@ -259,8 +267,14 @@ class SQLiteStore(PrecomputedSQLite):
         try:
             with self._transaction():
                 kinds_before = self._source_kinds(issuer_id)
-                rows = self._replace_issued(issuer_id, state.kind, issued_keys)
-                rows += self._replace_revoked(issuer_id, state.kind, revoked_rows)
+                rows = self._replace_issued(issuer_id, state.kind, issued_rows)
+                self._db.executemany(
+                    "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
+                    revoked_rows,
+                )
+                if archive_removed:
+                    rows += self._archive_removed(issuer_id, state, drop_kinds)
+                rows += self._replace_revoked(issuer_id, state.kind)
                 for kind in drop_kinds:
                     for table in ("revoked", "issued"):
                         self._db.execute(
@@ -322,19 +336,20 @@ class SQLiteStore(PrecomputedSQLite):
         finally:
             self._clear_scratch()
 
-    def _replace_issued(self, issuer_id: int, kind: str, issued_keys: list[bytes]) -> int:
-        """Make the source's issued rows equal ``issued_keys``; collect the serials added or removed; return
-        how many rows were deleted or inserted."""
+    def _replace_issued(self, issuer_id: int, kind: str, issued_rows: list[tuple[bytes, int | None, bytes | None]]) -> int:
+        """Make the source's issued rows equal ``issued_rows`` ((serial key, notAfter, certificate hash)); collect
+        the serials added, removed or whose certificate details changed; return how many rows were deleted or inserted."""
         db = self._db
-        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial) VALUES (?)", ((key,) for key in issued_keys))
-        mine = "issuer_id = ? AND source = ?"
+        db.executemany("INSERT OR IGNORE INTO incoming_issued(serial, not_after, cert_hash) VALUES (?, ?, ?)", issued_rows)
         db.execute(
-            f"INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued WHERE {mine} "
-            "AND serial NOT IN (SELECT serial FROM incoming_issued)",
+            "INSERT OR IGNORE INTO changed_serials SELECT serial FROM issued i WHERE i.issuer_id = ? AND i.source = ? "
+            "AND NOT EXISTS (SELECT 1 FROM incoming_issued n WHERE n.serial = i.serial AND n.not_after IS i.not_after "
+            "AND n.cert_hash IS i.cert_hash)",
             (issuer_id, kind),
         )
         deleted = db.execute(
-            f"DELETE FROM issued WHERE {mine} AND serial IN (SELECT serial FROM changed_serials)", (issuer_id, kind)
+            "DELETE FROM issued WHERE issuer_id = ? AND source = ? AND serial IN (SELECT serial FROM changed_serials)",
+            (issuer_id, kind),
         ).rowcount
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM incoming_issued n WHERE NOT EXISTS "
@@ -342,19 +357,37 @@ class SQLiteStore(PrecomputedSQLite):
             (issuer_id, kind),
         )
         return deleted + db.execute(
-            "INSERT OR IGNORE INTO issued(issuer_id, serial, source) SELECT ?, serial, ? FROM incoming_issued "
-            "WHERE serial IN (SELECT serial FROM changed_serials)",
+            "INSERT OR IGNORE INTO issued(issuer_id, serial, source, not_after, cert_hash) SELECT ?, serial, ?, not_after, "
+            "cert_hash FROM incoming_issued WHERE serial IN (SELECT serial FROM changed_serials)",
             (issuer_id, kind),
         ).rowcount
 
-    def _replace_revoked(self, issuer_id: int, kind: str, revoked_rows: list[tuple]) -> int:
-        """Make the source's revoked rows equal ``revoked_rows``; collect the serials whose rows differ; return
-        how many rows were deleted or inserted."""
+    def _archive_removed(self, issuer_id: int, state: SourceState, drop_kinds: Sequence[str]) -> int:
+        """Keep the revocations this import removes as archive rows (see :meth:`StatusStore.replace_source`);
+        ``incoming_revoked`` holds the new rows. Return how many were written. A delta row is kept rather
+        than the complete CRL's when both go."""
+        replaced, remaining = archive_kinds(state.kind, drop_kinds)
+        if not replaced:
+            return 0
+        marks = ",".join("?" * len(replaced))
+        still = ",".join("?" * len(remaining)) or "NULL"
+        excluded = ",".join(str(code) for code in ARCHIVE_EXCLUDED_REASONS)
+        released_at = _ts(state.this_update or state.imported_at)
+        return self._db.execute(
+            "INSERT OR IGNORE INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) "
+            "SELECT r.issuer_id, r.serial, ?, r.revocation_time, r.reason, r.invalidity_date FROM revoked r "
+            f"WHERE r.issuer_id = ? AND r.source IN ({marks}) AND (r.reason IS NULL OR r.reason NOT IN ({excluded})) "
+            "AND NOT EXISTS (SELECT 1 FROM incoming_revoked n WHERE n.serial = r.serial) "
+            f"AND NOT EXISTS (SELECT 1 FROM revoked o WHERE o.issuer_id = r.issuer_id AND o.serial = r.serial AND o.source IN ({still})) "
+            "AND NOT EXISTS (SELECT 1 FROM issued i WHERE i.issuer_id = r.issuer_id AND i.serial = r.serial AND i.not_after > ?) "
+            "ORDER BY r.source = ? DESC",
+            (ARCHIVE_KIND, issuer_id, *replaced, *remaining, released_at, DELTA_KIND),
+        ).rowcount
+
+    def _replace_revoked(self, issuer_id: int, kind: str) -> int:
+        """Make the source's revoked rows equal those in ``incoming_revoked``; collect the serials whose rows
+        differ; return how many rows were deleted or inserted."""
         db = self._db
-        db.executemany(
-            "INSERT INTO incoming_revoked(serial, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?)",
-            revoked_rows,
-        )
         same = "n.serial = r.serial AND n.revocation_time = r.revocation_time AND n.reason IS r.reason AND n.invalidity_date IS r.invalidity_date"
         db.execute(
             "INSERT OR IGNORE INTO changed_serials SELECT serial FROM revoked r WHERE r.issuer_id = ? AND r.source = ? "

@@ -36,7 +36,7 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from certstatus.protocol.fast_response import ResponseAssembler
@@ -49,6 +49,7 @@ from certstatus.store.base import (
     SignedResponse,
     precomputed_rows,
     revocation_from_rows,
+    issued_hashes,
     serial_from_key,
     serial_key,
     status_records,
@@ -62,7 +63,7 @@ _CHUNK = 500  # serials per IN (...) list
 
 #: Per-connection temporary tables of an import: the new rows, and the serials found changed.
 SCRATCH_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS incoming_issued (serial BLOB PRIMARY KEY, not_after INTEGER, cert_hash BLOB) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS incoming_revoked (
     serial BLOB PRIMARY KEY,
     revocation_time INTEGER NOT NULL,
@@ -74,19 +75,21 @@ CREATE TEMP TABLE IF NOT EXISTS changed_serials (serial BLOB PRIMARY KEY) WITHOU
 
 # One statement per hash algorithm (the column is chosen here, never from the request).
 _SELECT = {
-    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    algorithm: f"SELECT {algorithm}, this_update, next_update, certs_id, profile FROM precomputed "
     "WHERE issuer_id = ? AND serial = ? AND changed_seq <= signed_seq"
     for algorithm in PRECOMPUTED_HASH_ALGORITHMS
 }
 _UPSERT = (
     "INSERT INTO precomputed(issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, "
-    "signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "profile, signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(issuer_id, serial) DO UPDATE SET sha1 = excluded.sha1, sha256 = excluded.sha256, "
     "certs_id = excluded.certs_id, this_update = excluded.this_update, next_update = excluded.next_update, "
-    "renew_at = excluded.renew_at, signed_seq = excluded.signed_seq, "
+    "renew_at = excluded.renew_at, profile = excluded.profile, signed_seq = excluded.signed_seq, "
     "changed_seq = max(changed_seq, excluded.changed_seq) "
     "WHERE excluded.signed_seq >= precomputed.signed_seq"
 )
+#: The start of time for renew_at: a row made due before every other (expire_other_profiles).
+_DUE_AT_ONCE = 0
 # A serial is missing while its row lacks a response of some hash algorithm.
 _MISSING = (
     "NOT EXISTS (SELECT 1 FROM precomputed p WHERE p.issuer_id = s.issuer_id AND p.serial = s.serial "
@@ -138,17 +141,19 @@ _REVOKED_COLUMNS = "serial, source, revocation_time, reason, invalidity_date"
 
 
 def _records(
-    keys: list[bytes], revoked: dict[bytes, list[tuple]], issued: Set[bytes] | None
+    keys: list[bytes], revoked: dict[bytes, list[tuple]], issued: Mapping[bytes, bytes | None] | None
 ) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
-    """:meth:`PrecomputedSQLite.precomputed_batch`'s result from the statuses read (``issued`` None: every key is)."""
+    """:meth:`PrecomputedSQLite.precomputed_batch`'s result from the statuses read (``issued``: the issued keys
+    with their certificate hashes; None: every key is issued, hashes not read)."""
     records: dict[bytes, CertStatusRecord] = {}
     gone: list[bytes] = []
     for key in keys:
         is_issued = issued is None or key in issued
+        cert_hash = None if issued is None else issued.get(key)
         rows = revoked.get(key)
         entry = None if rows is None else revocation_from_rows(serial_from_key(key), rows, _dt)
-        if entry is not None:
-            records[key] = CertStatusRecord(issued=is_issued, revoked=entry)
+        if entry is not None or cert_hash is not None:
+            records[key] = CertStatusRecord(issued=is_issued, revoked=entry, cert_hash=cert_hash)
         elif not is_issued:
             gone.append(key)  # no source knows it any more
     if gone:
@@ -245,12 +250,14 @@ class PrecomputedSQLite:
 
     # -- read by the request path ----------------------------------------------
 
-    def precomputed(self, issuer_id: int, serial_number: int, hash_algorithm: str) -> PrecomputedResponse | None:
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
         sql = _SELECT.get(hash_algorithm)
         if sql is None:
             return None
         row = self._db.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
-        if row is None or row[0] is None:
+        if row is None or row[0] is None or (profile is not None and row[4] != profile):
             return None
         der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
         return PrecomputedResponse(der, _dt(row[1]), _dt(row[2]))
@@ -286,24 +293,21 @@ class PrecomputedSQLite:
         issued, revoked = self._statuses_of(issuer_id, keys)
         return status_records(serial_numbers, keys, issued, revoked, _dt)
 
-    def _statuses_of(self, issuer_id: int, keys: Sequence[bytes]) -> tuple[set[bytes], dict[bytes, list[tuple]]]:
-        """(issued keys, revocation rows by key) of ``keys``, by IN lists of :data:`_CHUNK` keys."""
-        issued: set[bytes] = set()
+    def _statuses_of(self, issuer_id: int, keys: Sequence[bytes]) -> tuple[dict[bytes, bytes | None], dict[bytes, list[tuple]]]:
+        """(issued keys with their certificate hash, revocation rows by key) of ``keys``, by IN lists of :data:`_CHUNK` keys."""
+        issued_rows: list[tuple] = []
         revoked: dict[bytes, list[tuple]] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            issued.update(
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT serial FROM issued WHERE issuer_id = ? AND serial IN ({marks})", (issuer_id, *chunk)
-                )
-            )
+            issued_rows += self._db.execute(
+                f"SELECT serial, cert_hash FROM issued WHERE issuer_id = ? AND serial IN ({marks})", (issuer_id, *chunk)
+            ).fetchall()
             for row in self._db.execute(
                 f"SELECT {_REVOKED_COLUMNS} FROM revoked WHERE issuer_id = ? AND serial IN ({marks})", (issuer_id, *chunk)
             ):
                 revoked.setdefault(row[0], []).append(row[1:])
-        return issued, revoked
+        return issued_hashes(issued_rows), revoked
 
     # -- the generator's work in ranges (SQLite fast path of certstatus.generator.work) ----
 
@@ -353,16 +357,20 @@ class PrecomputedSQLite:
             yield ("due", after, tuple(row), now)
             after = tuple(row)
 
-    def precomputed_batch(self, issuer_id: int, work: tuple) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
+    def precomputed_batch(
+        self, issuer_id: int, work: tuple, *, cert_hashes: bool = False
+    ) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
         """The pending serials of one range of :meth:`precomputed_ranges`, with what the store knows of them.
 
         Returns ``(keys, records, gone)``: the :func:`serial_key` of every
         pending serial the store knows, in the range's order; a
         :class:`CertStatusRecord` for those of them that are not simply
-        issued and unrevoked (keys absent from ``records`` are good: the
-        common case builds no object); the serials the store no longer knows
-        (their rows are to be removed). Missing issued serials and their
-        revocations are read by two range scans; other parts by IN lists.
+        issued and unrevoked, or (``cert_hashes``: a CA answering with
+        CertHash) whose certificate hash is known (keys absent from
+        ``records`` are issued, unrevoked, hash unknown: the common case
+        builds no object); the serials the store no longer knows (their rows
+        are to be removed). Missing issued serials and their revocations are
+        read by two range scans (IN lists with ``cert_hashes``); other parts by IN lists.
         """
         part, after, last = work[0], work[1], work[2]
         if part == "due":
@@ -380,7 +388,7 @@ class PrecomputedSQLite:
         keys = [row[0] for row in self._db.execute(sql, params)]
         if not keys:
             return keys, {}, []
-        if part in ("changed", "due"):
+        if part in ("changed", "due") or cert_hashes:
             issued, revoked = self._statuses_of(issuer_id, keys)
             return _records(keys, revoked, issued)
         # Missing serials: those of "issued" are all issued, those of "revoked" none; their
@@ -392,7 +400,7 @@ class PrecomputedSQLite:
             revoked.setdefault(row[0], []).append(row[1:])
         if part == "issued" and not revoked:
             return keys, {}, []
-        return _records(keys, revoked, None if part == "issued" else frozenset())
+        return _records(keys, revoked, None if part == "issued" else {})
 
     def _any_signed(self, issuer_id: int, after: bytes, last: bytes | None) -> bool:
         """Whether precomputed has a row of the issuer with a serial key in (``after``, ``last``] (None: no end)."""
@@ -413,7 +421,8 @@ class PrecomputedSQLite:
         return 0 if row is None else row[0]
 
     def store_precomputed(
-        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
+        self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = (),
+        profile: int = 0,
     ) -> None:
         """Write complete OCSPResponses (see :class:`StatusStore`); the generator uses :meth:`store_signed`.
 
@@ -421,9 +430,10 @@ class PrecomputedSQLite:
         and renew_at, and a hash algorithm not given is cleared (the serial
         is then pending as "missing"). ValueError otherwise, or for a hash
         algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS` (nothing written).
+        ``profile``: the signing profile the rows were signed under.
         """
         rows = [
-            (key, *ders, None, _ts(this_update), _ts(next_update), _ts(renew))
+            (key, *ders, None, _ts(this_update), _ts(next_update), _ts(renew), profile)
             for key, (this_update, next_update, renew), ders in precomputed_rows(responses)
         ]
         self._write_rows(issuer_id, rows, change_counter, remove)
@@ -431,7 +441,7 @@ class PrecomputedSQLite:
     def store_signed(
         self, issuer_id: int, batch: SignedBatch, *, change_counter: int, remove: Iterable[int] = ()
     ) -> None:
-        times = (_ts(batch.this_update), _ts(batch.next_update), _ts(batch.renew_at))
+        times = (_ts(batch.this_update), _ts(batch.next_update), _ts(batch.renew_at), batch.profile)
         self._write_rows(issuer_id, batch.rows, change_counter, remove, batch.certificates_element, times)
 
     def _write_rows(
@@ -441,9 +451,10 @@ class PrecomputedSQLite:
         change_counter: int,
         remove: Iterable[int],
         certificates: bytes | None = None,
-        times: tuple[int, int, int] | None = None,
+        times: tuple[int, int, int, int] | None = None,
     ) -> None:
-        """Upsert ``rows``: (key, sha1, sha256, certs_id, 3 times) or, with ``times``, (key, sha1, sha256) bodies."""
+        """Upsert ``rows``: (key, sha1, sha256, certs_id, 3 times, profile) or, with ``times`` (3 times and the
+        profile), (key, sha1, sha256) bodies."""
         new_certs = None
         with self._transaction():
             current = self._change_counter(issuer_id)
@@ -543,6 +554,13 @@ class PrecomputedSQLite:
         with self._transaction():
             return self._db.execute(
                 "DELETE FROM precomputed WHERE issuer_id = ? AND certs_id = ?", (issuer_id, certificates_id)
+            ).rowcount
+
+    def expire_other_profiles(self, issuer_id: int, profile: int) -> int:
+        with self._transaction():
+            return self._db.execute(
+                "UPDATE precomputed SET renew_at = ? WHERE issuer_id = ? AND profile <> ? AND renew_at <> ?",
+                (_DUE_AT_ONCE, issuer_id, profile, _DUE_AT_ONCE),
             ).rowcount
 
     # -- written by imports and pushes (inside their transaction) ----------------
