@@ -276,6 +276,7 @@ def test_generator_templates_wrap_ml_dsa_signatures_as_the_reference_does(ml_dsa
         fast.CertIdTemplate(fast.cert_id_prefix("sha256", name_hash, key_hash)).encode(serial_key(serial)),
         fast.encode_cert_status(answer.status, answer.revocation_time, answer.reason),
         invalidity_date=answer.invalidity_date if answer.status is OCSPCertStatus.REVOKED else None,
+        extensions=_extensions(answer),
     )
     assert data == reference_data
     signature = signer.signature(data)
