@@ -15,6 +15,7 @@ Clients are real: httpx with and without client certificates, and
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import shutil
 import time
