@@ -77,6 +77,7 @@ def _card(driver, name: str):
 
 def test_status_page_in_chromium_shows_a_stale_crl_and_an_expiring_signer(server, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
 
     assert server.answers[0] > 0 and server.answers[1] > 0, server.answers  # good answers and tryLater were counted
     with chromium(tmp_path / "profile") as driver:
@@ -84,6 +85,7 @@ def test_status_page_in_chromium_shows_a_stale_crl_and_an_expiring_signer(server
         assert "log in" in driver.title  # no token, no certificate: the login form
         driver.find_element(By.NAME, "token").send_keys(ADMIN_TOKEN)
         driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+        WebDriverWait(driver, 30).until(lambda d: "log in" not in d.title)  # the page after the login's redirect
 
         assert driver.title == "certstatus: 1 red, 1 amber", driver.page_source[:2000]
         cards = [element.get_attribute("id") for element in driver.find_elements(By.CSS_SELECTOR, "section.ca")]
@@ -103,6 +105,8 @@ def test_status_page_in_chromium_shows_a_stale_crl_and_an_expiring_signer(server
 
         driver.find_element(By.CSS_SELECTOR, "select[name='state'] option[value='all']").click()
         driver.find_element(By.CSS_SELECTOR, "form.filter button").click()
+        # The click submits the form; the new page arrives when it arrives (a loaded machine: seconds).
+        WebDriverWait(driver, 30).until(lambda d: "state=all" in d.current_url and d.find_elements(By.ID, "ca-healthy"))
         healthy = _card(driver, "healthy")
         assert "green" in healthy.get_attribute("class").split()
         assert "ready, CRL fresh for 7 days, signer ocsp valid for" in healthy.text
