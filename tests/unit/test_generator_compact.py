@@ -152,3 +152,32 @@ def test_version_3_rows_keep_serving_after_the_upgrade(tmp_path):
         assert store.count_pending(1, "missing", now=now) == 1 and store.count_pending(1, "changed", now=now) == 1
     finally:
         store.close()
+
+
+def test_a_ca_without_a_valid_signer_does_not_stop_the_pass_for_the_others(demo_pki, demo_pki_rsa, tmp_path):
+    """The CA's own data revokes the only responder certificate of the first CA: the pass notes why it
+    stopped for that CA and signs every pending serial of the second one."""
+    first, second = copy_pki(demo_pki_rsa, tmp_path / "first"), copy_pki(demo_pki, tmp_path / "second")
+    clock = ManualClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+    settings = settings_for(
+        tmp_path / "store.sqlite3", ca_settings(first, "precomputed", name="first"), ca_settings(second, "precomputed", name="second")
+    )
+    prepare(settings, clock)
+    store = SQLiteStore(settings.server.database)
+    try:
+        responder = load_certificates(first.ocsp_cert)[0]
+        with Generator(settings, store, clock=clock, processes=0) as generator:
+            store.apply_changes(
+                generator.issuer_ids["first"],
+                [StatusChange("revoke", responder.serial_number, clock.now() - dt.timedelta(hours=1), x509.ReasonFlags.key_compromise)],
+                at=clock.now(),
+            )
+            summary = generator.run_pass()
+            second_id = generator.issuer_ids["second"]
+        assert summary.cas["first"].unavailable is not None and "signer" in summary.cas["first"].unavailable
+        assert summary.cas["first"].signed == 0
+        assert summary.cas["second"].unavailable is None
+        stored = [serial for serial, _ in store.stored_responses(second_id, "sha1")]
+        assert summary.cas["second"].signed == 2 * len(stored) and len(stored) >= 4
+    finally:
+        store.close()

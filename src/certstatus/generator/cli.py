@@ -56,6 +56,8 @@ def print_summary(summary: GenerationSummary) -> None:
     for ca in summary.cas.values():
         if ca.generated_by is not None:
             print_text(f"CA {ca.name}: not signed here: {ca.generated_by} holds its generator lock")
+        if ca.unavailable is not None:
+            print_text(f"CA {ca.name}: not all signed: {ca.unavailable}; install a valid signer (certstatus signer new / signer add)")
     processes = f"{summary.processes} processes" if summary.processes else "in-process"
     print_text(
         f"{summary.signed:,} responses in {summary.seconds:.1f} s: "
@@ -77,7 +79,8 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     With --config, for the CAs in mode "precomputed" or "cached"; in the
     single-CA form (--issuer ...) for that CA whatever --mode says.
     Responses still fresh are kept: a generation stopped half-way resumes
-    where it stopped.
+    where it stopped. Exits 1 when a CA had no signer valid now (the other
+    CAs are signed all the same).
     """
     from certstatus.loading import open_store, validate_signers  # not certstatus.app: no server to build here
 
@@ -97,9 +100,12 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     store = open_store(settings)
     try:
         with Generator(settings, store, processes=processes, batch_size=batch_size) as generator:
-            print_summary(run_with_progress(generator))
+            summary = run_with_progress(generator)
+            print_summary(summary)
     finally:
         store.close()
+    if any(ca.unavailable is not None for ca in summary.cas.values()):
+        sys.exit(1)  # a CA had no signer valid now: the table and the line under it say which
 
 
 def _as_generated(ca):

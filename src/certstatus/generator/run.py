@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import CertstatusError
+from certstatus.errors import CertstatusError, SignerUnavailable
 from certstatus.generator import signing
 from certstatus.observability import configure_logging, log_level
 from certstatus.signing.algorithms import is_post_quantum_key
@@ -81,12 +81,16 @@ class CaSummary:
 
     ``generated_by`` names the other process that generates the CA (its
     claim on the shared store), when this pass skipped it; None otherwise.
+    ``unavailable`` says why the pass stopped signing for the CA (no signer
+    valid now: expired, not yet valid, revoked, or its token unreachable);
+    None when it signed all that was pending. The other CAs are signed anyway.
     """
 
     name: str
     signed: int = 0
     removed: int = 0
     generated_by: str | None = None
+    unavailable: str | None = None
 
 
 @dataclass
@@ -313,7 +317,10 @@ class Generator:
     def run_pass(self, kinds: Sequence[str] = WORK_KINDS, progress: Progress | None = None) -> GenerationSummary:
         """Sign everything of ``kinds`` that is pending now, for the CAs this process claims; return what was done.
 
-        Raises what a worker raised (e.g. :class:`~certstatus.errors.SignerError`).
+        A CA without a signer valid now (:class:`~certstatus.errors.SignerUnavailable` from its
+        batches) is left with what its finished batches signed, noted in its
+        :attr:`CaSummary.unavailable`, and the pass goes on with the other CAs. Raises
+        what a worker raised otherwise (e.g. :class:`~certstatus.errors.SignerError`).
         """
         started = time.perf_counter()
         self.claim()
@@ -334,17 +341,26 @@ class Generator:
         in_flight: dict[Future, None] = {}
 
         def collect(block_until_below: int) -> None:
+            """Wait for batches until fewer than ``block_until_below`` are in flight; count their results.
+            A batch without a signer raises SignerUnavailable once the others waited for are counted."""
+            unavailable: SignerUnavailable | None = None
             while len(in_flight) > block_until_below:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     del in_flight[future]
-                    result: signing.BatchResult = future.result()
+                    try:
+                        result: signing.BatchResult = future.result()
+                    except SignerUnavailable as exc:
+                        unavailable = unavailable or exc
+                        continue
                     summary.cas[result.ca].signed += result.signed
                     summary.cas[result.ca].removed += result.removed
                     if self.on_batch is not None:
                         self.on_batch(result)
                     if progress is not None and result.serials:
                         progress.advance(result.serials)
+            if unavailable is not None:
+                raise unavailable
 
         # SQLite: the WAL is copied into the database from a thread of this process, not in the workers' commits.
         checkpoints = getattr(self.store, "background_checkpoints", None)
@@ -352,14 +368,19 @@ class Generator:
         try:
             with background:
                 for ca in self.mine():
-                    for kind in kinds:
-                        units = signing.work_units(
-                            self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_sizes[ca.name]
-                        )
-                        for work in units:
-                            collect(window - 1)
-                            in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
-                        collect(0)  # this kind is stored before the next is read
+                    try:
+                        for kind in kinds:
+                            units = signing.work_units(
+                                self.store, self.issuer_ids[ca.name], kind, now=now, batch_size=self.batch_sizes[ca.name]
+                            )
+                            for work in units:
+                                collect(window - 1)
+                                in_flight[pool.submit(signing.sign_task, ca.name, work, self.clock.now().timestamp())] = None
+                            collect(0)  # this kind is stored before the next is read
+                    except SignerUnavailable as exc:  # this CA's signers: the others are signed all the same
+                        with contextlib.suppress(SignerUnavailable):
+                            collect(0)  # its batches still in flight
+                        summary.cas[ca.name].unavailable = str(exc)
         except BaseException:
             for future in in_flight:
                 future.cancel()

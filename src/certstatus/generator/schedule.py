@@ -41,7 +41,6 @@ from prometheus_client import multiprocess
 
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
-from certstatus.errors import SignerUnavailable
 from certstatus.metrics import MULTIPROC_ENV
 from certstatus.generator.metrics import generator_metrics
 from certstatus.generator.run import Generator, GenerationSummary, generated_cas
@@ -87,6 +86,18 @@ class GenerationLoop:
         return None
 
 
+def _say_unavailable(summary: GenerationSummary, said: dict[str, str]) -> None:
+    """Log once, at info, each CA whose signing a pass stopped for want of a signer (the signer set
+    logged the cause where it was decided: expiry, revocation, an unreachable token), and once when it
+    signs again; ``said`` holds what was said, per CA."""
+    for ca in summary.cas.values():
+        if ca.unavailable is not None and said.get(ca.name) != ca.unavailable:
+            log.info("CA %s: pre-signing stopped: %s; it resumes once a signer is valid", ca.name, ca.unavailable)
+            said[ca.name] = ca.unavailable
+        elif ca.unavailable is None and ca.signed and said.pop(ca.name, None) is not None:
+            log.info("CA %s: pre-signing resumed", ca.name)
+
+
 def run_background(settings_json: str, processes: int | None, wake: EventType | None = None) -> None:
     """Body of the background process (under :func:`~certstatus.observability.process_main`): tick every
     :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
@@ -106,17 +117,12 @@ def run_background(settings_json: str, processes: int | None, wake: EventType | 
                 generator.on_batch = metrics.batch
             loop = GenerationLoop(generator)
             first = True
-            unavailable = None  # the last "no signer" a pass stopped at (said once)
+            unavailable: dict[str, str] = {}  # CA -> why its signing stopped (said once per reason)
             while os.getppid() == parent:
                 try:
                     summary = loop.tick()
                     if summary is not None:
-                        unavailable = None
-                except SignerUnavailable as exc:  # an expired or revoked last signer: logged where it was decided
-                    summary = None
-                    if str(exc) != unavailable:
-                        log.info("generation pass stopped: %s; it resumes once a signer is valid", exc)
-                    unavailable = str(exc)
+                        _say_unavailable(summary, unavailable)
                 except Exception:
                     log.exception("generation pass failed; retrying in %s s", TICK_SECONDS)
                     summary = None
