@@ -289,3 +289,13 @@ def test_generator_templates_wrap_ml_dsa_signatures_as_the_reference_does(ml_dsa
     parsed.certificates[0].public_key().verify(parsed.signature, parsed.tbs_response_bytes)
     assert parsed.signature_algorithm_oid.dotted_string == "2.16.840.1.101.3.4.3.18"
     assert parsed.serial_number == serial and parsed.certificate_status is answer.status
+
+
+@pytest.mark.parametrize("year", [1, 999, 1000, 2026, 9999])
+def test_generalized_time_has_four_year_digits_for_every_year(year):
+    """RFC 5280 §4.1.2.5.2: YYYYMMDDHHMMSSZ, four digits even for a year below 1000 (a CRL may carry one;
+    asn1crypto's own encoder, like strftime, writes fewer digits and a wrong length there)."""
+    when = dt.datetime(year, 2, 3, 4, 5, 6, 789, tzinfo=dt.timezone.utc)
+    encoded = fast.generalized_time(when)
+    assert encoded == b"\x18\x0f" + f"{year:04d}0203040506Z".encode()
+    assert len(encoded) == 17  # tag, length 15, 15 characters

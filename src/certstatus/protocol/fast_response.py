@@ -70,7 +70,8 @@ def generalized_time(when: dt.datetime) -> bytes:
     """GeneralizedTime ``YYYYMMDDHHMMSSZ`` of an aware datetime, seconds truncated (RFC 5280 §4.1.2.5.2)."""
     if when.tzinfo is None:
         raise ValueError("OCSP times must be aware UTC datetimes")
-    return b"\x18\x0f" + when.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode("ascii")
+    t = when.astimezone(dt.timezone.utc)  # strftime's %Y does not pad years below 1000 to four digits
+    return b"\x18\x0f%04d%02d%02d%02d%02d%02dZ" % (t.year, t.month, t.day, t.hour, t.minute, t.second)
 
 
 def _oid(dotted: str) -> bytes:
