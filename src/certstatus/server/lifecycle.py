@@ -176,6 +176,7 @@ class Lifecycle:
         self.signers: SupervisorSigners | None = None
         self._cas: list[CaHealth] = []
         self._environment: dict[str, str | None] = {}  # MULTIPROC_ENV and SETTINGS_ENV before start()
+        self._metrics_store_down = False  # a scrape found the store unreachable (logged once per outage)
         self.traffic: TrafficSampler | None = None  # the status page's samples of the workers' metrics
 
     # start / stop ------------------------------------------------------------------
@@ -320,9 +321,19 @@ class Lifecycle:
         store_up = True
         try:
             sources = tuple(self._with_store(lambda store: source_ages(store, ((ca.name, ca.issuer_id) for ca in cas), now)))
-        except Exception:  # noqa: BLE001 - the scrape still reports the rest
+        except CertstatusError as exc:  # the store cannot be opened or read (open_store says so as a ConfigError): an
+            # outage, said once (certstatus_store_up says the rest), not once per scrape
+            if not self._metrics_store_down:
+                log.warning("metrics: cannot read the store, data ages are left out until it answers: %s", exc)
+            self._metrics_store_down = True
+            sources, store_up = (), False
+        except Exception:  # noqa: BLE001 - a bug; the scrape still reports the rest
             log.exception("cannot read the store for metrics")
             sources, store_up = (), False
+        else:
+            if self._metrics_store_down:
+                log.info("metrics: the store answers again")
+            self._metrics_store_down = False
         return Snapshot(sources, tuple(signer_expiry([ca.signers for ca in cas], now)), not self._problems(), store_up)
 
 
