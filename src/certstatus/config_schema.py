@@ -285,7 +285,7 @@ ACCESS = Section(
             "subject must match `authorized_names`. Refused requests get `unauthorized`.", '"none"'),
         Key("authorized_names", STRINGS,
             'Subjects allowed with `by_name`: an exact DN (`"CN=app1,O=Example"` as RFC 4514 writes it, or '
-            '`"O=Example,CN=app1"` in the order `openssl x509 -subject` prints), compared as a set of RDNs: '
+            'as `openssl x509 -subject` prints it: `"O = Example, CN = app1"`, `"/O=Example/CN=app1"`), compared as a set of RDNs: '
             'attribute by attribute, in any order, case-insensitively; `"glob:CN=*,O=Example"` '
             '(shell pattern on the RFC 4514 string, last RDN first) or `"re:^CN=app[0-9]+,O=Example$"` '
             '(regular expression on that string).'),

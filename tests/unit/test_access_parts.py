@@ -55,6 +55,44 @@ def test_exact_names_compare_rdns_as_a_multiset_and_keep_multivalued_rdns_whole(
     assert table.match(_name("CN=app2,UID=7,O=Example")) is None  # two RDNs are not one multi-valued RDN
 
 
+@pytest.mark.parametrize("nameopt", [None, "compat", "RFC2253"])
+def test_a_subject_copied_from_openssl_x509_subject_matches_the_certificate(tmp_path, nameopt):
+    """What `openssl x509 -subject` prints (OpenSSL 3's default one-line form with spaces, quotes and
+    `+`; the older compat form with slashes; RFC 2253), pasted into authorized_names, names the certificate."""
+    import subprocess
+
+    subject = x509.Name([
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "DE")]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Example, Inc.")]),
+        x509.RelativeDistinguishedName([
+            x509.NameAttribute(x509.NameOID.COMMON_NAME, "app 1"), x509.NameAttribute(x509.NameOID.USER_ID, "7"),
+        ]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.EMAIL_ADDRESS, "ops@example.com")]),
+    ])  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    path = tmp_path / "client.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    command = ["openssl", "x509", "-noout", "-subject", "-in", str(path)] + (["-nameopt", nameopt] if nameopt else [])
+    printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().removeprefix("subject=")
+    table = NameTable.parse([printed])
+    assert table.match(subject) == printed, printed
+    other = x509.Name([*subject.rdns[:-1], x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.EMAIL_ADDRESS, "x@example.com")])])
+    assert table.match(other) is None
+
+
+def test_a_dn_in_no_known_form_is_refused_naming_the_entry():
+    from certstatus.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        NameTable.parse(["app1 of Example"])
+    assert "'app1 of Example' does not parse" in str(refused.value)
+
+
 def test_glob_and_regular_expression_entries_match_the_rfc4514_string():
     table = NameTable.parse(["glob:CN=*,OU=Payments,O=Example", r"re:^CN=app[0-9]+,O=Example$"])
     assert table.match(_name("CN=gateway,OU=Payments,O=Example")) == "glob:CN=*,OU=Payments,O=Example"

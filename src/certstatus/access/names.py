@@ -3,9 +3,11 @@
 A :class:`NameTable` holds the subjects allowed by ``authorization =
 "by_name"``. An entry is
 
-* an exact DN written as RFC 4514 (``"CN=app1,O=Example"``), compared RDN by
-  RDN with values case-folded and inner whitespace collapsed (the spirit of
-  RFC 5280 §7.1 name matching);
+* an exact DN written as RFC 4514 (``"CN=app1,O=Example"``) or as OpenSSL
+  prints it (``"O = Example, CN = app1"``, ``"/O=Example/CN=app1"``: see
+  :func:`parse_dn`), compared as a set of RDNs, in any order, with values
+  case-folded and inner whitespace collapsed (the spirit of RFC 5280 §7.1
+  name matching);
 * ``"glob:PATTERN"``: a shell pattern (``*``, ``?``, ``[...]``) on the
   subject's RFC 4514 string, case-sensitive;
 * ``"re:REGEX"``: a regular expression searched in that string.
@@ -20,8 +22,82 @@ from dataclasses import dataclass
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from certstatus.errors import ConfigError
+
+
+#: Attribute names OpenSSL prints that RFC 4514's short list (cryptography's parser) lacks.
+_OPENSSL_NAMES = {
+    "emailAddress": NameOID.EMAIL_ADDRESS, "serialNumber": NameOID.SERIAL_NUMBER, "SN": NameOID.SURNAME,
+    "GN": NameOID.GIVEN_NAME, "title": NameOID.TITLE, "organizationIdentifier": NameOID.ORGANIZATION_IDENTIFIER,
+    "businessCategory": NameOID.BUSINESS_CATEGORY, "jurisdictionC": NameOID.JURISDICTION_COUNTRY_NAME,
+}  # fmt: skip
+#: One ``TYPE = value`` of OpenSSL's default one-line form: the value quoted, or up to an unescaped ``,``/``+``.
+_ONELINE_ATTRIBUTE = re.compile(r'\s*([A-Za-z][\w.-]*)\s*=\s*("(?:[^"\\]|\\.)*"|(?:[^,+\\]|\\.)*?)\s*([,+]|$)')
+
+
+def parse_dn(text: str) -> x509.Name:
+    """A distinguished name as RFC 4514 writes it (``CN=app1,O=Example``), or as ``openssl x509 -subject``
+    prints it: OpenSSL 3's default one-line form (``O = Example, CN = app1``, values quoted when they hold
+    a separator, ``+`` joining the attributes of a multi-valued RDN) or the older compat form
+    (``/O=Example/CN=app1``).
+
+    Raises ValueError when it is none of these. The RDN order is kept as written; the name table
+    compares RDNs in any order anyway.
+    """
+    try:
+        return x509.Name.from_rfc4514_string(text, _OPENSSL_NAMES)
+    except ValueError as exc:
+        rdns = _openssl_rdns(text)
+        if not rdns:
+            raise ValueError(f"neither RFC 4514 nor OpenSSL's form: {exc or 'no attribute found'}") from None
+    return x509.Name([x509.RelativeDistinguishedName(_attribute(name, value) for name, value in rdn) for rdn in rdns])
+
+
+def _attribute(name: str, value: str) -> x509.NameAttribute:
+    """One attribute, its type named as OpenSSL or RFC 4514 name it (or a dotted OID); ValueError otherwise."""
+    (attribute,) = x509.Name.from_rfc4514_string(f"{name}={_escape(value)}", _OPENSSL_NAMES).rdns[0]
+    return attribute
+
+
+def _openssl_rdns(text: str) -> list[list[tuple[str, str]]]:
+    """The RDNs, each its (type, value) pairs, in the order OpenSSL printed them; empty when ``text``
+    is not OpenSSL's form."""
+    text = text.strip()
+    rdns: list[list[tuple[str, str]]] = [[]]
+    if text.startswith("/"):
+        for part, separator in re.findall(r"((?:[^/+\\]|\\.)+)([/+]?)", text[1:]):
+            name, equals, value = part.partition("=")
+            if not equals:
+                return []
+            rdns[-1].append((name.strip(), re.sub(r"\\(.)", r"\1", value)))
+            if separator != "+":
+                rdns.append([])
+        return [rdn for rdn in rdns if rdn]
+    position = 0
+    while position < len(text):
+        found = _ONELINE_ATTRIBUTE.match(text, position)
+        if found is None or found.end() == position:
+            return []
+        name, value, separator = found.groups()
+        if value.startswith('"'):
+            value = value[1:-1]
+        rdns[-1].append((name, re.sub(r"\\(.)", r"\1", value)))
+        if separator != "+":
+            rdns.append([])
+        position = found.end()
+    return [rdn for rdn in rdns if rdn]
+
+
+def _escape(value: str) -> str:
+    """``value`` as an RFC 4514 attribute value (§2.4)."""
+    value = re.sub(r'([\\,+"<>;=])', r"\\\1", value)
+    if value.startswith(("#", " ")):
+        value = "\\" + value
+    if value.endswith(" "):
+        value = value[:-1] + "\\ "
+    return value
 
 
 #: A name compared as a multiset of RDNs: each RDN its sorted (OID, folded value) pairs, the RDNs sorted.
@@ -68,11 +144,12 @@ class NameTable:
                 elif text.startswith("re:"):
                     entries.append(NameEntry(text, pattern=re.compile(text[3:])))
                 else:
-                    entries.append(NameEntry(text, exact=_normal(x509.Name.from_rfc4514_string(text))))
+                    entries.append(NameEntry(text, exact=_normal(parse_dn(text))))
             except (ValueError, re.error) as exc:
                 raise ConfigError(
                     where, key, f"{text!r} does not parse ({exc}).",
-                    'Write an RFC 4514 DN such as "CN=app1,O=Example", "glob:CN=*,O=Example" or "re:^CN=app[0-9]+,".',
+                    'Write a DN such as "CN=app1,O=Example" (or as openssl x509 -subject prints it), '
+                    '"glob:CN=*,O=Example" or "re:^CN=app[0-9]+,".',
                 ) from None
         return cls(entries)
 
