@@ -39,12 +39,13 @@ from cryptography.x509 import ocsp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from certstatus.demo_pki import make_demo_pki  # noqa: E402
-from certstatus.sources.records import RevokedEntry  # noqa: E402
-from certstatus.store.base import SourceState  # noqa: E402
-from certstatus.store.factory import open_store  # noqa: E402
 from tests.postgres import SERVER, fresh_schema  # noqa: E402
 from tests.processes import ServeProcess, free_port  # noqa: E402
+
+from certstatus.demo_pki import make_demo_pki  # noqa: E402
+from certstatus.model import RevokedEntry
+from certstatus.store.base import SourceState  # noqa: E402
+from certstatus.store.factory import open_store  # noqa: E402
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

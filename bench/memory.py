@@ -37,11 +37,21 @@ import time
 from pathlib import Path
 
 from common import (
-    PYTHON, Fixture, certstatus_command, children, free_port, make_fixture, need, peak_rss_mb,
-    port_config, server, wrk, write_requests,
+    PYTHON,
+    Fixture,
+    certstatus_command,
+    children,
+    free_port,
+    make_fixture,
+    need,
+    peak_rss_mb,
+    port_config,
+    server,
+    write_requests,
+    wrk,
 )  # fmt: skip
 
-from certstatus.store.base import serial_key
+from certstatus.model import serial_key
 
 _MASK = (1 << 126) - 1
 _ODD = 0x9E3779B97F4A7C15F39CC0605CEDC835 & _MASK | 1  # multiplying by an odd number mod 2^126: distinct serials

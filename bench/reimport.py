@@ -34,7 +34,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from generate import _store, synthesize_index
 
 from certstatus.app import prepare
@@ -43,8 +42,8 @@ from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import make_demo_pki, sign_crl
 from certstatus.generator.run import Generator
 from certstatus.generator.schedule import GenerationLoop
+from certstatus.model import RevokedEntry
 from certstatus.sources.importer import CaTarget, import_crls
-from certstatus.sources.records import RevokedEntry
 from certstatus.store.factory import open_store
 
 REVOKED_AT = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)

@@ -25,7 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certstatus.clock import UTC
 from certstatus.demo_pki import DemoPki, issue_cert, new_key, sign_crl
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 
 CLIENT_AUTH = [ExtendedKeyUsageOID.CLIENT_AUTH]
 

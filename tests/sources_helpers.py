@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from certstatus.clock import UTC
 from certstatus.config import CaSettings
 from certstatus.demo_pki import DemoPki, PrivateKey, sign_crl
+from certstatus.model import RevokedEntry
 from certstatus.sources.importer import CaTarget
-from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import StatusStore
 
 T0 = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)

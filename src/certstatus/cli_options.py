@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import click
 
-from certstatus.config import DEFAULT_VALIDITY, MODES
+from certstatus.config import DEFAULT_VALIDITY
+from certstatus.model import MODES
 from certstatus.signing.commands import SIGNER_OPTIONS
 
 DEFAULT_LISTEN = "127.0.0.1:8080"

@@ -50,6 +50,7 @@ from certstatus import config_schema as schema
 from certstatus.config_ops import CA_KEYS as CA_OPERATION_KEYS
 from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
 from certstatus.errors import ConfigError
+from certstatus.model import MODES
 from certstatus.signing.settings import (
     CA_SIGNER_KEYS,
     DEFAULT_EXPIRY_WARNING,
@@ -77,8 +78,6 @@ DEFAULT_CLIENT_TIMEOUT = 10.0
 DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
 DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
-#: Per-CA serving modes (docs/precomputed.md).
-MODES = ("live", "precomputed", "cached")
 #: ``archive_cutoff`` value: the CA certificate's notBefore is the cutoff (ETSI EN 319 411-2 §6.3.10).
 ARCHIVE_CA_NOT_BEFORE = "ca-not-before"
 _RETENTION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")

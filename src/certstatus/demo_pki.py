@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certstatus.clock import UTC
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
 

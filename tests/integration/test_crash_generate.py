@@ -50,8 +50,8 @@ from certstatus.app import build_application
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
+from certstatus.model import serial_from_key
 from certstatus.protocol.fast_response import ResponseAssembler
-from certstatus.store.base import serial_from_key
 from tests.precomputed_helpers import copy_pki
 from tests.sources_helpers import ocsp_query
 
@@ -79,7 +79,7 @@ def _index_text(statuses: dict[int, tuple[str, str | None]]) -> str:
 
 def _store_statuses(db: sqlite3.Connection) -> dict[int, tuple[str, str | None]]:
     """What the store holds: serial -> ("V", None) | ("R", reason name)."""
-    from certstatus.store.base import REASONS_BY_CODE
+    from certstatus.model import REASONS_BY_CODE
 
     issued = {serial_from_key(row[0]) for row in db.execute("SELECT serial FROM issued WHERE source = 'index'")}
     statuses = {serial: ("V", None) for serial in issued}

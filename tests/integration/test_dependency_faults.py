@@ -47,8 +47,8 @@ from certstatus.app import build_application, prepare
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki, sign_crl
+from certstatus.model import RevokedEntry
 from certstatus.sources.importer import CaTarget, import_ca
-from certstatus.sources.records import RevokedEntry
 from certstatus.sources.refresh import register_targets
 from tests.crl_server import CrlServer
 from tests.processes import ServeProcess, free_port, run_certstatus

@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certstatus.demo_pki import sign_crl
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from tests.processes import ServeProcess, free_port, openssl_status, run_certstatus
 
 pytestmark = pytest.mark.integration

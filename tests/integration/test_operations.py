@@ -24,7 +24,7 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.clock import UTC
 from certstatus.demo_pki import sign_crl
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from tests.ocsp_client import cert_status, request_der, response_status
 from tests.servers import CERTSTATUS, Asker, demo_ca_table, free_port, server_tables, start_server, table
 

@@ -20,10 +20,10 @@ from certstatus.app import prepare
 from certstatus.clock import ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki, make_demo_pki, sign_crl
+from certstatus.model import RevokedEntry
 from certstatus.protocol import response as ocsp_response
 from certstatus.server.lifecycle import SETTINGS_ENV, Lifecycle
 from certstatus.signing.revocation import RECHECK_SECONDS
-from certstatus.sources.records import RevokedEntry
 from certstatus.store.factory import open_store
 from tests.processes import run_certstatus
 from tests.servers import ADMIN_TOKEN, Server, free_port, signer_states, start_server, table

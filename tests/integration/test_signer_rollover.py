@@ -16,11 +16,18 @@ from certstatus.clock import ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import issue_cert, make_demo_pki, sign_crl
 from certstatus.errors import SignerError
+from certstatus.model import RevokedEntry
 from certstatus.protocol import response as ocsp_response
 from certstatus.signing.signer_set import signer_expiry
-from certstatus.sources.records import RevokedEntry
 from tests.signing_support import (
-    load_cert, load_key, ocsp_request, openssl_verify, post, response_algorithm, response_signer_cn, write_signer,
+    load_cert,
+    load_key,
+    ocsp_request,
+    openssl_verify,
+    post,
+    response_algorithm,
+    response_signer_cn,
+    write_signer,
 )
 
 HOUR = dt.timedelta(hours=1)

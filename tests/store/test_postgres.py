@@ -19,11 +19,12 @@ from certstatus.app import load_ca
 from certstatus.clock import SystemClock
 from certstatus.config import CaSettings
 from certstatus.errors import StoreUnavailable
+from certstatus.model import CertStatusRecord
 from certstatus.pipeline.base import Exchange, OCSPError, Route
 from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.protocol.request import parse_request
-from certstatus.store.base import CertStatusRecord, SourceState
+from certstatus.store.base import SourceState
 from certstatus.store.postgres import PostgresStore, channel_for
 
 T0 = dt.datetime(2030, 6, 1, tzinfo=dt.timezone.utc)

@@ -17,7 +17,7 @@ import time
 import pytest
 from cryptography import x509
 
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from certstatus.store.base import SourceState
 from certstatus.store.postgres import PostgresStore
 from tests.unit.test_store_precomputed import (  # noqa: F401  (collected here, against PostgreSQL)
@@ -27,8 +27,8 @@ from tests.unit.test_store_precomputed import (  # noqa: F401  (collected here, 
     _pending,
     _sign,
     test_a_changed_revocation_is_a_change,
-    test_a_row_of_another_signing_profile_is_not_served_and_falls_due_first,
     test_a_response_decided_before_a_change_stays_unserved,
+    test_a_row_of_another_signing_profile_is_not_served_and_falls_due_first,
     test_an_import_that_changes_a_status_stops_its_responses_at_once,
     test_dropped_source_kinds_are_changes,
     test_due_lists_responses_whose_renew_time_passed,

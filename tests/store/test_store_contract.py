@@ -16,8 +16,8 @@ import pytest
 from cryptography import x509
 
 from certstatus.clock import UTC
-from certstatus.sources.records import IssuedCertificate, RevokedEntry
-from certstatus.store.base import REASON_CODES, CertStatusRecord, ChangeCount, SourceState, StatusStore
+from certstatus.model import REASON_CODES, CertStatusRecord, IssuedCertificate, RevokedEntry
+from certstatus.store.base import ChangeCount, SourceState, StatusStore
 from certstatus.store.factory import open_store
 
 T0 = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from certstatus.clock import UTC
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from certstatus.store.base import ChangeCount, SourceState, StatusChange, combine_revocations
 
 T = dt.datetime(2030, 1, 1, tzinfo=UTC)

@@ -25,11 +25,11 @@ from certstatus.demo_pki import sign_crl
 from certstatus.generator.run import Generator
 from certstatus.generator.schedule import GenerationLoop
 from certstatus.health import readiness_problems
+from certstatus.model import CertStatusRecord, RevokedEntry
 from certstatus.pipeline.base import OCSPError
 from certstatus.sources.crl import load_crl
 from certstatus.sources.importer import CaTarget, import_ca
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import CertStatusRecord, SourceState
+from certstatus.store.base import SourceState
 from certstatus.store.changes import StoreChange
 from certstatus.store.factory import open_store
 from tests.precomputed_helpers import answer, ca_settings, copy_pki, parse, request_der, settings_for

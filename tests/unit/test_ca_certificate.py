@@ -23,7 +23,7 @@ from certstatus.config import CaSettings, ServerSettings, Settings, load_config
 from certstatus.demo_pki import DemoPki
 from certstatus.errors import ConfigError
 from certstatus.loading import load_ca, open_store
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from certstatus.store.base import SourceState
 from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import ocsp_query

@@ -19,8 +19,8 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from certstatus.model import HASH_ALGORITHM_OIDS
 from certstatus.protocol import fast_request
-from certstatus.protocol.certid import HASH_ALGORITHM_OIDS
 from certstatus.protocol.request import MalformedRequest, parse_request
 
 

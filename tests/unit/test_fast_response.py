@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
+from certstatus.model import serial_key
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.response import (
@@ -22,7 +23,6 @@ from certstatus.protocol.response import (
 )
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import serial_key
 
 OCSPCertStatus = ocsp.OCSPCertStatus
 NOW = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)

@@ -16,8 +16,8 @@ import pytest
 from cryptography import x509
 
 from certstatus.generator.signing import read_work
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import WORK_KINDS, PrecomputedResponse, SignedResponse, SourceState, serial_key
+from certstatus.model import RevokedEntry, serial_key
+from certstatus.store.base import WORK_KINDS, PrecomputedResponse, SignedResponse, SourceState
 from certstatus.store.sqlite import SQLiteStore
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

@@ -13,8 +13,8 @@ from cryptography.x509.ocsp import OCSPCertStatus
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from certstatus.model import HASH_ALGORITHM_OIDS
 from certstatus.protocol import fast_response, live_response, response
-from certstatus.protocol.certid import HASH_ALGORITHM_OIDS
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.response import SingleAnswer, responder_id_by_key, responder_id_by_name
 from certstatus.signing.keys import load_certificates, load_private_key

@@ -18,6 +18,7 @@ from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.clock import ManualClock
 from certstatus.config import CaSettings
+from certstatus.model import RevokedEntry
 from certstatus.pipeline.base import Exchange, Route
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
@@ -27,7 +28,6 @@ from certstatus.protocol.live_response import tlv
 from certstatus.protocol.response import EXTENDED_REVOKED_TIME, SingleAnswer
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
-from certstatus.sources.records import RevokedEntry
 from certstatus.store.base import SourceState
 from certstatus.store.sqlite import SQLiteStore
 

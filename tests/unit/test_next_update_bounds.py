@@ -22,12 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from certstatus.demo_pki import issue_cert, sign_crl
+from certstatus.model import RevokedEntry
 from certstatus.next_update import STALE_FLOOR, next_update_limit
 from certstatus.pipeline.base import OCSPError
 from certstatus.server.live_lane import lane_for
 from certstatus.server.protocol import ServerState
 from certstatus.signing.keys import load_certificates, load_private_key
-from certstatus.sources.records import RevokedEntry
 from tests.edge_wire import NONCE, post, split
 from tests.precomputed_helpers import answer, copy_pki, multi_request_der, request_der
 from tests.unit.test_edge_cache import Worker

@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from certstatus.demo_pki import DemoPki
+from certstatus.model import HASH_ALGORITHM_OIDS
 from certstatus.protocol import extensions
-from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, issuer_hashes
+from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.request import (
     MalformedRequest,
     OCSPQuery,

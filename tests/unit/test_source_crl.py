@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from certstatus.clock import UTC
 from certstatus.demo_pki import DemoPki, PrivateKey, new_key, sign_crl
 from certstatus.errors import SourceError
+from certstatus.model import RevokedEntry
 from certstatus.sources.crl import load_crl
-from certstatus.sources.records import RevokedEntry
 from tests.openssl_ca import OpenSslCa
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from cryptography import x509
 from certstatus.clock import UTC
 from certstatus.demo_pki import DemoPki
 from certstatus.errors import SourceError
+from certstatus.model import RevokedEntry
 from certstatus.sources.index_txt import parse_index
-from certstatus.sources.records import RevokedEntry
 from tests.openssl_ca import OpenSslCa
 
 VALID = "V\t301231235959Z\t\t1A2B\tunknown\t/CN=valid"

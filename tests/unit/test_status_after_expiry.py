@@ -20,9 +20,9 @@ from cryptography.x509 import ocsp
 
 from certstatus.config import ConfigError
 from certstatus.config import ca_settings as parse_ca_settings
+from certstatus.model import RevokedEntry
 from certstatus.protocol.extensions import ARCHIVE_CUTOFF
 from certstatus.sources.importer import CaTarget, import_crl_data
-from certstatus.sources.records import RevokedEntry
 from tests.precomputed_helpers import certificate, copy_pki, multi_request_der, parse, request_der
 from tests.sources_helpers import crl_der
 from tests.unit.test_modes import Responder

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from cryptography import x509
 
-from certstatus.sources.records import RevokedEntry
+from certstatus.model import RevokedEntry
 from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
 from certstatus.store.sqlite import SQLiteStore
 from certstatus.store.sqlite_precomputed import WalCheckpointer

@@ -13,7 +13,8 @@ import pytest
 from asn1crypto import core
 
 from certstatus.clock import UTC
-from certstatus.store.base import CertStatusRecord, SourceState, serial_key
+from certstatus.model import CertStatusRecord, serial_key
+from certstatus.store.base import SourceState
 from certstatus.store.sqlite import SQLiteStore
 
 T0 = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)

@@ -28,8 +28,9 @@ from cryptography.x509 import verification
 
 from certstatus.clock import Clock
 from certstatus.errors import ConfigError
+from certstatus.model import CertID
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.protocol.certid import CertID, issuer_hashes
+from certstatus.protocol.certid import issuer_hashes
 from certstatus.store.base import StatusStore
 
 #: Seconds a verified chain is trusted without verifying it again.

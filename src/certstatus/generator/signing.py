@@ -27,26 +27,19 @@ from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.observability import held_config_warnings
 from certstatus.errors import SignerUnavailable
+from certstatus.model import CertStatusRecord, serial_from_key, serial_key
 from certstatus.next_update import next_update_limit
+from certstatus.observability import held_config_warnings
 from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
 from certstatus.refresh import renew_at
 from certstatus.signing.revocation import revocation_lookup
-from certstatus.sources.health import freshness
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import (
-    PRECOMPUTED_HASH_ALGORITHMS,
-    CertStatusRecord,
-    SignedBatch,
-    StatusStore,
-    serial_from_key,
-    serial_key,
-)
-
+from certstatus.sources.health import freshness
+from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, SignedBatch, StatusStore
 
 #: The record of a key read_work returned none for, in a CA with cert_hash: issued, certificate unknown.
 _ISSUED_UNHASHED = CertStatusRecord(issued=True, revoked=None)

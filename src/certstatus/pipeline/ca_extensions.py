@@ -25,8 +25,8 @@ import datetime as dt
 from cryptography import x509
 
 from certstatus.config import ARCHIVE_CA_NOT_BEFORE, CaSettings
+from certstatus.model import CertStatusRecord
 from certstatus.protocol.fast_response import archive_cutoff_extension, cert_hash_extension
-from certstatus.store.base import CertStatusRecord
 
 
 def archive_cutoff(settings: CaSettings, ca_certificate: x509.Certificate, produced_at: dt.datetime) -> dt.datetime | None:

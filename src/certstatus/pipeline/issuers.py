@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from certstatus.config import CaSettings
-from certstatus.protocol.certid import HASH_ALGORITHM_OIDS, CertID, issuer_hashes
+from certstatus.model import HASH_ALGORITHM_OIDS, CertID
+from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
 from certstatus.sources.health import has_data

@@ -52,11 +52,11 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from prometheus_client import Counter
 
 from certstatus.errors import SignerUnavailable
+from certstatus.model import CertID
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.protocol.certid import CertID
-from certstatus.protocol.request import OCSPQuery
 from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
+from certstatus.protocol.request import OCSPQuery
 from certstatus.refresh import refresh_due
 from certstatus.store.base import StatusStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS

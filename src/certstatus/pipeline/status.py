@@ -25,9 +25,8 @@ from cryptography import x509
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.config import CaSettings
+from certstatus.model import CertStatusRecord, RevokedEntry
 from certstatus.protocol.response import EXTENDED_REVOKED_TIME
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import CertStatusRecord
 
 
 @dataclass(frozen=True, slots=True)

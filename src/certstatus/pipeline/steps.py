@@ -9,18 +9,18 @@ from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
+from certstatus.model import CertID, CertStatusRecord
 from certstatus.next_update import next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
-from certstatus.protocol.certid import CertID
 from certstatus.protocol.fast_response import encode_cert_status
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import CertStatusRecord, StatusStore
+from certstatus.store.base import StatusStore
 
 #: Marks "read the status record from the store" (a record may legitimately be None: not listed).
 _LOOK_UP = object()

@@ -1,4 +1,4 @@
-"""CertID (RFC 6960 §4.1.1) and the issuer hashes it is matched on.
+"""The issuer hashes a CertID (RFC 6960 §4.1.1, :class:`certstatus.model.CertID`) is matched on.
 
 A CertID names a certificate by ``hashAlgorithm``, ``issuerNameHash`` (hash of
 the DER of the issuer's subject Name), ``issuerKeyHash`` (hash of the value of
@@ -10,42 +10,12 @@ octet) and ``serialNumber``. Clients use SHA-1 (RFC 5019) or SHA-256 (RFC 9919
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from asn1crypto import parser
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-#: Hash algorithms a CertID may use: name -> dotted OID.
-HASH_ALGORITHM_OIDS: dict[str, str] = {
-    "sha1": "1.3.14.3.2.26",
-    "sha256": "2.16.840.1.101.3.4.2.1",
-    "sha384": "2.16.840.1.101.3.4.2.2",
-    "sha512": "2.16.840.1.101.3.4.2.3",
-}
-#: Dotted OID -> name, the reverse of :data:`HASH_ALGORITHM_OIDS`.
-HASH_ALGORITHM_NAMES: dict[str, str] = {v: k for k, v in HASH_ALGORITHM_OIDS.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class CertID:
-    """One CertID as received (RFC 6960 §4.1.1).
-
-    ``hash_algorithm`` is a key of :data:`HASH_ALGORITHM_OIDS`; ``der`` is the
-    exact encoding received, echoed unchanged in the SingleResponse so that
-    clients matching on bytes (parameters NULL or absent) find their CertID.
-    """
-
-    hash_algorithm: str
-    issuer_name_hash: bytes
-    issuer_key_hash: bytes
-    serial_number: int
-    der: bytes = b""
-
-    @property
-    def issuer_key(self) -> tuple[str, bytes, bytes]:
-        """The key used by the issuer registry: (hash algorithm, name hash, key hash)."""
-        return (self.hash_algorithm, self.issuer_name_hash, self.issuer_key_hash)
+from certstatus.model import HASH_ALGORITHM_OIDS
 
 
 def public_key_bits(certificate: x509.Certificate) -> bytes:

@@ -18,7 +18,7 @@ the targets is ~100 µs.
 
 from __future__ import annotations
 
-from certstatus.protocol.certid import CertID
+from certstatus.model import CertID
 from certstatus.protocol.extensions import NONCE_MAX_OCTETS
 from certstatus.protocol.request import OCSPQuery, parse_request
 

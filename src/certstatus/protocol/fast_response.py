@@ -24,8 +24,7 @@ import datetime as dt
 from cryptography import x509
 from cryptography.x509.ocsp import OCSPCertStatus
 
-from certstatus.protocol.certid import HASH_ALGORITHM_OIDS
-from certstatus.store.base import REASON_CODES, serial_key
+from certstatus.model import HASH_ALGORITHM_OIDS, REASON_CODES, serial_key
 
 # id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1), RFC 6960 §4.2.1.
 _BASIC_OID = bytes.fromhex("06092b0601050507300101")

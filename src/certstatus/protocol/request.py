@@ -20,8 +20,8 @@ from asn1crypto import algos, core
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 
+from certstatus.model import HASH_ALGORITHM_NAMES, CertID
 from certstatus.protocol import extensions
-from certstatus.protocol.certid import HASH_ALGORITHM_NAMES, CertID
 
 #: Errors asn1crypto raises for bytes it cannot decode.
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError)

@@ -16,7 +16,8 @@ from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID
 from certstatus.ca_certificate import crl_signer_problem
 from certstatus.clock import UTC
 from certstatus.errors import SourceError
-from certstatus.sources.records import CrlData, RevokedEntry
+from certstatus.model import RevokedEntry
+from certstatus.sources.records import CrlData
 
 _PEM_MARKER = b"-----BEGIN X509 CRL-----"
 

@@ -25,8 +25,9 @@ from cryptography import x509
 
 from certstatus.clock import UTC
 from certstatus.errors import SourceError
+from certstatus.model import IssuedCertificate, RevokedEntry
 from certstatus.sources.issued import serial_hex
-from certstatus.sources.records import IndexData, IssuedCertificate, RevokedEntry
+from certstatus.sources.records import IndexData
 
 # OpenSSL's reason names (apps/ca.c, crl_reasons), lower-cased, to the RFC 5280 reasonCode
 # and whether the third field is a compromise time that becomes the invalidityDate.

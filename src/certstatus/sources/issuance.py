@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from certstatus.errors import SourceError
+from certstatus.model import IssuedCertificate
 from certstatus.sources.fetch import FetchPolicy, fetch, is_remote
 from certstatus.sources.issued import parse_issued
-from certstatus.sources.records import IssuedCertificate
 from certstatus.sources.signed_list import looks_like_cms, verify_signed_content
 
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"

@@ -28,11 +28,11 @@ from cryptography import x509
 
 from certstatus.clock import UTC, Clock
 from certstatus.errors import CertstatusError
+from certstatus.model import RevokedEntry, serial_key
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.importer import CaTarget
 from certstatus.sources.issued import parse_serial
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import PUSH_KIND, ChangeCount, StatusChange, StatusStore, serial_key
+from certstatus.store.base import PUSH_KIND, ChangeCount, StatusChange, StatusStore
 
 ACTIONS = ("revoke", "unrevoke", "issue")
 #: Longest serialNumber a CA may use: 20 octets of DER INTEGER content (RFC 5280 §4.1.2.2).

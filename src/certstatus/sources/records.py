@@ -9,22 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from cryptography import x509
-
-
-@dataclass(frozen=True, slots=True)
-class RevokedEntry:
-    """One revoked certificate: RFC 5280 §5.3 CRL entry, or an index.txt ``R`` line.
-
-    ``revocation_time`` and ``invalidity_date`` are aware UTC datetimes with
-    whole seconds; ``reason`` is ``None`` when the source gives no reason
-    (reported as revoked without a revocationReason, RFC 6960 §4.2.1).
-    """
-
-    serial_number: int
-    revocation_time: dt.datetime
-    reason: x509.ReasonFlags | None = None
-    invalidity_date: dt.datetime | None = None
+from certstatus.model import IssuedCertificate, RevokedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +29,6 @@ class CrlData:
     delta_base: int | None
     entries: tuple[RevokedEntry, ...]
     freshest_crl: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedCertificate:
-    """A serial a source lists as issued, with what it tells of the certificate.
-
-    ``not_after`` (aware UTC, whole seconds) is the certificate's notAfter when
-    the source gives it (an ``index.txt`` expiry field, a certificate in an
-    issued list), else None; ``cert_hash`` the SHA-256 of the certificate's
-    DER when the source holds the certificate itself (an issued list of
-    certificates), else None.
-    """
-
-    serial_number: int
-    not_after: dt.datetime | None = None
-    cert_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,15 +25,14 @@ import threading
 
 import psycopg
 import psycopg_pool
-from psycopg.conninfo import conninfo_to_dict
 from cryptography import x509
+from psycopg.conninfo import conninfo_to_dict
 
 from certstatus.clock import UTC
+from certstatus.model import REASONS_BY_CODE, CertStatusRecord, RevokedEntry
 from certstatus.source_settings import SqlSettings
 from certstatus.sources.issued import serial_hex
 from certstatus.sources.push import REASON_NAMES
-from certstatus.sources.records import RevokedEntry
-from certstatus.store.base import REASONS_BY_CODE, CertStatusRecord
 from certstatus.store.dsn import redact
 
 _GOOD = {"good", "valid", "v", "e", "expired", "issued"}

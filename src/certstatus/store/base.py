@@ -27,52 +27,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from certstatus.sources.records import IssuedCertificate, RevokedEntry
-
-#: RFC 5280 §5.3.1 CRLReason codes.
-REASON_CODES: dict[x509.ReasonFlags, int] = {
-    x509.ReasonFlags.unspecified: 0,
-    x509.ReasonFlags.key_compromise: 1,
-    x509.ReasonFlags.ca_compromise: 2,
-    x509.ReasonFlags.affiliation_changed: 3,
-    x509.ReasonFlags.superseded: 4,
-    x509.ReasonFlags.cessation_of_operation: 5,
-    x509.ReasonFlags.certificate_hold: 6,
-    x509.ReasonFlags.remove_from_crl: 8,
-    x509.ReasonFlags.privilege_withdrawn: 9,
-    x509.ReasonFlags.aa_compromise: 10,
-}
-REASONS_BY_CODE: dict[int, x509.ReasonFlags] = {v: k for k, v in REASON_CODES.items()}
-
-
-def serial_key(serial_number: int) -> bytes:
-    """Encode a serial number as the minimal two's-complement big-endian bytes.
-
-    The same bytes as the content of the DER INTEGER, so every serial, even
-    a negative one from a broken CA, has exactly one key.
-    """
-    magnitude = serial_number if serial_number >= 0 else ~serial_number
-    return serial_number.to_bytes((magnitude.bit_length() + 8) // 8, "big", signed=True)
-
-
-def serial_from_key(key: bytes) -> int:
-    """The serial number of a :func:`serial_key` (its inverse)."""
-    return int.from_bytes(key, "big", signed=True)
-
-
-@dataclass(frozen=True, slots=True)
-class CertStatusRecord:
-    """What the store knows of one (issuer, serial).
-
-    ``issued`` is True when a source that lists issued certificates (index
-    file, issued list) has the serial; ``revoked`` is the earliest revocation
-    any source reports, or None; ``cert_hash`` the SHA-256 of the certificate
-    when an issued list holds the certificate itself (CertHash), else None.
-    """
-
-    issued: bool
-    revoked: RevokedEntry | None
-    cert_hash: bytes | None = None
+from certstatus.model import REASON_CODES, REASONS_BY_CODE, CertStatusRecord, IssuedCertificate, RevokedEntry, serial_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,14 +48,11 @@ from psycopg.errors import QueryCanceled
 from psycopg_pool import ConnectionPool
 
 from certstatus.errors import StoreError, StoreUnavailable
-from certstatus.sources.records import IssuedCertificate, RevokedEntry
+from certstatus.model import REASON_CODES, REASONS_BY_CODE, CertStatusRecord, IssuedCertificate, RevokedEntry, serial_key
 from certstatus.store import migrations
 from certstatus.store.base import (
     PUSH_KIND,
-    REASON_CODES,
-    REASONS_BY_CODE,
     SOURCE_COLUMNS,
-    CertStatusRecord,
     ChangeCount,
     SourceState,
     StatusChange,
@@ -64,7 +61,6 @@ from certstatus.store.base import (
     count_changes,
     issued_entries,
     revocations_from_rows,
-    serial_key,
     source_marks,
     source_state_from_row,
 )

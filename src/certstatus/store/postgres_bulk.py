@@ -23,8 +23,8 @@ from collections.abc import Mapping
 
 import psycopg
 
-from certstatus.sources.records import IssuedCertificate, RevokedEntry
-from certstatus.store.base import ARCHIVE_EXCLUDED_REASONS, ARCHIVE_KIND, DELTA_KIND, REASON_CODES
+from certstatus.model import REASON_CODES, IssuedCertificate, RevokedEntry
+from certstatus.store.base import ARCHIVE_EXCLUDED_REASONS, ARCHIVE_KIND, DELTA_KIND
 
 _ISSUED_TYPES = ["int4", "bytea", "text", "timestamptz", "bytea"]
 _ISSUED_COLUMNS = "issuer_id, serial, source, not_after, cert_hash"

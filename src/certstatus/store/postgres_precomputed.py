@@ -39,18 +39,16 @@ from collections.abc import Iterable, Iterator, Sequence
 import psycopg
 from psycopg import sql
 
+from certstatus.model import CertStatusRecord, serial_from_key, serial_key
 from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
     WORK_KINDS,
-    CertStatusRecord,
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
     issued_hashes,
     precomputed_rows,
-    serial_from_key,
-    serial_key,
     status_records,
 )
 

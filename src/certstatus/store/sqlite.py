@@ -19,17 +19,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from certstatus.errors import StoreError
-from certstatus.sources.records import IssuedCertificate, RevokedEntry
+from certstatus.model import REASON_CODES, REASONS_BY_CODE, CertStatusRecord, IssuedCertificate, RevokedEntry, serial_key
 from certstatus.store import migrations
 from certstatus.store.base import (
     ARCHIVE_EXCLUDED_REASONS,
     ARCHIVE_KIND,
     DELTA_KIND,
     PUSH_KIND,
-    REASON_CODES,
-    REASONS_BY_CODE,
     SOURCE_COLUMNS,
-    CertStatusRecord,
     ChangeCount,
     SourceState,
     StatusChange,
@@ -38,7 +35,6 @@ from certstatus.store.base import (
     count_changes,
     issued_entries,
     revocations_from_rows,
-    serial_key,
     source_marks,
     source_state_from_row,
 )

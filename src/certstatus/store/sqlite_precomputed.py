@@ -39,19 +39,17 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
+from certstatus.model import CertStatusRecord, serial_from_key, serial_key
 from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
     WORK_KINDS,
-    CertStatusRecord,
     PrecomputedResponse,
     SignedBatch,
     SignedResponse,
+    issued_hashes,
     precomputed_rows,
     revocation_from_rows,
-    issued_hashes,
-    serial_from_key,
-    serial_key,
     status_records,
 )
 
