@@ -29,8 +29,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from certstatus.demo_pki import DemoPki, make_demo_pki
+from certstatus.der import tlv
 from certstatus.protocol.certid import issuer_hashes
-from certstatus.protocol.live_response import tlv
 from certstatus.signing.keys import load_certificates
 
 BENCH = Path(__file__).resolve().parent

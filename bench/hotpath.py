@@ -25,9 +25,9 @@ from cryptography.x509 import ocsp
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.demo_pki import make_demo_pki
+from certstatus.der import tlv
 from certstatus.protocol import live_response, response
 from certstatus.protocol.fast_request import parse_request_fast
-from certstatus.protocol.live_response import tlv
 from certstatus.protocol.fast_response import ResponseWrapper
 from certstatus.protocol.request import parse_request
 from certstatus.protocol.response import SingleAnswer

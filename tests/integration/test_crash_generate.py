@@ -50,8 +50,8 @@ from certstatus.app import build_application
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
+from certstatus.der import ResponseAssembler
 from certstatus.model import serial_from_key
-from certstatus.protocol.fast_response import ResponseAssembler
 from tests.precomputed_helpers import copy_pki
 from tests.sources_helpers import ocsp_query
 

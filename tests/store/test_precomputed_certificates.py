@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from certstatus.der import certificates_element
 from certstatus.model import serial_key
-from certstatus.protocol.fast_response import certificates_element
 from certstatus.store.base import SignedBatch, SourceState
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

@@ -18,13 +18,13 @@ from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.clock import ManualClock
 from certstatus.config import CaSettings
+from certstatus.der import tlv
 from certstatus.model import RevokedEntry
 from certstatus.pipeline.base import Exchange, Route
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.protocol import response
 from certstatus.protocol.fast_request import parse_request_fast
-from certstatus.protocol.live_response import tlv
 from certstatus.protocol.response import EXTENDED_REVOKED_TIME, SingleAnswer
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner

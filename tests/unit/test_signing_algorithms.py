@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from certstatus.der import tlv
 from certstatus.errors import SignerError
-from certstatus.protocol.fast_response import tlv
 from certstatus.protocol.response import SingleAnswer, encode_response_data
 from certstatus.signing.algorithms import ALGORITHMS, BY_OID, default_algorithm
 from certstatus.signing.keys import load_private_key

@@ -24,12 +24,9 @@ import datetime as dt
 from cryptography import x509
 from cryptography.x509.ocsp import OCSPCertStatus
 
+from certstatus.der import ResponseAssembler, certificates_element, header, tlv
 from certstatus.model import HASH_ALGORITHM_OIDS, REASON_CODES, serial_key
 
-# id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1), RFC 6960 §4.2.1.
-_BASIC_OID = bytes.fromhex("06092b0601050507300101")
-# responseStatus successful (ENUMERATED 0).
-_SUCCESSFUL = bytes.fromhex("0a0100")
 # singleExtensions: invalidityDate (2.5.29.24), RFC 5280 §5.3.2.
 _INVALIDITY_DATE_OID = bytes.fromhex("0603551d18")
 # singleExtensions: id-pkix-ocsp-archive-cutoff (1.3.6.1.5.5.7.48.1.6), RFC 6960 §4.4.4.
@@ -42,27 +39,6 @@ _SHA256_ALGORITHM = bytes.fromhex("300b0609608648016503040201")
 _EXTENDED_REVOKE = bytes.fromhex("a1133011300f06092b060105050730010904020500")
 _GOOD = bytes.fromhex("8000")
 _UNKNOWN = bytes.fromhex("8200")
-
-
-def der_length(length: int) -> bytes:
-    """DER length octets (X.690 §8.1.3): short form below 128, else long form."""
-    if length < 0x80:
-        return bytes((length,))
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(octets),)) + octets
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    """One DER element: tag octet, length, content."""
-    length = len(content)
-    # The usual OCSP sizes inline (one call per element is most of the cost here).
-    if length < 0x80:
-        return bytes((tag, length)) + content
-    if length < 0x100:
-        return bytes((tag, 0x81, length)) + content
-    if length < 0x10000:
-        return bytes((tag, 0x82, length >> 8, length & 0xFF)) + content
-    return bytes((tag,)) + der_length(length) + content
 
 
 def generalized_time(when: dt.datetime) -> bytes:
@@ -217,9 +193,9 @@ class ResponseDataTemplate:
         headers = self._headers.get(key)
         if headers is None:
             # SEQUENCE { head, SEQUENCE OF { SEQUENCE single }, tail }: only lengths decide the headers.
-            inner = _header(0x30, len(single))
-            outer = _header(0x30, len(inner) + len(single))
-            whole = _header(0x30, len(self._head) + len(outer) + len(inner) + len(single) + len(tail))
+            inner = header(0x30, len(single))
+            outer = header(0x30, len(inner) + len(single))
+            whole = header(0x30, len(self._head) + len(outer) + len(inner) + len(single) + len(tail))
             headers = self._headers[key] = (whole + self._head + outer + inner, tail)
         return headers[0] + single + headers[1]
 
@@ -249,48 +225,6 @@ class ResponseDataTemplate:
         return whole[: len(whole) - key_length - len(self._good_tail)]
 
 
-def _header(tag: int, length: int) -> bytes:
-    return bytes((tag,)) + der_length(length)
-
-
-class ResponseAssembler:
-    """Builds OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1) around a stored body.
-
-    The *body* is the BasicOCSPResponse content up to and including the
-    signature: tbsResponseData, signatureAlgorithm, signature (the
-    generator stores that, without the certificates, which are the same in
-    every response of one signer). ``certificates_element`` is the encoded
-    ``[0] EXPLICIT SEQUENCE OF Certificate`` (:func:`certificates_element`),
-    or ``b""`` for a response that carries none (CA-signed). The five length
-    headers are computed once per distinct size.
-    """
-
-    def __init__(self, certificates_element: bytes = b"") -> None:
-        self.certificates_element = certificates_element
-        self._prefixes: dict[int, bytes] = {}
-
-    def assemble(self, body: bytes) -> bytes:
-        """Return the OCSPResponse DER for ``body`` (see the class) with the certificates appended."""
-        certs = self.certificates_element
-        size = len(body) + len(certs)
-        prefix = self._prefixes.get(size)
-        if prefix is None:
-            basic = _header(0x30, size)
-            octets = _header(0x04, len(basic) + size)
-            response_bytes_length = len(_BASIC_OID) + len(octets) + len(basic) + size
-            response_bytes = _header(0x30, response_bytes_length)
-            explicit = _header(0xA0, len(response_bytes) + response_bytes_length)
-            outer_length = len(_SUCCESSFUL) + len(explicit) + len(response_bytes) + response_bytes_length
-            prefix = _header(0x30, outer_length) + _SUCCESSFUL + explicit + response_bytes + _BASIC_OID + octets + basic
-            self._prefixes[size] = prefix
-        return prefix + body + certs
-
-
-def certificates_element(certificates_der: tuple[bytes, ...] | list[bytes]) -> bytes:
-    """``certs [0] EXPLICIT SEQUENCE OF Certificate`` of BasicOCSPResponse; ``b""`` when there are none."""
-    return tlv(0xA0, tlv(0x30, b"".join(certificates_der))) if certificates_der else b""
-
-
 class ResponseWrapper:
     """Wraps signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
 
@@ -318,7 +252,7 @@ class ResponseWrapper:
 
     def signature_head(self, length: int) -> bytes:
         """What :meth:`body` puts between the ResponseData and a signature of ``length`` bytes (cached in :attr:`signature_heads`)."""
-        head = self._signature_heads[length] = self._algorithm + _header(0x03, length + 1) + b"\x00"
+        head = self._signature_heads[length] = self._algorithm + header(0x03, length + 1) + b"\x00"
         return head
 
     @property

@@ -31,14 +31,8 @@ from functools import lru_cache
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography.x509.ocsp import OCSPCertStatus
 
-from certstatus.protocol.fast_response import (
-    archive_cutoff_extension,
-    cert_hash_extension,
-    encode_cert_status,
-    generalized_time,
-    single_extensions,
-    tlv,
-)
+from certstatus.der import tlv
+from certstatus.protocol.fast_response import archive_cutoff_extension, cert_hash_extension, encode_cert_status, generalized_time, single_extensions
 from certstatus.protocol.response import SingleAnswer
 
 # Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.

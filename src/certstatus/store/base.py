@@ -95,7 +95,7 @@ class SignedBatch:
     they share ``this_update`` (= producedAt), ``next_update`` and
     ``renew_at`` (aware UTC) and the certificates they carry.
     ``certificates_element`` is that ``[0] EXPLICIT SEQUENCE OF
-    Certificate`` DER (:func:`certstatus.protocol.fast_response.certificates_element`;
+    Certificate`` DER (:func:`certstatus.der.certificates_element`;
     ``b""``: none), stored once, not in every row. ``rows`` are
     ``(serial_key(serial), body per hash algorithm of
     PRECOMPUTED_HASH_ALGORITHMS)``, a *body* being the BasicOCSPResponse

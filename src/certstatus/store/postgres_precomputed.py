@@ -4,7 +4,7 @@ The tables are SQLite's (migration ``0004_precomputed_compact``, see
 :mod:`certstatus.store.sqlite_precomputed` for the rules): one ``precomputed``
 row per (issuer_id, serial) holding the SHA-1 and SHA-256 CertID responses
 without their certificates, which are stored once in ``precomputed_certs``
-and spliced back on read (:class:`~certstatus.protocol.fast_response.ResponseAssembler`).
+and spliced back on read (:class:`~certstatus.der.ResponseAssembler`).
 A row is served while ``changed_seq <= signed_seq``; an import or push that
 changes a serial raises ``changed_seq`` in its own transaction
 (:meth:`PrecomputedPostgres._mark_changed`).
@@ -39,8 +39,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import psycopg
 from psycopg import sql
 
+from certstatus.der import ResponseAssembler
 from certstatus.model import CertStatusRecord, serial_from_key, serial_key
-from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
     WORK_KINDS,

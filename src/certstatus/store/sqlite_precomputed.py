@@ -18,7 +18,7 @@ response of one signer; ~430 of ~750 bytes of an ECDSA P-256 response) are
 stored once in ``precomputed_certs``, and a row names them (``certs_id``);
 its responses are then the BasicOCSPResponse content up to the signature,
 and :meth:`PrecomputedSQLite.precomputed` appends the certificates and the
-outer headers (:class:`~certstatus.protocol.fast_response.ResponseAssembler`,
+outer headers (:class:`~certstatus.der.ResponseAssembler`,
 ~1 µs) — the request path gets the complete DER as before. A row with
 ``certs_id`` NULL holds complete OCSPResponses (rows from schema version 3,
 and :meth:`PrecomputedSQLite.store_precomputed`). Half the bytes written
@@ -39,8 +39,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 
+from certstatus.der import ResponseAssembler
 from certstatus.model import CertStatusRecord, serial_from_key, serial_key
-from certstatus.protocol.fast_response import ResponseAssembler
 from certstatus.store.base import (
     PRECOMPUTED_HASH_ALGORITHMS,
     WORK_KINDS,
