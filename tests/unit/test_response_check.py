@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from certstatus.access.response_check import ResponseRejected, check_response
 from certstatus.protocol.request import parse_request
-from certstatus.protocol.response_check import ResponseRejected, check_response
 from tests.ocsp_client import request_der
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

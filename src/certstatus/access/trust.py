@@ -20,6 +20,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -29,7 +30,6 @@ from cryptography.x509 import verification
 from certstatus.clock import Clock
 from certstatus.errors import ConfigError
 from certstatus.model import CertID
-from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.store.base import StatusStore
 
@@ -37,6 +37,30 @@ from certstatus.store.base import StatusStore
 CHAIN_CACHE_SECONDS = 60.0
 #: Verified chains remembered per verifier.
 CHAIN_CACHE_ENTRIES = 4096
+
+
+class _Forwarding(Protocol):
+    forward: object  # the remote responder the CA's requests go to; falsy when answered here
+
+
+class ServedIssuer(Protocol):
+    """What :class:`OwnRevocationCheck` reads of a CA served here (:class:`certstatus.pipeline.issuers.ServedCA`)."""
+
+    certificate: x509.Certificate
+    issuer_id: int
+    settings: _Forwarding
+
+    @property
+    def name(self) -> str: ...
+
+
+class ServedIssuers(Protocol):
+    """The CAs served here and how a CertID finds one (:class:`certstatus.pipeline.issuers.IssuerRegistry`)."""
+
+    @property
+    def cas(self) -> Sequence[ServedIssuer]: ...
+
+    def find(self, cert_id: CertID) -> ServedIssuer | None: ...
 
 
 class NotAuthenticated(Exception):
@@ -124,12 +148,12 @@ class ChainVerifier:
 class OwnRevocationCheck:
     """Refuse a chain holding a certificate that a CA served here reports revoked."""
 
-    def __init__(self, registry: IssuerRegistry, store: StatusStore) -> None:
+    def __init__(self, registry: ServedIssuers, store: StatusStore) -> None:
         self.registry = registry
         self.store = store
         # (certificate, its issuer in the chain or None) -> the served CA that issued it, or None
-        self._issuers: dict[tuple[x509.Certificate, x509.Certificate | None], ServedCA | None] = {}
-        self._by_subject: dict[bytes, list[ServedCA]] = {}
+        self._issuers: dict[tuple[x509.Certificate, x509.Certificate | None], ServedIssuer | None] = {}
+        self._by_subject: dict[bytes, list[ServedIssuer]] = {}
         for ca in registry.cas:
             if not ca.settings.forward:
                 self._by_subject.setdefault(ca.certificate.subject.public_bytes(), []).append(ca)
@@ -160,7 +184,7 @@ class OwnRevocationCheck:
                         f"{ca.name} at {when:%Y-%m-%d %H:%M:%SZ}")
         return None
 
-    def _served_issuer(self, cert: x509.Certificate, issuer: x509.Certificate | None) -> ServedCA | None:
+    def _served_issuer(self, cert: x509.Certificate, issuer: x509.Certificate | None) -> ServedIssuer | None:
         if issuer is not None:
             name_hash, key_hash = issuer_hashes(issuer, "sha1")
             ca = self.registry.find(CertID("sha1", name_hash, key_hash, cert.serial_number))

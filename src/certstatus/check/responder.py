@@ -21,8 +21,8 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from certstatus.access.response_check import responder_id_names
 from certstatus.access.signatures import SignatureRejected, verify_signature
-from certstatus.protocol.response_check import responder_id_names
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ broken: the check fails), ``warning`` (a recommendation is not followed),
 ``note`` (worth knowing, not a fault) and ``ok``.
 
 Times are the reply's arrival time (aware UTC); clock differences up to
-:data:`~certstatus.protocol.response_check.CLOCK_SKEW` are tolerated. The
+:data:`~certstatus.access.response_check.CLOCK_SKEW` are tolerated. The
 CA/B Forum refresh deadline of a response is :func:`certstatus.refresh.refresh_due`,
 the rule certstatus's own generator follows.
 """
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.x509 import ocsp
 
+from certstatus.access.response_check import CLOCK_SKEW
 from certstatus.check import responder as responder_rules
 from certstatus.check.probe import HASHES, Reply
 from certstatus.pipeline.audit import RESPONSE_STATUS_NAMES
 from certstatus.protocol.response import CERT_STATUS_NAMES
-from certstatus.protocol.response_check import CLOCK_SKEW
 from certstatus.refresh import refresh_due
 
 #: CA/B BR §4.9.10: the validity interval (nextUpdate − thisUpdate, inclusive: + 1 s) is 8 h to 10 days.

@@ -2,7 +2,7 @@
 
 For a CA configured with ``forward = [URL, ...]`` the request is POSTed as
 received (same DER: nonce, signature and all) to each URL in order until one
-gives a response that passes :func:`~certstatus.protocol.response_check.check_response`
+gives a response that passes :func:`~certstatus.access.response_check.check_response`
 (signed for that CA, the CertIDs asked, current, nonce echoed). That
 response is returned byte for byte. A request without a nonce is cached,
 keyed on its CertIDs, until the response's nextUpdate: the next identical
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import httpx
 from cryptography.x509.ocsp import OCSPResponseStatus
 
+from certstatus.access.response_check import CheckedResponse, ResponseRejected, check_response
 from certstatus.clock import Clock
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, WouldBlock
-from certstatus.protocol.response_check import CheckedResponse, ResponseRejected, check_response
 
 log = logging.getLogger("certstatus.forward")
 
