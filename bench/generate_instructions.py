@@ -42,12 +42,12 @@ def child(mode: str, folder: Path, count: int) -> None:
     """One measured process: ``setup``, ``generate`` or ``raw`` (see the module docstring)."""
     from generate import _sample_response_data, _signer
 
-    from certstatus.app import open_store
     from certstatus.config import load_config
     from certstatus.generator.run import Generator
+    from certstatus.store.factory import open_configured_store
 
     settings = load_config(folder / "certstatus.toml")
-    store = open_store(settings)
+    store = open_configured_store(settings)
     generator = Generator(settings, store, processes=0)
     generator._pool()  # loads the signers in this process
     signer = _signer(folder / "pki")

@@ -42,7 +42,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.admin.api import AdminApi
-from certstatus.app import Application, build_application, open_store, prepare
+from certstatus.app import Application, build_application, prepare
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki, make_demo_pki
@@ -51,6 +51,7 @@ from certstatus.server.http import HttpResponse
 from certstatus.sources.crl import load_crl
 from certstatus.sources.index_txt import parse_index
 from certstatus.sources.issued import parse_issued
+from certstatus.store.factory import open_configured_store
 from tests.fuzz_framing import FramingEdge, split_points
 
 TARGETS = ("request", "get", "crl", "index", "issued", "push", "config", "framing")
@@ -168,7 +169,7 @@ class FuzzWorld:
         app = build_application(settings, clock=clock, watch=False)
         from certstatus.sources.refresh import register_targets
 
-        admin = AdminApi(lambda: open_store(settings), lambda store: register_targets(store, settings.cas), clock, token=TOKEN)
+        admin = AdminApi(lambda: open_configured_store(settings), lambda store: register_targets(store, settings.cas), clock, token=TOKEN)
         issuer = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
         world = cls(folder, pki, app, admin, issuer)
         world.seeds = world._seeds(config)

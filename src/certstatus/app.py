@@ -18,7 +18,7 @@ from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, public_readiness
-from certstatus.loading import load_ca, open_store
+from certstatus.loading import load_ca
 from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
@@ -33,6 +33,7 @@ from certstatus.sources.health import missing_sources
 from certstatus.sources.importer import CaTarget, ImportResult, import_cas, log_refusal
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.store.factory import open_configured_store
 
 
 @dataclass
@@ -82,7 +83,7 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
     clock = clock or SystemClock()
     check_secret_files(settings)
     check_operations(settings)
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
             served_cas = [load_ca(ca, store, clock) for ca in settings.cas]  # every signer checked before any download
@@ -153,7 +154,7 @@ def build_application(
     """
     clock = clock or SystemClock()
     ops = settings.ops
-    store = open_store(settings)
+    store = open_configured_store(settings)
     application = Application(settings, store, None, None, clock, ChangeHub())  # type: ignore[arg-type]
     application.closers.append(store.close)
     try:
@@ -211,7 +212,7 @@ def watch_signers(application: Application) -> SignerWatcher:
     settings = application.settings
     opener = None
     if str(settings.server.database) != ":memory:":
-        opener = lambda: open_store(settings, upgrade=False)  # noqa: E731 - opened in the watcher's thread
+        opener = lambda: open_configured_store(settings, upgrade=False)  # noqa: E731 - opened in the watcher's thread
     watcher = start_signer_watcher(application.registry.cas, revocations=application.revocations, open_store=opener)
     application.closers.append(watcher.stop)
     return watcher

@@ -1,4 +1,4 @@
-"""Open the store and load a CA's signers as configured: what every process that signs needs, and nothing more.
+"""Load a CA's signers as configured: what every process that signs needs, and nothing more.
 
 :mod:`certstatus.app` builds the whole responder on these; the generator's
 signing processes (:mod:`certstatus.generator.signing`) import only this
@@ -8,10 +8,12 @@ importers (~0.5 s of CPU less per process).
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives import serialization
+
 from certstatus.ca_certificate import not_a_ca
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
-from certstatus.errors import ConfigError, StoreError
+from certstatus.errors import ConfigError
 from certstatus.observability import grouped_config_warnings
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.signing.keys import load_certificates
@@ -19,20 +21,7 @@ from certstatus.signing.loader import load_signer_set
 from certstatus.signing.revocation import revocation_lookup
 from certstatus.sources.health import has_data
 from certstatus.store.base import StatusStore
-from certstatus.store.factory import open_store as open_database
-from cryptography.hazmat.primitives import serialization
-
-
-def open_store(settings: Settings, *, upgrade: bool | None = None) -> StatusStore:
-    """Open ``server.database`` (see :func:`certstatus.store.factory.open_store`).
-
-    Raises :class:`ConfigError` naming the setting when the database is
-    unreachable or its schema is not current.
-    """
-    try:
-        return open_database(settings.server.database, upgrade=upgrade)
-    except StoreError as exc:
-        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None
+from certstatus.store.factory import open_configured_store
 
 
 def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool = False) -> ServedCA:
@@ -68,7 +57,7 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool 
 def validate_signers(settings: Settings, clock: Clock | None = None) -> None:
     """Check every CA's signer as :func:`prepare` does, without importing (raises :class:`SignerError`)."""
     clock = clock or SystemClock()
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         with grouped_config_warnings():
             for ca in settings.cas:

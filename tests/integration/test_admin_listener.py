@@ -29,12 +29,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certstatus.admin.api import AdminApi
 from certstatus.admin.server import AdminServer, operator_policy
 from certstatus.admin.slots import MAX_CONNECTIONS, MAX_PER_ADDRESS
-from certstatus.app import open_store, prepare
+from certstatus.app import prepare
 from certstatus.clock import SystemClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
 from certstatus.source_settings import AdminSettings
 from certstatus.sources.refresh import register_targets
+from certstatus.store.factory import open_configured_store
 from tests.integration.test_push_admin import AUTH, TOKEN, write_config
 from tests.servers import demo_ca_table, free_port, server_tables, start_server
 
@@ -105,7 +106,7 @@ def _admin_server(config: Path, admin_settings: AdminSettings, token: str | None
     """A started admin listener over the configuration's store (stop it)."""
     settings = load_config(config)
     prepare(settings)
-    api = AdminApi(lambda: open_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=token,
+    api = AdminApi(lambda: open_configured_store(settings), lambda s: register_targets(s, settings.cas), SystemClock(), token=token,
                    operators=operator_policy(admin_settings))  # fmt: skip
     server = AdminServer(admin_settings, api, **timeouts)
     server.start()
@@ -216,7 +217,7 @@ def _call(server: AdminServer, pki: DemoPki, client: Client, path: str, payload:
 
 def _revoked_in_store(config: Path, serial: int) -> bool:
     settings = load_config(config)
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         record = store.lookup(register_targets(store, settings.cas)["pushed"].issuer_id, serial)
         return record is not None and record.revoked is not None

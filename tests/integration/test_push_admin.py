@@ -13,12 +13,13 @@ from cryptography import x509
 from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.admin.api import AdminApi
-from certstatus.app import build_application, open_store, prepare
+from certstatus.app import build_application, prepare
 from certstatus.clock import SystemClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import register_targets
+from certstatus.store.factory import open_configured_store
 from tests.sources_helpers import T0, crl_der, ocsp_query, revoked
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -62,7 +63,7 @@ path = "/crl-only"
 
 def _api(settings, feed=None) -> AdminApi:
     return AdminApi(
-        lambda: open_store(settings), lambda store: register_targets(store, settings.cas), SystemClock(),
+        lambda: open_configured_store(settings), lambda store: register_targets(store, settings.cas), SystemClock(),
         token=TOKEN, feed=feed,
     )  # fmt: skip
 
@@ -104,7 +105,7 @@ def test_batch_is_one_transaction_and_a_bad_item_writes_nothing(config: Path, de
     api = _api(settings)
     bad = _post(api, "/v1/ca/pushed/changes", {"changes": [{"action": "revoke", "serial": "1A"}, {"action": "revoke", "serial": "xyz"}]})
     assert bad.status == 400 and "serial 'xyz' is not a hexadecimal serial" in bad.body["error"]
-    store = open_store(settings)
+    store = open_configured_store(settings)
     issuer_id = register_targets(store, settings.cas)["pushed"].issuer_id
     assert store.lookup(issuer_id, 0x1A) is None
     ok = _post(api, "/v1/ca/pushed/issue", {"serials": ["1A", "1B", "1c"]})
@@ -205,7 +206,7 @@ def test_admin_posts_without_their_media_type_are_415_and_write_nothing(config: 
     headers = AUTH if content_type is None else {**AUTH, "content-type": content_type}
     answer = _post(api, path, payload, headers)
     assert answer.status == 415 and "Content-Type: application/" in answer.body["error"]
-    store = open_store(settings)
+    store = open_configured_store(settings)
     assert store.lookup(register_targets(store, settings.cas)["pushed"].issuer_id, 1) is None
     store.close()
     with_parameter = _post(api, "/v1/ca/pushed/revoke", {"serial": "1"}, {**AUTH, "content-type": "Application/JSON; charset=utf-8"})

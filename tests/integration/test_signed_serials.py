@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from certstatus.config import load_config
-from certstatus.loading import open_store
+from certstatus.store.factory import open_configured_store
 from tests.openssl_ca import OpenSslCa
 from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_serial_status, run_certstatus
 
@@ -98,7 +98,7 @@ def test_minus_one_zero_and_255_are_answered_each_for_itself(served: dict, mode:
     assert generated.returncode == 0, generated.stdout + generated.stderr  # no source refused
     if mode == "precomputed":  # the bytes served are the generator's row for that very serial
         settings = load_config(served["config"])
-        store = open_store(settings)
+        store = open_configured_store(settings)
         try:
             issuer_id = store.register_issuer(f"{mode}-{source}", ca.certificate.public_bytes(Encoding.DER))
             for serial in (-1, 0, 255):

@@ -91,7 +91,7 @@ def test_billing_report_without_dates_counts_the_current_month(tmp_path):
     from click.testing import CliRunner
 
     from certstatus.cli import main
-    from certstatus.cli_operations import month_bounds
+    from certstatus.cli.operations import month_bounds
 
     now = dt.datetime.now(dt.timezone.utc)
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -108,7 +108,7 @@ def test_billing_report_without_dates_counts_the_current_month(tmp_path):
 
 
 def test_month_bounds_cross_the_year():
-    from certstatus.cli_operations import month_bounds
+    from certstatus.cli.operations import month_bounds
 
     assert month_bounds(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.timezone.utc)) == ("2026-12-01", "2027-01-01")
     assert month_bounds(dt.datetime(2027, 2, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == ("2027-01-01", "2027-02-01")

@@ -22,9 +22,10 @@ from certstatus.clock import UTC, ManualClock
 from certstatus.config import CaSettings, ServerSettings, Settings, load_config
 from certstatus.demo_pki import DemoPki
 from certstatus.errors import ConfigError
-from certstatus.loading import load_ca, open_store
+from certstatus.loading import load_ca
 from certstatus.model import RevokedEntry
 from certstatus.store.base import SourceState
+from certstatus.store.factory import open_configured_store
 from tests.openssl_ca import OpenSslCa
 from tests.sources_helpers import ocsp_query
 
@@ -74,7 +75,7 @@ def test_responder_certificate_configured_as_the_ca_stops_start_up(demo_pki: Dem
 
 def test_non_ca_issuer_on_the_command_line_names_the_option(demo_pki: DemoPki, tmp_path: Path) -> None:
     ca = CaSettings("demo", demo_pki.leaves["good"], demo_pki.ocsp_cert, demo_pki.ocsp_key, crl=(str(demo_pki.crl),))
-    store = open_store(Settings(ServerSettings(database=tmp_path / "store.sqlite3"), ()), upgrade=True)
+    store = open_configured_store(Settings(ServerSettings(database=tmp_path / "store.sqlite3"), ()), upgrade=True)
     try:
         with pytest.raises(ConfigError) as caught:
             load_ca(ca, store, ManualClock(dt.datetime.now(UTC)))
@@ -111,7 +112,7 @@ def test_refused_crl_leaves_the_earlier_import_serving(tmp_path: Path) -> None:
     crl = tmp_path / "ca.crl"
     crl.write_bytes(ca.gencrl())
     settings = load_config(_config(tmp_path, ca, f'crl = "{crl}"'))
-    store = open_store(settings, upgrade=True)
+    store = open_configured_store(settings, upgrade=True)
     issuer_id = store.register_issuer("openssl", ca.certificate.public_bytes(serialization.Encoding.DER))
     now = dt.datetime.now(UTC).replace(microsecond=0)
     earlier = RevokedEntry(revoked, now - dt.timedelta(hours=1), x509.ReasonFlags.key_compromise)

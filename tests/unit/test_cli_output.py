@@ -1,6 +1,6 @@
 """What the command line prints: messages exactly as raised, tables whole outside a terminal, durations.
 
-Every operator error goes through one renderer (``certstatus.cli._Group`` →
+Every operator error goes through one renderer (``certstatus.cli.commands._Group`` →
 ``print_error``); the property test feeds it any text, and the corpus below
 runs real bad configurations through ``certstatus config check`` and compares
 the output with the ConfigError that ``load_config`` raises for each.
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certstatus.cli import main
-from certstatus.cli_output import duration, plural, print_error, print_import
+from certstatus.cli.output import duration, plural, print_error, print_import
 from certstatus.config import load_config
 from certstatus.errors import ConfigError
 from certstatus.sources.importer import ImportResult

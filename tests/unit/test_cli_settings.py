@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from certstatus import cli
+from certstatus.cli.settings import settings_from_options
 from certstatus.demo_pki import DemoPki
 
 
@@ -35,21 +36,21 @@ def _config(tmp_path: Path, demo_pki: DemoPki) -> Path:
 
 def test_listen_and_db_given_with_config_override_the_file(tmp_path: Path, demo_pki: DemoPki) -> None:
     config = _config(tmp_path, demo_pki)
-    settings = cli._settings(_opts("--config", str(config), "--listen", "127.0.0.1:9555", "--db", str(tmp_path / "cli.sqlite3")))
+    settings = settings_from_options(_opts("--config", str(config), "--listen", "127.0.0.1:9555", "--db", str(tmp_path / "cli.sqlite3")))
 
     assert (settings.server.host, settings.server.port) == ("127.0.0.1", 9555)
     assert settings.server.database == tmp_path / "cli.sqlite3"
 
 
 def test_config_values_stand_when_no_option_is_given(tmp_path: Path, demo_pki: DemoPki) -> None:
-    settings = cli._settings(_opts("--config", str(_config(tmp_path, demo_pki))))
+    settings = settings_from_options(_opts("--config", str(_config(tmp_path, demo_pki))))
 
     assert settings.server.port == 9001
     assert settings.server.database == tmp_path / "from-file.sqlite3"
 
 
 def test_single_ca_form_uses_the_documented_defaults(demo_pki: DemoPki) -> None:
-    settings = cli._settings(
+    settings = settings_from_options(
         _opts(
             "--issuer", str(demo_pki.ca_cert), "--index", str(demo_pki.index),
             "--signer-cert", str(demo_pki.ocsp_cert), "--signer-key", str(demo_pki.ocsp_key),
@@ -65,7 +66,7 @@ def test_options_given_with_config_keep_the_files_other_sections(tmp_path: Path,
     token = tmp_path / "admin.token"
     token.write_text("x" * 32)
     config.write_text(config.read_text() + f'[admin]\nlisten = "127.0.0.1:9002"\ntoken_file = "{token}"\n[audit]\nlog = "audit.log"\n')
-    settings = cli._settings(_opts("--config", str(config), "--db", str(tmp_path / "cli.sqlite3"), "--workers", "3"))
+    settings = settings_from_options(_opts("--config", str(config), "--db", str(tmp_path / "cli.sqlite3"), "--workers", "3"))
 
     assert settings.admin is not None and settings.admin.port == 9002
     assert settings.ops.audit.log == str(tmp_path / "audit.log")

@@ -80,9 +80,9 @@ def test_a_dsn_libpq_refuses_is_named_without_its_password(dsn: str) -> None:
 
 
 def test_db_option_with_config_overrides_the_file_with_a_dsn(tmp_path: Path) -> None:
-    from certstatus.cli import _settings
+    from certstatus.cli.settings import settings_from_options
 
     config = _config(tmp_path, "store.sqlite3")
     opts = {"config": str(config), "issuer": None, "workers": 0, "listen": None, "db": DSN}
-    settings = _settings(opts)
+    settings = settings_from_options(opts)
     assert settings.server.database == DSN and settings.server.database_key == "--db"

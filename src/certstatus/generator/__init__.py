@@ -3,5 +3,5 @@
 :mod:`~certstatus.generator.run` runs passes over a pool of processes,
 :mod:`~certstatus.generator.signing` is what each process does with a batch,
 :mod:`~certstatus.generator.schedule` keeps passes coming while ``certstatus
-serve`` runs, :mod:`~certstatus.generator.cli` is ``certstatus generate``.
+serve`` runs, :mod:`~certstatus.cli.generate` is ``certstatus generate``.
 """

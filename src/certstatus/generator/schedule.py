@@ -1,7 +1,7 @@
 """Generation while serving: a background process that keeps the pre-signed responses current.
 
 ``certstatus serve --config`` signs nothing before it listens (the single-CA
-form runs one pass first: :func:`certstatus.generator.cli.generate_before_serving`): the stored responses
+form runs one pass first: :func:`certstatus.cli.generate.generate_before_serving`): the stored responses
 are served at once (a row whose status changed since it was signed, or
 past its refresh point, never is: that request is signed live), and the
 supervisor's services (:func:`certstatus.admin.server.start_services`,
@@ -41,12 +41,14 @@ from prometheus_client import multiprocess
 
 from certstatus.clock import SystemClock
 from certstatus.config import Settings
-from certstatus.metrics import MULTIPROC_ENV
 from certstatus.generator.metrics import generator_metrics
-from certstatus.generator.run import Generator, GenerationSummary, generated_cas
-from certstatus.observability import log_level as current_log_level, process_main
+from certstatus.generator.run import GenerationSummary, Generator, generated_cas
+from certstatus.metrics import MULTIPROC_ENV
+from certstatus.observability import log_level as current_log_level
+from certstatus.observability import process_main
 from certstatus.sources.changes import ChangeFeed
 from certstatus.store.base import WORK_KINDS
+from certstatus.store.factory import open_configured_store
 
 log = logging.getLogger("certstatus.generator")
 
@@ -101,14 +103,12 @@ def _say_unavailable(summary: GenerationSummary, said: dict[str, str]) -> None:
 def run_background(settings_json: str, processes: int | None, wake: EventType | None = None) -> None:
     """Body of the background process (under :func:`~certstatus.observability.process_main`): tick every
     :data:`TICK_SECONDS` (or when ``wake`` is set) until SIGTERM or orphaned."""
-    from certstatus.app import open_store
-
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(0)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us with SIGTERM
     os.nice(NICENESS)
     parent = os.getppid()
     settings = Settings.from_json(settings_json)
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         with Generator(settings, store, clock=SystemClock(), processes=processes) as generator:
             metrics = generator_metrics()

@@ -28,6 +28,7 @@ from cryptography.x509.ocsp import OCSPCertStatus
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.errors import SignerUnavailable
+from certstatus.loading import load_ca
 from certstatus.model import CertStatusRecord, serial_from_key, serial_key
 from certstatus.next_update import next_update_limit
 from certstatus.observability import held_config_warnings
@@ -40,6 +41,7 @@ from certstatus.signing.revocation import revocation_lookup
 from certstatus.signing.signer import ResponseSigner
 from certstatus.sources.health import freshness
 from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, SignedBatch, StatusStore
+from certstatus.store.factory import open_configured_store
 
 #: The record of a key read_work returned none for, in a CA with cert_hash: issued, certificate unknown.
 _ISSUED_UNHASHED = CertStatusRecord(issued=True, revoked=None)
@@ -132,8 +134,6 @@ class CASigner:
 
         Raises :class:`~certstatus.errors.SignerError` when no signer is usable.
         """
-        from certstatus.loading import load_ca
-
         return cls(load_ca(settings, store, clock))
 
     def _signer(self, now: dt.datetime) -> tuple[ResponseSigner, bytes, der.ResponseWrapper]:
@@ -235,11 +235,9 @@ _worker: Worker | None = None
 def init_worker(settings_json: str, write_lock: AbstractContextManager | None = None) -> None:
     """Process-pool initializer: open the store and load every signer of ``settings_json``."""
     global _worker
-    from certstatus.loading import open_store
-
     settings = Settings.from_json(settings_json)
     with held_config_warnings():  # reported by the command or supervisor that started this pass
-        _worker = Worker(settings, open_store(settings), write_lock)
+        _worker = Worker(settings, open_configured_store(settings), write_lock)
 
 
 def sign_task(ca_name: str, work: Work, now_timestamp: float) -> BatchResult:

@@ -49,10 +49,10 @@ from certstatus.signing.loader import SignerWatcher
 from certstatus.signing.revocation import SignerRevocations
 from certstatus.signing.signer_set import signer_expiry
 from certstatus.sources.health import source_ages
-from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.statuspage.facts import gather_facts
 from certstatus.statuspage.page import StatusPage
 from certstatus.statuspage.traffic import TrafficSampler, traffic_sampler
+from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
 
 log = logging.getLogger("certstatus.server")
@@ -124,8 +124,9 @@ class SupervisorSigners:
     """
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
-        from certstatus.app import ca_health, load_ca, open_store
+        from certstatus.app import ca_health, load_ca
         from certstatus.pipeline.issuers import IssuerRegistry
+        from certstatus.store.factory import open_configured_store as open_store
 
         self.watcher: ChangeWatcher | None = None
         store = open_store(settings)
@@ -238,7 +239,7 @@ class Lifecycle:
 
     def _start_services(self) -> None:
         from certstatus.admin.server import start_services
-        from certstatus.app import open_store
+        from certstatus.store.factory import open_configured_store as open_store
 
         settings = self.handed
         if self.signers is not None:
@@ -289,7 +290,7 @@ class Lifecycle:
     # admin routes ------------------------------------------------------------------
 
     def _with_store(self, use):
-        from certstatus.app import open_store
+        from certstatus.store.factory import open_configured_store as open_store
 
         store = open_store(self.handed)  # per call: the admin serves from its own thread
         try:
@@ -308,7 +309,7 @@ class Lifecycle:
 
     def _status_page(self, settings: Settings, refresher) -> Callable[[str], str]:
         """The status page's renderer over these services (``GET /`` of the admin listener)."""
-        from certstatus.app import open_store
+        from certstatus.store.factory import open_configured_store as open_store
 
         ring = self.traffic.ring
         return StatusPage(

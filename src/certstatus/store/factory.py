@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
+from certstatus.errors import ConfigError, StoreError
 from certstatus.store.base import StatusStore
 from certstatus.store.dsn import is_dsn, redact
 
@@ -29,3 +31,26 @@ def open_store(database: str | Path, *, upgrade: bool | None = None, check: bool
     from certstatus.store.sqlite import SQLiteStore
 
     return SQLiteStore(database, upgrade=True if upgrade is None else upgrade, check=check)
+
+
+class _ServerSettings(Protocol):
+    database: str
+    where: str
+    database_key: str
+
+
+class _Settings(Protocol):
+    @property
+    def server(self) -> _ServerSettings: ...
+
+
+def open_configured_store(settings: _Settings, *, upgrade: bool | None = None) -> StatusStore:
+    """Open ``server.database`` of ``settings`` (a :class:`certstatus.config.Settings`), as :func:`open_store`.
+
+    Raises :class:`ConfigError` naming the setting when the database is
+    unreachable or its schema is not current.
+    """
+    try:
+        return open_store(settings.server.database, upgrade=upgrade)
+    except StoreError as exc:
+        raise ConfigError(settings.server.where, settings.server.database_key, str(exc)) from None

@@ -2,7 +2,7 @@
 
 Registered on the main group by :func:`register_signer_commands`, which
 receives the shared CA options and the settings builder from
-:mod:`certstatus.cli` (no import cycle). :data:`SIGNER_OPTIONS` are the
+:mod:`certstatus.cli`. :data:`SIGNER_OPTIONS` are the
 single-CA signer options of ``serve``/``import``.
 """
 
@@ -14,13 +14,36 @@ import sys
 from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from certstatus.cli_output import FORMAT_OPTION, cell, console, duration, print_error, print_json, print_text, table
+from certstatus.cli.output import FORMAT_OPTION, cell, console, duration, print_error, print_json, print_text, table
 from certstatus.clock import SystemClock
+from certstatus.config import CaSettings, load_config, parse_duration
 from certstatus.errors import ConfigError, SignerError
 from certstatus.signing.algorithms import ALGORITHMS
-from certstatus.signing.lifecycle import KEY_TYPES, PKCS11_REF_SUFFIX
+from certstatus.signing.keys import load_certificates, load_private_key, read_password
+from certstatus.signing.lifecycle import (
+    KEY_TYPES,
+    PKCS11_REF_SUFFIX,
+    build_csr,
+    check_issued_certificate,
+    default_subject,
+    generate_file_key,
+    generate_pkcs11_key,
+    signer_toml,
+    write_atomically,
+    write_key_file,
+)
+from certstatus.signing.loader import crl_signature_oid, load_signers
+from certstatus.signing.pkcs11 import PIN_ENV, read_pin
+from certstatus.signing.pkcs11_keys import open_pkcs11_key
+from certstatus.signing.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
+from certstatus.signing.revocation import revocation_lookup
 from certstatus.signing.settings import check_algorithm, key_reference
+from certstatus.signing.signer import prove_key
+from certstatus.signing.signer_set import SignerSet
+from certstatus.store.factory import open_configured_store
 
 CLI = "command line"
 
@@ -36,8 +59,6 @@ SIGNER_OPTIONS = [
 
 def single_ca_signer_fields(opts: dict) -> dict:
     """CaSettings fields of the single-CA command line's signer options."""
-    from certstatus.config import parse_duration
-
     fields: dict = {}
     if opts.get("signer_cert") and opts.get("signer_key"):
         fields.update(
@@ -93,19 +114,11 @@ def signer_rows(settings, clock=None) -> tuple[list[dict], bool]:
     ``not_after`` (aware UTC), ``seconds_left``, ``state`` (a :class:`SignerState` state, or ``refused``
     with the reason in ``notes``, or ``none`` for a CA without signer), ``notes`` (list of str).
     """
-    from cryptography.hazmat.primitives import serialization
-
-    from certstatus.app import open_store
-    from certstatus.signing.keys import load_certificates
-    from certstatus.signing.loader import crl_signature_oid, load_signers
-    from certstatus.signing.revocation import revocation_lookup
-    from certstatus.signing.signer_set import SignerSet
-
     clock = clock or SystemClock()
     now = clock.now()
     rows: list[dict] = []
     ok = True
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         for ca in settings.cas:
             ca_certificate = load_certificates(ca.certificate)[0]
@@ -176,14 +189,10 @@ def _signers_dir(ca, override: str | None) -> Path:
 
 
 def _password(password_file: str | None) -> bytes | None:
-    from certstatus.signing.keys import read_password
-
     return read_password(Path(password_file) if password_file else None)
 
 
 def _pin(uri, pin_file: str | None, ca) -> str:
-    from certstatus.signing.pkcs11 import PIN_ENV, read_pin
-
     pin = read_pin(uri, Path(pin_file) if pin_file else ca.pkcs11_pin_file if ca else None, where=CLI)
     if pin is None:
         raise SignerError(f"no PIN for the PKCS#11 token: set {PIN_ENV}, --pkcs11-pin-file or pin-source in the URI")
@@ -191,15 +200,6 @@ def _pin(uri, pin_file: str | None, ca) -> str:
 
 
 def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file):
-    from cryptography.hazmat.primitives import serialization
-
-    from certstatus.signing.keys import load_certificates
-    from certstatus.signing.lifecycle import (
-        build_csr, default_subject, generate_file_key, generate_pkcs11_key, write_atomically, write_key_file,
-    )  # fmt: skip
-    from certstatus.signing.pkcs11_keys import open_pkcs11_key
-    from certstatus.signing.pkcs11_uri import parse_pkcs11_uri
-
     if name is not None:
         check_signer_name(name)  # before anything is written
     now = dt.datetime.now(dt.timezone.utc)
@@ -254,8 +254,6 @@ def _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_modu
 
 def x509_name(text: str):
     """Parse ``CN=...,O=...`` (RFC 4514) into an x509.Name; ValueError when it is not one."""
-    from cryptography import x509
-
     return x509.Name.from_rfc4514_string(text)
 
 
@@ -271,11 +269,6 @@ def _pending_keys(folder: Path):
 
 def _public_key_of(reference: str, ca, opts, certificate):
     """The public key of a key reference (file or pkcs11 URI); SignerError when unusable."""
-    from certstatus.signing.keys import load_private_key
-    from certstatus.signing.pkcs11_keys import open_pkcs11_key
-    from certstatus.signing.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
-    from certstatus.signing.signer import prove_key
-
     if is_pkcs11_uri(reference):
         uri = parse_pkcs11_uri(reference)
         module = uri.module_path or opts["pkcs11_module"] or (ca.pkcs11_module if ca else None)
@@ -288,11 +281,6 @@ def _public_key_of(reference: str, ca, opts, certificate):
 
 
 def _add(ca, opts, certificate_file: str) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    from certstatus.signing.keys import load_certificates
-    from certstatus.signing.lifecycle import check_issued_certificate, signer_toml, write_atomically
-
     if opts["name"] is not None:
         check_signer_name(opts["name"])
     folder = _signers_dir(ca, opts["signers_dir"])
@@ -380,8 +368,6 @@ def register_signer_commands(main: click.Group, signer_options, settings_from_op
     @click.option("--password-file", type=click.Path(dir_okay=False), help="Encrypt the key with this passphrase (or $CERTSTATUS_SIGNER_PASSWORD).")
     def new_command(config, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file) -> None:
         """Make a responder key (file or PKCS#11) and a PKCS#10 request with the OCSP responder profile."""
-        from certstatus.config import load_config
-
         settings = load_config(Path(config)) if config else None
         _new(settings, ca_name, signers_dir, name, key_type, pkcs11_uri, pkcs11_module, pkcs11_pin_file, subject, password_file)
 
@@ -399,8 +385,6 @@ def register_signer_commands(main: click.Group, signer_options, settings_from_op
     @click.option("--signature-algorithm", type=click.Choice(list(ALGORITHMS)), help="Signature algorithm of this signer (default: by key).")
     def add_command(certificate, **opts) -> None:
         """Check a delegated responder certificate (issued by the CA, EKU, key) and install it; no restart needed."""
-        from certstatus.config import CaSettings, load_config
-
         if opts["config"]:
             ca = _ca_for(load_config(Path(opts["config"])), opts["ca"])
         elif opts["issuer"] and opts["signers_dir"]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import click
 
+from certstatus.cli.signers import SIGNER_OPTIONS
 from certstatus.config import DEFAULT_VALIDITY
 from certstatus.model import MODES
-from certstatus.signing.commands import SIGNER_OPTIONS
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_DB = "certstatus.sqlite3"

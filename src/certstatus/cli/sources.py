@@ -15,11 +15,13 @@ import sys
 
 import click
 
-from certstatus.cli_options import import_options, store_options
-from certstatus.cli_output import FORMAT_OPTION, cell, duration, print_json, report_import, table
-from certstatus.cli_output import console as make_console
+from certstatus.cli.options import import_options, store_options
+from certstatus.cli.output import FORMAT_OPTION, cell, duration, print_json, report_import, table
+from certstatus.cli.output import console as make_console
+from certstatus.cli.settings import settings_from_options
 from certstatus.clock import SystemClock
 from certstatus.errors import ConfigError
+from certstatus.store.factory import open_configured_store
 
 CLI = "command line"
 
@@ -27,9 +29,7 @@ CLI = "command line"
 def _push_target_settings(opts: dict):
     """The settings naming the CA pushed to: ``--config FILE``, or the single-CA form (``--issuer``,
     ``--name``, ``--db``), whose CA takes the pushes typed here (it has no ``push`` setting)."""
-    from certstatus.cli import _settings
-
-    settings = _settings(opts)
+    settings = settings_from_options(opts)
     if opts["config"]:
         return settings
     return dataclasses.replace(settings, cas=tuple(dataclasses.replace(ca, push=True) for ca in settings.cas))
@@ -48,8 +48,8 @@ def _ca_and_serials(opts: dict, args: tuple[str, ...], *, one_serial: bool) -> t
 
 def _push(opts: dict, ca_name: str, changes_fields: list[dict]) -> tuple[int, list[dict]]:
     """Apply the changes; return how many, and the unrevoke reports (:mod:`certstatus.admin.push_report`)."""
+    # deferred: the importers bring httpx and ldap3 (~0.15 s), which the other commands do not need
     from certstatus.admin.push_report import unrevoke_reports
-    from certstatus.app import open_store
     from certstatus.sources.push import apply_push, find_target, parse_change
     from certstatus.sources.refresh import register_targets
 
@@ -57,7 +57,7 @@ def _push(opts: dict, ca_name: str, changes_fields: list[dict]) -> tuple[int, li
     clock = SystemClock()
     now = clock.now()
     changes = [parse_change(fields, now) for fields in changes_fields]
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         target = find_target(register_targets(store, settings.cas), ca_name)
         result = apply_push(store, target, changes, clock)
@@ -93,7 +93,10 @@ def unrevoke(args: tuple[str, ...], **opts) -> None:
     it: it stays revoked until that source stops). Exit 0 when a pushed
     revocation was removed and the serial is no longer revoked, 1 otherwise.
     """
-    from certstatus.admin.push_report import unrevoke_done, unrevoke_sentence
+    from certstatus.admin.push_report import (  # deferred: the importers bring httpx and ldap3 (~0.15 s), which the other commands do not need
+        unrevoke_done,
+        unrevoke_sentence,
+    )
 
     ca, (serial,) = _ca_and_serials(opts, args, one_serial=True)
     _, (report,) = _push(opts, ca, [{"action": "unrevoke", "serial": serial}])
@@ -112,31 +115,28 @@ def issue(args: tuple[str, ...], **opts) -> None:
     click.echo(f"recorded {count} issued serial(s) of CA {ca}")
 
 
-def _reload_command():
-    from certstatus.cli import _settings
+@click.command()
+@import_options
+@FORMAT_OPTION
+def reload(fmt: str, **opts) -> None:
+    """Fetch every configured source now and import what changed (exit 1 if one was refused).
 
-    @click.command()
-    @import_options
-    @FORMAT_OPTION
-    def reload(fmt: str, **opts) -> None:
-        """Fetch every configured source now and import what changed (exit 1 if one was refused).
+    Works from any host of a fleet: the data goes to the shared store.
+    A running `certstatus serve` also re-imports on SIGHUP or POST /v1/reload.
+    """
+    from certstatus.sources.refresh import (  # deferred: the importers bring httpx and ldap3 (~0.15 s), which the other commands do not need
+        Refresher,
+        register_targets,
+    )
 
-        Works from any host of a fleet: the data goes to the shared store.
-        A running `certstatus serve` also re-imports on SIGHUP or POST /v1/reload.
-        """
-        from certstatus.app import open_store
-        from certstatus.sources.refresh import Refresher, register_targets
-
-        settings = _settings(opts)
-        store = open_store(settings)
-        try:
-            refresher = Refresher(settings, lambda: store, SystemClock())
-            results = refresher.run_pass(store, register_targets(store, settings.cas), force=True)
-        finally:
-            store.close()
-        report_import(results, fmt)
-
-    return reload
+    settings = settings_from_options(opts)
+    store = open_configured_store(settings)
+    try:
+        refresher = Refresher(settings, lambda: store, SystemClock())
+        results = refresher.run_pass(store, register_targets(store, settings.cas), force=True)
+    finally:
+        store.close()
+    report_import(results, fmt)
 
 
 def _next_update(seconds: float | None):
@@ -147,36 +147,31 @@ def _next_update(seconds: float | None):
     return duration(seconds)
 
 
-def _sources_command():
-    from certstatus.cli import _settings
+@click.command()
+@store_options
+@FORMAT_OPTION
+def sources(fmt: str, **opts) -> None:
+    """Show every imported source of every CA: age, nextUpdate, entries."""
+    # deferred: the importers bring httpx and ldap3 (~0.15 s), which the other commands do not need
+    from certstatus.sources.health import source_ages
+    from certstatus.sources.refresh import register_targets
 
-    @click.command()
-    @store_options
-    @FORMAT_OPTION
-    def sources(fmt: str, **opts) -> None:
-        """Show every imported source of every CA: age, nextUpdate, entries."""
-        from certstatus.app import open_store
-        from certstatus.sources.health import source_ages
-        from certstatus.sources.refresh import register_targets
-
-        settings = _settings(opts)
-        store = open_store(settings)
-        try:
-            targets = register_targets(store, settings.cas)
-            ages = source_ages(store, ((n, t.issuer_id) for n, t in targets.items()), SystemClock().now())
-        finally:
-            store.close()
-        if fmt == "json":  # the shape of the admin API's GET /v1/sources
-            print_json({"sources": [age.as_json() for age in ages]})
-            return
-        rows = [(age.ca, age.kind, age.origin, str(age.entries), duration(age.age_seconds), _next_update(age.seconds_to_next_update))
-                for age in ages]
-        make_console().print(table("sources", ("CA", "source", "origin", "entries", "age", "nextUpdate in"), rows))
-
-    return sources
+    settings = settings_from_options(opts)
+    store = open_configured_store(settings)
+    try:
+        targets = register_targets(store, settings.cas)
+        ages = source_ages(store, ((n, t.issuer_id) for n, t in targets.items()), SystemClock().now())
+    finally:
+        store.close()
+    if fmt == "json":  # the shape of the admin API's GET /v1/sources
+        print_json({"sources": [age.as_json() for age in ages]})
+        return
+    rows = [(age.ca, age.kind, age.origin, str(age.entries), duration(age.age_seconds), _next_update(age.seconds_to_next_update))
+            for age in ages]
+    make_console().print(table("sources", ("CA", "source", "origin", "entries", "age", "nextUpdate in"), rows))
 
 
 def register(group: click.Group) -> None:
     """Add the source commands to the ``certstatus`` group."""
-    for command in (revoke, unrevoke, issue, _reload_command(), _sources_command()):
+    for command in (revoke, unrevoke, issue, reload, sources):
         group.add_command(command)

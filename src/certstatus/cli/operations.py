@@ -10,7 +10,10 @@ from pathlib import Path
 
 import click
 
-from certstatus.cli_output import cell, console, plural, print_error, print_import, print_text, table
+from certstatus.billing import COLUMNS, billing_report, log_files
+from certstatus.cli.output import cell, console, plural, print_error, print_import, print_text, table
+from certstatus.config import load_config
+from certstatus.config_schema import render_reference
 from certstatus.errors import ConfigError
 
 CLI = "command line"
@@ -25,8 +28,6 @@ def config_group() -> None:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of standard output.")
 def reference(output: str | None) -> None:
     """Print the configuration reference (Markdown), generated from the schema: docs/configuration.md."""
-    from certstatus.config_schema import render_reference
-
     text = render_reference()
     if output:
         Path(output).write_text(text)
@@ -45,7 +46,7 @@ def check(file: str | None, config: str | None) -> None:
     memory; URLs are not fetched), and that the listen addresses can be bound. Exit 2 with the
     first error, 1 when a source is refused, 0 when `serve` would start and serve every CA.
     """
-    from certstatus.preflight import check_configuration
+    from certstatus.preflight import check_configuration  # deferred: it loads the responder's modules (~0.5 s)
 
     if file and config and file != config:
         raise ConfigError(CLI, "--config/FILE", "name two files.", "Give the configuration once.")
@@ -92,15 +93,11 @@ def month_bounds(now: dt.datetime) -> tuple[str, str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def report(start: str | None, end: str | None, by: str, per: str, logs: tuple[str, ...], config: str | None, fmt: str) -> None:
     """Count queried certificates per requestor (or issuer) and period, from the audit log (default: this month, UTC)."""
-    from certstatus.billing import COLUMNS, billing_report, log_files
-
     month = month_bounds(dt.datetime.now(dt.timezone.utc))
     start, end = start or month[0], end or month[1]
 
     paths = list(logs)
     if config:
-        from certstatus.config import load_config
-
         target = load_config(Path(config)).ops.audit.log
         if target in (None, "-"):
             raise ConfigError(config, "audit.log", "names no audit file to read.", "Give the file with --log.")

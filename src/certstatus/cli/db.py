@@ -18,6 +18,7 @@ from certstatus.config import database_setting, load_config
 from certstatus.errors import ConfigError, StoreError
 from certstatus.store import migrations
 from certstatus.store.base import StatusStore
+from certstatus.store.factory import describe, open_store
 
 console = Console(stderr=True)
 CLI = "command line"
@@ -33,8 +34,6 @@ def _open(config: str | None, db: str | None, *, create: bool) -> tuple[StatusSt
 
     ``create``: an SQLite file that does not exist yet is created (empty).
     """
-    from certstatus.store.factory import describe, open_store
-
     if bool(config) == bool(db):
         raise ConfigError(CLI, "--config/--db", "give exactly one of them.", "Name the configuration file or the database.")
     if config:

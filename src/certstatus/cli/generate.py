@@ -5,6 +5,7 @@ With ``--config``, ``serve`` generates only in the background (:mod:`certstatus.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -12,11 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextCol
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from certstatus.cli import _settings
-from certstatus.cli_options import generate_options
-from certstatus.cli_output import console, print_import, print_text, table
+from certstatus.cli.options import generate_options
+from certstatus.cli.output import console, print_import, print_text, table
+from certstatus.cli.settings import settings_from_options
 from certstatus.config import Settings
-from certstatus.generator.run import DEFAULT_BATCH_SIZE, RESPONSES_PER_SERIAL, Generator, GenerationSummary, generated_cas
+from certstatus.generator.run import DEFAULT_BATCH_SIZE, RESPONSES_PER_SERIAL, GenerationSummary, Generator, generated_cas
+from certstatus.loading import validate_signers
+from certstatus.store.factory import open_configured_store
 
 
 class _RateColumn(ProgressColumn):
@@ -82,22 +85,20 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
     where it stopped. Exits 1 when a CA had no signer valid now (the other
     CAs are signed all the same).
     """
-    from certstatus.loading import open_store, validate_signers  # not certstatus.app: no server to build here
-
-    settings = _settings(opts)
+    settings = settings_from_options(opts)
     if not opts["config"]:
         settings = Settings(settings.server, tuple(_as_generated(ca) for ca in settings.cas))
     if no_import:
         validate_signers(settings)
     else:
-        from certstatus.app import prepare
+        from certstatus.app import prepare  # deferred: the responder's modules (~0.5 s), not needed with --no-import
 
         if not print_import(prepare(settings, log_refusals=False)):
             sys.exit(1)
     if not generated_cas(settings):
         print_text('no CA has mode = "precomputed" or "cached": nothing to generate')
         return
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         with Generator(settings, store, processes=processes, batch_size=batch_size) as generator:
             summary = run_with_progress(generator)
@@ -109,8 +110,6 @@ def generate_command(processes: int | None, batch_size: int, no_import: bool, **
 
 
 def _as_generated(ca):
-    import dataclasses
-
     return ca if ca.mode != "live" else dataclasses.replace(ca, mode="precomputed")
 
 
@@ -121,11 +120,9 @@ def generate_before_serving(settings: Settings) -> None:
     The background generator keeps the responses current afterwards (a
     service of the supervisor: :mod:`certstatus.generator.schedule`).
     """
-    from certstatus.app import open_store
-
     if not generated_cas(settings):
         return
-    store = open_store(settings)
+    store = open_configured_store(settings)
     try:
         with Generator(settings, store) as generator:
             print_summary(run_with_progress(generator))
