@@ -42,7 +42,7 @@ from pathlib import Path
 from certstatus.errors import StoreError
 from certstatus.store.base import StatusStore
 from certstatus.store.dsn import is_dsn, redact
-from certstatus.store.factory import describe
+from certstatus.store.factory import describe, open_store
 
 log = logging.getLogger("certstatus.store.changes")
 
@@ -144,14 +144,12 @@ class ChangeWatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        from certstatus.store.factory import open_store
-
         postgres = is_dsn(self.database)
         watch = self._watch_postgres if postgres else self._watch_sqlite
         while not self._stop.is_set():
             try:
                 if postgres:
-                    from certstatus.store.postgres import PostgresStore
+                    from certstatus.store.postgres import PostgresStore  # deferred: psycopg only for a PostgreSQL store
 
                     self.store = PostgresStore(str(self.database), pool_size=1)
                 else:
@@ -185,9 +183,9 @@ class ChangeWatcher:
             self._resync()
 
     def _watch_postgres(self) -> None:
-        from psycopg import sql
+        from psycopg import sql  # deferred: psycopg only for a PostgreSQL store
 
-        from certstatus.store.postgres import connect
+        from certstatus.store.postgres_connect import connect
 
         store = self.store
         with connect(store.dsn) as conn:

@@ -8,6 +8,7 @@ from typing import Protocol
 from certstatus.errors import ConfigError, StoreError
 from certstatus.store.base import StatusStore
 from certstatus.store.dsn import is_dsn, redact
+from certstatus.store.sqlite import SQLiteStore
 
 
 def describe(database: str | Path) -> str:
@@ -25,11 +26,9 @@ def open_store(database: str | Path, *, upgrade: bool | None = None, check: bool
     release uses.
     """
     if is_dsn(database):
-        from certstatus.store.postgres import PostgresStore
+        from certstatus.store.postgres import PostgresStore  # deferred: psycopg only for a PostgreSQL store
 
         return PostgresStore(str(database), upgrade=bool(upgrade), check=check)
-    from certstatus.store.sqlite import SQLiteStore
-
     return SQLiteStore(database, upgrade=True if upgrade is None else upgrade, check=check)
 
 

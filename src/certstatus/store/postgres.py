@@ -67,6 +67,7 @@ from certstatus.store.base import (
 from certstatus.store.dsn import redact
 from certstatus.store.postgres_bulk import CHANGED_SERIALS, replace_rows, write_counted
 from certstatus.store.postgres_bulk import archive_removed as bulk_archive_removed
+from certstatus.store.postgres_connect import connect, connection_problem
 from certstatus.store.postgres_lock import GeneratorLockPostgres
 from certstatus.store.postgres_precomputed import PrecomputedPostgres
 
@@ -124,29 +125,6 @@ def channel_for(schema: str, topic: str = "changes") -> str:
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else value.astimezone(_UTC)
-
-
-def _problem(exc: psycopg.Error) -> str:
-    """libpq's message on one line, ending with a full stop."""
-    text = " ".join(str(exc).split())
-    return text if text.endswith((".", "?", "!")) else text + "."
-
-
-def connect(dsn: str, *, connect_timeout: int = 5, **params: Any) -> psycopg.Connection:
-    """Open one autocommit connection in UTC; raise :class:`StoreError` naming the reason on failure.
-
-    ``params`` are more libpq parameters (``application_name=...``).
-    """
-    try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout, **params)
-    except psycopg.OperationalError as exc:
-        raise StoreError(
-            redact(dsn),
-            f"cannot connect to PostgreSQL: {_problem(exc)}",
-            "Check the DSN (host, port, database, user), that the server runs and that it accepts this client.",
-        ) from None
-    conn.execute("SET TIME ZONE 'UTC'")
-    return conn
 
 
 class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
@@ -453,7 +431,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
             except psycopg.OperationalError as exc:
                 self._drop_reader()
                 if attempt == 2:
-                    raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {_problem(exc)}") from None
+                    raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {connection_problem(exc)}") from None
             except StoreError as exc:
                 raise StoreUnavailable(self.label, exc.problem) from None
         raise AssertionError("unreachable")
@@ -494,7 +472,7 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {_problem(exc)}") from None
+            raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {connection_problem(exc)}") from None
 
 
 def _configure(conn: psycopg.Connection) -> None:

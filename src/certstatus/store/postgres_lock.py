@@ -23,6 +23,7 @@ import zlib
 import psycopg
 
 from certstatus.errors import StoreUnavailable
+from certstatus.store.postgres_connect import connect
 
 log = logging.getLogger("certstatus.store.postgres")
 
@@ -70,8 +71,6 @@ class GeneratorLockPostgres:
             raise StoreUnavailable(self.label, f"PostgreSQL stopped answering: {' '.join(str(exc).split())}") from None
 
     def _claim(self, issuer_id: int) -> str | None:
-        from certstatus.store.postgres import connect
-
         if self._claim_guard is None:
             self._claim_guard = threading.Lock()
         key = generator_lock_key(self.schema)
