@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from certstatus.access.trust import load_anchors
+from certstatus.admin.server import read_token, tls_context
 from certstatus.audit import AuditLog
 from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
@@ -27,6 +29,7 @@ from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
+from certstatus.server.tls import server_context
 from certstatus.signing.loader import SignerWatcher, start_signer_watcher
 from certstatus.signing.revocation import SignerRevocations
 from certstatus.sources.health import missing_sources
@@ -111,15 +114,10 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
 def check_operations(settings: Settings) -> None:
     """Load the TLS certificate, key and trust anchors, and the admin token and TLS files, once,
     so a bad file stops start-up (and a reload) before anything changes."""
-    from certstatus.access.trust import load_anchors
-    from certstatus.server.tls import server_context
-
     server_context(settings.ops.tls)
     load_anchors(settings.ops.tls.client_trust_anchors, key="tls.client_trust_anchors")
     load_anchors(settings.ops.access.signer_trust_anchors, key="access.signer_trust_anchors")
     if settings.admin is not None:
-        from certstatus.admin.server import read_token, tls_context
-
         read_token(settings.admin)
         tls_context(settings.admin)
 

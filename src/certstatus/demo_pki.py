@@ -22,6 +22,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from certstatus.clock import UTC
 from certstatus.model import RevokedEntry
+from certstatus.signing.lifecycle import generate_file_key
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
 
@@ -80,8 +81,6 @@ def new_key(key_type: str) -> PrivateKey:
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if key_type in ML_DSA_KEY_TYPES:
-        from certstatus.signing.lifecycle import generate_file_key
-
         return generate_file_key(key_type)
     raise ValueError(f"key_type must be 'ec', 'rsa' or one of {', '.join(ML_DSA_KEY_TYPES)}, not {key_type!r}")
 

@@ -8,12 +8,19 @@ responder that gives no HTTP answer at all).
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from typing import TYPE_CHECKING
 
 import click
+from cryptography.x509 import ocsp
 
+from certstatus.clock import SystemClock
 from certstatus.errors import CertstatusError, ConfigError
+from certstatus.pipeline.audit import RESPONSE_STATUS_NAMES
+from certstatus.protocol.response import CERT_STATUS_NAMES
+from certstatus.signing.keys import load_certificates
+from certstatus.sources.issued import parse_serial
 
 if TYPE_CHECKING:
     from certstatus.check.probe import Reply
@@ -38,12 +45,10 @@ def check_command(url: str, issuer: str, serials: tuple[str, ...], unassigned: t
     Each serial is asked 8 ways: GET and POST, SHA-1 and SHA-256 CertIDs, with and without a
     nonce (plus an If-None-Match revalidation). Rules: docs/compliance.md. Exit 1 on a violation.
     """
-    import httpx
+    import httpx  # deferred, with the check modules that use it: httpx (~0.1 s) only for `certstatus check`
 
     from certstatus.check.probe import ask_all, plan
     from certstatus.check.rules import judge, summarise
-    from certstatus.clock import SystemClock
-    from certstatus.signing.keys import load_certificates
 
     if not serials and not unassigned:
         raise ConfigError(CLI, "--serial", "no serial to ask about.", "Give at least one --serial (or --unassigned-serial) in hex.")
@@ -71,8 +76,6 @@ def check_command(url: str, issuer: str, serials: tuple[str, ...], unassigned: t
 
 def _tls_context(ca_file: str | None):
     """The TLS client context for an https:// URL: the system's trust, or ``ca_file``'s."""
-    import ssl
-
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
@@ -81,8 +84,6 @@ def _tls_context(ca_file: str | None):
 
 
 def _serial(text: str, option: str) -> int:
-    from certstatus.sources.issued import parse_serial
-
     serial = parse_serial(text)
     if serial is None:
         raise ConfigError(CLI, option, f"{text!r} is not a hexadecimal serial number.", "Write it in hex, e.g. 1A2B, 0x1a2b or 1a:2b.")
@@ -93,7 +94,7 @@ def _print_table(url: str, summaries: list[Summary], answers: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from certstatus.check.rules import RESULTS
+    from certstatus.check.rules import RESULTS  # deferred: the check modules bring httpx, only for `certstatus check`
 
     table = Table(title=f"{url}: {answers} answers", title_justify="left")
     for column in ("rule", "source", "result", "detail"):
@@ -141,11 +142,6 @@ def _answer(reply: Reply) -> dict:
 
 
 def _parsed(der: bytes) -> dict:
-    from cryptography.x509 import ocsp
-
-    from certstatus.pipeline.audit import RESPONSE_STATUS_NAMES
-    from certstatus.protocol.response import CERT_STATUS_NAMES
-
     try:
         response = ocsp.load_der_ocsp_response(der)
     except ValueError:

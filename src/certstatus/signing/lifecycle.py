@@ -15,17 +15,19 @@ servers pick it up at their next re-scan (no restart).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certstatus.errors import SignerError
 from certstatus.signing.algorithms import default_algorithm
 from certstatus.signing.pkcs11_uri import Pkcs11Uri
+from certstatus.signing.signer import validate_signer
 
 #: ``--key-type`` choices.
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
@@ -71,6 +73,7 @@ def generate_pkcs11_key(uri: Pkcs11Uri, module: str, pin: str, key_type: str, *,
     Refuses (SignerError) when an object with that label or id exists already,
     and for key types other than ``ec-*`` and ``rsa-*`` (Ed25519, ML-DSA).
     """
+    # deferred: python-pkcs11 only for a key generated on a token
     import pkcs11
     from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_named_curve_parameters
@@ -137,8 +140,6 @@ def build_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest:
 
 def default_subject(ca_certificate: x509.Certificate | None, now: dt.datetime) -> x509.Name:
     """``CN=<CA common name> OCSP Responder <date>`` (or ``certstatus OCSP Responder <date>``)."""
-    from cryptography.x509.oid import NameOID
-
     base = "certstatus"
     if ca_certificate is not None:
         names = ca_certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -157,8 +158,6 @@ def check_issued_certificate(
     without id-kp-OCSPSigning, for another key, or expired. Warns about a
     missing id-pkix-ocsp-nocheck and about CRL DP / AIA (not in the CA/B profile).
     """
-    from certstatus.signing.signer import validate_signer
-
     class _Public:  # validate_signer compares key.public_key() with the certificate's
         def public_key(self):
             return public_key
@@ -189,8 +188,6 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
 def signer_toml(certificate_name: str, key: str, *, password_file: Path | None, pin_file: Path | None,
                 signature_algorithm: str | None) -> str:
     """The ``NAME.toml`` of an installed signer (TOML strings escaped via JSON rules)."""
-    import json
-
     lines = [
         "# Installed by `certstatus signer add`.",
         f"certificate = {json.dumps(certificate_name)}",

@@ -28,6 +28,7 @@ a safety net behind the check on every store change
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -43,6 +44,7 @@ from certstatus.clock import Clock
 from certstatus.errors import CertstatusError, ConfigError, SignerError
 from certstatus.observability import config_warning
 from certstatus.signing.algorithms import algorithm_named
+from certstatus.signing.keys import load_certificates
 from certstatus.signing.provider import provider_for
 from certstatus.signing.revocation import RECHECK_SECONDS, SignerRevocations, revocation_lookup
 from certstatus.signing.settings import SignerSettings, configured_signers, read_signer_file
@@ -104,7 +106,6 @@ def response_chain(
     """
     if not ca.include_signer_chain or locally_trusted or certificate == ca_certificate:
         return ()
-    from certstatus.signing.keys import load_certificates
 
     return tuple(cert for cert in load_certificates(ca.certificate) if not _self_signed(cert))
 
@@ -177,8 +178,6 @@ def load_signers(
 
 
 def _same_certificate(settings: SignerSettings, signer: ResponseSigner) -> bool:
-    from certstatus.signing.keys import load_certificates
-
     try:
         return load_certificates(settings.certificate)[0] == signer.certificate
     except CertstatusError:
@@ -187,11 +186,7 @@ def _same_certificate(settings: SignerSettings, signer: ResponseSigner) -> bool:
 
 def _not_after(settings: SignerSettings):
     """The signer certificate's notAfter, or the far future when it cannot be read."""
-    import datetime as dt
-
     try:
-        from certstatus.signing.keys import load_certificates
-
         return load_certificates(settings.certificate)[0].not_valid_after_utc
     except CertstatusError:
         return dt.datetime.max.replace(tzinfo=dt.timezone.utc)

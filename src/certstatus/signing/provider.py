@@ -23,6 +23,7 @@ from cryptography import x509
 
 from certstatus.errors import SignerError
 from certstatus.signing.keys import PrivateKey, load_certificates, load_private_key, read_password
+from certstatus.signing.pkcs11_keys import open_pkcs11_key
 from certstatus.signing.pkcs11_uri import parse_pkcs11_uri
 from certstatus.signing.settings import SignerSettings
 
@@ -81,8 +82,6 @@ class Pkcs11KeyProvider:
         self.where = f"{settings.where} ({settings.certificate}, {self.uri.describe()})"
 
     def load(self) -> SignerKey:
-        from certstatus.signing.pkcs11_keys import open_pkcs11_key
-
         certificates = load_certificates(self.settings.certificate)
         key = open_pkcs11_key(
             self.uri,

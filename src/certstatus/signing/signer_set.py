@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from certstatus.clock import Clock
+from certstatus.clock import Clock, SystemClock
 from certstatus.errors import SignerUnavailable
 from certstatus.signing.algorithms import BY_OID
 from certstatus.signing.signer import ResponseSigner
@@ -148,8 +148,6 @@ class SignerSet:
     @classmethod
     def single(cls, signer: ResponseSigner, clock: Clock | None = None) -> "SignerSet":
         """A set of one signer (for callers that build a ResponseSigner themselves)."""
-        from certstatus.clock import SystemClock
-
         return cls(signer.ca_certificate.subject.rfc4514_string(), [signer], clock or SystemClock())
 
     @property
