@@ -33,7 +33,7 @@ from certstatus.clock import Clock
 from certstatus.config import CaSettings
 from certstatus.signing.signer_set import SignerSet
 from certstatus.sources.health import LogThrottle, freshness
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 from certstatus.store.dsn import redact
 
 log = logging.getLogger("certstatus.health")
@@ -63,7 +63,7 @@ def store_problem(exc: BaseException) -> str:
     return redact(f"{STORE_UNREACHABLE}: {type(exc).__name__}: {exc}")
 
 
-def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.datetime) -> list[str]:
+def readiness_problems(store: StatusReader, cas: Iterable[CaHealth], now: dt.datetime) -> list[str]:
     """Return what keeps this instance from being ready (empty: ready), with details. Never raises."""
     problems = []
     try:
@@ -83,7 +83,7 @@ def readiness_problems(store: StatusStore, cas: Iterable[CaHealth], now: dt.date
     return problems
 
 
-def public_readiness(store: StatusStore, cas: Iterable[CaHealth], clock: Clock) -> Callable[[], list[str]]:
+def public_readiness(store: StatusReader, cas: Iterable[CaHealth], clock: Clock) -> Callable[[], list[str]]:
     """The problems function of ``/ready`` on the OCSP listener: :func:`readiness_problems`, except
     that a store that does not answer is :data:`STORE_UNREACHABLE` and nothing more; its details are
     logged (a warning, at most once per :data:`STORE_LOG_INTERVAL` seconds)."""

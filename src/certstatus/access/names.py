@@ -26,7 +26,6 @@ from cryptography.x509.oid import NameOID
 
 from certstatus.errors import ConfigError
 
-
 #: Attribute names OpenSSL prints that RFC 4514's short list (cryptography's parser) lacks.
 _OPENSSL_NAMES = {
     "emailAddress": NameOID.EMAIL_ADDRESS, "serialNumber": NameOID.SERIAL_NUMBER, "SN": NameOID.SURNAME,

@@ -31,7 +31,7 @@ from certstatus.clock import Clock
 from certstatus.errors import ConfigError
 from certstatus.model import CertID
 from certstatus.protocol.certid import issuer_hashes
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 #: Seconds a verified chain is trusted without verifying it again.
 CHAIN_CACHE_SECONDS = 60.0
@@ -148,7 +148,7 @@ class ChainVerifier:
 class OwnRevocationCheck:
     """Refuse a chain holding a certificate that a CA served here reports revoked."""
 
-    def __init__(self, registry: ServedIssuers, store: StatusStore) -> None:
+    def __init__(self, registry: ServedIssuers, store: StatusReader) -> None:
         self.registry = registry
         self.store = store
         # (certificate, its issuer in the chain or None) -> the served CA that issued it, or None

@@ -15,12 +15,12 @@ from cryptography.x509.ocsp import OCSPCertStatus
 from certstatus.pipeline.status import decide
 from certstatus.sources.importer import CaTarget
 from certstatus.sources.push import PushResult, SourceRevocation
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 _STATUS_NAMES = {OCSPCertStatus.GOOD: "good", OCSPCertStatus.REVOKED: "revoked", OCSPCertStatus.UNKNOWN: "unknown"}
 
 
-def unrevoke_reports(store: StatusStore, target: CaTarget, result: PushResult) -> list[dict]:
+def unrevoke_reports(store: StatusReader, target: CaTarget, result: PushResult) -> list[dict]:
     """One JSON object per unrevoked serial of ``result``::
 
         {"serial": "1001", "changed": true, "status": "revoked", "extended_revoked": false,

@@ -17,7 +17,7 @@ from rich.console import Console
 from certstatus.config import database_setting, load_config
 from certstatus.errors import ConfigError, StoreError
 from certstatus.store import migrations
-from certstatus.store.base import StatusStore
+from certstatus.store.base import SchemaAdmin
 from certstatus.store.factory import describe, open_store
 
 console = Console(stderr=True)
@@ -29,7 +29,7 @@ def _options(func):
     return click.option("--config", type=click.Path(dir_okay=False), help="Configuration file: its [server] database.")(func)
 
 
-def _open(config: str | None, db: str | None, *, create: bool) -> tuple[StatusStore, str]:
+def _open(config: str | None, db: str | None, *, create: bool) -> tuple[SchemaAdmin, str]:
     """Open the database named by exactly one of --config and --db, without the version check.
 
     ``create``: an SQLite file that does not exist yet is created (empty).

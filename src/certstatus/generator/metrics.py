@@ -5,7 +5,7 @@ inherits ``PROMETHEUS_MULTIPROC_DIR`` from the supervisor and counts into it:
 
 * ``certstatus_generator_pending_serials{ca}`` — serials whose responses wait to be signed again:
   their status changed since they were signed, or they are due for renewal
-  (:meth:`StatusStore.count_pending` ``"changed"`` + ``"due"``, two index counts). Counted after
+  (:meth:`GeneratorStore.count_pending` ``"changed"`` + ``"due"``, two index counts). Counted after
   each pass and every :data:`COUNT_SECONDS` in between; serials never signed (``"missing"``)
   are left out, since counting them walks every serial of the CA;
 * ``certstatus_generator_responses_signed_total{ca}`` — responses signed and stored, per batch.

@@ -22,7 +22,7 @@ issuer's change counter moved).
 Processes sharing one store (a fleet of ``serve`` processes and ``certstatus
 generate`` runs over one PostgreSQL database) sign one CA at a time: a pass
 signs only the CAs whose generator claim this process holds
-(:meth:`StatusStore.claim_generator`) and logs which process generates the
+(:meth:`GeneratorStore.claim_generator`) and logs which process generates the
 others.
 """
 
@@ -55,7 +55,7 @@ from certstatus.signing.algorithms import is_post_quantum_key
 from certstatus.signing.keys import load_certificates
 from certstatus.signing.loader import scan_signers_dir
 from certstatus.signing.settings import SignerSettings, configured_signers
-from certstatus.store.base import WORK_KINDS, StatusStore
+from certstatus.store.base import WORK_KINDS, GeneratorStore
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
 DEFAULT_BATCH_SIZE = 2000
@@ -163,7 +163,7 @@ class Generator:
     def __init__(
         self,
         settings: Settings,
-        store: StatusStore,
+        store: GeneratorStore,
         *,
         clock: Clock | None = None,
         processes: int | None = None,
@@ -195,12 +195,12 @@ class Generator:
         self.on_batch: Callable[[signing.BatchResult], None] | None = None
 
     def claim(self) -> list[str]:
-        """Claim (or keep) the generator of every CA (:meth:`StatusStore.claim_generator`); return the CAs newly claimed.
+        """Claim (or keep) the generator of every CA (:meth:`GeneratorStore.claim_generator`); return the CAs newly claimed.
 
         Logs once per change of holder which CAs another process generates:
         with one database shared by a fleet, one process signs per CA. A CA
         newly claimed has its rows of another signing profile made due
-        (:meth:`StatusStore.expire_other_profiles`).
+        (:meth:`GeneratorStore.expire_other_profiles`).
         """
         gained = []
         for ca in self.cas:

@@ -18,7 +18,7 @@ looks at the store (:meth:`GenerationLoop.tick`):
   status, in this or another process; a re-import of the same statuses does
   not move it): a full pass — changed serials first, so a revocation is re-signed within
   seconds, then new serials, then renewals;
-* a response is due for renewal (:meth:`StatusStore.next_renewal`): a pass
+* a response is due for renewal (:meth:`GeneratorStore.next_renewal`): a pass
   over changed and due responses.
 
 Otherwise it sleeps. It runs at a lower CPU priority (nice 10) than the

@@ -10,7 +10,7 @@ certStatus (:mod:`certstatus.pipeline.status`; good serials, the common
 case, skip it), encode one response per CertID hash algorithm with the
 byte templates of :mod:`certstatus.protocol.fast_response`, sign, and
 write everything in one transaction in the store's compact form
-(:meth:`StatusStore.store_signed`: one row per serial, the responder
+(:meth:`GeneratorStore.store_signed`: one row per serial, the responder
 certificates once per batch, not in every response). Serials the store no
 longer knows lose their rows instead.
 """
@@ -40,7 +40,7 @@ from certstatus.refresh import renew_at
 from certstatus.signing.revocation import revocation_lookup
 from certstatus.signing.signer import ResponseSigner
 from certstatus.sources.health import freshness
-from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, SignedBatch, StatusStore
+from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, GeneratorStore, SignedBatch
 from certstatus.store.factory import open_configured_store
 
 #: The record of a key read_work returned none for, in a CA with cert_hash: issued, certificate unknown.
@@ -61,13 +61,13 @@ class BatchResult:
 Work = tuple
 
 
-def work_units(store: StatusStore, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int) -> Iterator[Work]:
+def work_units(store: GeneratorStore, issuer_id: int, kind: str, *, now: dt.datetime, batch_size: int) -> Iterator[Work]:
     """The pending work of ``kind`` (:data:`WORK_KINDS`) in units of at most ``batch_size`` serials, for :func:`read_work`.
 
     A store with the range fast path (SQLite:
     :meth:`~certstatus.store.sqlite_precomputed.PrecomputedSQLite.precomputed_ranges`)
     hands out ranges of its index, so the caller neither reads nor ships the
-    serials; any other store's :meth:`StatusStore.pending_precomputed`
+    serials; any other store's :meth:`GeneratorStore.pending_precomputed`
     batches are shipped as lists.
     """
     ranges = getattr(store, "precomputed_ranges", None)
@@ -77,7 +77,7 @@ def work_units(store: StatusStore, issuer_id: int, kind: str, *, now: dt.datetim
 
 
 def read_work(
-    store: StatusStore, issuer_id: int, work: Work, *, cert_hashes: bool = False
+    store: GeneratorStore, issuer_id: int, work: Work, *, cert_hashes: bool = False
 ) -> tuple[list[bytes], dict[bytes, CertStatusRecord], list[int]]:
     """``(keys, records, gone)`` of one unit of :func:`work_units`.
 
@@ -129,7 +129,7 @@ class CASigner:
         self._revocations_read_at: int | None = None  # the change counter at the last revocation check
 
     @classmethod
-    def load(cls, settings: CaSettings, store: StatusStore, clock: Clock) -> "CASigner":
+    def load(cls, settings: CaSettings, store: GeneratorStore, clock: Clock) -> "CASigner":
         """Load the CA certificate and its signers as a worker does (:func:`certstatus.loading.load_ca`).
 
         Raises :class:`~certstatus.errors.SignerError` when no signer is usable.
@@ -145,7 +145,7 @@ class CASigner:
         return templates
 
     def sign_batch(
-        self, store: StatusStore, work: Work, now: dt.datetime, write_lock: AbstractContextManager | None = None
+        self, store: GeneratorStore, work: Work, now: dt.datetime, write_lock: AbstractContextManager | None = None
     ) -> BatchResult:
         """Sign every pending serial of ``work`` for SHA-1 and SHA-256 CertIDs at ``now`` and store the responses.
 
@@ -155,7 +155,7 @@ class CASigner:
         busy handler. Raises :class:`~certstatus.errors.SignerUnavailable`
         when the CA has no signer valid at ``now`` (nothing is written).
         """
-        counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see StatusStore.store_precomputed
+        counter = store.change_counters().get(self.issuer_id, 0)  # before the statuses: see GeneratorStore.store_precomputed
         if counter != self._revocations_read_at:  # a status changed: perhaps a signer's own
             self.served.signers.check_revocations(revocation_lookup(store, self.issuer_id))
             self._revocations_read_at = counter
@@ -220,7 +220,7 @@ class CASigner:
 class Worker:
     """The state of one generator process: its store connection and a :class:`CASigner` per CA."""
 
-    def __init__(self, settings: Settings, store: StatusStore, write_lock: AbstractContextManager | None = None) -> None:
+    def __init__(self, settings: Settings, store: GeneratorStore, write_lock: AbstractContextManager | None = None) -> None:
         self.store = store
         self.write_lock = write_lock
         self.cas = {ca.name: CASigner.load(ca, store, SystemClock()) for ca in settings.cas}

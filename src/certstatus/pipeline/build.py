@@ -45,7 +45,7 @@ from certstatus.pipeline.precomputed import ModePolicy, PrecomputedLookup
 from certstatus.pipeline.sql_status import LiveSqlStatus
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.sources.sql import SqlStatusSource
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Pipeline:
 def build_pipeline(
     settings: Settings,
     registry: IssuerRegistry,
-    store: StatusStore,
+    store: StatusReader,
     clock: Clock,
     *,
     audit_log: AuditLog | None = None,

@@ -18,7 +18,7 @@ from certstatus.clock import Clock
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.sources.health import Freshness, LogThrottle, freshness
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 log = logging.getLogger("certstatus.freshness")
 
@@ -32,7 +32,7 @@ class FreshnessGuard:
     SQL source is never checked here (its freshness is the query's).
     """
 
-    def __init__(self, store: StatusStore, clock: Clock, *, recheck_seconds: float = 1.0) -> None:
+    def __init__(self, store: StatusReader, clock: Clock, *, recheck_seconds: float = 1.0) -> None:
         self.store = store
         self.clock = clock
         self.recheck_seconds = recheck_seconds

@@ -19,7 +19,7 @@ from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
 from certstatus.sources.health import has_data
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 
 @dataclass(eq=False)
@@ -71,7 +71,7 @@ class IssuerRegistry:
                 self._by_hashes[(algorithm, name_hash, key_hash)] = ca
         self.by_name = {ca.name: ca for ca in self.cas}
 
-    def refresh_state(self, issuer_id: int, store: StatusStore) -> None:
+    def refresh_state(self, issuer_id: int, store: StatusReader) -> None:
         """Re-read what this process keeps of an issuer's data (``has_data``) after a store change."""
         for ca in self.cas:
             if ca.issuer_id == issuer_id:

@@ -58,7 +58,7 @@ from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
 from certstatus.protocol.request import OCSPQuery
 from certstatus.refresh import refresh_due
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 
 log = logging.getLogger("certstatus.precomputed")
@@ -139,7 +139,7 @@ class PrecomputedLookup:
     "unauthorized"``.
     """
 
-    def __init__(self, store: StatusStore, registry: IssuerRegistry) -> None:
+    def __init__(self, store: StatusReader, registry: IssuerRegistry) -> None:
         self.store = store
         self._prefixes: dict[tuple[int, str], bytes] = {}
         # issuer_id -> the signing profile a stored row must have been signed under to be served.

@@ -20,7 +20,7 @@ from certstatus.protocol.fast_response import encode_cert_status
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
 from certstatus.signing.signer import ResponseSigner
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 
 #: Marks "read the status record from the store" (a record may legitimately be None: not listed).
 _LOOK_UP = object()
@@ -81,7 +81,7 @@ class LocalStatusSigner:
     #: Signers whose window of the current second is kept at most (a reload brings new signer objects).
     _MAX_WINDOWS = 256
 
-    def __init__(self, store: StatusStore, clock: Clock, guard: FreshnessGuard | None = None) -> None:
+    def __init__(self, store: StatusReader, clock: Clock, guard: FreshnessGuard | None = None) -> None:
         self.store = store
         self.clock = clock
         self.guard = guard or FreshnessGuard(store, clock)

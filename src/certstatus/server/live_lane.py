@@ -51,8 +51,8 @@ from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest
 from certstatus.server.http import HttpResponse, OCSPHttpHandler, etag_of
 from certstatus.server.rendered import (
-    NONCE_HEAD,
     ETAG_END,
+    NONCE_HEAD,
     SHARED_HEAD,
     AnswerCounts,
     HeadLines,

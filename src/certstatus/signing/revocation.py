@@ -38,7 +38,7 @@ RECHECK_SECONDS = 60.0
 
 
 def revocation_lookup(store, issuer_id: int) -> RevocationLookup:
-    """``is_revoked(signer)`` read from ``store`` (a :class:`~certstatus.store.base.StatusStore` of the calling
+    """``is_revoked(signer)`` read from ``store`` (a :class:`~certstatus.store.base.StatusReader` of the calling
     thread): the CA's data (issuer ``issuer_id``) revokes the signer's certificate serial number, by any source.
 
     Store errors are raised to the caller (:meth:`SignerSet.check_revocations` keeps the last known state).

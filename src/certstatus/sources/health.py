@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from certstatus.config import CaSettings
-from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
+from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class Freshness:
 
 
 def freshness(states: Mapping[str, SourceState], ca: CaSettings) -> Freshness:
-    """The :class:`Freshness` of CA ``ca`` from its source states (``StatusStore.source_states``)."""
+    """The :class:`Freshness` of CA ``ca`` from its source states (``StatusReader.source_states``)."""
     updates = [s.next_update for k, s in states.items() if k in (CRL_KIND, DELTA_KIND) and s.next_update]
     missing = missing_sources(ca, states)
     return Freshness(bool(states) and not missing, max(updates) if updates else None, missing, min(updates) if updates else None)
@@ -118,7 +118,7 @@ class SourceAge:
         return out
 
 
-def source_ages(store: StatusStore, cas: Iterable[tuple[str, int]], now: dt.datetime) -> list[SourceAge]:
+def source_ages(store: StatusReader, cas: Iterable[tuple[str, int]], now: dt.datetime) -> list[SourceAge]:
     """One :class:`SourceAge` per imported source of each ``(ca name, issuer id)``, sorted by CA and kind."""
     ages = []
     for name, issuer_id in cas:

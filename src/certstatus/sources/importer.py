@@ -8,7 +8,7 @@ the same CA still import.
 CRLs (RFC 5280 §5): each origin in ``crl`` may hold a complete CRL or a delta
 CRL (deltaCRLIndicator, §5.2.4); complete CRLs are applied before deltas. For
 a CA with ``archive_cutoff``, a revocation a new CRL no longer lists is kept
-(``StatusStore.replace_source(..., archive_removed=True)``): CAs drop expired
+(``StatusWriter.replace_source(..., archive_removed=True)``): CAs drop expired
 certificates from their CRLs, and their status must still be answered.
 A CRL older than the one imported (lower cRLNumber or older thisUpdate) is
 refused; the same CRL again is "unchanged" and not rewritten. A delta needs
@@ -50,7 +50,7 @@ from certstatus.sources.fetch import Fetched, FetchPolicy, fetch, is_remote
 from certstatus.sources.index_txt import parse_index
 from certstatus.sources.issuance import certificates_in, load_issued_certificates
 from certstatus.sources.records import CrlData
-from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusStore
+from certstatus.store.base import CRL_KIND, DELTA_KIND, SourceState, StatusWriter
 
 log = logging.getLogger("certstatus.import")
 
@@ -93,7 +93,7 @@ def fetch_policy(ca: CaSettings) -> FetchPolicy:
 
 
 def import_crl_data(
-    store: StatusStore, target: CaTarget, data: bytes, origin: str, clock: Clock, feed: ChangeFeed | None = None
+    store: StatusWriter, target: CaTarget, data: bytes, origin: str, clock: Clock, feed: ChangeFeed | None = None
 ) -> ImportResult:
     """Verify one CRL (complete or delta) against the CA and apply it.
 
@@ -105,7 +105,7 @@ def import_crl_data(
 
 
 def apply_crl(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None = None,
+    store: StatusWriter, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None = None,
     *, data_sha256: str | None = None,
 ) -> ImportResult:
     """Apply one verified CRL (:func:`certstatus.sources.crl.load_crl`); see :func:`import_crl_data`.
@@ -143,7 +143,7 @@ def _state(target: CaTarget, kind: str, origin: str, crl: CrlData, entries: int,
 
 
 def _apply_complete(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
+    store: StatusWriter, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
     data_sha256: str | None,
 ) -> ImportResult:
     states = store.source_states(target.issuer_id)
@@ -165,7 +165,7 @@ def _apply_complete(
 
 
 def _apply_delta(
-    store: StatusStore, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
+    store: StatusWriter, target: CaTarget, crl: CrlData, origin: str, clock: Clock, feed: ChangeFeed | None,
     data_sha256: str | None,
 ) -> ImportResult:
     name = target.settings.name
@@ -202,7 +202,7 @@ def _apply_delta(
 
 
 def import_crls(
-    store: StatusStore,
+    store: StatusWriter,
     target: CaTarget,
     origins: list[str],
     clock: Clock,
@@ -248,7 +248,7 @@ def download_crls(
     """Fetch, verify and parse every CRL origin of one CA, without touching the store (any thread).
 
     ``previous`` as for :func:`import_crls` (read only); ``states`` the CA's
-    source states (``StatusStore.source_states``), for the "same bytes" check.
+    source states (``StatusWriter.source_states``), for the "same bytes" check.
     Network time is bounded per origin by the CA's fetch policy
     (:func:`certstatus.sources.fetch.fetch`).
     """
@@ -299,7 +299,7 @@ def download_crls(
 
 
 def apply_crls(
-    store: StatusStore, target: CaTarget, download: CrlDownload, clock: Clock, *,
+    store: StatusWriter, target: CaTarget, download: CrlDownload, clock: Clock, *,
     previous: dict[str, Fetched] | None = None, feed: ChangeFeed | None = None,
 ) -> list[ImportResult]:
     """Write what :func:`download_crls` got, complete CRLs before delta CRLs; one :class:`ImportResult`
@@ -364,7 +364,7 @@ def _unchanged(target: CaTarget, state: SourceState | None, origin: str, data_sh
 
 
 def _read_unless_same(
-    store: StatusStore, target: CaTarget, kind: str, origin: str, policy: FetchPolicy
+    store: StatusWriter, target: CaTarget, kind: str, origin: str, policy: FetchPolicy
 ) -> tuple[bytes, str] | ImportResult:
     """The bytes of ``origin`` and their hex SHA-256; or, when ``kind`` was last imported from exactly
     those bytes, the "unchanged (same file)" result."""
@@ -374,7 +374,7 @@ def _read_unless_same(
     return (raw, digest) if same is None else same
 
 
-def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
+def import_index(store: StatusWriter, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
     """Replace the CA's index rows with an OpenSSL ``index.txt`` (not parsed when imported from the same bytes)."""
     read = _read_unless_same(store, target, "index", origin, fetch_policy(target.settings))
     if isinstance(read, ImportResult):
@@ -392,7 +392,7 @@ def import_index(store: StatusStore, target: CaTarget, origin: str, clock: Clock
     return ImportResult(target.settings.name, "index", origin, len(data.issued))
 
 
-def import_issued(store: StatusStore, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
+def import_issued(store: StatusWriter, target: CaTarget, origin: str, clock: Clock, feed: ChangeFeed | None = None) -> ImportResult:
     """Replace the CA's issued-list rows with the serials of ``origin`` (file or directory).
 
     A file or URL imported before from the same bytes is not parsed again;
@@ -420,7 +420,7 @@ def import_issued(store: StatusStore, target: CaTarget, origin: str, clock: Cloc
 
 
 def import_file_source(
-    store: StatusStore, target: CaTarget, kind: str, origin: str, clock: Clock, feed: ChangeFeed | None = None
+    store: StatusWriter, target: CaTarget, kind: str, origin: str, clock: Clock, feed: ChangeFeed | None = None
 ) -> ImportResult:
     """Import an ``index`` or ``issued`` source, reporting a refusal as an error result."""
     job = import_index if kind == "index" else import_issued
@@ -456,14 +456,14 @@ def _problem(exc: SourceError | StoreError) -> str:
 
 
 def import_ca(
-    store: StatusStore, target: CaTarget, clock: Clock, feed: ChangeFeed | None = None
+    store: StatusWriter, target: CaTarget, clock: Clock, feed: ChangeFeed | None = None
 ) -> list[ImportResult]:
     """Import every configured source of one CA; one :class:`ImportResult` each."""
     return import_cas(store, [target], clock, feed)[0]
 
 
 def import_cas(
-    store: StatusStore, targets: Sequence[CaTarget], clock: Clock, feed: ChangeFeed | None = None
+    store: StatusWriter, targets: Sequence[CaTarget], clock: Clock, feed: ChangeFeed | None = None
 ) -> list[list[ImportResult]]:
     """Import every configured source of each CA (start-up, reload); one list of results per target.
 

@@ -32,7 +32,7 @@ from certstatus.model import RevokedEntry, serial_key
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.importer import CaTarget
 from certstatus.sources.issued import parse_serial
-from certstatus.store.base import PUSH_KIND, ChangeCount, StatusChange, StatusStore
+from certstatus.store.base import PUSH_KIND, ChangeCount, StatusChange, StatusWriter
 
 ACTIONS = ("revoke", "unrevoke", "issue")
 #: Longest serialNumber a CA may use: 20 octets of DER INTEGER content (RFC 5280 §4.1.2.2).
@@ -168,7 +168,7 @@ class PushResult:
 
 
 def apply_push(
-    store: StatusStore, target: CaTarget, changes: Sequence[StatusChange], clock: Clock, feed: ChangeFeed | None = None
+    store: StatusWriter, target: CaTarget, changes: Sequence[StatusChange], clock: Clock, feed: ChangeFeed | None = None
 ) -> PushResult:
     """Write ``changes`` for ``target`` in one transaction, then publish them to ``feed``.
 

@@ -54,11 +54,18 @@ from certstatus.config import CaSettings, Settings
 from certstatus.signing.keys import load_certificates
 from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.fetch import Fetched, file_signature, is_remote
-from certstatus.sources.importer import (
-    FETCH_THREADS, CaTarget, CrlDownload, ImportResult, apply_crls, download_crls, import_file_source, log_refusal,
-)  # fmt: skip
 from certstatus.sources.health import missing_sources
-from certstatus.store.base import SourceState, StatusStore
+from certstatus.sources.importer import (
+    FETCH_THREADS,
+    CaTarget,
+    CrlDownload,
+    ImportResult,
+    apply_crls,
+    download_crls,
+    import_file_source,
+    log_refusal,
+)  # fmt: skip
+from certstatus.store.base import SourceState, StatusWriter
 
 log = logging.getLogger("certstatus.refresh")
 
@@ -89,7 +96,7 @@ class OriginStatus:
         return out
 
 
-def register_targets(store: StatusStore, cas: tuple[CaSettings, ...]) -> dict[str, CaTarget]:
+def register_targets(store: StatusWriter, cas: tuple[CaSettings, ...]) -> dict[str, CaTarget]:
     """Register every CA as an issuer of ``store``; return the import targets by CA name."""
     targets = {}
     for ca in cas:
@@ -110,7 +117,7 @@ class Refresher:
     def __init__(
         self,
         settings: Settings,
-        store_factory: Callable[[], StatusStore],
+        store_factory: Callable[[], StatusWriter],
         clock: Clock,
         feed: ChangeFeed | None = None,
         *,
@@ -139,7 +146,7 @@ class Refresher:
 
     # -- one pass (runs in whichever thread owns ``store``) ---------------------------------
 
-    def seed(self, store: StatusStore, targets: dict[str, CaTarget]) -> None:
+    def seed(self, store: StatusWriter, targets: dict[str, CaTarget]) -> None:
         """Schedule every origin from what the store already holds (after the start-up or reload import,
         :func:`certstatus.app.prepare`: a URL without data was tried there, and is again after ``min_interval``)."""
         now = self.clock.now()
@@ -161,7 +168,7 @@ class Refresher:
                     status.next_attempt = now + dt.timedelta(seconds=self.file_poll)
                 self._origins[(ca.name, kind, origin)] = status
 
-    def run_pass(self, store: StatusStore, targets: dict[str, CaTarget], *, force: bool = False) -> list[ImportResult]:
+    def run_pass(self, store: StatusWriter, targets: dict[str, CaTarget], *, force: bool = False) -> list[ImportResult]:
         """Import every origin that is due (all of them with ``force``) and wait for its downloads; return
         the results in configuration order (per CA: CRLs, then index and issued list).
 
@@ -176,7 +183,7 @@ class Refresher:
                 results.extend(self._finish(store, targets, name))
         return self._in_order(results)
 
-    def _start(self, store: StatusStore, targets: dict[str, CaTarget], *, force: bool) -> tuple[list[ImportResult], set[str]]:
+    def _start(self, store: StatusWriter, targets: dict[str, CaTarget], *, force: bool) -> tuple[list[ImportResult], set[str]]:
         """Start the CRL downloads that are due and import the due files; return the file results and the
         CAs whose downloads to wait for (with ``force``, one already in progress too)."""
         results: list[ImportResult] = []
@@ -214,7 +221,7 @@ class Refresher:
                 results.append(result)
         return results, waiting
 
-    def _finish(self, store: StatusStore, targets: dict[str, CaTarget], name: str) -> list[ImportResult]:
+    def _finish(self, store: StatusWriter, targets: dict[str, CaTarget], name: str) -> list[ImportResult]:
         """Write the finished CRL download of CA ``name`` (this thread owns ``store``); return its results."""
         future, origins = self._jobs.pop(name)
         ca, target = targets[name].settings, targets[name]
@@ -326,7 +333,7 @@ class Refresher:
                 waiting_pass.future.cancel()
             store.close()
 
-    def _step(self, store: StatusStore, targets: dict[str, CaTarget], triggered: list[Future]) -> None:
+    def _step(self, store: StatusWriter, targets: dict[str, CaTarget], triggered: list[Future]) -> None:
         """Write the downloads that are done, start what is due (everything when ``triggered``), and
         resolve each triggered future once the downloads it waits for are written."""
         for name in [name for name, (future, _) in self._jobs.items() if future.done()]:

@@ -24,7 +24,7 @@ from certstatus.sources.health import source_ages
 from certstatus.sources.refresh import OriginStatus
 from certstatus.statuspage.traffic import Generator, Overall, TrafficRing
 from certstatus.statuspage.verdict import AMBER, GREEN, ORDER, RED, Verdict, judge
-from certstatus.store.base import SourceState, StatusStore
+from certstatus.store.base import SourceState, StatusReader
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class PageFacts:
 class _StatesOnce:
     """A store whose ``source_states`` is read once per issuer (readiness and ages both ask)."""
 
-    def __init__(self, store: StatusStore) -> None:
+    def __init__(self, store: StatusReader) -> None:
         self._store = store
         self._states: dict[int, dict[str, SourceState]] = {}
 
@@ -137,7 +137,7 @@ def _sources(ca: str, imported: Iterable, origins: Sequence[OriginStatus]) -> tu
 
 
 def gather_facts(
-    open_store: Callable[[], StatusStore],
+    open_store: Callable[[], StatusReader],
     cas: Sequence[CaSettings],
     health: Sequence[CaHealth],
     refresh: Sequence[OriginStatus],

@@ -334,14 +334,60 @@ def precomputed_rows(
     return rows
 
 
-class StatusStore(Protocol):
-    """Storage of issuers and certificate status (SQLite or PostgreSQL)."""
+class StatusReader(Protocol):
+    """What the request path reads (its only view of the store): statuses, pre-signed responses, source
+    states, and the counters that tell other processes' writes (:mod:`certstatus.store.changes`)."""
+
+    def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
+        """Return the status record of (issuer, serial), or None when no source lists it."""
+
+    def precomputed(
+        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
+    ) -> PrecomputedResponse | None:
+        """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
+
+        None when there is none, when the serial's status changed since it
+        was signed, or (``profile`` given) when it was signed under another
+        signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`):
+        the request path then signs live. Never keyed on the serial alone nor
+        on the issuer key hash alone.
+        """
+
+    def source_states(self, issuer_id: int) -> dict[str, SourceState]:
+        """Return the last successful import of each source kind of the issuer."""
+
+    def change_counters(self) -> dict[int, int]:
+        """Return {issuer id: change counter}; every write that changes an issuer's statuses grows its counter.
+
+        Other processes compare counters to learn what changed
+        (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
+        The generator reads the issuer's counter before the statuses it
+        signs (:meth:`store_precomputed`); its own writes do not grow it
+        (a re-signed response changes no status).
+        """
+
+    def source_marks(self) -> dict[int, tuple]:
+        """Return {issuer id: a value that changes with every import or push of the issuer}.
+
+        Every import writes its source state (import time, a CRL's
+        thisUpdate/nextUpdate) even when it changes no status and leaves the
+        change counter alone; :mod:`certstatus.store.changes` compares these
+        values to tell the freshness guard. Only equality is meaningful.
+        """
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class IssuerRegistration(Protocol):
+    """Registering an issuer (importers and the generator, when a CA is loaded)."""
 
     def register_issuer(self, name: str, certificate_der: bytes) -> int:
         """Insert or update the issuer ``name`` and return its numeric id."""
 
-    def lookup(self, issuer_id: int, serial_number: int) -> CertStatusRecord | None:
-        """Return the status record of (issuer, serial), or None when no source lists it."""
+
+class StatusWriter(StatusReader, IssuerRegistration, Protocol):
+    """What the importers and pushes write: whole sources, pushed changes (and what they read to report)."""
 
     def replace_source(
         self,
@@ -396,50 +442,12 @@ class StatusStore(Protocol):
         """Return {source kind: its revocation} of (issuer, serial): which sources revoke it
         (:func:`revocations_by_source`: the CRL view applies); {} when none does."""
 
-    def source_states(self, issuer_id: int) -> dict[str, SourceState]:
-        """Return the last successful import of each source kind of the issuer."""
 
-    def change_counters(self) -> dict[int, int]:
-        """Return {issuer id: change counter}; every write that changes an issuer's statuses grows its counter.
-
-        Other processes compare counters to learn what changed
-        (:mod:`certstatus.store.changes`); PostgreSQL also NOTIFYs each one.
-        The generator reads the issuer's counter before the statuses it
-        signs (:meth:`store_precomputed`); its own writes do not grow it
-        (a re-signed response changes no status).
-        """
-
-    def source_marks(self) -> dict[int, tuple]:
-        """Return {issuer id: a value that changes with every import or push of the issuer}.
-
-        Every import writes its source state (import time, a CRL's
-        thisUpdate/nextUpdate) even when it changes no status and leaves the
-        change counter alone; :mod:`certstatus.store.changes` compares these
-        values to tell the freshness guard. Only equality is meaningful.
-        """
-
-    def schema_version(self) -> int:
-        """The applied schema version (:mod:`certstatus.store.migrations`); 0 for an empty database."""
-
-    def upgrade(self) -> list:
-        """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
-
-    # -- pre-signed responses (precomputed and cached modes) ---------------------------
+class GeneratorStore(StatusReader, IssuerRegistration, Protocol):
+    """What the generator of pre-signed responses (precomputed and cached modes) plans, reads and writes."""
 
     def lookup_many(self, issuer_id: int, serial_numbers: Sequence[int]) -> dict[int, CertStatusRecord]:
         """Return the status records of several serials of one issuer (absent ones left out), as :meth:`lookup`."""
-
-    def precomputed(
-        self, issuer_id: int, serial_number: int, hash_algorithm: str, profile: int | None = None
-    ) -> PrecomputedResponse | None:
-        """Return the pre-signed response of (issuer, serial, CertID hash algorithm).
-
-        None when there is none, when the serial's status changed since it
-        was signed, or (``profile`` given) when it was signed under another
-        signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`):
-        the request path then signs live. Never keyed on the serial alone nor
-        on the issuer key hash alone.
-        """
 
     def store_precomputed(
         self, issuer_id: int, responses: Iterable[SignedResponse], *, change_counter: int, remove: Iterable[int] = ()
@@ -514,5 +522,24 @@ class StatusStore(Protocol):
         (one host; its writers are serialised by the file lock).
         """
 
+
+class SchemaAdmin(Protocol):
+    """Schema migrations (``certstatus db``, and a store opened with ``upgrade``)."""
+
+    def schema_version(self) -> int:
+        """The applied schema version (:mod:`certstatus.store.migrations`); 0 for an empty database."""
+
+    def upgrade(self) -> list:
+        """Apply the pending schema migrations; return those applied (``certstatus db upgrade``)."""
+
     def close(self) -> None:
         """Release the connection."""
+
+
+class StatusStore(StatusWriter, GeneratorStore, SchemaAdmin, Protocol):
+    """Storage of issuers and certificate status (SQLite or PostgreSQL): every role, as a backend implements it.
+
+    Callers name the role they use: :class:`StatusReader` on the request path, :class:`StatusWriter`
+    for imports and pushes, :class:`GeneratorStore` for the generator, :class:`SchemaAdmin` for
+    migrations.
+    """

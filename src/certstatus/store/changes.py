@@ -10,7 +10,7 @@ responses — within a second. The pieces:
   also sends ``NOTIFY <channel>, '<issuer>:<counter>'``. An import that changes
   no status (a CRL re-issued with the same entries) bumps nothing; it changes
   only the issuer's source state (its new nextUpdate), which the watcher
-  learns from the ``sources`` table (:meth:`StatusStore.source_marks`; on
+  learns from the ``sources`` table (:meth:`StatusReader.source_marks`; on
   PostgreSQL at once from ``NOTIFY <sources channel>, '<issuer>'``) and
   publishes as a change with ``statuses=False``: the freshness guard and
   ``has_data`` re-read, caches keep their entries (nothing they hold changed);
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certstatus.errors import StoreError
-from certstatus.store.base import StatusStore
+from certstatus.store.base import StatusReader
 from certstatus.store.dsn import is_dsn, redact
 from certstatus.store.factory import describe, open_store
 
@@ -122,7 +122,7 @@ class ChangeWatcher:
         self.poll_interval = poll_interval
         self.resync_interval = resync_interval
         self.retry_interval = retry_interval
-        self.store: StatusStore | None = None
+        self.store: StatusReader | None = None
         self._seen: dict[int, int] | None = None
         self._marks: dict[int, tuple] = {}
         self._stop = threading.Event()
