@@ -10,7 +10,7 @@ from cryptography import x509
 from certstatus.model import RevokedEntry
 from certstatus.store.base import PrecomputedResponse, SignedResponse, SourceState, StatusChange
 from certstatus.store.sqlite import SQLiteStore
-from certstatus.store.sqlite_precomputed import WalCheckpointer
+from certstatus.store.sqlite_checkpoint import WalCheckpointer
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DAY = dt.timedelta(days=1)
