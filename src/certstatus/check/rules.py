@@ -9,7 +9,7 @@ broken: the check fails), ``warning`` (a recommendation is not followed),
 
 Times are the reply's arrival time (aware UTC); clock differences up to
 :data:`~certstatus.access.response_check.CLOCK_SKEW` are tolerated. The
-CA/B Forum refresh deadline of a response is :func:`certstatus.refresh.refresh_due`,
+CA/B Forum refresh deadline of a response is :func:`certstatus.response_refresh.refresh_due`,
 the rule certstatus's own generator follows.
 """
 
@@ -28,7 +28,7 @@ from certstatus.check import responder as responder_rules
 from certstatus.check.probe import HASHES, Reply
 from certstatus.pipeline.audit import RESPONSE_STATUS_NAMES
 from certstatus.protocol.response import CERT_STATUS_NAMES
-from certstatus.refresh import refresh_due
+from certstatus.response_refresh import refresh_due
 
 #: CA/B BR §4.9.10: the validity interval (nextUpdate − thisUpdate, inclusive: + 1 s) is 8 h to 10 days.
 MIN_VALIDITY = dt.timedelta(hours=8)

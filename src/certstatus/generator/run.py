@@ -3,7 +3,7 @@
 A pass walks each CA's work in the order of
 :data:`~certstatus.store.base.WORK_KINDS` — serials whose status changed,
 then serials never signed, then responses due for renewal
-(:func:`certstatus.refresh.renew_at`) — in batches read from the store, and
+(:func:`certstatus.response_refresh.renew_at`) — in batches read from the store, and
 hands the batches to a pool of worker processes
 (:mod:`certstatus.generator.signing`), at most two per process in flight.
 Workers write their own batches, so the pass needs no state of its own: a

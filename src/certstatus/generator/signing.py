@@ -36,7 +36,7 @@ from certstatus.pipeline.ca_extensions import answer_extensions, constant_extens
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as der
-from certstatus.refresh import renew_at
+from certstatus.response_refresh import renew_at
 from certstatus.signing.revocation import revocation_lookup
 from certstatus.signing.signer import ResponseSigner
 from certstatus.sources.health import freshness

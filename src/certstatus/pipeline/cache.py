@@ -12,7 +12,7 @@ nonce, with several CertIDs, and every request of a live-mode CA pass by.
 * Bounded by bytes, least recently used first out: an entry costs its DER,
   its key and :data:`ENTRY_OVERHEAD`.
 * An entry is never served at or after its refresh point
-  (:func:`certstatus.refresh.refresh_due`, before nextUpdate).
+  (:func:`certstatus.response_refresh.refresh_due`, before nextUpdate).
 * A status change of an issuer, committed by any process, drops that
   issuer's entries: :meth:`ResponseCache.issuer_changed` is subscribed to
   the worker's :class:`~certstatus.store.changes.ChangeHub` (SQLite
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
 from certstatus.pipeline.precomputed import answer_key, shareable
-from certstatus.refresh import refresh_due
+from certstatus.response_refresh import refresh_due
 
 #: Bytes counted per entry beyond its DER and key (dict slot, tuple, answer object).
 ENTRY_OVERHEAD = 400

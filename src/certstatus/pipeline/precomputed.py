@@ -23,7 +23,7 @@ Per CA ``mode`` (docs/precomputed.md):
   (nonce echoed, the preferred algorithm used).
 
 Never served: a stored response past its refresh point
-(:func:`certstatus.refresh.refresh_due`, which is before nextUpdate) — it
+(:func:`certstatus.response_refresh.refresh_due`, which is before nextUpdate) — it
 is signed live instead, a warning is logged (at most once a minute per CA)
 and ``certstatus_precomputed_expired_total`` counts it; nor one signed under
 another signing profile (:attr:`~certstatus.config.CaSettings.signing_profile`:
@@ -57,7 +57,7 @@ from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
 from certstatus.protocol.request import OCSPQuery
-from certstatus.refresh import refresh_due
+from certstatus.response_refresh import refresh_due
 from certstatus.store.base import StatusReader
 from certstatus.store.sqlite_precomputed import PRECOMPUTED_HASH_ALGORITHMS
 

@@ -34,7 +34,7 @@ to see the request:
 
 Never served:
 
-* at or after the entry's refresh point (:func:`certstatus.refresh.refresh_due`,
+* at or after the entry's refresh point (:func:`certstatus.response_refresh.refresh_due`,
   before nextUpdate), nor after the CA's data goes stale (its CRL's
   nextUpdate + ``stale_grace``; :class:`~certstatus.pipeline.freshness.FreshnessGuard`
   answers tryLater from then on, unless ``on_stale = "serve"``);
@@ -65,7 +65,7 @@ from certstatus.clock import Clock
 from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
-from certstatus.refresh import refresh_due
+from certstatus.response_refresh import refresh_due
 from certstatus.server.rendered import (
     SHARED_HEAD,
     AnswerCounts,

@@ -67,7 +67,7 @@ from certstatus.sources.importer import (
 )  # fmt: skip
 from certstatus.store.base import SourceState, StatusWriter
 
-log = logging.getLogger("certstatus.refresh")
+log = logging.getLogger("certstatus.response_refresh")
 
 #: Seconds between two looks at the size and mtime of every local source file (the default ``file_poll``).
 FILE_POLL_SECONDS = 5.0

@@ -73,7 +73,7 @@ class SignedResponse:
     """One response written by the generator (:meth:`StatusStore.store_precomputed`).
 
     ``renew_at`` (aware UTC) is when the generator signs it again
-    (:func:`certstatus.refresh.renew_at`).
+    (:func:`certstatus.response_refresh.renew_at`).
     """
 
     serial_number: int

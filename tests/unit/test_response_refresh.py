@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from certstatus.refresh import refresh_due, renew_at
+from certstatus.response_refresh import refresh_due, renew_at
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 H = dt.timedelta(hours=1)

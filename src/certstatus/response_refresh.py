@@ -12,7 +12,8 @@ longer served (the request path signs live instead, and says so in a log
 line and a counter). :func:`renew_at` is when the generator signs it again,
 a quarter of the way before the deadline (at most 4 hours before it), so a
 generator that runs once an hour, or is a few minutes late, still meets it.
-All datetimes are aware UTC.
+All datetimes are aware UTC. (The re-fetch of CRLs and other sources is
+:mod:`certstatus.sources.refresh`.)
 """
 
 from __future__ import annotations
