@@ -128,11 +128,6 @@ class Pkcs11KeyConnection:
         self._problem = "not connected yet"
         self.info: Pkcs11KeyInfo | None = None
 
-    @property
-    def available(self) -> bool:
-        """False while the token is unreachable (requests get tryLater)."""
-        return self._available
-
     def connect(self) -> Pkcs11KeyInfo:
         """Open the first session and read the key's type and public key (start-up).
 
