@@ -55,11 +55,14 @@ from common import postgres_schema
 from certstatus.demo_pki import ML_DSA_KEY_TYPES, make_demo_pki
 from certstatus.protocol import fast_response as fast
 from certstatus.protocol.certid import issuer_hashes
-from certstatus.protocol.response import SingleAnswer, encode_response_data
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.factory import open_store
 from cryptography.x509.ocsp import OCSPCertStatus
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: the tests' reference encoders
+from tests import ocsp_reference  # noqa: E402
+from tests.ocsp_reference import SingleAnswer, encode_response_data  # noqa: E402
 
 CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 
@@ -88,7 +91,7 @@ def _signer(pki_folder: Path) -> ResponseSigner:
 def _sample_response_data(signer: ResponseSigner) -> bytes:
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     prefix = fast.cert_id_prefix("sha256", *issuer_hashes(signer.ca_certificate, "sha256"))
-    return fast.encode_response_data(
+    return ocsp_reference.fast_encode_response_data(
         signer.responder_id.dump(), fast.generalized_time(now), fast.encode_cert_id(prefix, 2**127 + 12345),
         fast.encode_cert_status(OCSPCertStatus.GOOD), fast.generalized_time(now),
         fast.generalized_time(now + dt.timedelta(days=1)),
@@ -131,7 +134,7 @@ def encoder_comparison(pki_folder: Path, rounds: int) -> tuple[float, float]:
     library = (time.perf_counter() - start) / rounds * 1e6
     start = time.perf_counter()
     for i in range(rounds):
-        data = fast.encode_response_data(
+        data = ocsp_reference.fast_encode_response_data(
             responder_der, now_der, fast.encode_cert_id(prefix, 2**127 + i), b"\x80\x00", now_der, later_der
         )
         wrapper.wrap(data, signer.signature(data))

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import statistics
 import tempfile
+import sys
 import timeit
 from pathlib import Path
 
@@ -26,13 +27,15 @@ from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.demo_pki import make_demo_pki
 from certstatus.der import tlv
-from certstatus.protocol import live_response, response
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.fast_response import ResponseWrapper
 from certstatus.protocol.request import parse_request
-from certstatus.protocol.response import SingleAnswer
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: the tests' reference encoders
+from tests import ocsp_reference  # noqa: E402
+from tests.ocsp_reference import SingleAnswer  # noqa: E402
 
 
 def per_call_us(function, runs: int) -> float:
@@ -92,12 +95,12 @@ def main() -> None:
             cases = {"good + nonce": (good, query.nonce), "revoked, reason": (revoked, None)}
             for label, (answers, nonce) in cases.items():
                 kwargs = dict(responder_id=signer.responder_id, produced_at=now, answers=answers, nonce=nonce)
-                assert live_response.encode_response_data(**kwargs) == response.encode_response_data(**kwargs)
+                assert ocsp_reference.live_encode_response_data(**kwargs) == ocsp_reference.encode_response_data(**kwargs)
                 if key_type == "ec":
                     rows.append((f"encode ResponseData, {label}",
-                                 per_call_us(lambda: response.encode_response_data(**kwargs), args.runs),
-                                 per_call_us(lambda: live_response.encode_response_data(**kwargs), args.runs)))
-            data = live_response.encode_response_data(responder_id=signer.responder_id, produced_at=now,
+                                 per_call_us(lambda: ocsp_reference.encode_response_data(**kwargs), args.runs),
+                                 per_call_us(lambda: ocsp_reference.live_encode_response_data(**kwargs), args.runs)))
+            data = ocsp_reference.live_encode_response_data(responder_id=signer.responder_id, produced_at=now,
                                                       answers=good, nonce=query.nonce)
             signature = signer._sign(data)
             certs = signer.certificates_der
@@ -105,7 +108,7 @@ def main() -> None:
             wrapper = ResponseWrapper(algorithm, certs)  # what ResponseSigner.sign wraps with
             if key_type == "ec":
                 rows.append(("wrap BasicOCSPResponse + cert",
-                             per_call_us(lambda: response.encode_basic_response(data, algorithm, signature, certs),
+                             per_call_us(lambda: ocsp_reference.encode_basic_response(data, algorithm, signature, certs),
                                          args.runs),
                              per_call_us(lambda: wrapper.wrap(data, signature), args.runs)))
             # Whole response: reference pipeline vs own code, both signing once.
@@ -113,13 +116,13 @@ def main() -> None:
 
             def reference():
                 q = parse_request(request_der)
-                rd = response.encode_response_data(responder_id=signer.responder_id, produced_at=now,
+                rd = ocsp_reference.encode_response_data(responder_id=signer.responder_id, produced_at=now,
                                                    answers=good, nonce=q.nonce)
-                return response.encode_basic_response(rd, algorithm, signer._sign(rd), certs)
+                return ocsp_reference.encode_basic_response(rd, algorithm, signer._sign(rd), certs)
 
             def own():
                 q = parse_request_fast(request_der)
-                rd = live_response.encode_response_data(responder_id=signer.responder_id_der, produced_at=now,
+                rd = ocsp_reference.live_encode_response_data(responder_id=signer.responder_id_der, produced_at=now,
                                                         answers=good, nonce=q.nonce)
                 return wrapper.wrap(rd, signer._sign(rd))
 

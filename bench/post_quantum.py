@@ -27,6 +27,7 @@ import argparse
 import datetime as dt
 import statistics
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -45,6 +46,9 @@ from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.settings import SignerSettings
 from certstatus.signing.signer import ResponseSigner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: the tests' reference encoders
+from tests import ocsp_reference  # noqa: E402
 
 KEY_TYPES = ("ec", "rsa", "ml-dsa-44", "ml-dsa-65", "ml-dsa-87")
 LABELS = {"ec": "ECDSA P-256", "rsa": "RSA-2048", "ml-dsa-44": "ML-DSA-44", "ml-dsa-65": "ML-DSA-65", "ml-dsa-87": "ML-DSA-87"}
@@ -72,7 +76,7 @@ def _good_response_data(signer: ResponseSigner, serial: int) -> tuple[bytes, byt
     """(CertID DER, ResponseData DER) of a good answer for ``serial``, SHA-1 CertID, validity 1 day."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     cert_id = fast.encode_cert_id(fast.cert_id_prefix("sha1", *issuer_hashes(signer.ca_certificate, "sha1")), serial)
-    data = fast.encode_response_data(
+    data = ocsp_reference.fast_encode_response_data(
         signer.responder_id_der, fast.generalized_time(now), cert_id, fast.encode_cert_status(OCSPCertStatus.GOOD),
         fast.generalized_time(now), fast.generalized_time(now + dt.timedelta(days=1)),
     )  # fmt: skip

@@ -15,13 +15,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.app import prepare
 from certstatus.clock import ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki, make_demo_pki, sign_crl
 from certstatus.model import RevokedEntry
-from certstatus.protocol import response as ocsp_response
+from certstatus.protocol.response import UNSUCCESSFUL
 from certstatus.server.lifecycle import SETTINGS_ENV, Lifecycle
 from certstatus.signing.revocation import RECHECK_SECONDS
 from certstatus.store.factory import open_store
@@ -101,7 +102,7 @@ def _ask(server: Server, pki: Pki) -> httpx.Response:
 
 def _signer_of(reply: httpx.Response) -> str:
     """The CN of the responder that signed the answer, or "tryLater"."""
-    if reply.status_code == 503 and reply.content == ocsp_response.TRY_LATER:
+    if reply.status_code == 503 and reply.content == UNSUCCESSFUL[OCSPResponseStatus.TRY_LATER]:
         return "tryLater"
     assert reply.status_code == 200, reply
     return response_signer_cn(reply.content)

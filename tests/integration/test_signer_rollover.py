@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.app import build_application, prepare
 from certstatus.clock import ManualClock
@@ -17,7 +18,7 @@ from certstatus.config import load_config
 from certstatus.demo_pki import issue_cert, make_demo_pki, sign_crl
 from certstatus.errors import SignerError
 from certstatus.model import RevokedEntry
-from certstatus.protocol import response as ocsp_response
+from certstatus.protocol.response import UNSUCCESSFUL
 from certstatus.signing.signer_set import signer_expiry
 from tests.signing_support import (
     load_cert,
@@ -93,7 +94,7 @@ def test_expired_signer_is_never_used_and_no_signer_means_try_later(tmp_path, pk
     clock.set(start + 2 * HOUR)
     with caplog.at_level(logging.ERROR, logger="certstatus"):
         http = post(app, request)
-    assert http.status == 503 and http.body == ocsp_response.TRY_LATER
+    assert http.status == 503 and http.body == UNSUCCESSFUL[OCSPResponseStatus.TRY_LATER]
     assert any("has no signer valid now" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
 
 

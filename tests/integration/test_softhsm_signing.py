@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.app import build_application, prepare
 from certstatus.clock import SystemClock
 from certstatus.config import load_config
 from certstatus.demo_pki import make_demo_pki
-from certstatus.protocol import response as ocsp_response
+from certstatus.protocol.response import UNSUCCESSFUL
 from certstatus.signing.pkcs11 import Pkcs11KeyConnection
 from tests.signing_support import load_cert, ocsp_request, openssl_verify, post, response_algorithm, write_signer
 
@@ -115,7 +116,7 @@ def test_token_that_goes_away_gives_try_later_then_recovers(tmp_path, pki, softh
     finally:
         shutil.move(away, token_dir)
     for http in answers:
-        assert (http.status, http.body) == (503, ocsp_response.TRY_LATER)
+        assert (http.status, http.body) == (503, UNSUCCESSFUL[OCSPResponseStatus.TRY_LATER])
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "cannot sign with the PKCS#11 key" in r.getMessage()]
     assert len(errors) == 1  # one error line per outage, not one per request
     assert "token certstatus-test, object ocsp-rsa" in errors[0].getMessage()

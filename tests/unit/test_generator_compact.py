@@ -26,11 +26,11 @@ from certstatus.generator import signing
 from certstatus.generator.run import Generator
 from certstatus.pipeline.status import decide
 from certstatus.protocol import fast_response as fast
-from certstatus.protocol.response import SingleAnswer, encode_basic_response, encode_response_data
 from certstatus.signing.keys import load_certificates
 from certstatus.store import migrations
 from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS, StatusChange
 from certstatus.store.sqlite import SQLiteStore, _statements
+from tests.ocsp_reference import SingleAnswer, encode_basic_response, encode_response_data
 from tests.precomputed_helpers import ca_settings, copy_pki, settings_for
 
 INVALIDITY = dt.datetime(2026, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)

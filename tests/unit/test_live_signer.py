@@ -23,13 +23,14 @@ from certstatus.model import RevokedEntry
 from certstatus.pipeline.base import Exchange, Route
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
-from certstatus.protocol import response
 from certstatus.protocol.fast_request import parse_request_fast
-from certstatus.protocol.response import EXTENDED_REVOKED_TIME, SingleAnswer
+from certstatus.protocol.response import EXTENDED_REVOKED_TIME
 from certstatus.signing.keys import load_certificates, load_private_key
 from certstatus.signing.signer import ResponseSigner
 from certstatus.store.base import SourceState
 from certstatus.store.sqlite import SQLiteStore
+from tests import ocsp_reference
+from tests.ocsp_reference import SingleAnswer
 
 UTC = dt.timezone.utc
 START = dt.datetime.now(UTC).replace(microsecond=250_000)  # within the demo signer's validity
@@ -96,10 +97,10 @@ def _reference(signer, ca_settings, query, statuses, now, nonce) -> bytes:
             answers.append(SingleAnswer(cert_id.der, OCSPCertStatus.REVOKED, now, next_update,
                                         revocation_time=EXTENDED_REVOKED_TIME,
                                         reason=x509.ReasonFlags.certificate_hold))  # fmt: skip
-    data = response.encode_response_data(
+    data = ocsp_reference.encode_response_data(
         responder_id=signer.responder_id, produced_at=now, answers=answers, nonce=nonce, extended_revoke=extended
     )
-    return response.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
+    return ocsp_reference.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
                                           signer.certificates_der)  # fmt: skip
 
 
@@ -169,8 +170,8 @@ def test_signer_wrap_is_the_reference_bytes_for_every_size(demo_pki_rsa, delegat
     now = START.replace(microsecond=0)
     single = SingleAnswer(tlv(0x30, b"\x00" * 60), OCSPCertStatus.GOOD, now, now + dt.timedelta(hours=1))
     for count, nonce in [(1, None), (1, b"\x01" * 32), (2, None), (3, b"\x02" * 8), (700, None), (2, None), (1, None)]:
-        data = response.encode_response_data(responder_id=signer.responder_id, produced_at=now,
+        data = ocsp_reference.encode_response_data(responder_id=signer.responder_id, produced_at=now,
                                              answers=[single] * count, nonce=nonce)  # fmt: skip
-        expected = response.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
+        expected = ocsp_reference.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
                                                    signer.certificates_der)  # fmt: skip
         assert signer.sign(data) == expected

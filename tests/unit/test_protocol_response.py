@@ -25,12 +25,12 @@ from certstatus.clock import UTC
 from certstatus.demo_pki import DemoPki, issue_cert
 from certstatus.errors import SignerError
 from certstatus.protocol import extensions
-from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.protocol.request import parse_request
-from certstatus.protocol.response import EXTENDED_REVOKED_TIME, SingleAnswer, encode_response_data
+from certstatus.protocol.response import EXTENDED_REVOKED_TIME, UNSUCCESSFUL
 from certstatus.signing.keys import load_private_key
 from certstatus.signing.signer import ResponseSigner
+from tests.ocsp_reference import SingleAnswer, encode_response_data
 
 HOUR = dt.timedelta(hours=1)
 FIXED_NOW = dt.datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)  # for tests no clock-checking verifier sees
@@ -132,19 +132,19 @@ def _verify(cert: x509.Certificate, response: x509_ocsp.OCSPResponse) -> None:
     ],
 )
 def test_unsuccessful_response_is_a_bare_response_status(status: OCSPResponseStatus, value: int) -> None:
-    der = ocsp_response.UNSUCCESSFUL[status]
+    der = UNSUCCESSFUL[status]
 
     assert der == bytes([0x30, 0x03, 0x0A, 0x01, value])
     assert x509_ocsp.load_der_ocsp_response(der).response_status is status
 
 
 def test_named_unsuccessful_constants_match_the_table() -> None:
-    assert set(ocsp_response.UNSUCCESSFUL) == set(OCSPResponseStatus) - {OCSPResponseStatus.SUCCESSFUL}
-    assert ocsp_response.MALFORMED_REQUEST == bytes.fromhex("3003 0a01 01")
-    assert ocsp_response.INTERNAL_ERROR == bytes.fromhex("3003 0a01 02")
-    assert ocsp_response.TRY_LATER == bytes.fromhex("3003 0a01 03")
-    assert ocsp_response.SIG_REQUIRED == bytes.fromhex("3003 0a01 05")
-    assert ocsp_response.UNAUTHORIZED == bytes.fromhex("3003 0a01 06")
+    assert set(UNSUCCESSFUL) == set(OCSPResponseStatus) - {OCSPResponseStatus.SUCCESSFUL}
+    assert UNSUCCESSFUL[OCSPResponseStatus.MALFORMED_REQUEST] == bytes.fromhex("3003 0a01 01")
+    assert UNSUCCESSFUL[OCSPResponseStatus.INTERNAL_ERROR] == bytes.fromhex("3003 0a01 02")
+    assert UNSUCCESSFUL[OCSPResponseStatus.TRY_LATER] == bytes.fromhex("3003 0a01 03")
+    assert UNSUCCESSFUL[OCSPResponseStatus.SIG_REQUIRED] == bytes.fromhex("3003 0a01 05")
+    assert UNSUCCESSFUL[OCSPResponseStatus.UNAUTHORIZED] == bytes.fromhex("3003 0a01 06")
 
 
 # --- good / revoked / unknown --------------------------------------------------------------------

@@ -19,10 +19,10 @@ from cryptography.x509.oid import NameOID
 
 from certstatus.der import tlv
 from certstatus.errors import SignerError
-from certstatus.protocol.response import SingleAnswer, encode_response_data
 from certstatus.signing.algorithms import ALGORITHMS, BY_OID, default_algorithm
 from certstatus.signing.keys import load_private_key
 from certstatus.signing.signer import ResponseSigner
+from tests.ocsp_reference import SingleAnswer, encode_response_data
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 KEYS = {

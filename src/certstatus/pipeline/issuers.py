@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from certstatus.config import CaSettings
-from certstatus.model import HASH_ALGORITHM_OIDS, CertID
+from certstatus.model import HASH_ALGORITHM_OIDS, CertID, IssuerKey
 from certstatus.protocol.certid import issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
@@ -65,7 +65,7 @@ class IssuerRegistry:
 
     def __init__(self, cas: Iterable[ServedCA]) -> None:
         self.cas: tuple[ServedCA, ...] = tuple(cas)
-        self._by_hashes: dict[tuple[str, bytes, bytes], ServedCA] = {}
+        self._by_hashes: dict[IssuerKey, ServedCA] = {}
         for ca in self.cas:
             for algorithm, (name_hash, key_hash) in ca.hashes.items():
                 self._by_hashes[(algorithm, name_hash, key_hash)] = ca

@@ -1,7 +1,7 @@
 """Single-response OCSP encoding by byte templates, for the generator.
 
-:mod:`certstatus.protocol.response` encodes with ``asn1crypto`` (the
-reference); building a ResponseData that way costs about 140 µs and the
+The tests' reference encoder (tests/ocsp_reference.py) uses ``asn1crypto``;
+building a ResponseData that way costs about 140 µs and the
 BasicOCSPResponse wrapping about 80 µs, against 23 µs for an ECDSA P-256
 signature (bench/generate.py prints the figures). A generator that must sign
 at the speed of the key cannot afford that, so this module writes the same
@@ -10,7 +10,7 @@ signer (responderID, the CertID prefix, the signature algorithm, the
 certificates) are encoded once, the rest (serial, times, status) per
 response.
 
-The output is byte-for-byte the output of :mod:`certstatus.protocol.response`
+The output is byte-for-byte the output of that reference
 (tests/unit/test_fast_response.py checks every certStatus, reason, both
 responderID forms and the extensions). Only what the generator needs is
 here: one SingleResponse, no nonce (RFC 5019 §2.2: pre-signed responses
@@ -133,40 +133,15 @@ def single_extensions(invalidity_date: dt.datetime | None, extensions: bytes = b
     return tlv(0xA1, tlv(0x30, extensions)) if extensions else b""
 
 
-def encode_response_data(
-    responder_id_der: bytes,
-    produced_at_der: bytes,
-    cert_id_der: bytes,
-    cert_status_der: bytes,
-    this_update_der: bytes,
-    next_update_der: bytes,
-    *,
-    invalidity_date: dt.datetime | None = None,
-    extended_revoke: bool = False,
-    extensions: bytes = b"",
-) -> bytes:
-    """ResponseData (RFC 6960 §4.2.1) with one SingleResponse and no nonce: the bytes to sign.
-
-    The ``*_der`` arguments are encoded elements: ``responder_id_der`` the
-    tagged ResponderID, the times from :func:`generalized_time`;
-    ``extensions`` more singleExtensions after the invalidity date (:func:`single_extensions`).
-    """
-    single = cert_id_der + cert_status_der + this_update_der + tlv(0xA0, next_update_der)
-    single += single_extensions(invalidity_date, extensions)
-    content = responder_id_der + produced_at_der + tlv(0x30, tlv(0x30, single))
-    if extended_revoke:
-        content += _EXTENDED_REVOKE
-    return tlv(0x30, content)
-
-
 class ResponseDataTemplate:
-    """:func:`encode_response_data` for many responses of one signer signed at one time.
+    """ResponseData (RFC 6960 §4.2.1) with one SingleResponse and no nonce, for many responses of one signer
+    signed at one time: the bytes to sign.
 
     The responderID, producedAt, thisUpdate and nextUpdate are encoded once,
     and so are ``extensions``, the singleExtensions every response carries
     (e.g. the CA's :func:`archive_cutoff_extension`); per response only the
     CertID and the certStatus vary, and the length headers are computed once
-    per distinct length. Same bytes as :func:`encode_response_data` (tested).
+    per distinct length. Same bytes as the reference encoder (tested).
     """
 
     def __init__(
@@ -184,7 +159,7 @@ class ResponseDataTemplate:
         self, cert_id_der: bytes, cert_status_der: bytes, *, invalidity_date: dt.datetime | None = None,
         extended_revoke: bool = False, extensions: bytes = b"",
     ) -> bytes:
-        """The ResponseData DER for one CertID and certStatus (extensions as :func:`encode_response_data`:
+        """The ResponseData DER for one CertID and certStatus (singleExtensions in this order:
         the invalidity date, the template's own, then ``extensions`` of this response, e.g. its CertHash)."""
         single = cert_id_der + cert_status_der + self._times
         single += single_extensions(invalidity_date, self._extensions + extensions)

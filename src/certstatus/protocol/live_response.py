@@ -1,11 +1,10 @@
 """Direct DER writers for ResponseData, the live-signing hot path.
 
-Byte for byte the output of :func:`certstatus.protocol.response.encode_response_data`
-(the asn1crypto reference, kept for the tests: tests/unit/test_live_response.py
-compares them on generated inputs), written by concatenating TLVs instead of
+Byte for byte the output of the ``asn1crypto`` reference encoder kept in the tests
+(tests/ocsp_reference.py; tests/unit/test_live_response.py compares them on generated inputs), written by concatenating TLVs instead of
 building asn1crypto objects. The signed ResponseData is wrapped into the
 OCSPResponse by :class:`certstatus.protocol.fast_response.ResponseWrapper`
-(compared with :func:`~certstatus.protocol.response.encode_basic_response` there).
+(compared with the reference's ``encode_basic_response`` there).
 ``bench/hotpath.py`` measures the reference at ~190 µs per ResponseData and ~65 µs
 per wrapper against a few µs here — more than the ECDSA P-256 signature itself (~23 µs).
 
@@ -26,14 +25,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from functools import lru_cache
-
-from asn1crypto import ocsp as asn1_ocsp
-from cryptography.x509.ocsp import OCSPCertStatus
 
 from certstatus.der import tlv
-from certstatus.protocol.fast_response import archive_cutoff_extension, cert_hash_extension, encode_cert_status, generalized_time, single_extensions
-from certstatus.protocol.response import SingleAnswer
+from certstatus.protocol.fast_response import generalized_time, single_extensions
 
 # Extension { extnID id-pkix-ocsp-nonce } up to the extnValue OCTET STRING.
 _NONCE_OID = bytes.fromhex("06092b0601050507300102")
@@ -41,7 +35,6 @@ _NONCE_OID = bytes.fromhex("06092b0601050507300102")
 _EXTENDED_REVOKE = bytes.fromhex("300f06092b06010505073001090402 0500".replace(" ", ""))
 
 # thisUpdate/producedAt/nextUpdate repeat for every response signed in the same second.
-_time = lru_cache(maxsize=256)(generalized_time)
 _SECOND = dt.timedelta(seconds=1)
 
 
@@ -78,46 +71,6 @@ class ResponseTimes:
         return self.now <= when < self.end
 
 
-def _single_response(answer: SingleAnswer) -> bytes:
-    status = answer.status
-    times = _time(answer.this_update)
-    if answer.next_update is not None:
-        times += b"\xa0\x11" + _time(answer.next_update)
-    return single_response(
-        answer.cert_id_der,
-        encode_cert_status(status, answer.revocation_time, answer.reason),
-        times,
-        answer.invalidity_date if status is OCSPCertStatus.REVOKED else None,
-        (b"" if answer.archive_cutoff is None else archive_cutoff_extension(answer.archive_cutoff))
-        + (b"" if answer.cert_hash is None else cert_hash_extension(answer.cert_hash)),
-    )
-
-
-def encode_response_data(
-    *,
-    responder_id: asn1_ocsp.ResponderId | bytes,
-    produced_at: dt.datetime,
-    answers: Sequence[SingleAnswer],
-    nonce: bytes | None = None,
-    extended_revoke: bool = False,
-) -> bytes:
-    """Return the DER of ResponseData (RFC 6960 §4.2.1), the bytes to sign.
-
-    Same arguments and bytes as :func:`certstatus.protocol.response.encode_response_data`;
-    ``responder_id`` may also be the ResponderID's DER. ``nonce`` is the
-    request's nonce extnValue content, echoed unchanged (RFC 9654). Raises
-    ``ValueError`` without answers, for a naive datetime, or a revoked answer
-    without revocation_time.
-    """
-    if not answers:
-        raise ValueError("a ResponseData needs at least one SingleResponse")
-    if not isinstance(responder_id, bytes):
-        responder_id = responder_id.dump()
-    return response_data(
-        responder_id, _time(produced_at), [_single_response(answer) for answer in answers], nonce, extended_revoke
-    )
-
-
 def response_data(
     responder_id_der: bytes,
     produced_at_der: bytes,
@@ -125,7 +78,7 @@ def response_data(
     nonce: bytes | None = None,
     extended_revoke: bool = False,
 ) -> bytes:
-    """ResponseData DER from encoded parts (:func:`single_response`); what :func:`encode_response_data` writes."""
+    """ResponseData DER from encoded parts (:func:`single_response`); the bytes to sign."""
     body = responder_id_der + produced_at_der + tlv(0x30, singles[0] if len(singles) == 1 else b"".join(singles))
     if nonce is not None or extended_revoke:
         extensions = b""
