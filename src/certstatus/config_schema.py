@@ -410,7 +410,7 @@ CA = Section(
             "false"),
         Key("nonce", _choice("echo", "ignore", "require"),
             "The request's nonce (RFC 9654): `echo` it; `ignore` it (answers without nonce, so they can be shared: "
-            "what EJBCA calls nonce disabled; precomputed mode always does this); or `require` it: a request without "
+            "precomputed mode always does this); or `require` it: a request without "
             "one is refused with `unauthorized`. Default: `ignore` in precomputed mode, `echo` otherwise. See "
             "[compliance.md](compliance.md).", '"echo"'),
         Key("precomputed_miss", _choice("sign", "unauthorized"),

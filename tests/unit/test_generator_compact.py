@@ -5,7 +5,7 @@ certificates (once per signer in ``precomputed_certs``) and one row per
 serial; :meth:`SQLiteStore.precomputed` splices the certificates back. With
 an RSA-2048 responder (PKCS#1 v1.5 signatures are deterministic) every
 stored response must equal the reference: ResponseData encoded by
-:mod:`certstatus.protocol.response` (asn1crypto) and signed by
+the asn1crypto reference (tests/ocsp_reference.py) and signed by
 :meth:`ResponseSigner.sign` (the live path's encoder of BasicOCSPResponse).
 And a schema version 3 file (complete DER, one row per hash algorithm) keeps
 serving its rows after the upgrade to the compact table.

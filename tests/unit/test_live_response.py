@@ -1,4 +1,4 @@
-"""The direct DER writers against the asn1crypto reference (protocol/response.py), byte for byte."""
+"""The direct DER writers against the asn1crypto reference (tests/ocsp_reference.py), byte for byte."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 RSA PKCS#1 v1.5 signatures are deterministic, so a whole OCSPResponse signed by
 the step can be compared with the one the reference encoders
-(protocol/response.py) write for the same statuses, times and nonce.
+(tests/ocsp_reference.py) write for the same statuses, times and nonce.
 """
 
 from __future__ import annotations
