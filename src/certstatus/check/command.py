@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 from cryptography.x509 import ocsp
+from rich.console import Console
+from rich.table import Table
 
 from certstatus.clock import SystemClock
 from certstatus.errors import CertstatusError, ConfigError
@@ -91,9 +93,6 @@ def _serial(text: str, option: str) -> int:
 
 
 def _print_table(url: str, summaries: list[Summary], answers: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     from certstatus.check.rules import RESULTS  # deferred: the check modules bring httpx, only for `certstatus check`
 
     table = Table(title=f"{url}: {answers} answers", title_justify="left")

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from asn1crypto import parser, pem
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
@@ -138,8 +139,6 @@ def _ml_dsa_not_seed(data: bytes) -> bool:
     RFC 9881, private key format: ``seed [0] IMPLICIT``, ``expandedKey OCTET STRING`` or
     ``both SEQUENCE``; only the first loads.
     """
-    from asn1crypto import parser, pem
-
     try:
         der = pem.unarmor(data)[2] if pem.detect(data) else data
         body = parser.parse(der, strict=True)[4]

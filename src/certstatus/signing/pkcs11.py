@@ -38,6 +38,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from asn1crypto import core
+from asn1crypto import keys as asn1_keys
+
 from certstatus.errors import SignerError, SignerUnavailable
 from certstatus.signing.pkcs11_library import Pkcs11Library, _pkcs11
 from certstatus.signing.pkcs11_uri import Pkcs11Uri, pin_source_path
@@ -309,13 +312,12 @@ class Pkcs11KeyConnection:
 
     def _read_info(self, key) -> Pkcs11KeyInfo:
         pkcs11 = _pkcs11()
+        # deferred: python-pkcs11 only for keys on a token
         from pkcs11.util.ec import encode_ec_public_key
         from pkcs11.util.rsa import encode_rsa_public_key
 
         key_type = key.key_type
         if key_type == pkcs11.KeyType.RSA:
-            from asn1crypto import keys as asn1_keys
-
             rsa_public = encode_rsa_public_key(key)
             spki = asn1_keys.PublicKeyInfo(
                 {"algorithm": {"algorithm": "rsa"}, "public_key": asn1_keys.RSAPublicKey.load(rsa_public)}
@@ -353,9 +355,6 @@ class Pkcs11KeyConnection:
 
 
 def _ed25519_spki(ec_point: bytes) -> bytes:
-    from asn1crypto import core
-    from asn1crypto import keys as asn1_keys
-
     try:
         raw = core.OctetString.load(ec_point).native
     except ValueError:

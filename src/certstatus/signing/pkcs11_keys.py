@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
@@ -39,7 +40,7 @@ _EC_CURVES = {
 
 
 def _mechanisms():
-    from pkcs11 import MGF, Mechanism
+    from pkcs11 import MGF, Mechanism  # deferred: python-pkcs11 only for keys on a token
 
     return Mechanism, MGF
 
@@ -175,7 +176,6 @@ def open_pkcs11_key(
         return Pkcs11RSAPrivateKey(connection, public)
     if info.key_type == "ed25519":
         return Pkcs11Ed25519PrivateKey(connection, public)
-    from asn1crypto import keys as asn1_keys
 
     curve_oid = asn1_keys.ECDomainParameters.load(info.ec_params).chosen.dotted if info.ec_params else None
     if curve_oid not in _EC_CURVES:

@@ -22,7 +22,7 @@ log = logging.getLogger("certstatus.signing.pkcs11")
 
 def _pkcs11():
     """Import python-pkcs11 lazily: file keys must work without it loaded."""
-    import pkcs11
+    import pkcs11  # deferred: python-pkcs11 only for keys on a token
 
     return pkcs11
 

@@ -28,6 +28,8 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from prometheus_client.multiprocess import MultiProcessCollector
+
 log = logging.getLogger("certstatus.admin")
 
 #: Seconds between two samples.
@@ -330,7 +332,5 @@ class TrafficSampler:
 def traffic_sampler(metrics_dir: str, interval: float = SAMPLE_SECONDS) -> TrafficSampler:
     """A sampler (not started) of the workers' metrics in ``metrics_dir`` (``PROMETHEUS_MULTIPROC_DIR``),
     summed as the admin listener's ``/metrics`` sums them, into a new :class:`TrafficRing`."""
-    from prometheus_client.multiprocess import MultiProcessCollector
-
     collector = MultiProcessCollector(None, path=metrics_dir)
     return TrafficSampler(TrafficRing(), collector.collect, interval)

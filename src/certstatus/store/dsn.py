@@ -9,7 +9,7 @@ loader uses it.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 DSN_SCHEMES = ("postgresql://", "postgres://")
 
@@ -21,6 +21,7 @@ def is_dsn(value: object) -> bool:
 
 def check_dsn(dsn: str) -> None:
     """Raise ValueError with libpq's reason (password masked) when ``dsn`` is not a valid connection URI."""
+    # deferred: psycopg only for a PostgreSQL store
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
@@ -63,8 +64,6 @@ def split_password(dsn: str) -> tuple[str, str | None]:
     Used to hand worker processes a DSN that names a libpq ``passfile``
     instead of carrying the password (see :func:`with_passfile`).
     """
-    from urllib.parse import unquote
-
     parts = urlsplit(dsn)
     password = None
     netloc = parts.netloc
@@ -84,8 +83,6 @@ def split_password(dsn: str) -> tuple[str, str | None]:
 
 def with_passfile(dsn: str, passfile: str) -> str:
     """``dsn`` with a ``passfile=`` parameter (libpq reads the password from that pgpass file)."""
-    from urllib.parse import quote
-
     parts = urlsplit(dsn)
     query = "&".join(item for item in (parts.query, "passfile=" + quote(passfile, safe="/")) if item)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
