@@ -344,7 +344,7 @@ def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path, archi
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"mode": "fast"}, "is not a mode"),
+        ({"mode": "fast"}, "is not live, precomputed or cached"),
         ({"mode": "cached", "sql": {"dsn": "postgresql://x/y", "query": "select 1 where %(serial)s = 1"}}, "live SQL source"),
         ({"precomputed_miss": "refuse", "index": "index.txt"}, "is not sign or unauthorized"),
     ],
