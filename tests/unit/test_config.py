@@ -446,10 +446,19 @@ def test_config_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path: Pat
     assert "UTF-8" in error.fix
 
 
-def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path) -> None:
-    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."."""
-    error = _error(_write(tmp_path, '[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA))
-    assert error.key == "server.database" and "unknown user" in error.problem
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA, "server.database"),
+     ('[tls]\ncertificate = "~certstatus-no-such-user/tls.pem"\nkey = "tls.key"\n' + MINIMAL_CA, "tls.certificate"),
+     ('[audit]\nlog = "~certstatus-no-such-user/audit.log"\n' + MINIMAL_CA, "audit.log"),
+     (MINIMAL_CA + '[[ca.issuing.signer]]\ncertificate = "~certstatus-no-such-user/o.pem"\nkey = "o.key"\n',
+      "ca.issuing.signer[1].certificate")],
+)  # fmt: skip
+def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path, text: str, key: str) -> None:
+    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."; every
+    path key goes through the one path parser now."""
+    error = _error(_write(tmp_path, text))
+    assert error.key == key and "unknown user" in error.problem
 
 
 def test_port_zero_and_client_timeout_are_read(tmp_path: Path) -> None:
