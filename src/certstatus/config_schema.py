@@ -559,7 +559,8 @@ CA = Section(
     "sources in [sources.md](sources.md).",
     (
         Key("certificate", PATH, "The CA certificate (PEM or DER).", required=True),
-        Key("crl", Kind("file path or URL, or a list of them", _crl), "CRLs (DER or PEM), verified against the CA: files, `http(s)://` or `ldap://` URLs; complete and delta."),
+        Key("crl", Kind("file path or URL, or a list of them", _crl),
+            "CRLs (DER or PEM), verified against the CA: files, `http(s)://` or `ldap://` URLs; complete and delta."),
         Key("index", PATH, "OpenSSL CA database (`index.txt`)."),
         Key("issued", PATH, "Issued serials (hex lines), certificates (PEM/DER), CMS-signed lists; or a directory of them."),
         Key("signer_certificate", PATH, "Delegated responder certificate, or the CA certificate itself. "

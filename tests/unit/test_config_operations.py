@@ -122,7 +122,8 @@ def test_every_key_of_the_description_is_validated(tmp_path, demo_pki, section, 
     elif section == "ca.NAME.signer":
         text, expected = CA + without('[[ca.one.signer]]\ncertificate = "{ocsp}"\nkey = "{key}"') + bad, f"ca.one.signer[1].{key}"
     elif section == "ca.NAME.sql":
-        sql = '[ca.db]\ncertificate = "{ca}"\nsigner_certificate = "{ocsp}"\nsigner_key = "{key}"\n[ca.db.sql]\ndsn = "postgresql://u@127.0.0.1/ca"\nquery = "SELECT %(serial)s"'
+        sql = ('[ca.db]\ncertificate = "{ca}"\nsigner_certificate = "{ocsp}"\nsigner_key = "{key}"\n'
+               '[ca.db.sql]\ndsn = "postgresql://u@127.0.0.1/ca"\nquery = "SELECT %(serial)s"')
         text, expected = CA + without(sql) + bad, f"ca.db.sql.{key}"
     else:
         token = 'token_file = "admin.token"\n' if section == "admin" and key != "token_file" else ""
