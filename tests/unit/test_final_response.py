@@ -107,6 +107,31 @@ def test_the_live_lane_gives_the_final_response_with_the_usual_cache_headers(fin
         assert expires == end and 0 < max_age <= (end - world.clock.now()).total_seconds()
 
 
+@pytest.mark.parametrize("mode", ["precomputed", "cached"])
+def test_the_generator_stores_final_responses_that_are_served_and_cached_as_any_other(final_world, mode):
+    world, end = final_world(mode)
+    serials = world.pki.serials
+    issuer_id = world.app.registry.cas[0].issuer_id
+    for algorithm in ("sha1", "sha256"):
+        stored = {}
+        for _, response in world.store.stored_responses(issuer_id, algorithm):
+            stored.update(_next_updates(response.der))
+        assert stored.pop(serials["expired"]) == FINAL
+        assert set(stored.values()) == {end}  # every other answer keeps the signer's bound
+        assert len(stored) >= 7
+        row = world.store.precomputed(issuer_id, serials["expired"], algorithm)
+        assert row.next_update == end  # the row is renewed on the usual schedule
+    request = post(request_der(world.pki, "expired", algorithm="sha256"))
+    first = world.send(request)  # the handler serves the pre-signed bytes and fills the edge cache
+    world.clock.advance(30)
+    hit = world.send(request)
+    assert world.edge.flush_metrics() == 1
+    for response in (first, hit):
+        assert _next_updates(split(response)[2]) == {serials["expired"]: FINAL}
+        expires, max_age = _cache_headers(response)
+        assert expires == end and 0 < max_age <= (end - world.clock.now()).total_seconds() + 30
+
+
 @pytest.mark.parametrize("changes", [{"reason": x509.ReasonFlags.certificate_hold}, {"final_response_after_expiry": False}])
 def test_a_hold_or_a_ca_without_the_option_keeps_the_bounded_next_update(final_world, changes):
     world, end = final_world("live", **changes)
