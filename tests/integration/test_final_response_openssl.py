@@ -11,6 +11,8 @@ has not expired gets the usual nextUpdate (thisUpdate + 1 day).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from cryptography.x509 import ocsp
 
 from certstatus.demo_pki import DemoPki
 from tests.integration.conftest import (
+    CERTSTATUS,
     LiveServer,
     free_port,
     load_cert,
@@ -76,3 +79,18 @@ def test_openssl_verifies_a_final_response_and_prints_its_next_update(final_serv
     status = result.statuses[str(pki.leaves["revoked-keycompromise"])]
     assert status["status"] == "revoked" and result.verified
     assert openssl_time(status["Next Update"]) == response.this_update_utc + dt.timedelta(days=1)
+
+
+def test_certstatus_check_reports_a_final_response_as_outside_the_webpki_rules(final_server) -> None:
+    """Why the option is off by default: seen from outside, a final response breaks the WebPKI's
+    validity and signer notAfter rules — and nothing else (its cache headers agree with it)."""
+    server, pki = final_server
+    done = subprocess.run([*CERTSTATUS, "check", server.url + "/", "--issuer", str(pki.ca_cert),
+                           "--serial", f"{pki.serials['expired']:x}", "--format", "json"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout, done.stderr
+    rules = {rule["rule"]: rule for rule in json.loads(done.stdout)["rules"]}
+    assert {key for key, rule in rules.items() if rule["result"] == "violation"} == {"validity", "signer_not_after"}, done.stdout
+    assert "9999" in rules["signer_not_after"]["detail"]
+    assert rules["cache_headers"]["result"] == "ok", rules["cache_headers"]
