@@ -34,9 +34,9 @@ nextUpdate is :data:`FINAL_NEXT_UPDATE`, GeneralizedTime 99991231235959Z, the
 value RFC 5280 §4.1.2.5 gives for "no well-defined expiration" — beyond the
 signer certificate's notAfter and the CRL's nextUpdate on purpose, for that
 answer only. It is off by default because WebPKI root programs (Mozilla Root
-Store Policy) require nextUpdate ≤ the signer certificate's notAfter, and a
-relying party that checks the signer certificate's validity at the response's
-nextUpdate would refuse it.
+Store Policy) require nextUpdate ≤ the signer certificate's notAfter (and the
+CA/Browser Forum Baseline Requirements a validity of at most 10 days): ``certstatus
+check`` reports such an answer.
 
 HTTP caches keep a final response no longer than the answer it replaces: the
 answer's :attr:`~certstatus.pipeline.base.OCSPAnswer.next_update` (and a
