@@ -53,7 +53,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: [ca.NAME] keys read here with their defaults (sources, signers, access and forwarding: source_settings,
 #: signing.settings, config_ops).
 _RESPONSE_KEYS = ("validity", "force_validity", "responder_id", "unknown_serials", "mode", "precomputed_miss",
-                  "archive_cutoff", "nonce", "include_signer_chain", "cert_hash")
+                  "archive_cutoff", "final_response_after_expiry", "nonce", "include_signer_chain", "cert_hash")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class CaSettings:
     mode: str = _CA("mode")
     precomputed_miss: str = _CA("precomputed_miss")
     archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
+    final_response_after_expiry: bool = _CA("final_response_after_expiry")  # revoked + expired: nextUpdate 99991231235959Z
     nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
     include_signer_chain: bool = _CA("include_signer_chain")  # delegated responses: the CA certificate (+ intermediates) too
     cert_hash: bool = _CA("cert_hash")  # CertHash (Common PKI) in responses; good only for certificates known by hash
@@ -133,6 +134,7 @@ class CaSettings:
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
             f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
+            f"final_response_after_expiry={self.final_response_after_expiry}",
             f"include_signer_chain={self.include_signer_chain}", f"cert_hash={self.cert_hash}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
@@ -273,8 +275,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     path = values.get("path")
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
-                                "cert_hash") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "final_response_after_expiry", "nonce",
+                                "include_signer_chain", "cert_hash") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -299,6 +301,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         )  # fmt: skip
     check_mode(core["mode"], core["precomputed_miss"], knows_issuance=bool(knows), live_sql=sources.get("sql") is not None,
                file=where, prefix=prefix)  # fmt: skip
+    check_final_response(core["final_response_after_expiry"], core["archive_cutoff"], index, issued,
+                         file=where, key=f"{prefix}.final_response_after_expiry")  # fmt: skip
     check_nonce(core["nonce"], core["mode"], file=where, prefix=prefix)
     if core["cert_hash"] and issued is None:
         raise ConfigError(
@@ -322,6 +326,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         mode=core["mode"],
         precomputed_miss=core["precomputed_miss"],
         archive_cutoff=core["archive_cutoff"],
+        final_response_after_expiry=core["final_response_after_expiry"],
         nonce=core["nonce"],
         include_signer_chain=core["include_signer_chain"],
         cert_hash=core["cert_hash"],
@@ -337,6 +342,25 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         **sources,
         **extra,
     )
+
+
+def check_final_response(final: bool, archive_cutoff: int | str | None, index: Path | None, issued: Path | None, *,
+                         file: str, key: str) -> None:
+    """Refuse ``final_response_after_expiry = true`` (value already checked) without what it needs. A final
+    response is a statement about status after expiry, so it needs ``archive_cutoff`` (the responder says it
+    keeps that status), and the certificates' notAfter, which only ``index`` or ``issued`` give."""
+    if final and archive_cutoff is None:
+        raise ConfigError(
+            file, key, "needs archive_cutoff: a final response says the status of an expired certificate is kept for good.",
+            f'Add archive_cutoff = "{ARCHIVE_CA_NOT_BEFORE}" (or a retention period such as "7y") to the CA, '
+            "or remove final_response_after_expiry.",
+        )
+    if final and index is None and issued is None:
+        raise ConfigError(
+            file, key, "needs the certificates' notAfter, which no CRL or push gives.",
+            'Add index = "FILE" (OpenSSL index.txt) or issued = "FILE or FOLDER" of certificates, '
+            "or remove final_response_after_expiry.",
+        )
 
 
 def check_mode(mode: str, precomputed_miss: str, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str) -> None:

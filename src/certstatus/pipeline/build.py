@@ -3,8 +3,8 @@
     metrics ─ audit ─ authenticate ─ resolve issuers ─ authorize ─ forward ─ freshness ─ [live SQL]
         ─ [nonce policy] ─ [mode ─ cache ─ pre-signed status] ─ local status + sign
 
-This is the Nexus order (authenticate → authorize → cache → forward →
-local → sign → log) with two choices made visible:
+The order is authenticate → authorize → cache → forward → local → sign →
+log, with two choices made visible:
 
 * the observers (metrics, audit) wrap everything, so they see refusals from
   any step and write after the answer is known — "log" is last in time;

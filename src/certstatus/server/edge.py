@@ -26,7 +26,7 @@ to see the request:
   holds for the request as received: one CertID, no nonce, no preferred
   signature algorithms), the answer has no nonce and is not ``restricted``;
 * the CA is eligible: open to everyone (no client certificates, no signed
-  requests, no authorization: :func:`certstatus.access.policy.policy_for`
+  requests, no authorization: :func:`certstatus.pipeline.authorize.policy_for`
   is open and no authenticate step exists), not forwarded, no live SQL
   source, and no audit log (the audit/billing log must see every request:
   with ``[audit] log`` set, the edge is off and every request takes the
