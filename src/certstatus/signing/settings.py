@@ -29,6 +29,7 @@ algorithm names.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,6 @@ def read_signer_file(path: Path, *, defaults: dict[str, Any] | None = None) -> S
 
 def with_pkcs11_module(ca, module: str | None):
     """Return ``ca`` (a CaSettings) with ``[server] pkcs11_module`` as the default of its signers."""
-    import dataclasses
-
     if module is None:
         return ca
     signers = tuple(s if s.pkcs11_module else dataclasses.replace(s, pkcs11_module=module) for s in ca.signers)
