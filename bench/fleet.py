@@ -40,7 +40,7 @@ from cryptography.x509 import ocsp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.postgres import SERVER, fresh_schema  # noqa: E402
-from tests.processes import ServeProcess, free_port  # noqa: E402
+from tests.servers import free_port, start_server  # noqa: E402
 
 from certstatus.demo_pki import make_demo_pki  # noqa: E402
 from certstatus.model import RevokedEntry
@@ -147,7 +147,7 @@ def bench_fleet(dsn: str, changes: int, folder: Path) -> None:
             f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
         )
         configs.append(config)
-    servers = [ServeProcess.start(configs[0], port_a), ServeProcess.start(configs[1], port_b)]
+    servers = [start_server(configs[0].parent, configs[0], port=port_a), start_server(configs[1].parent, configs[1], port=port_b)]
     store = open_store(dsn)
     ca_der = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).public_bytes(serialization.Encoding.DER)
     issuer = store.register_issuer("demo", ca_der)

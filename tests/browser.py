@@ -7,7 +7,6 @@ that need a browser fail under CI (``CI=true``) and skip elsewhere.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,13 +22,11 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 def require_chromium() -> None:
-    """Fail (under CI) or skip when Debian's chromium or chromium-driver is missing."""
+    """Skip (a failure under CI) when Debian's chromium or chromium-driver is missing."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if shutil.which(path) is None]
     if missing:
         reason = f"{', '.join(missing)} not installed; scripts/setup --test installs chromium and chromium-driver"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.skip(reason)  # a failure under CI=true (tests/ci_skips.py)
 
 
 @contextmanager

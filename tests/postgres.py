@@ -64,15 +64,13 @@ def fresh_schema() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """The test server's DSN, once it answers; fails under CI, skips elsewhere, when it does not."""
+    """The test server's DSN, once it answers; skips when it does not (a failure under CI)."""
     try:
         with psycopg.connect(SERVER, autocommit=True, connect_timeout=5) as conn:
             _drop_stale(conn)
     except psycopg.Error as exc:
         reason = f"PostgreSQL at {SERVER} is not reachable ({' '.join(str(exc).split())}); scripts/test starts it"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.skip(reason)  # a failure under CI=true (tests/ci_skips.py)
     return SERVER
 
 

@@ -1,20 +1,26 @@
-"""Start real ``certstatus serve`` processes for integration tests.
+"""The one way the tests start a real ``certstatus serve``: :func:`start_server`.
 
-Each server listens on 127.0.0.1 on a port found free by binding port 0,
-writes its output to files in its folder, and is stopped with SIGTERM (its
-exit status is checked: a graceful shutdown exits 0).
+Each server runs in its own folder (its working directory: relative paths in
+its configuration and the store are there), listens on 127.0.0.1 on a port
+found free by :func:`free_port` (or reported in its log when the
+configuration asks for port 0), writes stdout and stderr to one log file in
+that folder, gets its own session (so a hung server is killed with its
+workers) and is stopped with SIGTERM (a graceful shutdown exits 0).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -22,11 +28,14 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 
 from tests.ocsp_client import response_status
 
-CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
+#: The certstatus command line, run with the interpreter running the tests.
+CERTSTATUS = [sys.executable, "-m", "certstatus"]
+#: Variables a test process may carry that would change what a server it starts does.
+_INHERITED_NOT = ("PROMETHEUS_MULTIPROC_DIR", "CERTSTATUS_SETTINGS_JSON", "CERTSTATUS_SETTINGS_FILE", "CERTSTATUS_SIGNER_PASSWORD")
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -48,17 +57,26 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 
 @dataclass
 class Server:
-    """A running certstatus; ``admin_port`` is None without an admin listener."""
+    """A running ``certstatus serve``; ``admin_port`` is None without an admin listener, ``log`` its
+    stdout and stderr, ``pkis`` what a fixture wants to hand its tests with it."""
 
     process: subprocess.Popen
     folder: Path
     port: int
-    admin_port: int | None
+    log: Path
+    admin_port: int | None = None
     scheme: str = "http"
+    pkis: dict = field(default_factory=dict)
 
     @property
     def url(self) -> str:
+        """``http(s)://127.0.0.1:PORT/``."""
         return f"{self.scheme}://127.0.0.1:{self.port}/"
+
+    @property
+    def origin(self) -> str:
+        """``http(s)://127.0.0.1:PORT``, for a path to be appended."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def admin_url(self) -> str:
@@ -69,43 +87,110 @@ class Server:
         return httpx.get(self.admin_url + path, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
 
     def log_text(self) -> str:
-        return (self.folder / "serve.err").read_text() + (self.folder / "serve.out").read_text()
+        return self.log.read_text(errors="replace")
+
+    def audit_records(self, until: Callable[[list[dict]], object], *, log: str = "audit.log", timeout: float = 10.0) -> list[dict]:
+        """The records of the server's audit log (``folder/log``) once ``until(records)`` is true.
+
+        The audit writer thread runs after the answer, so a test polls for
+        the record it expects; AssertionError with the records read after
+        ``timeout`` seconds.
+        """
+        path = self.folder / log
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = path.read_text().splitlines() if path.exists() else []
+            records = [json.loads(line) for line in lines if line.endswith("}")]  # a line being written is not whole yet
+            if until(records):
+                return records
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the audit log {path} lacks the record expected after {timeout} s: {records[-5:]}")
+            time.sleep(0.05)
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        """Return once the server (and its admin listener) accept connections; AssertionError with the log,
+        the server stopped, when it exits first or does not listen within ``timeout`` seconds."""
+        try:
+            if not self.port:
+                self.port = _reported_port(self, timeout)
+            wait_for_port(self.port, self.process, timeout)
+            if self.admin_port is not None:
+                wait_for_port(self.admin_port, self.process, timeout)
+        except RuntimeError as exc:
+            self.stop()
+            raise AssertionError(f"certstatus serve did not start ({exc}):\n{self.log_text()}") from None
+
+    def audit_count(self, *, log: str = "audit.log") -> int:
+        """How many whole records the audit log holds now (a mark for :meth:`audit_record`)."""
+        return len(self.audit_records(lambda records: True, log=log))
+
+    def audit_record(self, match: Callable[[dict], object], *, after: int = 0, log: str = "audit.log", timeout: float = 10.0) -> dict:
+        """The last record past the first ``after`` (:meth:`audit_count` before the request) that ``match``
+        accepts, once one is written; AssertionError after ``timeout`` seconds."""
+        records = self.audit_records(lambda records: any(match(r) for r in records[after:]), log=log, timeout=timeout)
+        return [r for r in records[after:] if match(r)][-1]
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, wait, return the exit status (the process is killed if it hangs)."""
+        """SIGTERM, wait, return the exit status (the process group is killed if it hangs: -9)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)  # the server's own session: it and its workers
+                except ProcessLookupError:
+                    pass
                 self.process.wait()
         return self.process.returncode
 
 
-def start_server(folder: Path, config: str, *, port: int, admin_port: int | None = None, tls: bool = False,
-                 log_level: str = "info") -> Server:
-    """Write ``config`` to ``folder/certstatus.toml`` and serve it; returns once the port accepts."""
+_LISTENING = re.compile(r"listening on https?://127\.0\.0\.1:(\d+)/")
+
+
+def start_server(folder: Path, config: str | Path | None = None, *, port: int | None, admin_port: int | None = None,
+                 tls: bool = False, log_level: str | None = "info", args: Sequence[str] = (), env: dict[str, str] | None = None,
+                 command: Sequence[str] = CERTSTATUS, timeout: float = 60.0, pkis: dict | None = None,
+                 wait: bool = True) -> Server:
+    """Start ``certstatus serve`` in ``folder`` and return once it listens (``wait`` False: at once;
+    :meth:`Server.wait_listening` then).
+
+    ``config``: the text of a configuration (written to ``folder/certstatus.toml``), or the path of one;
+    None runs ``certstatus ARGS`` (the single-CA command line, ``args`` starting with ``serve``).
+    ``port``: where it listens; None when the configuration says port 0 (the port is read from the log).
+    With ``admin_port`` it also waits for the admin listener. ``env`` adds variables; ``command`` runs
+    certstatus (default ``python -m certstatus``). An ``admin.token`` (:data:`ADMIN_TOKEN`) is written
+    beside the configuration unless one is there. AssertionError with the log when it exits or does not listen in ``timeout`` s.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "certstatus.toml"
-    path.write_text(config)
-    (folder / "admin.token").write_text(ADMIN_TOKEN + "\n")
-    (folder / "admin.token").chmod(0o600)  # secret files must not be readable by others
-    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "CERTSTATUS_SETTINGS_JSON", "CERTSTATUS_SETTINGS_FILE")}
-    process = subprocess.Popen(
-        [CERTSTATUS, "serve", "--config", str(path), "--log-level", log_level],
-        cwd=folder, env=env,
-        stdout=open(folder / "serve.out", "wb"), stderr=open(folder / "serve.err", "wb"),
-    )
-    server = Server(process, folder, port, admin_port, "https" if tls else "http")
-    try:
-        wait_for_port(port, process)
-        if admin_port is not None:
-            wait_for_port(admin_port, process)
-    except RuntimeError:
-        server.stop()
-        raise RuntimeError(server.log_text()) from None
+    if not (folder / "admin.token").exists():  # a test may have written its own
+        (folder / "admin.token").write_text(ADMIN_TOKEN + "\n")
+        (folder / "admin.token").chmod(0o600)  # secret files must not be readable by others
+    if isinstance(config, str):
+        (folder / "certstatus.toml").write_text(config)
+        config = folder / "certstatus.toml"
+    argv = [*command, *(["serve", "--config", str(config)] if config is not None else args)]
+    argv += ["--log-level", log_level] if log_level else []
+    log = folder / f"serve-{port or 'auto'}-{time.monotonic_ns()}.log"
+    environment = {k: v for k, v in os.environ.items() if k not in _INHERITED_NOT}
+    environment.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})})
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(argv, cwd=folder, env=environment, stdout=handle, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    server = Server(process, folder, port or 0, log, admin_port, "https" if tls else "http", dict(pkis or {}))
+    if wait:
+        server.wait_listening(timeout)
     return server
+
+
+def _reported_port(server: Server, timeout: float) -> int:
+    """The port a server listening on port 0 reports in its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.process.poll() is None:
+        if match := _LISTENING.search(server.log_text()):
+            return int(match.group(1))
+        time.sleep(0.05)
+    raise RuntimeError("no 'listening on' line in its log")
 
 
 def signer_states(metrics: str) -> dict[str, str]:

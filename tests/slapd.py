@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.servers import free_port
+
 SUFFIX = "o=Test"
 _CONF = """\
 include /etc/ldap/schema/core.schema
@@ -41,12 +43,6 @@ def crl_entry(cn: str, crl_der: bytes | None, attribute: str = "certificateRevoc
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Slapd:
     """slapd serving ``entries`` (LDIF text, without the suffix entry) under ``o=Test``."""
 
@@ -60,7 +56,7 @@ class Slapd:
         ldif = folder / "data.ldif"
         ldif.write_text(f"dn: {SUFFIX}\nobjectClass: organization\no: Test\n\n{entries}")
         subprocess.run(["slapadd", "-f", str(self.conf), "-l", str(ldif)], check=True, capture_output=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen | None = None
 
     def url(self, dn: str, attribute: str | None = None) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.processes import free_port
+from tests.servers import free_port
 
 
 def _bin(name: str) -> str:

@@ -1,37 +1,12 @@
 """Settings: TOML (or the single-CA command line) → typed, validated values.
 
-Every error is a :class:`~certstatus.errors.ConfigError` naming the file, the
-dotted key and what to write instead. Relative paths are resolved against
-the directory of the file that names them.
-
-Layout::
-
-    [server]
-    listen = "127.0.0.1:8080"
-    workers = 2                  # default: number of cores
-    database = "certstatus.sqlite3"  # or "postgresql://user@host:5432/db" (docs/database.md)
-    common_path = "/"            # URL serving every CA; "" serves CAs only at their own path
-    max_request_bytes = 10000
-    client_timeout = 10          # seconds for a client to send a whole request (and keep-alive idle time)
-    max_connections = 1000       # per worker; a connection beyond gets 503 tryLater (docs/operations.md)
-    max_in_flight = 64           # per worker: forwarded requests waiting for a remote; beyond: tryLater
-    ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
-    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
-
-    [ca.issuing-1]
-    certificate = "ca.pem"
-    crl = ["ca.crl"]             # and/or index = "index.txt", issued = "issued.txt"
-    signer_certificate = "ocsp.pem"
-    signer_key = "ocsp.key"      # or a .p12, or "pkcs11:token=..;object=.."; passphrase: signer_password_file
-                                 # or $CERTSTATUS_SIGNER_PASSWORD; several signers: [[ca.NAME.signer]],
-                                 # signers_dir (see certstatus.signing.settings)
-    path = "/issuing-1"          # optional URL of this CA alone
-    validity = "1d"              # thisUpdate..nextUpdate, 1h to 10d unless force_validity = true
-    responder_id = "key"         # or "name"
-    unknown_serials = "unknown"  # or "revoked" (RFC 6960 §2.2 extended revoked) or "unauthorized"
-    mode = "live"                # "precomputed" or "cached": see docs/precomputed.md
-    precomputed_miss = "sign"    # precomputed mode, serial the store does not know: "sign" or "unauthorized"
-    archive_cutoff = "ca-not-before"  # or a retention "7y": ArchiveCutoff, status kept after expiry
+The keys, their types, defaults and ranges are described once, in
+:mod:`certstatus.config_schema` (which also renders docs/configuration.md);
+this module builds the settings from the values it checked and adds the rules
+that span keys (a CA needs a source of status, ``unknown_serials`` needs to
+know issuance, ...). Every error is a :class:`~certstatus.errors.ConfigError`
+naming the file, the dotted key and what to write instead. Relative paths are
+resolved against the directory of the file that names them.
 """
 
 from __future__ import annotations
@@ -47,49 +22,37 @@ from pathlib import Path
 from typing import Any
 
 from certstatus import config_schema as schema
-from certstatus.config_ops import CA_KEYS as CA_OPERATION_KEYS
-from certstatus.config_ops import DEFAULT_FORWARD_TIMEOUT, OperationsSettings, ca_operation_fields, operations_settings, revive
+from certstatus.config_ops import OperationsSettings, ca_operation_fields, operations_settings, revive
+from certstatus.config_schema import (  # noqa: F401  (re-exported: callers import them from here)
+    ARCHIVE_CA_NOT_BEFORE,
+    database_setting,
+    normalise_path,
+    parse_duration,
+    parse_listen,
+    path_value,
+)
 from certstatus.errors import ConfigError
-from certstatus.model import MODES
-from certstatus.signing.settings import (
-    CA_SIGNER_KEYS,
-    DEFAULT_EXPIRY_WARNING,
-    DEFAULT_RESCAN,
-    SignerSettings,
-    ca_signer_settings,
-    with_pkcs11_module,
-)
-from certstatus.source_settings import (
-    DEFAULT_MAX_CRL_BYTES,
-    DEFAULT_REFRESH_INTERVAL,
-    SOURCE_KEYS,
-    AdminSettings,
-    SqlSettings,
-    admin_settings,
-    source_options,
-)
-from certstatus.store.dsn import check_dsn, is_dsn
+from certstatus.model import MODES  # noqa: F401  (re-exported for callers of the settings)
+from certstatus.signing.settings import SignerSettings, ca_signer_settings, with_pkcs11_module
+from certstatus.source_settings import AdminSettings, SqlSettings, admin_settings, source_options
+from certstatus.store.dsn import is_dsn
 
+_CA = schema.CA.default
+_SERVER = schema.SERVER.default
 MIN_VALIDITY = 3600
 MAX_VALIDITY = 10 * 86400
-DEFAULT_VALIDITY = 86400
-DEFAULT_MAX_REQUEST_BYTES = 10_000
-DEFAULT_CLIENT_TIMEOUT = 10.0
-DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
-DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
-#: ``archive_cutoff`` value: the CA certificate's notBefore is the cutoff (ETSI EN 319 411-2 §6.3.10).
-ARCHIVE_CA_NOT_BEFORE = "ca-not-before"
-_RETENTION = re.compile(r"^\s*(\d+)\s*([smhdy]?)\s*$")
-_RETENTION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+DEFAULT_VALIDITY = _CA("validity")
+DEFAULT_MAX_REQUEST_BYTES = _SERVER("max_request_bytes")
 #: Bump when a release writes pre-signed responses differently for the same settings, so that rows
 #: signed before are re-signed rather than served (CaSettings.signing_profile). 1: nextUpdate bounded by
 #: the CRL's nextUpdate.
 PROFILE_FORMAT = 1
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: [ca.NAME] keys read here with their defaults (sources, signers, access and forwarding: source_settings,
+#: signing.settings, config_ops).
+_RESPONSE_KEYS = ("validity", "force_validity", "responder_id", "unknown_serials", "mode", "precomputed_miss",
+                  "archive_cutoff", "final_response_after_expiry", "nonce", "include_signer_chain", "cert_hash")
 
 
 @dataclass(frozen=True)
@@ -106,42 +69,43 @@ class CaSettings:
     signer_password_file: Path | None = None
     path: str | None = None
     validity: int = DEFAULT_VALIDITY
-    responder_id: str = "key"
-    unknown_serials: str = "unknown"
-    mode: str = "live"
-    precomputed_miss: str = "sign"
+    responder_id: str = _CA("responder_id")
+    unknown_serials: str = _CA("unknown_serials")
+    mode: str = _CA("mode")
+    precomputed_miss: str = _CA("precomputed_miss")
     archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
+    final_response_after_expiry: bool = _CA("final_response_after_expiry")  # revoked + expired: nextUpdate 99991231235959Z
     nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
-    include_signer_chain: bool = False  # delegated responses: the CA certificate (+ intermediates) too
-    cert_hash: bool = False  # CertHash (Common PKI) in responses; good only for certificates known by hash
+    include_signer_chain: bool = _CA("include_signer_chain")  # delegated responses: the CA certificate (+ intermediates) too
+    cert_hash: bool = _CA("cert_hash")  # CertHash (Common PKI) in responses; good only for certificates known by hash
     where: str = "command line"
     signers: tuple[SignerSettings, ...] = ()
     signers_dir: Path | None = None
-    signer_expiry_warning: int = DEFAULT_EXPIRY_WARNING
-    signers_rescan: int = DEFAULT_RESCAN
+    signer_expiry_warning: int = _CA("signer_expiry_warning")
+    signers_rescan: int = _CA("signers_rescan")
     pkcs11_module: str | None = None
     pkcs11_pin_file: Path | None = None
     signature_algorithm: str | None = None
-    signer_locally_trusted: bool = False
+    signer_locally_trusted: bool = _CA("signer_locally_trusted")
     # Sources (see certstatus.source_settings): durations in seconds, sizes in bytes.
-    refresh_interval: int = DEFAULT_REFRESH_INTERVAL
-    fetch_timeout: float = 10.0
-    fetch_retries: int = 2
-    max_crl_bytes: int = DEFAULT_MAX_CRL_BYTES
-    stale_grace: int = 0
-    on_stale: str = "tryLater"
-    follow_redirects: str = "same-origin"  # certstatus.source_settings.REDIRECT_POLICIES
-    follow_freshest_crl: bool = True
-    issued_signed: bool = False
-    push: bool = False
-    push_issued: bool = False
+    refresh_interval: int = _CA("refresh_interval")
+    fetch_timeout: float = _CA("fetch_timeout")
+    fetch_retries: int = _CA("fetch_retries")
+    max_crl_bytes: int = _CA("max_crl_bytes")
+    stale_grace: int = _CA("stale_grace")
+    on_stale: str = _CA("on_stale")
+    follow_redirects: str = _CA("follow_redirects")  # certstatus.source_settings.REDIRECT_POLICIES
+    follow_freshest_crl: bool = _CA("follow_freshest_crl")
+    issued_signed: bool = _CA("issued_signed")
+    push: bool = _CA("push")
+    push_issued: bool = _CA("push_issued")
     sql: SqlSettings | None = None
     # Access and forwarding (certstatus.config_ops); None: the [access] default.
     require_signed_requests: bool | None = None
     authorization: str | None = None
     authorized_names: tuple[str, ...] | None = None
     forward: tuple[str, ...] = ()
-    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
+    forward_timeout: float = _CA("forward_timeout")
 
     @property
     def knows_issuance(self) -> bool:
@@ -169,6 +133,7 @@ class CaSettings:
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
             f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
+            f"final_response_after_expiry={self.final_response_after_expiry}",
             f"include_signer_chain={self.include_signer_chain}", f"cert_hash={self.cert_hash}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
@@ -182,19 +147,19 @@ class ServerSettings:
     ``where`` names the file it was read from, for error messages.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 0  # 0: one per core
-    database: Path | str = Path("certstatus.sqlite3")
-    common_path: str = "/"
+    host: str = _SERVER("listen")[0]
+    port: int = _SERVER("listen")[1]
+    workers: int = _SERVER("workers")  # 0: one per core
+    database: Path | str = _SERVER("database")
+    common_path: str = _SERVER("common_path")
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
-    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
-    client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
-    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # per worker
+    response_cache_bytes: int = _SERVER("response_cache_bytes")
+    client_timeout: float = _SERVER("client_timeout")  # seconds
+    max_connections: int = _SERVER("max_connections")  # per worker
+    max_in_flight: int = _SERVER("max_in_flight")  # per worker
     where: str = dataclasses.field(default="command line", compare=False)
-    key_permissions: str = "refuse"  # or "warn": secret files readable by others (certstatus.secret_files)
+    key_permissions: str = _SERVER("key_permissions")  # or "warn": secret files readable by others (certstatus.secret_files)
     #: Warnings about keys that are accepted but no longer used (one sentence each, naming the file and the fix).
     deprecated: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
@@ -244,62 +209,6 @@ class Settings:
         return cls(server, tuple(cas), admin, revive(OperationsSettings, raw.get("ops", {})))
 
 
-_SERVER_KEYS = {
-    "listen", "workers", "database", "common_path", "max_request_bytes", "client_timeout", "ca_dir", "pkcs11_module",
-    "response_cache_bytes", "http", "key_permissions", "max_connections", "max_in_flight",
-}
-_CA_KEYS = {
-    "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
-    "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain", "cert_hash",
-} | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
-
-
-def parse_duration(value: Any, *, file: str, key: str) -> int:
-    """Return seconds from an integer or a string like ``"90m"``, ``"24h"``, ``"1d"``."""
-    if isinstance(value, bool):
-        raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return int(match.group(1)) * _UNITS[match.group(2)]
-    raise ConfigError(file, key, f"{value!r} is not a duration.", 'Write seconds or a string like "24h" or "1d".')
-
-
-def parse_archive_cutoff(value: Any, *, file: str, key: str) -> int | str:
-    """``archive_cutoff``: ``"ca-not-before"``, or a retention period as seconds or ``"7y"``, ``"3650d"``,
-    ``"90d"`` (a year is 365 days); return the string, or the retention in seconds. Raises :class:`ConfigError`."""
-    if value == ARCHIVE_CA_NOT_BEFORE:
-        return value
-    seconds = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str) and (match := _RETENTION.match(value)):
-        seconds = int(match.group(1)) * _RETENTION_UNITS[match.group(2)]
-    if seconds is None or seconds <= 0:
-        raise ConfigError(
-            file, key, f"{value!r} is not a retention period or \"{ARCHIVE_CA_NOT_BEFORE}\".",
-            f'Write "{ARCHIVE_CA_NOT_BEFORE}" (the CA certificate\'s notBefore, as ETSI EN 319 411-2 recommends) '
-            'or how long status is kept after expiry, e.g. "7y" or "3650d".',
-        )
-    return seconds
-
-
-def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (``[v6]:PORT`` too) and check the port."""
-    host, sep, port = str(value).rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(file, key, f"{value!r} is not HOST:PORT.", 'Write for example "127.0.0.1:8080".')
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def normalise_path(value: str, *, file: str, key: str) -> str:
-    """Return a URL path prefix with a leading and a trailing '/'."""
-    if not isinstance(value, str) or not value.startswith("/") or any(c in value for c in "?#% "):
-        raise ConfigError(file, key, f"{value!r} is not a URL path.", 'Write a path such as "/issuing-1".')
-    return value.rstrip("/") + "/"
-
-
 def load_config(path: Path) -> Settings:
     """Read and validate a TOML configuration file (and its ``ca_dir``).
 
@@ -313,14 +222,13 @@ def load_config(path: Path) -> Settings:
     base = path.parent
     schema.check_known_keys(raw, schema.TOP_LEVEL, where=where, prefix="", what="section")
     server_raw = _table(raw.get("server", {}), where, "server")
-    schema.check_known_keys(server_raw, _SERVER_KEYS, where=where, prefix="server")
     server = _server_settings(server_raw, where, base)
 
     cas: list[CaSettings] = []
     for name, table in _table(raw.get("ca", {}), where, "ca").items():
         cas.append(ca_settings(name, _table(table, where, f"ca.{name}"), where=where, base=base))
     if "ca_dir" in server_raw:
-        ca_dir = _path(server_raw["ca_dir"], base, where, "server.ca_dir")
+        ca_dir = path_value(server_raw["ca_dir"], base, where, "server.ca_dir")
         if not ca_dir.is_dir():
             raise ConfigError(where, "server.ca_dir", f"{ca_dir} is not a directory.", "Create it or remove the key.")
         for file in sorted(ca_dir.glob("*.toml")):
@@ -361,71 +269,41 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     prefix = f"ca.{name}"
     if not _NAME.match(name):
         raise ConfigError(where, prefix, "CA names use letters, digits, '.', '_' and '-' (at most 64).", "Rename it.")
-    schema.check_known_keys(table, _CA_KEYS, where=where, prefix=prefix)
-    if "certificate" not in table:
-        raise ConfigError(where, f"{prefix}.certificate", "is missing.", 'Add certificate = "FILE".')
+    values = schema.CA.parse(table, where=where, prefix=prefix, base=base)  # every key, checked by the description
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
+    path = values.get("path")
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
-                                "cert_hash") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "final_response_after_expiry", "nonce",
+                                "include_signer_chain", "cert_hash") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
-        path = normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None
-        return CaSettings(name, _path(table["certificate"], base, where, f"{prefix}.certificate"), path=path, where=where, **extra)
-    signing = ca_signer_settings(name, table, where=where, base=base, parse_duration=parse_duration)
+        return CaSettings(name, values["certificate"], path=path, where=where, **extra)
+    signing = ca_signer_settings(name, table, where=where, base=base)
     shorthand = signing.signers[0] if "signer_key" in table else None
-    crl = table.get("crl", [])
-    if isinstance(crl, str):
-        crl = [crl]
-    if not isinstance(crl, list) or not all(isinstance(item, str) for item in crl):
-        raise ConfigError(where, f"{prefix}.crl", "must be a path or URL, or a list of them.", 'Write crl = ["ca.crl"].')
-    crl = tuple(item if "://" in item else str(_path(item, base, where, f"{prefix}.crl")) for item in crl)
-    index = _path(table["index"], base, where, f"{prefix}.index") if "index" in table else None
-    issued = _path(table["issued"], base, where, f"{prefix}.issued") if "issued" in table else None
-    sources = source_options(table, where=where, prefix=prefix)
+    crl, index, issued = values.get("crl", ()), values.get("index"), values.get("issued")
+    sources = source_options(table, where=where, prefix=prefix, base=base)
     if sources.get("sql") is not None and (crl or index or issued or sources.get("push")):
         raise ConfigError(
             where, f"{prefix}.sql", "a live SQL source answers alone.", "Remove crl, index, issued and push, or the sql table."
         )
     if not crl and index is None and issued is None and not sources.get("push") and sources.get("sql") is None:
         raise ConfigError(where, prefix, "has no source of status.", "Add crl, index, issued, push = true or [sql].")
-    validity = parse_duration(table.get("validity", DEFAULT_VALIDITY), file=where, key=f"{prefix}.validity")
-    force = table.get("force_validity", False)
-    if not isinstance(force, bool):
-        raise ConfigError(where, f"{prefix}.force_validity", "must be true or false.", "Write true or false.")
-    check_validity(validity, force, file=where, key=f"{prefix}.validity")
-    responder_id = table.get("responder_id", "key")
-    if responder_id not in ("key", "name"):
-        raise ConfigError(where, f"{prefix}.responder_id", f"{responder_id!r} is not key or name.", 'Write "key" (default) or "name".')
-    unknown_serials = table.get("unknown_serials", "unknown")
-    if unknown_serials not in ("unknown", "revoked", "unauthorized"):
-        raise ConfigError(
-            where, f"{prefix}.unknown_serials", f"{unknown_serials!r} is not unknown, revoked or unauthorized.",
-            'Write "unknown", "revoked" or "unauthorized".',
-        )
+    core = {key: values.get(key, _CA(key)) for key in _RESPONSE_KEYS}
+    check_validity(core["validity"], core["force_validity"], file=where, key=f"{prefix}.validity")
     knows = index is not None or issued is not None or sources.get("push_issued") or sources.get("sql")
-    if unknown_serials != "unknown" and not knows:
+    if core["unknown_serials"] != "unknown" and not knows:
         raise ConfigError(
             where, f"{prefix}.unknown_serials",
-            f'"{unknown_serials}" needs to know which serials were issued.', "Add index or issued, or remove the key.",
-        )
-    archive_cutoff = None
-    if "archive_cutoff" in table:
-        archive_cutoff = parse_archive_cutoff(table["archive_cutoff"], file=where, key=f"{prefix}.archive_cutoff")
-    mode, precomputed_miss = check_mode(
-        table.get("mode", "live"), table.get("precomputed_miss", "sign"),
-        knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
-    )  # fmt: skip
-    nonce = check_nonce(table.get("nonce"), mode, file=where, prefix=prefix)
-    include_chain = table.get("include_signer_chain", False)
-    if not isinstance(include_chain, bool):
-        raise ConfigError(where, f"{prefix}.include_signer_chain", "must be true or false.", "Write true or false.")
-    cert_hash = table.get("cert_hash", False)
-    if not isinstance(cert_hash, bool):
-        raise ConfigError(where, f"{prefix}.cert_hash", "must be true or false.", "Write true or false.")
-    if cert_hash and issued is None:
+            f'"{core["unknown_serials"]}" needs to know which serials were issued.', "Add index or issued, or remove the key.",
+        )  # fmt: skip
+    check_mode(core["mode"], core["precomputed_miss"], knows_issuance=bool(knows), live_sql=sources.get("sql") is not None,
+               file=where, prefix=prefix)  # fmt: skip
+    check_final_response(core["final_response_after_expiry"], core["archive_cutoff"], index, issued,
+                         file=where, key=f"{prefix}.final_response_after_expiry")  # fmt: skip
+    check_nonce(core["nonce"], core["mode"], file=where, prefix=prefix)
+    if core["cert_hash"] and issued is None:
         raise ConfigError(
             where, f"{prefix}.cert_hash",
             "needs the certificates themselves: CertHash is the hash of the certificate, which no CRL, index.txt or push holds.",
@@ -433,23 +311,24 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         )  # fmt: skip
     return CaSettings(
         name=name,
-        certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
+        certificate=values["certificate"],
         signer_certificate=shorthand.certificate if shorthand else None,
         signer_key=Path(shorthand.key) if shorthand else None,  # a file, or a pkcs11: URI kept as written
         crl=crl,
         index=index,
         issued=issued,
         signer_password_file=shorthand.password_file if shorthand else None,
-        path=normalise_path(table["path"], file=where, key=f"{prefix}.path") if "path" in table else None,
-        validity=validity,
-        responder_id=responder_id,
-        unknown_serials=unknown_serials,
-        mode=mode,
-        precomputed_miss=precomputed_miss,
-        archive_cutoff=archive_cutoff,
-        nonce=nonce,
-        include_signer_chain=include_chain,
-        cert_hash=cert_hash,
+        path=path,
+        validity=core["validity"],
+        responder_id=core["responder_id"],
+        unknown_serials=core["unknown_serials"],
+        mode=core["mode"],
+        precomputed_miss=core["precomputed_miss"],
+        archive_cutoff=core["archive_cutoff"],
+        final_response_after_expiry=core["final_response_after_expiry"],
+        nonce=core["nonce"],
+        include_signer_chain=core["include_signer_chain"],
+        cert_hash=core["cert_hash"],
         where=where,
         signers=signing.signers[1:] if shorthand else signing.signers,  # the [[ca.NAME.signer]] tables
         signers_dir=signing.signers_dir,
@@ -464,56 +343,63 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     )
 
 
-def check_mode(
-    mode: Any, precomputed_miss: Any, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str
-) -> tuple[str, str]:
-    """Validate a CA's ``mode`` and ``precomputed_miss``; return them.
+def check_final_response(final: bool, archive_cutoff: int | str | None, index: Path | None, issued: Path | None, *,
+                         file: str, key: str) -> None:
+    """Refuse ``final_response_after_expiry = true`` (value already checked) without what it needs. A final
+    response is a statement about status after expiry, so it needs ``archive_cutoff`` (the responder says it
+    keeps that status), and the certificates' notAfter, which only ``index`` or ``issued`` give."""
+    if final and archive_cutoff is None:
+        raise ConfigError(
+            file, key, "needs archive_cutoff: a final response says the status of an expired certificate is kept for good.",
+            f'Add archive_cutoff = "{ARCHIVE_CA_NOT_BEFORE}" (or a retention period such as "7y") to the CA, '
+            "or remove final_response_after_expiry.",
+        )
+    if final and index is None and issued is None:
+        raise ConfigError(
+            file, key, "needs the certificates' notAfter, which no CRL or push gives.",
+            'Add index = "FILE" (OpenSSL index.txt) or issued = "FILE or FOLDER" of certificates, '
+            "or remove final_response_after_expiry.",
+        )
+
+
+def check_mode(mode: str, precomputed_miss: str, *, knows_issuance: bool, live_sql: bool = False, file: str, prefix: str) -> None:
+    """Refuse a CA's ``mode`` and ``precomputed_miss`` (values already checked) that its sources cannot serve.
 
     ``precomputed_miss = "unauthorized"`` (RFC 5019 §2.2.3) needs a CA whose
     issued serials are known: for a CRL-only CA every good certificate is a
     miss, and refusing them all would break it. A CA answered from a live
     SQL query has no statuses in the store to pre-sign: live mode only.
     """
-    if mode not in MODES:
-        raise ConfigError(file, f"{prefix}.mode", f"{mode!r} is not a mode.", 'Write "live", "precomputed" or "cached".')
     if mode != "live" and live_sql:
         raise ConfigError(
             file, f"{prefix}.mode", f'"{mode}" pre-signs the statuses in the store, and a live SQL source puts none there.',
             'Use mode = "live" with [sql], or import the CA database as an issued list or index instead.',
         )  # fmt: skip
-    if precomputed_miss not in ("sign", "unauthorized"):
-        raise ConfigError(file, f"{prefix}.precomputed_miss", f"{precomputed_miss!r} is not sign or unauthorized.", 'Write "sign" or "unauthorized".')
     if precomputed_miss == "unauthorized" and not knows_issuance:
         raise ConfigError(
             file, f"{prefix}.precomputed_miss",
             '"unauthorized" would refuse every good certificate of a CA known from CRLs only (its good serials are not in the store).',
             'Add index or issued, or write "sign".',
         )  # fmt: skip
-    return mode, precomputed_miss
 
 
-def check_nonce(nonce: Any, mode: str, *, file: str, prefix: str) -> str | None:
-    """Validate a CA's ``nonce`` policy against its mode; return it (None: not set, the mode's default).
+def check_nonce(nonce: str | None, mode: str, *, file: str, prefix: str) -> None:
+    """Refuse a CA's ``nonce`` policy (value already checked; None: the mode's default) its mode cannot keep.
 
     Precomputed mode answers with pre-signed responses, which carry no nonce: it ignores nonces,
     and neither ``"echo"`` nor ``"require"`` can be kept there (``mode = "cached"`` signs nonce requests).
     """
-    if nonce is None:
-        return None
-    if nonce not in ("echo", "ignore", "require"):
-        raise ConfigError(file, f"{prefix}.nonce", f"{nonce!r} is not echo, ignore or require.", 'Write "echo", "ignore" or "require".')
-    if mode == "precomputed" and nonce != "ignore":
+    if mode == "precomputed" and nonce not in (None, "ignore"):
         raise ConfigError(
             file, f"{prefix}.nonce", f'"{nonce}" cannot be kept in precomputed mode: its responses are signed ahead, without nonce.',
             'Use mode = "cached" (pre-signed answers without nonce, live signing with one), or remove nonce.',
         )  # fmt: skip
-    return nonce
 
 
 def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
-    """Refuse a response validity outside 1 hour .. 10 days unless forced."""
-    if seconds <= 0:
-        raise ConfigError(file, key, "must be positive.", 'Write for example "1d".')
+    """Refuse a response validity outside 1 hour .. 10 days unless forced, and any not whole and positive."""
+    if not isinstance(seconds, int) or seconds <= 0:
+        raise ConfigError(file, key, f"{seconds!r} s is not a positive whole number of seconds.", 'Write for example "1d".')
     if not force and not MIN_VALIDITY <= seconds <= MAX_VALIDITY:
         raise ConfigError(
             file, key, f"{seconds} s is outside 1 hour to 10 days.",
@@ -522,57 +408,15 @@ def check_validity(seconds: int, force: bool, *, file: str, key: str) -> None:
 
 
 def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSettings:
-    host, port = parse_listen(raw.get("listen", "127.0.0.1:8080"), file=where, key="server.listen")
-    workers = raw.get("workers", 0)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ConfigError(where, "server.workers", f"{workers!r} is not a number of processes.", "Write a whole number, 0 for one per core.")
-    limit = raw.get("max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 64 <= limit <= 1_000_000:
-        raise ConfigError(where, "server.max_request_bytes", f"{limit!r} is out of range.", "Write a size in bytes from 64 to 1000000.")
-    common = raw.get("common_path", "/")
-    common = "" if common == "" else normalise_path(common, file=where, key="server.common_path")
-    database = database_setting(raw.get("database", "certstatus.sqlite3"), base=base, file=where, key="server.database")
-    module = raw.get("pkcs11_module")
-    if module is not None and (not isinstance(module, str) or not module):
-        raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
-    if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
-        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
-    timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
-        raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
+    values = schema.SERVER.parse(raw, where=where, prefix="server", base=base, defaults=True)
     deprecated = ()
     if "http" in raw:  # it chose between two HTTP servers; one serves plain HTTP and TLS now
         deprecated = (f"{where}: server.http = {raw['http']!r} is no longer used and is ignored: one HTTP server "
                       "serves plain HTTP and TLS. Remove the key.",)
-    permissions = raw.get("key_permissions", "refuse")
-    if permissions not in ("refuse", "warn"):
-        raise ConfigError(where, "server.key_permissions", f"{permissions!r} is not refuse or warn.", 'Write "refuse" (default) or "warn".')
-    limits = {}
-    for key, default, top in (("max_connections", DEFAULT_MAX_CONNECTIONS, 1_000_000),
-                              ("max_in_flight", DEFAULT_MAX_IN_FLIGHT, 10_000)):
-        value = raw.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise ConfigError(where, f"server.{key}", f"{value!r} is out of range.",
-                              f"Write a whole number from 1 to {top}, e.g. {default} (per worker process).")
-        limits[key] = value
-    return ServerSettings(host, port, workers, database, common, limit, module, response_cache_bytes=cache_bytes,
-                          client_timeout=float(timeout), where=where, key_permissions=permissions, deprecated=deprecated,
-                          **limits)
-
-
-def database_setting(value: Any, *, base: Path, file: str, key: str) -> Path | str:
-    """A ``postgresql://`` URI (checked by libpq's parser) as is, or an SQLite path resolved against ``base``."""
-    if is_dsn(value):
-        try:
-            check_dsn(value)
-        except ValueError as exc:
-            raise ConfigError(
-                file, key, f"is not a valid PostgreSQL URI: {exc}.",
-                'Write for example "postgresql://certstatus@db.example:5432/certstatus".',
-            ) from None
-        return value
-    return _path(value, base, file, key)
+    host, port = values.pop("listen")
+    for key in ("ca_dir", "http"):
+        values.pop(key, None)
+    return ServerSettings(host, port, where=where, deprecated=deprecated, **values)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -592,15 +436,3 @@ def _table(value: Any, where: str, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(where, key, "must be a table.", f"Write it as [{key}].")
     return value
-
-
-def _path(value: Any, base: Path, where: str, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(where, key, f"{value!r} is not a file path.", 'Write a path in quotes, e.g. "ca.pem".')
-    try:
-        path = Path(value).expanduser()
-    except RuntimeError:  # "~name/..." of a user this host does not know
-        raise ConfigError(
-            where, key, f"{value!r} names the home folder of an unknown user.", "Write an absolute path or one relative to the configuration file."
-        ) from None
-    return path if path.is_absolute() else (base / path)

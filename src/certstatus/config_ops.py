@@ -1,8 +1,8 @@
 """Settings of the operations sections: ``[tls]``, ``[access]``, ``[audit]``,
 and the access and forwarding keys of ``[ca.NAME]``.
 
-Values are checked by the kinds of :mod:`certstatus.config_schema`; this
-module adds the checks that span keys (a client certificate mode needs trust
+Values are checked by the description of :mod:`certstatus.config_schema`
+(its defaults are these dataclasses' defaults); this module adds the checks that span keys (a client certificate mode needs trust
 anchors, a name table needs ``by_name``...). Every error is a
 :class:`~certstatus.errors.ConfigError` naming the file, key and fix.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from certstatus import config_schema as schema
+from certstatus.access.names import NameTable
 from certstatus.errors import ConfigError
 
-DEFAULT_AUDIT_MAX_BYTES = 100 * 1024 * 1024
-DEFAULT_FORWARD_TIMEOUT = 5.0
+_TLS, _ACCESS, _AUDIT = schema.TLS.default, schema.ACCESS.default, schema.AUDIT.default
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class TlsSettings:
     certificate: Path | None = None
     key: Path | None = None
     key_password_file: Path | None = None
-    min_version: str = "1.2"
-    client_auth: str = "none"
+    min_version: str = _TLS("min_version")
+    client_auth: str = _TLS("client_auth")
     client_trust_anchors: tuple[Path, ...] = ()
     client_cert_header: str | None = None
     trusted_proxies: tuple[str, ...] = ()  # IP networks, as text
@@ -44,9 +44,9 @@ class TlsSettings:
 class AccessSettings:
     """``[access]``: listener-wide signed-request and authorization policy."""
 
-    require_signed_requests: bool = False
+    require_signed_requests: bool = _ACCESS("require_signed_requests")
     signer_trust_anchors: tuple[Path, ...] = ()
-    authorization: str = "none"
+    authorization: str = _ACCESS("authorization")
     authorized_names: tuple[str, ...] = ()
 
 
@@ -55,8 +55,8 @@ class AuditSettings:
     """``[audit]``: the per-request audit/billing log (``log`` None: off, ``"-"``: stdout)."""
 
     log: str | None = None
-    max_bytes: int = DEFAULT_AUDIT_MAX_BYTES
-    backup_count: int = 10
+    max_bytes: int = _AUDIT("max_bytes")
+    backup_count: int = _AUDIT("backup_count")
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ def operations_settings(raw: dict[str, Any], *, where: str, base: Path, cas: tup
     ``cas`` (CaSettings) are checked against them: a CA requiring signed
     requests needs signer trust anchors.
     """
-    tls = _tls(schema.parse_table(schema.TLS, _table(raw, "tls", where), where=where, prefix="tls", base=base), where)
-    access = AccessSettings(**schema.parse_table(schema.ACCESS, _table(raw, "access", where), where=where, prefix="access", base=base))
+    tls = _tls(schema.TLS.parse(_table(raw, "tls", where), where=where, prefix="tls", base=base), where)
+    access = AccessSettings(**schema.ACCESS.parse(_table(raw, "access", where), where=where, prefix="access", base=base))
     check_policy(access.authorization, access.authorized_names, where=where, prefix="access")
     if not (access.signer_trust_anchors or tls.client_trust_anchors):
         if access.require_signed_requests:
@@ -96,7 +96,7 @@ def operations_settings(raw: dict[str, Any], *, where: str, base: Path, cas: tup
             if ca.require_signed_requests:
                 raise ConfigError(ca.where, f"ca.{ca.name}.require_signed_requests", "needs trust anchors to verify request signers.",
                                   "Set [access] signer_trust_anchors.")
-    audit = AuditSettings(**schema.parse_table(schema.AUDIT, _table(raw, "audit", where), where=where, prefix="audit", base=base))
+    audit = AuditSettings(**schema.AUDIT.parse(_table(raw, "audit", where), where=where, prefix="audit", base=base))
     return OperationsSettings(tls, access, audit)
 
 
@@ -120,8 +120,6 @@ def _tls(values: dict[str, Any], where: str) -> TlsSettings:
 
 def check_policy(authorization: str | None, names: tuple[str, ...] | None, *, where: str, prefix: str) -> None:
     """Refuse a name table without ``by_name`` and ``by_name`` without names or with a bad entry."""
-    from certstatus.access.names import NameTable
-
     if names and authorization not in (None, "by_name"):
         raise ConfigError(where, f"{prefix}.authorized_names", f'is ignored with authorization = "{authorization}".',
                           'Set authorization = "by_name", or remove the names.')
@@ -134,7 +132,7 @@ def check_policy(authorization: str | None, names: tuple[str, ...] | None, *, wh
 
 def ca_operation_fields(table: dict[str, Any], *, where: str, prefix: str, base: Path) -> dict[str, Any]:
     """Return the access and forwarding fields of one ``[ca.NAME]`` table (for CaSettings)."""
-    values = schema.parse_table(schema.CA, table, where=where, prefix=prefix, base=base, only=CA_KEYS)
+    values = schema.CA.parse(table, where=where, prefix=prefix, base=base, only=CA_KEYS)
     check_policy(values.get("authorization"), values.get("authorized_names"), where=where, prefix=prefix)
     if "forward_timeout" in values and "forward" not in values:
         raise ConfigError(where, f"{prefix}.forward_timeout", "is set but forward is not.", "Add forward = [URL, ...] or remove it.")

@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,9 +42,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certstatus.demo_pki import DEMO_PASSWORD, DemoPki, make_demo_pki
+from tests.servers import Server, free_port, start_server
 
-#: The certstatus command line, run with the interpreter running the tests.
-CERTSTATUS = [sys.executable, "-m", "certstatus"]
 OPENSSL = shutil.which("openssl")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -61,94 +57,27 @@ needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command 
 # --------------------------------------------------------------------------- server processes
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    """A running ``certstatus serve`` subprocess.
-
-    ``url`` is ``http://127.0.0.1:PORT`` without a trailing slash; ``log``
-    holds the server's stdout and stderr.
-    """
-
-    process: subprocess.Popen
-    port: int
-    folder: Path
-    log: Path
-    pkis: dict[str, DemoPki] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM the supervisor; assert it (and its workers) are gone within 10 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)  # our own session only
-                self.process.wait(timeout=5)
-                pytest.fail(f"certstatus did not exit within {STOP_TIMEOUT} s of SIGTERM:\n{self.output()}")
-        # The workers went with the supervisor: nothing accepts connections any more.
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                pytest.fail(f"port {self.port} still accepts connections after certstatus exited")
-        return self.process.returncode
-
-
-def start_server(args: Sequence[str], folder: Path, port: int, pkis: dict[str, DemoPki] | None = None) -> LiveServer:
-    """Start ``certstatus <args>`` in ``folder`` and wait until it answers HTTP on ``port``.
-
-    Fails the test (with the server's output) when the process exits or does
-    not answer within 30 s. The process gets its own session so that a hung
-    server can be killed with its workers.
-    """
-    log = folder / "server.log"
-    handle = open(log, "wb")  # noqa: SIM115 - kept open for the process's lifetime
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("CERTSTATUS_SIGNER_PASSWORD", None)
-    process = subprocess.Popen(
-        [*CERTSTATUS, *args], cwd=folder, stdout=handle, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-    )  # fmt: skip
-    handle.close()
-    server = LiveServer(process, port, folder, log, dict(pkis or {}))
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"certstatus exited with {process.returncode} during start-up:\n{server.output()}")
-        try:
-            # Any HTTP answer (GET / is 404) means a worker is up, not only the socket.
-            httpx.get(server.url + "/", timeout=1.0)
-            return server
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                server.stop()
-                pytest.fail(f"certstatus did not answer within {START_TIMEOUT} s:\n{server.output()}")
-            time.sleep(0.1)
-
-
 @contextlib.contextmanager
-def running_server(args: Sequence[str], folder: Path, port: int, pkis: dict[str, DemoPki] | None = None) -> Iterator[LiveServer]:
-    """:func:`start_server`, stopped at exit; asserts a clean exit code after SIGTERM."""
-    server = start_server(args, folder, port, pkis)
+def running_server(args: Sequence[str], folder: Path, port: int, pkis: dict[str, DemoPki] | None = None) -> Iterator[Server]:
+    """``certstatus ARGS`` started by :func:`tests.servers.start_server` in ``folder``, once a worker answers HTTP on
+    ``port``; at exit stopped with SIGTERM, asserting a clean exit within 10 s and that nothing listens any more."""
+    server = start_server(folder, args=args, port=port, pkis=pkis)
     try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:  # any HTTP answer (GET / is 404) means a worker is up, not only the socket
+            try:
+                httpx.get(server.origin + "/", timeout=1.0)
+                break
+            except httpx.TransportError:
+                assert server.process.poll() is None and time.monotonic() < deadline, f"no HTTP answer:\n{server.log_text()}"
+                time.sleep(0.1)
         yield server
     finally:
-        code = server.stop()
-    assert code == 0, f"certstatus exited with {code} after SIGTERM:\n{server.output()}"
+        code = server.stop(STOP_TIMEOUT)
+    assert code == 0, f"certstatus exited with {code} after SIGTERM (-9: killed after {STOP_TIMEOUT} s):\n{server.log_text()}"
+    with socket.socket() as sock, contextlib.suppress(OSError):  # the workers went with the supervisor
+        sock.settimeout(1)
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still accepts connections after certstatus exited"
 
 
 def _ca_table(name: str, pki: DemoPki, **extra: str | list[str]) -> str:
@@ -188,7 +117,7 @@ def second_pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
 
 
 @pytest.fixture(scope="session")
-def demo_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def demo_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The demo PKI served through a config file: CRL + index.txt, delegated responder."""
     folder = tmp_path_factory.mktemp("server-demo")
     port = free_port()
@@ -199,7 +128,7 @@ def demo_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
-def single_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def single_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The single-CA command-line form: PKCS#12 key with a password file, byName, path /single."""
     folder = tmp_path_factory.mktemp("server-single")
     port = free_port()
@@ -218,7 +147,7 @@ def single_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def multi_server(demo_pki: DemoPki, second_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def multi_server(demo_pki: DemoPki, second_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Two CAs: ``/ca1`` (demo PKI, delegated) and ``/ca2`` (second PKI, CA-signed); ``/`` serves both."""
     folder = tmp_path_factory.mktemp("server-multi")
     port = free_port()
@@ -234,7 +163,7 @@ def multi_server(demo_pki: DemoPki, second_pki: DemoPki, tmp_path_factory: pytes
 
 
 @pytest.fixture(scope="session")
-def extended_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def extended_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The demo PKI from its CRL and issued list, never-issued serials extended revoked."""
     folder = tmp_path_factory.mktemp("server-extended")
     port = free_port()
@@ -245,7 +174,7 @@ def extended_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def policy_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def policy_server(demo_pki: DemoPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The demo PKI from its CRL and issued list: never-issued serials refused, a nonce required."""
     folder = tmp_path_factory.mktemp("server-policy")
     port = free_port()

@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -27,7 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from certstatus.demo_pki import DemoPki, make_demo_pki
 from tests.crl_server import CrlServer
 from tests.postgres import SERVER
-from tests.processes import ServeProcess, free_port, run_certstatus
+from tests.processes import run_certstatus
+from tests.servers import free_port, start_server
 from tests.slapd import Slapd, crl_entry
 from tests.sources_helpers import crl_der, revoked
 
@@ -83,18 +83,6 @@ def _ca_database(dsn: str, pki: DemoPki) -> str:
     return table
 
 
-def _wait_for_port(server: ServeProcess, port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            assert server.process.poll() is None, server.log.read_text()
-            assert time.monotonic() < deadline, f"nothing listens on {port}:\n{server.log.read_text()}"
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def world(postgres_module_dsn: str, demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path_factory):
     folder = tmp_path_factory.mktemp("all-sources")
@@ -123,10 +111,9 @@ def world(postgres_module_dsn: str, demo_pki: DemoPki, demo_pki_rsa: DemoPki, tm
         config_a.write_text(_server_table(port_a, postgres_module_dsn) + admin + cas)
         config_b.write_text(_server_table(port_b, postgres_module_dsn) + cas)  # the same CAs and database
         run_certstatus("db", "upgrade", "--config", str(config_a))
-        a = ServeProcess.start(config_a, port_a)
+        a = start_server(config_a.parent, config_a, port=port_a, admin_port=admin_port)
         cleanup.callback(a.stop)
-        _wait_for_port(a, admin_port)
-        b = ServeProcess.start(config_b, port_b)
+        b = start_server(config_b.parent, config_b, port=port_b)
         cleanup.callback(b.stop)
         yield {
             "a": a, "b": b, "admin": f"http://127.0.0.1:{admin_port}", "http": http,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CERTSTATUS, OPENSSL, LiveServer, free_port, needs_openssl
+from tests.integration.conftest import OPENSSL, needs_openssl
+from tests.servers import CERTSTATUS, Server, free_port
 from tests.openssl_ca import OpenSslCa
 
 pytestmark = [pytest.mark.integration, needs_openssl]
@@ -32,10 +33,10 @@ def _rules(done: subprocess.CompletedProcess) -> dict[str, dict]:
     return {rule["rule"]: rule for rule in json.loads(done.stdout)["rules"]}
 
 
-def test_check_passes_against_certstatus(demo_server: LiveServer, demo_pki) -> None:
+def test_check_passes_against_certstatus(demo_server: Server, demo_pki) -> None:
     serials = ["--serial", f"{demo_pki.serials['good']:x}", "--serial", f"{demo_pki.serials['revoked-keycompromise']:x}",
                "--unassigned-serial", f"{demo_pki.serials['unknown']:x}"]  # fmt: skip
-    done = _check(demo_server.url + "/", demo_pki.ca_cert, *serials)
+    done = _check(demo_server.origin + "/", demo_pki.ca_cert, *serials)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     rules = _rules(done)
@@ -56,8 +57,8 @@ def test_check_passes_against_certstatus(demo_server: LiveServer, demo_pki) -> N
     assert {tuple(a["cert_status"]) for a in unassigned} == {("unknown",)}
 
 
-def test_check_table_is_whole_outside_a_terminal(demo_server: LiveServer, demo_pki) -> None:
-    done = _check(demo_server.url + "/", demo_pki.ca_cert, "--serial", f"{demo_pki.serials['good']:x}", fmt="table")
+def test_check_table_is_whole_outside_a_terminal(demo_server: Server, demo_pki) -> None:
+    done = _check(demo_server.origin + "/", demo_pki.ca_cert, "--serial", f"{demo_pki.serials['good']:x}", fmt="table")
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     # Each rule on one line with its source and detail, never wrapped or cut at 80 columns.

@@ -36,7 +36,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from certstatus.der import ResponseAssembler
 from certstatus.model import serial_from_key
 from tests.precomputed_helpers import copy_pki
 from tests.sources_helpers import ocsp_query
+from tests.servers import CERTSTATUS
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,6 @@ SERIALS = 800
 FLIP = SERIALS // 5
 NEW_PER_ITERATION = 20
 BATCH = 40
-CERTSTATUS = [sys.executable, "-m", "certstatus"]
 REASONS = ("keyCompromise", "superseded", "cessationOfOperation", None)
 HASHES = {"sha1": "SHA1", "sha256": "SHA256"}
 

@@ -26,7 +26,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from certstatus.app import build_application
 from certstatus.clock import UTC, ManualClock
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
-from tests.processes import free_port
+from tests.servers import ADMIN_TOKEN, CERTSTATUS, free_port, start_server
 from tests.sources_helpers import ocsp_query, prepare_demo_config
 
 pytestmark = pytest.mark.integration
@@ -48,8 +47,6 @@ ITERATIONS = int(os.environ.get("CERTSTATUS_CRASH_ITERATIONS", "50"))
 LANES = 3
 BIG = 25_000  # revoked lines of the large index.txt (an import of a few hundred ms)
 BIG_FIRST = 0x7000_0000
-TOKEN = "crash-test-token-0123456789abcdef"
-CERTSTATUS = [sys.executable, "-m", "certstatus"]
 
 
 def _index_line(serial: int, revoked: bool) -> str:
@@ -125,30 +122,11 @@ def test_import_killed_at_random_points_leaves_old_or_new_data_entirely(demo_pki
 # --- admin API pushes -------------------------------------------------------------------------
 
 
-def _start_server(folder: Path, config: Path, admin_port: int) -> subprocess.Popen:
-    log = open(folder / "server.log", "ab")  # noqa: SIM115 - handed to the process
-    process = subprocess.Popen(
-        [*CERTSTATUS, "serve", "--config", str(config)], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    log.close()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{admin_port}/v1/sources", headers={"authorization": f"Bearer {TOKEN}"}, timeout=1.0)
-            return process
-        except httpx.TransportError:
-            assert process.poll() is None and time.monotonic() < deadline, (folder / "server.log").read_text()
-            time.sleep(0.05)
-
-
 def _push_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> tuple[int, int]:
     """One lane: ``kills`` server runs SIGKILLed while batches are pushed; returns (acknowledged, in flight) batches."""
     rng = random.Random(seed)
     folder = root / f"push{lane}"
     folder.mkdir()
-    (folder / "admin.token").write_text(TOKEN + "\n")
-    (folder / "admin.token").chmod(0o600)
     port, admin_port = free_port(), free_port()
     config = folder / "certstatus.toml"
     config.write_text(
@@ -161,7 +139,7 @@ def _push_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> tu
     in_flight: list[list[int]] = []
     next_serial = 0x1000 * (lane + 1) << 32
     for _ in range(kills):
-        process = _start_server(folder, config, admin_port)
+        process = start_server(folder, config, port=port, admin_port=admin_port, log_level=None).process  # writes admin.token
         stop = threading.Event()
 
         def push() -> None:
@@ -173,7 +151,7 @@ def _push_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> tu
                     body = {"changes": [{"action": "revoke", "serial": f"{s:x}", "reason": "keyCompromise"} for s in batch]}
                     try:
                         answer = client.post(f"http://127.0.0.1:{admin_port}/v1/ca/demo/changes", json=body,
-                                             headers={"authorization": f"Bearer {TOKEN}"})  # fmt: skip
+                                             headers={"authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
                     except httpx.TransportError:
                         in_flight.append(batch)
                         return

@@ -13,6 +13,7 @@ from certstatus.errors import SourceError
 from certstatus.sources.fetch import FetchPolicy, fetch
 from certstatus.sources.importer import import_crls
 from certstatus.store.sqlite import SQLiteStore
+from tests.servers import free_port
 from tests.slapd import Slapd, crl_entry
 from tests.sources_helpers import T0, crl_der, revoked, target
 from tests.trickle_proxy import TrickleProxy
@@ -103,10 +104,6 @@ def test_bad_ldap_data_keeps_the_imported_crl_serving(ldap: Slapd, demo_pki: Dem
 
 
 def test_unreachable_ldap_server_is_reported() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(SourceError, match="cannot bind to the LDAP server"):
         fetch(f"ldap://127.0.0.1:{port}/cn=CA,o=Test", FetchPolicy(timeout=1.0, retries=0))

@@ -31,7 +31,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,7 +50,8 @@ from certstatus.model import RevokedEntry
 from certstatus.sources.importer import CaTarget, import_ca
 from certstatus.sources.refresh import register_targets
 from tests.crl_server import CrlServer
-from tests.processes import ServeProcess, free_port, run_certstatus
+from tests.processes import run_certstatus
+from tests.servers import CERTSTATUS, Server, free_port, start_server
 from tests.sources_helpers import ocsp_query, prepare_demo_config
 from tests.throwaway_postgres import throwaway_postgres
 
@@ -87,7 +87,7 @@ def _ask(port: int, body: bytes) -> tuple[int, str]:
 # --- PostgreSQL restarted under load ----------------------------------------------------------
 
 
-def _serve_one_worker(postgres, pki: DemoPki, folder: Path) -> tuple[ServeProcess, int]:
+def _serve_one_worker(postgres, pki: DemoPki, folder: Path) -> tuple[Server, int]:
     """``certstatus serve`` with one worker over ``postgres`` (schema upgraded first), the demo CA
     fed by its CRL; returns the process and its port."""
     port = free_port()
@@ -98,7 +98,7 @@ def _serve_one_worker(postgres, pki: DemoPki, folder: Path) -> tuple[ServeProces
         f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\n'
     )
     run_certstatus("db", "upgrade", "--config", str(config))
-    return ServeProcess.start(config, port), port
+    return start_server(config.parent, config, port=port), port
 
 
 def test_postgres_restart_under_load_gives_try_later_then_right_answers_without_restart(demo_pki: DemoPki, tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_a_worker_that_cannot_start_while_postgresql_is_down_is_started_again_on
     assert all("cannot connect to PostgreSQL" in e["message"] for e in stopped), stopped
 
 
-def _until_answered(server: ServeProcess, port: int, body: bytes) -> None:
+def _until_answered(server: Server, port: int, body: bytes) -> None:
     """Wait (at most :data:`DEADLINE`) until ``body`` (the "good" leaf's request) is answered good."""
     deadline = time.monotonic() + DEADLINE
     while _try(port, body) != (200, "good"):
@@ -293,7 +293,7 @@ def test_disk_full_during_import_fails_cleanly_and_old_data_serves(demo_pki: Dem
         if disk is not None:  # leave 256 KiB free: the import cannot fit
             free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
             (disk / "filler").write_bytes(b"\0" * (free - 256 * 1024))
-            done = subprocess.run([sys.executable, "-m", "certstatus", "import", "--config", str(config)], capture_output=True, text=True, timeout=300)
+            done = subprocess.run([*CERTSTATUS, "import", "--config", str(config)], capture_output=True, text=True, timeout=300)
             output = done.stdout + done.stderr
             assert done.returncode != 0, output
             assert "full" in output and "Traceback" not in output, output

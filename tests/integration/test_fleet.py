@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certstatus.demo_pki import sign_crl
 from certstatus.model import RevokedEntry
-from tests.processes import ServeProcess, free_port, openssl_status, run_certstatus
+from tests.processes import openssl_status, run_certstatus
+from tests.servers import Server, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,7 @@ def fleet(postgres_module_dsn: str, demo_pki, tmp_path_factory):
     try:
         for config in configs:
             port = int(config.read_text().split("127.0.0.1:")[1].split('"')[0])
-            servers.append(ServeProcess.start(config, port))
+            servers.append(start_server(config.parent, config, port=port))
         yield folder, imports, servers
     finally:
         for server in servers:
@@ -90,7 +91,7 @@ def _wait_for_status(ask, expected: str) -> float:
 def _asker(pki, leaf: Path):
     """openssl ocsp about ``leaf`` of the issuing CA, asked of one server of the fleet."""
 
-    def ask(server: ServeProcess) -> str:
+    def ask(server: Server) -> str:
         return openssl_status(pki.ca_cert, leaf, server.url + "issuing", pki.root_cert, verify_other=pki.ca_cert)
 
     return ask
@@ -127,7 +128,7 @@ def test_crl_imported_with_a_new_revocation_is_answered_revoked_by_both(fleet, d
 def test_ca_data_imported_after_start_reaches_both_processes_by_notify(fleet, demo_pki) -> None:
     folder, imports, (a, b) = fleet
 
-    def ask(server: ServeProcess) -> str:
+    def ask(server: Server) -> str:
         return openssl_status(demo_pki.root_cert, demo_pki.ca_cert, server.url + "root", demo_pki.root_cert)
 
     assert ask(a) == "trylater" and ask(b) == "trylater"  # no CRL of the root imported yet

@@ -12,15 +12,17 @@ Two real processes: a *remote* certstatus serving the RSA demo CA, and a
 
 from __future__ import annotations
 
-import json
-import time
+import datetime as dt
 from urllib.parse import quote
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
 from cryptography.x509.ocsp import OCSPResponseStatus
 
-from tests.ocsp_client import cert_status, openssl_ocsp, request_der, response_status
+from tests.ocsp_client import cert_status, request_der, response_status
+from tests.processes import openssl_ocsp_status
 from tests.servers import demo_ca_table, free_port, server_tables, start_server, table
 
 pytestmark = pytest.mark.integration
@@ -56,41 +58,50 @@ def front(pki, demo_pki_rsa, remote, tmp_path_factory):
     assert running.stop() == 0, running.log_text()
 
 
-def _audit(server) -> list[dict]:
-    time.sleep(0.3)  # the writer thread runs after the response
-    path = server.folder / "audit.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def _about(serial: str, count: int = 1):
+    """An audit-log condition: at least ``count`` records about ``serial`` (hex)."""
+    return lambda records: len(_records_about(records, serial)) >= count
 
 
-def test_forwarded_request_is_answered_by_the_remote_after_failover(front, remote, demo_pki_rsa):
-    out = openssl_ocsp("-issuer", str(demo_pki_rsa.ca_cert), "-cert", str(demo_pki_rsa.leaves["revoked-hold"]),
-                       "-url", front.url, "-CAfile", str(demo_pki_rsa.root_cert), "-verify_other", str(demo_pki_rsa.ca_cert))
-    assert "Response verify OK" in out and "revoked" in out and "WARNING" not in out, out
+def _records_about(records: list[dict], serial: str) -> list[dict]:
+    return [r for r in records if r["certs"] and r["certs"][0]["serial"] == serial]
+
+
+def test_forwarded_request_is_answered_by_the_remote_after_failover(front, remote, demo_pki_rsa, tmp_path):
+    respout = tmp_path / "response.der"
+    status = openssl_ocsp_status(["openssl", "ocsp", "-issuer", str(demo_pki_rsa.ca_cert), "-cert", str(demo_pki_rsa.leaves["revoked-hold"]),
+                                  "-url", front.url, "-CAfile", str(demo_pki_rsa.root_cert), "-verify_other", str(demo_pki_rsa.ca_cert)],
+                                 respout=respout)  # fmt: skip
+    response = ocsp.load_der_ocsp_response(respout.read_bytes())
+    assert status == "revoked" and response.revocation_reason is x509.ReasonFlags.certificate_hold
+    assert response.this_update_utc <= dt.datetime.now(dt.UTC) < response.next_update_utc  # current, as openssl checks
     serial = format(demo_pki_rsa.serials["revoked-hold"], "x")
-    mine = [r for r in _audit(front) if r["certs"] and r["certs"][0]["serial"] == serial]
+    mine = _records_about(front.audit_records(_about(serial)), serial)
     assert mine[-1]["source"] == "forwarded" and mine[-1]["issuer"] == "rsa" and mine[-1]["nonce"] is True
-    theirs = [r for r in _audit(remote) if r["certs"] and r["certs"][0]["serial"] == serial]
-    assert theirs and theirs[-1]["nonce"] is True  # the request went on as it was, nonce included
+    theirs = _records_about(remote.audit_records(_about(serial)), serial)
+    assert theirs[-1]["nonce"] is True  # the request went on as it was, nonce included
 
 
 def test_nonce_less_request_is_cached_until_next_update(front, demo_pki_rsa):
     der = request_der(demo_pki_rsa.leaves["good"], demo_pki_rsa.ca_cert)
+    serial = format(demo_pki_rsa.serials["good"], "x")
+    before = len(_records_about(front.audit_records(lambda records: True), serial))
     with httpx.Client(timeout=10) as client:  # one connection: one worker, one cache
         first = client.post(front.url, content=der).content
         second = client.post(front.url, content=der).content
     assert cert_status(first) == "good" and second == first
-    serial = format(demo_pki_rsa.serials["good"], "x")
-    sources = [r["source"] for r in _audit(front) if r["certs"] and r["certs"][0]["serial"] == serial]
+    sources = [r["source"] for r in _records_about(front.audit_records(_about(serial, before + 2)), serial)]
     assert sources[-2:] == ["forwarded", "cache"]
 
 
 def test_requests_with_a_nonce_are_forwarded_every_time(front, demo_pki_rsa):
     der = request_der(demo_pki_rsa.leaves["good2"], demo_pki_rsa.ca_cert, nonce=b"0123456789abcdef")
+    serial = format(demo_pki_rsa.serials["good2"], "x")
+    before = len(_records_about(front.audit_records(lambda records: True), serial))
     with httpx.Client(timeout=10) as client:
         for _ in range(2):
             assert cert_status(client.post(front.url, content=der).content) == "good"
-    serial = format(demo_pki_rsa.serials["good2"], "x")
-    sources = [r["source"] for r in _audit(front) if r["certs"] and r["certs"][0]["serial"] == serial]
+    sources = [r["source"] for r in _records_about(front.audit_records(_about(serial, before + 2)), serial)]
     assert sources[-2:] == ["forwarded", "forwarded"]
 
 
@@ -114,7 +125,8 @@ def test_client_certificate_header_from_the_trusted_proxy_authenticates(front, p
     with _via("127.0.0.2") as client:
         answer = client.post(front.url, content=der, headers=headers).content
     assert cert_status(answer) == "good"
-    record = [r for r in _audit(front) if r["tls_client"] == pki.clients["alice"].subject][-1]
+    alice = pki.clients["alice"].subject
+    record = [r for r in front.audit_records(lambda records: any(r["tls_client"] == alice for r in records)) if r["tls_client"] == alice][-1]
     assert record["client"] == "198.51.100.7" and record["requestor"] == pki.clients["alice"].subject
 
 

@@ -80,7 +80,7 @@ signer_key = "{pki.ocsp_key}"
 mode = "precomputed"
 """
     )
-    command = [CERTSTATUS, "generate", "--config", str(config)]
+    command = [*CERTSTATUS, "generate", "--config", str(config)]
     run = subprocess.Popen(
         [*command, "--processes", "1", "--batch-size", "25"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

@@ -8,13 +8,10 @@ free port; requests are written byte for byte with raw sockets.
 from __future__ import annotations
 
 import base64
-import os
-import select
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,15 +20,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from tests.servers import Server, start_server
+
 pytestmark = pytest.mark.integration
 
 CLIENT_TIMEOUT = 0.5
 
 
-def start_server(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CLIENT_TIMEOUT) -> tuple[subprocess.Popen, int]:
-    """Start ``certstatus serve`` on 127.0.0.1:0 and return (process, port)."""
-    config = tmp / "certstatus.toml"
-    config.write_text(
+def start(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CLIENT_TIMEOUT) -> Server:
+    """``certstatus serve`` (tests/servers.py) on 127.0.0.1:0, the port read from its log."""
+    config = (
         "[server]\n"
         'listen = "127.0.0.1:0"\n'
         f"workers = {workers}\n"
@@ -45,30 +43,14 @@ def start_server(tmp: Path, pki, *, workers: int = 2, client_timeout: float = CL
         f'signer_certificate = "{pki.ocsp_cert}"\n'
         f'signer_key = "{pki.ocsp_key}"\n'
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "certstatus", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    for line in process.stdout:
-        text = line.decode()
-        if "listening on http://127.0.0.1:" in text:
-            port = int(text.split("127.0.0.1:")[1].split("/")[0])
-            return process, port
-    raise AssertionError(f"server did not start (exit {process.wait()})")
-
-
-def stop_server(process: subprocess.Popen) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=15)
+    return start_server(tmp, config, port=None, log_level=None)
 
 
 @pytest.fixture(scope="module")
 def server(demo_pki, tmp_path_factory):
-    process, port = start_server(tmp_path_factory.mktemp("edge"), demo_pki)
-    yield port
-    assert stop_server(process) == 0
+    running = start(tmp_path_factory.mktemp("edge"), demo_pki)
+    yield running.port
+    assert running.stop(15) == 0, running.log_text()
 
 
 @pytest.fixture(scope="module")
@@ -197,21 +179,26 @@ def test_half_request_is_dropped_after_client_timeout_without_blocking_others(se
 
 
 def test_slow_headers_do_not_extend_the_deadline(server):
+    """Header bytes trickling in (one per 0.1 s) do not keep a connection open: the server closes it,
+    without an answer, once client_timeout (0.5 s) has passed since the first byte. The client keeps
+    sending for four times that; a server that never times out keeps it open and fails here."""
     with connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\n")
         sock.settimeout(CLIENT_TIMEOUT / 5)
-        received = b""
-        try:
-            for _ in range(20):  # one header byte per 0.1 s, 2 s in all, four times the timeout
+        closed = False
+        for _ in range(20):  # 2 s in all
+            try:
                 sock.sendall(b"X")
-                try:
-                    received = sock.recv(100)
-                    break
-                except socket.timeout:
-                    continue
-        except (BrokenPipeError, ConnectionResetError):
-            received = b""
-        assert received == b""
+                received = sock.recv(100)
+            except socket.timeout:
+                continue  # still open, nothing said: send the next byte
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True  # closed while bytes were on their way
+                break
+            assert received == b"", f"the server answered a request it never received whole: {received!r}"
+            closed = True  # end of stream: closed without an answer
+            break
+        assert closed, f"the connection was still open {20 * CLIENT_TIMEOUT / 5:.0f} s after its first byte"
 
 
 def test_idle_keep_alive_connection_is_closed_after_client_timeout(server, request_der):
@@ -302,7 +289,8 @@ def worker_count(pid: int) -> int:
 
 
 def test_workers_are_separate_processes_sharing_the_port(demo_pki, tmp_path, request_der):
-    process, port = start_server(tmp_path, demo_pki, workers=2)
+    server = start(tmp_path, demo_pki, workers=2)
+    process, port = server.process, server.port
     try:
         assert worker_count(process.pid) == 2
         for _ in range(4):
@@ -310,11 +298,12 @@ def test_workers_are_separate_processes_sharing_the_port(demo_pki, tmp_path, req
                 sock.sendall(post(request_der, b"Connection: close\r\n"))
                 assert_good(Reader(sock).response()[2])
     finally:
-        assert stop_server(process) == 0
+        assert server.stop(15) == 0, server.log_text()
 
 
 def test_sigterm_finishes_the_request_in_progress_then_exits(demo_pki, tmp_path, request_der):
-    process, port = start_server(tmp_path, demo_pki, workers=1, client_timeout=5.0)  # a partial request outlives the 2 s drain wait
+    server = start(tmp_path, demo_pki, workers=1, client_timeout=5.0)
+    process, port = server.process, server.port  # a partial request outlives the 2 s drain wait
     idle = connect(port)
     busy = connect(port)
     message = post(request_der)
@@ -338,7 +327,8 @@ def test_sigterm_answers_the_requests_on_their_way(demo_pki, tmp_path, request_d
     """A client that connected an instant before the shutdown and has not sent its request yet,
     and a keep-alive client whose next request follows at once, are not idle: both requests are
     answered with ``Connection: close``, not dropped."""
-    process, port = start_server(tmp_path, demo_pki, workers=1, client_timeout=5.0)
+    server = start(tmp_path, demo_pki, workers=1, client_timeout=5.0)
+    process, port = server.process, server.port
     fresh = connect(port)
     busy = connect(port)
     # One worker accepts in the order of the listen queue: once ``busy`` is answered,
@@ -346,7 +336,7 @@ def test_sigterm_answers_the_requests_on_their_way(demo_pki, tmp_path, request_d
     busy.sendall(post(request_der))
     assert Reader(busy).response()[0] == 200
     process.send_signal(signal.SIGTERM)
-    wait_for_line(process, "draining")  # the worker has stopped accepting: what follows arrives while it drains
+    wait_for_line(server, "draining")  # the worker has stopped accepting: what follows arrives while it drains
     for connection in (fresh, busy):
         connection.sendall(post(request_der))
         status, headers, body = Reader(connection).response()
@@ -357,22 +347,12 @@ def test_sigterm_answers_the_requests_on_their_way(demo_pki, tmp_path, request_d
     fresh.close()
 
 
-def wait_for_line(process: subprocess.Popen, text: str, timeout: float = 15.0) -> None:
-    """Read the server's output until it holds ``text`` (AssertionError after ``timeout`` seconds).
-
-    Reads the pipe itself, not ``process.stdout``'s buffer: what start_server left there was
-    written before this wait began."""
+def wait_for_line(server: Server, text: str, timeout: float = 15.0) -> None:
+    """Return once the server's log holds ``text`` (AssertionError after ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout
-    seen = b""
-    fd = process.stdout.fileno()
-    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        seen += chunk
-        if text.encode() in seen:
-            return
-    raise AssertionError(f"no output with {text!r} within {timeout} s: {seen.decode(errors='replace')}")
+    while text not in server.log_text():
+        assert time.monotonic() < deadline, f"no output with {text!r} within {timeout} s:\n{server.log_text()}"
+        time.sleep(0.02)
 
 
 def worker_pids(pid: int) -> set[int]:
@@ -387,7 +367,8 @@ def worker_pids(pid: int) -> set[int]:
 
 
 def test_sighup_replaces_the_workers_and_keeps_serving(demo_pki, tmp_path, request_der):
-    process, port = start_server(tmp_path, demo_pki, workers=2)
+    server = start(tmp_path, demo_pki, workers=2)
+    process, port = server.process, server.port
     try:
         assert worker_count(process.pid) == 2
         before = worker_pids(process.pid)
@@ -400,4 +381,4 @@ def test_sighup_replaces_the_workers_and_keeps_serving(demo_pki, tmp_path, reque
             sock.sendall(post(request_der))
             assert_good(Reader(sock).response()[2])
     finally:
-        assert stop_server(process) == 0
+        assert server.stop(15) == 0, server.log_text()

@@ -25,7 +25,8 @@ import pytest
 from certstatus.demo_pki import DemoPki
 from certstatus.sources.refresh import FILE_POLL_SECONDS, Refresher
 from tests.precomputed_helpers import copy_pki
-from tests.processes import ServeProcess, free_port, openssl_serial_status
+from tests.processes import openssl_serial_status
+from tests.servers import free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,7 @@ def server(demo_pki: DemoPki, demo_pki_rsa: DemoPki, tmp_path: Path):
         + _table("issued-live", pkis["issued-live"], f'issued = "{pkis["issued-live"].issued}"')
         + _table("index-precomputed", pkis["index-precomputed"], f'index = "{pkis["index-precomputed"].index}"\nmode = "precomputed"')
     )
-    process = ServeProcess.start(config, port)
+    process = start_server(config.parent, config, port=port)
     try:
         yield process, pkis
     finally:

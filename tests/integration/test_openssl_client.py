@@ -23,11 +23,8 @@ from cryptography.x509 import ocsp
 
 from certstatus.demo_pki import DemoPki, new_key, sign_crl
 from tests.integration.conftest import (
-    CERTSTATUS,
     EXTENDED_REVOKE_OID,
     OPENSSL,
-    LiveServer,
-    free_port,
     load_cert,
     needs_openssl,
     openssl_time,
@@ -36,13 +33,14 @@ from tests.integration.conftest import (
     running_server,
     verify_signed_response,
 )
+from tests.servers import CERTSTATUS, Server, free_port
 
 pytestmark = [pytest.mark.integration, needs_openssl]
 
 UTC = dt.timezone.utc
 
 
-def _check(server: LiveServer, pki: DemoPki, leaves: list[str], tmp_path: Path, *, path: str = "/", digest: str | None = None,
+def _check(server: Server, pki: DemoPki, leaves: list[str], tmp_path: Path, *, path: str = "/", digest: str | None = None,
            delegated: bool = True, extra: tuple[str, ...] = ()):  # fmt: skip
     """Ask ``server`` about ``leaves`` of ``pki`` with openssl; return (openssl result, parsed response).
 
@@ -50,7 +48,7 @@ def _check(server: LiveServer, pki: DemoPki, leaves: list[str], tmp_path: Path, 
     """
     respout = tmp_path / f"resp-{'-'.join(leaves)}-{digest}.der"
     result = run_openssl_ocsp(
-        pki.ca_cert, [pki.leaves[name] for name in leaves], url=server.url + path, ca_file=pki.root_cert,
+        pki.ca_cert, [pki.leaves[name] for name in leaves], url=server.origin + path, ca_file=pki.root_cert,
         verify_other=pki.ca_cert, digest=digest, extra=("-respout", str(respout), *extra),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -67,7 +65,7 @@ def _status_of(result, pki: DemoPki, name: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- statuses
 
 
-def test_good_certificate_is_good_and_verifies(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_good_certificate_is_good_and_verifies(demo_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, response = _check(demo_server, demo_pki, ["good"], tmp_path)
     assert _status_of(result, demo_pki, "good")["status"] == "good"
     (single,) = list(response.responses)
@@ -85,7 +83,7 @@ def test_good_certificate_is_good_and_verifies(demo_server: LiveServer, demo_pki
     ],
 )
 def test_revoked_serial_reports_reason_and_time(
-    demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path, leaf: str, openssl_reason: str | None, reason
+    demo_server: Server, demo_pki: DemoPki, tmp_path: Path, leaf: str, openssl_reason: str | None, reason
 ) -> None:
     result, response = _check(demo_server, demo_pki, [leaf], tmp_path)
     status = _status_of(result, demo_pki, leaf)
@@ -98,7 +96,7 @@ def test_revoked_serial_reports_reason_and_time(
     assert single.revocation_reason == reason
 
 
-def test_certificate_hold_is_revoked_with_reason_certificate_hold(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_certificate_hold_is_revoked_with_reason_certificate_hold(demo_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, response = _check(demo_server, demo_pki, ["revoked-hold"], tmp_path)
     status = _status_of(result, demo_pki, "revoked-hold")
     assert (status["status"], status["Reason"]) == ("revoked", "certificateHold")
@@ -107,14 +105,14 @@ def test_certificate_hold_is_revoked_with_reason_certificate_hold(demo_server: L
     assert single.revocation_reason is x509.ReasonFlags.certificate_hold
 
 
-def test_never_issued_serial_is_unknown(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_never_issued_serial_is_unknown(demo_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, response = _check(demo_server, demo_pki, ["unknown"], tmp_path)
     assert _status_of(result, demo_pki, "unknown")["status"] == "unknown"
     (single,) = list(response.responses)
     assert single.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
 
 
-def test_never_issued_serial_is_extended_revoked_when_configured(extended_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_never_issued_serial_is_extended_revoked_when_configured(extended_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, response = _check(extended_server, demo_pki, ["unknown"], tmp_path)
     status = _status_of(result, demo_pki, "unknown")
     assert (status["status"], status["Reason"]) == ("revoked", "certificateHold")
@@ -130,18 +128,18 @@ def test_never_issued_serial_is_extended_revoked_when_configured(extended_server
     assert "extended_revoke" in {ext["extn_id"].native for ext in extensions}
 
 
-def test_never_issued_serial_is_refused_unauthorized_when_configured(policy_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_never_issued_serial_is_refused_unauthorized_when_configured(policy_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     """unknown_serials = "unauthorized": no certStatus at all for a serial the CA never issued (RFC 5019 §2.2.3)."""
-    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["unknown"]], url=policy_server.url, ca_file=demo_pki.root_cert)
+    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["unknown"]], url=policy_server.origin, ca_file=demo_pki.root_cert)
     assert "Responder Error: unauthorized (6)" in refused.stdout + refused.stderr
     result, _ = _check(policy_server, demo_pki, ["good"], tmp_path)
     assert _status_of(result, demo_pki, "good")["status"] == "good"
 
 
-def test_a_request_without_nonce_is_refused_when_the_ca_requires_one(policy_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_a_request_without_nonce_is_refused_when_the_ca_requires_one(policy_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     """nonce = "require": openssl's default request (with a nonce) is answered and its nonce checked;
     with -no_nonce it is refused unauthorized."""
-    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["good"]], url=policy_server.url, ca_file=demo_pki.root_cert,
+    refused = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["good"]], url=policy_server.origin, ca_file=demo_pki.root_cert,
                                extra=("-no_nonce",))  # fmt: skip
     assert "Responder Error: unauthorized (6)" in refused.stdout + refused.stderr
     result, response = _check(policy_server, demo_pki, ["revoked-superseded"], tmp_path)  # _check: no nonce WARNING
@@ -149,13 +147,13 @@ def test_a_request_without_nonce_is_refused_when_the_ca_requires_one(policy_serv
     assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
 
 
-def test_a_pkcs12_signer_sends_the_responder_certificate_only(single_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_a_pkcs12_signer_sends_the_responder_certificate_only(single_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     """The demo PKCS#12 also holds the CA certificate: it is not sent (only with include_signer_chain)."""
     _, response = _check(single_server, demo_pki, ["good"], tmp_path, path="/single")
     assert response.certificates == [load_cert(demo_pki.ocsp_cert)]
 
 
-def test_extended_revoked_server_keeps_issued_and_revoked_serials(extended_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_extended_revoked_server_keeps_issued_and_revoked_serials(extended_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     result, _ = _check(extended_server, demo_pki, ["good", "revoked-keycompromise"], tmp_path)
     assert _status_of(result, demo_pki, "good")["status"] == "good"
     revoked = _status_of(result, demo_pki, "revoked-keycompromise")
@@ -163,7 +161,7 @@ def test_extended_revoked_server_keeps_issued_and_revoked_serials(extended_serve
     assert openssl_time(revoked["Revocation Time"]) == demo_pki.revocation_times["revoked-keycompromise"]
 
 
-def test_several_cert_ids_are_answered_in_one_response_in_order(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_several_cert_ids_are_answered_in_one_response_in_order(demo_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     leaves = ["good", "revoked-keycompromise", "unknown"]
     result, response = _check(demo_server, demo_pki, leaves, tmp_path)
     assert [_status_of(result, demo_pki, name)["status"] for name in leaves] == ["good", "revoked", "unknown"]
@@ -171,14 +169,14 @@ def test_several_cert_ids_are_answered_in_one_response_in_order(demo_server: Liv
 
 
 @pytest.mark.parametrize(("digest", "algorithm"), [("sha256", hashes.SHA256), ("sha384", hashes.SHA384), ("sha512", hashes.SHA512)])
-def test_cert_id_with_sha2_hash_is_answered(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path, digest: str, algorithm) -> None:
+def test_cert_id_with_sha2_hash_is_answered(demo_server: Server, demo_pki: DemoPki, tmp_path: Path, digest: str, algorithm) -> None:
     result, response = _check(demo_server, demo_pki, ["good", "revoked-superseded"], tmp_path, digest=digest)
     assert [s["status"] for s in result.statuses.values()] == ["good", "revoked"]
     for single in response.responses:
         assert isinstance(single.hash_algorithm, algorithm)
 
 
-def test_openssl_nonce_is_echoed(demo_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_openssl_nonce_is_echoed(demo_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     """OpenSSL sends a nonce by default and checks it; the bytes are checked here too."""
     request_der = tmp_path / "req.der"
     made = run_openssl_ocsp(demo_pki.ca_cert, [demo_pki.leaves["good"]], extra=("-reqout", str(request_der)))
@@ -186,7 +184,7 @@ def test_openssl_nonce_is_echoed(demo_server: LiveServer, demo_pki: DemoPki, tmp
     request = ocsp.load_der_ocsp_request(request_der.read_bytes())
     sent = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     with httpx.Client(timeout=5) as client:
-        answer = post(client, demo_server.url + "/", request_der.read_bytes())
+        answer = post(client, demo_server.origin + "/", request_der.read_bytes())
     assert answer.status_code == 200
     assert answer.headers["cache-control"] == "no-store"
     response = verify_signed_response(answer.content, issuer=load_cert(demo_pki.ca_cert), delegated=load_cert(demo_pki.ocsp_cert))
@@ -208,7 +206,7 @@ def test_openssl_nonce_is_echoed(demo_server: LiveServer, demo_pki: DemoPki, tmp
 # --------------------------------------------------------------------------- single-CA form, several CAs
 
 
-def test_single_ca_form_serves_at_its_path_and_at_root(single_server: LiveServer, demo_pki: DemoPki, tmp_path: Path) -> None:
+def test_single_ca_form_serves_at_its_path_and_at_root(single_server: Server, demo_pki: DemoPki, tmp_path: Path) -> None:
     for number, path in enumerate(("/single/", "/single", "/")):
         folder = tmp_path / str(number)
         folder.mkdir()
@@ -219,7 +217,7 @@ def test_single_ca_form_serves_at_its_path_and_at_root(single_server: LiveServer
         assert response.responder_key_hash is None
 
 
-def test_each_ca_path_serves_its_own_certificates(multi_server: LiveServer, tmp_path: Path) -> None:
+def test_each_ca_path_serves_its_own_certificates(multi_server: Server, tmp_path: Path) -> None:
     ca1, ca2 = multi_server.pkis["ca1"], multi_server.pkis["ca2"]
     result, _ = _check(multi_server, ca1, ["good", "revoked-hold"], tmp_path, path="/ca1/")
     assert [s["status"] for s in result.statuses.values()] == ["good", "revoked"]
@@ -230,7 +228,7 @@ def test_each_ca_path_serves_its_own_certificates(multi_server: LiveServer, tmp_
     assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(load_cert(ca2.ca_cert).public_key()).digest
 
 
-def test_common_path_serves_every_ca(multi_server: LiveServer, tmp_path: Path) -> None:
+def test_common_path_serves_every_ca(multi_server: Server, tmp_path: Path) -> None:
     ca1, ca2 = multi_server.pkis["ca1"], multi_server.pkis["ca2"]
     result, _ = _check(multi_server, ca1, ["good"], tmp_path, path="/")
     assert _status_of(result, ca1, "good")["status"] == "good"
@@ -240,9 +238,9 @@ def test_common_path_serves_every_ca(multi_server: LiveServer, tmp_path: Path) -
     assert openssl_time(status["Revocation Time"]) == ca2.revocation_times["revoked-keycompromise"]
 
 
-def test_other_cas_certificate_on_a_ca_path_is_unauthorized(multi_server: LiveServer) -> None:
+def test_other_cas_certificate_on_a_ca_path_is_unauthorized(multi_server: Server) -> None:
     ca2 = multi_server.pkis["ca2"]
-    result = run_openssl_ocsp(ca2.ca_cert, [ca2.leaves["good"]], url=multi_server.url + "/ca1/", ca_file=ca2.root_cert, verify_other=ca2.ca_cert)
+    result = run_openssl_ocsp(ca2.ca_cert, [ca2.leaves["good"]], url=multi_server.origin + "/ca1/", ca_file=ca2.root_cert, verify_other=ca2.ca_cert)
     assert result.returncode != 0
     assert "Responder Error: unauthorized (6)" in result.stdout + result.stderr
 
@@ -340,4 +338,4 @@ def test_bad_crl_is_refused_and_earlier_data_keeps_serving(demo_pki: DemoPki, tm
         assert (revoked["status"], revoked["Reason"]) == ("revoked", "keyCompromise")
         assert openssl_time(revoked["Revocation Time"]) == demo_pki.revocation_times["revoked-keycompromise"]
         assert _status_of(result, demo_pki, "good")["status"] == "good"
-    assert "refused" in server.output()
+    assert "refused" in server.log_text()

@@ -118,6 +118,7 @@ def test_admin_listener_reports_readiness_and_data_age(server):
 
 def test_billing_report_counts_the_certificates_each_requestor_asked(server, demo_pki, tmp_path):
     start = dt.datetime.now(UTC)
+    mark = server.audit_count()
     asked = {"127.0.0.3": ["good", "revoked-keycompromise", "unknown"], "127.0.0.4": ["good2"]}
     for address, leaves in asked.items():
         with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10) as client:
@@ -125,9 +126,10 @@ def test_billing_report_counts_the_certificates_each_requestor_asked(server, dem
                 client.post(server.url, content=request_der(demo_pki.leaves[leaf], demo_pki.ca_cert))
             client.post(server.url, content=b"\x30\x03\x02\x01\x01")  # not an OCSP request: refused, not billed
     end = dt.datetime.now(UTC) + dt.timedelta(seconds=1)
-    time.sleep(0.3)  # the audit writer thread
+    sent = sum(len(leaves) + 1 for leaves in asked.values())  # the audit writer thread runs after each answer
+    server.audit_records(lambda records: sum(r["client"] in asked for r in records[mark:]) >= sent)
     out = subprocess.run(
-        [CERTSTATUS, "billing", "report", "--log", str(server.folder / "audit.log"), "--from", start.isoformat(),
+        [*CERTSTATUS, "billing", "report", "--log", str(server.folder / "audit.log"), "--from", start.isoformat(),
          "--to", end.isoformat(), "--by", "requestor", "--format", "json"],
         check=True, capture_output=True,
     ).stdout

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from certstatus.demo_pki import DemoPki
-from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_status
-from tests.servers import ADMIN_TOKEN, demo_ca_table, table
+from tests.processes import openssl_status
+from tests.servers import ADMIN_TOKEN, CERTSTATUS, demo_ca_table, free_port, start_server, table
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +121,7 @@ def test_config_check_of_a_running_server_only_warns_about_its_address(demo_pki:
     """`config check` before `systemctl reload`: the port is the running server's own."""
     port = free_port()
     config = _config(tmp_path, demo_pki, port)
-    server = ServeProcess.start(config, port)
+    server = start_server(config.parent, config, port=port)
     try:
         done = _run("config", "check", str(config))
     finally:
@@ -191,10 +191,8 @@ def test_revoke_issue_unrevoke_work_in_the_single_ca_form(demo_pki: DemoPki, tmp
     assert (unrevoked.returncode, unrevoked.stdout) == (1, "nothing changed: 1A2B of CA demo has no pushed revocation; it is answered good.\n")
 
     port = free_port()
-    server = ServeProcess.launch(["serve", *single, *source, "--listen", f"127.0.0.1:{port}", "--workers", "1"],
-                                 tmp_path / "serve.log", port)
+    server = start_server(tmp_path, args=["serve", *single, *source, "--listen", f"127.0.0.1:{port}", "--workers", "1"], port=port)
     try:
-        server.wait_listening()
         status = openssl_status(demo_pki.ca_cert, demo_pki.leaves["good"], server.url, demo_pki.root_cert, verify_other=demo_pki.ca_cert)
     finally:
         server.stop()

@@ -32,7 +32,7 @@ from certstatus.demo_pki import make_demo_pki
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.store.sqlite import SQLiteStore
 from tests.ocsp_client import run
-from tests.servers import demo_ca_table, free_port, start_server, table
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
 from tests.signing_support import load_cert, load_key, ocsp_request
 
 pytestmark = pytest.mark.integration
@@ -216,12 +216,9 @@ def test_hybrid_ca_answers_ml_dsa_clients_with_ml_dsa_and_the_others_with_ecdsa(
 def test_certstatus_check_verifies_an_ml_dsa_responder(server, pkis) -> None:
     """`certstatus check` judges the ML-DSA-65 responder like any other: its signature verifies."""
     import json
-    import sys
-    from pathlib import Path
 
     pki = pkis["pq-live"]
-    certstatus = str(Path(sys.executable).with_name("certstatus"))
-    done = run([certstatus, "check", f"{server.url}pq-live/", "--issuer", str(pki.ca_cert),
+    done = run([*CERTSTATUS, "check", f"{server.url}pq-live/", "--issuer", str(pki.ca_cert),
                 "--serial", f"{pki.serials['good']:x}", "--unassigned-serial", f"{pki.serials['unknown']:x}",
                 "--format", "json"], timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout.decode()

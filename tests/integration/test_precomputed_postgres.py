@@ -30,8 +30,8 @@ from certstatus.store.base import PRECOMPUTED_HASH_ALGORITHMS
 from certstatus.store.postgres import PostgresStore
 from certstatus.store.postgres_lock import generator_lock_key
 from tests.precomputed_helpers import answer, ca_settings, copy_pki, request_der, settings_for
-from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_status, run_certstatus
-from tests.servers import demo_ca_table, table
+from tests.processes import openssl_status, run_certstatus
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def fleet(postgres_module_dsn, demo_pki, tmp_path_factory):
     servers = []
     try:
         for config, port in zip(configs, ports, strict=True):
-            servers.append(ServeProcess.start(config, port))
+            servers.append(start_server(config.parent, config, port=port))
         yield pki, configs, servers, generated.stderr
     finally:
         for server in servers:

@@ -127,7 +127,7 @@ def test_an_imported_revocation_is_served_at_once_and_resigned_within_seconds(se
             for line in lines
         )
     )
-    imported = subprocess.run([CERTSTATUS, "import", "--config", str(server.config)], capture_output=True, timeout=60)
+    imported = subprocess.run([*CERTSTATUS, "import", "--config", str(server.config)], capture_output=True, timeout=60)
     assert imported.returncode == 0, imported.stderr
 
     out = tmp_path / "resp.der"

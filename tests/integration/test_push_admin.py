@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,9 @@ from certstatus.sources.changes import ChangeFeed
 from certstatus.sources.refresh import register_targets
 from certstatus.store.factory import open_configured_store
 from tests.sources_helpers import T0, crl_der, ocsp_query, revoked
+from tests.servers import CERTSTATUS
 
 TOKEN = "0123456789abcdef0123456789abcdef"
-CERTSTATUS = str(Path(sys.executable).with_name("certstatus"))
 
 
 @pytest.fixture()
@@ -161,7 +160,7 @@ def test_crl_upload_to_a_ca_without_push_is_403_and_imports_nothing(config: Path
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CERTSTATUS, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([*CERTSTATUS, *args], capture_output=True, text=True, timeout=60)
 
 
 def test_cli_push_commands_and_their_errors(config: Path, demo_pki: DemoPki) -> None:

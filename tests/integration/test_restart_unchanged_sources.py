@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certstatus.signing.keys import load_certificates
 from certstatus.store.factory import open_store
-from tests.processes import ServeProcess, free_port, openssl_status, run_certstatus
+from tests.processes import openssl_status, run_certstatus
+from tests.servers import free_port, start_server
 from tests.precomputed_helpers import copy_pki
 
 
@@ -39,7 +40,7 @@ def store_view(database: str, pki) -> tuple[int, dict[str, tuple]]:
 def serve_once(config, pki) -> str:
     """Start serve, ask openssl about the leaf "good", stop; return serve's output."""
     port = int(config.read_text().split('listen = "127.0.0.1:')[1].split('"')[0])
-    server = ServeProcess.start(config, port)
+    server = start_server(config.parent, config, port=port)
     try:
         assert openssl_status(pki.ca_cert, pki.leaves["good"], server.url, pki.root_cert, verify_other=pki.ca_cert) == "good"
     finally:

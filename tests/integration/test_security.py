@@ -11,7 +11,6 @@ import re
 import secrets
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,14 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki
 from tests.throwaway_postgres import throwaway_postgres
-from tests.processes import free_port
-from tests.servers import ADMIN_TOKEN, demo_ca_table, start_server, table
+from tests.servers import ADMIN_TOKEN, CERTSTATUS, demo_ca_table, free_port, start_server, table
 from tests.signing_support import write_signer
 from tests.softhsm import USER_PIN, SoftHsm
 
 pytestmark = pytest.mark.integration
 
-CERTSTATUS = [sys.executable, "-m", "certstatus"]
 
 
 def _config(folder: Path, pki: DemoPki, key: Path, extra: str = "") -> Path:

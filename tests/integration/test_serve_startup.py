@@ -31,8 +31,8 @@ from cryptography.x509 import ocsp
 from certstatus.store.factory import open_store
 from tests.openssl_ca import OpenSslCa
 from tests.precomputed_helpers import certificate, copy_pki, request_der
-from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_status, run_certstatus
-from tests.servers import demo_ca_table, table
+from tests.processes import openssl_status, run_certstatus
+from tests.servers import CERTSTATUS, demo_ca_table, free_port, start_server, table
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_serve_answers_from_the_store_while_its_first_generation_pass_is_held(da
         wrapper = tmp_path / "held_certstatus.py"
         wrapper.write_text(HOLD.format(started=str(started), release=str(release)))
 
-        server = ServeProcess.start(config, port, command=[CERTSTATUS[0], str(wrapper)])
+        server = start_server(config.parent, config, port=port, command=[CERTSTATUS[0], str(wrapper)])
         try:
             _wait("the background generator starts its first pass", started.exists)
             assert stored("good2") is None, "good2's stale response must stay unserved until re-signed"
@@ -142,11 +142,11 @@ def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
     started, release = tmp_path / "pass-started", tmp_path / "pass-release"
     wrapper = tmp_path / "held_certstatus.py"
     wrapper.write_text(HOLD.format(started=str(started), release=str(release)))
-    server = ServeProcess.launch(
-        ["serve", "--issuer", str(pki.ca_cert), "--index", str(pki.index), "--signer-cert", str(pki.ocsp_cert),
-         "--signer-key", str(pki.ocsp_key), "--mode", "precomputed", "--name", "demo", "--db", str(database),
-         "--listen", f"127.0.0.1:{port}", "--workers", "1"],
-        tmp_path / "serve.log", port, command=[CERTSTATUS[0], str(wrapper)],
+    server = start_server(
+        tmp_path, port=port, wait=False, command=[CERTSTATUS[0], str(wrapper)],
+        args=["serve", "--issuer", str(pki.ca_cert), "--index", str(pki.index), "--signer-cert", str(pki.ocsp_cert),
+              "--signer-key", str(pki.ocsp_key), "--mode", "precomputed", "--name", "demo", "--db", str(database),
+              "--listen", f"127.0.0.1:{port}", "--workers", "1"],
     )  # fmt: skip
     try:
         _wait("the pass before listening starts", started.exists)
@@ -191,7 +191,7 @@ def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(reque
     )
     if store == "postgresql":
         run_certstatus("db", "upgrade", "--config", str(config))
-    server = ServeProcess.start(config, port)
+    server = start_server(config.parent, config, port=port)
     try:
         def status(leaf: str) -> str:
             return openssl_status(pki.ca_cert, pki.leaves[leaf], server.url, pki.root_cert, verify_other=pki.ca_cert)

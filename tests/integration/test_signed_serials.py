@@ -22,7 +22,8 @@ from cryptography.x509 import ocsp
 from certstatus.config import load_config
 from certstatus.store.factory import open_configured_store
 from tests.openssl_ca import OpenSslCa
-from tests.processes import CERTSTATUS, ServeProcess, free_port, openssl_serial_status, run_certstatus
+from tests.processes import openssl_serial_status, run_certstatus
+from tests.servers import CERTSTATUS, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     # Imports every source, then signs the precomputed CAs; exit code 1 when a source was refused.
     generated = subprocess.run([*CERTSTATUS, "generate", "--config", str(config), "--processes", "0"],
                                capture_output=True, text=True, timeout=300)  # fmt: skip
-    server = ServeProcess.start(config, port)
+    server = start_server(config.parent, config, port=port)
     try:
         yield {"cas": cas, "server": server, "config": config, "folder": folder, "generated": generated}
     finally:

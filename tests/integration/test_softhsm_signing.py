@@ -6,10 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +19,8 @@ from certstatus.config import load_config
 from certstatus.demo_pki import make_demo_pki
 from certstatus.protocol.response import UNSUCCESSFUL
 from certstatus.signing.pkcs11 import Pkcs11KeyConnection
+from tests.processes import openssl_status
+from tests.servers import free_port, start_server
 from tests.signing_support import load_cert, ocsp_request, openssl_verify, post, response_algorithm, write_signer
 
 DAY = dt.timedelta(days=1)
@@ -128,38 +126,18 @@ def test_token_that_goes_away_gives_try_later_then_recovers(tmp_path, pki, softh
     assert any("token is back" in r.getMessage() for r in caplog.records)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_single_ca_server_with_pkcs11_signer_key_answers_openssl(tmp_path, pki, softhsm, hsm_signers) -> None:
     uri, cert = hsm_signers["p384"]
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "certstatus", "serve", "--issuer", str(pki.ca_cert), "--crl", str(pki.crl),
+    port = free_port()
+    args = [
+        "serve", "--issuer", str(pki.ca_cert), "--crl", str(pki.crl),
         "--index", str(pki.index), "--signer-cert", str(cert), "--signer-key", uri,
         "--pkcs11-module", softhsm.module, "--pkcs11-pin-file", str(softhsm.pin_file),
         "--listen", f"127.0.0.1:{port}", "--db", str(tmp_path / "s.sqlite3"), "--workers", "1",
     ]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = start_server(tmp_path, args=args, port=port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read().decode()
-                time.sleep(0.1)
-        result = subprocess.run(
-            ["openssl", "ocsp", "-issuer", str(pki.ca_cert), "-cert", str(pki.leaves["revoked-keycompromise"]),
-             "-url", f"http://127.0.0.1:{port}/", "-CAfile", str(pki.root_cert), "-verify_other", str(pki.ca_cert)],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        output = result.stdout + result.stderr
-        assert "Response verify OK" in output and "revoked" in output, output
+        status = openssl_status(pki.ca_cert, pki.leaves["revoked-keycompromise"], server.url, pki.root_cert, verify_other=pki.ca_cert)
+        assert status == "revoked", server.log_text()
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        assert server.stop() == 0, server.log_text()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import socket
 import uuid
 
 import psycopg
@@ -18,6 +17,7 @@ from certstatus.config import CaSettings, ServerSettings, Settings
 from certstatus.demo_pki import DemoPki
 from certstatus.source_settings import SqlSettings
 from certstatus.sources.sql import SqlStatusSource, SqlUnavailable
+from tests.servers import free_port
 from tests.sources_helpers import ocsp_query
 
 pytestmark = pytest.mark.integration
@@ -123,9 +123,7 @@ def test_ocsp_answers_come_from_the_database_live(schema: str, demo_pki: DemoPki
 
 
 def test_database_down_or_bad_query_answers_try_later(schema: str, demo_pki: DemoPki, tmp_path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
+    closed = free_port()
     down = _app(demo_pki, tmp_path, _settings(schema, dsn=f"postgresql://postgres@127.0.0.1:{closed}/test", timeout=1.0))
     broken = _app(demo_pki, tmp_path, _settings(schema, query="SELECT status FROM no_such_table WHERE %(serial)s > 0"))
     for app in (down, broken):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from certstatus.store import migrations
 from certstatus.store.factory import open_store
 from certstatus.store.postgres import PostgresStore
 from certstatus.store.sqlite import PAGE_SIZE, SQLiteStore
+from tests.servers import free_port
 
 
 def _run(*args: str):
@@ -120,9 +120,7 @@ def test_serve_refuses_an_old_postgres_schema_naming_the_setting(postgres_dsn: s
 
 
 def test_serve_config_with_unreachable_postgres_names_the_setting(postgres_server, demo_pki, tmp_path: Path) -> None:
-    with socket.socket() as sock:  # a local port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a local port nothing listens on
     config = _config(tmp_path, demo_pki, f"postgresql://postgres:secret@127.0.0.1:{port}/test")
     result = _run("import", "--config", str(config))
     text = _text(result)

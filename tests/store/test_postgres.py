@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 import threading
 import time
 
@@ -26,6 +25,7 @@ from certstatus.pipeline.steps import LocalStatusSigner, ResolveIssuers
 from certstatus.protocol.request import parse_request
 from certstatus.store.base import SourceState
 from certstatus.store.postgres import PostgresStore, channel_for
+from tests.servers import free_port
 
 T0 = dt.datetime(2030, 6, 1, tzinfo=dt.timezone.utc)
 
@@ -104,9 +104,7 @@ def test_unreachable_server_while_serving_answers_try_later(pg_store: PostgresSt
     step = LocalStatusSigner(pg_store, SystemClock())
     assert step(exchange).statuses == ("good",)
 
-    with socket.socket() as sock:  # a port nothing listens on: the "server" is gone
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on: the "server" is gone
     pg_store.dsn = f"postgresql://postgres@127.0.0.1:{port}/test"
     backend = pg_store._reader().connection.info.backend_pid
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:

@@ -119,7 +119,7 @@ def test_cached_mode_with_ignore_serves_the_pre_signed_answer_to_a_nonce_request
         ({"nonce": "always"}, "is not echo, ignore or require"),
         ({"unknown_serials": "unauthorized"}, "needs to know which serials were issued"),
         ({"unknown_serials": "refuse", "index": "index.txt"}, "is not unknown, revoked or unauthorized"),
-        ({"include_signer_chain": "yes"}, "must be true or false"),
+        ({"include_signer_chain": "yes"}, "is not true or false"),
     ],
 )
 def test_policy_settings_errors_name_the_key_and_the_fix(tmp_path, changes, message):

@@ -221,7 +221,7 @@ def test_ca_without_any_status_source_is_refused(tmp_path: Path) -> None:
     assert _error(_write(tmp_path, text)).key == "ca.issuing"
 
 
-@pytest.mark.parametrize("validity", ['"2x"', '"1.5h"', '"h"', '""', "true", "1.5", '"-3h"'])
+@pytest.mark.parametrize("validity", ['"2x"', '"1500ms"', '"h"', '""', "true", "1.5", '"-3h"'])
 def test_bad_validity_is_named(tmp_path: Path, validity: str) -> None:
     error = _error(_write(tmp_path, MINIMAL_CA + f"validity = {validity}\n"))
     assert error.key == "ca.issuing.validity"
@@ -318,7 +318,8 @@ def test_bad_listen_is_named(tmp_path: Path, listen: str) -> None:
     ("key", "value"),
     [("workers", "-1"), ("workers", "true"), ("workers", '"2"'), ("max_request_bytes", "63"),
      ("max_request_bytes", "1000001"), ("database", '""'), ("database", "5"),
-     ("client_timeout", "0"), ("client_timeout", "true"), ("client_timeout", '"10s"'), ("client_timeout", "3601")],
+     ("client_timeout", "0"), ("client_timeout", "true"), ("client_timeout", '"10x"'), ("client_timeout", "3601"),
+     ("client_timeout", '"50ms"'), ("client_timeout", '"2h"')],
 )  # fmt: skip
 def test_bad_server_values_are_named(tmp_path: Path, key: str, value: str) -> None:
     assert _error(_write(tmp_path, f"[server]\n{key} = {value}\n" + MINIMAL_CA)).key == f"server.{key}"
@@ -364,13 +365,16 @@ def test_non_table_is_named(tmp_path: Path, text: str, key: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90), ("90", 90), ("90s", 90), ("90m", 5400), ("24h", 86400), ("1d", 86400), (" 2 h ", 7200), ("0", 0)],
+    [(90, 90), ("90", 90), ("90s", 90), ("90m", 5400), ("24h", 86400), ("1d", 86400), (" 2 h ", 7200), ("0", 0),
+     ("1.5h", 5400), ("7y", 7 * 365 * 86400), ("500ms", 0.5), ("2.5", 2.5), (2.5, 2.5), ("1.1h", 3960)],
 )
 def test_parse_duration_forms(value, seconds: int) -> None:
-    assert parse_duration(value, file="f.toml", key="ca.x.validity") == seconds
+    """One parser for every duration key: seconds, or a number and a unit; whole seconds come back as an int."""
+    parsed = parse_duration(value, file="f.toml", key="ca.x.validity")
+    assert parsed == seconds and isinstance(parsed, int) == float(seconds).is_integer()
 
 
-@pytest.mark.parametrize("value", ["2x", "1.5h", "h", "", "1 d 2h", "1D", True, 1.5, None, [1]])
+@pytest.mark.parametrize("value", ["2x", "1.5.2h", "h", "", "1 d 2h", "1D", "-3h", "5 ms s", True, float("nan"), None, [1]])
 def test_parse_duration_refuses_other_forms(value) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_duration(value, file="f.toml", key="ca.x.validity")
@@ -442,16 +446,26 @@ def test_config_that_is_not_utf8_is_a_config_error_naming_the_line(tmp_path: Pat
     assert "UTF-8" in error.fix
 
 
-def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path) -> None:
-    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."."""
-    error = _error(_write(tmp_path, '[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA))
-    assert error.key == "server.database" and "unknown user" in error.problem
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('[server]\ndatabase = "~certstatus-no-such-user/store.sqlite3"\n' + MINIMAL_CA, "server.database"),
+     ('[tls]\ncertificate = "~certstatus-no-such-user/tls.pem"\nkey = "tls.key"\n' + MINIMAL_CA, "tls.certificate"),
+     ('[audit]\nlog = "~certstatus-no-such-user/audit.log"\n' + MINIMAL_CA, "audit.log"),
+     (MINIMAL_CA + '[[ca.issuing.signer]]\ncertificate = "~certstatus-no-such-user/o.pem"\nkey = "o.key"\n',
+      "ca.issuing.signer[1].certificate")],
+)  # fmt: skip
+def test_path_in_the_home_folder_of_an_unknown_user_is_a_config_error(tmp_path: Path, text: str, key: str) -> None:
+    """Fuzzing finding: Path.expanduser raised RuntimeError past load_config for "~nosuchuser/..."; every
+    path key goes through the one path parser now."""
+    error = _error(_write(tmp_path, text))
+    assert error.key == key and "unknown user" in error.problem
 
 
 def test_port_zero_and_client_timeout_are_read(tmp_path: Path) -> None:
     settings = load_config(_write(tmp_path, '[server]\nlisten = "127.0.0.1:0"\nclient_timeout = 2.5\n' + MINIMAL_CA))
     assert settings.server.port == 0
     assert settings.server.client_timeout == 2.5
+    assert load_config(_write(tmp_path, '[server]\nclient_timeout = "500ms"\n' + MINIMAL_CA)).server.client_timeout == 0.5
     assert load_config(_write(tmp_path, MINIMAL_CA)).server.client_timeout == 10.0
 
 

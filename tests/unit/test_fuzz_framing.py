@@ -36,8 +36,7 @@ from certstatus.demo_pki import DemoPki
 from tests.fuzz_framing import Finding, Response, check_response, parse_responses
 from tests.fuzz_world import FuzzWorld, config_text, cryptography_request
 from tests.ocsp_client import tls_context
-from tests.processes import free_port
-from tests.servers import Server, start_server
+from tests.servers import Server, free_port, start_server
 
 EXAMPLES = int(os.environ.get("CERTSTATUS_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -21,6 +21,10 @@ Each CA has one or more signers::
 A file in ``signers_dir`` named ``NAME.toml`` holds one such table (without
 the header); relative paths in it are relative to the directory.
 Secrets are never part of the settings: only the paths of the files that hold them.
+The keys, types and defaults are those of :mod:`certstatus.config_schema`
+(``SIGNER`` and the signer keys of ``CA``), which checks each value; this
+module adds the rules that span keys and the checks of key references and
+algorithm names.
 """
 
 from __future__ import annotations
@@ -31,25 +35,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certstatus.config_schema import check_known_keys
+from certstatus import config_schema as schema
+from certstatus.config_schema import path_value
 from certstatus.errors import ConfigError
 from certstatus.signing.algorithms import ALGORITHMS
 from certstatus.signing.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
 
 #: Default warning time before the active signer expires without successor (seconds).
-DEFAULT_EXPIRY_WARNING = 14 * 86400
+DEFAULT_EXPIRY_WARNING = schema.CA.default("signer_expiry_warning")
 #: Default period of the signers_dir re-scan in a running server (seconds).
-DEFAULT_RESCAN = 60
-
-SIGNER_KEYS = {
-    "certificate", "key", "password_file", "pin_file", "pkcs11_module",
-    "signature_algorithm", "locally_trusted", "name",
-}  # fmt: skip
-#: Keys a [ca.NAME] table may carry for its signers (besides the ``signer`` array).
-CA_SIGNER_KEYS = {
-    "signer", "signers_dir", "signer_expiry_warning", "signers_rescan", "pkcs11_module",
-    "pkcs11_pin_file", "signature_algorithm", "signer_locally_trusted",
-}  # fmt: skip
+DEFAULT_RESCAN = schema.CA.default("signers_rescan")
+#: Keys a [ca.NAME] table carries for its signers, read here.
+CA_SIGNER_KEYS = frozenset({
+    "signer_certificate", "signer_key", "signer_password_file", "signer", "signers_dir", "signer_expiry_warning",
+    "signers_rescan", "pkcs11_module", "pkcs11_pin_file", "signature_algorithm", "signer_locally_trusted",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,6 @@ class SignerSettings:
         return cls(**values)
 
 
-def _path(value: Any, base: Path, where: str, key: str) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(where, key, f"{value!r} is not a file path.", 'Write a path in quotes, e.g. "ocsp.pem".')
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base / path
-
-
 def key_reference(value: Any, base: Path, where: str, key: str) -> str:
     """Return a key reference: a ``pkcs11:`` URI checked per RFC 7512, or a resolved file path."""
     if isinstance(value, str) and is_pkcs11_uri(value):
@@ -104,7 +97,7 @@ def key_reference(value: Any, base: Path, where: str, key: str) -> str:
         except ValueError as exc:
             raise ConfigError(where, key, f"{exc}.", 'Write e.g. "pkcs11:token=OCSP;object=ocsp-2026".') from None
         return value
-    return str(_path(value, base, where, key))
+    return str(path_value(value, base, where, key))
 
 
 def check_algorithm(value: Any, where: str, key: str) -> str | None:
@@ -131,33 +124,18 @@ def signer_settings(
     """
     if not isinstance(table, dict):
         raise ConfigError(where, prefix, "must be a table.", f"Write it as [[{prefix}]].")
-    check_known_keys(table, SIGNER_KEYS, where=where, prefix=prefix)
-    for required in ("certificate", "key"):
-        if required not in table:
-            raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
+    values = schema.SIGNER.parse(table, where=where, prefix=prefix, base=base)
     defaults = defaults or {}
-    trusted = table.get("locally_trusted", False)
-    if not isinstance(trusted, bool):
-        raise ConfigError(where, f"{prefix}.locally_trusted", "must be true or false.", "Write true or false.")
-    module = table.get("pkcs11_module", defaults.get("pkcs11_module"))
-    if module is not None and not isinstance(module, str):
-        raise ConfigError(where, f"{prefix}.pkcs11_module", "must be a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    name = table.get("name")
-    if name is not None and not isinstance(name, str):
-        raise ConfigError(where, f"{prefix}.name", "must be a string.", 'Write e.g. name = "ocsp-2026".')
-    password_file = table.get("password_file")
-    pin_file = table.get("pin_file")
     return SignerSettings(
-        certificate=_path(table["certificate"], base, where, f"{prefix}.certificate"),
+        certificate=values["certificate"],
         key=key_reference(table["key"], base, where, f"{prefix}.key"),
-        password_file=_path(password_file, base, where, f"{prefix}.password_file") if password_file is not None else defaults.get("password_file"),
-        pin_file=_path(pin_file, base, where, f"{prefix}.pin_file") if pin_file is not None else defaults.get("pin_file"),
-        pkcs11_module=module,
-        signature_algorithm=check_algorithm(
-            table.get("signature_algorithm", defaults.get("signature_algorithm")), where, f"{prefix}.signature_algorithm"
-        ),
-        locally_trusted=trusted,
-        name=name,
+        password_file=values.get("password_file", defaults.get("password_file")),
+        pin_file=values.get("pin_file", defaults.get("pin_file")),
+        pkcs11_module=values.get("pkcs11_module", defaults.get("pkcs11_module")),
+        signature_algorithm=check_algorithm(values.get("signature_algorithm", defaults.get("signature_algorithm")), where,
+                                            f"{prefix}.signature_algorithm"),
+        locally_trusted=values.get("locally_trusted", schema.SIGNER.default("locally_trusted")),
+        name=values.get("name"),
         where=f"{where}: {prefix}",
     )
 
@@ -175,26 +153,16 @@ class CaSignerSettings:
     signature_algorithm: str | None
 
 
-def ca_signer_settings(
-    name: str,
-    table: dict[str, Any],
-    *,
-    where: str,
-    base: Path,
-    parse_duration,
-) -> CaSignerSettings:
+def ca_signer_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> CaSignerSettings:
     """Parse the signer keys of ``[ca.NAME]``: the shorthand, the ``signer`` array, ``signers_dir``.
 
     At least one signer must be configured (shorthand, array or directory).
-    ``parse_duration`` is :func:`certstatus.config.parse_duration`.
     Raises :class:`ConfigError`.
     """
     prefix = f"ca.{name}"
-    module = table.get("pkcs11_module")
-    if module is not None and not isinstance(module, str):
-        raise ConfigError(where, f"{prefix}.pkcs11_module", "must be a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    pin_file = _path(table["pkcs11_pin_file"], base, where, f"{prefix}.pkcs11_pin_file") if "pkcs11_pin_file" in table else None
-    algorithm = check_algorithm(table.get("signature_algorithm"), where, f"{prefix}.signature_algorithm")
+    values = schema.CA.parse(table, where=where, prefix=prefix, base=base, only=CA_SIGNER_KEYS)
+    module, pin_file = values.get("pkcs11_module"), values.get("pkcs11_pin_file")
+    algorithm = check_algorithm(values.get("signature_algorithm"), where, f"{prefix}.signature_algorithm")
     defaults = {"pkcs11_module": module, "pin_file": pin_file, "signature_algorithm": algorithm}
     signers = []
     if "signer_certificate" in table or "signer_key" in table:
@@ -202,7 +170,6 @@ def ca_signer_settings(
             if required not in table:
                 raise ConfigError(where, f"{prefix}.{required}", "is missing.", f'Add {required} = "FILE".')
         key_reference(table["signer_key"], base, where, f"{prefix}.signer_key")  # errors name the shorthand key
-        _path(table["signer_certificate"], base, where, f"{prefix}.signer_certificate")
         shorthand = {"certificate": table["signer_certificate"], "key": table["signer_key"]}
         if "signer_password_file" in table:
             shorthand["password_file"] = table["signer_password_file"]
@@ -210,23 +177,16 @@ def ca_signer_settings(
             shorthand["locally_trusted"] = table["signer_locally_trusted"]
         signer = signer_settings(shorthand, where=where, prefix=prefix, base=base, defaults=defaults)
         signers.append(signer)
-    array = table.get("signer", [])
-    if isinstance(array, dict):
-        array = [array]
-    if not isinstance(array, list):
-        raise ConfigError(where, f"{prefix}.signer", "must be an array of tables.", f"Write [[{prefix}.signer]] tables.")
-    for index, entry in enumerate(array, 1):
+    for index, entry in enumerate(values.get("signer", []), 1):
         signers.append(signer_settings(entry, where=where, prefix=f"{prefix}.signer[{index}]", base=base, defaults=defaults))
-    signers_dir = _path(table["signers_dir"], base, where, f"{prefix}.signers_dir") if "signers_dir" in table else None
+    signers_dir = values.get("signers_dir")
     if not signers and signers_dir is None:
         raise ConfigError(
             where, f"{prefix}.signer_certificate", "no signer is configured.",
             "Add signer_certificate and signer_key, [[ca.NAME.signer]] tables, or signers_dir.",
         )
-    warning = parse_duration(table.get("signer_expiry_warning", DEFAULT_EXPIRY_WARNING), file=where, key=f"{prefix}.signer_expiry_warning")
-    rescan = parse_duration(table.get("signers_rescan", DEFAULT_RESCAN), file=where, key=f"{prefix}.signers_rescan")
-    if rescan <= 0:
-        raise ConfigError(where, f"{prefix}.signers_rescan", "must be positive.", 'Write e.g. "60s".')
+    warning = values.get("signer_expiry_warning", DEFAULT_EXPIRY_WARNING)
+    rescan = values.get("signers_rescan", DEFAULT_RESCAN)
     return CaSignerSettings(tuple(signers), signers_dir, warning, rescan, module, pin_file, algorithm)
 
 
