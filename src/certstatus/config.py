@@ -16,7 +16,8 @@ Layout::
     max_connections = 1000       # per worker; a connection beyond gets 503 tryLater (docs/operations.md)
     max_in_flight = 64           # per worker: forwarded requests waiting for a remote; beyond: tryLater
     ca_dir = "ca.d"              # optional: one TOML file per CA, named after the CA
-    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs)
+    response_cache_bytes = 67108864  # per worker: in-process cache of answers (precomputed/cached CAs);
+                                     # not set: sized from the pre-signed set (certstatus.cache_size)
 
     [ca.issuing-1]
     certificate = "ca.pem"
@@ -74,7 +75,6 @@ MAX_VALIDITY = 10 * 86400
 DEFAULT_VALIDITY = 86400
 DEFAULT_MAX_REQUEST_BYTES = 10_000
 DEFAULT_CLIENT_TIMEOUT = 10.0
-DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 1000  # per worker (certstatus.server.overload)
 DEFAULT_MAX_IN_FLIGHT = 64  # per worker: blocking work (forwarded requests) running in threads
 #: Per-CA serving modes (docs/precomputed.md).
@@ -192,7 +192,8 @@ class ServerSettings:
     common_path: str = "/"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
-    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
+    #: Bytes; None: not configured, sized at each worker's start (:func:`certstatus.cache_size.with_cache_size`).
+    response_cache_bytes: int | None = None
     client_timeout: float = DEFAULT_CLIENT_TIMEOUT  # seconds
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # per worker
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # per worker
@@ -564,9 +565,9 @@ def _server_settings(raw: dict[str, Any], where: str, base: Path) -> ServerSetti
     module = raw.get("pkcs11_module")
     if module is not None and (not isinstance(module, str) or not module):
         raise ConfigError(where, "server.pkcs11_module", f"{module!r} is not a file path.", 'Write e.g. "/usr/lib/softhsm/libsofthsm2.so".')
-    cache_bytes = raw.get("response_cache_bytes", DEFAULT_RESPONSE_CACHE_BYTES)
-    if not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0:
-        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off.")
+    cache_bytes = raw.get("response_cache_bytes")
+    if cache_bytes is not None and (not isinstance(cache_bytes, int) or isinstance(cache_bytes, bool) or cache_bytes < 0):
+        raise ConfigError(where, "server.response_cache_bytes", f"{cache_bytes!r} is not a size.", "Write a size in bytes, 0 to turn the cache off, or remove the key for the default (sized from the pre-signed responses).")
     timeout = raw.get("client_timeout", DEFAULT_CLIENT_TIMEOUT)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
         raise ConfigError(where, "server.client_timeout", f"{timeout!r} is not a number of seconds.", "Write seconds from 0.1 to 3600, e.g. 10.")
