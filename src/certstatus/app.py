@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from certstatus.audit import AuditLog
-from certstatus.cache_size import with_cache_size
 from certstatus.ca_certificate import profile_warnings
+from certstatus.cache_size import with_cache_size
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
