@@ -158,7 +158,8 @@ def build_application(
     application.closers.append(store.close)
     try:
         with held_config_warnings():  # the supervisor's prepare() reported them, once
-            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock) for ca in settings.cas])
+            # prepare() validated every CA and signer of these settings before any worker started
+            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock, checked=True) for ca in settings.cas])
         audit_log = None
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)

@@ -131,7 +131,8 @@ class SupervisorSigners:
         store = open_store(settings)
         try:
             with held_config_warnings():  # prepare() reported them
-                registry = IssuerRegistry([load_ca(ca, store, clock, announce=True) for ca in settings.cas])
+                # prepare() validated these settings before this start or reload
+                registry = IssuerRegistry([load_ca(ca, store, clock, announce=True, checked=True) for ca in settings.cas])
             self.cas = registry.cas
             self.revocations = SignerRevocations(self.cas)
             if str(settings.server.database) != ":memory:":
