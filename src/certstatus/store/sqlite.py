@@ -188,6 +188,11 @@ class SQLiteStore(PrecomputedSQLite):
     def source_marks(self) -> dict[int, tuple]:
         return source_marks(self._db.execute(_SOURCE_MARKS))
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of this connection: it changes when another connection
+        commits (any table), so a watcher compares counters and source states only after a commit."""
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
+
     def _bump(self, issuer_id: int) -> None:
         self._db.execute("UPDATE issuers SET change_counter = change_counter + 1 WHERE id = ?", (issuer_id,))
 
