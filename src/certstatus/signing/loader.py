@@ -79,7 +79,8 @@ def build_signer(
             loaded.key, loaded.certificate, ca_certificate, now,
             where=where, locally_trusted=settings.locally_trusted, allow_not_yet_valid=True,
         )  # fmt: skip
-        prove_key(loaded.key, loaded.certificate, where=where)
+        if settings.is_pkcs11:  # a key file's public key is its own (validate_signer compared it with the certificate)
+            prove_key(loaded.key, loaded.certificate, where=where)
     algorithm = algorithm_named(settings.signature_algorithm) if settings.signature_algorithm else None
     try:
         signer = ResponseSigner(
