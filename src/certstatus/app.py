@@ -26,7 +26,7 @@ from certstatus.metrics import MULTIPROC_ENV, RequestMetrics
 from certstatus.observability import config_warning, grouped_config_warnings, held_config_warnings
 from certstatus.pipeline.base import Route
 from certstatus.pipeline.build import Pipeline, build_pipeline
-from certstatus.pipeline.issuers import IssuerRegistry
+from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
@@ -38,6 +38,11 @@ from certstatus.sources.importer import CaTarget, ImportResult, import_cas, log_
 from certstatus.store.base import StatusStore
 from certstatus.store.changes import ChangeHub, ChangeWatcher
 from certstatus.store.factory import open_configured_store
+
+
+#: Seconds between two re-reads of a CA's source states by the freshness guard of a worker whose
+#: :class:`ChangeWatcher` announces every change (without one: every second).
+WATCHED_RECHECK_SECONDS = 30.0
 
 
 @dataclass
@@ -71,7 +76,9 @@ class Application:
         self.closers.clear()
 
 
-def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: bool = True) -> list[ImportResult]:
+def prepare(
+    settings: Settings, clock: Clock | None = None, *, log_refusals: bool = True, loaded: list[ServedCA] | None = None
+) -> list[ImportResult]:
     """Validate every CA and signer and import all configured data (start-up, once; and on reload).
 
     Raises :class:`SignerError`/:class:`ConfigError` for a CA that cannot be
@@ -83,6 +90,11 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
     until the refresher imports the source. What a CA certificate leaves unsaid
     (:func:`certstatus.ca_certificate.profile_warnings`) is logged at warning
     level, once per start or reload.
+
+    ``loaded``: a list that receives the CAs as loaded and validated here, with
+    ``announce`` (the supervisor keeps them as its own signers, see
+    :class:`certstatus.server.lifecycle.SupervisorSigners`, instead of loading
+    every CA a second time: seconds with 10 000 CAs).
     """
     clock = clock or SystemClock()
     check_secret_files(settings)
@@ -90,7 +102,8 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
     store = open_configured_store(settings)
     try:
         with grouped_config_warnings():  # once per start or reload, one line per kind listing the CAs
-            served_cas = [load_ca(ca, store, clock) for ca in settings.cas]  # every signer checked before any download
+            announce = loaded is not None
+            served_cas = [load_ca(ca, store, clock, announce=announce) for ca in settings.cas]  # every signer checked before any download
             for ca, served in zip(settings.cas, served_cas, strict=True):
                 for warning in profile_warnings(served.certificate, signs_crls=bool(ca.crl)):
                     config_warning(warning, f"CA {ca.name} ({ca.certificate})")
@@ -100,6 +113,8 @@ def prepare(settings: Settings, clock: Clock | None = None, *, log_refusals: boo
                 # A CA fed by pushes has data from the start: nothing pushed = nothing revoked.
                 store.apply_changes(served.issuer_id, (), at=clock.now())
             targets.append(CaTarget(ca, served.issuer_id, served.certificate))
+        if loaded is not None:
+            loaded.extend(served_cas)
         results = []
         for target, imported in zip(targets, import_cas(store, targets, clock), strict=True):
             refused = [result for result in imported if result.error] if log_refusals else []
@@ -158,7 +173,8 @@ def build_application(
     application.closers.append(store.close)
     try:
         with held_config_warnings():  # the supervisor's prepare() reported them, once
-            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock) for ca in settings.cas])
+            # prepare() validated every CA and signer of these settings before any worker started
+            registry = application.registry = IssuerRegistry([load_ca(ca, store, clock, checked=True) for ca in settings.cas])
         audit_log = None
         if ops.audit.log is not None:
             audit_log = AuditLog(ops.audit.log, max_bytes=ops.audit.max_bytes, backup_count=ops.audit.backup_count)
@@ -199,6 +215,11 @@ def build_application(
     if watcher is not None:
         changes.subscribe(lambda change: registry.refresh_state(change.issuer_id, watcher.store))
         changes.subscribe(lambda change: pipeline.guard.invalidate(change.issuer_id))
+        if pipeline.guard is not None:
+            # The watcher tells the guard of every import (source states included), so its own re-read
+            # is a safety net: once a second per CA, requests spread over 10 000 CAs re-read their CA's
+            # states on nearly every request (~60 us each).
+            pipeline.guard.recheck_seconds = WATCHED_RECHECK_SECONDS
         watcher.start()
         for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
             registry.refresh_state(ca.issuer_id, store)

@@ -24,13 +24,18 @@ from certstatus.store.base import StatusStore
 from certstatus.store.factory import open_configured_store
 
 
-def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool = False) -> ServedCA:
+def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool = False, checked: bool = False) -> ServedCA:
     """Load the CA certificate and its signers, validate the signers, register the issuer.
 
     The signers' revocation is read from ``store`` once, here (in the
     calling thread); keeping it current is :mod:`certstatus.signing.revocation`'s
     job. ``announce``: this process logs revoked signers at warning/error
     level (the supervisor; see :class:`~certstatus.signing.signer_set.SignerSet`).
+    ``checked``: :func:`certstatus.app.prepare` validated this configuration
+    in this start or reload (the workers, the supervisor's own signers): the
+    certificate's CA profile and the configured signers' issuer signature,
+    extensions and key proof are not checked again
+    (:func:`certstatus.signing.loader.build_signer`).
     Raises :class:`ConfigError` naming the ``certificate`` key when the
     certificate is not a CA's (:func:`certstatus.ca_certificate.not_a_ca`: a
     leaf or the responder certificate given instead), :class:`SignerError`
@@ -39,7 +44,7 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool 
     (``ServedCA.signers`` is None): its remote responders sign.
     """
     certificate = load_certificates(ca.certificate)[0]
-    problem = not_a_ca(certificate)
+    problem = None if checked else not_a_ca(certificate)
     if problem is not None:
         key = "--issuer" if ca.where == "command line" else f"ca.{ca.name}.certificate"
         raise ConfigError(
@@ -50,7 +55,9 @@ def load_ca(ca: CaSettings, store: StatusStore, clock: Clock, *, announce: bool 
     issuer_id = store.register_issuer(ca.name, certificate.public_bytes(serialization.Encoding.DER))
     if ca.forward:
         return ServedCA(ca, certificate, issuer_id, None, has_data=False)  # type: ignore[arg-type]
-    signers = load_signer_set(ca, certificate, clock, is_revoked=revocation_lookup(store, issuer_id), announce=announce)
+    signers = load_signer_set(
+        ca, certificate, clock, is_revoked=revocation_lookup(store, issuer_id), announce=announce, checked=checked
+    )
     return ServedCA(ca, certificate, issuer_id, signers, has_data=has_data(ca, store.source_states(issuer_id)))
 
 

@@ -66,6 +66,28 @@ def test_signer_key_not_matching_the_certificate_is_refused(tmp_path, pki) -> No
         prepare(load_config(config))
 
 
+def test_a_worker_skips_the_checks_prepare_made_but_still_refuses_a_key_of_another_certificate(tmp_path, pki) -> None:
+    """Workers load what prepare() validated (``checked``): no second issuer-signature or extension check,
+    but a key file swapped since then is still caught by the public key comparison."""
+    from certstatus.clock import SystemClock
+    from certstatus.loading import load_ca, open_store
+
+    cert, key = write_signer(pki, tmp_path, "no-eku", ec.generate_private_key(ec.SECP256R1()),
+                             not_before=_now() - DAY, not_after=_now() + DAY, ocsp_signing=False)
+    settings = load_config(_config(tmp_path, pki, f'signer_certificate = "{cert}"\nsigner_key = "{key}"\n'))
+    store = open_store(settings)
+    try:
+        with pytest.raises(SignerError, match="id-kp-OCSPSigning"):
+            load_ca(settings.cas[0], store, SystemClock())  # as prepare() loads it
+        served = load_ca(settings.cas[0], store, SystemClock(), checked=True)  # as a worker does
+        assert served.signer.certificate == load_cert(cert)
+        key.write_bytes(pki.ocsp_key.read_bytes())  # the key file replaced by another certificate's key
+        with pytest.raises(SignerError, match=r"no-eku\.pem, .*no-eku\.key.*does not belong"):
+            load_ca(settings.cas[0], store, SystemClock(), checked=True)
+    finally:
+        store.close()
+
+
 def test_expired_signer_is_refused_but_its_successor_serves(tmp_path, pki, caplog) -> None:
     old = write_signer(pki, tmp_path, "old", ec.generate_private_key(ec.SECP256R1()),
                        not_before=_now() - 10 * DAY, not_after=_now() - DAY)

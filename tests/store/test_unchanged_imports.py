@@ -165,6 +165,33 @@ def test_a_stale_ca_is_fresh_again_after_a_reissued_crl_with_the_same_entries(ca
     assert parse(answer(app, good, ca.clock).der).certificate_status is ocsp.OCSPCertStatus.GOOD
 
 
+def test_a_watched_worker_reads_a_cas_source_states_again_on_a_change_not_every_second(ca, monkeypatch) -> None:
+    """With thousands of CAs a re-read per CA per second was a store read on nearly every request."""
+    import types
+
+    from certstatus.pipeline import freshness
+
+    app = ca.app(watch=True)
+    good = request_der(ca.pki, "good")
+    answer(app, good, ca.clock)
+    reads: list[int] = []
+    read_states = app.store.source_states
+    monkeypatch.setattr(app.store, "source_states", lambda issuer_id: reads.append(issuer_id) or read_states(issuer_id))
+    later = freshness.time.monotonic() + 10.0  # ten seconds on, nothing imported
+    monkeypatch.setattr(freshness, "time", types.SimpleNamespace(monotonic=lambda: later))
+    answer(app, good, ca.clock)
+    assert reads == []
+
+    ca.clock.advance(60)
+    ca.reissue_crl()  # the watcher announces the new source state: the next request reads it
+
+    def reread() -> bool:
+        answer(app, good, ca.clock)
+        return ca.issuer_id in reads
+
+    wait_for(reread, "the freshness guard re-reading after the watcher's announcement")
+
+
 def test_a_re_read_index_file_with_one_more_certificate_signs_it_and_only_it(ca) -> None:
     ca.loop.tick()
     counter = ca.counter()

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certstatus.cli import main
-from certstatus.cli.output import duration, plural, print_error, print_import
+from certstatus.cli.output import IMPORT_TABLE_ROWS, duration, plural, print_error, print_import
 from certstatus.config import load_config
 from certstatus.errors import ConfigError
 from certstatus.sources.importer import ImportResult
@@ -107,6 +107,30 @@ def test_import_table_cells_are_shown_as_written_and_whole(capsys) -> None:
     assert origin in out and "[index].txt" in out  # not cut to 80 columns, not read as markup
     assert "refused: [/] signature of [ca.issuing] does not verify" in out
     assert "…" not in out
+
+
+def test_import_table_of_thousands_of_sources_shows_every_refusal_and_counts_the_rest(capsys) -> None:
+    results = [ImportResult(f"ca{i:05d}", "crl", f"/pki/ca{i:05d}.crl", 10, unchanged=i % 2 == 1, note="same file")
+               for i in range(3000)]  # fmt: skip
+    results[2500] = ImportResult("ca02500", "crl", "/pki/ca02500.crl", error="signature does not verify")
+    assert print_import(results) is False
+    out = capsys.readouterr().err
+    assert "ca02500" in out and "refused: signature does not verify" in out
+    shown = [line for line in out.splitlines() if "/pki/ca" in line]
+    assert len(shown) == IMPORT_TABLE_ROWS
+    assert "ca00000" in out and f"ca{IMPORT_TABLE_ROWS - 2:05d}" in out and "ca02999" not in out
+    hidden = [result for result in results if not result.error][IMPORT_TABLE_ROWS - 1:]  # one row is the refusal
+    unchanged = sum(result.unchanged for result in hidden)
+    summary = next(line for line in out.splitlines() if "more sources" in line)
+    assert f"{len(hidden)} more sources" in summary and str(10 * len(hidden)) in summary
+    assert f"{len(hidden) - unchanged} imported, {unchanged} unchanged" in summary
+
+
+def test_import_table_of_few_sources_has_a_row_each(capsys) -> None:
+    results = [ImportResult(f"ca{i}", "crl", f"/pki/ca{i}.crl", 1) for i in range(IMPORT_TABLE_ROWS)]
+    assert print_import(results) is True
+    out = capsys.readouterr().err
+    assert all(f"/pki/ca{i}.crl" in out for i in range(IMPORT_TABLE_ROWS)) and "more sources" not in out
 
 
 @pytest.mark.parametrize(

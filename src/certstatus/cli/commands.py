@@ -68,8 +68,9 @@ def serve(log_level: str, **opts) -> None:
     settings = settings_from_options(opts)
     # The addresses first: one in use stops start-up now, in one line, not after the import.
     sock = open_listener(settings)
+    loaded = []  # the CAs prepare() loads: the supervisor keeps them as its own signers
     try:
-        print_import(prepare(settings))  # a source refused at start is logged as on reload and refresh
+        print_import(prepare(settings, loaded=loaded))  # a source refused at start is logged as on reload and refresh
         if opts["issuer"]:
             # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
             # before it serves, with a progress bar: its first answers are the stored ones.
@@ -88,7 +89,8 @@ def serve(log_level: str, **opts) -> None:
             f"for {', '.join(ca.name for ca in settings.cas)}"
         )
 
-    run_server(settings, log_level=log_level, reload_settings=lambda: settings_from_options(opts), on_listening=listening, sock=sock)
+    run_server(settings, log_level=log_level, reload_settings=lambda: settings_from_options(opts), on_listening=listening, sock=sock,
+               loaded=loaded)
 
 
 @main.command()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from certstatus.config import CaSettings
-from certstatus.model import HASH_ALGORITHM_OIDS, CertID, IssuerKey
-from certstatus.protocol.certid import issuer_hashes
+from certstatus.model import CertID, IssuerKey
+from certstatus.protocol.certid import all_issuer_hashes
 from certstatus.signing.signer import ResponseSigner
 from certstatus.signing.signer_set import SignerSet
 from certstatus.sources.health import has_data
@@ -57,7 +57,7 @@ class ServedCA:
         if isinstance(self.signers, ResponseSigner):
             self.signers = SignerSet.single(self.signers)
         if not self.hashes:
-            self.hashes = {alg: issuer_hashes(self.certificate, alg) for alg in HASH_ALGORITHM_OIDS}
+            self.hashes = all_issuer_hashes(self.certificate)
 
 
 class IssuerRegistry:
@@ -70,12 +70,19 @@ class IssuerRegistry:
             for algorithm, (name_hash, key_hash) in ca.hashes.items():
                 self._by_hashes[(algorithm, name_hash, key_hash)] = ca
         self.by_name = {ca.name: ca for ca in self.cas}
+        # Per issuer: a store change names one issuer, and start-up refreshes every one (a scan per
+        # change made that quadratic in the number of CAs).
+        self._by_issuer: dict[int, list[ServedCA]] = {}
+        for ca in self.cas:
+            self._by_issuer.setdefault(ca.issuer_id, []).append(ca)
 
     def refresh_state(self, issuer_id: int, store: StatusReader) -> None:
         """Re-read what this process keeps of an issuer's data (``has_data``) after a store change."""
-        for ca in self.cas:
-            if ca.issuer_id == issuer_id:
-                ca.has_data = has_data(ca.settings, store.source_states(issuer_id))
+        cas = self._by_issuer.get(issuer_id)
+        if cas:
+            states = store.source_states(issuer_id)
+            for ca in cas:
+                ca.has_data = has_data(ca.settings, states)
 
     def find(self, cert_id: CertID) -> ServedCA | None:
         """Return the CA that issued the certificate named by ``cert_id``, or None."""

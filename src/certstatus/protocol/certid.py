@@ -42,3 +42,10 @@ def issuer_hashes(issuer: x509.Certificate, hash_algorithm: str) -> tuple[bytes,
     name_hash = hashlib.new(hash_algorithm, issuer.subject.public_bytes()).digest()
     key_hash = hashlib.new(hash_algorithm, public_key_bits(issuer)).digest()
     return name_hash, key_hash
+
+
+def all_issuer_hashes(issuer: x509.Certificate) -> dict[str, tuple[bytes, bytes]]:
+    """:func:`issuer_hashes` of ``issuer`` for every algorithm of :data:`HASH_ALGORITHM_OIDS`, the name and
+    key encoded once (the issuer registry holds all four for every CA it serves)."""
+    name, key = issuer.subject.public_bytes(), public_key_bits(issuer)
+    return {alg: (hashlib.new(alg, name).digest(), hashlib.new(alg, key).digest()) for alg in HASH_ALGORITHM_OIDS}

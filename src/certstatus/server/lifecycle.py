@@ -114,7 +114,8 @@ class SupervisorSigners:
     """The supervisor's own copy of every CA's signers, kept current as a worker's are.
 
     Loaded as workers load them (``settings`` are the exported ones, without
-    passwords), but with ``announce``: this process logs a revoked signer at
+    passwords), or taken over from :func:`certstatus.app.prepare` (``loaded``:
+    the same CAs, already loaded and validated in this process), with ``announce``: this process logs a revoked signer at
     warning or error level, the workers and the generator at debug. A
     :class:`~certstatus.store.changes.ChangeWatcher` thread re-checks an
     issuer's signers when its statuses change, a
@@ -123,7 +124,7 @@ class SupervisorSigners:
     of its own thread; ``/metrics`` and ``/ready`` only read the result.
     """
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, loaded: list | None = None) -> None:
         from certstatus.app import ca_health, load_ca
         from certstatus.pipeline.issuers import IssuerRegistry
         from certstatus.store.factory import open_configured_store as open_store
@@ -131,8 +132,16 @@ class SupervisorSigners:
         self.watcher: ChangeWatcher | None = None
         store = open_store(settings)
         try:
-            with held_config_warnings():  # prepare() reported them
-                registry = IssuerRegistry([load_ca(ca, store, clock, announce=True) for ca in settings.cas])
+            if loaded is not None:  # prepare() loaded them (with announce) for these settings: taken over, with
+                # the exported CaSettings (no passwords) the services read
+                exported = {ca.name: ca for ca in settings.cas}
+                registry = IssuerRegistry([dataclasses.replace(ca, settings=exported[ca.name]) for ca in loaded])
+            else:
+                with held_config_warnings():  # prepare() reported them
+                    # prepare() validated these settings before this start or reload
+                    registry = IssuerRegistry(
+                        [load_ca(ca, store, clock, announce=True, checked=True) for ca in settings.cas]
+                    )
             self.cas = registry.cas
             self.revocations = SignerRevocations(self.cas)
             if str(settings.server.database) != ":memory:":
@@ -163,8 +172,12 @@ class SupervisorSigners:
 class Lifecycle:
     """Supervisor-side operations for ``settings``; ``load_settings()`` reads them again on reload."""
 
-    def __init__(self, settings: Settings, load_settings: Callable[[], Settings] | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, load_settings: Callable[[], Settings] | None = None, clock: Clock | None = None,
+        *, loaded: list | None = None,
+    ) -> None:
         self.settings = settings
+        self._loaded = loaded  # the CAs prepare() loaded for ``settings`` (SupervisorSigners takes them over once)
         self.load_settings = load_settings
         self.clock = clock or SystemClock()
         self.services = None
@@ -244,7 +257,8 @@ class Lifecycle:
         settings = self.handed
         if self.signers is not None:
             self.signers.stop()
-        self.signers = SupervisorSigners(settings, self.clock)
+        loaded, self._loaded = self._loaded, None
+        self.signers = SupervisorSigners(settings, self.clock, loaded)
         self._cas = self.signers.health
         routes, page = {}, None
         if settings.admin is not None:
@@ -264,7 +278,8 @@ class Lifecycle:
 
         try:
             settings = self.settings if self.load_settings is None else self.load_settings()
-            prepare(settings)  # logs each refused source, as at start
+            loaded = []
+            prepare(settings, loaded=loaded)  # logs each refused source, as at start
         except CertstatusError as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
             if self.services is not None:
@@ -282,6 +297,7 @@ class Lifecycle:
         if self.services is not None:
             self.services.stop()
         self.settings = settings
+        self._loaded = loaded
         self._export()
         self._start_services()
         log.info("reloaded configuration and data for %s", ", ".join(ca.name for ca in settings.cas))

@@ -33,6 +33,7 @@ def serve(
     reload_settings: Callable[[], Settings] | None = None,
     on_listening: Callable[[str, int], None] | None = None,
     sock: socket.socket | None = None,
+    loaded: list | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (graceful: open requests finish first).
 
@@ -46,7 +47,9 @@ def serve(
     address is bound here. Either way a bind error is a
     :class:`~certstatus.errors.ConfigError` naming the address.
     ``on_listening(host, port)`` is called with the bound address (port 0: a
-    free port) once the workers are started.
+    free port) once the workers are started. ``loaded``: the CAs
+    :func:`certstatus.app.prepare` loaded for these settings (its ``loaded``
+    list), kept as the supervisor's own signers instead of loaded again.
     """
     from certstatus.observability import configure_logging
     from certstatus.server.listen import bind_listener, listen_key, start_listening
@@ -58,7 +61,7 @@ def serve(
     configure_logging(log_level)
     for notice in settings.server.deprecated:
         log.warning(notice)
-    lifecycle = Lifecycle(settings, reload_settings)
+    lifecycle = Lifecycle(settings, reload_settings, loaded=loaded)
     try:
         lifecycle.start()
     except BaseException:

@@ -48,7 +48,7 @@ from certstatus.signing.keys import load_certificates
 from certstatus.signing.provider import provider_for
 from certstatus.signing.revocation import RECHECK_SECONDS, SignerRevocations, revocation_lookup
 from certstatus.signing.settings import SignerSettings, configured_signers, read_signer_file
-from certstatus.signing.signer import ResponseSigner, prove_key, validate_signer
+from certstatus.signing.signer import ResponseSigner, check_key_and_dates, prove_key, validate_signer
 from certstatus.signing.signer_set import RefusedSigner, RevocationLookup, SignerSet
 
 log = logging.getLogger("certstatus.signing")
@@ -57,20 +57,32 @@ log = logging.getLogger("certstatus.signing")
 _CRL_PEEK_LIMIT = 16 * 1024 * 1024
 
 
-def build_signer(settings: SignerSettings, ca, ca_certificate: x509.Certificate, now) -> ResponseSigner:
+def build_signer(
+    settings: SignerSettings, ca, ca_certificate: x509.Certificate, now, *, checked: bool = False
+) -> ResponseSigner:
     """Load and validate one signer; return its :class:`ResponseSigner`.
 
-    ``ca`` is the CaSettings (responder_id). Raises :class:`SignerError`
-    naming the certificate file and the key file or token object.
+    ``ca`` is the CaSettings (responder_id). ``checked``: this process's
+    supervisor validated this very configuration (:func:`certstatus.app.prepare`),
+    so only what is cheap is checked again — the key belongs to the
+    certificate, which is not expired — not the issuer's signature, the
+    extensions and a signature with the key (~0.4 ms of CPU per signer, and
+    the parsed extensions kept: seconds and tens of MB per process with
+    10 000 CAs). Raises :class:`SignerError` naming the certificate file and
+    the key file or token object.
     """
     provider = provider_for(settings)
     loaded = provider.load()
     where = provider.where
-    validate_signer(
-        loaded.key, loaded.certificate, ca_certificate, now,
-        where=where, locally_trusted=settings.locally_trusted, allow_not_yet_valid=True,
-    )  # fmt: skip
-    prove_key(loaded.key, loaded.certificate, where=where)
+    if checked:
+        check_key_and_dates(loaded.key, loaded.certificate, now, where=where, allow_not_yet_valid=True)
+    else:
+        validate_signer(
+            loaded.key, loaded.certificate, ca_certificate, now,
+            where=where, locally_trusted=settings.locally_trusted, allow_not_yet_valid=True,
+        )  # fmt: skip
+        if settings.is_pkcs11:  # a key file's public key is its own (validate_signer compared it with the certificate)
+            prove_key(loaded.key, loaded.certificate, where=where)
     algorithm = algorithm_named(settings.signature_algorithm) if settings.signature_algorithm else None
     try:
         signer = ResponseSigner(
@@ -143,7 +155,8 @@ def scan_signers_dir(ca) -> list[SignerSettings | RefusedSigner]:
 
 
 def load_signers(
-    ca, ca_certificate: x509.Certificate, now, *, strict: bool, reuse: Iterable[ResponseSigner] = ()
+    ca, ca_certificate: x509.Certificate, now, *, strict: bool, reuse: Iterable[ResponseSigner] = (),
+    checked: bool = False,
 ) -> tuple[list[ResponseSigner], list[RefusedSigner]]:
     """Load the CA's configured signers and those of its ``signers_dir``.
 
@@ -151,7 +164,9 @@ def load_signers(
     signer refused for any reason but expiry raises :class:`SignerError`.
     A signer of ``reuse`` loaded from the same settings, whose certificate
     file is unchanged and which is not expired, is kept as it is (no new
-    HSM sessions on every reload).
+    HSM sessions on every reload). ``checked``: the configured signers (not
+    those of ``signers_dir``, which may change at any time) were validated by
+    this start's :func:`certstatus.app.prepare` (see :func:`build_signer`).
     """
     previous = {getattr(s, "source", None): s for s in reuse}
     signers: list[ResponseSigner] = []
@@ -167,7 +182,7 @@ def load_signers(
             signers.append(kept)
             continue
         try:
-            signers.append(build_signer(entry, ca, ca_certificate, now))
+            signers.append(build_signer(entry, ca, ca_certificate, now, checked=checked and configured))
         except CertstatusError as exc:
             expired = now > _not_after(entry)
             if strict and configured and not expired:
@@ -216,17 +231,18 @@ def load_signer_set(
     *,
     is_revoked: RevocationLookup | None = None,
     announce: bool = False,
+    checked: bool = False,
 ) -> SignerSet:
     """Load, validate and assemble the signers of ``ca`` (a CaSettings) at start-up.
 
     ``is_revoked`` (see :func:`~certstatus.signing.revocation.revocation_lookup`)
     is asked about every delegated signer before the set is returned;
-    ``announce``: see :class:`SignerSet`. Raises :class:`SignerError` for a
+    ``announce``: see :class:`SignerSet`; ``checked``: see :func:`load_signers`. Raises :class:`SignerError` for a
     misconfigured signer (see the module docstring) and when no signer is
     left that is valid now or later.
     """
     now = clock.now()
-    signers, refused = load_signers(ca, ca_certificate, now, strict=True)
+    signers, refused = load_signers(ca, ca_certificate, now, strict=True, checked=checked)
     if not any(now <= s.not_after for s in signers):
         reasons = "; ".join(r.reason for r in refused) or "none is configured"
         raise SignerError(

@@ -61,6 +61,9 @@ class SignerRevocations:
 
     def __init__(self, cas: Iterable) -> None:
         self.cas = tuple(ca for ca in cas if ca.signers is not None)
+        self._by_issuer: dict[int, list] = {}  # a change names one issuer: no scan of every CA per change
+        for ca in self.cas:
+            self._by_issuer.setdefault(ca.issuer_id, []).append(ca)
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
 
@@ -78,9 +81,7 @@ class SignerRevocations:
         """Re-check the signers of the CA ``issuer_id`` (None: every CA) in ``store``; return the issuers whose
         revoked signers changed, after telling the subscribers. ``store`` must belong to the calling thread."""
         changed = []
-        for ca in self.cas:
-            if issuer_id is not None and ca.issuer_id != issuer_id:
-                continue
+        for ca in self.cas if issuer_id is None else self._by_issuer.get(issuer_id, ()):
             if ca.signers.check_revocations(revocation_lookup(store, ca.issuer_id)):
                 changed.append(ca.issuer_id)
         if changed:

@@ -167,6 +167,30 @@ def prove_key(key: PrivateKey, certificate: x509.Certificate, *, where: str) -> 
         ) from None
 
 
+def check_key_and_dates(
+    key: PrivateKey, certificate: x509.Certificate, now: dt.datetime, *, where: str, allow_not_yet_valid: bool = False
+) -> None:
+    """The cheap part of :func:`validate_signer`: ``key`` is the key of ``certificate`` (public keys
+    compared), which is not expired at ``now`` (nor not yet valid, unless ``allow_not_yet_valid``).
+    Raises :class:`SignerError` naming ``where``."""
+    if _spki(certificate.public_key()) != _spki(key.public_key()):
+        raise SignerError(
+            f"{where}: the signer key does not belong to the signer certificate "
+            f"({certificate.subject.rfc4514_string()}); give the key the certificate was issued for"
+        )
+    span = (
+        f"valid from {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} "
+        f"to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}"
+    )
+    if now > certificate.not_valid_after_utc:
+        raise SignerError(
+            f"{where}: the signer certificate is {span}, not now; install a current one "
+            "(it expired: remove it from the configuration or the signers directory)"
+        )
+    if now < certificate.not_valid_before_utc and not allow_not_yet_valid:
+        raise SignerError(f"{where}: the signer certificate is {span}, not now; install a current one (not valid yet)")
+
+
 def validate_signer(
     key: PrivateKey,
     certificate: x509.Certificate,
@@ -188,22 +212,7 @@ def validate_signer(
     ``where`` names the files or token object in the message.
     Raises :class:`SignerError`.
     """
-    if _spki(certificate.public_key()) != _spki(key.public_key()):
-        raise SignerError(
-            f"{where}: the signer key does not belong to the signer certificate "
-            f"({certificate.subject.rfc4514_string()}); give the key the certificate was issued for"
-        )
-    span = (
-        f"valid from {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} "
-        f"to {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}"
-    )
-    if now > certificate.not_valid_after_utc:
-        raise SignerError(
-            f"{where}: the signer certificate is {span}, not now; install a current one "
-            "(it expired: remove it from the configuration or the signers directory)"
-        )
-    if now < certificate.not_valid_before_utc and not allow_not_yet_valid:
-        raise SignerError(f"{where}: the signer certificate is {span}, not now; install a current one (not valid yet)")
+    check_key_and_dates(key, certificate, now, where=where, allow_not_yet_valid=allow_not_yet_valid)
     if certificate == ca_certificate or locally_trusted:
         return
     try:

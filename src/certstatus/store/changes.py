@@ -99,7 +99,8 @@ class ChangeWatcher:
     """A daemon thread publishing to ``hub`` every change any process commits to ``database``.
 
     ``database`` is a ``postgresql://`` URI (LISTEN/NOTIFY) or an SQLite
-    path (polled every ``poll_interval`` seconds). Counters are compared in
+    path (polled every ``poll_interval`` seconds: SQLite's data_version, and
+    the counters when it moved). Counters are compared in
     full every ``resync_interval`` seconds and after a reconnection (lost
     connections are retried every ``retry_interval`` seconds, logged as
     warnings). :meth:`start` returns once the watcher listens, so no change
@@ -177,10 +178,20 @@ class ChangeWatcher:
             log.info("store change watcher listening again on %s", describe(self.database))
 
     def _watch_sqlite(self) -> None:
+        # Every poll used to read every issuer's counter and source rows: with 10 000 CAs, ~27 ms of
+        # CPU five times a second in every process, holding the GIL against the event loop. SQLite's
+        # data_version tells whether anything was committed since the last look; a full comparison
+        # still runs every resync_interval.
+        version = self.store.data_version()
         self._resync()
         self._listening()
+        next_resync = time.monotonic() + self.resync_interval
         while not self._stop.wait(self.poll_interval):
-            self._resync()
+            now, current = time.monotonic(), self.store.data_version()
+            if current != version or now >= next_resync:
+                version = current
+                self._resync()
+                next_resync = now + self.resync_interval
 
     def _watch_postgres(self) -> None:
         from psycopg import sql  # deferred: psycopg only for a PostgreSQL store

@@ -219,6 +219,11 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
     # -- StatusStore ----------------------------------------------------------
 
     def register_issuer(self, name: str, certificate_der: bytes) -> int:
+        # The usual case (known, same certificate) in one read, without the row lock of the write path.
+        with self._connection() as conn:
+            row = conn.execute("SELECT id, certificate FROM issuers WHERE name = %s", (name,)).fetchone()
+        if row is not None and bytes(row[1]) == certificate_der:
+            return row[0]
         with self._connection() as conn, conn.transaction():
             row = conn.execute(
                 "INSERT INTO issuers(name, certificate) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING RETURNING id",
