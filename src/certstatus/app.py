@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from certstatus.access.trust import load_anchors
 from certstatus.admin.server import read_token, tls_context
 from certstatus.audit import AuditLog
+from certstatus.cache_size import with_cache_size
 from certstatus.ca_certificate import profile_warnings
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
@@ -164,6 +165,8 @@ def build_application(
             application.closers.append(audit_log.close)
         if metrics is None and settings.admin is not None and os.environ.get(MULTIPROC_ENV):
             metrics = RequestMetrics()
+        # The answer cache's bound when not configured: from the pre-signed set in the store (cache_size.py).
+        settings = application.settings = with_cache_size(settings, registry, store)
         pipeline = build_pipeline(settings, registry, store, clock, audit_log=audit_log, metrics=metrics)
     except CertstatusError:
         application.close()

@@ -154,7 +154,8 @@ class ServerSettings:
     common_path: str = _SERVER("common_path")
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     pkcs11_module: str | None = None
-    response_cache_bytes: int = _SERVER("response_cache_bytes")
+    #: Bytes; None: not configured, sized at each worker's start (:func:`certstatus.cache_size.with_cache_size`).
+    response_cache_bytes: int | None = _SERVER("response_cache_bytes")
     client_timeout: float = _SERVER("client_timeout")  # seconds
     max_connections: int = _SERVER("max_connections")  # per worker
     max_in_flight: int = _SERVER("max_in_flight")  # per worker

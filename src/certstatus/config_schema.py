@@ -436,7 +436,10 @@ SERVER = Section(
         Key("pkcs11_module", MODULE, "PKCS#11 library for `pkcs11:` signer keys, the default of every CA "
             '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
         Key("response_cache_bytes", integer(0), "Per worker: the in-process cache of answers of `precomputed` and "
-            "`cached` CAs, in bytes, least recently used out; 0 = off. See [precomputed.md](precomputed.md).", "67108864"),
+            "`cached` CAs, in bytes, least recently used out; 0 = off. Not set: sized at each worker's start to hold "
+            "every pre-signed answer in the store (1500 bytes each) when that fits under 512 MiB and a quarter of "
+            "the memory shared by the workers, else 64 MiB (a partial cache hits little when many serials are "
+            "asked in turn). See [precomputed.md](precomputed.md#the-in-process-cache)."),
         Key("http", Kind("any value", _anything),
             "No longer used: one HTTP server serves plain HTTP and TLS. A file that still sets it is accepted, "
             "the key ignored, with a warning (logged at start and reload, printed by `config check`); remove it."),
