@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,6 +20,7 @@ from certstatus.clock import ManualClock
 from certstatus.config import load_config
 from certstatus.errors import ConfigError
 from certstatus.generator.run import Generator
+from certstatus.store.postgres import PostgresStore
 from certstatus.store.sqlite import SQLiteStore
 from tests.precomputed_helpers import ca_settings, copy_pki, settings_for
 
@@ -57,47 +59,54 @@ def test_memory_is_the_cgroup_limit_when_lower(tmp_path):
     assert memory_bytes(tmp_path / "absent") == host
 
 
-def _worker_settings(demo_pki, tmp_path, cache_bytes):
+@contextmanager
+def _worker(demo_pki, tmp_path, cache_bytes, database=None):
+    """(settings, store, application) of one worker of the demo CA in precomputed mode, its
+    responses generated; ``database`` a PostgreSQL DSN, or None for SQLite."""
     pki = copy_pki(demo_pki, tmp_path / "pki")
-    settings = settings_for(tmp_path / "store.sqlite3", ca_settings(pki, "precomputed"), cache_bytes=cache_bytes)
+    settings = settings_for(database or tmp_path / "store.sqlite3", ca_settings(pki, "precomputed"), cache_bytes=cache_bytes)
+    if database is not None:
+        PostgresStore(database, upgrade=True).close()
     clock = ManualClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
     prepare(settings, clock)
-    store = SQLiteStore(settings.server.database)
-    generator = Generator(settings, store, clock=clock, processes=0)
-    generator.run_pass()
-    generator.close()
-    return settings, store, clock
+    store = PostgresStore(database) if database is not None else SQLiteStore(settings.server.database)
+    try:
+        generator = Generator(settings, store, clock=clock, processes=0)
+        generator.run_pass()
+        generator.close()
+        application = build_application(settings, clock, watch=False)
+        try:
+            yield settings, store, application
+        finally:
+            application.close()
+    finally:
+        store.close()
+
+
+def _stored(application, store) -> int:
+    stored = len(list(store.stored_responses(application.registry.by_name["demo"].issuer_id, "sha1")))
+    assert stored > 0
+    return stored
 
 
 def test_not_configured_the_cache_is_sized_from_the_pre_signed_set_at_the_worker_start(demo_pki, tmp_path):
-    settings, store, clock = _worker_settings(demo_pki, tmp_path, None)
-    try:
-        application = build_application(settings, clock, watch=False)
-        try:
-            issuer_id = application.registry.by_name["demo"].issuer_id
-            stored = len(list(store.stored_responses(issuer_id, "sha1")))
-            assert stored > 0
-            assert presigned_answers(settings, application.registry, store) == stored
-            resolved = application.settings.server.response_cache_bytes
-            assert resolved == default_cache_bytes(stored, workers=1, memory_bytes=memory_bytes())
-            assert application.pipeline.cache.cache.budget.max_bytes == resolved
-        finally:
-            application.close()
-    finally:
-        store.close()
+    with _worker(demo_pki, tmp_path, None) as (settings, store, application):
+        stored = _stored(application, store)
+        assert presigned_answers(settings, application.registry, store) == stored
+        resolved = application.settings.server.response_cache_bytes
+        assert resolved == default_cache_bytes(stored, workers=1, memory_bytes=memory_bytes())
+        assert application.pipeline.cache.cache.budget.max_bytes == resolved
 
 
 def test_a_configured_size_is_used_as_written(demo_pki, tmp_path):
-    settings, store, clock = _worker_settings(demo_pki, tmp_path, 12345)
-    try:
-        application = build_application(settings, clock, watch=False)
-        try:
-            assert application.settings.server.response_cache_bytes == 12345
-            assert application.pipeline.cache.cache.budget.max_bytes == 12345
-        finally:
-            application.close()
-    finally:
-        store.close()
+    with _worker(demo_pki, tmp_path, 12345) as (_settings, _store, application):
+        assert application.settings.server.response_cache_bytes == 12345
+        assert application.pipeline.cache.cache.budget.max_bytes == 12345
+
+
+def test_the_pre_signed_set_is_counted_in_a_postgresql_store_too(demo_pki, tmp_path, postgres_dsn):
+    with _worker(demo_pki, tmp_path, None, postgres_dsn) as (settings, store, application):
+        assert presigned_answers(settings, application.registry, store) == _stored(application, store)
 
 
 def _config(tmp_path, line: str):
@@ -120,27 +129,3 @@ def test_a_size_that_is_not_one_names_the_key_and_the_range(tmp_path, value):
     assert "server.response_cache_bytes" in str(error.value)
     assert "0 or more" in str(error.value)
 
-
-def test_the_pre_signed_set_is_counted_in_a_postgresql_store_too(demo_pki, tmp_path, postgres_dsn):
-    from certstatus.store.postgres import PostgresStore
-
-    pki = copy_pki(demo_pki, tmp_path / "pki")
-    settings = settings_for(postgres_dsn, ca_settings(pki, "precomputed"), cache_bytes=None)
-    PostgresStore(postgres_dsn, upgrade=True).close()
-    clock = ManualClock(dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
-    prepare(settings, clock)
-    store = PostgresStore(postgres_dsn)
-    try:
-        generator = Generator(settings, store, clock=clock, processes=0)
-        generator.run_pass()
-        generator.close()
-        application = build_application(settings, clock, watch=False)
-        try:
-            issuer_id = application.registry.by_name["demo"].issuer_id
-            stored = len(list(store.stored_responses(issuer_id, "sha1")))
-            assert stored > 0
-            assert presigned_answers(settings, application.registry, store) == stored
-        finally:
-            application.close()
-    finally:
-        store.close()
