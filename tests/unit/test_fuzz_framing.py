@@ -441,3 +441,32 @@ def test_large_pipelined_read_is_answered_in_turns_while_other_connections_are_s
         assert parsed.response_status == OCSPResponseStatus.SUCCESSFUL and parsed.certificate_status == OCSPCertStatus.GOOD
     pipelining.connection_lost(None)
     other.connection_lost(None)
+
+
+def test_a_connection_lost_with_pipelined_requests_queued_drops_them_and_its_next_turn_does_nothing(
+    world: FuzzWorld,
+) -> None:
+    import asyncio
+
+    from certstatus.server.protocol import TURN_REQUESTS, HttpProtocol
+    from tests.fuzz_framing import FakeTransport
+
+    der = cryptography_request(world.pki, "good", hashes.SHA1(), None)
+    one = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: application/ocsp-request\r\nContent-Length: %d\r\n\r\n%s" % (len(der), der)
+    edge = world.framing
+    protocol, out = HttpProtocol(edge.state, edge.loop), FakeTransport()
+    protocol.connection_made(out)
+    protocol.data_received(one * (10 * TURN_REQUESTS))  # answered in turns: the rest is queued
+    assert protocol.backlogged()
+    answered = len(parse_responses(bytes(out.written), partial_ok=True))
+    protocol.connection_lost(None)  # the client went away with its next turn scheduled
+    errors = []
+    previous = edge.loop.get_exception_handler()
+    edge.loop.set_exception_handler(lambda loop, context: errors.append(context))
+    try:
+        edge.loop.run_until_complete(asyncio.sleep(0))  # that turn runs
+    finally:
+        edge.loop.set_exception_handler(previous)
+    assert errors == []
+    assert not protocol.backlogged() and protocol not in edge.state.connections
+    assert len(parse_responses(bytes(out.written), partial_ok=True)) == answered

@@ -204,27 +204,40 @@ class HttpProtocol(asyncio.Protocol):
 
     The handler is synchronous, so a request is answered inside the callback
     that completes it; pipelined requests are therefore answered in order.
+
+    A new connection costs this object (three attributes of its own), its
+    httptools parser and one entry in the worker's connection set: no timer
+    (deadlines are plain floats the sweep reads), no log line, no metric
+    label lookup. Where the rest of a connection's CPU goes (uvloop, the
+    kernel): ``bench/connection_cost.py``.
     """
+
+    # A new connection costs one object with three attributes of its own and its parser: the
+    # other fields start as these class-level values (immutable) and become the object's own
+    # when first set. The per-request fields are set by _reset when a request begins.
+    transport: asyncio.Transport | None = None
+    _client: str | None | bool = False  # False: not read yet (see client)
+    deadline = 0.0
+    in_request = False
+    closing = False
+    #: The client certificate chain the TLS handshake verified (DER, leaf first); () without one.
+    tls_client_chain: tuple[bytes, ...] = ()
+    answered = 0  # requests answered on this connection (fairness turns)
+    # Bytes read but not yet parsed: the rest of a large read, waiting for this connection's
+    # next turn (reading is paused meanwhile, so later reads queue behind it in order); a list once used.
+    _backlog: list[bytes | memoryview] | tuple = ()
+    _write_paused = False
+    #: Requests completed while a forwarded answer is awaited (None: none awaited); answered in order after it.
+    held: deque | None = None
+    url = b""
+    header_bytes = 0
+    body_bytes = 0
+    refused: HttpResponse | None = None
 
     def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
         self.state = state
         self.loop = loop
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self._client: str | None | bool = False  # False: not read yet (see client)
-        self.deadline = 0.0
-        self.in_request = False
-        self.closing = False
-        #: The client certificate chain the TLS handshake verified (DER, leaf first); () without one.
-        self.tls_client_chain: tuple[bytes, ...] = ()
-        self.answered = 0  # requests answered on this connection (fairness turns)
-        # Bytes read but not yet parsed: the rest of a large read, waiting for this connection's
-        # next turn (reading is paused meanwhile, so later reads queue behind it in order).
-        self._backlog: list[bytes | memoryview] = []
-        self._write_paused = False
-        #: Requests completed while a forwarded answer is awaited (None: none awaited); answered in order after it.
-        self.held: deque | None = None
-        self._reset()
 
     def _reset(self) -> None:
         self.url = b""
@@ -254,9 +267,11 @@ class HttpProtocol(asyncio.Protocol):
         state = self.state
         self.transport = transport  # type: ignore[assignment]
         self.deadline = self.loop.time() + state.client_timeout
-        state.connections.add(self)
-        if state.guard is not None:
-            self._over_limit(state.guard.admit(len(state.connections)))
+        connections = state.connections
+        connections.add(self)
+        guard = state.guard
+        if guard is not None and len(connections) > guard.max_connections:  # admit() decides and counts
+            self._over_limit(guard.admit(len(connections)))
         if state.tls is not None and not self.closing:
             self._start_tls(transport)
 
@@ -332,7 +347,7 @@ class HttpProtocol(asyncio.Protocol):
         # Also called for a TLS connection whose handshake failed (maybe twice: idempotent).
         self.state.connections.discard(self)
         self.closing = True
-        self._backlog.clear()
+        self._backlog = ()
         # The parser holds this protocol (its callbacks): break the cycle so the connection is
         # freed by reference counting now, not by a garbage collection later.
         self.parser = None
@@ -346,7 +361,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(data) <= TURN_BYTES:  # the usual read: one or a few requests
             self._feed(data)
             return
-        self._backlog.append(memoryview(data))  # sliced per turn without copying the rest
+        self._backlog = [memoryview(data)]  # sliced per turn without copying the rest
         self.transport.pause_reading()
         self._take_turn()
 
@@ -367,7 +382,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.loop.call_soon(self._take_turn)
                 return
         if self.closing:
-            backlog.clear()
+            self._backlog = ()
         elif not backlog and not self._write_paused and self.held is None:
             self.transport.resume_reading()
 

@@ -24,6 +24,7 @@ drain), which reloads signers. A worker that dies on its own is replaced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import multiprocessing
@@ -110,7 +111,8 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await loop.create_server(lambda: HttpProtocol(state, loop), sock=sock, backlog=2048)
+    # partial, not a lambda: the factory runs once per connection, without a Python frame of its own.
+    server = await loop.create_server(functools.partial(HttpProtocol, state, loop), sock=sock, backlog=2048)
     state.start_sweeping(loop)
     await stop.wait()
     server.close()
