@@ -200,7 +200,7 @@ def warm(port: int, requests_file: Path, *, batch: int = 64, cpus: str | None = 
         os.sched_setaffinity(0, {int(cpus)})
     started = time.monotonic()
     try:
-        requests = _raw_requests(requests_file, port)
+        requests = raw_requests(requests_file, port)
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             buffer = b""
             for first in range(0, len(requests), batch):
@@ -227,7 +227,7 @@ def _receive(sock: socket.socket) -> bytes:
     return data
 
 
-def _raw_requests(requests_file: Path, port: int) -> list[bytes]:
+def raw_requests(requests_file: Path, port: int) -> list[bytes]:
     """The requests of a rotate.lua file as HTTP/1.1 keep-alive requests."""
     data = requests_file.read_bytes()
     requests = []
