@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from certstatus.access.trust import load_anchors
 from certstatus.admin.server import read_token, tls_context
 from certstatus.audit import AuditLog
-from certstatus.cache_size import with_cache_size
 from certstatus.ca_certificate import profile_warnings
+from certstatus.cache_size import with_cache_size
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
