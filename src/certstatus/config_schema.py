@@ -439,7 +439,7 @@ SERVER = Section(
             "`cached` CAs, in bytes, least recently used out; 0 = off. Not set: sized at each worker's start to hold "
             "every pre-signed answer in the store (1500 bytes each) when that fits under 512 MiB and a quarter of "
             "the memory shared by the workers, else 64 MiB (a partial cache hits little when many serials are "
-            "asked in turn). See [precomputed.md](precomputed.md#the-in-process-cache).", None),
+            "asked in turn). See [precomputed.md](precomputed.md#the-in-process-cache)."),
         Key("http", Kind("any value", _anything),
             "No longer used: one HTTP server serves plain HTTP and TLS. A file that still sets it is accepted, "
             "the key ignored, with a warning (logged at start and reload, printed by `config check`); remove it."),
