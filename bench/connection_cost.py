@@ -409,7 +409,7 @@ def report(plain: dict, timed: list[dict], calls: dict[str, float], python: dict
         cpu = {mode: statistics.median(run[mode]["user"] + run[mode]["system"] for run in nginx) for mode in nginx[0]}
         print(f"nginx static, same load: keep-alive {cpu['keep-alive']:6.1f} µs, close {cpu['close']:6.1f} µs per request"
               f" -> per connection {cpu['close'] - cpu['keep-alive']:6.1f} µs")
-    print(f"-- the protocol's Python alone (in-memory transport, best of 7 passes, µs) --")
+    print("-- the protocol's Python alone (in-memory transport, best of 7 passes, µs) --")
     print(f"  Connection: close request on a new connection {python['new connection, close']:6.2f}; the same request on "
           f"an open connection {python['open connection']:6.2f}; per connection "
           f"{python['new connection, close'] - python['open connection']:6.2f} (HttpProtocol() alone "
@@ -424,8 +424,8 @@ def report(plain: dict, timed: list[dict], calls: dict[str, float], python: dict
     instrumented = med(timed, "user") + med(timed, "system")
     print(f"  {'Python parts together (kernel time of their own calls included)':62s} {total_parts:6.2f}")
     print(f"  {'rest: uvloop/libuv and kernel outside them (see below)':62s} {instrumented - total_parts:6.2f}")
-    print(f"    (accept4, TCPTransport with its setsockopt/getsockname/getpeername, epoll registration, "
-          f"loop iterations, TCP handshake and teardown, close)")
+    print("    (accept4, TCPTransport with its setsockopt/getsockname/getpeername, epoll registration, "
+          "loop iterations, TCP handshake and teardown, close)")
     print(f"  (instrumented server: user + system {instrumented:.1f} µs per request against "
           f"{med(plain['close'], 'user') + med(plain['close'], 'system'):.1f} µs uninstrumented: the wrappers' own cost)")
     if calls:
