@@ -70,7 +70,8 @@ def test_a_worker_skips_the_checks_prepare_made_but_still_refuses_a_key_of_anoth
     """Workers load what prepare() validated (``checked``): no second issuer-signature or extension check,
     but a key file swapped since then is still caught by the public key comparison."""
     from certstatus.clock import SystemClock
-    from certstatus.loading import load_ca, open_store
+    from certstatus.loading import load_ca
+    from certstatus.store.factory import open_configured_store as open_store
 
     cert, key = write_signer(pki, tmp_path, "no-eku", ec.generate_private_key(ec.SECP256R1()),
                              not_before=_now() - DAY, not_after=_now() + DAY, ocsp_signing=False)
