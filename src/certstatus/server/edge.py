@@ -25,12 +25,11 @@ to see the request:
 * the CA is precomputed or cached (:func:`~certstatus.pipeline.precomputed.shareable`
   holds for the request as received: one CertID, no nonce, no preferred
   signature algorithms), the answer has no nonce and is not ``restricted``;
-* the CA is eligible: open to everyone (no client certificates, no signed
-  requests, no authorization: :func:`certstatus.access.policy.policy_for`
-  is open and no authenticate step exists), not forwarded, no live SQL
-  source, and no audit log (the audit/billing log must see every request:
-  with ``[audit] log`` set, the edge is off and every request takes the
-  handler's path).
+* the CA is eligible: its plan starts with ``"edge cache"``
+  (:func:`~certstatus.pipeline.build.plan_steps`: open to everyone — no client
+  certificates, no signed requests, no authorization —, not forwarded, no live
+  SQL source, and no audit log, which must see every request: with
+  ``[audit] log`` set, the edge is off and every request takes the handler's path).
 
 Never served:
 
@@ -72,7 +71,6 @@ from certstatus.server.rendered import (
     HeadLines,
     add_observations,
     pipeline_metrics,
-    served_without_pipeline,
     shared_middle,
     unix_time,
 )
@@ -242,7 +240,7 @@ def edge_for(application) -> EdgeCache | None:
     guard = pipeline.guard
     eligible: dict[int, tuple[str, Callable[[], float]]] = {
         ca.issuer_id: (ca.name, _stale_deadline(guard, ca))
-        for ca in served_without_pipeline(application) if ca.settings.mode != "live"
+        for ca in application.registry.cas if "edge cache" in pipeline.plan_of(ca).steps
     }  # fmt: skip
     if not eligible:
         return None

@@ -29,7 +29,7 @@ or missing data, an unavailable store or signer (tryLater).
 
 Eligible CAs: ``mode = "live"``, open to everyone, not forwarded, no live SQL
 source, and no audit log or authentication configured
-(:func:`~certstatus.server.rendered.served_without_pipeline`, the edge
+(a fast plan of :func:`~certstatus.pipeline.build.plan_steps`, the edge
 cache's rule). Answers are counted in the request metrics under
 ``source="live"``, as the pipeline counts them, flushed once a second.
 """
@@ -57,7 +57,6 @@ from certstatus.server.rendered import (
     AnswerCounts,
     HeadLines,
     pipeline_metrics,
-    served_without_pipeline,
     shared_dates,
     unix_time,
 )
@@ -173,7 +172,8 @@ def lane_for(application) -> LiveLane | None:
     pipeline = application.pipeline
     if pipeline is None or pipeline.signer is None or pipeline.guard is None:
         return None
-    eligible = {ca.issuer_id for ca in served_without_pipeline(application) if ca.settings.mode == "live"}
+    eligible = {ca.issuer_id for ca in application.registry.cas
+                if ca.settings.mode == "live" and pipeline.plan_of(ca).fast}  # fmt: skip
     if not eligible:
         return None
     lane = LiveLane(application.http, application.registry, pipeline.guard, pipeline.signer, eligible,

@@ -37,24 +37,6 @@ def unix_time(clock: Clock) -> Callable[[], float]:
     return time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
 
 
-def served_without_pipeline(application) -> list:
-    """The :class:`~certstatus.pipeline.issuers.ServedCA` s whose requests the protocol edge may
-    answer without the pipeline: none when the audit/billing log must see every request or
-    requests are authenticated; else those open to everyone (no client certificates, no
-    signed requests, no authorization), not forwarded and without a live SQL source."""
-    from certstatus.pipeline.authorize import policy_for
-
-    ops = application.settings.ops
-    if ops.audit.log is not None:  # every request must reach the audit/billing log
-        return []
-    if ops.tls.client_auth != "none" or ops.tls.client_cert_header or ops.access.signer_trust_anchors or ops.tls.client_trust_anchors:
-        return []  # requests are authenticated: the pipeline must see each one
-    return [
-        ca for ca in application.registry.cas
-        if not ca.settings.forward and ca.settings.sql is None and policy_for(ca.settings, ops.access).open
-    ]  # fmt: skip
-
-
 def pipeline_metrics(pipeline) -> RequestMetrics | None:
     """The worker's request metrics (those of the pipeline's metrics step), None without them."""
     from certstatus.pipeline.metrics import ObserveMetrics
