@@ -1,7 +1,7 @@
 """What the protocol edge needs to answer without the handler: rendered 200 responses and plain counts.
 
-Both the edge answer cache (:mod:`certstatus.server.edge`) and the live lane
-(:mod:`certstatus.server.live_lane`) write a successful OCSP answer as one
+Both the edge answer cache (:mod:`certstatus.server.edge`) and the responder's fast path
+(:mod:`certstatus.server.responder`) write a successful OCSP answer as one
 ``bytes.join`` of fixed parts, byte for byte what
 :class:`~certstatus.server.http.OCSPHttpHandler` plus
 :func:`~certstatus.server.protocol.encode_response` would send (tests
@@ -44,13 +44,9 @@ def pipeline_metrics(pipeline) -> RequestMetrics | None:
     return next((o.metrics for o in pipeline.observers if isinstance(o, ObserveMetrics)), None)
 
 
-def shared_middle(this_update: dt.datetime, next_update: dt.datetime, etag: bytes) -> bytes:
-    """The headers of a shareable answer between its max-age value and its Date value."""
-    return shared_dates(this_update, next_update) + etag + ETAG_END
-
-
 def shared_dates(this_update: dt.datetime, next_update: dt.datetime) -> bytes:
-    """The start of :func:`shared_middle`, up to the ETag value (the same for every answer of one second)."""
+    """The headers of a shareable answer between its max-age value and its ETag value (the same for
+    every answer of one second); the ETag value and :data:`ETAG_END` follow."""
     return (
         CACHE_DIRECTIVES % b"public" + b"\r\nlast-modified: " + _http_date(this_update)
         + b"\r\nexpires: " + _http_date(next_update) + b"\r\netag: "
