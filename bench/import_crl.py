@@ -16,7 +16,7 @@ run, and the medians are printed side by side.
 
     .venv/bin/python bench/import_crl.py [--entries 1000000] [--runs 3] [--keep DIR]
         [--postgres postgresql://postgres@127.0.0.1:5432/test]   # into PostgreSQL instead of SQLite
-        [--peer /work/wt-base/.venv/bin/certstatus]
+        [--peer ../base/.venv/bin/certstatus]
 """
 
 from __future__ import annotations

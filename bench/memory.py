@@ -22,7 +22,7 @@ workers — is the same. The line per size gives the served req/s too, and
 the last line the ratio of the largest size to the smallest (serving speed
 must not drop with the store's size).
 
-Target (issue 3): ≤ 200 MB RSS per worker with 10 M certificates.
+Target: ≤ 200 MB RSS per worker with 10 M certificates.
 """
 
 from __future__ import annotations

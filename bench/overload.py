@@ -1,7 +1,7 @@
 """Overload: does a 1-worker certstatus keep its goodput at 4x the request rate it can sustain?
 
-Usage (under the shared lock):
-    flock /work/bench.lock .venv/bin/python bench/overload.py [--runs 3] [--seconds 10] [--calls 10]
+Usage (one benchmark at a time):
+    .venv/bin/python bench/overload.py [--runs 3] [--seconds 10] [--calls 10]
         [--factor 4]
 
 What it does, per run, against one worker pinned to core 0, live mode with an

@@ -16,10 +16,10 @@ each request once (pipelined on one connection), and certstatus's ``server.respo
 is sized to hold every answer (2 kB per serial; CFSSL holds every response in
 memory too, nginx one file). Peak RSS is printed beside each figure.
 
-Targets (issue 3): keep-alive ≥ 4× CFSSL and ≥ 50 % of nginx, p99 < 5 ms;
+Targets: keep-alive ≥ 4× CFSSL and ≥ 50 % of nginx, p99 < 5 ms;
 ``Connection: close`` ≥ 2× CFSSL. Peak RSS (VmHWM) of each server is printed.
 
-The headline keep-alive figures are wrk -t2 -c64, as the issue measures. Both wrk threads
+The headline keep-alive figures are wrk -t2 -c64, as the targets are stated. Both wrk threads
 share core 1, so a connection's latency includes the time its thread waits while the other
 runs; after each keep-alive run, every server is therefore also measured, on the same warm
 process, with wrk -t1 -c64 (one thread, no such wait), printed as an extra line: a p99 that

@@ -18,8 +18,8 @@ each, with medians printed:
 Per line: the import's wall time, whether the counter moved, the tick's wall
 time and the responses it signed; then what a change watcher reads more per
 poll (SQLite, every 0.2 s) or resync (PostgreSQL, every 5 s) to notice
-source-only changes. The machine may be shared: run it under
-``flock /work/bench.lock``.
+source-only changes. The machine may be shared: run one benchmark at a
+time.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ request must get is known in advance.
 Exit status 1 when an answer was wrong or failed, or a worker's RSS grew 5 %
 or more.
 
-    flock /work/bench.lock .venv/bin/python bench/soak.py                 # 10 minutes
-    flock /work/bench.lock .venv/bin/python bench/soak.py --minutes 1     # a quick look
+    .venv/bin/python bench/soak.py                 # 10 minutes
+    .venv/bin/python bench/soak.py --minutes 1     # a quick look
 """
 
 from __future__ import annotations

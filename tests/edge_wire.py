@@ -1,6 +1,6 @@
 """HTTP/1.1 bytes to and from :class:`~certstatus.server.protocol.HttpProtocol` without sockets.
 
-Shared by the protocol edge's tests (edge cache, live lane): an in-memory
+Shared by the protocol edge's tests (edge cache, responder): an in-memory
 transport (:class:`Wire`), a loop with only ``time()``, request builders
 (:func:`post`, :func:`get`: the demo CA's path ``/demo``) and :func:`split`,
 which cuts a written response into (status, headers, body).

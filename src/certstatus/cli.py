@@ -149,7 +149,7 @@ def serve(log_level: str, **opts) -> None:
         print_import(prepare(settings))  # a source refused at start is logged as on reload and refresh
         if opts["issuer"]:
             # The single-CA form with --mode precomputed|cached (an operator trying a CA by hand) generates
-            # before it serves, with a progress bar, as issue 3 asks of it.
+            # before it serves, with a progress bar: its first answers are the stored ones.
             generate_before_serving(settings)
     except BaseException:
         sock.close()

@@ -112,6 +112,7 @@ class CaSettings:
     mode: str = "live"
     precomputed_miss: str = "sign"
     archive_cutoff: int | str | None = None  # retention in seconds, or ARCHIVE_CA_NOT_BEFORE; None: off
+    final_response_after_expiry: bool = False  # revoked + expired: nextUpdate 99991231235959Z (needs archive_cutoff)
     nonce: str | None = None  # "echo", "ignore", "require"; None: the mode's (see nonce_policy)
     include_signer_chain: bool = False  # delegated responses: the CA certificate (+ intermediates) too
     cert_hash: bool = False  # CertHash (Common PKI) in responses; good only for certificates known by hash
@@ -170,6 +171,7 @@ class CaSettings:
             f"certstatus response profile {PROFILE_FORMAT}", f"validity={self.validity}",
             f"responder_id={self.responder_id}", f"unknown_serials={self.unknown_serials}",
             f"signature_algorithm={self.signature_algorithm}", f"archive_cutoff={self.archive_cutoff}",
+            f"final_response_after_expiry={self.final_response_after_expiry}",
             f"include_signer_chain={self.include_signer_chain}", f"cert_hash={self.cert_hash}",
         )  # fmt: skip
         return int.from_bytes(hashlib.sha256("\n".join(about).encode()).digest()[:8], "big", signed=True)
@@ -252,7 +254,8 @@ _SERVER_KEYS = {
 _CA_KEYS = {
     "certificate", "crl", "index", "issued", "signer_certificate", "signer_key",
     "signer_password_file", "path", "validity", "force_validity", "responder_id", "unknown_serials",
-    "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain", "cert_hash",
+    "mode", "precomputed_miss", "archive_cutoff", "final_response_after_expiry", "nonce", "include_signer_chain",
+    "cert_hash",
 } | CA_SIGNER_KEYS | SOURCE_KEYS | CA_OPERATION_KEYS
 
 
@@ -284,6 +287,28 @@ def parse_archive_cutoff(value: Any, *, file: str, key: str) -> int | str:
             'or how long status is kept after expiry, e.g. "7y" or "3650d".',
         )
     return seconds
+
+
+def check_final_response(value: Any, archive_cutoff: int | str | None, index: Path | None, issued: Path | None, *,
+                         file: str, key: str) -> bool:
+    """``final_response_after_expiry``: true or false. A final response is a statement about status after
+    expiry, so it needs ``archive_cutoff`` (the responder says it keeps that status), and the certificates'
+    notAfter, which only ``index`` or ``issued`` give. Raises :class:`ConfigError`."""
+    if not isinstance(value, bool):
+        raise ConfigError(file, key, "must be true or false.", "Write true or false.")
+    if value and archive_cutoff is None:
+        raise ConfigError(
+            file, key, "needs archive_cutoff: a final response says the status of an expired certificate is kept for good.",
+            f'Add archive_cutoff = "{ARCHIVE_CA_NOT_BEFORE}" (or a retention period such as "7y") to the CA, '
+            "or remove final_response_after_expiry.",
+        )
+    if value and index is None and issued is None:
+        raise ConfigError(
+            file, key, "needs the certificates' notAfter, which no CRL or push gives.",
+            'Add index = "FILE" (OpenSSL index.txt) or issued = "FILE or FOLDER" of certificates, '
+            "or remove final_response_after_expiry.",
+        )
+    return value
 
 
 def parse_listen(value: str, *, file: str, key: str) -> tuple[str, int]:
@@ -368,8 +393,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     extra = ca_operation_fields(table, where=where, prefix=prefix, base=base)
     if extra.get("forward"):
         used = [key for key in ("crl", "index", "issued", "signer_certificate", "signer_key", "signer", "signers_dir", "push", "sql",
-                                "mode", "precomputed_miss", "archive_cutoff", "nonce", "include_signer_chain",
-                                "cert_hash") if key in table]
+                                "mode", "precomputed_miss", "archive_cutoff", "final_response_after_expiry", "nonce",
+                                "include_signer_chain", "cert_hash") if key in table]
         if used:
             raise ConfigError(where, f"{prefix}.forward", f"forwards this CA, so its {used[0]} would never be used.",
                               "Remove forward, or remove the CA's own data and signers.")
@@ -415,6 +440,8 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
     archive_cutoff = None
     if "archive_cutoff" in table:
         archive_cutoff = parse_archive_cutoff(table["archive_cutoff"], file=where, key=f"{prefix}.archive_cutoff")
+    final = check_final_response(table.get("final_response_after_expiry", False), archive_cutoff, index, issued,
+                                 file=where, key=f"{prefix}.final_response_after_expiry")  # fmt: skip
     mode, precomputed_miss = check_mode(
         table.get("mode", "live"), table.get("precomputed_miss", "sign"),
         knows_issuance=bool(knows), live_sql=sources.get("sql") is not None, file=where, prefix=prefix,
@@ -448,6 +475,7 @@ def ca_settings(name: str, table: dict[str, Any], *, where: str, base: Path) -> 
         mode=mode,
         precomputed_miss=precomputed_miss,
         archive_cutoff=archive_cutoff,
+        final_response_after_expiry=final,
         nonce=nonce,
         include_signer_chain=include_chain,
         cert_hash=cert_hash,

@@ -403,6 +403,15 @@ CA = Section(
             "singleExtension, producedAt − the retention period or the CA certificate's notBefore (`\"ca-not-before\"`, "
             "as ETSI recommends), and a revocation that disappears from a later CRL after the certificate expired is kept "
             "(revoked, never `good`). See [sources.md](sources.md#status-after-expiry)."),
+        Key("final_response_after_expiry", BOOLEAN,
+            "A revoked certificate past its notAfter gets a final response: nextUpdate 99991231235959Z (RFC 5280 "
+            "§4.1.2.5, no well-defined end), as ETSI EN 319 411-2 §6.3.10 allows, since that revocation can never "
+            "change. Overrides the nextUpdate bounds (signer notAfter, CRL nextUpdate) for these answers only; a hold "
+            "(certificateHold may be released) and a certificate whose notAfter no `index` or `issued` gives keep "
+            "the usual nextUpdate. Off by default: WebPKI root programs (Mozilla Root Store Policy) require nextUpdate "
+            "≤ the signer's notAfter. HTTP caches keep a final response as long as any other (max-age and Expires as "
+            "if it had its usual nextUpdate). Needs `archive_cutoff` and `index` or `issued`. See "
+            "[compliance.md](compliance.md).", "false"),
         Key("cert_hash", BOOLEAN, "Common PKI / ISIS-MTT CertHash (1.3.36.8.3.13, SHA-256 of the certificate) in every "
             "response about a certificate the `issued` list holds (needs `issued` with certificates). A positive statement: "
             "a serial whose certificate is not known (a bare serial, an `index.txt` line) is answered `unknown` instead of "
@@ -410,7 +419,7 @@ CA = Section(
             "false"),
         Key("nonce", _choice("echo", "ignore", "require"),
             "The request's nonce (RFC 9654): `echo` it; `ignore` it (answers without nonce, so they can be shared: "
-            "what EJBCA calls nonce disabled; precomputed mode always does this); or `require` it: a request without "
+            "precomputed mode always does this); or `require` it: a request without "
             "one is refused with `unauthorized`. Default: `ignore` in precomputed mode, `echo` otherwise. See "
             "[compliance.md](compliance.md).", '"echo"'),
         Key("precomputed_miss", _choice("sign", "unauthorized"),

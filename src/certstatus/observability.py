@@ -1,6 +1,6 @@
 """Logging set-up: one JSON object per line on stderr.
 
-Policy (as cfssl and Boulder do): error = something an operator must fix;
+Policy: error = something an operator must fix;
 bad client input at info or below; per-request lines at debug.
 
 Structured fields: anything passed as ``extra={...}`` to a logging call

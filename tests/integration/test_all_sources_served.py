@@ -34,7 +34,7 @@ from tests.sources_helpers import crl_der, revoked
 pytestmark = pytest.mark.integration
 TOKEN = "fedcba9876543210fedcba9876543210"
 HOLD = x509.ReasonFlags.certificate_hold
-PUSH_DEADLINE = 2.0  # seconds: a push through A is answered by B within this (issue 4 asks < 1 s)
+PUSH_DEADLINE = 2.0  # seconds: a push through A is answered by B within this (the aim is < 1 s; the bound leaves room for a loaded machine)
 IMPORT_DEADLINE = 15.0  # seconds: a bound for a broken SIGHUP re-import, not a speed check
 
 

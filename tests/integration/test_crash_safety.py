@@ -207,7 +207,7 @@ def _push_lane(lane: int, pki: DemoPki, root: Path, kills: int, seed: int) -> tu
 
 
 def test_server_killed_during_admin_pushes_loses_no_acknowledged_batch(demo_pki: DemoPki, tmp_path: Path) -> None:
-    kills = ITERATIONS  # issue 7: at least 50 kills of each job
+    kills = ITERATIONS  # at least 50 kills of each job
     per_lane = [kills // 2 + (1 if lane < kills % 2 else 0) for lane in range(2)]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = [f.result() for f in [pool.submit(_push_lane, lane, demo_pki, tmp_path, n, 2000 + lane) for lane, n in enumerate(per_lane)]]

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 #: CA/Browser Forum Baseline Requirements §4.9.9: an authoritative answer (not unknown) within 15 minutes of issuance.
 ISSUANCE_RULE = dt.timedelta(minutes=15)
-#: A bound for one import after the poll saw the change: bench/README.md measures ~9-19 s for an
+#: A bound for one import after the poll saw the change: bench/README.md measures ~9 s for an
 #: `index.txt` of 1 000 000 certificates; a CA needs a far larger list to get near this.
 IMPORT_ALLOWANCE = dt.timedelta(minutes=5)
 #: How long the test waits for the new serial to be good: generous (the default poll is seconds),

@@ -10,8 +10,8 @@ live as revoked (its stored "good" is never served) — and, once released, the
 background pass re-signs the revoked serial. A server that generated before
 listening would never listen here. SQLite and PostgreSQL: their stores differ.
 
-The single-CA form (``serve --issuer … --mode precomputed``) is the exception
-issue 3 asks for: it generates before it listens, so with the same hold it must
+The single-CA form (``serve --issuer … --mode precomputed``, a CA tried by hand) is
+the exception: it generates before it listens, so with the same hold it must
 not listen until the pass is released, and its first answer is the stored one.
 """
 
@@ -135,7 +135,7 @@ def test_serve_answers_from_the_store_while_its_first_generation_pass_is_held(da
 
 
 def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
-    """``serve --issuer … --mode precomputed`` (issue 3): the pass runs first, then the listener opens."""
+    """``serve --issuer … --mode precomputed``: the pass runs first, then the listener opens."""
     pki = copy_pki(demo_pki, tmp_path / "pki")
     port = free_port()
     database = tmp_path / "store.sqlite3"
@@ -173,7 +173,7 @@ def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
 ])  # fmt: skip
 def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(request, demo_pki, tmp_path, mode, pick_up, store):
     """Fail closed: the index imports, the CRL (a real `openssl ca` CRL of another CA) is refused. The server
-    starts, the CA answers tryLater (`openssl ocsp`; live lane and edge cache included, on the default edge),
+    starts, the CA answers tryLater (`openssl ocsp`; the responder's fast path and edge cache included, on the default edge),
     /ready is 503 naming it, and one JSON error line names CA, source and reason. Once the CA's own CRL is in
     place, the refresher (file poll) or a SIGHUP imports it and the CA answers: the worker learns it from the
     store's change propagation (SQLite: polled; PostgreSQL: NOTIFY), or is replaced (SIGHUP)."""

@@ -460,6 +460,24 @@ def test_a_changed_not_after_is_a_change_of_the_issued_row(store: StatusStore, i
     assert store.lookup(one, 1) == CertStatusRecord(issued=True, revoked=None)
 
 
+def test_certificate_not_after_is_the_latest_an_issuing_source_gives(store: StatusStore, issuers: tuple[int, int]) -> None:
+    """A final response needs the certificate's notAfter: from index.txt or an issued list of
+    certificates, per issuer; the later one when two sources differ; None when only a CRL, a bare
+    serial or a push knows the serial."""
+    one, two = issuers
+    store.replace_source(one, _state("index", 3), issued=[IssuedCertificate(1, T0), IssuedCertificate(2, T0), 3],
+                         revoked=[_revoked(1)])  # fmt: skip
+    store.replace_source(one, _state("issued", 1), issued=[IssuedCertificate(2, T0 + HOUR)])
+    store.replace_source(one, _state("crl", 1, this_update=T0, next_update=T0 + HOUR), revoked=[_revoked(4)])
+    store.replace_source(two, _state("index", 1), issued=[IssuedCertificate(1, T0 - HOUR)])
+    assert store.certificate_not_after(one, 1) == T0
+    assert store.certificate_not_after(one, 2) == T0 + HOUR
+    assert store.certificate_not_after(one, 3) is None
+    assert store.certificate_not_after(one, 4) is None
+    assert store.certificate_not_after(one, 5) is None
+    assert store.certificate_not_after(two, 1) == T0 - HOUR
+
+
 def test_the_certificate_hash_of_an_issued_list_comes_back_from_every_lookup(store: StatusStore, issuers: tuple[int, int]) -> None:
     """CertHash: the hash an issued list of certificates gives is kept per (issuer, serial, source); a
     serial two sources list keeps the one that knows it; a new hash is a change."""

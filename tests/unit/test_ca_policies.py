@@ -1,4 +1,4 @@
-"""Per-CA policies that EJBCA and ADCS operators expect: nonce, never-issued serials, certificates sent.
+"""Per-CA policies operators of CAs expect: nonce, never-issued serials, certificates sent.
 
 * ``nonce = "echo" | "ignore" | "require"`` (RFC 9654): on the responder's fast path, through
   the handler's pipeline, and in cached mode (where an ignored nonce makes the pre-signed answer fit);

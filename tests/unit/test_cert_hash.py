@@ -3,7 +3,7 @@
 German qualified CAs require it: ``good`` with CertHash is a positive statement that the responder
 knows the certificate (it was issued and is available). A CA with ``cert_hash = true`` takes the
 certificates from its issued list; an issued serial whose certificate it does not hold (a line of
-``index.txt``) is answered ``unknown``, as EJBCA answers a certificate it cannot hash, and a revoked
+``index.txt``) is answered ``unknown`` (no positive statement without it), and a revoked
 one stays revoked, with CertHash when the certificate is known. Live and pre-signed alike; the
 extension is read back with cryptography and an independent ASN.1 definition.
 """

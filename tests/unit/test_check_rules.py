@@ -339,6 +339,19 @@ def test_cache_headers_of_a_get_answer_must_be_there_and_agree_with_the_response
     assert result == "violation" and words in detail
 
 
+def test_cache_headers_of_a_final_response_or_an_absurd_max_age_are_judged(world: World) -> None:
+    """nextUpdate 99991231235959Z (a final response, ETSI EN 319 411-2) and a max-age no date can
+    hold are judged like any other, not an overflow."""
+    probe = world.probe()
+    this_update = _now().replace(microsecond=0)
+    final = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    assert _results([_reply(probe, world.response(probe, this_update=this_update, next_update=final - this_update))],
+                    world)["cache_headers"][0] == "ok"  # fmt: skip
+    absurd = _reply(probe, world.response(probe), cache_control="max-age=99999999999999, public")
+    result, detail = _results([absurd], world)["cache_headers"]
+    assert result == "violation" and "reaches past nextUpdate" in detail
+
+
 def test_cache_headers_are_not_asked_of_post_or_nonce_answers(world: World) -> None:
     post, nonce = world.probe("POST"), world.probe(nonce=b"x" * 32)
     bare = {"content-type": "application/ocsp-response", "cache-control": "no-store"}

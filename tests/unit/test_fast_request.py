@@ -283,7 +283,7 @@ def test_minimal_serials_stay_on_the_fast_path(content):
 @pytest.mark.parametrize(
     "cert_id_content",
     [
-        # Fuzzing finding (bench/fuzz.py --target framing, session 4): a CertID with a trailing
+        # Fuzzing finding (bench/fuzz.py --target framing): a CertID with a trailing
         # field was accepted by the reference parser and echoed, and cryptography read the
         # response as "ExtraData in ResponseData". The same for a non-minimal length inside it.
         bytes.fromhex("300906052b0e03021a0500") + b"\x04\x14" + b"n" * 20 + b"\x04\x14" + b"k" * 20 + b"\x02\x01\x05\x05\x00",

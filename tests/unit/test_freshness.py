@@ -44,6 +44,27 @@ def test_past_next_update_plus_grace_answers_try_later(demo_pki: DemoPki, tmp_pa
     assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).response_status is OCSPResponseStatus.TRY_LATER
 
 
+def test_a_crl_with_next_update_9999_is_never_stale_whatever_the_grace(demo_pki: DemoPki, tmp_path) -> None:
+    """A CRL may say nextUpdate 99991231235959Z (no well-defined end, RFC 5280 §4.1.2.5): with
+    stale_grace it is still answered, not an overflow past the last representable date."""
+    from cryptography.hazmat.primitives import serialization
+
+    from certstatus.demo_pki import sign_crl
+    from certstatus.signing.keys import load_certificates, load_private_key
+    from tests.precomputed_helpers import copy_pki
+
+    pki = copy_pki(demo_pki, tmp_path / "pki")
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    final = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)
+    crl = sign_crl(load_certificates(pki.ca_cert)[0], load_private_key(pki.ca_key, None).key, [], crl_number=2,
+                   this_update=now - dt.timedelta(minutes=1), next_update=final)  # fmt: skip
+    pki.crl.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    settings = _settings(pki, tmp_path, stale_grace=3600)
+    prepare(settings)
+    app = build_application(settings, ManualClock(now))
+    assert ocsp_query(app, pki, pki.serials["good"]).certificate_status is OCSPCertStatus.GOOD
+
+
 def test_on_stale_serve_keeps_answering_with_a_warning(demo_pki: DemoPki, tmp_path, caplog) -> None:
     settings = _settings(demo_pki, tmp_path, on_stale="serve")
     prepare(settings)

@@ -333,7 +333,7 @@ def test_answer_cache_accounts_bytes_and_invalidates_by_issuer_and_serial():
 @pytest.mark.parametrize("archive_cutoff", ["ca-not-before", 7 * 365 * 86400])
 def test_settings_survive_the_trip_to_worker_processes(demo_pki, tmp_path, archive_cutoff):
     policies = {"archive_cutoff": archive_cutoff, "nonce": "require", "include_signer_chain": True, "cert_hash": True,
-                "issued": demo_pki.issued, "unknown_serials": "unauthorized"}  # fmt: skip
+                "issued": demo_pki.issued, "unknown_serials": "unauthorized", "final_response_after_expiry": True}  # fmt: skip
     settings = settings_for(tmp_path / "s.sqlite3", ca_settings(demo_pki, "cached", precomputed_miss="unauthorized", **policies))
     again = type(settings).from_json(settings.to_json())
     assert again == settings

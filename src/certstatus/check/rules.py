@@ -289,7 +289,8 @@ def _cache_headers(reply: Reply, single: ocsp.OCSPSingleResponse, response: ocsp
         except ValueError:
             problems.append(f"max-age {directives['max-age']!r} is not a number")
         else:
-            if now + dt.timedelta(seconds=max_age) > next_update + CLOCK_SKEW:
+            # In seconds: a nextUpdate of 99991231235959Z (a final response) or a huge max-age is no date to add to.
+            if max_age > (next_update - now + CLOCK_SKEW).total_seconds():
                 problems.append(f"max-age {max_age} s reaches past nextUpdate {_t(next_update)}")
     last_modified = _http_date(reply.header("last-modified"))
     if last_modified is not None and not _floor(single.this_update_utc) <= last_modified <= _floor(response.produced_at_utc):

@@ -29,7 +29,7 @@ from certstatus.clock import Clock, SystemClock
 from certstatus.config import CaSettings, Settings
 from certstatus.observability import held_config_warnings
 from certstatus.errors import SignerUnavailable
-from certstatus.next_update import next_update_limit
+from certstatus.next_update import final_next_update, next_update_limit
 from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.pipeline.status import decide
@@ -115,7 +115,10 @@ class CASigner:
     The signer of a batch is the CA's current one (:class:`~certstatus.signing.signer_set.SignerSet`:
     rollover, HSM keys, as for live answers); a response never outlives it, nor
     the CA's CRL beyond a short floor (:mod:`certstatus.next_update`): nextUpdate
-    is at most the signer certificate's notAfter and the CRL's nextUpdate. Whether
+    is at most the signer certificate's notAfter and the CRL's nextUpdate — except
+    in a final response (:func:`~certstatus.next_update.final_next_update`), whose
+    bytes say 99991231235959Z while its row keeps the batch's nextUpdate and
+    renewal time, so it is renewed, served and cached like any other. Whether
     the CA's own data revokes a signer is asked again before a batch whenever
     the issuer's change counter moved since the last batch, so a revoked
     responder certificate signs no batch started after its revocation.
@@ -181,6 +184,7 @@ class CASigner:
         extensions = constant_extensions(self.settings, self.served.certificate, this_update)
         template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, next_update, extensions)
         encode, sign = template.encode, signer.signature
+        final_template = None  # of final responses (nextUpdate 99991231235959Z), made for the first of the batch
         sha1_cert_id, sha256_cert_id = (cert_id.encode for cert_id in self._cert_ids)
         # The common case, good, joins bytes without a call: the ResponseData up to the serial key per key
         # length (both CertIDs), and the signature's head per signature length (ECDSA's vary by a byte or two).
@@ -210,10 +214,16 @@ class CASigner:
                 invalidity = revoked.invalidity_date if revoked else None
                 extended = decision.extended
                 own = answer_extensions(self.settings, record) if decision.status is not OCSPCertStatus.UNKNOWN else b""
-                sha1_data = encode(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
-                                   extensions=own)  # fmt: skip
-                sha256_data = encode(sha256_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
-                                     extensions=own)  # fmt: skip
+                encode_this = encode
+                final = final_next_update(self.settings, store, self.issuer_id, revoked, this_update)
+                if final is not None:  # the row keeps the batch's nextUpdate: renewed and cached as any other
+                    if final_template is None:
+                        final_template = der.ResponseDataTemplate(responder_id_der, this_update, this_update, final, extensions)
+                    encode_this = final_template.encode
+                sha1_data = encode_this(sha1_cert_id(key), status_der, invalidity_date=invalidity, extended_revoke=extended,
+                                        extensions=own)  # fmt: skip
+                sha256_data = encode_this(sha256_cert_id(key), status_der, invalidity_date=invalidity,
+                                          extended_revoke=extended, extensions=own)  # fmt: skip
             sha1_signature, sha256_signature = sign(sha1_data), sign(sha256_data)
             sha1_head = signature_heads.get(len(sha1_signature)) or signature_head(len(sha1_signature))
             sha256_head = signature_heads.get(len(sha256_signature)) or signature_head(len(sha256_signature))

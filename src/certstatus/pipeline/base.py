@@ -91,7 +91,10 @@ class OCSPAnswer:
     """A successful answer: the OCSPResponse DER and what HTTP caching needs.
 
     ``this_update``/``next_update`` are the earliest of the SingleResponses
-    (aware UTC); ``source`` says where it came from (``live``, ``cache``,
+    (aware UTC), except that a final response's nextUpdate 99991231235959Z
+    counts as the bounded nextUpdate it replaces (:mod:`certstatus.next_update`):
+    ``next_update`` is what HTTP caching (max-age, Expires) and the answer
+    caches go by; ``source`` says where it came from (``live``, ``cache``,
     ``precomputed``, ``forwarded``); ``statuses`` the certStatus names in
     request order, for logs.
     """

@@ -12,8 +12,8 @@ without the pipeline's objects — edge cache → pre-signed bytes from the stor
 → live signature — and this list is the only place that decides which CAs
 may do so.
 
-This is the Nexus order (authenticate → authorize → cache → forward →
-local → sign → log) with two choices made visible:
+The order is authenticate → authorize → cache → forward → local → sign →
+log, with two choices made visible:
 
 * the observers (metrics, audit) wrap everything, so they see refusals from
   any step and write after the answer is known — "log" is last in time;

@@ -6,8 +6,7 @@ response to the request; relying parties differ in what they need:
 * ``echo`` (live and cached mode): a nonce sent is echoed; a request without one is answered
   without one.
 * ``ignore`` (what precomputed mode does): the nonce is left out of the response, so the answer
-  can be a shared one (pre-signed, cached) — Windows clients never send a nonce, and EJBCA's
-  "nonce enabled = false" is this setting.
+  can be a shared one (pre-signed, cached); many clients never send a nonce anyway.
 * ``require``: a request without a nonce is refused with ``unauthorized`` — the responder will not
   answer that query under its policy (RFC 6960 §2.3). The request itself is well-formed
   (requestExtensions are optional, RFC 6960 §4.1.1), so ``malformedRequest`` would be wrong, and

@@ -7,14 +7,14 @@
   says — ``unknown``; "extended revoked" (revoked, certificateHold,
   revocationTime 1970-01-01T00:00:00Z, id-pkix-ocsp-extended-revoke in the
   response); or no answer at all, ``unauthorized`` (RFC 5019 §2.2.3: the
-  responder has no authoritative record; what Let's Encrypt's responder
-  does), in every mode. Never good for a serial the data says was never issued.
+  responder has no authoritative record), in every mode. Never good for a
+  serial the data says was never issued.
 * For a CA configured with CRLs only, issuance is unknowable: every serial
   not on the CRL is good (the CRL's own promise, RFC 5280 §5).
 * For a CA with ``cert_hash`` (Common PKI), good is a positive statement
   that the responder knows the certificate, carried by its CertHash: an
-  issued serial whose certificate is not known (no hash) is ``unknown``, as
-  EJBCA answers a certificate it cannot hash. Revoked stays revoked.
+  issued serial whose certificate is not known (no hash) is ``unknown``: no
+  positive statement can be made without it. Revoked stays revoked.
 """
 
 from __future__ import annotations

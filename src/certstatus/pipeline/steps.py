@@ -9,14 +9,14 @@ from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponseStatus
 
 from certstatus.clock import Clock
 from certstatus.errors import SignerUnavailable, StoreUnavailable
-from certstatus.next_update import next_update_limit
+from certstatus.next_update import final_next_update, next_update_limit
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.ca_extensions import answer_extensions, constant_extensions
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.pipeline.status import UNKNOWN, decide
 from certstatus.protocol.certid import CertID
-from certstatus.protocol.fast_response import encode_cert_status
+from certstatus.protocol.fast_response import encode_cert_status, generalized_time
 from certstatus.protocol.live_response import ResponseTimes, response_data, single_response
 from certstatus.protocol.response import CERT_STATUS_NAMES
 from certstatus.signing.signer import ResponseSigner
@@ -79,7 +79,10 @@ class LocalStatusSigner:
     nonce is echoed (RFC 9654). A CA without any imported data answers
     tryLater: good without data would be a guess. The signer is chosen per
     response (current signer, preferred signature algorithms of RFC 6960
-    §4.4.7); no valid signer or an unreachable HSM answers tryLater.
+    §4.4.7); no valid signer or an unreachable HSM answers tryLater. A final
+    response (:func:`~certstatus.next_update.final_next_update`) carries nextUpdate
+    99991231235959Z in its SingleResponse; the answer's ``next_update``, which
+    HTTP caching goes by, stays the bounded one.
     """
 
     #: Signers whose window of the current second is kept at most (a reload brings new signer objects).
@@ -225,8 +228,13 @@ class LocalStatusSigner:
         if revoked is None:
             single = single_response(cert_id.der, encode_cert_status(status), times.times_der, None, extensions)
             return single, status.value, False
+        try:
+            final = final_next_update(settings, self.store, ca.issuer_id, revoked, times.now)
+        except StoreUnavailable as exc:
+            raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        times_der = times.times_der if final is None else times.this_update_der + b"\xa0\x11" + generalized_time(final)
         single = single_response(
             cert_id.der, encode_cert_status(status, revoked.revocation_time, revoked.reason),
-            times.times_der, revoked.invalidity_date, extensions,
+            times_der, revoked.invalidity_date, extensions,
         )  # fmt: skip
         return single, status.value, decision.extended

@@ -16,9 +16,9 @@ Any worker supervisor uses it the same way:
 2. on SIGHUP, :meth:`Lifecycle.reload`: re-reads the configuration,
    validates it and imports the revocation data (:func:`certstatus.app.prepare`),
    restarts the services with it and exports it; when it returns True the
-   supervisor replaces its workers one by one (each new worker is ready
-   before an old one is told to finish its requests and exit), so no
-   connection is refused. A configuration that fails to load or to prepare
+   supervisor starts a new set of workers and tells the old ones to finish
+   their requests and exit (new connections wait in the shared listening
+   socket's backlog), so no connection is refused. A configuration that fails to load or to prepare
    changes nothing: the error is logged, the running workers keep serving,
    and the data of the running configuration is re-imported;
 3. :meth:`Lifecycle.stop` after the last worker exited.

@@ -41,7 +41,7 @@ HTTP rules) and enforces what a public listener needs (RFC 9112):
   is written; other connections are served meanwhile.
 
 Why an own protocol rather than an ASGI server: measured against the same
-handler under uvicorn and granian (``bench/README.md``), the ASGI hop per
+handler under uvicorn and granian, the ASGI hop per
 request cost more than the rest of the precomputed path.
 """
 

@@ -137,7 +137,7 @@ class ResponseSigner:
         Raises :class:`~certstatus.errors.SignerUnavailable` when an HSM
         key cannot sign right now.
         """
-        # Same bytes as live_response.encode_basic_response (tests/unit/test_live_signer.py).
+        # Same bytes as the reference response.encode_basic_response (tests/unit/test_live_signer.py).
         return self._wrapper.wrap(response_data_der, self._sign(response_data_der))
 
     def __repr__(self) -> str:

@@ -51,7 +51,8 @@ class Freshness:
 
     def stale(self, now: dt.datetime, grace_seconds: int) -> bool:
         """True when ``now`` is past ``next_update`` + ``grace_seconds``."""
-        return self.next_update is not None and now > self.next_update + dt.timedelta(seconds=grace_seconds)
+        # now − grace, not nextUpdate + grace: a CRL's nextUpdate may be 99991231235959Z, the last date there is.
+        return self.next_update is not None and now - dt.timedelta(seconds=grace_seconds) > self.next_update
 
 
 def freshness(states: Mapping[str, SourceState], ca: CaSettings) -> Freshness:

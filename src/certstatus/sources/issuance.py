@@ -1,4 +1,4 @@
-"""Which serials a CA issued, from a file, a URL or a directory (the role of Nexus's issuance list).
+"""Which serials a CA issued, from a file, a URL or a directory (what makes a never-issued serial known).
 
 Each file may hold
 

@@ -1,4 +1,4 @@
-"""Live status from a CA's own database (Nexus "fallback", OpenXPKI mode), per request.
+"""Live status from a CA's own database, queried per request (no import, nothing stored).
 
 The operator's query gets the named parameters ``issuer`` (the CA name),
 ``serial`` (numeric), ``serial_hex`` (upper-case hex, even length, ``-``

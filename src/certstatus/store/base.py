@@ -437,6 +437,11 @@ class StatusStore(Protocol):
         (or when this is the issuer's first push).
         """
 
+    def certificate_not_after(self, issuer_id: int, serial_number: int) -> dt.datetime | None:
+        """The certificate's notAfter (aware UTC, whole seconds) as the sources listing (issuer, serial)
+        issued give it — an ``index.txt`` expiry field, a certificate in an issued list —, the latest
+        when they differ; None when none gives one (a CRL, a bare serial, a push)."""
+
     def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
         """Return {source kind: its revocation} of (issuer, serial): which sources revoke it
         (:func:`revocations_by_source`: the CRL view applies); {} when none does."""

@@ -96,6 +96,9 @@ UNION ALL
 SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s
 """
 
+#: The latest notAfter the sources listing a serial issued give (NULL: none gives one).
+_NOT_AFTER = "SELECT max(not_after) FROM issued WHERE issuer_id = %(issuer)s AND serial = %(serial)s"
+
 _SOURCE_STATES = f"SELECT {SOURCE_COLUMNS} FROM sources WHERE issuer_id = %(issuer)s"
 
 #: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
@@ -278,6 +281,10 @@ class PostgresStore(PrecomputedPostgres, GeneratorLockPostgres):
         if revoked is None and not issued:
             return None
         return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
+
+    def certificate_not_after(self, issuer_id: int, serial_number: int) -> dt.datetime | None:
+        rows = self._read(_NOT_AFTER, {"issuer": issuer_id, "serial": serial_key(serial_number)})
+        return _utc(rows[0][0]) if rows else None
 
     def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
         rows = self._read(_LOOKUP, {"issuer": issuer_id, "serial": serial_key(serial_number)})

@@ -59,6 +59,8 @@ _LOOKUP = (
     "SELECT source, revocation_time, reason, invalidity_date, NULL FROM revoked WHERE issuer_id = ?1 AND serial = ?2 "
     "UNION ALL SELECT NULL, NULL, NULL, NULL, cert_hash FROM issued WHERE issuer_id = ?1 AND serial = ?2"
 )
+#: The latest notAfter the sources listing a serial issued give (NULL: none gives one).
+_NOT_AFTER = "SELECT max(not_after) FROM issued WHERE issuer_id = ?1 AND serial = ?2"
 #: A pushed revocation: inserted, or updated when it differs (rowcount 0: the same revocation was pushed again).
 _PUSH_REVOKE = (
     "INSERT INTO revoked(issuer_id, serial, source, revocation_time, reason, invalidity_date) VALUES (?, ?, ?, ?, ?, ?) "
@@ -230,6 +232,10 @@ class SQLiteStore(PrecomputedSQLite):
             if revoked is None and not issued:
                 return None
         return CertStatusRecord(issued=issued, revoked=revoked, cert_hash=cert_hash)
+
+    def certificate_not_after(self, issuer_id: int, serial_number: int) -> dt.datetime | None:
+        row = self._lookup_cursor.execute(_NOT_AFTER, (issuer_id, serial_key(serial_number))).fetchone()
+        return _dt(row[0])
 
     def revocations(self, issuer_id: int, serial_number: int) -> dict[str, RevokedEntry]:
         rows = self._lookup_cursor.execute(_LOOKUP, (issuer_id, serial_key(serial_number))).fetchall()
