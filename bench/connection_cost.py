@@ -83,18 +83,14 @@ def child(config: Path, port: int, results: Path, instrument: bool) -> None:
 
     from certstatus.app import build_application
     from certstatus.config import load_config
-    from certstatus.server.edge import edge_for
     from certstatus.server.listen import BACKLOG
-    from certstatus.server.live_lane import lane_for
     from certstatus.server.overload import OverloadGuard
     from certstatus.server.protocol import HttpProtocol, ServerState
 
     settings = load_config(config)
     application = build_application(settings)
-    edge_for(application)
-    lane_for(application)
     guard = OverloadGuard(settings.server.max_connections, settings.server.max_in_flight)
-    state = ServerState(application.http, client_timeout=settings.server.client_timeout, guard=guard)
+    state = ServerState(application.responder, client_timeout=settings.server.client_timeout, guard=guard)
     totals = {name: 0 for name in PARTS}
     counts = {"connections": 0, "requests": 0}
     protocol_class = HttpProtocol
@@ -305,15 +301,13 @@ def python_side(config: Path, requests: Path, rounds: int = 7) -> dict[str, floa
 
     from certstatus.app import build_application
     from certstatus.config import load_config
-    from certstatus.server.edge import edge_for
     from certstatus.server.overload import OverloadGuard
     from certstatus.server.protocol import HttpProtocol, ServerState
 
     settings = load_config(config)
     application = build_application(settings, watch=False)
     try:
-        edge_for(application)
-        state = ServerState(application.http, guard=OverloadGuard(settings.server.max_connections, 64))
+        state = ServerState(application.responder, guard=OverloadGuard(settings.server.max_connections, 64))
         loop = asyncio.new_event_loop()
         keep = raw_requests(requests, 8080)
         close = [r.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1) for r in keep]

@@ -15,8 +15,8 @@ costs: HTTP bytes fed to :class:`~certstatus.server.protocol.HttpProtocol`
 HTTP response) up to the ``transport.write`` call — the socket system calls
 and the event loop are not counted (a stub transport). The same is done with
 the signature replaced by a constant (``--no-sign`` rows), which isolates the
-signature's share, and once more with the live lane off (every request through
-the handler and the pipeline, as before server/live_lane.py), for comparison.
+signature's share, and once more with the responder's fast path off (every request
+through the CA's whole plan: the handler and the pipeline's objects), for comparison.
 
 Note: under valgrind OpenSSL sees a CPU without some extensions (ADX/BMI2),
 so the signature's count runs a slower code path than on the real machine;
@@ -76,15 +76,16 @@ def child(folder: Path, count: int, no_sign: bool, handler_only: bool = False) -
     """One measured process: start-up, warm-up, then ``count`` requests through the protocol edge."""
     from certstatus.app import build_application
     from certstatus.config import load_config
-    from certstatus.server.live_lane import lane_for
     from certstatus.server.protocol import HttpProtocol, ServerState
+    from certstatus.server.responder import Responder
 
     bodies = _read_bodies(folder / "requests.bin")
     raw = [b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/ocsp-request\r\n"
            b"Content-Length: %d\r\n\r\n" % len(body) + body for body in bodies]  # fmt: skip
     application = build_application(load_config(folder / "certstatus.toml"), watch=False)
-    if not handler_only:
-        lane_for(application)  # as a worker does (server/workers.py): the live lane answers these requests
+    responder = application.responder  # as a worker's (server/workers.py): its fast path answers these requests
+    if handler_only:
+        responder = Responder(application.http, registry=application.registry)  # every request through the plan
     if no_sign:
         for ca in application.registry.cas:
             for signer in ca.signers.signers:
@@ -92,7 +93,7 @@ def child(folder: Path, count: int, no_sign: bool, handler_only: bool = False) -
                 for variant in signer._variants.values():
                     variant._sign = lambda data, signature=signature: signature
     loop = asyncio.new_event_loop()
-    protocol = HttpProtocol(ServerState(application.http), loop)
+    protocol = HttpProtocol(ServerState(responder), loop)
     protocol.connection_made(_Transport())
     for request in raw[:WARM_UP] + raw[WARM_UP : WARM_UP + count]:
         protocol.data_received(request)
@@ -149,8 +150,8 @@ def main() -> None:
         print(f"{'per request, whole edge':34s} {rows[0]:12,.0f} instructions")
         print(f"{'per request, signature a constant':34s} {rows[1]:12,.0f} instructions")
         print(f"{'the signature (difference)':34s} {rows[0] - rows[1]:12,.0f} instructions")
-        print(f"{'the same, lane off (handler path)':34s} {rows[2]:12,.0f} instructions   "
-              f"(the live lane saves {1 - rows[1] / rows[2]:.1%} of the non-signature work)")
+        print(f"{'the same, fast path off (whole plan)':34s} {rows[2]:12,.0f} instructions   "
+              f"(the fast path saves {1 - rows[1] / rows[2]:.1%} of the non-signature work)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """HTTP/1.1 bytes to and from :class:`~certstatus.server.protocol.HttpProtocol` without sockets.
 
-Shared by the protocol edge's tests (edge cache, live lane): an in-memory
+Shared by the protocol edge's tests (edge cache, responder): an in-memory
 transport (:class:`Wire`), a loop with only ``time()``, request builders
 (:func:`post`, :func:`get`: the demo CA's path ``/demo``) and :func:`split`,
 which cuts a written response into (status, headers, body).
@@ -55,3 +55,15 @@ def split(response: bytes) -> tuple[int, dict[str, str], bytes]:
     lines = head.decode().split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:])
     return int(lines[0].split()[1]), headers, body
+
+
+def exchange(state, raw: bytes) -> bytes:
+    """Open a connection of :class:`~certstatus.server.protocol.HttpProtocol` on ``state``, send
+    ``raw``, return every byte written back."""
+    from certstatus.server.protocol import HttpProtocol
+
+    wire = Wire()
+    protocol = HttpProtocol(state, Loop())
+    protocol.connection_made(wire)
+    protocol.data_received(raw)
+    return bytes(wire.data)

@@ -97,8 +97,8 @@ class FakeTransport(asyncio.Transport):
         return 0
 
 
-class RecordingHandler:
-    """The application's OCSPHttpHandler, recording the method of every request it answers."""
+class RecordingResponder:
+    """The application's Responder, recording the method of every request it answers."""
 
     def __init__(self, inner) -> None:
         self._inner = inner
@@ -107,9 +107,9 @@ class RecordingHandler:
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
-    def handle(self, method, raw_path, headers, body, client=None, *args, **kwargs):
-        self.methods.append(method)
-        return self._inner.handle(method, raw_path, headers, body, client, *args, **kwargs)
+    def respond(self, method, url, headers, body, close, connection):
+        self.methods.append(method.decode("latin-1"))
+        return self._inner.respond(method, url, headers, body, close, connection)
 
 
 @dataclass
@@ -145,11 +145,11 @@ def split_points(data: bytes, selector: int) -> list[bytes]:
 
 
 class FramingEdge:
-    """One HttpProtocol per stream over the application's handler; limits as configured."""
+    """One HttpProtocol per stream over the application's responder; limits as configured."""
 
-    def __init__(self, handler, *, max_header_bytes: int = 16 * 1024) -> None:
+    def __init__(self, responder, *, max_header_bytes: int = 16 * 1024) -> None:
         self.loop = asyncio.new_event_loop()  # run only for the turns of a large read
-        self.handler = RecordingHandler(handler)
+        self.handler = RecordingResponder(responder)
         self.state = ServerState(self.handler, client_timeout=10.0, max_header_bytes=max_header_bytes)
 
     def close(self) -> None:

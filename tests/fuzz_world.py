@@ -152,7 +152,7 @@ class FuzzWorld:
         self.admin = admin
         self.issuer = issuer
         self.seeds: dict[str, list[bytes]] = {}
-        self.framing = FramingEdge(app.http)
+        self.framing = FramingEdge(app.responder)
 
     @classmethod
     def build(cls, folder: Path, pki: DemoPki | None = None) -> "FuzzWorld":

@@ -30,6 +30,7 @@ from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
 from certstatus.secret_files import check_secret_files
 from certstatus.server.http import OCSPHttpHandler
 from certstatus.server.proxy import TrustedProxies
+from certstatus.server.responder import Responder, responder_for
 from certstatus.server.tls import server_context
 from certstatus.signing.loader import SignerWatcher, start_signer_watcher
 from certstatus.signing.revocation import SignerRevocations
@@ -63,8 +64,9 @@ class Application:
     changes: ChangeHub
     watcher: ChangeWatcher | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
-    pipeline: Pipeline | None = None  # the composed steps (the protocol edge's cache wires into them)
+    pipeline: Pipeline | None = None  # the CAs' plans
     revocations: SignerRevocations | None = None
+    responder: Responder | None = None  # the protocol edge hands it every request
 
     def close(self) -> None:
         """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""
@@ -224,6 +226,7 @@ def build_application(
         for ca in registry.cas:  # what changed between load_ca and the watcher's baseline
             registry.refresh_state(ca.issuer_id, store)
         revocations.check(store)
+    application.responder = responder_for(application)  # after the caches' subscriptions: the edge cache's come last
     return application
 
 

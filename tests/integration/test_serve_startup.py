@@ -173,7 +173,7 @@ def test_the_single_ca_form_generates_before_it_listens(demo_pki, tmp_path):
 ])  # fmt: skip
 def test_a_crl_refused_at_start_keeps_its_ca_at_try_later_until_it_imports(request, demo_pki, tmp_path, mode, pick_up, store):
     """Fail closed: the index imports, the CRL (a real `openssl ca` CRL of another CA) is refused. The server
-    starts, the CA answers tryLater (`openssl ocsp`; live lane and edge cache included, on the default edge),
+    starts, the CA answers tryLater (`openssl ocsp`; the responder's fast path and edge cache included, on the default edge),
     /ready is 503 naming it, and one JSON error line names CA, source and reason. Once the CA's own CRL is in
     place, the refresher (file poll) or a SIGHUP imports it and the CA answers: the worker learns it from the
     store's change propagation (SQLite: polled; PostgreSQL: NOTIFY), or is replaced (SIGHUP)."""

@@ -1,9 +1,9 @@
 """Per-CA policies operators of CAs expect: nonce, never-issued serials, certificates sent.
 
-* ``nonce = "echo" | "ignore" | "require"`` (RFC 9654): on the protocol edge's live lane, through
+* ``nonce = "echo" | "ignore" | "require"`` (RFC 9654): on the responder's fast path, through
   the handler's pipeline, and in cached mode (where an ignored nonce makes the pre-signed answer fit);
 * ``unknown_serials = "unauthorized"``: a serial the CA never issued gets no certStatus at all, in
-  every mode (live lane, pipeline with several CertIDs, precomputed miss, cached);
+  every mode (fast path, pipeline with several CertIDs, precomputed miss, cached);
 * ``include_signer_chain``: a delegated responder's responses carry its certificate only — never
   the CA's own certificate, whatever else its signer file holds — unless the chain is asked for.
 
@@ -22,20 +22,20 @@ from certstatus.demo_pki import DEMO_PASSWORD
 from certstatus.signing.keys import load_certificates
 from tests.edge_wire import NONCE, post, split
 from tests.precomputed_helpers import answer, copy_pki, multi_request_der, request_der
-from tests.unit import test_edge_cache, test_live_lane
+from tests.unit import test_edge_cache, test_fast_live
 
 NEVER_ISSUED = 0x7FFF_0001
 
 
 @pytest.fixture
 def live(demo_pki_rsa, tmp_path):
-    """Workers of a live CA with the protocol edge's live lane (RSA: deterministic signatures)."""
+    """Workers of a live CA with the responder's fast path (RSA: deterministic signatures)."""
     made = []
 
-    def make(**changes) -> test_live_lane.Worker:
+    def make(**changes) -> test_fast_live.Worker:
         folder = tmp_path / f"live{len(made)}"
         folder.mkdir()
-        made.append(test_live_lane.Worker(copy_pki(demo_pki_rsa, folder / "pki"), folder, **changes))
+        made.append(test_fast_live.Worker(copy_pki(demo_pki_rsa, folder / "pki"), folder, **changes))
         return made[-1]
 
     yield make
@@ -73,23 +73,23 @@ def _nonce(response: ocsp.OCSPResponse) -> bytes | None:
 # --- nonce ----------------------------------------------------------------------------------
 
 
-def test_ignore_answers_without_nonce_and_as_a_shareable_answer_on_the_live_lane(live):
+def test_ignore_answers_without_nonce_and_as_a_shareable_answer_on_the_fast_path(live):
     w = live(nonce="ignore")
     response = w.send(post(request_der(w.pki, "good", nonce=NONCE)))
-    assert w.counted() == 1  # the lane answered
-    assert response == w.send(post(request_der(w.pki, "good", nonce=NONCE)), lane=False)  # as the handler does
+    assert w.counted() == 1  # the fast path answered
+    assert response == w.send(post(request_der(w.pki, "good", nonce=NONCE)), fast=False)  # as the handler does
     parsed = _parsed(response)
     assert parsed.certificate_status is ocsp.OCSPCertStatus.GOOD and _nonce(parsed) is None
     assert split(response)[1]["cache-control"].endswith("public, no-transform, must-revalidate")
 
 
-@pytest.mark.parametrize("lane", [True, False])
-def test_require_refuses_a_request_without_nonce_with_unauthorized(live, lane):
+@pytest.mark.parametrize("fast", [True, False])
+def test_require_refuses_a_request_without_nonce_with_unauthorized(live, fast):
     w = live(nonce="require")
-    refused = _parsed(w.send(post(request_der(w.pki, "good")), lane=lane))
+    refused = _parsed(w.send(post(request_der(w.pki, "good")), fast=fast))
     assert refused.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
     assert w.counted() == 0  # the handler answered, and logged why
-    echoed = _parsed(w.send(post(request_der(w.pki, "good", nonce=NONCE)), lane=lane))
+    echoed = _parsed(w.send(post(request_der(w.pki, "good", nonce=NONCE)), fast=fast))
     assert echoed.certificate_status is ocsp.OCSPCertStatus.GOOD and _nonce(echoed) == NONCE
 
 
@@ -139,12 +139,12 @@ def test_the_nonce_policy_follows_the_mode_unless_set(tmp_path):
 # --- never-issued serials ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lane", [True, False])
-def test_a_never_issued_serial_is_refused_unauthorized_and_issued_ones_answered(live, lane):
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_never_issued_serial_is_refused_unauthorized_and_issued_ones_answered(live, fast):
     w = live(unknown_serials="unauthorized")
-    assert _parsed(w.send(post(request_der(w.pki, NEVER_ISSUED)), lane=lane)).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
-    assert _parsed(w.send(post(request_der(w.pki, "good")), lane=lane)).certificate_status is ocsp.OCSPCertStatus.GOOD
-    revoked = _parsed(w.send(post(request_der(w.pki, "revoked-superseded")), lane=lane))
+    assert _parsed(w.send(post(request_der(w.pki, NEVER_ISSUED)), fast=fast)).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert _parsed(w.send(post(request_der(w.pki, "good")), fast=fast)).certificate_status is ocsp.OCSPCertStatus.GOOD
+    revoked = _parsed(w.send(post(request_der(w.pki, "revoked-superseded")), fast=fast))
     assert revoked.certificate_status is ocsp.OCSPCertStatus.REVOKED
 
 

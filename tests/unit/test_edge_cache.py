@@ -2,7 +2,7 @@
 
 Each test builds one worker's application over a real SQLite store with the
 generator's pre-signed responses, on a ManualClock, attaches the edge cache
-the way a worker does (:func:`edge_for`), and talks HTTP/1.1 to
+as a worker does (the responder of :func:`build_application`), and talks HTTP/1.1 to
 :class:`HttpProtocol` through an in-memory transport. The handler's answer
 (the first request, which fills the cache) is the reference for every hit.
 """
@@ -26,7 +26,7 @@ from certstatus.config_ops import AuditSettings
 from certstatus.generator.run import Generator
 from certstatus.metrics import LATENCY_BUCKETS, RequestMetrics
 from certstatus.pipeline.cache import ENTRY_OVERHEAD
-from certstatus.server.edge import EDGE_ENTRY_OVERHEAD, add_observations, edge_for
+from certstatus.server.edge import EDGE_ENTRY_OVERHEAD, add_observations
 from certstatus.server.protocol import HttpProtocol, ServerState
 from certstatus.store.changes import StoreChange
 from certstatus.store.sqlite import SQLiteStore
@@ -50,8 +50,8 @@ class Worker:
         self.generator.run_pass()
         self.metrics = RequestMetrics(CollectorRegistry())
         self.app = build_application(settings, self.clock, watch=False, metrics=self.metrics)
-        self.edge = edge_for(self.app)
-        self.state = ServerState(self.app.http)
+        self.edge = self.app.responder.edge
+        self.state = ServerState(self.app.responder)
 
     def send(self, raw: bytes) -> bytes:
         """Open a connection, send ``raw``, return every byte written back."""
@@ -314,7 +314,8 @@ def test_hits_reach_the_metrics_exactly_at_each_flush(worker):
     assert sum(bucket.get() for bucket in w.metrics.response_age.labels("edge")._buckets) == 5
     assert w.edge.flush_metrics() == 0  # nothing counted twice
     assert w.metrics.requests.labels("demo", "successful", "edge")._value.get() == 5
-    assert w.metrics.requests.labels("demo", "successful", "precomputed")._value.get() == 1  # the fill, by the pipeline
+    assert w.app.responder.flush_metrics() == 1  # the first answer: a cold miss, the stored response
+    assert w.metrics.requests.labels("demo", "successful", "precomputed")._value.get() == 1
 
 
 def test_add_observations_equals_observing_one_by_one():

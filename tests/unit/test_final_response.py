@@ -3,7 +3,7 @@
 ETSI EN 319 411-2 §6.3.10 allows a CA that keeps status after expiry to give such a certificate a
 response that never needs replacing: its revocation can never change. ``final_response_after_expiry``
 (with ``archive_cutoff``) turns it on per CA; every path that signs gives it — live signing in the
-pipeline, the protocol edge's live lane, the generator's pre-signed rows — and only to revoked and
+pipeline, the responder's fast path, the generator's pre-signed rows — and only to revoked and
 expired certificates whose notAfter ``index.txt`` or an issued list gives. HTTP caches keep such an
 answer no longer than any other.
 """
@@ -97,11 +97,11 @@ def test_live_signing_gives_a_revoked_expired_certificate_a_final_response(final
         assert single.next_update == end
 
 
-def test_the_live_lane_gives_the_final_response_with_the_usual_cache_headers(final_world):
+def test_the_fast_path_gives_the_final_response_with_the_usual_cache_headers(final_world):
     world, end = final_world("live")
     for name, expected in (("expired", FINAL), ("revoked-keycompromise", end), ("good", end)):
         response = world.send(post(request_der(world.pki, name)))
-        assert world.lane.flush_metrics() == 1  # the lane answered, not the handler
+        assert world.app.responder.counts["live"].flush(None) == 1  # the fast path answered, not the handler
         assert _next_updates(split(response)[2]) == {world.pki.serials[name]: expected}
         expires, max_age = _cache_headers(response)
         assert expires == end and 0 < max_age <= (end - world.clock.now()).total_seconds()

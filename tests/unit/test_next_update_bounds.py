@@ -4,7 +4,7 @@ Mozilla Root Store Policy and RFC 6960 §2.4: a response's nextUpdate is at most
 certificate's notAfter, and for a CA whose status comes from a CRL at most that CRL's
 nextUpdate (newer information is due then). The demo PKI is changed so that one bound comes
 before thisUpdate + validity (1 day): a delegated responder certificate ending in 6 hours, or a
-CRL whose nextUpdate is 3 hours away. Every path is walked — the protocol edge's live lane,
+CRL whose nextUpdate is 3 hours away. Every path is walked — the responder's fast path (live),
 the pipeline with several CertIDs, a cached CA's live signing, the precomputed generator, an
 edge cache hit — and the responses are read with cryptography's parser; the RFC 5019 headers
 (Expires, max-age) must follow.
@@ -25,8 +25,6 @@ from certstatus.demo_pki import issue_cert, sign_crl
 from certstatus.model import RevokedEntry
 from certstatus.next_update import STALE_FLOOR, next_update_limit
 from certstatus.pipeline.base import OCSPError
-from certstatus.server.live_lane import lane_for
-from certstatus.server.protocol import ServerState
 from certstatus.signing.keys import load_certificates, load_private_key
 from tests.edge_wire import NONCE, post, split
 from tests.precomputed_helpers import answer, copy_pki, multi_request_der, request_der
@@ -57,20 +55,17 @@ def _shorten(pki, bound: str) -> dt.datetime:
 
 
 def _world(pki, folder, mode: str, **ca_changes) -> Worker:
-    """One worker on a ManualClock at NOW: store, generated responses, edge cache, and the live lane."""
-    world = Worker(pki, folder, mode, start=NOW, **ca_changes)
-    world.lane = lane_for(world.app)
-    world.state = ServerState(world.app.http)  # a worker's state takes the handler's lane when made
-    return world
+    """One worker on a ManualClock at NOW: store, generated responses, its responder with the edge cache."""
+    return Worker(pki, folder, mode, start=NOW, **ca_changes)
 
 
 def _has_nonce(parsed: ocsp.OCSPResponse) -> bool:
     return any(isinstance(extension.value, x509.OCSPNonce) for extension in parsed.extensions)
 
 
-def _live_lane(world):
+def _live_fast_path(world):
     response = world.send(post(request_der(world.pki, "good")))
-    assert world.lane.flush_metrics() == 1  # the lane answered, not the handler
+    assert world.app.responder.counts["live"].flush(None) == 1  # the fast path answered, not the handler
     return [response]
 
 
@@ -107,7 +102,7 @@ def _edge_cache_hit(world):
 
 
 PATHS = {
-    "live lane": ("live", _live_lane),
+    "live fast path": ("live", _live_fast_path),
     "pipeline, several CertIDs": ("live", _pipeline_several_certids),
     "cached, live signing": ("cached", _cached_live_signing),
     "precomputed generator": ("precomputed", _precomputed_generator),

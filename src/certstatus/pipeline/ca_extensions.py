@@ -13,7 +13,7 @@
   (an issued serial without it is answered ``unknown``:
   :func:`certstatus.pipeline.status.decide`).
 
-Live signing, the live lane and the generator all encode them through
+Live signing, the responder's fast path and the generator all encode them through
 :func:`constant_extensions` (the same in every response of one second) and
 :func:`answer_extensions` (per certificate).
 """

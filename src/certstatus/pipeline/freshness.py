@@ -73,8 +73,14 @@ class FreshnessGuard:
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         ca: ServedCA = exchange.ca
-        if ca.settings.sql is not None:
-            return call_next(exchange)
+        if ca.settings.sql is None:
+            self.check(ca)
+        return call_next(exchange)
+
+    def check(self, ca: ServedCA) -> None:
+        """Pass a CA that may answer from its data now (stale data only with ``on_stale = "serve"``,
+        logged); raise :class:`OCSPError` tryLater otherwise (class docstring), or
+        :class:`~certstatus.errors.StoreUnavailable` when the states cannot be re-read."""
         state = self.current(ca)
         if state.missing:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, f"CA {ca.name}: nothing imported yet from {'; '.join(state.missing)}")
@@ -91,4 +97,3 @@ class FreshnessGuard:
                 )  # fmt: skip
             if not serve:
                 raise OCSPError(OCSPResponseStatus.TRY_LATER, f"revocation data of CA {ca.name} is stale")
-        return call_next(exchange)

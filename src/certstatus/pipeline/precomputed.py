@@ -153,16 +153,22 @@ class PrecomputedLookup:
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
         if not shareable(exchange):
             return call_next(exchange)
-        ca: ServedCA = exchange.ca
-        cert_id = exchange.query.cert_ids[0]
+        # A request ModePolicy left another signer's algorithm in: none of that signer's is stored.
+        other_signer = bool(exchange.query.preferred_signature_algorithms)
+        answer = self.stored_answer(exchange.ca, exchange.query.cert_ids[0], exchange.received_at, look_up=not other_signer)
+        return answer if answer is not None else call_next(exchange)
+
+    def stored_answer(self, ca: ServedCA, cert_id: CertID, now: dt.datetime, *, look_up: bool = True) -> OCSPAnswer | None:
+        """The stored response of ``cert_id`` of ``ca`` servable at ``now`` (aware UTC), or None when it
+        must be signed live: a CertID not in the stored form, no stored row (or ``look_up`` False), a
+        revoked signer's response, one past its refresh point (counted and logged, class docstring).
+        Raises :class:`OCSPError` unauthorized for a miss the CA refuses (``precomputed_miss``)."""
         if not self.is_canonical(ca, cert_id):
-            return call_next(exchange)
-        if exchange.query.preferred_signature_algorithms:  # another signer's algorithm: none is stored
-            stored = None
-        else:
-            stored = self.store.precomputed(
-                ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm, self._profiles[ca.issuer_id]
-            )
+            return None
+        stored = None
+        if look_up:
+            stored = self.store.precomputed(ca.issuer_id, cert_id.serial_number, cert_id.hash_algorithm,
+                                            self._profiles[ca.issuer_id])  # fmt: skip
         if stored is None:
             if (
                 ca.settings.mode == "precomputed"
@@ -170,14 +176,13 @@ class PrecomputedLookup:
                 and self.store.lookup(ca.issuer_id, cert_id.serial_number) is None
             ):
                 raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:x} unknown to CA {ca.name}")
-            return call_next(exchange)
+            return None
         revoked = ca.signers.revoked_certificates
         if revoked and any(certificate in stored.der for certificate in revoked):
-            return call_next(exchange)  # its signer was revoked since: not served (see the module docstring)
-        now = exchange.received_at
+            return None  # its signer was revoked since: not served (see the module docstring)
         if now >= refresh_due(stored.this_update, stored.next_update):
             self._expired(ca, "past_next_update" if now >= stored.next_update else "past_refresh_point", stored.next_update, now)
-            return call_next(exchange)
+            return None
         return OCSPAnswer(
             der=stored.der,
             this_update=stored.this_update,

@@ -44,6 +44,11 @@ class ResolveIssuers:
         self.registry = registry
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
+        self.resolve(exchange)
+        return call_next(exchange)
+
+    def resolve(self, exchange: Exchange) -> None:
+        """Set ``exchange.ca`` and ``exchange.cas`` (class docstring); raises :class:`OCSPError` unauthorized."""
         cert_ids = exchange.query.cert_ids
         if len(cert_ids) == 1:  # the usual request: one dict lookup, no set of CAs to build
             ca = self.registry.find(cert_ids[0])
@@ -51,7 +56,7 @@ class ResolveIssuers:
                 raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, "no CertID names an issuer served on this URL")
             exchange.cas = [ca]
             exchange.ca = ca
-            return call_next(exchange)
+            return
         cas: list[ServedCA | None] = []
         for cert_id in exchange.query.cert_ids:
             ca = self.registry.find(cert_id)
@@ -63,7 +68,6 @@ class ResolveIssuers:
             raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, "CertIDs of several CAs in one request")
         exchange.cas = cas
         exchange.ca = next(iter(served.values()))
-        return call_next(exchange)
 
 
 class LocalStatusSigner:

@@ -1,8 +1,8 @@
 """The protocol edge's answer cache: raw request bytes → the rendered HTTP response.
 
 For a precomputed or cached CA, a nonce-less single-CertID request is
-answered from this cache by :class:`~certstatus.server.protocol.HttpProtocol`
-before :class:`~certstatus.server.http.OCSPHttpHandler` runs: a hit costs the
+answered from this cache by the worker's :class:`~certstatus.server.responder.Responder`
+before it parses anything: a hit costs the
 httptools parse, one dict lookup, one ``bytes.join`` and one write. The
 response is byte for byte what the handler would send (tests compare), with
 the two headers that vary per request filled in:
@@ -16,21 +16,15 @@ Last-Modified, Expires, ETag and the body are fixed per entry.
 
 Key: a POST body (prefixed with the request target when that is not ``/``:
 CAs may have their own paths), or a GET's raw request target. HEAD,
-``If-None-Match`` and every other method take the handler's path.
+``If-None-Match`` and every other method follow the CA's whole plan.
 
-Filled only from the handler's path (:meth:`EdgeCache.pipeline_step` sees the
-exchange and its answer), when the answer can be shared and nothing else needs
-to see the request:
-
-* the CA is precomputed or cached (:func:`~certstatus.pipeline.precomputed.shareable`
-  holds for the request as received: one CertID, no nonce, no preferred
-  signature algorithms), the answer has no nonce and is not ``restricted``;
-* the CA is eligible: open to everyone (no client certificates, no signed
-  requests, no authorization: :func:`certstatus.pipeline.authorize.policy_for`
-  is open and no authenticate step exists), not forwarded, no live SQL
-  source, and no audit log (the audit/billing log must see every request:
-  with ``[audit] log`` set, the edge is off and every request takes the
-  handler's path).
+Filled by the responder (:mod:`certstatus.server.responder`) with the answers of
+fast plans: a CA is eligible when the pipeline builder gave it a plan that starts
+with ``"edge cache"`` (:func:`~certstatus.pipeline.build.plan_steps`: precomputed or
+cached, no policy step — open to everyone, not forwarded, no live SQL source, no
+audit log, which must see every request), and an answer is kept when it can be
+shared: one CertID, no nonce in the request as received, no preferred signature
+algorithms, a shareable (nonce-less) answer.
 
 Never served:
 
@@ -63,7 +57,7 @@ from collections.abc import Callable
 
 from certstatus.clock import Clock
 from certstatus.metrics import RequestMetrics
-from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer
+from certstatus.pipeline.base import OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
 from certstatus.response_refresh import refresh_due
 from certstatus.server.rendered import (
@@ -72,8 +66,6 @@ from certstatus.server.rendered import (
     HeadLines,
     add_observations,
     pipeline_metrics,
-    served_without_pipeline,
-    shared_middle,
     unix_time,
 )
 
@@ -122,8 +114,6 @@ class EdgeCache:
         self._entries: OrderedDict[bytes, tuple] = OrderedDict()
         self._changed: deque[int] = deque()
         self._lines = HeadLines()
-        # The answer the handler produced for the request being handled (pipeline_step).
-        self._seen: tuple | None = None
         self.counts = AnswerCounts(SOURCE)  # hits since the last flush_metrics()
 
     def __len__(self) -> int:
@@ -153,43 +143,21 @@ class EdgeCache:
 
     # filling -------------------------------------------------------------------
 
-    def pipeline_step(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
-        """Outermost pipeline step: note the exchange, its query as received (before the mode
-        policy drops a nonce) and its answer for :meth:`fill`."""
-        query = exchange.query
-        answer = call_next(exchange)
-        self._seen = (exchange, query, answer)
-        return answer
-
-    def start(self) -> None:
-        """Forget the answer noted for the previous request (call before the handler runs)."""
-        self._seen = None
-
-    def fill(self, key: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> None:
-        """Keep the answer the handler just produced under ``key``, when it may be shared (module docstring).
-
-        ``headers`` are those of the handler's HTTP response: its ETag is reused, not computed again.
-        """
-        seen, self._seen = self._seen, None
-        if seen is None or not self.budget.max_bytes:
+    def put(self, key: bytes, ca, cert_id_der: bytes, answer: OCSPAnswer, middle: bytes) -> None:
+        """Keep ``answer`` of ``ca`` (for the CertID ``cert_id_der``) under ``key`` (module docstring): ``middle`` is its rendered
+        headers from the end of the max-age value to the Date value (ETag included). The responder
+        calls this for a shareable answer of a one-CertID request without nonce; an answer of a CA
+        that is not eligible, one past its refresh point or the CA's stale deadline, or one larger
+        than the budget is not kept."""
+        if not self.budget.max_bytes:
             return
-        exchange, query, answer = seen
-        ca = exchange.ca
-        eligible = self.eligible.get(getattr(ca, "issuer_id", None))
-        if (
-            eligible is None or answer.has_nonce or exchange.restricted
-            or len(query.cert_ids) != 1 or query.nonce is not None or query.preferred_signature_algorithms
-        ):
+        eligible = self.eligible.get(ca.issuer_id)
+        if eligible is None:
             return
         name, stale_deadline = eligible
-        next_update = answer.next_update.timestamp()
         deadline = min(refresh_due(answer.this_update, answer.next_update).timestamp(), stale_deadline())
         if self.time() >= deadline:
             return
-        etag = dict(headers).get(b"etag")
-        if etag is None:  # the handler sent no validator: not a shareable answer
-            return
-        middle = shared_middle(answer.this_update, answer.next_update, etag)
         size = len(key) + len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
         if size > self.budget.max_bytes:
             return
@@ -197,11 +165,11 @@ class EdgeCache:
         stats = self.counts.slot(name, answer.statuses)
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = (deadline, next_update, answer.this_update.timestamp(), middle, lines[0], lines[1],
-                              answer.der, ca.issuer_id, stats, size)  # fmt: skip
+        self._entries[key] = (deadline, answer.next_update.timestamp(), answer.this_update.timestamp(), middle,
+                              lines[0], lines[1], answer.der, ca.issuer_id, stats, size)  # fmt: skip
         self.size += size
         if self.on_fill is not None:
-            self.on_fill(exchange.query.cert_ids[0].der)
+            self.on_fill(cert_id_der)
         self.budget.make_room(self)
 
     # invalidation and bounds ------------------------------------------------------
@@ -232,9 +200,10 @@ class EdgeCache:
 
 
 def edge_for(application) -> EdgeCache | None:
-    """The edge cache for one worker's :class:`~certstatus.app.Application`, wired to its
-    pipeline, answer cache budget, metrics and store change hub; None when no CA is eligible
-    (module docstring) or the cache is off (``server.response_cache_bytes = 0``)."""
+    """The edge cache for one worker's :class:`~certstatus.app.Application`: its CAs whose plan
+    starts with ``"edge cache"`` (:func:`~certstatus.pipeline.build.plan_steps`) are eligible; it
+    shares the answer cache's budget, and is told of store changes and revoked signers. None when
+    no CA is eligible or the cache is off (``server.response_cache_bytes = 0``)."""
     settings = application.settings
     pipeline = application.pipeline
     if pipeline is None or pipeline.cache is None or not settings.server.response_cache_bytes:
@@ -242,17 +211,13 @@ def edge_for(application) -> EdgeCache | None:
     guard = pipeline.guard
     eligible: dict[int, tuple[str, Callable[[], float]]] = {
         ca.issuer_id: (ca.name, _stale_deadline(guard, ca))
-        for ca in served_without_pipeline(application) if ca.settings.mode != "live"
+        for ca in application.registry.cas if "edge cache" in pipeline.plan_of(ca).steps
     }  # fmt: skip
     if not eligible:
         return None
     metrics = pipeline_metrics(pipeline)
     answer_cache = pipeline.cache.cache
     edge = EdgeCache(answer_cache.budget, application.clock, eligible, metrics=metrics, on_fill=answer_cache.discard)
-    handler = application.http
-    inner = handler.pipeline
-    handler.pipeline = lambda exchange: edge.pipeline_step(exchange, inner)
-    handler.edge = edge
     application.changes.subscribe(lambda change: change.statuses and edge.issuer_changed(change.issuer_id))
     if application.revocations is not None:  # a signer found revoked by the safety-net re-check
         application.revocations.subscribe(edge.issuer_changed)

@@ -4,7 +4,7 @@ Implements RFC 6960 Appendix A and RFC 5019 §5-§6: POST with an
 ``application/ocsp-request`` body, GET with the base64 DER in the path, and
 the caching headers of RFC 5019 §6.2. The protocol edge (server/protocol.py)
 only moves bytes; everything HTTP-visible is decided here, once (the edge
-cache and the live lane write byte for byte what this handler would), so
+cache and the responder's fast path write byte for byte what this handler would), so
 tests need no sockets.
 
 Routing: ``GET /health`` (liveness) and ``GET /ready`` (readiness, see
@@ -49,7 +49,7 @@ from certstatus.health import readiness_report
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, Route, WouldBlock
 from certstatus.protocol import response as ocsp_response
 from certstatus.protocol.fast_request import parse_request_fast
-from certstatus.protocol.request import MalformedRequest, decode_get_path
+from certstatus.protocol.request import MalformedRequest, OCSPQuery, decode_get_path
 from certstatus.server.proxy import TrustedProxies
 from certstatus.sources.health import LogThrottle
 
@@ -143,10 +143,6 @@ class OCSPHttpHandler:
         self.proxies = proxies
         self.observers = tuple(observers)
         self.connection_gate = connection_gate
-        #: The protocol edge's answer cache (:mod:`certstatus.server.edge`) once one is attached.
-        self.edge = None
-        #: The protocol edge's live lane (:mod:`certstatus.server.live_lane`) once one is attached.
-        self.lane = None
         self._malformed_log = LogThrottle(MALFORMED_LOG_INTERVAL)
         self._malformed_unlogged = 0  # malformed requests since the last line about them
         # The Date header of the current second (finish): formatted once per second.
@@ -229,21 +225,53 @@ class OCSPHttpHandler:
         if isinstance(found, HttpResponse):
             return found
         route, der = found
-        forwarded_cert = None
-        if self.proxies is not None:
-            client_address, forwarded_cert = self.proxies.resolve(client_address, headers)
         try:
             query = parse_request_fast(der)
         except MalformedRequest as exc:
-            self._log_malformed(client_address, exc)
-            for observer in self.observers:
-                observer.malformed(self.clock.now(), client_address, started_ns, str(exc))
-            return _head(method == "HEAD", ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST))
+            return self.refuse_malformed(method, headers, client_address, exc, started_ns)
+        return self.run_query(method, route, der, query, headers, client_address, tls_client_chain, offload, started_ns)
+
+    def refuse_malformed(
+        self, method: str, headers: Mapping[bytes, bytes], client_address: str | None, exc: MalformedRequest,
+        started_ns: int,
+    ) -> HttpResponse:
+        """malformedRequest for DER that is not an OCSP request: logged (sampled), told to the observers."""
+        if self.proxies is not None:
+            client_address = self.proxies.resolve(client_address, headers)[0]
+        self._log_malformed(client_address, exc)
+        for observer in self.observers:
+            observer.malformed(self.clock.now(), client_address, started_ns, str(exc))
+        return _head(method == "HEAD", ocsp_error(OCSPResponseStatus.MALFORMED_REQUEST))
+
+    def run_query(
+        self,
+        method: str,
+        route: Route,
+        der: bytes,
+        query: OCSPQuery,
+        headers: Mapping[bytes, bytes],
+        client_address: str | None,
+        tls_client_chain: tuple[bytes, ...],
+        offload: bool,
+        started_ns: int,
+        *,
+        ca: object | None = None,
+    ) -> HttpResponse | Pending:
+        """Answer a parsed request through the pipeline (the plan of its CA): the HTTP response
+        without Date (:meth:`finish` adds it), or a :class:`Pending`. ``ca``: the served CA of the
+        request's one CertID when the caller resolved it (allowed on ``route``), so it is not looked
+        up again."""
+        forwarded_cert = None
+        if self.proxies is not None:
+            client_address, forwarded_cert = self.proxies.resolve(client_address, headers)
         exchange = Exchange(
             query, route, self.clock.now(), client_address,
             request_der=der, tls_client_chain=tls_client_chain, forwarded_client_cert=forwarded_cert,
             started_ns=started_ns, offload=offload, method=method,
-        )
+        )  # fmt: skip
+        if ca is not None:
+            exchange.ca = ca
+            exchange.cas = [ca]
         return self._run(exchange, headers, method == "HEAD")
 
     def _log_malformed(self, client_address: str | None, exc: MalformedRequest) -> None:

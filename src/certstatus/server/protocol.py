@@ -1,7 +1,8 @@
 """The HTTP/1.1 edge as an asyncio protocol over ``httptools`` (llhttp), for uvloop.
 
-Moves bytes between sockets and :class:`~certstatus.server.http.OCSPHttpHandler`
-and enforces what a public listener needs (RFC 9112):
+Moves bytes between sockets and the worker's :class:`~certstatus.server.responder.Responder`
+(which answers every complete request, with :class:`~certstatus.server.http.OCSPHttpHandler`'s
+HTTP rules) and enforces what a public listener needs (RFC 9112):
 
 * keep-alive and pipelining: requests are answered in order, as they are
   parsed; ``Connection: close`` (or HTTP/1.0 without keep-alive) closes after
@@ -53,8 +54,8 @@ from collections import deque
 
 import httptools
 
-from certstatus.server.edge import EdgeCache
-from certstatus.server.http import TOO_LARGE, HttpResponse, OCSPHttpHandler, Pending
+from certstatus.server.http import TOO_LARGE, HttpResponse, Pending
+from certstatus.server.responder import Responder
 from certstatus.server.overload import TRY_LATER, OverloadGuard
 from certstatus.server.tls import peer_chain
 
@@ -96,10 +97,8 @@ def url_limit(max_request_bytes: int) -> int:
 
 
 class ServerState:
-    """What the connections of one worker share: handler, limits, open connections,
-    the edge answer cache (:mod:`certstatus.server.edge`) and the live lane
-    (:mod:`certstatus.server.live_lane`), the handler's own (None: every request
-    goes to the handler).
+    """What the connections of one worker share: the responder (:mod:`certstatus.server.responder`:
+    every complete request goes to it) with its handler, limits, open connections.
 
     Sizes in bytes, ``client_timeout`` in seconds; ``guard`` holds the
     connection limit and the threads of blocking work (None: no limit, blocking
@@ -109,18 +108,16 @@ class ServerState:
 
     def __init__(
         self,
-        handler: OCSPHttpHandler,
+        responder: Responder,
         *,
         client_timeout: float = 10.0,
         max_header_bytes: int = 16 * 1024,
-        edge: EdgeCache | None = None,
         guard: OverloadGuard | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.handler = handler
+        self.responder = responder
+        self.handler = handler = responder.handler
         self.tls = tls
-        self.edge = edge if edge is not None else handler.edge
-        self.lane = handler.lane
         self.guard = guard
         self.client_timeout = client_timeout
         self.max_header_bytes = max_header_bytes
@@ -154,11 +151,8 @@ class ServerState:
         self.flush_metrics()
 
     def flush_metrics(self) -> None:
-        """Add what the edge cache and the live lane answered to the metrics (each sweep, and at shutdown)."""
-        if self.edge is not None:
-            self.edge.flush_metrics()
-        if self.lane is not None:
-            self.lane.flush_metrics()
+        """Add what the responder answered without the pipeline to the metrics (each sweep, and at shutdown)."""
+        self.responder.flush_metrics()
 
 
 def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -> bytes:
@@ -182,27 +176,10 @@ def encode_response(response: HttpResponse, *, close: bool, body: bool = True) -
     return b"".join(parts)
 
 
-def _edge_key(method: bytes, url: bytes, body: bytes) -> bytes | None:
-    """The edge cache key of a request (:mod:`certstatus.server.edge`), None when it has none.
-
-    POST: its body (a DER SEQUENCE, 0x30 first), after NUL, its request target and NUL
-    unless the target is ``/``; GET: its raw request target (never 0x30 or NUL first: llhttp
-    refuses control bytes, and a target starts with ``/``, ``*`` or a scheme), so the kinds
-    never collide. Other methods, HEAD included, take the handler's path.
-    """
-    if method == b"POST":
-        if body[:1] != b"\x30":
-            return None
-        return body if url == b"/" else b"\0" + url + b"\0" + body
-    if method == b"GET":
-        return url
-    return None
-
-
 class HttpProtocol(asyncio.Protocol):
-    """One client connection: httptools callbacks → OCSPHttpHandler → transport.
+    """One client connection: httptools callbacks → Responder → transport.
 
-    The handler is synchronous, so a request is answered inside the callback
+    The responder is synchronous, so a request is answered inside the callback
     that completes it; pipelined requests are therefore answered in order.
 
     A new connection costs this object (three attributes of its own), its
@@ -466,39 +443,24 @@ class HttpProtocol(asyncio.Protocol):
         self._answer(method, self.url, self.headers, body, close)
 
     def _answer(self, method: bytes, url: bytes, headers: dict[bytes, bytes], body: bytes, close: bool) -> None:
-        """Answer one complete request: from the edge cache, the live lane, or the handler (maybe via a thread)."""
+        """Answer one complete request through the responder (a forwarded one waits in a thread)."""
         state = self.state
-        edge = state.edge
-        key = None
-        if b"if-none-match" not in headers:
-            data = None
-            if edge is not None:
-                key = _edge_key(method, url, body)
-                if key is not None:
-                    data = edge.lookup(key, close)
-                    if data is None:
-                        edge.start()
-            if data is None and state.lane is not None:
-                data = state.lane.answer(method, url, body, close)
-            if data is not None:
-                self.transport.write(data)
-                if close:
-                    self.closing = True
-                    self.transport.close()
-                else:
-                    self.deadline = self.loop.time() + state.client_timeout
-                return
-        name = method.decode("latin-1")
-        response = state.handler.handle(name, url, headers, body, self.client, tls_client_chain=self.tls_client_chain,
-                                        offload=True)
+        response = state.responder.respond(method, url, headers, body, close, self)
+        if isinstance(response, bytes):  # rendered whole, connection: close included when asked
+            self.transport.write(response)
+            if close:
+                self.closing = True
+                self.transport.close()
+            else:
+                self.deadline = self.loop.time() + state.client_timeout
+            return
+        head = method == b"HEAD"
         if isinstance(response, Pending):  # a forwarded request: wait in a thread, hold what follows
             self.held = deque()
             self.transport.pause_reading()
-            self._fetch(response, close, name == "HEAD")
+            self._fetch(response, close, head)
             return
-        if key is not None and response.status == 200:
-            edge.fill(key, response.headers)
-        self._respond(response, close=close, body=name != "HEAD")
+        self._respond(response, close=close, body=not head)
         self.deadline = self.loop.time() + state.client_timeout
 
     def _fetch(self, pending: Pending, close: bool, head: bool) -> None:

@@ -1,7 +1,7 @@
 """What the protocol edge needs to answer without the handler: rendered 200 responses and plain counts.
 
-Both the edge answer cache (:mod:`certstatus.server.edge`) and the live lane
-(:mod:`certstatus.server.live_lane`) write a successful OCSP answer as one
+Both the edge answer cache (:mod:`certstatus.server.edge`) and the responder's fast path
+(:mod:`certstatus.server.responder`) write a successful OCSP answer as one
 ``bytes.join`` of fixed parts, byte for byte what
 :class:`~certstatus.server.http.OCSPHttpHandler` plus
 :func:`~certstatus.server.protocol.encode_response` would send (tests
@@ -37,24 +37,6 @@ def unix_time(clock: Clock) -> Callable[[], float]:
     return time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
 
 
-def served_without_pipeline(application) -> list:
-    """The :class:`~certstatus.pipeline.issuers.ServedCA` s whose requests the protocol edge may
-    answer without the pipeline: none when the audit/billing log must see every request or
-    requests are authenticated; else those open to everyone (no client certificates, no
-    signed requests, no authorization), not forwarded and without a live SQL source."""
-    from certstatus.pipeline.authorize import policy_for
-
-    ops = application.settings.ops
-    if ops.audit.log is not None:  # every request must reach the audit/billing log
-        return []
-    if ops.tls.client_auth != "none" or ops.tls.client_cert_header or ops.access.signer_trust_anchors or ops.tls.client_trust_anchors:
-        return []  # requests are authenticated: the pipeline must see each one
-    return [
-        ca for ca in application.registry.cas
-        if not ca.settings.forward and ca.settings.sql is None and policy_for(ca.settings, ops.access).open
-    ]  # fmt: skip
-
-
 def pipeline_metrics(pipeline) -> RequestMetrics | None:
     """The worker's request metrics (those of the pipeline's metrics step), None without them."""
     from certstatus.pipeline.metrics import ObserveMetrics
@@ -62,13 +44,9 @@ def pipeline_metrics(pipeline) -> RequestMetrics | None:
     return next((o.metrics for o in pipeline.observers if isinstance(o, ObserveMetrics)), None)
 
 
-def shared_middle(this_update: dt.datetime, next_update: dt.datetime, etag: bytes) -> bytes:
-    """The headers of a shareable answer between its max-age value and its Date value."""
-    return shared_dates(this_update, next_update) + etag + ETAG_END
-
-
 def shared_dates(this_update: dt.datetime, next_update: dt.datetime) -> bytes:
-    """The start of :func:`shared_middle`, up to the ETag value (the same for every answer of one second)."""
+    """The headers of a shareable answer between its max-age value and its ETag value (the same for
+    every answer of one second); the ETag value and :data:`ETAG_END` follow."""
     return (
         CACHE_DIRECTIVES % b"public" + b"\r\nlast-modified: " + _http_date(this_update)
         + b"\r\nexpires: " + _http_date(next_update) + b"\r\netag: "

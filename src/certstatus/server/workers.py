@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 from certstatus.metrics import SUPERVISOR
 from certstatus.observability import process_main
-from certstatus.server.http import OCSPHttpHandler
+from certstatus.server.responder import Responder
 from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.protocol import HttpProtocol, ServerState
 
@@ -67,7 +67,7 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 def run_worker(
     sock: socket.socket,
-    make_handler: Callable[[], OCSPHttpHandler],
+    make_responder: Callable[[], Responder],
     *,
     client_timeout: float,
     max_header_bytes: int,
@@ -93,7 +93,7 @@ def run_worker(
     guard = None
     if max_connections is not None:
         guard = OverloadGuard(max_connections, max_in_flight, counter=refused_counter())
-    state = ServerState(make_handler(), client_timeout=client_timeout, max_header_bytes=max_header_bytes,
+    state = ServerState(make_responder(), client_timeout=client_timeout, max_header_bytes=max_header_bytes,
                         guard=guard, tls=tls)
     # What start-up built lives as long as the worker: out of the collector's sight, a full
     # collection no longer walks it (~30 ms for ~65 000 objects, a p99 spike every time).
@@ -138,25 +138,21 @@ def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: i
     """Body of a spawned worker (under :func:`~certstatus.observability.process_main`): build the application,
     serve until SIGTERM."""
     from certstatus.app import build_application, watch_signers
-    from certstatus.server.edge import edge_for
     from certstatus.server.lifecycle import worker_settings
-    from certstatus.server.live_lane import lane_for
     from certstatus.server.tls import server_context
 
     settings = worker_settings()
 
     built = []
 
-    def make_handler() -> OCSPHttpHandler:
+    def make_responder() -> Responder:
         application = build_application(settings)
         built.append(application)
         watch_signers(application)  # rescans signers_dir, re-checks revocations; SIGHUP forces it
-        edge_for(application)  # the edge answer cache, when a CA is eligible (server/edge.py)
-        lane_for(application)  # the live lane, when a live CA is eligible (server/live_lane.py)
-        return application.http
+        return application.responder
 
     try:
-        run_worker(sock, make_handler, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
+        run_worker(sock, make_responder, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
                    grace_seconds=grace_seconds, max_connections=settings.server.max_connections,
                    max_in_flight=settings.server.max_in_flight, tls=server_context(settings.ops.tls))
     finally:

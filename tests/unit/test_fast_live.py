@@ -1,11 +1,11 @@
-"""The protocol edge's live lane (server/live_lane.py), fed real bytes through HttpProtocol.
+"""The responder's fast path for live CAs (server/responder.py), fed real bytes through HttpProtocol.
 
 Each test builds one worker's application over a real SQLite store, on a
-ManualClock, attaches the lane the way a worker does (:func:`lane_for`) and
-talks HTTP/1.1 to :class:`HttpProtocol` through an in-memory transport. The
-reference is the same request answered by the handler (the lane switched
-off) at the same instant: with the RSA demo PKI signatures are deterministic,
-so whole HTTP responses compare byte for byte.
+ManualClock, with its responder as a worker has it, and talks HTTP/1.1 to
+:class:`HttpProtocol` through an in-memory transport. The reference is the
+same request answered by the CA's whole plan (a responder without fast plans)
+at the same instant: with the RSA demo PKI signatures are deterministic, so
+whole HTTP responses compare byte for byte.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from certstatus.app import build_application, prepare
 from certstatus.clock import ManualClock
 from certstatus.config_ops import AuditSettings
 from certstatus.metrics import RequestMetrics
-from certstatus.server.live_lane import lane_for
-from certstatus.server.protocol import HttpProtocol, ServerState
+from certstatus.server.responder import Responder
+from certstatus.server.protocol import ServerState
 from certstatus.store.sqlite import SQLiteStore
-from tests.edge_wire import NONCE, Loop, Wire, get, post, split
+from tests.edge_wire import NONCE, exchange, get, post, split
 from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, revoke_in_index, settings_for
 
 
 class Worker:
-    """One worker with a live CA, its lane, and a second state whose requests all take the handler."""
+    """One worker with a live CA, its responder, and a second state whose requests all follow the whole plan."""
 
     def __init__(self, pki, folder, *, ops=None, more_cas=(), **ca_changes) -> None:
         self.pki = pki
@@ -44,22 +44,17 @@ class Worker:
         self.registry = CollectorRegistry()
         self.metrics = RequestMetrics(self.registry)
         self.app = build_application(settings, self.clock, watch=False, metrics=self.metrics)
-        self.lane = lane_for(self.app)
-        self.state = ServerState(self.app.http)
-        self.reference = ServerState(self.app.http)
-        self.reference.lane = None
+        self.responder = self.app.responder
+        self.state = ServerState(self.responder)
+        self.reference = ServerState(Responder(self.app.http, registry=self.app.registry))  # every CA's whole plan
 
-    def send(self, raw: bytes, *, lane: bool = True) -> bytes:
+    def send(self, raw: bytes, *, fast: bool = True) -> bytes:
         """Open a connection, send ``raw``, return every byte written back."""
-        wire = Wire()
-        protocol = HttpProtocol(self.state if lane else self.reference, Loop())
-        protocol.connection_made(wire)
-        protocol.data_received(raw)
-        return bytes(wire.data)
+        return exchange(self.state if fast else self.reference, raw)
 
     def counted(self) -> int:
-        """Answers the lane gave since the last call (its metrics flushed)."""
-        return self.lane.flush_metrics()
+        """Answers the fast path gave since the last call (its metrics flushed)."""
+        return self.responder.flush_metrics()
 
     def close(self) -> None:
         self.app.close()
@@ -85,7 +80,7 @@ def status_of(response: bytes) -> ocsp.OCSPCertStatus:
     return ocsp.load_der_ocsp_response(split(response)[2]).certificate_status
 
 
-def test_the_lane_sends_byte_for_byte_what_the_handler_sends(worker):
+def test_the_fast_path_sends_byte_for_byte_what_the_whole_plan_sends(worker):
     w = worker(unknown_serials="revoked")
     requests = [
         post(request_der(w.pki, "good")),
@@ -100,8 +95,8 @@ def test_the_lane_sends_byte_for_byte_what_the_handler_sends(worker):
         for step in (0.25, 3600.5):
             w.clock.advance(step)
             answered = w.send(request)
-            assert w.counted() == 1  # by the lane
-            assert answered == w.send(request, lane=False)
+            assert w.counted() == 1  # by the fast path
+            assert answered == w.send(request, fast=False)
             assert w.counted() == 0
     assert status_of(w.send(requests[3])) is ocsp.OCSPCertStatus.REVOKED
     nonce = ocsp.load_der_ocsp_response(split(w.send(requests[5]))[2]).extensions.get_extension_for_class(x509.OCSPNonce)
@@ -155,7 +150,7 @@ def test_stale_data_takes_the_handlers_path_which_answers_try_later(worker, demo
     assert w.counted() == 0
 
 
-def test_lane_answers_reach_the_metrics_as_the_pipelines_do(worker):
+def test_fast_answers_reach_the_metrics_as_the_pipelines_do(worker):
     w = worker()
     requests = [post(request_der(w.pki, name)) for name in ("good", "good", "revoked-keycompromise")]
     for request in requests:
@@ -163,25 +158,28 @@ def test_lane_answers_reach_the_metrics_as_the_pipelines_do(worker):
     assert w.counted() == 3
     reference = worker()
     for request in requests:
-        reference.send(request, lane=False)
+        reference.send(request, fast=False)
     samples = {}
-    for name, registry in (("lane", w.registry), ("pipeline", reference.registry)):
+    for name, registry in (("fast", w.registry), ("pipeline", reference.registry)):
         samples[name] = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for metric in registry.collect() for sample in metric.samples
             if sample.name.endswith(("_total", "_count")) and "latency" not in sample.name and "age" not in sample.name
         }  # fmt: skip
-    assert samples["lane"] == samples["pipeline"] and samples["lane"]
-    requests_total = [value for (name, labels), value in samples["lane"].items() if name == "certstatus_requests_total"]
+    assert samples["fast"] == samples["pipeline"] and samples["fast"]
+    requests_total = [value for (name, labels), value in samples["fast"].items() if name == "certstatus_requests_total"]
     assert requests_total == [3.0]
 
 
-def test_the_lane_is_off_when_the_pipeline_must_see_every_request(worker, tmp_path):
+def test_the_fast_path_is_off_when_the_pipeline_must_see_every_request(worker, tmp_path):
     with_audit = worker(ops=lambda ops: dataclasses.replace(ops, audit=AuditSettings(log=str(tmp_path / "audit.log"))))
-    assert with_audit.lane is None and with_audit.state.lane is None
-    assert worker(authorization="by_name", authorized_names=("CN=alice",)).lane is None
-    assert worker(forward=("http://127.0.0.1:9/",)).lane is None
-    assert worker(mode="cached").lane is None
+    named = worker(authorization="by_name", authorized_names=("CN=alice",))
+    forwarded = worker(forward=("http://127.0.0.1:9/",))
+    for w in (with_audit, named, forwarded):
+        assert w.responder.fast == {} and not w.app.pipeline.plans["demo"].fast
+    assert split(with_audit.send(post(request_der(with_audit.pki, "good"))))[0] == 200
+    assert with_audit.counted() == 0  # the whole plan answered: the audit log saw it
+    assert worker(mode="cached").responder.fast  # a cached CA's plan is fast too
 
 
 def test_a_ca_is_answered_on_its_own_path_only(worker, demo_pki, tmp_path):
@@ -191,6 +189,6 @@ def test_a_ca_is_answered_on_its_own_path_only(worker, demo_pki, tmp_path):
     assert status_of(w.send(post(mine))) is ocsp.OCSPCertStatus.GOOD and w.counted() == 1
     refused = w.send(post(mine, "/other"))  # the route of another CA: the pipeline refuses it
     assert ocsp.load_der_ocsp_response(split(refused)[2]).response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
-    assert refused == w.send(post(mine, "/other"), lane=False) and w.counted() == 0
+    assert refused == w.send(post(mine, "/other"), fast=False) and w.counted() == 0
     assert status_of(w.send(post(request_der(other, "good"), "/other"))) is ocsp.OCSPCertStatus.GOOD
     assert w.counted() == 1
