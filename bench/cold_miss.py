@@ -5,7 +5,7 @@
 A CA with ``--count`` issued serials (ECDSA P-256, one in ten revoked) is generated into a SQLite
 store (``certstatus generate``); then, ``--runs`` times, one worker's application is built afresh
 (default configuration: ``server.response_cache_bytes`` at its default, no warm-up pass) and every
-serial is asked once, POST without nonce, through :class:`~certstatus.server.protocol.HttpProtocol`
+serial is asked once, POST without nonce, through :class:`~certstatus.server.connection.HttpProtocol`
 on an in-memory transport: every request is a miss of the edge cache, answered from the store's
 pre-signed bytes (precomputed, cached) or signed (live). Then the same requests again (edge hits,
 for scale). Prints the median CPU µs per request of each pass over the runs: the process's CPU
@@ -54,7 +54,7 @@ class _Transport:
 
 
 def _state(application):
-    from certstatus.server.protocol import ServerState
+    from certstatus.server.connection import ServerState
 
     return ServerState(application.responder)
 
@@ -63,7 +63,7 @@ def child(config: Path, requests: Path) -> None:
     """One measured process: build a worker's application, send every request twice; print µs per request."""
     from certstatus.app import build_application
     from certstatus.config import load_config
-    from certstatus.server.protocol import HttpProtocol
+    from certstatus.server.connection import HttpProtocol
 
     raw = requests.read_bytes().split(b"\0SEP\0")
     application = build_application(load_config(config), watch=False)

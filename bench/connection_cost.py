@@ -1,11 +1,11 @@
-"""What a new connection costs the protocol edge, by part: CPU per request with ``Connection: close``
+"""What a new connection costs the HTTP edge, by part: CPU per request with ``Connection: close``
 against keep-alive, and where the difference goes.
 
     .venv/bin/python bench/connection_cost.py [--seconds 5] [--runs 3] [--no-strace]
 
 A precomputed CA (2 000 serials) is served by one event loop on core 0 — the worker's own
 code (:func:`certstatus.server.workers.run_worker`'s parts: the application, the edge cache,
-:class:`~certstatus.server.protocol.HttpProtocol`) run in this script's child process, so it
+:class:`~certstatus.server.connection.HttpProtocol`) run in this script's child process, so it
 can be measured from inside — after one warm-up pass, so every request is an edge hit and
 what differs between the two modes is the connection. wrk (-t1 -c32, core 1) sends POST
 requests rotated over the serials, keep-alive, then ``Connection: close``.
@@ -85,7 +85,7 @@ def child(config: Path, port: int, results: Path, instrument: bool) -> None:
     from certstatus.config import load_config
     from certstatus.server.listen import BACKLOG
     from certstatus.server.overload import OverloadGuard
-    from certstatus.server.protocol import HttpProtocol, ServerState
+    from certstatus.server.connection import HttpProtocol, ServerState
 
     settings = load_config(config)
     application = build_application(settings)
@@ -302,7 +302,7 @@ def python_side(config: Path, requests: Path, rounds: int = 7) -> dict[str, floa
     from certstatus.app import build_application
     from certstatus.config import load_config
     from certstatus.server.overload import OverloadGuard
-    from certstatus.server.protocol import HttpProtocol, ServerState
+    from certstatus.server.connection import HttpProtocol, ServerState
 
     settings = load_config(config)
     application = build_application(settings, watch=False)
@@ -390,7 +390,7 @@ def report(plain: dict, timed: list[dict], calls: dict[str, float], python: dict
     def med(rows, key):
         return statistics.median(row[key] for row in rows)
 
-    print(f"== per-connection cost of the protocol edge: edge hits, POST, server on core 0, wrk -t1 -c32 "
+    print(f"== per-connection cost of the HTTP edge: edge hits, POST, server on core 0, wrk -t1 -c32 "
           f"-d{args.seconds}s on core 1, medians of {args.runs} runs ==")
     for mode, rows in plain.items():
         print(f"{mode:10s} server CPU per request: user {med(rows, 'user'):6.1f} µs + system {med(rows, 'system'):6.1f} µs "

@@ -3,7 +3,7 @@
 Targets (tests/fuzz_world.py): OCSP request DER through the HTTP edge (POST),
 GET paths, CRLs (load_crl), index.txt, issued lists, admin push batches (JSON),
 configuration TOML, and HTTP/1.1 framing: raw client bytes through the
-protocol edge (server/protocol.py, httptools) on one connection, cut into
+HTTP edge (server/connection.py, httptools) on one connection, cut into
 chunks by the variant byte, checked by the rules of tests/fuzz_framing.py
 (well-formed responses in order, no 5xx but tryLater, close after refusals). The first byte of an input picks the target, the second a
 variant (URL prefix, method, admin endpoint), the rest is the data. The seed
@@ -54,7 +54,7 @@ with atheris.instrument_imports(include=["certstatus", "asn1crypto"]):
     import certstatus.config  # noqa: F401
     import certstatus.protocol.request  # noqa: F401
     import certstatus.server.http  # noqa: F401
-    import certstatus.server.protocol  # noqa: F401
+    import certstatus.server.connection  # noqa: F401
     import certstatus.sources.crl  # noqa: F401
     import certstatus.sources.index_txt  # noqa: F401
     import certstatus.sources.issued  # noqa: F401

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions per live-signed request, counted by callgrind: the whole protocol edge, then its parts.
+"""Instructions per live-signed request, counted by callgrind: the whole HTTP edge, then its parts.
 
     .venv/bin/python bench/live_instructions.py                  # ECDSA P-256, 2 000 requests, ~3 minutes
     .venv/bin/python bench/live_instructions.py --key-type rsa --requests 500
@@ -10,7 +10,7 @@ revoked and never-issued serials, one SHA-1 CertID each, nonce-less) is
 imported into a fresh store; then one Python process is run under
 ``valgrind --tool=callgrind`` twice: start-up plus 50 warm-up requests, and
 the same plus N more requests. The difference over N is what one request
-costs: HTTP bytes fed to :class:`~certstatus.server.protocol.HttpProtocol`
+costs: HTTP bytes fed to :class:`~certstatus.server.connection.HttpProtocol`
 (httptools parse, the handler, the pipeline, SQLite, encoding, signing, the
 HTTP response) up to the ``transport.write`` call — the socket system calls
 and the event loop are not counted (a stub transport). The same is done with
@@ -73,10 +73,10 @@ class _Transport:
 
 
 def child(folder: Path, count: int, no_sign: bool, handler_only: bool = False) -> None:
-    """One measured process: start-up, warm-up, then ``count`` requests through the protocol edge."""
+    """One measured process: start-up, warm-up, then ``count`` requests through the HTTP edge."""
     from certstatus.app import build_application
     from certstatus.config import load_config
-    from certstatus.server.protocol import HttpProtocol, ServerState
+    from certstatus.server.connection import HttpProtocol, ServerState
     from certstatus.server.responder import Responder
 
     bodies = _read_bodies(folder / "requests.bin")
@@ -140,7 +140,7 @@ def main() -> None:
         )
         prepare(load_config(folder / "certstatus.toml"))
         name = "ECDSA P-256" if args.key_type == "ec" else "RSA-2048"
-        print(f"callgrind, {args.requests:,} live {name} requests (nonce-less, one CertID), protocol edge "
+        print(f"callgrind, {args.requests:,} live {name} requests (nonce-less, one CertID), HTTP edge "
               "to transport.write", flush=True)  # fmt: skip
         rows = []
         for no_sign, handler_only in ((False, False), (True, False), (True, True)):

@@ -6,7 +6,7 @@
 One CA with ``--count`` issued serials (mode = "precomputed", ECDSA P-256) is
 generated twice with ``certstatus generate``: into an SQLite file and into a
 PostgreSQL schema of its own (created on ``--postgres``, dropped at the end).
-Each store is served by ``certstatus serve`` (protocol edge, one worker,
+Each store is served by ``certstatus serve`` (HTTP edge, one worker,
 core 0) and loaded by wrk (bench/rotate.lua, -t2 -c64, core 1) with POST
 requests without nonce for every serial, rotated:
 
@@ -114,7 +114,7 @@ def main() -> None:
             port = free_port()
             with server(certstatus_command(port_config(fixture, port, 1)), port):
                 check_served_from(port, fixture, database)
-        print(f"== precomputed serving, {args.count} serials (POST, no nonce), certstatus protocol edge on core 0, "
+        print(f"== precomputed serving, {args.count} serials (POST, no nonce), certstatus HTTP edge on core 0, "
               f"wrk -t2 -c64 -d{args.seconds}s on core 1, PostgreSQL unpinned, medians of {args.runs} runs ==")
         print("# sanity: every variant answered its store's responses byte for byte (sample of 50)")
         runs: dict[str, list] = {name: [] for name in variants}

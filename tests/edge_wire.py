@@ -1,6 +1,6 @@
-"""HTTP/1.1 bytes to and from :class:`~certstatus.server.protocol.HttpProtocol` without sockets.
+"""HTTP/1.1 bytes to and from :class:`~certstatus.server.connection.HttpProtocol` without sockets.
 
-Shared by the protocol edge's tests (edge cache, responder): an in-memory
+Shared by the HTTP edge's tests (edge cache, responder): an in-memory
 transport (:class:`Wire`), a loop with only ``time()``, request builders
 (:func:`post`, :func:`get`: the demo CA's path ``/demo``) and :func:`split`,
 which cuts a written response into (status, headers, body).
@@ -58,9 +58,9 @@ def split(response: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 def exchange(state, raw: bytes) -> bytes:
-    """Open a connection of :class:`~certstatus.server.protocol.HttpProtocol` on ``state``, send
+    """Open a connection of :class:`~certstatus.server.connection.HttpProtocol` on ``state``, send
     ``raw``, return every byte written back."""
-    from certstatus.server.protocol import HttpProtocol
+    from certstatus.server.connection import HttpProtocol
 
     wire = Wire()
     protocol = HttpProtocol(state, Loop())

@@ -1,7 +1,7 @@
-"""HTTP/1.1 framing as a fuzz target: byte streams through the protocol edge, and what may come back.
+"""HTTP/1.1 framing as a fuzz target: byte streams through the HTTP edge, and what may come back.
 
 :func:`run_stream` feeds raw client bytes, split into chunks, into one
-:class:`certstatus.server.protocol.HttpProtocol` over a :class:`FakeTransport`
+:class:`certstatus.server.connection.HttpProtocol` over a :class:`FakeTransport`
 (a real but unstarted event loop supplies the clock), then reports the
 connection closed by the client. :func:`check_stream` parses every byte the
 server wrote as a sequence of HTTP/1.1 responses and raises :class:`Finding`
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.ocsp import OCSPResponseStatus
 
-from certstatus.server.protocol import HttpProtocol, ServerState
+from certstatus.server.connection import HttpProtocol, ServerState
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-5][0-9][0-9]) [\x20-\x7e]*")
 _HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+): ?([\x20-\x7e\t]*)")

@@ -253,7 +253,7 @@ class FuzzWorld:
         return response
 
     def feed_framing(self, data: bytes, selector: int = 0) -> object:
-        """Raw bytes on one connection of the protocol edge, cut into chunks by ``selector``."""
+        """Raw bytes on one connection of the HTTP edge, cut into chunks by ``selector``."""
         return self.framing.run_stream(split_points(data, selector))
 
     def feed_crl(self, data: bytes, selector: int = 0) -> object:

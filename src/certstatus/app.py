@@ -66,7 +66,7 @@ class Application:
     closers: list[Callable[[], None]] = field(default_factory=list)
     pipeline: Pipeline | None = None  # the CAs' plans
     revocations: SignerRevocations | None = None
-    responder: Responder | None = None  # the protocol edge hands it every request
+    responder: Responder | None = None  # the HTTP edge hands it every request
 
     def close(self) -> None:
         """Stop watching, flush the audit log, close remote connections and the store (worker shutdown)."""

@@ -1,6 +1,6 @@
 """The default size of a worker's answer cache (``server.response_cache_bytes`` not set).
 
-The cache (the pipeline's answer cache and the protocol edge's, one byte
+The cache (the pipeline's answer cache and the HTTP edge's, one byte
 budget: :class:`~certstatus.pipeline.cache.ByteBudget`) is least recently
 used out. Under the requests OCSP responders see — many distinct serials,
 each asked for now and then, and clients or CDNs that walk a CA's

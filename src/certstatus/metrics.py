@@ -9,7 +9,7 @@ reads itself: data age per source, signer expiry, cache hit ratio.
 Names, for what an operator asks:
 
 * ``certstatus_requests_total{ca, response_status, source}`` — requests answered (``source="edge"``:
-  by the protocol edge's answer cache, :mod:`certstatus.server.edge`, added once a second);
+  by the HTTP edge's answer cache, :mod:`certstatus.server.edge`, added once a second);
 * ``certstatus_certificates_total{ca, cert_status}`` — certStatus answered per CertID;
 * ``certstatus_request_duration_seconds{source}`` — latency from parsed request to answer;
 * ``certstatus_response_age_seconds{source}`` — now − thisUpdate of the response served;

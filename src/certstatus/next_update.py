@@ -17,7 +17,7 @@ response may promise before ``thisUpdate + validity`` does:
   :data:`STALE_FLOOR`: short-lived answers that clients and caches fetch again
   soon, while the freshness guard decides whether to answer at all.
 
-Every path that signs (live signing in the pipeline and the protocol edge's live
+Every path that signs (live signing in the pipeline and the HTTP edge's live
 lane, the generator of precomputed and cached modes) asks :func:`next_update_limit`;
 the answers served from caches and pre-signed rows carry the nextUpdate they
 were signed with, and the RFC 5019 cache headers (max-age, Expires) derive

@@ -1,4 +1,4 @@
-"""The protocol edge over real sockets (plain HTTP): keep-alive,
+"""The HTTP edge over real sockets (plain HTTP): keep-alive,
 pipelining, limits, timeouts, shutdown, reload.
 
 A real ``certstatus serve`` (2 worker processes, client_timeout 0.5 s) on a

@@ -1,7 +1,7 @@
 """Precomputed mode on PostgreSQL: a fleet of `certstatus serve` sharing one database, asked by `openssl ocsp`.
 
 `certstatus generate` signs into a PostgreSQL schema of the module's own;
-two `serve` processes (A and B, same configuration, protocol edge) serve
+two `serve` processes (A and B, same configuration, HTTP edge) serve
 it. Only one process generates for the CA at a time (its advisory lock),
 the other says so in its log and takes over when the holder is killed; a
 pushed revocation is answered by both and re-signed within seconds; a

@@ -2,7 +2,7 @@
 
 One server for the module: the ECDSA demo CA in cached mode at /cached/, the
 RSA demo CA in precomputed mode at /precomputed/, two worker processes of the
-protocol edge (with its edge answer cache) and
+HTTP edge (with its edge answer cache) and
 the background generator, and the admin listener (metrics). The server
 listens at once and generates in the background; the fixture waits for that
 first pass, so the tests' answers are the stored bytes (a request before it

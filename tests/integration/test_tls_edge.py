@@ -1,4 +1,4 @@
-"""HTTPS on the protocol edge over real sockets: handshake deadline, connection limit, client
+"""HTTPS on the HTTP edge over real sockets: handshake deadline, connection limit, client
 certificates, keep-alive, ``Connection: close``, SIGTERM and SIGHUP.
 
 A real ``certstatus serve`` with ``[tls]`` (``client_auth = "optional"``), one worker,

@@ -7,7 +7,7 @@
 * ``include_signer_chain``: a delegated responder's responses carry its certificate only — never
   the CA's own certificate, whatever else its signer file holds — unless the chain is asked for.
 
-Requests go through :class:`~certstatus.server.protocol.HttpProtocol` as bytes (tests/edge_wire.py).
+Requests go through :class:`~certstatus.server.connection.HttpProtocol` as bytes (tests/edge_wire.py).
 """
 
 from __future__ import annotations

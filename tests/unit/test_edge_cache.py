@@ -1,4 +1,4 @@
-"""The protocol edge's answer cache (server/edge.py), fed real bytes through HttpProtocol.
+"""The HTTP edge's answer cache (server/edge.py), fed real bytes through HttpProtocol.
 
 Each test builds one worker's application over a real SQLite store with the
 generator's pre-signed responses, on a ManualClock, attaches the edge cache
@@ -27,7 +27,7 @@ from certstatus.generator.run import Generator
 from certstatus.metrics import LATENCY_BUCKETS, RequestMetrics
 from certstatus.pipeline.cache import ENTRY_OVERHEAD
 from certstatus.server.edge import EDGE_ENTRY_OVERHEAD, add_observations
-from certstatus.server.protocol import HttpProtocol, ServerState
+from certstatus.server.connection import HttpProtocol, ServerState
 from certstatus.store.changes import StoreChange
 from certstatus.store.sqlite import SQLiteStore
 from tests.edge_wire import NONCE, Loop, Wire, get, post, split
@@ -254,7 +254,7 @@ def test_memory_is_bounded_by_the_shared_budget_least_recently_used_out(worker, 
     w = worker(cache_bytes=3000)
     names = ["good", "good2", "revoked-keycompromise", "revoked-superseded"]
     ders = {name: request_der(w.pki, name) for name in names}
-    keys = {name: b"\0/demo\0" + der for name, der in ders.items()}  # server/protocol.py _edge_key
+    keys = {name: b"\0/demo\0" + der for name, der in ders.items()}  # server/connection.py _edge_key
     sizes = {}
     for name in names:
         w.send(post(ders[name]))

@@ -23,7 +23,7 @@ from certstatus.clock import ManualClock
 from certstatus.config_ops import AuditSettings
 from certstatus.metrics import RequestMetrics
 from certstatus.server.responder import Responder
-from certstatus.server.protocol import ServerState
+from certstatus.server.connection import ServerState
 from certstatus.store.sqlite import SQLiteStore
 from tests.edge_wire import NONCE, exchange, get, post, split
 from tests.precomputed_helpers import ca_settings, copy_pki, multi_request_der, request_der, revoke_in_index, settings_for

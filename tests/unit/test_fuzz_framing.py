@@ -1,4 +1,4 @@
-"""Property tests of HTTP/1.1 framing: raw byte streams into the protocol edge, and over real sockets.
+"""Property tests of HTTP/1.1 framing: raw byte streams into the HTTP edge, and over real sockets.
 
 Well-formed keep-alive pipelines (POST, GET, HEAD, chunked bodies, Expect:
 100-continue, HTTP/1.0 keep-alive, Connection: close, odd header case) cut at
@@ -406,7 +406,7 @@ def test_hostile_streams_over_real_sockets(live: Live, world: FuzzWorld, data: s
 def test_large_pipelined_read_is_answered_in_turns_while_other_connections_are_served(world: FuzzWorld) -> None:
     import asyncio
 
-    from certstatus.server.protocol import TURN_BYTES, TURN_REQUESTS, HttpProtocol
+    from certstatus.server.connection import TURN_BYTES, TURN_REQUESTS, HttpProtocol
     from tests.fuzz_framing import FakeTransport
 
     der = cryptography_request(world.pki, "good", hashes.SHA1(), None)
@@ -448,7 +448,7 @@ def test_a_connection_lost_with_pipelined_requests_queued_drops_them_and_its_nex
 ) -> None:
     import asyncio
 
-    from certstatus.server.protocol import TURN_REQUESTS, HttpProtocol
+    from certstatus.server.connection import TURN_REQUESTS, HttpProtocol
     from tests.fuzz_framing import FakeTransport
 
     der = cryptography_request(world.pki, "good", hashes.SHA1(), None)

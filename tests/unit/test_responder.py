@@ -19,7 +19,7 @@ from cryptography.x509 import ocsp
 import certstatus.protocol.fast_request as fast_request
 import certstatus.server.http as http_module
 import certstatus.server.responder as responder_module
-from certstatus.server.protocol import ServerState
+from certstatus.server.connection import ServerState
 from certstatus.server.responder import Responder
 from tests.edge_wire import NONCE, exchange, get, post, split
 from tests.precomputed_helpers import copy_pki, multi_request_der, request_der

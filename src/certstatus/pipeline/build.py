@@ -7,7 +7,7 @@ Each CA gets its *plan* (:class:`Plan`, :func:`plan_steps`): the steps of this
 order that its configuration needs, built once here. The policy steps
 (:data:`POLICY_STEPS`: audit, authenticate, authorize, forward, live SQL) join
 a plan only for a CA configured with them; a plan without any is *fast*: the
-protocol edge's responder (:mod:`certstatus.server.responder`) follows it
+HTTP edge's responder (:mod:`certstatus.server.responder`) follows it
 without the pipeline's objects — edge cache → pre-signed bytes from the store
 → live signature — and this list is the only place that decides which CAs
 may do so.
@@ -113,7 +113,7 @@ def plan_steps(ca: CaSettings, ops: OperationsSettings, *, audit: bool, cache: b
 @dataclass(frozen=True, eq=False)
 class Plan:
     """One CA's plan: ``steps`` (:func:`plan_steps`); ``chain``, the step objects they name (the last
-    one, the signer, included; the edge cache is the protocol edge's); ``handler``, the chain composed
+    one, the signer, included; the edge cache is the HTTP edge's); ``handler``, the chain composed
     with the metrics step around it, for an exchange whose issuer is resolved. ``fast``: no policy step."""
 
     ca: str
@@ -136,7 +136,7 @@ class Pipeline:
     freshness guard and ``cache`` the answer cache of precomputed/cached CAs
     (both told of store changes); ``signer`` (status + signature) and
     ``presigned`` (the store's pre-signed responses) are the last steps, which
-    the responder of the protocol edge calls directly for a fast plan.
+    the responder of the HTTP edge calls directly for a fast plan.
     """
 
     handler: Handler

@@ -19,7 +19,7 @@ nonce, with several CertIDs, and every request of a live-mode CA pass by.
   counters polled, PostgreSQL LISTEN/NOTIFY) and the drop happens on the
   request path's thread before the next request is answered.
 * One byte budget (:class:`ByteBudget`, ``server.response_cache_bytes``) can
-  hold this cache and the protocol edge's answer cache
+  hold this cache and the HTTP edge's answer cache
   (:mod:`certstatus.server.edge`) together: whichever inserts evicts its own
   least recently used entries first, then the other's; the edge takes an
   answer over (:meth:`AnswerCache.discard`) so it is not held twice.

@@ -13,7 +13,7 @@ response to the request; relying parties differ in what they need:
   RFC 9654 defines no answer to a missing nonce; ``sigRequired`` is for signatures.
 
 :class:`NoncePolicy` applies it in the pipeline, :func:`nonce_for` wherever a request is answered
-outside it (the fast path of the protocol edge's responder).
+outside it (the fast path of the HTTP edge's responder).
 """
 
 from __future__ import annotations

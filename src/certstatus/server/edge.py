@@ -1,4 +1,4 @@
-"""The protocol edge's answer cache: raw request bytes → the rendered HTTP response.
+"""The HTTP edge's answer cache: raw request bytes → the rendered HTTP response.
 
 For a precomputed or cached CA, a nonce-less single-CertID request is
 answered from this cache by the worker's :class:`~certstatus.server.responder.Responder`

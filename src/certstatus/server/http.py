@@ -2,7 +2,7 @@
 
 Implements RFC 6960 Appendix A and RFC 5019 §5-§6: POST with an
 ``application/ocsp-request`` body, GET with the base64 DER in the path, and
-the caching headers of RFC 5019 §6.2. The protocol edge (server/protocol.py)
+the caching headers of RFC 5019 §6.2. The HTTP edge (server/connection.py)
 only moves bytes; everything HTTP-visible is decided here, once (the edge
 cache and the responder's fast path write byte for byte what this handler would), so
 tests need no sockets.

@@ -1,10 +1,10 @@
-"""What the protocol edge needs to answer without the handler: rendered 200 responses and plain counts.
+"""What the HTTP edge needs to answer without the handler: rendered 200 responses and plain counts.
 
 Both the edge answer cache (:mod:`certstatus.server.edge`) and the responder's fast path
 (:mod:`certstatus.server.responder`) write a successful OCSP answer as one
 ``bytes.join`` of fixed parts, byte for byte what
 :class:`~certstatus.server.http.OCSPHttpHandler` plus
-:func:`~certstatus.server.protocol.encode_response` would send (tests
+:func:`~certstatus.server.connection.encode_response` would send (tests
 compare): the headers of RFC 5019 §6.2 for a shareable answer, ``no-store``
 for a nonce answer, then Date (RFC 9110 §6.6.1, formatted once per second)
 and Content-Length.

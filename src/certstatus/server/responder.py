@@ -1,7 +1,7 @@
-"""One worker's answer path: every request the protocol edge completes is answered here.
+"""One worker's answer path: every request the HTTP edge completes is answered here.
 
 :class:`Responder` takes a complete HTTP request from
-:class:`~certstatus.server.protocol.HttpProtocol` and answers it once, in this order:
+:class:`~certstatus.server.connection.HttpProtocol` and answers it once, in this order:
 
 1. the edge answer cache (:mod:`certstatus.server.edge`), keyed on the raw request, before
    anything is parsed;
@@ -49,7 +49,7 @@ from certstatus.pipeline.base import OCSPAnswer, OCSPError
 from certstatus.pipeline.nonce import nonce_for
 from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest
-from certstatus.server.edge import EdgeCache
+from certstatus.server.edge import EdgeCache, edge_for
 from certstatus.server.http import HttpResponse, OCSPHttpHandler, Pending, etag_of
 from certstatus.server.rendered import (
     ETAG_END,
@@ -57,6 +57,7 @@ from certstatus.server.rendered import (
     SHARED_HEAD,
     AnswerCounts,
     HeadLines,
+    pipeline_metrics,
     shared_dates,
     unix_time,
 )
@@ -188,7 +189,7 @@ class Responder:
 
     def flush_metrics(self) -> int:
         """Add what the edge cache and the fast path answered since the last flush to the metrics;
-        return how many (each sweep of the protocol edge, and at shutdown)."""
+        return how many (each sweep of the HTTP edge, and at shutdown)."""
         answered = sum(counts.flush(self.metrics) for counts in self.counts.values())
         return answered + (self.edge.flush_metrics() if self.edge is not None else 0)
 
@@ -231,9 +232,6 @@ def _edge_key(method: bytes, url: bytes, body: bytes) -> bytes | None:
 def responder_for(application) -> Responder:
     """The responder of one worker's :class:`~certstatus.app.Application`: its handler, its
     pipeline's plans and its edge answer cache (:func:`~certstatus.server.edge.edge_for`)."""
-    from certstatus.server.edge import edge_for
-    from certstatus.server.rendered import pipeline_metrics
-
     pipeline = application.pipeline
     metrics = pipeline_metrics(pipeline) if pipeline is not None else None
     return Responder(application.http, pipeline, application.registry, application.clock,

@@ -1,9 +1,9 @@
-"""Run the OCSP listener: N worker processes of the protocol edge over the prepared store.
+"""Run the OCSP listener: N worker processes of the HTTP edge over the prepared store.
 
 The supervising process binds the socket, runs the :class:`Lifecycle`
 services (source refresher, admin listener, background generator) and keeps
 the worker processes of :mod:`certstatus.server.workers` running; each serves
-plain HTTP or, with ``[tls]``, HTTPS through :mod:`certstatus.server.protocol`.
+plain HTTP or, with ``[tls]``, HTTPS through :mod:`certstatus.server.connection`.
 SIGHUP reloads configuration and data and replaces the workers, SIGTERM/SIGINT
 stop gracefully (workers finish the requests in progress, flush the audit log
 and exit).

@@ -1,7 +1,7 @@
 """TLS for the OCSP listener: the server ``ssl.SSLContext`` and the client certificate it verified.
 
 :func:`server_context` returns a standard ``ssl.SSLContext``, which the
-protocol edge (:mod:`certstatus.server.protocol`) puts on each accepted
+HTTP edge (:mod:`certstatus.server.connection`) puts on each accepted
 connection with ``loop.start_tls``, and :func:`peer_chain` reads the
 verified client chain from the TLS transport's ``ssl_object``.
 

@@ -1,4 +1,4 @@
-"""Worker processes for the protocol edge: one listening socket, N worker processes.
+"""Worker processes for the HTTP edge: one listening socket, N worker processes.
 
 The supervisor binds the socket once (so a bind error stops start-up, and
 port 0 resolves to one port for every worker), then starts the workers with
@@ -14,7 +14,7 @@ uvloop event loop.
 Signals to the supervisor: SIGTERM/SIGINT stop — workers stop accepting,
 answer requests in progress and those that arrive with ``Connection: close``,
 close each connection without a request in progress once it has been quiet
-for :data:`~certstatus.server.protocol.DRAIN_QUIET_SECONDS` (since accepted
+for :data:`~certstatus.server.connection.DRAIN_QUIET_SECONDS` (since accepted
 or last answered: a busy client's next request is on its way), and exit when
 their connections are gone or after ``GRACE_SECONDS``. SIGHUP calls
 ``on_reload`` and replaces every worker (new ones first, then the old ones
@@ -40,7 +40,7 @@ from certstatus.metrics import SUPERVISOR
 from certstatus.observability import process_main
 from certstatus.server.responder import Responder
 from certstatus.server.overload import OverloadGuard, refused_counter
-from certstatus.server.protocol import HttpProtocol, ServerState
+from certstatus.server.connection import HttpProtocol, ServerState
 
 log = logging.getLogger("certstatus.server")
 
