@@ -35,7 +35,7 @@ from certstatus.pipeline.audit import Audit
 from certstatus.pipeline.authenticate import Authenticate
 from certstatus.pipeline.authorize import Authorize
 from certstatus.pipeline.base import Handler, compose
-from certstatus.pipeline.cache import ResponseCache
+from certstatus.pipeline.cache import AnswerCacheStep as ResponseCache
 from certstatus.pipeline.forward import Forward, RemoteResponders
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
