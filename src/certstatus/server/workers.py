@@ -6,7 +6,7 @@ the ``spawn`` method (the supervisor runs threads — the source refresher —
 and forking a threaded process is unsafe); each inherits the socket and
 accepts from it in turn, the kernel handing each connection to one of them.
 Each worker builds its own application from the settings the supervisor's
-:class:`~certstatus.server.lifecycle.Lifecycle` handed over (the file named by
+:class:`~certstatus.supervisor.lifecycle.Lifecycle` handed over (the file named by
 ``CERTSTATUS_SETTINGS_FILE``, read at each worker's start, database passwords in
 passfiles: :func:`~certstatus.server.lifecycle.worker_settings`) and runs a
 uvloop event loop.

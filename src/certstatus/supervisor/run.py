@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 
 from certstatus.config import Settings
-from certstatus.server.lifecycle import Lifecycle
+from certstatus.supervisor.lifecycle import Lifecycle
 
 log = logging.getLogger("certstatus.server")
 
