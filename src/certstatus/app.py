@@ -95,7 +95,7 @@ def prepare(
 
     ``loaded``: a list that receives the CAs as loaded and validated here, with
     ``announce`` (the supervisor keeps them as its own signers, see
-    :class:`certstatus.server.lifecycle.SupervisorSigners`, instead of loading
+    :class:`certstatus.supervisor.lifecycle.SupervisorSigners`, instead of loading
     every CA a second time: seconds with 10 000 CAs).
     """
     clock = clock or SystemClock()

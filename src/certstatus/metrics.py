@@ -2,7 +2,7 @@
 
 Worker processes count requests into memory-mapped files in
 ``PROMETHEUS_MULTIPROC_DIR`` (set by the supervisor before it starts them,
-see :mod:`certstatus.server.lifecycle`); the admin listener sums every
+see :mod:`certstatus.supervisor.lifecycle`); the admin listener sums every
 worker's files at scrape time (:func:`admin_registry`), and adds figures it
 reads itself: data age per source, signer expiry, cache hit ratio.
 
@@ -22,7 +22,7 @@ Names, for what an operator asks:
   ``certstatus_signer_expiry_warning{ca, signer}`` — 1 when the active signer expires soon
   without a successor (:func:`certstatus.signing.signer_set.signer_expiry`), from the
   supervisor's signers, which follow ``signers_dir`` re-scans and revocations
-  (:class:`certstatus.server.lifecycle.SupervisorSigners`);
+  (:class:`certstatus.supervisor.lifecycle.SupervisorSigners`);
 * ``certstatus_cache_hit_ratio`` — answers from a cache or precomputed / all successful answers;
 * ``certstatus_precomputed_expired_total{ca, reason}`` — pre-signed responses found past their refresh
   point or nextUpdate and signed live instead (:mod:`certstatus.pipeline.precomputed`);

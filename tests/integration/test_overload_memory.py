@@ -30,8 +30,8 @@ import certstatus.pipeline.build as build
 from certstatus.app import build_application, prepare
 from certstatus.config import load_config
 from certstatus.metrics import RequestMetrics
-from certstatus.pipeline.cache import ResponseCache as AnswerCacheStep
-from certstatus.pipeline.forward import Forward, ResponseCache
+from certstatus.pipeline.cache import AnswerCacheStep
+from certstatus.pipeline.forward import Forward, ForwardedAnswerCache
 from certstatus.protocol.certid import issuer_hashes
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def front(demo_pki, demo_pki_rsa, remote, tmp_path_factory):
 
     class SmallForward(Forward):
         def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, cache=ResponseCache(FORWARD_ENTRIES), **kwargs)
+            super().__init__(*args, cache=ForwardedAnswerCache(FORWARD_ENTRIES), **kwargs)
             made["forward"] = self
 
     original = build.Forward
@@ -217,12 +217,12 @@ def test_cached_mode_answer_cache_stays_within_its_bytes(demo_pki, tmp_path):
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    original = build.ResponseCache
-    build.ResponseCache = Recorded
+    original = build.AnswerCacheStep
+    build.AnswerCacheStep = Recorded
     try:
         application = build_application(settings, watch=False)
     finally:
-        build.ResponseCache = original
+        build.AnswerCacheStep = original
     try:
         rng = random.Random(5019)
         tally = _flood(application, [(b"/", *_hashes(demo_pki.ca_cert))], rng, 400)

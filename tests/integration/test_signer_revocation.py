@@ -23,9 +23,10 @@ from certstatus.config import load_config
 from certstatus.demo_pki import DemoPki, make_demo_pki, sign_crl
 from certstatus.model import RevokedEntry
 from certstatus.protocol.response import UNSUCCESSFUL
-from certstatus.server.lifecycle import SETTINGS_ENV, Lifecycle
+from certstatus.server.worker_settings import SETTINGS_ENV
 from certstatus.signing.revocation import RECHECK_SECONDS
 from certstatus.store.factory import open_store
+from certstatus.supervisor.lifecycle import Lifecycle
 from tests.processes import run_certstatus
 from tests.servers import ADMIN_TOKEN, Server, free_port, signer_states, start_server, table
 from tests.signing_support import load_cert, load_key, ocsp_request, openssl_verify, response_signer_cn, write_signer

@@ -160,3 +160,40 @@ def _der(pki: DemoPki) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).public_bytes(serialization.Encoding.DER)
+
+
+class _States:
+    """A StatusReader of source states only, counting its reads."""
+
+    def __init__(self, states: dict) -> None:
+        self.states = states
+        self.reads = 0
+
+    def source_states(self, issuer_id: int) -> dict:
+        self.reads += 1
+        return self.states
+
+
+def test_the_guard_sets_has_data_only_when_it_reads_the_store(demo_pki: DemoPki, tmp_path) -> None:
+    """refresh_state reads the store and sets the CA's has_data; current answers from what was read until
+    recheck_seconds pass, leaving the flag to whoever else set it (a store change)."""
+    from types import SimpleNamespace
+
+    from certstatus.pipeline.freshness import FreshnessGuard
+    from certstatus.store.base import SourceState
+
+    settings = _settings(demo_pki, tmp_path).cas[0]
+    imported = SourceState("crl", str(demo_pki.crl), dt.datetime.now(dt.timezone.utc), 3)
+    store = _States({})
+    ca = SimpleNamespace(issuer_id=1, settings=settings, has_data=True)
+    guard = FreshnessGuard(store, ManualClock(dt.datetime.now(dt.timezone.utc)), recheck_seconds=3600)
+
+    assert guard.refresh_state(ca, time.monotonic()).has_data is False
+    assert ca.has_data is False and store.reads == 1
+    store.states = {"crl": imported}
+    ca.has_data = True  # a store change re-read by the issuer registry
+    assert guard.current(ca).has_data is False  # within recheck_seconds: no read, the flag left alone
+    assert ca.has_data is True and store.reads == 1
+    ca.has_data = False
+    guard.invalidate(1)  # the next read goes to the store, and sets the flag
+    assert guard.current(ca).has_data is True and ca.has_data is True and store.reads == 2

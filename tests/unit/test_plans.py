@@ -119,9 +119,9 @@ def test_built_plans_compose_the_steps_they_name(demo_pki, tmp_path):
         assert not plans["named"].fast
         assert _chain_steps(plans["open-live"]) == ["FreshnessGuard", "LocalStatusSigner"]
         assert _chain_steps(plans["open-pre"]) == [
-            "FreshnessGuard", "NoncePolicy", "ModePolicy", "ResponseCache", "PrecomputedLookup", "LocalStatusSigner"]
+            "FreshnessGuard", "NoncePolicy", "ModePolicy", "AnswerCacheStep", "PrecomputedLookup", "LocalStatusSigner"]
         assert _chain_steps(plans["named"]) == [
-            "Authorize", "FreshnessGuard", "ResponseCache", "PrecomputedLookup", "LocalStatusSigner"]
+            "Authorize", "FreshnessGuard", "AnswerCacheStep", "PrecomputedLookup", "LocalStatusSigner"]
     finally:
         app.close()
 

@@ -261,7 +261,7 @@ class AdminApi:
     def _endpoint(self, method: str, path: str) -> _Endpoint | AdminResponse:
         parts = [p for p in path.split("?", 1)[0].split("/") if p]
         extra = self.extra_routes.get((method, "/" + "/".join(parts)))
-        if extra is not None:  # GET /metrics, /health, /ready (certstatus.server.lifecycle)
+        if extra is not None:  # GET /metrics, /health, /ready (certstatus.supervisor.lifecycle)
             return _Endpoint(lambda body: extra())
         if parts == ["v1", "sources"]:
             return self._expect(method, "GET") or _Endpoint(lambda body: self._sources())

@@ -1,4 +1,4 @@
-"""The admin listener and the background services of ``certstatus serve``'s supervisor.
+"""The admin listener of ``certstatus serve``'s supervisor.
 
 :class:`AdminServer` moves bytes between a socket and
 :class:`~certstatus.admin.api.AdminApi`, a thread per connection, with
@@ -24,10 +24,6 @@ The API itself runs on one thread of its own, one request at a time (its
 store was opened there: an SQLite connection belongs to its thread; pushes
 are serialised by the store's single writer anyway), so at most one CRL
 upload is in memory at a time.
-
-:func:`start_services` starts what runs beside the OCSP workers: the
-:class:`~certstatus.sources.refresh.Refresher` and, when ``[admin]`` is
-configured, the admin listener.
 """
 
 from __future__ import annotations
@@ -38,27 +34,18 @@ import socket
 import ssl
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from multiprocessing.process import BaseProcess
 from typing import BinaryIO
 
 from certstatus.access.names import NameTable
 from certstatus.admin.api import AdminApi, AdminResponse
 from certstatus.admin.operators import OperatorPolicy
-from certstatus.admin.page_routes import PageRoutes
 from certstatus.admin.slots import ConnectionSlots, Slot
-from certstatus.clock import Clock
-from certstatus.config import Settings
 from certstatus.errors import ConfigError
-from certstatus.generator.schedule import start_background, stop_background
 from certstatus.server.tls import peer_chain
 from certstatus.source_settings import AdminSettings
-from certstatus.sources.changes import ChangeFeed
-from certstatus.sources.refresh import Refresher, register_targets
-from certstatus.store.base import StatusStore
 
 log = logging.getLogger("certstatus.admin")
 
@@ -309,51 +296,3 @@ def _handler_class(api: AdminApi, mutual_tls: bool, api_thread: ThreadPoolExecut
             log.debug("admin %s %s", self.address_string(), format % args)
 
     return Handler
-
-
-@dataclass
-class Services:
-    """Background services of one supervisor; :meth:`stop` ends them."""
-
-    refresher: Refresher
-    admin: AdminServer | None
-    feed: ChangeFeed
-    generator: BaseProcess | None = None  # precomputed/cached CAs: certstatus.generator.schedule
-
-    def stop(self) -> None:
-        if self.generator is not None:
-            stop_background(self.generator)
-        if self.admin is not None:
-            self.admin.stop()
-        self.refresher.stop()
-
-
-def start_services(
-    settings: Settings, store_factory: Callable[[], StatusStore], clock: Clock, feed: ChangeFeed | None = None,
-    extra_routes: Mapping[tuple[str, str], Callable[[], AdminResponse]] | None = None,
-    status_page: Callable[[Refresher], Callable[[str], str]] | None = None,
-) -> Services:
-    """Start the refresher, (if configured) the admin listener and, for precomputed/cached CAs, the
-    background generator; raise ConfigError for a bad [admin].
-
-    ``extra_routes`` are more admin endpoints (see :class:`AdminApi`); ``status_page(refresher)``
-    returns the function that renders the status page for a query string (``GET /``, with the
-    API's authentication: :class:`~certstatus.admin.page_routes.PageRoutes`).
-    """
-    feed = feed or ChangeFeed()
-    refresher = Refresher(settings, store_factory, clock, feed)
-    admin = None
-    if settings.admin is not None:
-        token = read_token(settings.admin)
-        api = AdminApi(
-            store_factory, lambda store: register_targets(store, settings.cas), clock,
-            token=token, operators=operator_policy(settings.admin), refresher=refresher, feed=feed,
-            extra_routes=extra_routes,
-        )  # fmt: skip
-        if status_page is not None:
-            secure = settings.admin.tls_certificate is not None
-            api.pages = PageRoutes(status_page(refresher), api.authenticate, clock, token=token, secure=secure)
-        admin = AdminServer(settings.admin, api)
-        admin.start()
-    refresher.start()
-    return Services(refresher, admin, feed, start_background(settings, feed=feed))

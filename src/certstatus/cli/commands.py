@@ -62,7 +62,7 @@ def serve(log_level: str, **opts) -> None:
     # deferred: the responder's modules (~0.5 s) only for the commands that run it
     from certstatus.app import prepare
     from certstatus.server.listen import open_listener
-    from certstatus.server.run import serve as run_server
+    from certstatus.supervisor.run import serve as run_server
 
     configure_logging(log_level)  # from here on, an uncaught exception is a JSON line, not a raw traceback
     settings = settings_from_options(opts)
@@ -104,7 +104,7 @@ def demo(folder: str, listen: str, key_type: str, workers: int, no_serve: bool) 
     # deferred: the responder's modules (~0.5 s) only for the commands that run it
     from certstatus.app import prepare
     from certstatus.server.listen import check_address
-    from certstatus.server.run import serve as run_server
+    from certstatus.supervisor.run import serve as run_server
 
     host, port = parse_listen(listen, file=CLI, key="--listen")
     if not no_serve:  # before the PKI is written and imported: a port in use stops the demo at once

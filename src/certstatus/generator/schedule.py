@@ -4,7 +4,7 @@
 form runs one pass first: :func:`certstatus.cli.generate.generate_before_serving`): the stored responses
 are served at once (a row whose status changed since it was signed, or
 past its refresh point, never is: that request is signed live), and the
-supervisor's services (:func:`certstatus.admin.server.start_services`,
+supervisor's services (:func:`certstatus.supervisor.services.start_services`,
 restarted on SIGHUP with the new settings) run :func:`run_background` in its
 own process, whose first tick is a full pass: what changed, is missing or
 is due while the responder was down (that walk over every known serial,

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
+from certstatus.pipeline.issuers import ServedCA
 from certstatus.protocol.request import OCSPQuery
 
 
@@ -72,8 +73,8 @@ class Exchange:
     route: Route
     received_at: dt.datetime
     client_address: str | None = None
-    ca: object | None = None
-    cas: list = field(default_factory=list)
+    ca: ServedCA | None = None
+    cas: list[ServedCA | None] = field(default_factory=list)
     request_der: bytes = b""
     tls_client_chain: tuple[bytes, ...] = ()
     forwarded_client_cert: bytes | None = None

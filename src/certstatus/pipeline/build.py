@@ -48,7 +48,7 @@ from certstatus.pipeline.audit import Audit
 from certstatus.pipeline.authenticate import Authenticate
 from certstatus.pipeline.authorize import Authorize, policy_for
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError, compose
-from certstatus.pipeline.cache import ResponseCache
+from certstatus.pipeline.cache import AnswerCacheStep
 from certstatus.pipeline.forward import Forward, RemoteResponders
 from certstatus.pipeline.freshness import FreshnessGuard
 from certstatus.pipeline.issuers import IssuerRegistry
@@ -145,7 +145,7 @@ class Pipeline:
     connection_gate: Callable[[tuple[bytes, ...]], str | None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     guard: FreshnessGuard | None = None
-    cache: ResponseCache | None = None
+    cache: AnswerCacheStep | None = None
     signer: LocalStatusSigner | None = None
     presigned: PrecomputedLookup | None = None
     resolver: ResolveIssuers | None = None
@@ -206,7 +206,7 @@ def build_pipeline(
         pipeline.closers.append(live_sql.close)
     steps["nonce policy"] = NoncePolicy()
     if any(ca.mode != "live" for ca in settings.cas):
-        pipeline.cache = steps["answer cache"] = ResponseCache(settings.server.response_cache_bytes)
+        pipeline.cache = steps["answer cache"] = AnswerCacheStep(settings.server.response_cache_bytes)
         steps["mode"] = ModePolicy()
         pipeline.presigned = steps["pre-signed"] = PrecomputedLookup(store, registry)
     pipeline.signer = LocalStatusSigner(store, clock, pipeline.guard)

@@ -14,7 +14,7 @@ nonce, with several CertIDs, and every request of a live-mode CA pass by.
 * An entry is never served at or after its refresh point
   (:func:`certstatus.response_refresh.refresh_due`, before nextUpdate).
 * A status change of an issuer, committed by any process, drops that
-  issuer's entries: :meth:`ResponseCache.issuer_changed` is subscribed to
+  issuer's entries: :meth:`AnswerCacheStep.issuer_changed` is subscribed to
   the worker's :class:`~certstatus.store.changes.ChangeHub` (SQLite
   counters polled, PostgreSQL LISTEN/NOTIFY) and the drop happens on the
   request path's thread before the next request is answered.
@@ -144,7 +144,7 @@ class AnswerCache:
         self.size -= self._entries.pop(key).size
 
 
-class ResponseCache:
+class AnswerCacheStep:
     """The pipeline step in front of the precomputed lookup and live signing (see module doc).
 
     ``max_bytes`` bounds the cache (0: off); ``budget`` shares the bound (see :class:`ByteBudget`).

@@ -45,7 +45,7 @@ class RemoteResponders:
     timeout: float
 
 
-class ResponseCache:
+class ForwardedAnswerCache:
     """Remote responses by CertIDs, each until its nextUpdate; least recently used evicted."""
 
     def __init__(self, size: int = CACHE_ENTRIES) -> None:
@@ -81,12 +81,12 @@ class Forward:
         responders: Mapping[str, RemoteResponders],
         clock: Clock,
         *,
-        cache: ResponseCache | None = None,
+        cache: ForwardedAnswerCache | None = None,
         on_attempt: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.responders = dict(responders)
         self.clock = clock
-        self.cache = cache if cache is not None else ResponseCache()
+        self.cache = cache if cache is not None else ForwardedAnswerCache()
         self.on_attempt = on_attempt
         # One pooled client per worker, used from the threads the edge runs fetches in.
         self.client = httpx.Client(headers={"content-type": "application/ocsp-request"}, follow_redirects=False)

@@ -40,14 +40,28 @@ class FreshnessGuard:
         self._throttle = LogThrottle(60.0)
 
     def current(self, ca: ServedCA) -> Freshness:
-        """The CA's :class:`Freshness`, re-read from the store when older than ``recheck_seconds``."""
+        """The CA's :class:`Freshness` as last read; read again when older than ``recheck_seconds``
+        through :meth:`refresh_state`, which also sets ``ca.has_data``.
+
+        Raises :class:`~certstatus.errors.StoreUnavailable` when the states must be re-read and cannot be.
+        """
         now = time.monotonic()
         cached = self._cache.get(ca.issuer_id)
         if cached is None or now - cached[0] >= self.recheck_seconds:
-            cached = (now, freshness(self.store.source_states(ca.issuer_id), ca.settings))
-            self._cache[ca.issuer_id] = cached
-            ca.has_data = cached[1].has_data
+            return self.refresh_state(ca, now)
         return cached[1]
+
+    def refresh_state(self, ca: ServedCA, now: float) -> Freshness:
+        """Read the CA's source states from the store, keep their :class:`Freshness` (read at ``now``,
+        ``time.monotonic()`` seconds) for ``recheck_seconds``, and set ``ca.has_data`` from it: the
+        signer step, which checks that flag, then agrees with what this guard just read.
+
+        Raises :class:`~certstatus.errors.StoreUnavailable` when the store cannot be read.
+        """
+        state = freshness(self.store.source_states(ca.issuer_id), ca.settings)
+        self._cache[ca.issuer_id] = (now, state)
+        ca.has_data = state.has_data
+        return state
 
     def invalidate(self, issuer_id: int) -> None:
         """Forget the issuer's state: the next request re-reads it (a store change subscriber, any thread)."""

@@ -172,10 +172,6 @@ class OCSPHttpHandler:
                 return route, ""
         return None
 
-    def content_length_ok(self, content_length: int | None) -> bool:
-        """False when a declared body is over the limit (answer 413 before reading it)."""
-        return content_length is None or content_length <= self.max_request_bytes
-
     def handle(
         self,
         method: str,

@@ -6,9 +6,9 @@ the ``spawn`` method (the supervisor runs threads — the source refresher —
 and forking a threaded process is unsafe); each inherits the socket and
 accepts from it in turn, the kernel handing each connection to one of them.
 Each worker builds its own application from the settings the supervisor's
-:class:`~certstatus.server.lifecycle.Lifecycle` handed over (the file named by
+:class:`~certstatus.supervisor.lifecycle.Lifecycle` handed over (the file named by
 ``CERTSTATUS_SETTINGS_FILE``, read at each worker's start, database passwords in
-passfiles: :func:`~certstatus.server.lifecycle.worker_settings`) and runs a
+passfiles: :func:`~certstatus.server.worker_settings.worker_settings`) and runs a
 uvloop event loop.
 
 Signals to the supervisor: SIGTERM/SIGINT stop — workers stop accepting,
@@ -134,32 +134,6 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     await asyncio.sleep(0)
 
 
-def _worker_main(sock: socket.socket, client_timeout: float, max_header_bytes: int, grace_seconds: float) -> None:
-    """Body of a spawned worker (under :func:`~certstatus.observability.process_main`): build the application,
-    serve until SIGTERM."""
-    from certstatus.app import build_application, watch_signers
-    from certstatus.server.lifecycle import worker_settings
-    from certstatus.server.tls import server_context
-
-    settings = worker_settings()
-
-    built = []
-
-    def make_responder() -> Responder:
-        application = build_application(settings)
-        built.append(application)
-        watch_signers(application)  # rescans signers_dir, re-checks revocations; SIGHUP forces it
-        return application.responder
-
-    try:
-        run_worker(sock, make_responder, client_timeout=client_timeout, max_header_bytes=max_header_bytes,
-                   grace_seconds=grace_seconds, max_connections=settings.server.max_connections,
-                   max_in_flight=settings.server.max_in_flight, tls=server_context(settings.ops.tls))
-    finally:
-        for application in built:
-            application.close()  # flushes the audit log
-
-
 def serve_forever(
     sock: socket.socket,
     *,
@@ -170,11 +144,17 @@ def serve_forever(
     grace_seconds: float = GRACE_SECONDS,
     on_ready: Callable[[], None] | None = None,
     on_reload: Callable[[], bool | None] | None = None,
+    worker_main: Callable[[socket.socket, float, int, float], None],
 ) -> None:
     """Run ``workers`` processes serving ``sock``; return after SIGTERM/SIGINT once all exited.
 
+    ``worker_main(sock, client_timeout, max_header_bytes, grace_seconds)`` is the body of each
+    spawned worker (a module-level function: it is pickled to the child), e.g.
+    :func:`certstatus.supervisor.worker.worker_main`, which builds the application and calls
+    :func:`run_worker`.
+
     Each worker builds the application from the settings the supervisor's
-    ``Lifecycle`` exported (:func:`~certstatus.server.lifecycle.worker_settings`,
+    ``Lifecycle`` exported (:func:`~certstatus.server.worker_settings.worker_settings`,
     read at each start so that a reload reaches new workers). ``on_ready`` runs here once the workers are started and signals
     handled; ``on_reload`` on SIGHUP — the workers are replaced unless it
     returns False (a refused reload). A worker that dies is started again; one that
@@ -192,7 +172,7 @@ def serve_forever(
     def spawn() -> None:
         process = context.Process(
             target=process_main,  # JSON logging; an exception is one log line, not a raw traceback
-            args=(log_level, _worker_main, sock, client_timeout, max_header_bytes, grace_seconds),
+            args=(log_level, worker_main, sock, client_timeout, max_header_bytes, grace_seconds),
             name="certstatus-worker",
         )
         process.start()

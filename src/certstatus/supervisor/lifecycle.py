@@ -6,10 +6,10 @@ Any worker supervisor uses it the same way:
    metrics folder and exports ``PROMETHEUS_MULTIPROC_DIR`` (workers count
    into it), exports the settings workers build from (the hand-over: every
    database password moved into a passfile, see :func:`without_passwords`;
-   the only settings any child process gets), and starts the
-   supervisor's services (:func:`certstatus.admin.server.start_services`:
-   the source refresher and the admin listener, to which it adds
-   ``GET /metrics``, ``/health`` and ``/ready``) and its own copy of the
+   the only settings any child process gets: :mod:`certstatus.server.worker_settings`), and starts the
+   supervisor's services (:func:`certstatus.supervisor.services.start_services`:
+   the source refresher, the admin listener, to which it adds
+   ``GET /metrics``, ``/health`` and ``/ready``, and the background generator) and its own copy of the
    signers (:class:`SupervisorSigners`: what ``/metrics`` and ``/ready``
    report, kept current as the workers' are, and the process that logs a
    revoked signer — once per server, not once per worker);
@@ -45,6 +45,7 @@ from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, readiness_problems, readiness_report, store_problem
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
 from certstatus.observability import held_config_warnings
+from certstatus.server.worker_settings import SETTINGS_ENV, without_passwords, write_private
 from certstatus.signing.loader import SignerWatcher
 from certstatus.signing.revocation import SignerRevocations
 from certstatus.signing.signer_set import signer_expiry
@@ -53,61 +54,8 @@ from certstatus.statuspage.facts import gather_facts
 from certstatus.statuspage.page import StatusPage
 from certstatus.statuspage.traffic import TrafficSampler, traffic_sampler
 from certstatus.store.changes import ChangeHub, ChangeWatcher
-from certstatus.store.dsn import is_dsn, pgpass_line, split_password, with_passfile
 
 log = logging.getLogger("certstatus.server")
-
-#: Environment variable naming the file through which the supervisor hands settings to workers.
-#: The settings travel in a file of mode 0600 in a private folder, not in the environment:
-#: they may hold a database password, and a process environment is copied into every child
-#: process and shown by /proc/PID/environ and crash reports.
-SETTINGS_ENV = "CERTSTATUS_SETTINGS_FILE"
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (mode 0600) by an atomic rename: a reader sees the old or the new file, whole."""
-    fresh = path.with_suffix(".new")
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    fresh.replace(path)
-
-
-def worker_settings() -> Settings:
-    """The settings the supervisor exported (in a worker process): without passwords (:func:`without_passwords`)."""
-    return Settings.from_json(Path(os.environ[SETTINGS_ENV]).read_text())
-
-
-def _passfile_dsn(dsn: str, passfile: Path) -> str:
-    """``dsn`` without its password, naming ``passfile`` (written, mode 0600) that holds it; as is without one."""
-    bare, password = split_password(dsn)
-    if password is None:
-        return dsn
-    _write_private(passfile, pgpass_line(password))
-    return with_passfile(bare, str(passfile))
-
-
-def without_passwords(settings: Settings, folder: Path) -> Settings:
-    """``settings`` with every PostgreSQL password moved into a libpq passfile in ``folder``.
-
-    Covers ``server.database`` (file ``pgpass``) and each ``[ca.NAME.sql]`` DSN
-    (file ``pgpass-sql-N``, N the CA's position: one file per DSN, since a
-    passfile line here matches any host). The DSNs handed on name their file
-    with ``passfile=``; libpq reads the password from it when it connects, so
-    the settings text (and whatever logs or dumps it) holds no password.
-    """
-    database = settings.server.database
-    if is_dsn(database):
-        settings = dataclasses.replace(
-            settings, server=dataclasses.replace(settings.server, database=_passfile_dsn(str(database), folder / "pgpass"))
-        )
-    cas = []
-    for number, ca in enumerate(settings.cas):
-        if ca.sql is not None:
-            sql = dataclasses.replace(ca.sql, dsn=_passfile_dsn(ca.sql.dsn, folder / f"pgpass-sql-{number}"))
-            ca = dataclasses.replace(ca, sql=sql)
-        cas.append(ca)
-    return dataclasses.replace(settings, cas=tuple(cas))
 
 
 class SupervisorSigners:
@@ -247,11 +195,11 @@ class Lifecycle:
         folder = Path(self._settings_dir)
         path = folder / "settings.json"
         self.handed = without_passwords(self.settings, folder)
-        _write_private(path, self.handed.to_json())
+        write_private(path, self.handed.to_json())
         os.environ[SETTINGS_ENV] = str(path)
 
     def _start_services(self) -> None:
-        from certstatus.admin.server import start_services
+        from certstatus.supervisor.services import start_services
         from certstatus.store.factory import open_configured_store as open_store
 
         settings = self.handed

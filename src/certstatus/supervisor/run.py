@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 
 from certstatus.config import Settings
-from certstatus.server.lifecycle import Lifecycle
+from certstatus.supervisor.lifecycle import Lifecycle
 
 log = logging.getLogger("certstatus.server")
 
@@ -54,6 +54,7 @@ def serve(
     from certstatus.observability import configure_logging
     from certstatus.server.listen import bind_listener, listen_key, start_listening
     from certstatus.server.workers import serve_forever
+    from certstatus.supervisor.worker import worker_main
 
     if sock is None:
         sock = bind_listener(settings.server.host, settings.server.port, where=settings.server.where, key=listen_key(settings))
@@ -78,6 +79,7 @@ def serve(
             grace_seconds=GRACE_SECONDS,
             on_ready=None if on_listening is None else lambda: on_listening(host, port),
             on_reload=lifecycle.reload,
+            worker_main=worker_main,
         )
     finally:
         lifecycle.stop()  # serve_forever closed the socket
