@@ -48,6 +48,9 @@ DEFAULT_MAX_REQUEST_BYTES = _SERVER("max_request_bytes")
 #: the CRL's nextUpdate.
 PROFILE_FORMAT = 1
 
+#: CaSettings fields that hold a file path (JSON strings → Path in Settings.from_json).
+_CA_PATHS = frozenset({"certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
+                       "signers_dir", "pkcs11_pin_file"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: [ca.NAME] keys read here with their defaults (sources, signers, access and forwarding: source_settings,
 #: signing.settings, config_ops).
@@ -55,7 +58,7 @@ _RESPONSE_KEYS = ("validity", "force_validity", "responder_id", "unknown_serials
                   "archive_cutoff", "final_response_after_expiry", "nonce", "include_signer_chain", "cert_hash")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaSettings:
     """One CA served (a ``[ca.NAME]`` table). Durations in seconds."""
 
@@ -193,11 +196,17 @@ class Settings:
         database = raw["server"]["database"]
         server = ServerSettings(**{**raw["server"], "database": database if is_dsn(database) else Path(database)})
         cas = []
-        for ca in raw["cas"]:
-            for key in ("certificate", "signer_certificate", "signer_key", "index", "issued", "signer_password_file",
-                        "signers_dir", "pkcs11_pin_file"):
-                if ca.get(key) is not None:
-                    ca[key] = Path(ca[key])
+        shared: dict[str, str] = {}  # one object per text many CAs repeat (the file they come from, mode, policies...)
+        raw_cas = raw.pop("cas")
+        raw_cas.reverse()
+        while raw_cas:  # each CA's parsed JSON is freed once its CaSettings is built (lower peak with many CAs)
+            ca = raw_cas.pop()
+            for key, value in ca.items():
+                if isinstance(value, str):
+                    if key in _CA_PATHS:
+                        ca[key] = Path(value)
+                    else:
+                        ca[key] = shared.setdefault(value, value)
             ca["crl"] = tuple(ca["crl"])
             ca["signers"] = tuple(SignerSettings.from_dict(s) for s in ca.get("signers", ()))
             ca["sql"] = None if ca.get("sql") is None else SqlSettings(**ca["sql"])

@@ -28,7 +28,7 @@ SOURCE_KEYS = frozenset({
 _SQL = schema.SQL.default
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SqlSettings:
     """A live SQL source: ``dsn`` (postgresql://...), ``query`` with psycopg named
     parameters ``%(issuer)s``, ``%(serial)s`` (numeric), ``%(serial_hex)s``

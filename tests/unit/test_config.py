@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import textwrap
 from pathlib import Path
 
@@ -427,6 +429,26 @@ def test_settings_json_round_trip_is_equal(tmp_path: Path) -> None:
     assert again == settings
     assert isinstance(again.cas[0].certificate, Path) and isinstance(again.cas[0].crl, tuple)
     assert again.cas[1].index is None and again.cas[1].signer_password_file is None
+
+
+def test_worker_settings_of_many_cas_hold_no_per_ca_copies(tmp_path: Path) -> None:
+    """A worker holds the settings of every CA: no instance dict per CA or signer, and one object for the
+    texts the CAs repeat (the file they come from, their mode and policies), not one per CA."""
+    tables = "".join(
+        f'[ca.c{i}]\ncertificate = "c{i}.pem"\ncrl = ["c{i}.crl"]\nsigner_certificate = "o{i}.pem"\n'
+        f'signer_key = "o{i}.key"\npath = "/c{i}"\n[[ca.c{i}.signer]]\ncertificate = "n{i}.pem"\nkey = "n{i}.key"\n'
+        for i in range(3)
+    )
+    settings = load_config(_write(tmp_path, tables))
+
+    again = Settings.from_json(settings.to_json())
+
+    assert again == settings
+    first, second = again.cas[0], again.cas[1]
+    assert not hasattr(first, "__dict__") and not hasattr(first.signers[0], "__dict__")
+    assert first.where is second.where and first.mode is second.mode and first.on_stale is second.on_stale
+    assert dataclasses.replace(first, mode="cached").mode == "cached" and first.mode == "live"
+    assert pickle.loads(pickle.dumps(again)) == again
 
 
 def test_settings_json_holds_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from certstatus.demo_pki import DemoPki
 from certstatus.model import HASH_ALGORITHM_OIDS
 from certstatus.protocol import extensions
-from certstatus.protocol.certid import issuer_hashes
+from certstatus.protocol.certid import all_issuer_hashes, issuer_hashes
 from certstatus.protocol.request import (
     MalformedRequest,
     OCSPQuery,
@@ -109,6 +109,19 @@ def _cryptography_request(leaf: x509.Certificate, issuer: x509.Certificate, alg:
 
 
 # --- requests written by cryptography --------------------------------------------------------------
+
+
+def test_issuer_hashes_of_every_algorithm_match_those_of_client_requests(demo_pki: DemoPki, ca: x509.Certificate) -> None:
+    """The registry's hashes (the issuer's name read from a copy of its certificate) are those a client's
+    CertID carries, for every algorithm (cryptography's request builder hashes the issuer it is given)."""
+    leaf = _load_cert(demo_pki.leaves["good"])
+
+    hashes = all_issuer_hashes(ca)
+
+    assert set(hashes) == set(HASH_ALGORITHM_OIDS)
+    for alg, pair in hashes.items():
+        (cert_id,) = parse_request(_cryptography_request(leaf, ca, alg, None)).cert_ids
+        assert pair == (cert_id.issuer_name_hash, cert_id.issuer_key_hash) == issuer_hashes(ca, alg)
 
 
 @pytest.mark.parametrize("alg", sorted(HASHES))

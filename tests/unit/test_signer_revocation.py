@@ -132,3 +132,17 @@ def test_revocations_read_the_store_they_are_given_and_tell_listeners(signers, t
         assert told == [issuer_id] and ca.signers.select() is older
     finally:
         store.close()
+
+
+def test_sets_with_nothing_revoked_share_one_empty_revoked_set_and_still_learn_revocations(signers) -> None:
+    """A worker holds a signer set per CA; nothing revoked is the common case and costs no set per CA."""
+    older, newer = signers["older"], signers["newer"]
+    first = SignerSet("a", [older, newer], ManualClock(NOW))
+    second = SignerSet("b", [older], ManualClock(NOW))
+    first.check_revocations(_revoking())
+    second.check_revocations(_revoking())
+
+    assert first._revoked is second._revoked and first._told is second._told
+    assert first.check_revocations(_revoking(newer)) is True and first.select() is older
+    assert first.check_revocations(_revoking()) is True and first.select() is newer
+    assert second._revoked == frozenset()

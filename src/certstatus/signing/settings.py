@@ -52,7 +52,7 @@ CA_SIGNER_KEYS = frozenset({
 })  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignerSettings:
     """One signer of a CA: its certificate file and its key (file path or ``pkcs11:`` URI).
 
