@@ -148,6 +148,9 @@ class PrecomputedLookup:
             for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
                 self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
         self._last_warning: dict[tuple[str, str], dt.datetime] = {}
+        # (thisUpdate, nextUpdate, refresh_due of them) of the last stored response: rows signed in one
+        # batch share the store's datetime objects (compared by identity), so the rule runs once per batch.
+        self._due: tuple = (None, None, None)
         self._unlogged: dict[tuple[str, str], int] = {}
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
@@ -180,7 +183,10 @@ class PrecomputedLookup:
         revoked = ca.signers.revoked_certificates
         if revoked and any(certificate in stored.der for certificate in revoked):
             return None  # its signer was revoked since: not served (see the module docstring)
-        if now >= refresh_due(stored.this_update, stored.next_update):
+        due = self._due
+        if due[0] is not stored.this_update or due[1] is not stored.next_update:
+            due = self._due = (stored.this_update, stored.next_update, refresh_due(stored.this_update, stored.next_update))
+        if now >= due[2]:
             self._expired(ca, "past_next_update" if now >= stored.next_update else "past_refresh_point", stored.next_update, now)
             return None
         return OCSPAnswer(
