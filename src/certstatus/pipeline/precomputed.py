@@ -52,10 +52,10 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from prometheus_client import Counter
 
 from certstatus.errors import SignerUnavailable
-from certstatus.model import CertID
+from certstatus.model import CertID, serial_key
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
+from certstatus.protocol.fast_response import CertIdTemplate, cert_id_prefix
 from certstatus.protocol.request import OCSPQuery
 from certstatus.response_refresh import refresh_due
 from certstatus.store.base import StatusReader
@@ -141,12 +141,13 @@ class PrecomputedLookup:
 
     def __init__(self, store: StatusReader, registry: IssuerRegistry) -> None:
         self.store = store
-        self._prefixes: dict[tuple[int, str], bytes] = {}
+        # (issuer_id, hash algorithm) -> the stored responses' CertID encoder (headers kept per serial length).
+        self._templates: dict[tuple[int, str], CertIdTemplate] = {}
         # issuer_id -> the signing profile a stored row must have been signed under to be served.
         self._profiles = {ca.issuer_id: ca.settings.signing_profile for ca in registry.cas}
         for ca in registry.cas:
             for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
-                self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
+                self._templates[(ca.issuer_id, algorithm)] = CertIdTemplate(cert_id_prefix(algorithm, *ca.hashes[algorithm]))
         self._last_warning: dict[tuple[str, str], dt.datetime] = {}
         # (thisUpdate, nextUpdate, refresh_due of them) of the last stored response: rows signed in one
         # batch share the store's datetime objects (compared by identity), so the rule runs once per batch.
@@ -199,8 +200,8 @@ class PrecomputedLookup:
 
     def is_canonical(self, ca: ServedCA, cert_id: CertID) -> bool:
         """True when ``cert_id`` is SHA-1/SHA-256 and encoded exactly as the stored responses' CertID."""
-        prefix = self._prefixes.get((ca.issuer_id, cert_id.hash_algorithm))
-        return prefix is not None and cert_id.der == encode_cert_id(prefix, cert_id.serial_number)
+        template = self._templates.get((ca.issuer_id, cert_id.hash_algorithm))
+        return template is not None and cert_id.der == template.encode(serial_key(cert_id.serial_number))
 
     def _expired(self, ca: ServedCA, reason: str, next_update: dt.datetime, now: dt.datetime) -> None:
         EXPIRED.labels(ca=ca.name, reason=reason).inc()
