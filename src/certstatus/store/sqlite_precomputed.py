@@ -178,6 +178,7 @@ class PrecomputedSQLite:
     """
 
     _db: sqlite3.Connection
+    _lookup_cursor: sqlite3.Cursor  # the request path's reads reuse it (a new cursor per read is measurable)
     path: str
     _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
     _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
@@ -194,7 +195,7 @@ class PrecomputedSQLite:
         sql = _SELECT.get(hash_algorithm)
         if sql is None:
             return None
-        row = self._db.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
+        row = self._lookup_cursor.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
         if row is None or row[0] is None or (profile is not None and row[4] != profile):
             return None
         der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
