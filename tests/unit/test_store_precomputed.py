@@ -62,6 +62,20 @@ def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
     assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
 
 
+def test_responses_signed_at_one_time_share_their_time_objects(store):
+    # The request path caches what it derives from thisUpdate/nextUpdate (rendered headers, the refresh
+    # point) by the identity of these objects: one batch of rows must give the same ones.
+    issuer_id = store.register_issuer("one", b"ca-1")
+    _index(store, issuer_id, [7, 8, 9])
+    _sign(store, issuer_id, [7, 8])
+    _sign(store, issuer_id, [9], when=T0 + DAY)
+    seven, eight, nine = (store.precomputed(issuer_id, serial, "sha1") for serial in (7, 8, 9))
+    assert seven.this_update is eight.this_update and seven.next_update is eight.next_update
+    assert (seven.this_update, seven.next_update) == (T0, T0 + DAY)
+    assert (nine.this_update, nine.next_update) == (T0 + DAY, T0 + 2 * DAY)
+    assert nine.this_update is seven.next_update  # one object per second, whichever field it came from
+
+
 def test_a_row_of_another_signing_profile_is_not_served_and_falls_due_first(store):
     """After a configuration change the CA's profile differs: its old rows are misses, and
     expire_other_profiles puts them before every other renewal."""

@@ -52,10 +52,10 @@ from cryptography.x509.ocsp import OCSPResponseStatus
 from prometheus_client import Counter
 
 from certstatus.errors import SignerUnavailable
-from certstatus.model import CertID
+from certstatus.model import CertID, serial_key
 from certstatus.pipeline.base import Exchange, Handler, OCSPAnswer, OCSPError
 from certstatus.pipeline.issuers import IssuerRegistry, ServedCA
-from certstatus.protocol.fast_response import cert_id_prefix, encode_cert_id
+from certstatus.protocol.fast_response import CertIdTemplate, cert_id_prefix
 from certstatus.protocol.request import OCSPQuery
 from certstatus.response_refresh import refresh_due
 from certstatus.store.base import StatusReader
@@ -141,13 +141,17 @@ class PrecomputedLookup:
 
     def __init__(self, store: StatusReader, registry: IssuerRegistry) -> None:
         self.store = store
-        self._prefixes: dict[tuple[int, str], bytes] = {}
+        # (issuer_id, hash algorithm) -> the stored responses' CertID encoder (headers kept per serial length).
+        self._templates: dict[tuple[int, str], CertIdTemplate] = {}
         # issuer_id -> the signing profile a stored row must have been signed under to be served.
         self._profiles = {ca.issuer_id: ca.settings.signing_profile for ca in registry.cas}
         for ca in registry.cas:
             for algorithm in PRECOMPUTED_HASH_ALGORITHMS:
-                self._prefixes[(ca.issuer_id, algorithm)] = cert_id_prefix(algorithm, *ca.hashes[algorithm])
+                self._templates[(ca.issuer_id, algorithm)] = CertIdTemplate(cert_id_prefix(algorithm, *ca.hashes[algorithm]))
         self._last_warning: dict[tuple[str, str], dt.datetime] = {}
+        # (thisUpdate, nextUpdate, refresh_due of them) of the last stored response: rows signed in one
+        # batch share the store's datetime objects (compared by identity), so the rule runs once per batch.
+        self._due: tuple = (None, None, None)
         self._unlogged: dict[tuple[str, str], int] = {}
 
     def handle(self, exchange: Exchange, call_next: Handler) -> OCSPAnswer:
@@ -180,7 +184,10 @@ class PrecomputedLookup:
         revoked = ca.signers.revoked_certificates
         if revoked and any(certificate in stored.der for certificate in revoked):
             return None  # its signer was revoked since: not served (see the module docstring)
-        if now >= refresh_due(stored.this_update, stored.next_update):
+        due = self._due
+        if due[0] is not stored.this_update or due[1] is not stored.next_update:
+            due = self._due = (stored.this_update, stored.next_update, refresh_due(stored.this_update, stored.next_update))
+        if now >= due[2]:
             self._expired(ca, "past_next_update" if now >= stored.next_update else "past_refresh_point", stored.next_update, now)
             return None
         return OCSPAnswer(
@@ -193,8 +200,8 @@ class PrecomputedLookup:
 
     def is_canonical(self, ca: ServedCA, cert_id: CertID) -> bool:
         """True when ``cert_id`` is SHA-1/SHA-256 and encoded exactly as the stored responses' CertID."""
-        prefix = self._prefixes.get((ca.issuer_id, cert_id.hash_algorithm))
-        return prefix is not None and cert_id.der == encode_cert_id(prefix, cert_id.serial_number)
+        template = self._templates.get((ca.issuer_id, cert_id.hash_algorithm))
+        return template is not None and cert_id.der == template.encode(serial_key(cert_id.serial_number))
 
     def _expired(self, ca: ServedCA, reason: str, next_update: dt.datetime, now: dt.datetime) -> None:
         EXPIRED.labels(ca=ca.name, reason=reason).inc()

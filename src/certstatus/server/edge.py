@@ -114,6 +114,9 @@ class EdgeCache:
         self._entries: OrderedDict[bytes, tuple] = OrderedDict()
         self._changed: deque[int] = deque()
         self._lines = HeadLines()
+        # (thisUpdate, nextUpdate, their Unix times and refresh point) of the last answer kept: answers
+        # of one signing batch share the datetime objects (compared by identity), so computed once per batch.
+        self._times: tuple = (None, None, 0.0, 0.0, 0.0)
         self.counts = AnswerCounts(SOURCE)  # hits since the last flush_metrics()
 
     def __len__(self) -> int:
@@ -155,7 +158,12 @@ class EdgeCache:
         if eligible is None:
             return
         name, stale_deadline = eligible
-        deadline = min(refresh_due(answer.this_update, answer.next_update).timestamp(), stale_deadline())
+        times = self._times
+        if times[0] is not answer.this_update or times[1] is not answer.next_update:
+            times = self._times = (answer.this_update, answer.next_update, answer.this_update.timestamp(),
+                                   answer.next_update.timestamp(),
+                                   refresh_due(answer.this_update, answer.next_update).timestamp())  # fmt: skip
+        deadline = min(times[4], stale_deadline())
         if self.time() >= deadline:
             return
         size = len(key) + len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
@@ -165,7 +173,7 @@ class EdgeCache:
         stats = self.counts.slot(name, answer.statuses)
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = (deadline, answer.next_update.timestamp(), answer.this_update.timestamp(), middle,
+        self._entries[key] = (deadline, times[3], times[2], middle,
                               lines[0], lines[1], answer.der, ca.issuer_id, stats, size)  # fmt: skip
         self.size += size
         if self.on_fill is not None:

@@ -196,7 +196,8 @@ class Responder:
 
 class _Times:
     """thisUpdate and nextUpdate of an answer (the datetimes, compared by identity: the signer
-    reuses them for every answer of one second), their Unix times and rendered headers."""
+    reuses them for every answer of one second, the SQLite store for every stored response of
+    one signing batch), their Unix times and rendered headers."""
 
     __slots__ = ("this_update", "next_update", "this_update_ts", "next_update_ts", "dates")
 

@@ -166,6 +166,10 @@ def _dt(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.timezone.utc)
 
 
+#: How many distinct stored times :meth:`PrecomputedSQLite.precomputed` keeps as datetimes (then it starts over).
+_TIMES_KEPT = 4096
+
+
 class PrecomputedSQLite:
     """The pre-signed response and change feed methods of ``SQLiteStore`` (a mixin).
 
@@ -174,9 +178,14 @@ class PrecomputedSQLite:
     """
 
     _db: sqlite3.Connection
+    _lookup_cursor: sqlite3.Cursor  # the request path's reads reuse it (a new cursor per read is measurable)
     path: str
     _assemblers: dict[int, ResponseAssembler] | None = None  # certs_id -> assembler (rows never change)
     _certs_ids: dict[bytes, int] | None = None  # certificates element -> certs_id, once committed
+    # Stored second -> its datetime, for the request path: the generator signs whole batches at one
+    # thisUpdate and nextUpdate, so a few values recur, and one object per value spares a datetime
+    # per read and lets the request path's caches of rendered dates hit (they compare by identity).
+    _times: dict[int, dt.datetime] | None = None
 
     # -- read by the request path ----------------------------------------------
 
@@ -186,11 +195,20 @@ class PrecomputedSQLite:
         sql = _SELECT.get(hash_algorithm)
         if sql is None:
             return None
-        row = self._db.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
+        row = self._lookup_cursor.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
         if row is None or row[0] is None or (profile is not None and row[4] != profile):
             return None
         der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
-        return PrecomputedResponse(der, _dt(row[1]), _dt(row[2]))
+        times = self._times
+        if times is None or len(times) >= _TIMES_KEPT:
+            times = self._times = {}
+        this_update = times.get(row[1])
+        if this_update is None:
+            this_update = times[row[1]] = _dt(row[1])
+        next_update = times.get(row[2])
+        if next_update is None:
+            next_update = times[row[2]] = _dt(row[2])
+        return PrecomputedResponse(der, this_update, next_update)
 
     def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
         """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).
