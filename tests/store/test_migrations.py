@@ -16,7 +16,7 @@ from certstatus.errors import StoreError
 from certstatus.store import migrations
 from certstatus.store.factory import open_store
 from certstatus.store.postgres import PostgresStore
-from certstatus.store.sqlite import MMAP_BYTES, PAGE_SIZE, SQLiteStore
+from certstatus.store.sqlite import PAGE_SIZE, SQLiteStore
 from tests.servers import free_port
 
 
@@ -167,12 +167,6 @@ def test_new_sqlite_file_has_large_pages_and_an_old_file_keeps_its_own(tmp_path:
     store = SQLiteStore(path)  # upgraded in place, not rebuilt: a file keeps the page size it was made with
     assert store.schema_version() == migrations.latest_version("sqlite")
     assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
-    store.close()
-
-
-def test_sqlite_connections_read_the_file_through_a_memory_map(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "store.sqlite3")
-    assert store._db.execute("PRAGMA mmap_size").fetchone()[0] == MMAP_BYTES == 1 << 30
     store.close()
 
 

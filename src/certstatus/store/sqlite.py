@@ -72,11 +72,6 @@ _DEFAULT_CACHE_KIB = -2000
 #: (SQLite's default is 4 KiB) cost its workers and its checkpoints ~0.9 us less CPU per response
 #: (bench/generate.py). A file keeps the page size it was made with (existing stores: 4 KiB; see docs/database.md).
 PAGE_SIZE = 16384
-#: Bytes of the database file each connection reads through a memory map (PRAGMA mmap_size). A request
-#: path read touches two 16 KiB pages; through the default page cache (2 MB per connection, far below
-#: a store's size) each page missing from it is copied from the OS page cache (pread); mapped, it is
-#: read in place, and the pages are the OS's, shared by every worker instead of cached by each.
-MMAP_BYTES = 1 << 30
 _AUTOCHECKPOINT_BYTES = 10000 * 4096  # WAL bytes after which a writer's commit checkpoints (any page size)
 
 
@@ -141,7 +136,6 @@ class SQLiteStore(PrecomputedSQLite):
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_BYTES // page_size}")
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         if upgrade:
             self.upgrade()
         elif check:
