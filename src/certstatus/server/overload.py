@@ -32,7 +32,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.x509.ocsp import OCSPResponseStatus
+from prometheus_client import CollectorRegistry, Counter
 
+from certstatus.metrics import MULTIPROC_ENV
 from certstatus.server.http import HttpResponse, ocsp_error
 
 log = logging.getLogger("certstatus.overload")
@@ -52,10 +54,6 @@ def refused_counter(registry=None):
     Metrics are on when ``registry`` is given, or when the supervisor set
     ``PROMETHEUS_MULTIPROC_DIR`` (the admin listener sums the workers' files).
     """
-    from prometheus_client import CollectorRegistry, Counter
-
-    from certstatus.metrics import MULTIPROC_ENV
-
     if registry is None:
         if not os.environ.get(MULTIPROC_ENV):
             return None

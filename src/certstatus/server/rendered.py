@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from certstatus.clock import UTC, Clock, SystemClock
 from certstatus.metrics import AGE_BUCKETS, LATENCY_BUCKETS, RequestMetrics
+from certstatus.pipeline.metrics import ObserveMetrics
 from certstatus.server.http import CACHE_DIRECTIVES, OCSP_RESPONSE_TYPE, _http_date
 
 #: Start of a shareable 200 answer, up to its max-age value.
@@ -39,8 +40,6 @@ def unix_time(clock: Clock) -> Callable[[], float]:
 
 def pipeline_metrics(pipeline) -> RequestMetrics | None:
     """The worker's request metrics (those of the pipeline's metrics step), None without them."""
-    from certstatus.pipeline.metrics import ObserveMetrics
-
     return next((o.metrics for o in pipeline.observers if isinstance(o, ObserveMetrics)), None)
 
 

@@ -36,11 +36,17 @@ import ssl
 import time
 from collections.abc import Callable
 
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - a dependency everywhere but Windows, where asyncio's loop serves
+    uvloop = None
+
 from certstatus.metrics import SUPERVISOR
 from certstatus.observability import process_main
-from certstatus.server.responder import Responder
-from certstatus.server.overload import OverloadGuard, refused_counter
 from certstatus.server.connection import HttpProtocol, ServerState
+from certstatus.server.listen import bind_address, start_listening
+from certstatus.server.overload import OverloadGuard, refused_counter
+from certstatus.server.responder import Responder
 
 log = logging.getLogger("certstatus.server")
 
@@ -60,8 +66,6 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
     Raises ``OSError`` when the address is in use or not local.
     """
-    from certstatus.server.listen import bind_address, start_listening
-
     return start_listening(bind_address(host, port), backlog)
 
 
@@ -83,12 +87,7 @@ def run_worker(
     each in a thread (:mod:`certstatus.server.overload`); ``tls`` the server
     context of a TLS listener (:func:`certstatus.server.tls.server_context`).
     """
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        loop = asyncio.new_event_loop()
+    loop = asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     guard = None
     if max_connections is not None:

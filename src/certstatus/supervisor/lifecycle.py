@@ -38,13 +38,17 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from certstatus.admin.api import AdminResponse
+from certstatus.app import ca_health, load_ca, prepare
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
 from certstatus.health import CaHealth, readiness_problems, readiness_report, store_problem
 from certstatus.metrics import MULTIPROC_ENV, Snapshot, admin_registry
 from certstatus.observability import held_config_warnings
+from certstatus.pipeline.issuers import IssuerRegistry
 from certstatus.server.worker_settings import SETTINGS_ENV, without_passwords, write_private
 from certstatus.signing.loader import SignerWatcher
 from certstatus.signing.revocation import SignerRevocations
@@ -54,6 +58,8 @@ from certstatus.statuspage.facts import gather_facts
 from certstatus.statuspage.page import StatusPage
 from certstatus.statuspage.traffic import TrafficSampler, traffic_sampler
 from certstatus.store.changes import ChangeHub, ChangeWatcher
+from certstatus.store.factory import open_configured_store as open_store
+from certstatus.supervisor.services import start_services
 
 log = logging.getLogger("certstatus.server")
 
@@ -73,10 +79,6 @@ class SupervisorSigners:
     """
 
     def __init__(self, settings: Settings, clock: Clock, loaded: list | None = None) -> None:
-        from certstatus.app import ca_health, load_ca
-        from certstatus.pipeline.issuers import IssuerRegistry
-        from certstatus.store.factory import open_configured_store as open_store
-
         self.watcher: ChangeWatcher | None = None
         store = open_store(settings)
         try:
@@ -199,9 +201,6 @@ class Lifecycle:
         os.environ[SETTINGS_ENV] = str(path)
 
     def _start_services(self) -> None:
-        from certstatus.supervisor.services import start_services
-        from certstatus.store.factory import open_configured_store as open_store
-
         settings = self.handed
         if self.signers is not None:
             self.signers.stop()
@@ -222,8 +221,6 @@ class Lifecycle:
 
     def reload(self) -> bool:
         """Re-read configuration and data (SIGHUP); True when workers should be replaced."""
-        from certstatus.app import prepare
-
         try:
             settings = self.settings if self.load_settings is None else self.load_settings()
             loaded = []
@@ -254,8 +251,6 @@ class Lifecycle:
     # admin routes ------------------------------------------------------------------
 
     def _with_store(self, use):
-        from certstatus.store.factory import open_configured_store as open_store
-
         store = open_store(self.handed)  # per call: the admin serves from its own thread
         try:
             return use(store)
@@ -273,8 +268,6 @@ class Lifecycle:
 
     def _status_page(self, settings: Settings, refresher) -> Callable[[str], str]:
         """The status page's renderer over these services (``GET /`` of the admin listener)."""
-        from certstatus.store.factory import open_configured_store as open_store
-
         ring = self.traffic.ring
         return StatusPage(
             lambda: gather_facts(lambda: open_store(settings), settings.cas, self._cas, refresher.status(), ring, self.clock.now()),
@@ -307,6 +300,4 @@ def _text(status: int, text: str) -> AdminResponse:
 
 
 def _metrics(registry) -> AdminResponse:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
     return AdminResponse(200, {}, generate_latest(registry), CONTENT_TYPE_LATEST)

@@ -16,7 +16,11 @@ import socket
 from collections.abc import Callable
 
 from certstatus.config import Settings
+from certstatus.observability import configure_logging
+from certstatus.server.listen import bind_listener, listen_key, start_listening
+from certstatus.server.workers import serve_forever
 from certstatus.supervisor.lifecycle import Lifecycle
+from certstatus.supervisor.worker import worker_main
 
 log = logging.getLogger("certstatus.server")
 
@@ -51,11 +55,6 @@ def serve(
     :func:`certstatus.app.prepare` loaded for these settings (its ``loaded``
     list), kept as the supervisor's own signers instead of loaded again.
     """
-    from certstatus.observability import configure_logging
-    from certstatus.server.listen import bind_listener, listen_key, start_listening
-    from certstatus.server.workers import serve_forever
-    from certstatus.supervisor.worker import worker_main
-
     if sock is None:
         sock = bind_listener(settings.server.host, settings.server.port, where=settings.server.where, key=listen_key(settings))
     start_listening(sock)
