@@ -16,12 +16,15 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.x509.ocsp import OCSPResponseStatus
 
 from certstatus.pipeline.issuers import ServedCA
 from certstatus.protocol.request import OCSPQuery
+
+if TYPE_CHECKING:  # the authenticate step imports this module
+    from certstatus.pipeline.authenticate import Authentication
 
 
 class OCSPError(Exception):
@@ -78,7 +81,7 @@ class Exchange:
     request_der: bytes = b""
     tls_client_chain: tuple[bytes, ...] = ()
     forwarded_client_cert: bytes | None = None
-    auth: object | None = None
+    auth: Authentication | None = None
     started_ns: int = field(default_factory=time.perf_counter_ns)
     offload: bool = False
     prefetched: dict = field(default_factory=dict)
