@@ -41,6 +41,12 @@ def header(tag: int, length: int) -> bytes:
     return bytes((tag,)) + der_length(length)
 
 
+#: The length headers before a BasicOCSPResponse by the size of its content (body and certificates): they
+#: depend on that size alone, so every assembler shares them. With 10 000 CAs, each signer's own cache
+#: held a few sizes and most answers of a CA asked a few times a minute missed it.
+_PREFIXES: dict[int, bytes] = {}
+
+
 class ResponseAssembler:
     """Builds OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1) around a stored body.
 
@@ -50,12 +56,12 @@ class ResponseAssembler:
     every response of one signer). ``certificates_element`` is the encoded
     ``[0] EXPLICIT SEQUENCE OF Certificate`` (:func:`certificates_element`),
     or ``b""`` for a response that carries none (CA-signed). The five length
-    headers are computed once per distinct size.
+    headers are computed once per distinct size, for all assemblers (:data:`_PREFIXES`).
     """
 
     def __init__(self, certificates_element: bytes = b"") -> None:
         self.certificates_element = certificates_element
-        self._prefixes: dict[int, bytes] = {}
+        self._prefixes = _PREFIXES
 
     def assemble(self, body: bytes) -> bytes:
         """Return the OCSPResponse DER for ``body`` (see the class) with the certificates appended."""

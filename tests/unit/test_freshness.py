@@ -197,3 +197,23 @@ def test_the_guard_sets_has_data_only_when_it_reads_the_store(demo_pki: DemoPki,
     ca.has_data = False
     guard.invalidate(1)  # the next read goes to the store, and sets the flag
     assert guard.current(ca).has_data is True and ca.has_data is True and store.reads == 2
+
+
+def test_a_watched_worker_reads_no_source_state_on_a_cas_first_request(demo_pki: DemoPki, tmp_path) -> None:
+    """A worker reads every CA's source states once at start (has_data, against the change watcher's
+    baseline); the freshness guard keeps that read, so a CA's first request reads them no second time
+    (with 10 000 CAs, the first request of each did), and an import still reaches the guard."""
+    settings = _settings(demo_pki, tmp_path)
+    prepare(settings)
+    app = build_application(settings)  # watched, as a worker's
+    try:
+        reads = []
+        read = app.store.source_states
+        app.store.source_states = lambda issuer_id: reads.append(issuer_id) or read(issuer_id)
+        assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).certificate_status is OCSPCertStatus.GOOD
+        assert reads == []
+        app.pipeline.guard.invalidate(app.registry.cas[0].issuer_id)  # what the watcher does on an import
+        assert ocsp_query(app, demo_pki, demo_pki.serials["good"]).certificate_status is OCSPCertStatus.GOOD
+        assert reads == [app.registry.cas[0].issuer_id]
+    finally:
+        app.close()

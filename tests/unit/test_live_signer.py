@@ -175,3 +175,97 @@ def test_signer_wrap_is_the_reference_bytes_for_every_size(demo_pki_rsa, delegat
         expected = ocsp_reference.encode_basic_response(data, signer.signature_algorithm_der, signer.signature(data),
                                                    signer.certificates_der)  # fmt: skip
         assert signer.sign(data) == expected
+
+
+def test_signers_share_the_wrap_of_a_size_and_each_keeps_its_own_bytes(demo_pki_rsa):
+    # The length headers of a size and the signature's header of an algorithm and size are the same
+    # for every signer: worked out once for all of them (10 000 CAs' signers each asked a few times
+    # a minute missed their own caches). Interleaved, each signer still writes the reference bytes.
+    ca_cert = load_certificates(demo_pki_rsa.ca_cert)[0]
+    delegated = ResponseSigner(load_private_key(demo_pki_rsa.ocsp_key, None).key,
+                               load_certificates(demo_pki_rsa.ocsp_cert)[0], ca_cert)  # fmt: skip
+    ca_signed = ResponseSigner(load_private_key(demo_pki_rsa.ca_key, None).key, ca_cert, ca_cert)
+    assert delegated._wrapper.assembler._prefixes is ca_signed._wrapper.assembler._prefixes
+    assert delegated._wrapper.signature_heads is ca_signed._wrapper.signature_heads
+    now = START.replace(microsecond=0)
+    single = SingleAnswer(tlv(0x30, b"\x00" * 60), OCSPCertStatus.GOOD, now, now + dt.timedelta(hours=1))
+    for count in (1, 2, 1, 5, 2, 3, 1):
+        for signer in (delegated, ca_signed, delegated):
+            data = ocsp_reference.encode_response_data(responder_id=signer.responder_id, produced_at=now,
+                                                       answers=[single] * count)  # fmt: skip
+            expected = ocsp_reference.encode_basic_response(data, signer.signature_algorithm_der,
+                                                            signer.signature(data), signer.certificates_der)  # fmt: skip
+            assert signer.sign(data) == expected
+
+
+def test_many_signers_in_one_second_carry_their_own_bounds_byte_for_byte(tmp_path, demo_pki_rsa, monkeypatch):
+    """One step answering many CAs within one second, and in the next: each answer carries the times
+    of its own CA — thisUpdate + validity, or the signer's notAfter or the CRL's nextUpdate where one
+    comes first (certstatus.next_update) — byte for byte as the reference writes them, whatever the
+    order of the CAs. Only a CA whose times are bounded has them worked out for its signer: the
+    others share the second's times of their validity."""
+    import certstatus.pipeline.steps as steps
+    from certstatus.demo_pki import issue_cert
+    from certstatus.next_update import STALE_FLOOR, next_update_limit
+
+    ca_cert = load_certificates(demo_pki_rsa.ca_cert)[0]
+    ca_key = load_private_key(demo_pki_rsa.ca_key, None).key
+    responder_key = load_private_key(demo_pki_rsa.ocsp_key, None).key
+    demo_responder = load_certificates(demo_pki_rsa.ocsp_cert)[0]
+    now = START.replace(microsecond=0)
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
+    # (validity, the responder certificate's notAfter or None: the demo responder's, the CRL's nextUpdate or
+    # None: no CRL); the demo responder outlives every validity here.
+    cases = [
+        (3600, None, None), (3600, None, now + 30 * day), (86400, None, now + 3 * hour), (86400, now + 6 * hour, None),
+        (86400, now + 2 * hour, now + 3 * hour), (7200, None, now - hour), (600, None, None), (86400, None, now + 9 * day),
+        (86400, now + 20 * day, now + 9 * day), (600, now + 5 * hour, now + 3 * hour), (600, None, now - hour),
+    ] * 3  # fmt: skip
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    clock = ManualClock(START)
+    cas = []
+    for index, (validity, not_after, crl_next_update) in enumerate(cases):
+        name = f"ca{index}"
+        issuer_id = store.register_issuer(name, ca_cert.public_bytes(serialization.Encoding.DER))
+        if crl_next_update is None:
+            store.replace_source(issuer_id, SourceState("index", "index.txt", START, 1), issued=[GOOD], revoked=[])
+            settings = CaSettings(name=name, certificate=demo_pki_rsa.ca_cert, index=demo_pki_rsa.index, validity=validity)
+        else:
+            state = SourceState("crl", "ca.crl", START, 0, now - hour, crl_next_update)
+            store.replace_source(issuer_id, state, revoked=[])
+            settings = CaSettings(name=name, certificate=demo_pki_rsa.ca_cert, crl=("ca.crl",), validity=validity,
+                                  stale_grace=86400)  # fmt: skip
+        certificate = demo_responder
+        if not_after is not None:
+            certificate = issue_cert(ca_cert, ca_key, responder_key.public_key(), common_name=f"responder {index}",
+                                     not_before=now - day, not_after=not_after, ocsp_signing=True)  # fmt: skip
+        signer = ResponseSigner(responder_key, certificate, ca_cert)
+        end = now + dt.timedelta(seconds=validity)
+        bounded = next_update_limit(now, end, signer.not_after, crl_next_update) is not None
+        cas.append((ServedCA(settings, ca_cert, issuer_id, signer), signer, validity, crl_next_update, bounded))
+    assert sum(case[4] for case in cas) == 5 * 3  # bounded by the signer, the CRL or the floor; 6 of 11 unbounded
+    query = parse_request_fast(_request(cas[0][0], [GOOD], None))
+    step = LocalStatusSigner(store, clock)
+    worked_out = []
+    monkeypatch.setattr(steps, "next_update_limit", lambda *args: worked_out.append(args) or next_update_limit(*args))
+    for second in range(2):
+        this_update = now + dt.timedelta(seconds=second)
+        worked_out.clear()
+        for order in (cas, cas[::-1], cas[1::2] + cas[::2]):
+            for ca, signer, validity, crl_next_update, _ in order:
+                answer = step.answer_single(ca, query.cert_ids[0])
+                end = this_update + dt.timedelta(seconds=validity)
+                next_update = next_update_limit(this_update, end, signer.not_after, crl_next_update) or end
+                if crl_next_update is not None and crl_next_update < this_update:
+                    assert next_update == this_update + STALE_FLOOR
+                single = SingleAnswer(query.cert_ids[0].der, OCSPCertStatus.GOOD, this_update, next_update)
+                data = ocsp_reference.encode_response_data(responder_id=signer.responder_id, produced_at=this_update,
+                                                           answers=[single])  # fmt: skip
+                assert answer.der == ocsp_reference.encode_basic_response(
+                    data, signer.signature_algorithm_der, signer.signature(data), signer.certificates_der
+                )
+                assert (answer.this_update, answer.next_update) == (this_update, next_update)
+        # once per second for each bounded signer, never for the others
+        assert len(worked_out) == sum(case[4] for case in cas)
+        clock.advance(1)
+    store.close()

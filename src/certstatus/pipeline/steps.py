@@ -95,7 +95,8 @@ class LocalStatusSigner:
         # validity (seconds) -> the encoded times of the current second (ResponseTimes).
         self._times: dict[int, ResponseTimes] = {}
         # signer -> (the unbounded times of the current second, the times its responses carry, the CA's
-        # constant singleExtensions): worked out once per second per signer, not per request.
+        # constant singleExtensions): looked up once per second per signer, not per request; worked out
+        # (next_update_limit) only for a signer whose times are bounded or carry an archive cutoff.
         self._windows: dict[ResponseSigner, tuple[ResponseTimes, ResponseTimes, bytes]] = {}
 
     def _times_at(self, now: dt.datetime, validity: int) -> ResponseTimes:
@@ -112,26 +113,34 @@ class LocalStatusSigner:
         (:func:`~certstatus.pipeline.ca_extensions.constant_extensions`). Raises :class:`OCSPError`
         tryLater when no signer is valid (or the one there is expires within this second) or the
         CA's source states cannot be read."""
-        times = self._times_at(self.clock.now(), ca.settings.validity)
+        settings = ca.settings
+        times = self._times_at(self.clock.now(), settings.validity)
         try:
             signer = ca.signers.select(preferred_signature_algorithms, request_signature_oid, times.now)
         except SignerUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
         window = self._windows.get(signer)
-        if window is None or window[0] is not times:
-            if len(self._windows) >= self._MAX_WINDOWS:
-                self._windows.clear()
-            settings = ca.settings
-            extensions = b"" if settings.archive_cutoff is None else constant_extensions(settings, ca.certificate, times.now)
-            window = self._windows[signer] = (times, self._bounded(ca, signer, times), extensions)
-        return signer, window[1], window[2]
-
-    def _bounded(self, ca: ServedCA, signer: ResponseSigner, times: ResponseTimes) -> ResponseTimes:
-        """``times`` with nextUpdate bounded by the signer's notAfter and the CA's CRL nextUpdate."""
+        if window is not None and window[0] is times:
+            return signer, window[1], window[2]
+        # The signer's first response in this second (with many CAs, nearly every response).
         try:
             due = self.guard.crl_due(ca)
         except StoreUnavailable as exc:
             raise OCSPError(OCSPResponseStatus.TRY_LATER, str(exc)) from None
+        if len(self._windows) >= self._MAX_WINDOWS:
+            self._windows.clear()
+        end = times.next_update
+        if settings.archive_cutoff is None and signer.not_after >= end and (due is None or due >= end):
+            # Neither bound comes before thisUpdate + validity (next_update_limit would say None): the
+            # second's times of this validity, shared by every such signer, nothing worked out.
+            window = self._windows[signer] = (times, times, b"")
+        else:
+            extensions = b"" if settings.archive_cutoff is None else constant_extensions(settings, ca.certificate, times.now)
+            window = self._windows[signer] = (times, self._bounded(ca, signer, times, due), extensions)
+        return signer, window[1], window[2]
+
+    def _bounded(self, ca: ServedCA, signer: ResponseSigner, times: ResponseTimes, due: dt.datetime | None) -> ResponseTimes:
+        """``times`` with nextUpdate bounded by the signer's notAfter and ``due``, the CA's CRL nextUpdate."""
         limit = next_update_limit(times.now, times.next_update, signer.not_after, due)
         if limit is None:
             return times

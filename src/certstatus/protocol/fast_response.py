@@ -200,6 +200,11 @@ class ResponseDataTemplate:
         return whole[: len(whole) - key_length - len(self._good_tail)]
 
 
+#: signatureAlgorithm DER -> signature size -> what :meth:`ResponseWrapper.body` puts before the signature:
+#: the same for every signer of that algorithm, so shared (10 000 CAs: one entry per size, not per signer).
+_SIGNATURE_HEADS: dict[bytes, dict[int, bytes]] = {}
+
+
 class ResponseWrapper:
     """Wraps signed ResponseData into OCSPResponse{successful, BasicOCSPResponse} (RFC 6960 §4.2.1).
 
@@ -207,13 +212,14 @@ class ResponseWrapper:
     ``certificates_der`` the certificates the response carries (none for a
     CA-signed response); both are encoded once here, and the five length
     headers around BasicOCSPResponse once per distinct size
-    (:class:`ResponseAssembler`).
+    (:class:`ResponseAssembler`), as the signature's header per algorithm and size: for all wrappers.
     """
 
     def __init__(self, signature_algorithm_der: bytes, certificates_der: tuple[bytes, ...] = ()) -> None:
         self._algorithm = signature_algorithm_der
         self.assembler = ResponseAssembler(certificates_element(certificates_der))
-        self._signature_heads: dict[int, bytes] = {}  # signatureAlgorithm + BIT STRING header, per signature size
+        # signatureAlgorithm + BIT STRING header per signature size, shared by the wrappers of one algorithm
+        self._signature_heads: dict[int, bytes] = _SIGNATURE_HEADS.setdefault(signature_algorithm_der, {})
 
     def body(self, response_data_der: bytes, signature: bytes) -> bytes:
         """The BasicOCSPResponse content without certificates: tbsResponseData, signatureAlgorithm, signature.

@@ -36,12 +36,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 
 import httpx
 import ldap3
@@ -334,15 +336,14 @@ def file_signature(path: str) -> tuple:
 
     Returns ``()`` for a path that cannot be read (the import then reports why).
     """
-    target = Path(path)
     try:
-        if target.is_dir():
+        stat = os.stat(path)  # one system call for a file (the refresher looks at every file every few seconds)
+        if S_ISDIR(stat.st_mode):
             return tuple(
                 (child.name, stat.st_size, stat.st_mtime_ns)
-                for child in sorted(target.iterdir())
+                for child in sorted(Path(path).iterdir())
                 if child.is_file() and (stat := child.stat())
             )
-        stat = target.stat()
-        return ((target.name, stat.st_size, stat.st_mtime_ns),)
+        return ((os.path.basename(path), stat.st_size, stat.st_mtime_ns),)
     except OSError:
         return ()

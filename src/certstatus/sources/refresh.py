@@ -193,7 +193,9 @@ class Refresher:
             busy = ca.name in self._jobs
             due_crls, due_files = [], []
             for kind, origin in self._origins_of(ca):
-                status = self._origins.setdefault((ca.name, kind, origin), OriginStatus(ca.name, kind, origin, now))
+                status = self._origins.get((ca.name, kind, origin))
+                if status is None:
+                    status = self._origins[(ca.name, kind, origin)] = OriginStatus(ca.name, kind, origin, now)
                 if not (force or status.next_attempt <= now) or (busy and kind == "crl"):
                     continue
                 if not is_remote(origin):
