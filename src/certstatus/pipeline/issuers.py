@@ -22,7 +22,7 @@ from certstatus.sources.health import has_data
 from certstatus.store.base import StatusReader
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ServedCA:
     """One CA this process answers for.
 

@@ -41,6 +41,8 @@ class ResponseSigner:
     (asn1crypto ResponderId), ``signature_algorithm_der``, ``certificates_der``.
     """
 
+    __slots__ = ("_not_after", "_not_before", "_sign", "_variants", "_wrapper", "algorithm", "ca_certificate", "certificate", "certificates_der", "chain", "is_delegated", "key", "key_family", "locally_trusted", "name", "responder_id", "responder_id_der", "responder_id_kind", "signature_algorithm_der", "source")
+
     def __init__(
         self,
         key: PrivateKey,
@@ -62,6 +64,7 @@ class ResponseSigner:
         self.responder_id_kind = responder_id
         self.name = name or certificate.subject.rfc4514_string()
         self.locally_trusted = locally_trusted
+        self.source = None  # the SignerSettings it was loaded from (certstatus.signing.loader), None when built directly
         self.is_delegated = certificate != ca_certificate
         self.key_family = key_family(key)
         # Read once: cryptography builds a new datetime on every access, and the request path bounds

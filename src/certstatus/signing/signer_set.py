@@ -118,6 +118,8 @@ class SignerSet:
     does: the supervisor), the others log it at debug.
     """
 
+    __slots__ = ("_cache", "_last_warned", "_lock", "_revoked", "_signers", "_told", "_unusable_logged", "announce", "ca_name", "clock", "crl_signature_oid", "expiry_warning", "refused", "revoked_certificates", "warnings_total")
+
     def __init__(
         self,
         ca_name: str,
