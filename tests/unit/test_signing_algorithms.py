@@ -201,3 +201,53 @@ def test_an_ml_dsa_key_not_in_the_seed_form_is_refused_with_the_fix(tmp_path, fo
     path.write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(der) + b"-----END PRIVATE KEY-----\n")
     with pytest.raises(SignerError, match=r"openssl-3\.5\.key: it is an ML-DSA key in the expanded or both form.*seed-only"):
         load_private_key(path, None)
+
+
+
+class _RecordingEcKey(ec.EllipticCurvePrivateKey):
+    """An EC key (as the PKCS#11 adapter is one) that records what it is asked to sign."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self.key = key
+        self.given: list[tuple[bytes, object]] = []
+
+    def sign(self, data, signature_algorithm):
+        self.given.append((data, signature_algorithm.algorithm))
+        return self.key.sign(data, signature_algorithm)
+
+    curve = property(lambda self: self.key.curve)
+    key_size = property(lambda self: self.key.key_size)
+
+    def public_key(self):
+        return self.key.public_key()
+
+    def exchange(self, algorithm, peer_public_key):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def private_numbers(self):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def private_bytes(self, encoding, format, encryption_algorithm):  # pragma: no cover - not used
+        raise NotImplementedError
+
+    def __copy__(self):  # pragma: no cover - not used
+        return self
+
+    def __deepcopy__(self, memo):  # pragma: no cover - not used
+        return self
+
+
+@pytest.mark.parametrize("name", ["ecdsa-sha256", "ecdsa-sha384", "ecdsa-sha512"])
+def test_an_ecdsa_signer_signs_the_hashlib_digest_prehashed_and_the_signature_verifies_over_the_data(name: str) -> None:
+    """cryptography builds a hash object per signature when it hashes the data itself; the digest from
+    hashlib, signed as prehashed, is the same ECDSA signature without it."""
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    hash_name = name.split("-")[1]
+    key = _RecordingEcKey(ec.generate_private_key(ec.SECP384R1()))
+    data = b"ResponseData DER" * 20
+    signature = ALGORITHMS[name].sign_function(key)(data)
+    ((digest, given),) = key.given
+    assert isinstance(given, utils.Prehashed) and given.digest_size == hashlib.new(hash_name).digest_size
+    assert digest == hashlib.new(hash_name, data).digest()
+    key.public_key().verify(signature, data, ec.ECDSA(getattr(hashes, hash_name.upper())()))
