@@ -227,6 +227,23 @@ def write_bodies(path: Path, bodies: list[bytes]) -> Path:
 # --------------------------------------------------------------------------- processes
 
 
+def serve_command(folder: Path, pki, port: int, workers: int) -> list[str]:
+    """``certstatus serve`` of the benchmark's CA (live signing, from the index.txt OpenSSL reads) on ``port``."""
+    config = folder / "certstatus.toml"
+    config.write_text(
+        f'[server]\nlisten = "{HOST}:{port}"\nworkers = {workers}\ndatabase = "store.sqlite3"\n\n'
+        f'[ca.bench]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\n'
+        f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\nvalidity = "1d"\n'
+    )
+    return [sys.executable, "-m", "certstatus", "serve", "--config", str(config), "--log-level", "warning"]
+
+
+def openssl_command(pki, port: int) -> list[str]:
+    """OpenSSL's responder on the same PKI and index.txt, on ``port`` (one process)."""
+    return [OPENSSL, "ocsp", "-index", str(pki.index), "-port", str(port), "-rsigner", str(pki.ocsp_cert),
+            "-rkey", str(pki.ocsp_key), "-CA", str(pki.ca_cert), "-nmin", "60", "-ignore_err"]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -499,21 +516,14 @@ def main() -> int:
 
         # certstatus, live signing, from the same index.txt OpenSSL reads.
         port = free_port()
-        config = folder / "certstatus.toml"
-        config.write_text(
-            f'[server]\nlisten = "{HOST}:{port}"\nworkers = {args.workers}\ndatabase = "store.sqlite3"\n\n'
-            f'[ca.bench]\ncertificate = "{pki.ca_cert}"\nindex = "{pki.index}"\n'
-            f'signer_certificate = "{pki.ocsp_cert}"\nsigner_key = "{pki.ocsp_key}"\nvalidity = "1d"\n'
-        )
-        command = [sys.executable, "-m", "certstatus", "serve", "--config", str(config), "--log-level", "warning"]
-        ours_server = Server("certstatus", pinned(command, 0, pin), port, folder, requests.plain[0])
+        ours_server = Server("certstatus", pinned(serve_command(folder, pki, port, args.workers), 0, pin), port, folder,
+                             requests.plain[0])  # fmt: skip
         servers.append(ours_server)
         ours, problems = bench_server(ours_server, requests, files, script, args, pin)
 
         # OpenSSL's responder on the same PKI, index and requests (one process).
         port = free_port()
-        command = [OPENSSL, "ocsp", "-index", str(pki.index), "-port", str(port), "-rsigner", str(pki.ocsp_cert),
-                   "-rkey", str(pki.ocsp_key), "-CA", str(pki.ca_cert), "-nmin", "60", "-ignore_err"]  # fmt: skip
+        command = openssl_command(pki, port)
         name = "openssl ocsp"
         if args.both_cores:
             command += ["-multi", "2"]
