@@ -240,7 +240,7 @@ def test_a_precomputed_nonce_request_is_answered_without_filling(worker):
     assert len(w.edge) == 0 and w.edge.flush_metrics() == 0
 
 
-def test_a_post_on_another_path_is_another_key(worker):
+def test_a_post_on_the_ca_path_with_or_without_its_slash_is_one_key(worker):
     w = worker()
     der = request_der(w.pki, "good")
     w.send(post(der, "/demo"))
