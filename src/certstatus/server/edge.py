@@ -14,8 +14,8 @@ the two headers that vary per request filled in:
 
 Last-Modified, Expires, ETag and the body are fixed per entry.
 
-Key: a POST body (prefixed with the request target when that is not ``/``:
-CAs may have their own paths), or a GET's raw request target. HEAD,
+Key: a POST body (prefixed with the request target without its trailing ``/`` when that
+is not ``/``: CAs may have their own paths), or a GET's raw request target. HEAD,
 ``If-None-Match`` and every other method follow the CA's whole plan.
 
 Filled by the responder (:mod:`certstatus.server.responder`) with the answers of
@@ -24,7 +24,9 @@ with ``"edge cache"`` (:func:`~certstatus.pipeline.build.plan_steps`: precompute
 cached, no policy step — open to everyone, not forwarded, no live SQL source, no
 audit log, which must see every request), and an answer is kept when it can be
 shared: one CertID, no nonce in the request as received, no preferred signature
-algorithms, a shareable (nonce-less) answer.
+algorithms, a shareable (nonce-less) answer. Once the worker listens, the CAs' stored
+responses are also put in ahead of their requests (:meth:`EdgeCache.preload`, driven by
+:mod:`certstatus.server.preload`).
 
 Never served:
 
