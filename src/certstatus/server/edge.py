@@ -62,6 +62,7 @@ from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
 from certstatus.response_refresh import refresh_due
+from certstatus.store.base import PrecomputedResponse
 from certstatus.server.rendered import (
     SHARED_HEAD,
     AnswerCounts,
@@ -191,10 +192,10 @@ class EdgeCache:
             self.on_fill(cert_id_der)
         self.budget.make_room(self)
 
-    def preload(self, ca, answers: list[tuple[tuple[bytes, ...], bytes, OCSPAnswer, bytes]]) -> tuple[int, bool]:
+    def preload(self, ca, answers: list[tuple[tuple[bytes, ...], bytes, PrecomputedResponse, bytes]]) -> tuple[int, bool]:
         """Keep stored answers of ``ca`` that no client asked for yet (a worker's fill at its start,
-        :mod:`certstatus.server.preload`): each of ``answers`` is ``(keys, CertID DER, answer,
-        middle)`` as for :meth:`put`, one entry shared by its ``keys`` (the POST and GET forms of
+        :mod:`certstatus.server.preload`): each of ``answers`` is ``(keys, CertID DER, stored
+        response, middle)``, ``middle`` as for :meth:`put`, one entry shared by its ``keys`` (the POST and GET forms of
         one request). The rules of :meth:`put` hold (eligible CA, before the refresh point and the
         CA's stale deadline, the answer cache told of each answer taken over), and two more: a key
         already held is left as it is, and nothing is evicted — once the next entry does not fit
