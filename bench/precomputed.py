@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -85,12 +86,15 @@ def main() -> None:
         posts = write_requests(fixture, Path(tmp) / "post.txt", method="POST", nonce=False)
         gets = write_requests(fixture, Path(tmp) / "get.txt", method="GET", nonce=False)
 
+        logs: dict[int, Path] = {}  # port -> the certstatus server's log (its edge cache fill's figures)
+
         def certstatus(cache_bytes: int | None):
             def start(port):
                 config = port_config(fixture, port, 1)
                 if cache_bytes is not None:
                     config = with_cache_bytes(config, cache_bytes)
-                return server(certstatus_command(config), port)
+                logs[port] = Path(tmp) / f"certstatus-{port}.log"
+                return server(certstatus_command(config), port, log=logs[port])
             return start
 
         candidates = {
@@ -123,6 +127,7 @@ def main() -> None:
         runs: dict[tuple, list] = {(label, mode): [] for label, _, mode, _ in rows}
         one_thread: dict[str, list] = {}
         rss: dict[str, list[float]] = {}
+        fills: dict[str, list[tuple[float, float] | None]] = {}
         for _ in range(args.runs):  # interleaved, so that a busy spell hits every server
             for label, name, mode, requests in rows:
                 port = free_port()
@@ -138,11 +143,20 @@ def main() -> None:
                     pids = [pid for pid in children(process.pid)
                             if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()] or [process.pid]
                     rss.setdefault(label, []).append(max(peak_rss_mb(pid) for pid in pids))
+                if port in logs:
+                    fills.setdefault(label, []).append(fill_figures(logs.pop(port)))
         for (label, mode), results in runs.items():
             figure = figures[(label, mode)] = median_result(results)
             print(f"{label:18s} {mode:18s} {figure}   p50 {figure.p50_ms:5.2f} ms   "
                   f"peak RSS {max(rss[label]):5.0f} MB   (runs: {' / '.join(f'{r.rps:.0f}' for r in results)}; "
                   f"p99 {' / '.join(f'{r.p99_ms:.2f}' for r in results)})", flush=True)
+        for label, found in fills.items():
+            done = [figure for figure in found if figure is not None]
+            if done:
+                print(f"{label:18s} edge cache fill (beside the run, which starts at the first answer): "
+                      f"{statistics.median(f[0] for f in done):.2f} s, {statistics.median(f[1] for f in done):.2f} CPU-s "
+                      f"(runs: {' / '.join(f'{f[0]:.2f} s {f[1]:.2f} CPU-s' for f in done)}; "
+                      f"{len(found) - len(done)} runs without a finished fill)", flush=True)
         for label, results in one_thread.items():
             single = median_result(results)
             print(f"{label:18s} {'keep-alive wrk -t1':18s} {single}   p50 {single.p50_ms:5.2f} ms   "
@@ -151,6 +165,12 @@ def main() -> None:
         if all(n in candidates for n in ("certstatus", "cfssl ocspserve", "nginx static")):
             print_ratios(figures, warmed="certstatus warmed" in candidates)
         print(f"(load average at the end: {os.getloadavg()[0]:.1f})")
+
+
+def fill_figures(log: Path) -> tuple[float, float] | None:
+    """(seconds, CPU seconds) of the edge cache fill the server logged, None when it logged none."""
+    found = re.search(r"edge cache fill done in ([\d.]+) s \(([\d.]+) CPU-s\)", log.read_text(errors="replace"))
+    return (float(found.group(1)), float(found.group(2))) if found else None
 
 
 def print_ratios(figures: dict, *, warmed: bool) -> None:

@@ -17,7 +17,7 @@ from certstatus.access.trust import load_anchors
 from certstatus.admin.server import read_token, tls_context
 from certstatus.audit import AuditLog
 from certstatus.ca_certificate import profile_warnings
-from certstatus.cache_size import with_cache_size
+from certstatus.cache_size import presigned_answers, with_cache_size
 from certstatus.clock import Clock, SystemClock
 from certstatus.config import Settings
 from certstatus.errors import CertstatusError
@@ -184,8 +184,13 @@ def build_application(
             application.closers.append(audit_log.close)
         if metrics is None and settings.admin is not None and os.environ.get(MULTIPROC_ENV):
             metrics = RequestMetrics()
-        # The answer cache's bound when not configured: from the pre-signed set in the store (cache_size.py).
-        settings = application.settings = with_cache_size(settings, registry, store)
+        # The answer cache's bound when not configured: from the pre-signed set in the store (cache_size.py),
+        # which also decides whether the edge cache is filled from the store once listening (server/preload.py).
+        answers = None
+        server = settings.server
+        if server.response_cache_bytes is None or (server.response_cache_bytes and server.response_cache_preload):
+            answers = presigned_answers(settings, registry, store)
+        settings = application.settings = with_cache_size(settings, registry, store, answers)
         pipeline = build_pipeline(settings, registry, store, clock, audit_log=audit_log, metrics=metrics)
     except CertstatusError:
         application.close()
@@ -233,7 +238,8 @@ def build_application(
             else:
                 registry.refresh_state(ca.issuer_id, store)
         revocations.check(store)
-    application.responder = responder_for(application)  # after the caches' subscriptions: the edge cache's come last
+    # After the caches' subscriptions: the edge cache's come last.
+    application.responder = responder_for(application, presigned=answers)
     return application
 
 

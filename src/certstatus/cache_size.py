@@ -30,10 +30,12 @@ import datetime as dt
 import os
 from pathlib import Path
 
-#: Budget bytes one answer of a precomputed CA takes in the cache, as counted by the edge
+#: Budget bytes one pre-signed serial of a precomputed CA takes in the cache, as counted by the edge
+#: once its fill at the worker's start (:mod:`certstatus.server.preload`) kept it: the POST entry
 #: (request key ~75 B, header block ~200 B, DER ~330 B CA-signed to ~760 B with a delegated
-#: responder certificate, entry overhead 300 B: ~1 340 B), rounded up.
-ANSWER_BYTES = 1_500
+#: responder certificate, entry overhead 300 B: ~1 350 B) and the GET key sharing it (~110 B
+#: URL-encoded base64 and 150 B: ~260 B): ~1 610 B, rounded up.
+ANSWER_BYTES = 1_700
 #: The cache when the pre-signed set does not fit under the ceiling (the former fixed default).
 FLOOR_BYTES = 64 * 1024 * 1024
 #: The largest default per worker, whatever the host's memory.
@@ -50,6 +52,13 @@ def default_cache_bytes(answers: int, *, workers: int, memory_bytes: int) -> int
     ceiling = min(CEILING_BYTES, int(memory_bytes * MEMORY_SHARE / max(1, workers)))
     wanted = answers * ANSWER_BYTES
     return wanted if FLOOR_BYTES < wanted <= ceiling else FLOOR_BYTES
+
+
+def fill_fits(answers: int, max_bytes: int) -> bool:
+    """Whether ``answers`` pre-signed serials fit whole in a cache of ``max_bytes`` (the rule of the
+    sized default, :func:`default_cache_bytes`, applied to any size): the edge cache is filled from
+    the store at a worker's start only then (:mod:`certstatus.server.preload`)."""
+    return 0 < answers and answers * ANSWER_BYTES <= max_bytes
 
 
 def memory_bytes(cgroup: Path = Path("/sys/fs/cgroup/memory.max")) -> int:
@@ -74,13 +83,15 @@ def presigned_answers(settings, registry, store) -> int:
     return total
 
 
-def with_cache_size(settings, registry, store):
+def with_cache_size(settings, registry, store, answers: int | None = None):
     """``settings`` with ``server.response_cache_bytes`` set: as configured, or the default for
-    the store's pre-signed set (:func:`default_cache_bytes`) when not configured (None)."""
+    the store's pre-signed set (:func:`default_cache_bytes`; ``answers``: its size when already
+    counted, :func:`presigned_answers`) when not configured (None)."""
     server = settings.server
     if server.response_cache_bytes is not None:
         return settings
     workers = server.workers or os.cpu_count() or 1
-    size = default_cache_bytes(presigned_answers(settings, registry, store), workers=workers,
-                               memory_bytes=memory_bytes())
+    if answers is None:
+        answers = presigned_answers(settings, registry, store)
+    size = default_cache_bytes(answers, workers=workers, memory_bytes=memory_bytes())
     return dataclasses.replace(settings, server=dataclasses.replace(server, response_cache_bytes=size))

@@ -159,6 +159,8 @@ class ServerSettings:
     pkcs11_module: str | None = None
     #: Bytes; None: not configured, sized at each worker's start (:func:`certstatus.cache_size.with_cache_size`).
     response_cache_bytes: int | None = _SERVER("response_cache_bytes")
+    #: Fill the edge cache from the store at each worker's start (:mod:`certstatus.server.preload`).
+    response_cache_preload: bool = _SERVER("response_cache_preload")
     client_timeout: float = _SERVER("client_timeout")  # seconds
     max_connections: int = _SERVER("max_connections")  # per worker
     max_in_flight: int = _SERVER("max_in_flight")  # per worker

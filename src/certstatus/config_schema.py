@@ -437,9 +437,14 @@ SERVER = Section(
             '(e.g. `"/usr/lib/softhsm/libsofthsm2.so"`).'),
         Key("response_cache_bytes", integer(0), "Per worker: the in-process cache of answers of `precomputed` and "
             "`cached` CAs, in bytes, least recently used out; 0 = off. Not set: sized at each worker's start to hold "
-            "every pre-signed answer in the store (1500 bytes each) when that fits under 512 MiB and a quarter of "
+            "every pre-signed answer in the store (1700 bytes each) when that fits under 512 MiB and a quarter of "
             "the memory shared by the workers, else 64 MiB (a partial cache hits little when many serials are "
             "asked in turn). See [precomputed.md](precomputed.md#the-in-process-cache)."),
+        Key("response_cache_preload", BOOLEAN, "Fill each worker's edge answer cache from the store's pre-signed "
+            "responses once it listens (POST and GET forms of the nonce-less SHA-1 request, then SHA-256 when it "
+            "fits), when every pre-signed answer fits in `response_cache_bytes` (1700 bytes each); requests are "
+            "answered meanwhile. `false`: the cache fills only as requests miss. "
+            "See [precomputed.md](precomputed.md#filled-at-start).", "true"),
         Key("http", Kind("any value", _anything),
             "No longer used: one HTTP server serves plain HTTP and TLS. A file that still sets it is accepted, "
             "the key ignored, with a warning (logged at start and reload, printed by `config check`); remove it."),

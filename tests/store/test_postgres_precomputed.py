@@ -43,6 +43,7 @@ from tests.unit.test_store_precomputed import (  # noqa: F401  (collected here, 
     test_reimporting_the_same_data_changes_nothing,
     test_removed_serials_are_dropped_unless_the_issuer_changed_since,
     test_responses_are_keyed_on_issuer_serial_and_hash_algorithm,
+    test_servable_responses_are_read_in_slices_of_what_the_request_path_would_serve,
 )
 
 

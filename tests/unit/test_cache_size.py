@@ -13,6 +13,7 @@ from certstatus.cache_size import (
     CEILING_BYTES,
     FLOOR_BYTES,
     default_cache_bytes,
+    fill_fits,
     memory_bytes,
     presigned_answers,
 )
@@ -28,18 +29,29 @@ GIB = 1 << 30
 
 
 def test_a_pre_signed_set_that_fits_is_held_whole():
-    answers = 100_000  # 150 MB: above the floor, under the ceiling of a 24 GB host with 2 workers
+    answers = 100_000  # 170 MB: above the floor, under the ceiling of a 24 GB host with 2 workers
     assert default_cache_bytes(answers, workers=2, memory_bytes=24 * GIB) == answers * ANSWER_BYTES
 
 
 def test_a_set_beyond_the_ceiling_gets_the_floor_not_a_partial_cache():
-    # 10 million answers would want 15 GB: a partial cache hits little under uniform or cyclic requests.
+    # 10 million answers would want 17 GB: a partial cache hits little under uniform or cyclic requests.
     assert default_cache_bytes(10_000_000, workers=2, memory_bytes=24 * GIB) == FLOOR_BYTES
     assert default_cache_bytes(CEILING_BYTES // ANSWER_BYTES + 1, workers=1, memory_bytes=1 << 50) == FLOOR_BYTES
 
 
+def test_the_edge_cache_is_filled_at_start_only_when_the_default_holds_the_whole_set():
+    """server/preload.py fills when the set fits whole: under the sized default, never at the floor a store
+    too large for the ceiling gets (10 million serials: the worker's memory stays bounded)."""
+    for answers in (1_000, 100_000, CEILING_BYTES // ANSWER_BYTES):
+        assert fill_fits(answers, default_cache_bytes(answers, workers=1, memory_bytes=1 << 50))
+    for answers in (10_000_000, CEILING_BYTES // ANSWER_BYTES + 1):
+        assert not fill_fits(answers, default_cache_bytes(answers, workers=1, memory_bytes=1 << 50))
+    assert not fill_fits(0, FLOOR_BYTES)  # nothing signed yet: nothing to fill
+    assert fill_fits(1000, 1000 * ANSWER_BYTES) and not fill_fits(1000, 1000 * ANSWER_BYTES - 1)  # a size set in the file
+
+
 def test_the_ceiling_shrinks_with_memory_per_worker():
-    answers = 200_000  # 300 MB
+    answers = 200_000  # 340 MB
     assert default_cache_bytes(answers, workers=2, memory_bytes=4 * GIB) == answers * ANSWER_BYTES  # 512 MB each
     assert default_cache_bytes(answers, workers=8, memory_bytes=4 * GIB) == FLOOR_BYTES  # 128 MB each
 

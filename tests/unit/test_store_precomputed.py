@@ -62,6 +62,39 @@ def test_responses_are_keyed_on_issuer_serial_and_hash_algorithm(store):
     assert (stored.this_update, stored.next_update) == (T0, T0 + DAY)
 
 
+def test_servable_responses_are_read_in_slices_of_what_the_request_path_would_serve(store):
+    """The edge cache's fill: one statement per slice, in serial key order, only rows `precomputed` would
+    return (unchanged status, the given profile, a response of the algorithm), complete DER."""
+    from certstatus.model import serial_key
+
+    issuer_id, other = store.register_issuer("one", b"ca-1"), store.register_issuer("two", b"ca-2")
+    serials = [-5, 0, 1, 2, 3, 255, 256, 70000]
+    _index(store, issuer_id, serials)
+    _index(store, other, [1])
+    _sign(store, issuer_id, serials)
+    _sign(store, other, [1])
+    _sign(store, issuer_id, [256], profile=7)  # another signing profile: not served
+    _sign(store, issuer_id, [70000], algorithms=("sha256",))  # no SHA-1 response any more
+    store.apply_changes(issuer_id, [StatusChange("revoke", 3, T0, x509.ReasonFlags.key_compromise)], at=T0)
+    expected = [serial for serial in serials if serial not in (3, 256, 70000)]
+    assert [s for s in expected if store.precomputed(issuer_id, s, "sha1", 0)] == expected
+    got, after = [], b""
+    while rows := store.servable_responses(issuer_id, "sha1", 0, after=after, limit=3):
+        assert len(rows) <= 3
+        got += rows
+        after = rows[-1][0]
+    assert [key for key, _ in got] == sorted(serial_key(s) for s in expected)
+    for key, response in got:
+        serial = next(s for s in expected if serial_key(s) == key)
+        stored = store.precomputed(issuer_id, serial, "sha1", 0)
+        assert (response.der, response.this_update, response.next_update) == (stored.der, stored.this_update, stored.next_update)
+    assert [key for key, _ in store.servable_responses(issuer_id, "sha1", 7)] == [serial_key(256)]
+    assert len(store.servable_responses(issuer_id, "sha256", 0, limit=100)) == len(expected) + 1
+    assert store.servable_responses(issuer_id, "sha1", 0, after=got[-1][0], limit=10) == []
+    with pytest.raises(ValueError):
+        store.servable_responses(issuer_id, "sha384", 0)
+
+
 def test_responses_signed_at_one_time_share_their_time_objects(store):
     # The request path caches what it derives from thisUpdate/nextUpdate (rendered headers, the refresh
     # point) by the identity of these objects: one batch of rows must give the same ones.

@@ -198,6 +198,15 @@ class PrecomputedLookup:
             source="precomputed",
         )
 
+    def template(self, ca: ServedCA, hash_algorithm: str) -> CertIdTemplate:
+        """The encoder of the CertID the stored responses of ``ca`` carry for ``hash_algorithm``
+        (one of :data:`PRECOMPUTED_HASH_ALGORITHMS`; KeyError otherwise)."""
+        return self._templates[(ca.issuer_id, hash_algorithm)]
+
+    def profile(self, ca: ServedCA) -> int:
+        """The signing profile a stored row of ``ca`` must have been signed under to be served."""
+        return self._profiles[ca.issuer_id]
+
     def is_canonical(self, ca: ServedCA, cert_id: CertID) -> bool:
         """True when ``cert_id`` is SHA-1/SHA-256 and encoded exactly as the stored responses' CertID."""
         template = self._templates.get((ca.issuer_id, cert_id.hash_algorithm))

@@ -14,8 +14,8 @@ the two headers that vary per request filled in:
 
 Last-Modified, Expires, ETag and the body are fixed per entry.
 
-Key: a POST body (prefixed with the request target when that is not ``/``:
-CAs may have their own paths), or a GET's raw request target. HEAD,
+Key: a POST body (prefixed with the request target without its trailing ``/`` when that
+is not ``/``: CAs may have their own paths), or a GET's raw request target. HEAD,
 ``If-None-Match`` and every other method follow the CA's whole plan.
 
 Filled by the responder (:mod:`certstatus.server.responder`) with the answers of
@@ -24,7 +24,9 @@ with ``"edge cache"`` (:func:`~certstatus.pipeline.build.plan_steps`: precompute
 cached, no policy step — open to everyone, not forwarded, no live SQL source, no
 audit log, which must see every request), and an answer is kept when it can be
 shared: one CertID, no nonce in the request as received, no preferred signature
-algorithms, a shareable (nonce-less) answer.
+algorithms, a shareable (nonce-less) answer. Once the worker listens, the CAs' stored
+responses are also put in ahead of their requests (:meth:`EdgeCache.preload`, driven by
+:mod:`certstatus.server.preload`).
 
 Never served:
 
@@ -60,6 +62,7 @@ from certstatus.metrics import RequestMetrics
 from certstatus.pipeline.base import OCSPAnswer
 from certstatus.pipeline.cache import ByteBudget
 from certstatus.response_refresh import refresh_due
+from certstatus.store.base import PrecomputedResponse
 from certstatus.server.rendered import (
     SHARED_HEAD,
     AnswerCounts,
@@ -69,14 +72,20 @@ from certstatus.server.rendered import (
     unix_time,
 )
 
-__all__ = ["EDGE_ENTRY_OVERHEAD", "SOURCE", "EdgeCache", "add_observations", "edge_for"]
+__all__ = ["EDGE_ENTRY_OVERHEAD", "EDGE_KEY_OVERHEAD", "SOURCE", "EdgeCache", "add_observations", "edge_for"]
 
 #: Bytes counted per entry beyond its key, header block and DER (dict slot, entry tuple, LRU order).
 EDGE_ENTRY_OVERHEAD = 300
+#: Bytes counted for a second key of one entry (:meth:`EdgeCache.preload`: the GET form beside the
+#: POST form), beyond the key itself: its dict slot, LRU node and bytes object header; the entry
+#: tuple, header block and DER are shared.
+EDGE_KEY_OVERHEAD = 150
 #: The source label of answers served by the edge (metrics).
 SOURCE = "edge"
 
-# Entry fields (a tuple of atoms: small, and untracked by the garbage collector).
+# Entry fields (a tuple of atoms: small, and untracked by the garbage collector). _SIZE: the bytes
+# counted per key of the entry besides the key itself (an entry under two keys counts half its
+# shared part under each).
 _DEADLINE, _NEXT_UPDATE, _THIS_UPDATE, _MIDDLE, _LENGTH, _LENGTH_CLOSE, _DER, _ISSUER, _STATS, _SIZE = range(10)
 
 
@@ -113,6 +122,9 @@ class EdgeCache:
         # node and never grows the table.
         self._entries: OrderedDict[bytes, tuple] = OrderedDict()
         self._changed: deque[int] = deque()
+        #: Grows with every :meth:`issuer_changed` (any thread): :meth:`preload` callers compare it
+        #: before and after reading a slice.
+        self.changes_seen = 0
         self._lines = HeadLines()
         # (thisUpdate, nextUpdate, their Unix times and refresh point) of the last answer kept: answers
         # of one signing batch share the datetime objects (compared by identity), so computed once per batch.
@@ -166,8 +178,8 @@ class EdgeCache:
         deadline = min(times[4], stale_deadline())
         if self.time() >= deadline:
             return
-        size = len(key) + len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
-        if size > self.budget.max_bytes:
+        size = len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD
+        if len(key) + size > self.budget.max_bytes:
             return
         lines = self._lines.lengths(len(answer.der))
         stats = self.counts.slot(name, answer.statuses)
@@ -175,16 +187,68 @@ class EdgeCache:
             self._drop(key)
         self._entries[key] = (deadline, times[3], times[2], middle,
                               lines[0], lines[1], answer.der, ca.issuer_id, stats, size)  # fmt: skip
-        self.size += size
+        self.size += len(key) + size
         if self.on_fill is not None:
             self.on_fill(cert_id_der)
         self.budget.make_room(self)
+
+    def preload(self, ca, answers: list[tuple[tuple[bytes, ...], bytes, PrecomputedResponse, bytes]]) -> tuple[int, bool]:
+        """Keep stored answers of ``ca`` that no client asked for yet (a worker's fill at its start,
+        :mod:`certstatus.server.preload`): each of ``answers`` is ``(keys, CertID DER, stored
+        response, middle)``, ``middle`` as for :meth:`put`, one entry shared by its ``keys`` (the POST and GET forms of
+        one request). The rules of :meth:`put` hold (eligible CA, before the refresh point and the
+        CA's stale deadline, the answer cache told of each answer taken over), and two more: a key
+        already held is left as it is, and nothing is evicted — once the next entry does not fit
+        under the budget, it stops. Entries go in as the least recently used (evicted before those
+        clients asked for). Returns (entries kept, True when the budget is full)."""
+        if not self.budget.max_bytes or not answers:
+            return 0, False
+        eligible = self.eligible.get(ca.issuer_id)
+        if eligible is None:
+            return 0, False
+        name, stale_deadline = eligible
+        stale = stale_deadline()
+        now = self.time()
+        stats = self.counts.slot(name, ())
+        issuer_id = ca.issuer_id
+        entries = self._entries
+        room = self.budget.max_bytes - self.budget.used
+        kept = 0
+        for keys, cert_id_der, answer, middle in answers:
+            keys = tuple(key for key in keys if key not in entries)
+            if not keys:
+                continue
+            times = self._times
+            if times[0] is not answer.this_update or times[1] is not answer.next_update:
+                times = self._times = (answer.this_update, answer.next_update, answer.this_update.timestamp(),
+                                       answer.next_update.timestamp(),
+                                       refresh_due(answer.this_update, answer.next_update).timestamp())  # fmt: skip
+            deadline = times[4] if times[4] < stale else stale
+            if now >= deadline:
+                continue
+            shared = len(middle) + len(answer.der) + EDGE_ENTRY_OVERHEAD + EDGE_KEY_OVERHEAD * (len(keys) - 1)
+            per_key = -(-shared // len(keys))
+            size = per_key * len(keys) + sum(len(key) for key in keys)
+            if size > room:
+                return kept, True
+            lines = self._lines.lengths(len(answer.der))
+            entry = (deadline, times[3], times[2], middle, lines[0], lines[1], answer.der, issuer_id, stats, per_key)
+            for key in keys:
+                entries[key] = entry
+                entries.move_to_end(key, last=False)
+            self.size += size
+            room -= size
+            kept += 1
+            if self.on_fill is not None:
+                self.on_fill(cert_id_der)
+        return kept, False
 
     # invalidation and bounds ------------------------------------------------------
 
     def issuer_changed(self, issuer_id: int) -> None:
         """Note that an issuer's statuses or data changed (thread-safe: the change watcher calls it)."""
         self._changed.append(issuer_id)
+        self.changes_seen += 1
 
     def _drop_changed(self) -> None:
         issuers = set()
@@ -198,7 +262,12 @@ class EdgeCache:
         self._drop(next(iter(self._entries)))
 
     def _drop(self, key: bytes) -> None:
-        self.size -= self._entries.pop(key)[_SIZE]
+        self.size -= self._entries.pop(key)[_SIZE] + len(key)
+
+    def drop_changed(self) -> None:
+        """Drop the entries of the issuers noted by :meth:`issuer_changed` now (the next lookup would)."""
+        if self._changed:
+            self._drop_changed()
 
     # metrics --------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from certstatus.protocol.fast_request import parse_request_fast
 from certstatus.protocol.request import MalformedRequest
 from certstatus.server.edge import EdgeCache, edge_for
 from certstatus.server.http import HttpResponse, OCSPHttpHandler, Pending, etag_of
+from certstatus.server.preload import EdgePreload, preload_for
 from certstatus.server.rendered import (
     ETAG_END,
     NONCE_HEAD,
@@ -100,6 +101,8 @@ class Responder:
         self.clock = clock or handler.clock
         self.time = unix_time(self.clock)
         self.counts = {"precomputed": AnswerCounts("precomputed"), "live": AnswerCounts("live")}
+        #: The fill of the edge cache the worker starts once it listens (:mod:`certstatus.server.preload`), or None.
+        self.preload: EdgePreload | None = None
         self._lines = HeadLines()
         self._times = _Times(None, None)  # of the last answer: live answers of one second share them
 
@@ -216,24 +219,31 @@ class _Times:
 def _edge_key(method: bytes, url: bytes, body: bytes) -> bytes | None:
     """The edge cache key of a request (:mod:`certstatus.server.edge`), None when it has none.
 
-    POST: its body (a DER SEQUENCE, 0x30 first), after NUL, its request target and NUL
-    unless the target is ``/``; GET: its raw request target (never 0x30 or NUL first: llhttp
-    refuses control bytes, and a target starts with ``/``, ``*`` or a scheme), so the kinds
-    never collide. Other methods, HEAD included, follow the CA's whole plan.
+    POST: its body (a DER SEQUENCE, 0x30 first), after NUL, its request target without
+    trailing ``/`` and NUL unless the target is ``/`` (``/ca1`` and ``/ca1/`` are one route:
+    :meth:`OCSPHttpHandler.route_for <certstatus.server.http.OCSPHttpHandler.route_for>`);
+    GET: its raw request target (never 0x30 or NUL first: llhttp refuses control bytes, and
+    a target starts with ``/``, ``*`` or a scheme), so the kinds never collide. Other
+    methods, HEAD included, follow the CA's whole plan.
     """
     if method == b"POST":
         if body[:1] != b"\x30":
             return None
-        return body if url == b"/" else b"\0" + url + b"\0" + body
+        return body if url == b"/" else b"\0" + url.rstrip(b"/") + b"\0" + body
     if method == b"GET":
         return url
     return None
 
 
-def responder_for(application) -> Responder:
+def responder_for(application, *, presigned: int | None = None) -> Responder:
     """The responder of one worker's :class:`~certstatus.app.Application`: its handler, its
-    pipeline's plans and its edge answer cache (:func:`~certstatus.server.edge.edge_for`)."""
+    pipeline's plans, its edge answer cache (:func:`~certstatus.server.edge.edge_for`) and that
+    cache's fill from the store (:func:`~certstatus.server.preload.preload_for`, for
+    ``presigned`` pre-signed serials; None: not counted, no fill)."""
     pipeline = application.pipeline
     metrics = pipeline_metrics(pipeline) if pipeline is not None else None
-    return Responder(application.http, pipeline, application.registry, application.clock,
-                     edge=edge_for(application), metrics=metrics)  # fmt: skip
+    edge = edge_for(application)
+    responder = Responder(application.http, pipeline, application.registry, application.clock,
+                          edge=edge, metrics=metrics)  # fmt: skip
+    responder.preload = preload_for(application, edge, responder.fast, presigned)
+    return responder

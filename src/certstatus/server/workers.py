@@ -113,7 +113,12 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     # partial, not a lambda: the factory runs once per connection, without a Python frame of its own.
     server = await loop.create_server(functools.partial(HttpProtocol, state, loop), sock=sock, backlog=2048)
     state.start_sweeping(loop)
+    # Listening: the edge cache is filled from the store in slices between requests (server/preload.py).
+    preload = getattr(state.responder, "preload", None)
+    filling = loop.create_task(preload.run()) if preload is not None else None
     await stop.wait()
+    if filling is not None:
+        filling.cancel()
     server.close()
     state.draining = True
     log.info("worker %d draining: stopped accepting, %d connections open", os.getpid(), len(state.connections))

@@ -353,6 +353,20 @@ class StatusReader(Protocol):
         on the issuer key hash alone.
         """
 
+    def servable_responses(
+        self, issuer_id: int, hash_algorithm: str, profile: int, *, after: bytes = b"", limit: int = 200
+    ) -> list[tuple[bytes, PrecomputedResponse]]:
+        """Return up to ``limit`` pre-signed responses of the issuer for ``hash_algorithm``, in serial key
+        order after the :func:`~certstatus.model.serial_key` ``after`` (``b""``: from the first), as
+        ``(serial key, response)``: one statement per call (a slice of the edge cache's fill at a
+        worker's start, :mod:`certstatus.server.preload`).
+
+        Only what :meth:`precomputed` would return at the time of the read: the serial's status
+        unchanged since it was signed, signed under ``profile``. Whether a response is before its
+        refresh point is the caller's to judge. An empty list past the last. ValueError for a hash
+        algorithm outside :data:`PRECOMPUTED_HASH_ALGORITHMS`; :class:`StoreUnavailable` as for a lookup.
+        """
+
     def source_states(self, issuer_id: int) -> dict[str, SourceState]:
         """Return the last successful import of each source kind of the issuer."""
 

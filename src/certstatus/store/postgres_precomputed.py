@@ -63,6 +63,13 @@ _SELECT = {
     for algorithm in PRECOMPUTED_HASH_ALGORITHMS
 }
 _CERTS = "SELECT der FROM precomputed_certs WHERE id = %(id)s"
+# The request path's rows in serial order, a slice at a time (servable_responses: the edge cache's fill).
+_SLICE = {
+    algorithm: f"SELECT serial, {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    f"WHERE issuer_id = %(issuer)s AND serial > %(after)s AND {algorithm} IS NOT NULL AND changed_seq <= signed_seq "
+    "AND profile = %(profile)s ORDER BY serial LIMIT %(limit)s"
+    for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+}
 
 #: The status rows of several serials in one round trip: revocations, then one row per source listing it issued.
 _LOOKUP_MANY = """
@@ -157,6 +164,22 @@ class PrecomputedPostgres:
             der = self._read(_CERTS, {"id": certs_id})[0][0]
             assembler = self._assemblers[certs_id] = ResponseAssembler(bytes(der))
         return assembler
+
+    def servable_responses(
+        self, issuer_id: int, hash_algorithm: str, profile: int, *, after: bytes = b"", limit: int = 200
+    ) -> list[tuple[bytes, PrecomputedResponse]]:
+        query = _SLICE.get(hash_algorithm)
+        if query is None:
+            raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {hash_algorithm!r}")
+        rows = self._read(query, {"issuer": issuer_id, "after": after, "profile": profile, "limit": limit}, binary=True)
+        times: dict[dt.datetime, dt.datetime] = {}  # one object per value: the caller's caches compare by identity
+        found = []
+        for key, body, this_update, next_update, certs_id in rows:
+            der = bytes(body) if certs_id is None else self._assembler(certs_id).assemble(bytes(body))
+            this_update = times.setdefault(this_update, _utc(this_update))
+            next_update = times.setdefault(next_update, _utc(next_update))
+            found.append((bytes(key), PrecomputedResponse(der, this_update, next_update)))
+        return found
 
     def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
         """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).

@@ -75,6 +75,13 @@ _SELECT = {
     "WHERE issuer_id = ? AND serial = ? AND changed_seq <= signed_seq"
     for algorithm in PRECOMPUTED_HASH_ALGORITHMS
 }
+# The request path's rows in serial order, a slice at a time (servable_responses: the edge cache's fill).
+_SLICE = {
+    algorithm: f"SELECT serial, {algorithm}, this_update, next_update, certs_id FROM precomputed "
+    f"WHERE issuer_id = ? AND serial > ? AND {algorithm} IS NOT NULL AND changed_seq <= signed_seq AND profile = ? "
+    "ORDER BY serial LIMIT ?"
+    for algorithm in PRECOMPUTED_HASH_ALGORITHMS
+}
 _UPSERT = (
     "INSERT INTO precomputed(issuer_id, serial, sha1, sha256, certs_id, this_update, next_update, renew_at, "
     "profile, signed_seq, changed_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -209,6 +216,28 @@ class PrecomputedSQLite:
         if next_update is None:
             next_update = times[row[2]] = _dt(row[2])
         return PrecomputedResponse(der, this_update, next_update)
+
+    def servable_responses(
+        self, issuer_id: int, hash_algorithm: str, profile: int, *, after: bytes = b"", limit: int = 200
+    ) -> list[tuple[bytes, PrecomputedResponse]]:
+        sql = _SLICE.get(hash_algorithm)
+        if sql is None:
+            raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {hash_algorithm!r}")
+        rows = self._db.execute(sql, (issuer_id, after, profile, limit)).fetchall()
+        times = self._times
+        if times is None or len(times) >= _TIMES_KEPT:
+            times = self._times = {}
+        found = []
+        for key, body, this_ts, next_ts, certs_id in rows:
+            der = body if certs_id is None else self._assembler(certs_id).assemble(body)
+            this_update = times.get(this_ts)
+            if this_update is None:
+                this_update = times[this_ts] = _dt(this_ts)
+            next_update = times.get(next_ts)
+            if next_update is None:
+                next_update = times[next_ts] = _dt(next_ts)
+            found.append((key, PrecomputedResponse(der, this_update, next_update)))
+        return found
 
     def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
         """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).
