@@ -185,7 +185,7 @@ def build_application(
         if metrics is None and settings.admin is not None and os.environ.get(MULTIPROC_ENV):
             metrics = RequestMetrics()
         # The answer cache's bound when not configured: from the pre-signed set in the store (cache_size.py),
-        # which also decides whether the edge cache is filled from the store once listening (server/preload.py).
+        # which also decides whether the edge cache is filled from the store as the worker starts (server/preload.py).
         answers = None
         server = settings.server
         if server.response_cache_bytes is None or (server.response_cache_bytes and server.response_cache_preload):

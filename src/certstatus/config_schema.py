@@ -441,9 +441,9 @@ SERVER = Section(
             "the memory shared by the workers, else 64 MiB (a partial cache hits little when many serials are "
             "asked in turn). See [precomputed.md](precomputed.md#the-in-process-cache)."),
         Key("response_cache_preload", BOOLEAN, "Fill each worker's edge answer cache from the store's pre-signed "
-            "responses once it listens (POST and GET forms of the nonce-less SHA-1 request, then SHA-256 when it "
-            "fits), when every pre-signed answer fits in `response_cache_bytes` (1700 bytes each); requests are "
-            "answered meanwhile. `false`: the cache fills only as requests miss. "
+            "responses as it starts (POST and GET forms of the nonce-less SHA-1 request, then SHA-256 when it "
+            "fits), when every pre-signed answer fits in `response_cache_bytes` (1700 bytes each): before the worker "
+            "accepts connections for up to 3 s, the rest between requests. `false`: the cache fills only as requests miss. "
             "See [precomputed.md](precomputed.md#filled-at-start).", "true"),
         Key("http", Kind("any value", _anything),
             "No longer used: one HTTP server serves plain HTTP and TLS. A file that still sets it is accepted, "

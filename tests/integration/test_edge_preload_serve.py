@@ -1,4 +1,4 @@
-"""`certstatus serve` fills its edge cache from the store once it listens: the real `openssl ocsp`
+"""`certstatus serve` fills its edge cache from the store as a worker starts: the real `openssl ocsp`
 client's first request for a certificate is an edge hit (counted in /metrics as ``source="edge"``).
 
 A precomputed CA of the demo PKI, signed by `certstatus generate` before the server starts (a

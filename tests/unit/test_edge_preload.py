@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import datetime as dt
 import logging
+import os
+import signal
+import socket
 import subprocess
 from urllib.parse import quote
 
@@ -29,12 +33,11 @@ from certstatus.generator.run import Generator
 from certstatus.metrics import RequestMetrics
 from certstatus.model import serial_key
 from certstatus.server.connection import ServerState
-from certstatus.server.preload import PRELOADED, request_der as fill_request_der, request_keys
+from certstatus.server.preload import PRELOADED, request_keys
+from certstatus.server.preload import request_der as fill_request_der
 from certstatus.store.factory import open_configured_store
 from tests.edge_wire import exchange, post, split
 from tests.precomputed_helpers import ca_settings, copy_pki, request_der, revoke_in_index, settings_for
-
-import datetime as dt
 
 LEAVES = ("good", "good2", "revoked-keycompromise", "revoked-superseded")
 
@@ -273,3 +276,44 @@ def test_the_fill_logs_one_line_at_start_and_one_at_the_end_and_counts(sqlite_wo
     assert len(lines) == 2 and lines[0].startswith("edge cache fill started") and lines[1].startswith("edge cache fill done")
     assert f"{kept} entries" in lines[1] and w.responder.preload.slices > 2
     assert PRELOADED._value.get() - before == kept
+
+
+def _serve_once(w, monkeypatch, head_start: float) -> dict:
+    """Run the worker's serving coroutine on a listening socket until it accepts, then stop it;
+    return what the fill had done when the worker began accepting."""
+    from certstatus.server import workers
+
+    monkeypatch.setattr(workers, "HEAD_START_SECONDS", head_start)
+    preload = w.responder.preload
+    preload.slice_rows = 2  # several slices, each a turn of the event loop
+    loop = asyncio.new_event_loop()
+    seen: dict = {}
+    create_server = loop.create_server
+
+    async def recording_create_server(*args, **kwargs):
+        seen.update(kept=preload.kept)
+        server = await create_server(*args, **kwargs)
+        loop.call_later(0.2, os.kill, os.getpid(), signal.SIGTERM)  # the worker's stop, as the supervisor sends it
+        return server
+
+    loop.create_server = recording_create_server
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        try:
+            loop.run_until_complete(workers._serve(loop, sock, w.state, 0.1))
+        finally:
+            loop.close()
+    return seen
+
+
+def test_a_worker_accepts_its_first_connection_once_its_cache_is_filled(sqlite_worker, monkeypatch):
+    w = sqlite_worker()
+    seen = _serve_once(w, monkeypatch, head_start=30.0)
+    assert seen["kept"] > 0 and seen["kept"] == w.responder.preload.kept  # all of it before the first accept
+    assert w.responder.preload.slices > 2
+
+
+def test_a_fill_longer_than_the_head_start_goes_on_between_requests(sqlite_worker, monkeypatch):
+    w = sqlite_worker()
+    seen = _serve_once(w, monkeypatch, head_start=0.0)
+    assert seen["kept"] < w.responder.preload.kept  # accepting began before the fill ended
+    assert w.responder.preload.paced is True

@@ -24,7 +24,7 @@ with ``"edge cache"`` (:func:`~certstatus.pipeline.build.plan_steps`: precompute
 cached, no policy step — open to everyone, not forwarded, no live SQL source, no
 audit log, which must see every request), and an answer is kept when it can be
 shared: one CertID, no nonce in the request as received, no preferred signature
-algorithms, a shareable (nonce-less) answer. Once the worker listens, the CAs' stored
+algorithms, a shareable (nonce-less) answer. As the worker starts, the CAs' stored
 responses are also put in ahead of their requests (:meth:`EdgeCache.preload`, driven by
 :mod:`certstatus.server.preload`).
 

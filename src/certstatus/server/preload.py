@@ -1,10 +1,10 @@
-"""Filling a worker's edge cache from the store's pre-signed responses, once it listens.
+"""Filling a worker's edge cache from the store's pre-signed responses as it starts.
 
 A worker starts with an empty edge cache (:mod:`certstatus.server.edge`). Under the requests
 OCSP responders see — many distinct serials, each asked now and then, or walked in turn — an
 empty cache makes nearly every request of the first minutes (of the first rotation) a miss:
 the store read and render of the responder's fast path, ~40-50 µs of CPU against ~5 µs for
-an edge hit (bench/README.md, "Cold misses"). So once the worker listens, :class:`EdgePreload`
+an edge hit (bench/README.md, "Cold misses"). So as the worker starts, :class:`EdgePreload`
 reads the stored responses of every CA whose plan starts with ``"edge cache"`` in slices
 (:meth:`StatusReader.servable_responses <certstatus.store.base.StatusReader.servable_responses>`:
 one statement per slice, in serial order) and keeps each under the edge keys of the request
@@ -42,10 +42,15 @@ slice kept before the next lookup; one committed before is in the read (a row wh
 changed is not servable). Either way no stale answer is served; a CA whose entries a change
 dropped is filled once more from its start.
 
-Slices of :data:`SLICE_ROWS` rows (~0.7 ms of CPU each), each followed by a pause as long
-as the slice took, so a request waits at most one slice and the fill takes at most about half
-of a busy worker (the growth of the cache's dict, ~11 ms at 180 000 keys, is the one longer step:
-a cache filled by misses meets it too). One log line at the start and one at the end (entries, CAs,
+When: first before the worker accepts a connection, for at most :data:`HEAD_START_SECONDS`
+(the worker's requests wait in the shared listening socket's backlog, or are answered by the
+other workers; at a reload, by the old ones): 100 000 answers take ~0.6 s of CPU, so a worker
+usually starts with its cache full and serves the warmed figures from its first request. What
+is left after the head start is filled between requests (:attr:`EdgePreload.paced`): slices of
+:data:`SLICE_ROWS` rows (~0.7 ms of CPU each), each followed by a pause as long as the slice
+took, so a request waits at most one slice and the fill takes at most about half of a busy
+worker (the growth of the cache's dict, ~11 ms at 180 000 keys, is the one longer step: a
+cache filled by misses meets it too, which is the other reason to fill before accepting). One log line at the start and one at the end (entries, CAs,
 seconds, CPU seconds); a failure (the store unreachable, a row that does not decode) logs one
 error line and stops the fill: requests are answered as before, misses filling the cache.
 ``certstatus_edge_preloaded_total`` counts the entries kept.
@@ -73,6 +78,8 @@ log = logging.getLogger("certstatus.server.preload")
 
 #: Rows read and kept per turn of the event loop (~5 µs each: ~1 ms per slice).
 SLICE_ROWS = 200
+#: Seconds a worker fills before it accepts connections; the rest is filled between requests.
+HEAD_START_SECONDS = 3.0
 #: Times a CA is filled again from its start when a store change dropped its entries meanwhile.
 REFILLS = 2
 
@@ -120,6 +127,9 @@ class EdgePreload:
         self.kept = 0
         self.slices = 0
         self.longest_slice = 0.0  # seconds of CPU of the longest slice
+        #: False during the head start (nothing to answer yet: no pause after a slice); the worker sets
+        #: it once it accepts connections.
+        self.paced = False
         self._dates: tuple = (None, None, b"")
 
     async def run(self) -> int:
@@ -198,10 +208,10 @@ class EdgePreload:
                 self.longest_slice = max(self.longest_slice, spent)
                 if full:
                     return None
-                # Then wait as long as the slice took: the fill takes at most about half of a busy worker.
+                # Once accepting, wait as long as the slice took: the fill takes at most about half of a busy worker.
                 # (With sleep(0) the loop polls its sockets with a zero timeout while the task is ready, and
                 # under Connection: close load one request was answered between two slices: p99 ~100 ms.)
-                await asyncio.sleep(spent)
+                await asyncio.sleep(spent if self.paced else 0)
             if edge.changes_seen == seen_at_start:
                 return True
             edge.drop_changed()  # a change may have dropped this CA's entries: fill it again

@@ -101,7 +101,7 @@ class Responder:
         self.clock = clock or handler.clock
         self.time = unix_time(self.clock)
         self.counts = {"precomputed": AnswerCounts("precomputed"), "live": AnswerCounts("live")}
-        #: The fill of the edge cache the worker starts once it listens (:mod:`certstatus.server.preload`), or None.
+        #: The fill of the edge cache the worker runs as it starts (:mod:`certstatus.server.preload`), or None.
         self.preload: EdgePreload | None = None
         self._lines = HeadLines()
         self._times = _Times(None, None)  # of the last answer: live answers of one second share them

@@ -46,6 +46,7 @@ from certstatus.observability import process_main
 from certstatus.server.connection import HttpProtocol, ServerState
 from certstatus.server.listen import bind_address, start_listening
 from certstatus.server.overload import OverloadGuard, refused_counter
+from certstatus.server.preload import HEAD_START_SECONDS
 from certstatus.server.responder import Responder
 
 log = logging.getLogger("certstatus.server")
@@ -110,12 +111,19 @@ async def _serve(loop: asyncio.AbstractEventLoop, sock: socket.socket, state: Se
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # The edge cache is filled from the store before the first accept, for a few seconds at most, then
+    # in slices between requests (server/preload.py).
+    preload = getattr(state.responder, "preload", None)
+    filling = None
+    if preload is not None:
+        filling = loop.create_task(preload.run())
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait((filling, stopping), timeout=HEAD_START_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        preload.paced = True
     # partial, not a lambda: the factory runs once per connection, without a Python frame of its own.
     server = await loop.create_server(functools.partial(HttpProtocol, state, loop), sock=sock, backlog=2048)
     state.start_sweeping(loop)
-    # Listening: the edge cache is filled from the store in slices between requests (server/preload.py).
-    preload = getattr(state.responder, "preload", None)
-    filling = loop.create_task(preload.run()) if preload is not None else None
     await stop.wait()
     if filling is not None:
         filling.cancel()
