@@ -128,6 +128,14 @@ def _other_signer_algorithm(ca: ServedCA, query: OCSPQuery, now: dt.datetime) ->
     return () if chosen.certificate == default.certificate else (chosen.algorithm.oid,)
 
 
+def signed_by_revoked_signer(ca: ServedCA, der: bytes) -> bool:
+    """True when the stored response ``der`` carries a responder certificate that ``ca``'s own data
+    revokes (:attr:`SignerSet.revoked_certificates <certstatus.signing.signer_set.SignerSet.revoked_certificates>`,
+    empty almost always): such a response is not served, from the store or the edge cache."""
+    revoked = ca.signers.revoked_certificates
+    return bool(revoked) and any(certificate in der for certificate in revoked)
+
+
 class PrecomputedLookup:
     """Answer a single canonical CertID without nonce from the store's pre-signed responses.
 
@@ -181,8 +189,7 @@ class PrecomputedLookup:
             ):
                 raise OCSPError(OCSPResponseStatus.UNAUTHORIZED, f"serial {cert_id.serial_number:x} unknown to CA {ca.name}")
             return None
-        revoked = ca.signers.revoked_certificates
-        if revoked and any(certificate in stored.der for certificate in revoked):
+        if signed_by_revoked_signer(ca, stored.der):
             return None  # its signer was revoked since: not served (see the module docstring)
         due = self._due
         if due[0] is not stored.this_update or due[1] is not stored.next_update:

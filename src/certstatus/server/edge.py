@@ -172,9 +172,7 @@ class EdgeCache:
         name, stale_deadline = eligible
         times = self._times
         if times[0] is not answer.this_update or times[1] is not answer.next_update:
-            times = self._times = (answer.this_update, answer.next_update, answer.this_update.timestamp(),
-                                   answer.next_update.timestamp(),
-                                   refresh_due(answer.this_update, answer.next_update).timestamp())  # fmt: skip
+            times = self._times_of(answer)
         deadline = min(times[4], stale_deadline())
         if self.time() >= deadline:
             return
@@ -220,9 +218,7 @@ class EdgeCache:
                 continue
             times = self._times
             if times[0] is not answer.this_update or times[1] is not answer.next_update:
-                times = self._times = (answer.this_update, answer.next_update, answer.this_update.timestamp(),
-                                       answer.next_update.timestamp(),
-                                       refresh_due(answer.this_update, answer.next_update).timestamp())  # fmt: skip
+                times = self._times_of(answer)
             deadline = times[4] if times[4] < stale else stale
             if now >= deadline:
                 continue
@@ -242,6 +238,13 @@ class EdgeCache:
             if self.on_fill is not None:
                 self.on_fill(cert_id_der)
         return kept, False
+
+    def _times_of(self, answer) -> tuple:
+        """(thisUpdate, nextUpdate, their Unix times, the refresh point's) of ``answer``, kept as the
+        last answer's: the answers of one signing batch share the datetime objects."""
+        self._times = (answer.this_update, answer.next_update, answer.this_update.timestamp(),
+                       answer.next_update.timestamp(), refresh_due(answer.this_update, answer.next_update).timestamp())
+        return self._times
 
     # invalidation and bounds ------------------------------------------------------
 

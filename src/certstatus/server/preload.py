@@ -69,6 +69,7 @@ from certstatus.cache_size import fill_fits
 from certstatus.der import tlv
 from certstatus.pipeline.base import OCSPError
 from certstatus.pipeline.nonce import nonce_for
+from certstatus.pipeline.precomputed import signed_by_revoked_signer
 from certstatus.server.edge import EdgeCache
 from certstatus.server.http import etag_of
 from certstatus.server.rendered import ETAG_END, shared_dates
@@ -219,12 +220,11 @@ class EdgePreload:
 
     def _answers(self, ca, target: bytes, template, rows: list) -> list:
         """``rows`` as :meth:`EdgeCache.preload` takes them: keys, CertID DER, answer, rendered middle."""
-        revoked = ca.signers.revoked_certificates
         answers = []
         dates = self._dates
         for key, response in rows:
             der = response.der
-            if revoked and any(certificate in der for certificate in revoked):
+            if signed_by_revoked_signer(ca, der):
                 continue  # its signer was revoked since: a miss would not serve it either
             if dates[0] is not response.this_update or dates[1] is not response.next_update:
                 dates = self._dates = (response.this_update, response.next_update,
