@@ -205,17 +205,7 @@ class PrecomputedSQLite:
         row = self._lookup_cursor.execute(sql, (issuer_id, serial_key(serial_number))).fetchone()
         if row is None or row[0] is None or (profile is not None and row[4] != profile):
             return None
-        der = row[0] if row[3] is None else self._assembler(row[3]).assemble(row[0])
-        times = self._times
-        if times is None or len(times) >= _TIMES_KEPT:
-            times = self._times = {}
-        this_update = times.get(row[1])
-        if this_update is None:
-            this_update = times[row[1]] = _dt(row[1])
-        next_update = times.get(row[2])
-        if next_update is None:
-            next_update = times[row[2]] = _dt(row[2])
-        return PrecomputedResponse(der, this_update, next_update)
+        return self._response(row[0], row[1], row[2], row[3])
 
     def servable_responses(
         self, issuer_id: int, hash_algorithm: str, profile: int, *, after: bytes = b"", limit: int = 200
@@ -224,20 +214,22 @@ class PrecomputedSQLite:
         if sql is None:
             raise ValueError(f"pre-signed responses are for {PRECOMPUTED_HASH_ALGORITHMS}, not {hash_algorithm!r}")
         rows = self._db.execute(sql, (issuer_id, after, profile, limit)).fetchall()
+        return [(key, self._response(body, this_ts, next_ts, certs_id)) for key, body, this_ts, next_ts, certs_id in rows]
+
+    def _response(self, body: bytes, this_ts: int, next_ts: int, certs_id: int | None) -> PrecomputedResponse:
+        """A stored row as the request path serves it: the whole OCSPResponse, and one datetime per
+        stored second (:attr:`_times`)."""
+        der = body if certs_id is None else self._assembler(certs_id).assemble(body)
         times = self._times
         if times is None or len(times) >= _TIMES_KEPT:
             times = self._times = {}
-        found = []
-        for key, body, this_ts, next_ts, certs_id in rows:
-            der = body if certs_id is None else self._assembler(certs_id).assemble(body)
-            this_update = times.get(this_ts)
-            if this_update is None:
-                this_update = times[this_ts] = _dt(this_ts)
-            next_update = times.get(next_ts)
-            if next_update is None:
-                next_update = times[next_ts] = _dt(next_ts)
-            found.append((key, PrecomputedResponse(der, this_update, next_update)))
-        return found
+        this_update = times.get(this_ts)
+        if this_update is None:
+            this_update = times[this_ts] = _dt(this_ts)
+        next_update = times.get(next_ts)
+        if next_update is None:
+            next_update = times[next_ts] = _dt(next_ts)
+        return PrecomputedResponse(der, this_update, next_update)
 
     def stored_responses(self, issuer_id: int, hash_algorithm: str) -> Iterator[tuple[int, PrecomputedResponse]]:
         """Every stored response of the issuer for ``hash_algorithm``, servable or not, as (serial, response).
